@@ -1,0 +1,1 @@
+"""vramcalc catalog (YAML files, shipped as package data)."""

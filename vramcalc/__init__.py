@@ -1,0 +1,3 @@
+"""vramcalc: will this model run on my GPU?"""
+
+__version__ = "0.1.0"
