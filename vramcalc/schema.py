@@ -106,6 +106,10 @@ class VisionEncoderSpec(Entry):
     qk_norm: bool = Field(default=False, description="Per-head norm on q and k (InternViT-6B).")
     layer_scale: bool = Field(default=False, description="Learned per-channel scales after attention and MLP (DINOv2, InternViT).")
     position_embedding: Literal["learned", "rope2d", "learned+rope2d", "none"] = "learned"
+    num_position_embeddings: PositiveInt | None = Field(
+        default=None,
+        description="Size of the learned position table when it is not the native patch grid (+ class token), e.g. Qwen3-VL 2304.",
+    )
     pre_norm: bool = Field(default=False, description="A norm before the first layer (CLIP's pre_layrnorm).")
     post_norm: bool = Field(default=True, description="A final norm after the last layer.")
     pooling_head: Literal["none", "map"] = Field(default="none", description="SigLIP's attention-pooling head (part of SiglipVisionModel).")
