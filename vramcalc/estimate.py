@@ -1,0 +1,687 @@
+"""The analytic memory model: will a model run on a GPU, with what context, and what to change.
+
+Pure functions over catalog specs; no printing, no I/O. ``estimate()`` returns an ``Estimate``,
+the object that ``vramcalc check`` renders as a table and prints with ``--json``.
+
+Accounting follows the runtime:
+- ``llama.cpp`` (what ollama and LM Studio run): per device ``self = model + context + compute``
+  (common_memory_breakdown_print), with the token embedding kept in host memory, the KV cache in
+  cells padded to 256, the compute buffer reserved for a full micro-batch (n_ubatch 512), and the
+  mmproj (vision encoder + projector) with its own compute buffer at the image size.
+- ``transformers`` (PyTorch): weights at the checkpoint dtype or a quantized format, a DynamicCache
+  KV cache, activations of the prefill forward pass, and the CUDA context.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vramcalc import __version__
+from vramcalc.errors import InputError
+from vramcalc.params import (
+    Tensor,
+    count_params,
+    encoder_tensors,
+    llm_tensors,
+    vision_grid,
+    vlm_parts,
+)
+from vramcalc.quant import (
+    GGML_TYPES,
+    GGUF_QUALITY_ORDER,
+    QuantContext,
+    WeightBytes,
+    gguf_weight_bytes,
+    mmproj_weight_bytes,
+    normalize_precision,
+    torch_weight_bytes,
+)
+from vramcalc.schema import (
+    AnyresTokens,
+    DynamicResolutionTokens,
+    FixedTokens,
+    GpuSpec,
+    LlmSpec,
+    TileTokens,
+    VisionEncoderSpec,
+    VlmSpec,
+)
+from vramcalc.units import GiB, MiB
+
+Runtime = Literal["llama.cpp", "transformers"]
+KvType = Literal["f16", "q8_0", "q4_0"]
+Verdict = Literal["fits", "tight", "offload", "no"]
+
+# ---------------------------------------------------------------------------------------------
+# Empirical constants, each with its source. Guesses are named as such.
+
+#: ollama keeps this much per GPU for the CUDA/ROCm runtime (context, cuBLAS handles) on top of the
+#: model: ``cudaMinimumMemory = 457 * format.MebiByte`` (ollama discover/gpu.go; field.md).
+GUESS_CUDA_RUNTIME_BYTES = 457 * MiB
+#: ollama's Metal minimum (field.md: 512 MiB Metal minimum).
+GUESS_METAL_RUNTIME_BYTES = 512 * MiB
+#: PyTorch CUDA context incl. cuBLAS workspace, outside max_memory_allocated(). A guess (typical
+#: 400-600 MiB on Ampere/Ada with torch 2.x); ``vramcalc probe`` measures it on the user's card.
+GUESS_TORCH_CONTEXT_BYTES = 512 * MiB
+#: What a desktop session usually holds on the card that drives the display (Xorg/Wayland
+#: compositor, browser): a guess from typical nvidia-smi readings of 200-800 MiB. --headless drops it.
+GUESS_DISPLAY_BYTES = 512 * MiB
+#: llama.cpp ``--fit`` leaves this much free by default (field.md: fit target 1024 MiB); below
+#: it we call the result ``tight``.
+TIGHT_MARGIN_BYTES = 1024 * MiB
+#: llama.cpp pads the KV cache to 256 cells (llama-context: n_ctx = GGML_PAD(n_ctx, 256)).
+KV_PAD = 256
+#: Default micro-batch (llama.cpp common defaults: n_batch 2048, n_ubatch 512; field.md).
+DEFAULT_UBATCH = 512
+#: Realistic default context: 4096 text tokens (+ image tokens), never the model maximum (issue 2).
+DEFAULT_TEXT_CONTEXT = 4096
+
+#: Bytes per element of the KV cache types (ggml block layouts; F16 2 bytes).
+KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Workload(Strict):
+    """What the user asks about: runtime, precision, context, images, batch."""
+
+    runtime: Runtime = "llama.cpp"
+    quant: str | None = Field(default=None, description="LLM weights: GGUF file type (llama.cpp) or torch format; None = runtime default.")
+    vision_quant: str | None = Field(default=None, description="Vision encoder + projector weights; None = the VLM's mmproj default (f16).")
+    context_tokens: int | None = Field(default=None, gt=0, description="Text tokens per sequence; None = 4096.")
+    images: int | None = Field(default=None, ge=0, description="Images per sequence; None = 1 for a VLM, 0 otherwise.")
+    image_size: tuple[int, int] | None = Field(default=None, description="(width, height) of each image in pixels.")
+    batch: int = Field(default=1, gt=0, description="Parallel sequences (llama.cpp -np) or batch size.")
+    kv_cache: KvType = "f16"
+    flash_attention: bool = Field(default=True, description="llama.cpp -fa (auto = on where the backend supports it).")
+    n_ubatch: int = Field(default=DEFAULT_UBATCH, gt=0)
+    headless: bool = Field(default=False, description="No display on this GPU: do not reserve desktop memory.")
+
+
+class Inputs(Strict):
+    """The resolved inputs, echoed so a result is self-describing."""
+
+    vramcalc_version: str = __version__
+    model: str
+    model_name: str
+    model_kind: Literal["llm", "vlm", "encoder"]
+    llm: str | None
+    encoder: str | None
+    gpu: str
+    gpu_name: str
+    runtime: Runtime
+    quant: str
+    vision_quant: str | None
+    text_tokens: int
+    images: int
+    image_size: tuple[int, int] | None
+    image_tokens_per_image: int
+    context_tokens: int = Field(description="Text + image tokens per sequence.")
+    batch: int
+    kv_cache: KvType
+    flash_attention: bool
+    n_ubatch: int
+    headless: bool
+
+
+class Params(Strict):
+    llm: int
+    vision: int
+    projector: int
+    total: int
+
+
+class ComponentBytes(Strict):
+    llm: int = 0
+    vision: int = 0
+    projector: int = 0
+
+
+class Memory(Strict):
+    """Where the memory goes, in bytes. ``total_bytes`` is what must sit on the GPU."""
+
+    weights_bytes: ComponentBytes = Field(description="Weights of each component at its precision (the whole file's tensors).")
+    weights_host_bytes: int = Field(description="Part of the weights the runtime keeps in system RAM (llama.cpp: token embeddings).")
+    weights_bits_per_weight: float = Field(description="LLM weights: average bits per weight of the mixture.")
+    weights_by_type: dict[str, int] = Field(description="LLM weight bytes per tensor type (GGUF mixtures).")
+    kv_cache_bytes: int
+    kv_cache_cells: int = Field(description="KV cells of the full-attention layers (context x batch, padded).")
+    compute_bytes: ComponentBytes = Field(description="Runtime buffers / activations: LLM compute buffer, vision encoder compute buffer.")
+    overhead_bytes: int = Field(description="Runtime overhead on the GPU: CUDA/Metal context, library workspaces.")
+    total_bytes: int
+
+
+class GpuInfo(Strict):
+    id: str
+    name: str
+    memory_bytes: int
+    reserved_bytes: int = Field(description="Held by the desktop or the OS, not available to the model.")
+    usable_bytes: int
+    unified_memory: bool
+    memory_bandwidth_gbs: float
+
+
+class Suggestion(Strict):
+    change: str = Field(description="What to change, in words.")
+    flags: list[str] = Field(description="The check options that make the change.")
+    total_bytes: int
+    verdict: Verdict
+
+
+class Estimate(Strict):
+    """The answer to 'will it run?' for one model, GPU and workload."""
+
+    inputs: Inputs
+    params: Params
+    memory: Memory
+    gpu: GpuInfo
+    verdict: Verdict
+    headroom_bytes: int = Field(description="usable_bytes - total_bytes (negative: does not fit).")
+    max_context_tokens: int | None = Field(description="Largest context per sequence (text + images) whose total fits in usable memory; None if none does.")
+    suggestion: Suggestion | None
+    notes: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Image tokens
+
+
+def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None) -> tuple[int, int, int]:
+    """LLM tokens one image takes, and what the encoder runs: (tokens, encoder images, patches each).
+
+    ``size`` is (width, height); None means the VLM's default image size.
+    """
+    w, h = size or vlm.defaults.image_size or (enc.image_size, enc.image_size)
+    pol = vlm.image_tokens
+    native = _native_tokens(enc)
+    if isinstance(pol, FixedTokens):
+        return pol.tokens, 1, native
+    if isinstance(pol, AnyresTokens):
+        return _anyres_tokens(pol, enc, w, h)
+    if isinstance(pol, DynamicResolutionTokens):
+        rh, rw = _smart_resize(h, w, pol.factor, pol.min_pixels, pol.max_pixels)
+        patches = (rh // enc.patch_size) * (rw // enc.patch_size)
+        return (rh // pol.factor) * (rw // pol.factor), 1, patches
+    if isinstance(pol, TileTokens):
+        tiles = _internvl_tiles(w, h, pol)
+        return tiles * pol.tokens_per_tile, tiles, native
+    raise AssertionError(pol)  # pragma: no cover
+
+
+def _native_tokens(enc: VisionEncoderSpec) -> int:
+    gx, gy = vision_grid(enc)
+    return gx * gy + int(enc.class_token) + enc.register_tokens
+
+
+def _smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple[int, int]:
+    """Qwen2-VL image processor ``smart_resize`` (transformers models/qwen2_vl/image_processing_qwen2_vl.py)."""
+    hb = max(factor, round(h / factor) * factor)
+    wb = max(factor, round(w / factor) * factor)
+    if hb * wb > max_px:
+        beta = math.sqrt(h * w / max_px)
+        hb = max(factor, math.floor(h / beta / factor) * factor)
+        wb = max(factor, math.floor(w / beta / factor) * factor)
+    elif hb * wb < min_px:
+        beta = math.sqrt(min_px / (h * w))
+        hb = math.ceil(h * beta / factor) * factor
+        wb = math.ceil(w * beta / factor) * factor
+    return hb, wb
+
+
+def _internvl_tiles(w: int, h: int, pol: TileTokens) -> int:
+    """InternVL ``dynamic_preprocess``: the tile grid closest to the image aspect ratio (+ thumbnail)."""
+    ratios = sorted(
+        {(i, j) for n in range(pol.min_tiles, pol.max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+         if pol.min_tiles <= i * j <= pol.max_tiles},
+        key=lambda r: r[0] * r[1],
+    )
+    aspect = w / h
+    best, best_diff = (1, 1), float("inf")
+    area = w * h
+    for r in ratios:
+        diff = abs(aspect - r[0] / r[1])
+        if diff < best_diff:
+            best, best_diff = r, diff
+        elif diff == best_diff and area > 0.5 * pol.tile_size**2 * r[0] * r[1]:
+            best = r
+    blocks = best[0] * best[1]
+    return blocks + 1 if pol.thumbnail and blocks != 1 else blocks
+
+
+def _anyres_tokens(pol: AnyresTokens, enc: VisionEncoderSpec, w: int, h: int) -> tuple[int, int, int]:
+    """LLaVA-NeXT: base image + grid tiles, unpadded to the aspect ratio, one newline per row.
+
+    transformers models/llava_next (select_best_resolution, get_anyres_image_grid_shape, unpad_image).
+    """
+    side = enc.image_size
+    best, best_eff, best_waste = pol.grid_pinpoints[0], -1, float("inf")
+    for cw, ch in pol.grid_pinpoints:
+        scale = min(cw / w, ch / h)
+        dw, dh = int(w * scale), int(h * scale)
+        eff = min(dw * dh, w * h)
+        waste = cw * ch - eff
+        if eff > best_eff or (eff == best_eff and waste < best_waste):
+            best, best_eff, best_waste = (cw, ch), eff, waste
+    gx, gy = best[0] // side, best[1] // side
+    per = side // enc.patch_size
+    cur_w, cur_h = gx * per, gy * per
+    if w / h > cur_w / cur_h:
+        new_h = int(round(h * (cur_w / w), 7))
+        pad = (cur_h - new_h) // 2
+        cur_h = cur_h - 2 * pad
+    else:
+        new_w = int(round(w * (cur_h / h), 7))
+        pad = (cur_w - new_w) // 2
+        cur_w = cur_w - 2 * pad
+    tokens = per * per + cur_w * cur_h + (cur_h if pol.newline_tokens else 0)
+    return tokens, 1 + gx * gy, _native_tokens(enc)
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache and compute buffers
+
+
+def kv_cache_bytes(llm: LlmSpec, tokens: int, batch: int, kv: str, runtime: Runtime, n_ubatch: int = DEFAULT_UBATCH) -> tuple[int, int]:
+    """KV cache bytes and the number of cells of the full-attention layers.
+
+    K and V per layer per cell: kv_heads x head_dim each (GQA/MQA). Sliding-window layers hold
+    only the window (llama.cpp llama_kv_cache_iswa: min(n_ctx, pad(n_swa * n_seq + n_ubatch, 256))).
+    MLA (DeepSeek-V2/V3) caches the compressed latent: K = kv_lora_rank + rope dims, V = kv_lora_rank.
+    """
+    pad = KV_PAD if runtime == "llama.cpp" else 1
+    cells = _pad(tokens * batch, pad)
+    swa_cells = cells
+    if llm.sliding_window:
+        extra = n_ubatch if runtime == "llama.cpp" else 0
+        swa_cells = min(cells, _pad(llm.sliding_window.size * batch + extra, pad))
+    if llm.mla:
+        k_dim = llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim
+        v_dim = llm.mla.kv_lora_rank
+    else:
+        k_dim = v_dim = llm.num_kv_heads * llm.head_dim_
+    per_elem = KV_TYPE_BYTES[kv]
+    total = 0.0
+    for i in range(llm.num_layers):
+        n = swa_cells if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
+        total += n * (k_dim + v_dim) * per_elem
+    return int(total), cells
+
+
+def _pad(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def llamacpp_compute_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool) -> int:
+    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``).
+
+    ggml-alloc reserves the worst case graph (a full micro-batch against the full context) and
+    reuses memory between ops, so the buffer is the largest of three live sets (f32 activations):
+    - output: logits for every token of the micro-batch (n_ubatch x n_vocab) + the hidden state;
+    - attention without flash attention: the KQ scores (n_ctx x n_ubatch x n_head) + 4 hidden-size
+      tensors; with flash attention no KQ matrix is materialized;
+    - FFN: gate and up activations (n_ubatch x n_ff, for MoE the active experts) + the hidden state.
+    Fitted to shared/calibration/llamacpp_buffers.csv (V100 rows, LLaMA-7B F16/Q8_0/Q4_0 at n_ctx
+    512 and 2048: 70.5 and 164 MiB; Llama-2-13B 81 MiB at 512) and to the widely quoted Llama-3-8B
+    buffer of 258.5 MiB (= 512 x 128256 x 4 + 512 x 4096 x 4) with flash attention.
+    """
+    u = min(n_ubatch, n_ctx)
+    act = u * llm.hidden_size * 4
+    output = u * llm.vocab_size * 4 + act
+    if flash_attention:
+        attn = 4 * act + n_ctx * u * 2  # + the f16 KQ mask
+    else:
+        attn = n_ctx * u * llm.num_heads * 4 + 4 * act
+    if llm.moe:
+        ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
+    else:
+        ff = llm.intermediate_size
+    ffn = u * ff * 4 * (2 if llm.gated_mlp else 1) + act
+    return max(output, attn, ffn)
+
+
+def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_attention: bool) -> int:
+    """llama.cpp mtmd/clip compute buffer for encoding ``images`` crops of ``patches`` tokens each.
+
+    Without flash attention the f32 KQ scores (heads x N^2) dominate; with it, the MLP activations.
+    Coefficients fitted to the published clip buffers (field.md, gguf-parser-go#44, FA off/on):
+    Gemma 3 (896 px, 4096 patches) 1132/121 MiB and Qwen2-VL (warm-up at 46x46 merged tokens =
+    8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~3 (on) hidden-size
+    f32 tensors. Qwen2.5-VL's windowed attention adds masks this does not model (4872/705 MiB
+    published vs 4620/345 predicted), see tests/test_estimate.py.
+    """
+    n = patches
+    act = n * enc.hidden_size * 4
+    if flash_attention:
+        per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 3 * act
+    else:
+        per = enc.num_heads * n * n * 4 + 6 * act
+    return per * images
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+
+
+def _quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
+    return QuantContext(
+        ftype=ftype,
+        n_layers=llm.num_layers,
+        n_gqa=llm.num_heads // llm.num_kv_heads,
+        n_expert=llm.moe.num_experts if llm.moe else 0,
+        is_70b=llm.num_layers == 80 and llm.family.startswith("llama"),
+        has_output=not llm.tied_embeddings,
+    )
+
+
+def llm_weight_bytes(llm: LlmSpec, runtime: Runtime, quant: str) -> WeightBytes:
+    tensors = llm_tensors(llm)
+    if runtime == "llama.cpp":
+        return gguf_weight_bytes(tensors, _quant_context(llm, quant))
+    return torch_weight_bytes(tensors, quant)
+
+
+def vision_weight_bytes(tensors: tuple[Tensor, ...], runtime: Runtime, quant: str) -> WeightBytes:
+    if runtime == "llama.cpp":
+        return mmproj_weight_bytes(tensors, quant)
+    return torch_weight_bytes(tensors, quant)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU memory available
+
+
+def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
+    """Usable memory: the card minus what the desktop holds, or on unified-memory systems the
+    share the OS lets the GPU use."""
+    total = gpu.memory_bytes
+    if gpu.vendor == "apple":
+        # Metal's recommendedMaxWorkingSetSize: about 2/3 of RAM up to 32 GB, 3/4 above (field.md:
+        # 'roughly 2/3 to 3/4 of RAM'; llama.cpp logs 'recommendedMaxWorkingSetSize = 48 GB' on 64 GB).
+        usable = total * 2 // 3 if total <= 32 * GiB else total * 3 // 4
+    elif gpu.unified_memory:
+        usable = total - 8 * GiB  # a guess: what Linux + a desktop keep of a 64-128 GB unified system
+    elif gpu.category in ("consumer", "laptop") and not headless:
+        usable = total - GUESS_DISPLAY_BYTES
+    else:
+        usable = total
+    return GpuInfo(
+        id=gpu.id, name=gpu.name, memory_bytes=total, reserved_bytes=total - usable, usable_bytes=usable,
+        unified_memory=gpu.unified_memory, memory_bandwidth_gbs=gpu.memory_bandwidth_gbs,
+    )
+
+
+def runtime_overhead_bytes(gpu: GpuSpec, runtime: Runtime) -> int:
+    if runtime == "transformers":
+        return GUESS_TORCH_CONTEXT_BYTES
+    return GUESS_METAL_RUNTIME_BYTES if gpu.backend == "metal" else GUESS_CUDA_RUNTIME_BYTES
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimate
+
+
+def default_quant(model: LlmSpec | VlmSpec | VisionEncoderSpec, llm: LlmSpec | None, runtime: Runtime) -> str:
+    """Q4_K_M for llama.cpp (the most downloaded GGUF); the checkpoint dtype for transformers."""
+    if runtime == "llama.cpp":
+        return "F16" if llm is None else "Q4_K_M"
+    return (llm or model).dtype  # type: ignore[union-attr]
+
+
+def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workload: Workload | None = None, catalog=None) -> Estimate:  # noqa: ANN001
+    """Memory estimate of running ``model`` on ``gpu`` under ``workload``.
+
+    Args:
+        model: an LLM, a VLM, or a vision encoder on its own (image embedding).
+        gpu: the GPU.
+        workload: runtime, precision, context, images, batch; defaults if None.
+        catalog: where a VLM's encoder and LLM ids are looked up (default: the loaded catalog).
+
+    Returns:
+        The Estimate: breakdown, verdict, headroom, largest context, suggestion.
+    """
+    w = workload or Workload()
+    est = _estimate_once(model, gpu, w, catalog)
+    if est.inputs.llm is not None:
+        est.max_context_tokens = _max_context(model, gpu, w, catalog, est)
+    if est.verdict != "fits":
+        est.suggestion = _suggest(model, gpu, w, catalog, est)
+    return est
+
+
+def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # noqa: ANN001, C901
+    notes: list[str] = []
+    enc: VisionEncoderSpec | None = None
+    llm: LlmSpec | None = None
+    proj_tensors: tuple[Tensor, ...] = ()
+    if isinstance(model, VlmSpec):
+        parts = vlm_parts(model, catalog)
+        enc, llm, proj_tensors = parts.encoder, parts.llm, parts.projector
+        kind = "vlm"
+    elif isinstance(model, LlmSpec):
+        llm, kind = model, "llm"
+    else:
+        enc, kind = model, "encoder"
+
+    quant = normalize_precision(w.quant or default_quant(model, llm, w.runtime), w.runtime)
+    vq = None
+    if enc is not None:
+        vdefault = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else "f16"
+        if kind == "encoder" and w.quant:
+            vdefault = w.quant
+        if w.runtime == "llama.cpp":
+            vq = (w.vision_quant or vdefault).lower()
+            if vq not in ("f32", "f16", "bf16", "q8_0"):
+                raise InputError(f"--vision-quant for llama.cpp must be f32, f16, bf16 or q8_0 (mmproj types), got '{vq}'.")
+        else:
+            vq = normalize_precision(w.vision_quant or ("fp16" if vdefault == "f16" else vdefault), "transformers")
+    if w.runtime == "llama.cpp" and w.kv_cache != "f16" and not w.flash_attention:
+        raise InputError("llama.cpp needs flash attention for a quantized V cache: drop --no-flash-attn or use --kv-cache f16.")
+
+    # --- images and context
+    n_images = (1 if kind == "vlm" else 0) if w.images is None else w.images
+    if kind == "encoder":
+        n_images = max(1, w.images or w.batch)
+    tok_per_image, enc_crops, enc_patches = 0, 0, 0
+    image_size = None
+    if enc is not None:
+        if isinstance(model, VlmSpec):
+            tok_per_image, enc_crops, enc_patches = image_tokens(model, enc, w.image_size)
+            image_size = w.image_size or model.defaults.image_size or (enc.image_size, enc.image_size)
+        else:
+            image_size = w.image_size or (enc.image_size, enc.image_size)
+            gx, gy = image_size[0] // enc.patch_size, image_size[1] // enc.patch_size
+            enc_crops, enc_patches = 1, gx * gy + int(enc.class_token) + enc.register_tokens
+    text = w.context_tokens or (DEFAULT_TEXT_CONTEXT if llm else 0)
+    ctx = text + n_images * tok_per_image
+    if llm is not None and ctx > llm.max_context:
+        notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
+
+    # --- weights
+    wb_llm = llm_weight_bytes(llm, w.runtime, quant) if llm else WeightBytes(quant)
+    wb_vis = vision_weight_bytes(encoder_tensors(enc), w.runtime, vq) if enc else WeightBytes(vq or "")
+    wb_proj = vision_weight_bytes(proj_tensors, w.runtime, vq) if proj_tensors else WeightBytes(vq or "")
+    host = wb_llm.host_bytes if w.runtime == "llama.cpp" else 0
+
+    # --- KV cache and compute
+    kv, cells = (0, 0)
+    compute_llm = 0
+    if llm is not None:
+        kv, cells = kv_cache_bytes(llm, ctx, w.batch, w.kv_cache, w.runtime, w.n_ubatch)
+        if w.runtime == "llama.cpp":
+            compute_llm = llamacpp_compute_bytes(llm, cells, w.n_ubatch, w.flash_attention)
+        else:
+            compute_llm = torch_prefill_bytes(llm, ctx, w.batch, wb_llm)
+    compute_vis = 0
+    if enc is not None:
+        if w.runtime == "llama.cpp":
+            # llama.cpp encodes one image at a time (all its crops in one batch)
+            compute_vis = clip_compute_bytes(enc, enc_patches, enc_crops * (w.batch if kind == "encoder" else 1), w.flash_attention)
+        else:
+            compute_vis = torch_vit_bytes(enc, enc_patches, enc_crops * (w.batch if kind == "encoder" else 1))
+    overhead = runtime_overhead_bytes(gpu, w.runtime)
+    weights_dev = wb_llm.bytes - host + wb_vis.bytes + wb_proj.bytes
+    total = weights_dev + kv + compute_llm + compute_vis + overhead
+
+    ginfo = gpu_info(gpu, w.headless)
+    headroom = ginfo.usable_bytes - total
+    verdict = _verdict(headroom, w.runtime)
+    if verdict == "offload":
+        notes.append("Does not fit entirely on the GPU; llama.cpp can keep some layers in system RAM (slower).")
+    if ginfo.reserved_bytes and not gpu.unified_memory:
+        notes.append(f"{ginfo.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
+    pc = count_params(model, catalog) if kind != "encoder" else count_params(enc)
+
+    return Estimate(
+        inputs=Inputs(
+            model=model.id, model_name=model.name, model_kind=kind, llm=llm.id if llm and kind == "vlm" else (llm.id if llm else None),
+            encoder=enc.id if enc else None, gpu=gpu.id, gpu_name=gpu.name, runtime=w.runtime, quant=quant,
+            vision_quant=vq, text_tokens=text, images=n_images, image_size=image_size,
+            image_tokens_per_image=tok_per_image, context_tokens=ctx, batch=w.batch, kv_cache=w.kv_cache,
+            flash_attention=w.flash_attention, n_ubatch=w.n_ubatch, headless=w.headless,
+        ),
+        params=Params(llm=pc.llm, vision=pc.vision, projector=pc.projector, total=pc.total),
+        memory=Memory(
+            weights_bytes=ComponentBytes(llm=wb_llm.bytes, vision=wb_vis.bytes, projector=wb_proj.bytes),
+            weights_host_bytes=host,
+            weights_bits_per_weight=round(wb_llm.bits_per_weight, 3),
+            weights_by_type=dict(sorted(wb_llm.by_type.items(), key=lambda kv_: -kv_[1])),
+            kv_cache_bytes=kv,
+            kv_cache_cells=cells,
+            compute_bytes=ComponentBytes(llm=compute_llm, vision=compute_vis),
+            overhead_bytes=overhead,
+            total_bytes=total,
+        ),
+        gpu=ginfo,
+        verdict=verdict,
+        headroom_bytes=headroom,
+        max_context_tokens=None,
+        suggestion=None,
+        notes=notes,
+    )
+
+
+def _verdict(headroom: int, runtime: Runtime) -> Verdict:
+    if headroom >= TIGHT_MARGIN_BYTES:
+        return "fits"
+    if headroom >= 0:
+        return "tight"
+    return "offload" if runtime == "llama.cpp" else "no"
+
+
+def torch_prefill_bytes(llm: LlmSpec, tokens: int, batch: int, wb: WeightBytes) -> int:
+    """Peak activations of a transformers prefill forward (SDPA, no KQ matrix kept).
+
+    Live at the MLP of one layer: the residual stream and normed input (2 x T x h), gate and up
+    outputs and their product (3 x T x ff) at the activation dtype (2 bytes); plus the last token's
+    logits in fp32 (generate() keeps only the last position: logits_to_keep=1, transformers >= 4.45).
+    """
+    t = tokens * batch
+    ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token if llm.moe else llm.intermediate_size
+    return 2 * (2 * t * llm.hidden_size + 3 * t * ff) + batch * llm.vocab_size * 4
+
+
+def torch_vit_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> int:
+    """Peak activations of a ViT forward pass in PyTorch at 2 bytes per element (see vit.py, which
+    the probe checks against FakeTensorMode; this is the same live set used without importing it)."""
+    try:
+        from vramcalc.vit import activation_bytes  # the probe's model, when present
+    except ImportError:  # pragma: no cover
+        activation_bytes = None
+    if activation_bytes is not None:
+        return activation_bytes(enc, images, patches)
+    ff = enc.intermediate_size * (2 if enc.gated_mlp else 1)
+    return images * patches * 2 * (3 * enc.hidden_size + ff)
+
+
+# ---------------------------------------------------------------------------------------------
+# Largest context and the cheapest change that fits
+
+
+def _max_context(model, gpu: GpuSpec, w: Workload, catalog, base: Estimate) -> int | None:  # noqa: ANN001
+    """Largest text+image context per sequence whose total fits the usable memory (steps of 256)."""
+    llm_max = catalog_llm(model, catalog).max_context
+    images_tokens = base.inputs.images * base.inputs.image_tokens_per_image
+    lo_text = 256
+    hi_text = max(lo_text, llm_max - images_tokens)
+
+    def fits(text: int) -> bool:
+        e = _estimate_once(model, gpu, w.model_copy(update={"context_tokens": text}), catalog)
+        return e.headroom_bytes >= 0
+
+    if not fits(lo_text):
+        return None
+    if fits(hi_text):
+        return hi_text + images_tokens
+    lo, hi = lo_text // 256, hi_text // 256  # invariant: fits(lo*256), not fits(hi*256)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid * 256):
+            lo = mid
+        else:
+            hi = mid
+    return lo * 256 + images_tokens
+
+
+def catalog_llm(model, catalog) -> LlmSpec:  # noqa: ANN001
+    return vlm_parts(model, catalog).llm if isinstance(model, VlmSpec) else model
+
+
+def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate) -> Suggestion | None:  # noqa: ANN001
+    """The cheapest change that makes it fit: free switches first, then context, then precision."""
+    tries: list[tuple[str, list[str], dict]] = []
+    if w.runtime == "llama.cpp":
+        if not w.flash_attention:
+            tries.append(("turn flash attention on", ["--flash-attn"], {"flash_attention": True}))
+        if w.kv_cache == "f16":
+            tries.append(("quantize the KV cache to q8_0", ["--kv-cache", "q8_0"], {"kv_cache": "q8_0", "flash_attention": True}))
+    if w.headless is False and gpu.category in ("consumer", "laptop"):
+        tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}))
+    max_ctx = est.max_context_tokens
+    if est.inputs.llm and max_ctx and max_ctx >= 2048 + est.inputs.images * est.inputs.image_tokens_per_image:
+        text = max_ctx - est.inputs.images * est.inputs.image_tokens_per_image
+        if text < est.inputs.text_tokens:
+            tries.append((f"shorten the context to {text} text tokens", ["--ctx", str(text)], {"context_tokens": text}))
+    if est.inputs.llm and w.runtime == "llama.cpp":
+        order = GGUF_QUALITY_ORDER
+        cur = est.inputs.quant
+        start = order.index(cur) + 1 if cur in order else next(
+            (i for i, q in enumerate(order) if _bpw(q) < _bpw(cur)), len(order))
+        for q in order[start:]:
+            tries.append((f"use a smaller quantization ({q})", ["--quant", q], {"quant": q}))
+    elif est.inputs.llm:
+        for q in ("int8", "nf4"):
+            if est.inputs.quant not in ("int8", "nf4") or (q == "nf4" and est.inputs.quant == "int8"):
+                tries.append((f"load the weights in {q} (bitsandbytes)", ["--quant", q], {"quant": q}))
+    for change, flags, update in tries:
+        e = _estimate_once(model, gpu, w.model_copy(update=update), catalog)
+        if e.verdict == "fits":
+            return Suggestion(change=change, flags=flags, total_bytes=e.memory.total_bytes, verdict=e.verdict)
+    # nothing alone: combine the free switches with the smallest precision tried
+    if tries:
+        combined: dict = {}
+        flags: list[str] = []
+        for _, f, u in tries:
+            if "quant" in u or "context_tokens" in u:
+                continue
+            combined.update(u)
+            flags += f
+        if est.inputs.llm and len(tries) > 0:
+            last = [t for t in tries if "quant" in t[2]]
+            if last:
+                combined.update(last[-1][2])
+                flags += last[-1][1]
+        if combined:
+            e = _estimate_once(model, gpu, w.model_copy(update=combined), catalog)
+            if e.verdict in ("fits", "tight"):
+                return Suggestion(change="combine: " + " ".join(flags), flags=flags, total_bytes=e.memory.total_bytes, verdict=e.verdict)
+    return None
+
+
+def _bpw(ftype: str) -> float:
+    base = GGML_TYPES.get(ftype) or GGML_TYPES.get(ftype.split("_")[0] + "_K", (16, 8))
+    return 8 * base[0] / base[1]

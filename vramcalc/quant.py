@@ -1,0 +1,330 @@
+"""Weight precisions: GGML block types, llama.cpp file types (per-tensor mixtures), and the
+PyTorch-side formats (fp16/bf16/fp8/int8, bitsandbytes NF4/LLM.int8, GPTQ/AWQ 4-bit).
+
+GGUF file types such as Q4_K_M are not one bit-width: llama.cpp's ``llama_tensor_get_type``
+(src/llama-quant.cpp) picks a type per tensor. ``gguf_tensor_type`` follows that function for the
+tensors our catalog models have (llama.cpp at b4000-b6000, 2024-11 .. 2025-10; the rules for these
+tensors were unchanged over that range). Block layouts: ggml/src/ggml.c ``type_traits`` (bytes per
+block / weights per block), as listed in shared/reference/field.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from vramcalc.errors import InputError
+from vramcalc.params import Tensor
+
+#: GGML tensor types: (bytes per block, weights per block). ggml/src/ggml.c type_traits.
+GGML_TYPES: dict[str, tuple[int, int]] = {
+    "F32": (4, 1),
+    "F16": (2, 1),
+    "BF16": (2, 1),
+    "Q8_0": (34, 32),
+    "Q4_0": (18, 32),
+    "Q4_1": (20, 32),
+    "Q5_0": (22, 32),
+    "Q5_1": (24, 32),
+    "Q2_K": (84, 256),
+    "Q3_K": (110, 256),
+    "Q4_K": (144, 256),
+    "Q5_K": (176, 256),
+    "Q6_K": (210, 256),
+    "Q8_K": (292, 256),
+    "IQ4_XS": (136, 256),
+    "IQ4_NL": (18, 32),
+    "IQ3_XXS": (98, 256),
+    "IQ3_S": (110, 256),
+    "IQ2_XXS": (66, 256),
+    "IQ2_XS": (74, 256),
+    "IQ2_S": (82, 256),
+    "IQ1_S": (50, 256),
+    "IQ1_M": (56, 256),
+    "MXFP4": (17, 32),
+}
+
+#: llama.cpp file types (``llama-quantize`` names) -> default tensor type (llama-quant.cpp, switch on ftype).
+GGUF_FILE_TYPES: dict[str, str] = {
+    "F32": "F32",
+    "F16": "F16",
+    "BF16": "BF16",
+    "Q8_0": "Q8_0",
+    "Q6_K": "Q6_K",
+    "Q5_K_M": "Q5_K",
+    "Q5_K_S": "Q5_K",
+    "Q5_1": "Q5_1",
+    "Q5_0": "Q5_0",
+    "Q4_K_M": "Q4_K",
+    "Q4_K_S": "Q4_K",
+    "Q4_1": "Q4_1",
+    "Q4_0": "Q4_0",
+    "IQ4_XS": "IQ4_XS",
+    "IQ4_NL": "IQ4_NL",
+    "Q3_K_L": "Q3_K",
+    "Q3_K_M": "Q3_K",
+    "Q3_K_S": "Q3_K",
+    "IQ3_M": "IQ3_S",
+    "IQ3_S": "IQ3_S",
+    "IQ3_XXS": "IQ3_XXS",
+    "Q2_K": "Q2_K",
+    "IQ2_M": "IQ2_S",
+    "IQ2_S": "IQ2_S",
+    "IQ2_XS": "IQ2_XS",
+    "IQ2_XXS": "IQ2_XXS",
+    "IQ1_M": "IQ1_M",
+    "IQ1_S": "IQ1_S",
+    "MXFP4_MOE": "MXFP4",
+}
+
+#: Quality order used by `fit` (best first), see issue 5; the K-quant mixtures in between.
+GGUF_QUALITY_ORDER = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q3_K_M", "Q2_K"]
+
+# When a row length is not a multiple of the block size, llama.cpp falls back (llama-quant.cpp,
+# "tensor cols ... are not divisible by ..., required for ..."): K-quants -> legacy quants.
+_FALLBACK = {
+    "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL",
+    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL",
+    "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+}
+
+#: PyTorch-side formats: (bits per quantized weight incl. its scales, what stays in 16-bit).
+#: Linear weights of attention and FFN are quantized; embeddings, lm_head and norms stay 16-bit.
+#: - bnb NF4 (bitsandbytes Linear4bit, blocksize 64, fp32 absmax; double quant off, the transformers
+#:   default BitsAndBytesConfig.bnb_4bit_use_double_quant=False): 4 + 32/64 = 4.5 bits.
+#: - bnb int8 (LLM.int8, Linear8bitLt): 8 bits + one fp32 scale per output row (counted per tensor below).
+#: - GPTQ / AWQ 4-bit, group size 128: 4 bits + fp16 scale + 4-bit zero per group = 4 + 20/128 bits.
+#: - fp8 (e4m3, per-tensor scale): 8 bits.
+TORCH_FORMATS: dict[str, float] = {
+    "fp32": 32.0,
+    "fp16": 16.0,
+    "bf16": 16.0,
+    "fp8": 8.0,
+    "int8": 8.0,
+    "nf4": 4.5,
+    "gptq-int4": 4.0 + 20 / 128,
+    "awq-int4": 4.0 + 20 / 128,
+    "gptq-int8": 8.0 + 24 / 128,
+}
+
+_ALIASES = {"q8": "Q8_0", "q4": "Q4_0", "f16": "F16", "f32": "F32", "bf16": "BF16", "mxfp4": "MXFP4_MOE",
+            "awq": "awq-int4", "gptq": "gptq-int4", "bnb-nf4": "nf4", "bnb4": "nf4", "4bit": "nf4",
+            "bnb-int8": "int8", "8bit": "int8", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+
+
+def normalize_precision(name: str, runtime: str = "llama.cpp") -> str:
+    """Canonical precision name for a runtime: 'q4_k_m' -> 'Q4_K_M'; 'fp16' -> 'F16' for llama.cpp."""
+    raw = name.strip()
+    low = raw.lower()
+    if runtime == "llama.cpp":
+        up = _ALIASES.get(low, raw).upper().replace("-", "_")
+        if low in ("fp16", "float16"):
+            up = "F16"
+        elif low in ("fp32", "float32"):
+            up = "F32"
+        elif low in ("bfloat16",):
+            up = "BF16"
+        if up in GGUF_FILE_TYPES:
+            return up
+        raise InputError(f"Unknown llama.cpp quantization '{name}'. Known: {', '.join(GGUF_FILE_TYPES)}.")
+    canon = _ALIASES.get(low, low)
+    if canon in TORCH_FORMATS:
+        return canon
+    raise InputError(f"Unknown {runtime} precision '{name}'. Known: {', '.join(TORCH_FORMATS)}.")
+
+
+def ggml_type_bytes(ggml_type: str, numel: int) -> int:
+    block_bytes, block = GGML_TYPES[ggml_type]
+    return -(-numel // block) * block_bytes
+
+
+@dataclass(frozen=True)
+class QuantContext:
+    """What llama_tensor_get_type needs to know about the model."""
+
+    ftype: str
+    n_layers: int
+    n_gqa: int = 1  # heads per KV head
+    n_expert: int = 0
+    is_70b: bool = False  # llama.cpp LLM_TYPE_70B (Llama 2/3 70B: 80 layers)
+    has_output: bool = True  # False when embeddings are tied: token_embd then gets the output rules
+
+
+def _use_more_bits(i_layer: int, n_layers: int) -> bool:
+    # llama-quant.cpp use_more_bits(): first and last eighth, and every third layer in between
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+
+
+def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
+    """The GGML type llama.cpp's quantizer gives tensor ``t`` for file type ``q.ftype``.
+
+    Follows ``llama_tensor_get_type`` (src/llama-quant.cpp) for the tensor roles the catalog
+    models have, without an importance matrix.
+    """
+    ft = q.ftype
+    default = GGUF_FILE_TYPES[ft]
+    if t.ndim < 2:  # norms, biases, scalars: never quantized (quantize &= ggml_n_dims(tensor) >= 2)
+        return "F32"
+    if ft in ("F32", "F16", "BF16"):
+        return default
+    role = t.role
+    i = t.layer if t.layer is not None else 0
+    n = q.n_layers
+    new = default
+    is_output = role == "output" or (not q.has_output and role == "token_embd")
+    if is_output:
+        if ft in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
+            new = "Q5_K"
+        elif new != "Q8_0":
+            new = "Q6_K"
+    elif role == "token_embd":
+        if ft in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+            new = "Q2_K"
+        elif ft in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
+            new = "IQ3_S"
+    elif role in ("attn_v", "attn_kv_b"):
+        if role == "attn_v":
+            if ft == "Q2_K":
+                new = "Q4_K" if q.n_gqa >= 4 else "Q3_K"
+            elif ft == "IQ3_XXS":
+                new = "Q4_K" if q.n_gqa >= 4 else "IQ3_S"
+            elif ft in ("IQ3_S", "IQ3_M") and q.n_gqa >= 4:
+                new = "Q4_K"
+            elif ft == "IQ3_M":
+                new = "Q4_K"
+            elif ft == "Q3_K_M":
+                new = "Q5_K" if i < 2 else "Q4_K"
+            elif ft == "Q3_K_L":
+                new = "Q5_K"
+            elif ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4:
+                new = "Q5_K"
+            elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
+                new = "Q6_K"
+            elif ft == "Q4_K_S" and i < 4:
+                new = "Q5_K"
+            if q.is_70b and new in ("Q3_K", "Q4_K"):
+                new = "Q5_K"
+            if q.n_expert == 8:
+                new = "Q8_0"
+    elif role == "attn_k":
+        if q.n_expert == 8:
+            new = "Q8_0"
+    elif role == "attn_qkv":
+        if ft in ("Q3_K_M", "Q3_K_L", "IQ3_M"):
+            new = "Q4_K"
+        elif ft == "Q4_K_M":
+            new = "Q5_K"
+        elif ft == "Q5_K_M":
+            new = "Q6_K"
+    elif role == "attn_output":
+        if q.n_expert == 8:
+            if ft in ("Q2_K", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"):
+                new = "Q5_K"
+        elif ft == "Q2_K":
+            new = "Q3_K"
+        elif ft in ("IQ3_M", "Q3_K_M"):
+            new = "Q4_K"
+        elif ft == "Q3_K_L":
+            new = "Q5_K"
+    elif role in ("ffn_down", "ffn_down_exps"):
+        if ft == "Q2_K":
+            new = "Q3_K"
+        elif ft == "IQ3_XXS":
+            new = "Q4_K" if i < n // 8 else "Q3_K"
+        elif ft == "Q3_K_M":
+            new = "Q5_K" if i < n // 16 else "Q4_K" if _use_more_bits(i, n) else "Q3_K"
+        elif ft == "IQ3_M" and (i < n // 8 or (q.n_expert == 8 and _use_more_bits(i, n))):
+            new = "Q4_K"
+        elif ft == "Q3_K_L":
+            new = "Q5_K"
+        elif ft in ("Q4_K_M", "Q5_K_M"):
+            if _use_more_bits(i, n):
+                new = "Q6_K"
+        elif ft == "Q4_K_S" and i < n // 8:
+            new = "Q5_K"
+        elif ft in ("IQ4_NL", "IQ4_XS") and i < n // 8:
+            new = "Q5_K"
+    elif role.endswith("_exps") and default == "MXFP4":
+        new = "MXFP4"
+    if ft == "MXFP4_MOE" and not role.endswith("_exps"):
+        new = "Q8_0"  # gpt-oss: everything but the experts stays Q8_0 in the MXFP4_MOE file type
+    # row length not divisible by the block size: fall back (llama-quant.cpp)
+    block = GGML_TYPES[new][1]
+    if t.shape[0] % block:
+        new = _FALLBACK.get(new, "F16")
+        if t.shape[0] % GGML_TYPES[new][1]:
+            new = "F16"
+    return new
+
+
+@dataclass
+class WeightBytes:
+    """Weight bytes of one component at one precision."""
+
+    precision: str
+    bytes: int = 0
+    params: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)  # tensor type -> bytes
+    host_bytes: int = 0  # part that the runtime keeps in system RAM (llama.cpp: token_embd)
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8 * self.bytes / self.params if self.params else 0.0
+
+    def add(self, ttype: str, numel: int, nbytes: int) -> None:
+        self.bytes += nbytes
+        self.params += numel
+        self.by_type[ttype] = self.by_type.get(ttype, 0) + nbytes
+
+
+def gguf_weight_bytes(tensors: Iterable[Tensor], ctx: QuantContext) -> WeightBytes:
+    """Bytes of every tensor at the type llama.cpp's quantizer assigns (the file's tensor data)."""
+    out = WeightBytes(ctx.ftype)
+    for t in tensors:
+        ttype = gguf_tensor_type(t, ctx)
+        nb = ggml_type_bytes(ttype, t.numel)
+        out.add(ttype, t.numel, nb)
+        if t.role == "token_embd":
+            # llama.cpp keeps the input embedding on the CPU (llama-model.cpp: tok_embd is
+            # assigned to the input layer's buffer type, the host), whatever -ngl is.
+            out.host_bytes += nb
+    return out
+
+
+def mmproj_weight_bytes(tensors: Iterable[Tensor], dtype: str) -> WeightBytes:
+    """A llama.cpp mmproj (clip) file: 2-D weights at ``dtype``, 1-D and embeddings in F32.
+
+    convert_hf_to_gguf.py MmprojModel keeps position/class embeddings and norms in F32.
+    """
+    gtype = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}[dtype.lower()]
+    out = WeightBytes(gtype)
+    for t in tensors:
+        ttype = "F32" if t.ndim < 2 or "position_embd" in t.name or "class_embd" in t.name else gtype
+        if ttype == "Q8_0" and t.shape[0] % 32:
+            ttype = "F16"
+        out.add(ttype, t.numel, ggml_type_bytes(ttype, t.numel))
+    return out
+
+
+_QUANTIZED_ROLES_EXCLUDED = {"token_embd", "output", "class_embd", "position_embd", "patch_embd", "probe", "query"}
+
+
+def torch_weight_bytes(tensors: Iterable[Tensor], fmt: str) -> WeightBytes:
+    """Bytes in GPU memory under PyTorch/transformers for a format in TORCH_FORMATS.
+
+    Quantized formats quantize the 2-D linear weights of attention/FFN (and experts); embeddings,
+    lm_head, norms and biases stay 16-bit (transformers skips lm_head: get_keys_to_not_convert).
+    """
+    bits = TORCH_FORMATS[fmt]
+    out = WeightBytes(fmt)
+    base = 4 if fmt == "fp32" else 2
+    for t in tensors:
+        quantized = bits < 16 and t.ndim >= 2 and t.role not in _QUANTIZED_ROLES_EXCLUDED
+        if quantized:
+            nb = int(t.numel * bits / 8)
+            if fmt == "int8":  # LLM.int8: one fp32 scale per output row (SCB)
+                nb += 4 * (t.numel // t.shape[0])
+            out.add(fmt, t.numel, nb)
+        else:
+            out.add("fp32" if base == 4 else "bf16/fp16", t.numel, base * t.numel)
+    return out
