@@ -116,6 +116,10 @@ class VisionEncoderSpec(Entry):
     feature_layer: int = Field(default=-1, description="Which layer's output the VLM takes (-1 last, -2 second to last).")
     window_attention: WindowAttention | None = Field(default=None, description="Qwen2.5-VL style windowed attention in most layers.")
     dtype: Literal["fp32", "fp16", "bf16"] = Field(default="bf16", description="Dtype the weights are published in.")
+    extra_params: NonNegInt = Field(
+        default=0,
+        description="Tower parameters not covered by the shape above (documented in notes), e.g. Llama 3.2 Vision tile position embeddings.",
+    )
     published_params: PositiveInt | None = Field(default=None, description="Published exact parameter count of the tower, used only to cross-check the derived count.")
 
     @property
