@@ -1,0 +1,52 @@
+"""Catalog listings and single-entry views for `vramcalc list` and `vramcalc show`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vramcalc.catalog import KIND_DIRS, load_catalog, normalize
+from vramcalc.units import GiB
+
+
+def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
+                 min_memory_gib: float | None = None, family: str | None = None) -> dict[str, Any]:
+    """Entries of one kind, filtered, with derived parameter counts for models.
+
+    Returns ``{"kind", "count", "catalog_counts", "items"}``; each item is the entry's fields
+    (plus ``params`` for models), the same rows the table shows.
+    """
+    from vramcalc.params import count_params
+
+    cat = load_catalog()
+    q = normalize(query) if query else None
+    items = []
+    for eid in cat.ids(kind):
+        raw = cat.raw[kind][eid].data
+        if q and not any(q in normalize(str(n)) for n in [eid, raw.get("name", ""), *(raw.get("aliases") or [])]):
+            continue
+        e = cat.get(kind, eid)
+        if vendor and getattr(e, "vendor", None) != vendor.lower():
+            continue
+        if min_memory_gib is not None and getattr(e, "memory_bytes", 0) < min_memory_gib * GiB:
+            continue
+        if family and normalize(str(getattr(e, "family", ""))) != normalize(family):
+            continue
+        row = e.model_dump(mode="json", exclude_none=True)
+        if kind != "gpus":
+            row["params"] = count_params(e, cat).total
+        items.append(row)
+    counts = {k: len(cat.raw[k]) for k in KIND_DIRS}
+    return {"kind": kind, "count": len(items), "catalog_counts": counts, "items": items}
+
+
+def describe(query: str) -> dict[str, Any]:
+    """One entry (any kind) with derived parameter counts; a VLM also shows its parts."""
+    from vramcalc.params import count_params
+
+    cat = load_catalog()
+    e = cat.resolve_any(query)
+    data = e.model_dump(mode="json", exclude_none=True)
+    if e.kind != "gpu":
+        pc = count_params(e, cat)
+        data["derived_params"] = {"llm": pc.llm, "vision": pc.vision, "projector": pc.projector, "total": pc.total}
+    return data

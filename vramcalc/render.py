@@ -1,0 +1,206 @@
+"""Rich renderings of result objects. One ``render_*`` per result type; meaning is never colour alone."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from vramcalc.units import GiB, MiB, fmt_bytes, fmt_count
+
+if TYPE_CHECKING:
+    from vramcalc.estimate import Estimate
+
+#: bar segments: (label, glyph, style) — glyphs differ so the bar reads without colour
+_SEGMENTS = [
+    ("weights", "█", "bright_blue"),
+    ("KV cache", "▓", "magenta"),
+    ("compute", "▒", "yellow"),
+    ("overhead", "░", "bright_black"),
+]
+VERDICT_TEXT = {
+    "fits": ("FITS", "bold green"),
+    "tight": ("TIGHT", "bold yellow"),
+    "offload": ("OFFLOAD", "bold dark_orange"),
+    "no": ("DOES NOT FIT", "bold red"),
+}
+
+
+def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
+    """A bar of memory use against the card: one glyph per segment, '·' for what is free,
+    and '!' past the end when the total exceeds the capacity."""
+    total = sum(parts)
+    scale = max(total, capacity)
+    text = Text("[")
+    used_cells = 0
+    for (_, glyph, style), n in zip(_SEGMENTS, parts):
+        cells = round(width * n / scale)
+        if n > 0 and cells == 0:
+            cells = 1
+        text.append(glyph * cells, style=style)
+        used_cells += cells
+    cap_cells = round(width * capacity / scale)
+    if used_cells < cap_cells:
+        text.append("·" * (cap_cells - used_cells), style="dim")
+    text.append("]")
+    if total > capacity:
+        text.append(" !" , style="bold red")
+    return text
+
+
+def render_estimate(est: Estimate) -> Group:
+    i, m, g = est.inputs, est.memory, est.gpu
+    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (g.name, "bold"), f"  [{g.id}]")
+    setting = [i.runtime, f"{i.quant} ({m.weights_bits_per_weight:.2f} bpw)"]
+    if i.vision_quant:
+        setting.append(f"vision {i.vision_quant}")
+    if i.model_kind != "encoder":
+        ctx = f"context {i.context_tokens:,} tokens"
+        if i.images:
+            size = f" at {i.image_size[0]}x{i.image_size[1]}" if i.image_size else ""
+            ctx += f" ({i.text_tokens:,} text + {i.images} image{'s' if i.images > 1 else ''} x {i.image_tokens_per_image:,}{size})"
+        setting += [ctx, f"KV {i.kv_cache}"]
+        if i.batch > 1:
+            setting.append(f"{i.batch} parallel sequences")
+    else:
+        setting.append(f"batch {i.batch} images at {i.image_size[0]}x{i.image_size[1]}" if i.image_size else f"batch {i.batch}")
+    if i.runtime == "llama.cpp":
+        setting.append("flash attention " + ("on" if i.flash_attention else "off"))
+
+    t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    t.add_column("Component")
+    t.add_column("Params", justify="right")
+    t.add_column("Memory", justify="right")
+    if i.llm:
+        t.add_row(f"LLM weights ({i.quant})", fmt_count(est.params.llm), fmt_bytes(m.weights_bytes.llm))
+        if m.weights_host_bytes:
+            t.add_row("  kept in system RAM (token embeddings)", "", "-" + fmt_bytes(m.weights_host_bytes))
+    if i.encoder:
+        t.add_row(f"Vision encoder ({i.vision_quant})", fmt_count(est.params.vision), fmt_bytes(m.weights_bytes.vision))
+    if m.weights_bytes.projector:
+        t.add_row(f"Projector ({i.vision_quant})", fmt_count(est.params.projector), fmt_bytes(m.weights_bytes.projector))
+    if i.llm:
+        t.add_row(f"KV cache ({m.kv_cache_cells:,} cells, {i.kv_cache})", "", fmt_bytes(m.kv_cache_bytes))
+        t.add_row("LLM compute buffer" if i.runtime == "llama.cpp" else "LLM activations", "", fmt_bytes(m.compute_bytes.llm))
+    if i.encoder:
+        t.add_row("Vision compute buffer" if i.runtime == "llama.cpp" else "Vision activations", "", fmt_bytes(m.compute_bytes.vision))
+    t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
+    t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
+    reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})" if g.reserved_bytes else ""
+    t.add_row(f"Usable on GPU{reserved}", "", fmt_bytes(g.usable_bytes))
+
+    weights_dev = m.weights_bytes.llm - m.weights_host_bytes + m.weights_bytes.vision + m.weights_bytes.projector
+    parts = [weights_dev, m.kv_cache_bytes, m.compute_bytes.llm + m.compute_bytes.vision, m.overhead_bytes]
+    bar = memory_bar(parts, g.usable_bytes)
+    pct = 100 * m.total_bytes / g.usable_bytes
+    bar.append(f" {fmt_bytes(m.total_bytes)} of {fmt_bytes(g.usable_bytes)} ({pct:.0f}%)")
+    legend = Text("  ")
+    for label, glyph, style in _SEGMENTS:
+        legend.append(glyph, style=style)
+        legend.append(f" {label}  ")
+    legend.append("·", style="dim")
+    legend.append(" free")
+
+    word, style = VERDICT_TEXT[est.verdict]
+    verdict = Text.assemble(("Verdict: ", "bold"), (word, style))
+    if est.headroom_bytes >= 0:
+        verdict.append(f" - {fmt_bytes(est.headroom_bytes)} headroom")
+    else:
+        verdict.append(f" - exceeds usable memory by {fmt_bytes(-est.headroom_bytes)}")
+    if est.verdict == "tight":
+        verdict.append(f" (under the {fmt_bytes(1024 * MiB)} llama.cpp keeps free by default)")
+    lines: list[Any] = [title, Text(" · ".join(setting), style="dim"), Text(""), t, Text(""), bar, legend, Text(""), verdict]
+    if i.llm:
+        if est.max_context_tokens:
+            lines.append(Text(f"Largest context that fits: {est.max_context_tokens:,} tokens per sequence"))
+        else:
+            lines.append(Text("No context fits at this precision."))
+    if est.suggestion:
+        s = est.suggestion
+        lines.append(Text.assemble(("Suggestion: ", "bold"), f"{s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict})  ",
+                                   (" ".join(s.flags), "cyan")))
+    for note in est.notes:
+        lines.append(Text(f"Note: {note}", style="dim"))
+    return Group(*lines)
+
+
+def render_list(kind: str, rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
+    if not rows:
+        return Group(Text("No results found."))
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    cols = LIST_COLUMNS[kind]
+    for header, _ in cols:
+        t.add_column(header, justify="right" if header in RIGHT else "left")
+    for r in rows:
+        t.add_row(*[fmt(r) for _, fmt in cols])
+    summary = Text(f"{len(rows)} shown · catalog: " + ", ".join(f"{n} {k}" for k, n in counts.items()), style="dim")
+    return Group(t, summary)
+
+
+RIGHT = {"Memory", "Bandwidth", "FP16 TFLOPS", "Params", "Layers", "Context", "Image", "Patch"}
+
+
+def _gb(r: dict[str, Any]) -> str:
+    n = r["memory_bytes"]
+    return f"{n / GiB:.0f} GiB" if n % GiB == 0 else fmt_bytes(n)
+
+
+LIST_COLUMNS: dict[str, list[tuple[str, Any]]] = {
+    "gpus": [
+        ("Id", lambda r: r["id"]),
+        ("Name", lambda r: r["name"]),
+        ("Memory", _gb),
+        ("Bandwidth", lambda r: f"{r['memory_bandwidth_gbs']:.0f} GB/s"),
+        ("FP16 TFLOPS", lambda r: f"{(r.get('fp16_tensor_tflops') or r.get('fp16_tflops') or 0):.1f}"),
+        ("Kind", lambda r: r["category"]),
+    ],
+    "llms": [
+        ("Id", lambda r: r["id"]),
+        ("Name", lambda r: r["name"]),
+        ("Params", lambda r: fmt_count(r["params"])),
+        ("Layers", lambda r: str(r["num_layers"])),
+        ("Context", lambda r: f"{r['max_context']:,}"),
+        ("Notes", lambda r: ", ".join(x for x in ("MoE" if r.get("moe") else "", "SWA" if r.get("sliding_window") else "", "MLA" if r.get("mla") else "") if x)),
+    ],
+    "encoders": [
+        ("Id", lambda r: r["id"]),
+        ("Name", lambda r: r["name"]),
+        ("Params", lambda r: fmt_count(r["params"])),
+        ("Image", lambda r: f"{r['image_size']} px"),
+        ("Patch", lambda r: str(r["patch_size"])),
+        ("Family", lambda r: r["family"]),
+    ],
+    "vlms": [
+        ("Id", lambda r: r["id"]),
+        ("Name", lambda r: r["name"]),
+        ("Params", lambda r: fmt_count(r["params"])),
+        ("Encoder", lambda r: r["encoder"]),
+        ("LLM", lambda r: r["llm"]),
+        ("Image tokens", lambda r: r["image_tokens"]["kind"]),
+    ],
+}
+
+
+def render_entry(data: dict[str, Any]) -> Table:
+    t = Table(box=None, pad_edge=False, show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    for k, v in data.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items() if b not in (None, [], False))
+        elif isinstance(v, list):
+            v = ", ".join(map(str, v))
+        t.add_row(k, str(v))
+    return t
+
+
+def render_validation(report: Any) -> Group:
+    lines: list[Any] = []
+    for p in report.problems:
+        lines.append(Text(f"✗ {p}", style="red"))
+    style = "green" if report.ok else "red"
+    counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
+    lines.append(Text(f"{'OK' if report.ok else 'FAILED'}: {report.checked} entries checked ({counts}), {len(report.problems)} problem(s).", style=style))
+    return Group(*lines)
