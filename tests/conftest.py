@@ -1,0 +1,46 @@
+"""Shared fixtures: hermetic environment, the GPU marker, a CLI runner."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path, monkeypatch):
+    """No VRAMCALC_* from the caller; the user data dir is a fresh temp dir."""
+    for k in list(os.environ):
+        if k.startswith("VRAMCALC_"):
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("VRAMCALC_HOME", str(tmp_path / "vramcalc-home"))
+    from vramcalc.catalog import load_catalog
+
+    load_catalog.cache_clear()
+    yield
+    load_catalog.cache_clear()
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """@pytest.mark.gpu tests are skipped, with the reason shown, where torch has no CUDA device."""
+    if any("gpu" in item.keywords for item in items) and not _cuda_available():
+        skip = pytest.mark.skip(reason="needs torch with a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def runner():
+    from typer.testing import CliRunner
+
+    return CliRunner()
