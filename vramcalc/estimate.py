@@ -15,6 +15,7 @@ Accounting follows the runtime:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vramcalc import __version__
 from vramcalc.errors import InputError
 from vramcalc.params import (
+    ParamCount,
     Tensor,
     count_params,
     encoder_tensors,
@@ -432,7 +434,19 @@ def default_quant(model: LlmSpec | VlmSpec | VisionEncoderSpec, llm: LlmSpec | N
     return (llm or model).dtype  # type: ignore[union-attr]
 
 
-def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workload: Workload | None = None, catalog=None) -> Estimate:  # noqa: ANN001
+@dataclass(frozen=True)
+class FixedWeights:
+    """Weights known exactly (read from a model file's tensor headers by ``files.py``, or computed
+    once per quantization by ``fit``). A part given here replaces the one ``estimate()`` derives
+    from the architecture and the workload's precision; its ``precision`` is the label shown."""
+
+    llm: WeightBytes | None = None
+    vision: WeightBytes | None = None
+    projector: WeightBytes | None = None
+
+
+def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workload: Workload | None = None, catalog=None,  # noqa: ANN001
+             weights: FixedWeights | None = None) -> Estimate:
     """Memory estimate of running ``model`` on ``gpu`` under ``workload``.
 
     Args:
@@ -440,20 +454,22 @@ def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workloa
         gpu: the GPU.
         workload: runtime, precision, context, images, batch; defaults if None.
         catalog: where a VLM's encoder and LLM ids are looked up (default: the loaded catalog).
+        weights: exact weights of some parts (a GGUF file's tensors), used instead of derived ones.
 
     Returns:
         The Estimate: breakdown, verdict, headroom, largest context, suggestion.
     """
     w = workload or Workload()
-    est = _estimate_once(model, gpu, w, catalog)
+    est = _estimate_once(model, gpu, w, catalog, weights)
     if est.inputs.llm is not None:
-        est.max_context_tokens = _max_context(model, gpu, w, catalog, est)
+        est.max_context_tokens = _max_context(model, gpu, w, catalog, est, weights)
     if est.verdict != "fits":
-        est.suggestion = _suggest(model, gpu, w, catalog, est)
+        est.suggestion = _suggest(model, gpu, w, catalog, est, weights)
     return est
 
 
-def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # noqa: ANN001, C901
+def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeights | None = None) -> Estimate:  # noqa: ANN001, C901
+    fixed = weights or FixedWeights()
     notes: list[str] = []
     enc: VisionEncoderSpec | None = None
     llm: LlmSpec | None = None
@@ -467,7 +483,7 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # no
     else:
         enc, kind = model, "encoder"
 
-    quant = normalize_precision(w.quant or default_quant(model, llm, w.runtime), w.runtime)
+    quant = fixed.llm.precision if fixed.llm else normalize_precision(w.quant or default_quant(model, llm, w.runtime), w.runtime)
     vq = None
     if enc is not None:
         vdefault = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else "f16"
@@ -479,6 +495,8 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # no
                 raise InputError(f"--vision-quant for llama.cpp must be f32, f16, bf16 or q8_0 (mmproj types), got '{vq}'.")
         else:
             vq = normalize_precision(w.vision_quant or ("fp16" if vdefault == "f16" else vdefault), "transformers")
+        if fixed.vision:
+            vq = fixed.vision.precision
     if w.runtime == "llama.cpp" and w.kv_cache != "f16" and not w.flash_attention:
         raise InputError("llama.cpp needs flash attention for a quantized V cache: drop --no-flash-attn or use --kv-cache f16.")
 
@@ -502,9 +520,9 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # no
         notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
 
     # --- weights
-    wb_llm = llm_weight_bytes(llm, w.runtime, quant) if llm else WeightBytes(quant)
-    wb_vis = vision_weight_bytes(encoder_tensors(enc), w.runtime, vq) if enc else WeightBytes(vq or "")
-    wb_proj = vision_weight_bytes(proj_tensors, w.runtime, vq) if proj_tensors else WeightBytes(vq or "")
+    wb_llm = fixed.llm or (llm_weight_bytes(llm, w.runtime, quant) if llm else WeightBytes(quant))
+    wb_vis = fixed.vision or (vision_weight_bytes(encoder_tensors(enc), w.runtime, vq) if enc else WeightBytes(vq or ""))
+    wb_proj = fixed.projector or (vision_weight_bytes(proj_tensors, w.runtime, vq) if proj_tensors else WeightBytes(vq or ""))
     host = wb_llm.host_bytes if w.runtime == "llama.cpp" else 0
 
     # --- KV cache and compute
@@ -535,6 +553,9 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog) -> Estimate:  # no
     if ginfo.reserved_bytes and not gpu.unified_memory:
         notes.append(f"{ginfo.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
     pc = count_params(model, catalog) if kind != "encoder" else count_params(enc)
+    if weights is not None:  # exact counts of the file's tensors where given
+        pc = ParamCount(llm=fixed.llm.params if fixed.llm else pc.llm, vision=fixed.vision.params if fixed.vision else pc.vision,
+                        projector=fixed.projector.params if fixed.projector else pc.projector)
 
     return Estimate(
         inputs=Inputs(
@@ -602,7 +623,7 @@ def torch_vit_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> int:
 # Largest context and the cheapest change that fits
 
 
-def _max_context(model, gpu: GpuSpec, w: Workload, catalog, base: Estimate) -> int | None:  # noqa: ANN001
+def _max_context(model, gpu: GpuSpec, w: Workload, catalog, base: Estimate, weights: FixedWeights | None = None) -> int | None:  # noqa: ANN001
     """Largest text+image context per sequence whose total fits the usable memory (steps of 256)."""
     llm_max = catalog_llm(model, catalog).max_context
     images_tokens = base.inputs.images * base.inputs.image_tokens_per_image
@@ -610,7 +631,7 @@ def _max_context(model, gpu: GpuSpec, w: Workload, catalog, base: Estimate) -> i
     hi_text = max(lo_text, llm_max - images_tokens)
 
     def fits(text: int) -> bool:
-        e = _estimate_once(model, gpu, w.model_copy(update={"context_tokens": text}), catalog)
+        e = _estimate_once(model, gpu, w.model_copy(update={"context_tokens": text}), catalog, weights)
         return e.headroom_bytes >= 0
 
     if not fits(lo_text):
@@ -631,7 +652,7 @@ def catalog_llm(model, catalog) -> LlmSpec:  # noqa: ANN001
     return vlm_parts(model, catalog).llm if isinstance(model, VlmSpec) else model
 
 
-def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate) -> Suggestion | None:  # noqa: ANN001
+def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate, weights: FixedWeights | None = None) -> Suggestion | None:  # noqa: ANN001
     """The cheapest change that makes it fit: free switches first, then context, then precision."""
     tries: list[tuple[str, list[str], dict]] = []
     if w.runtime == "llama.cpp":
@@ -658,7 +679,7 @@ def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate) -> Sugges
             if est.inputs.quant not in ("int8", "nf4") or (q == "nf4" and est.inputs.quant == "int8"):
                 tries.append((f"load the weights in {q} (bitsandbytes)", ["--quant", q], {"quant": q}))
     for change, flags, update in tries:
-        e = _estimate_once(model, gpu, w.model_copy(update=update), catalog)
+        e = _estimate_once(model, gpu, w.model_copy(update=update), catalog, _requant(weights, update))
         if e.verdict == "fits":
             return Suggestion(change=change, flags=flags, total_bytes=e.memory.total_bytes, verdict=e.verdict)
     # nothing alone: combine the free switches with the smallest precision tried
@@ -676,10 +697,17 @@ def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate) -> Sugges
                 combined.update(last[-1][2])
                 flags += last[-1][1]
         if combined:
-            e = _estimate_once(model, gpu, w.model_copy(update=combined), catalog)
+            e = _estimate_once(model, gpu, w.model_copy(update=combined), catalog, _requant(weights, combined))
             if e.verdict in ("fits", "tight"):
                 return Suggestion(change="combine: " + " ".join(flags), flags=flags, total_bytes=e.memory.total_bytes, verdict=e.verdict)
     return None
+
+
+def _requant(weights: FixedWeights | None, update: dict) -> FixedWeights | None:
+    """A suggestion that changes the LLM precision drops the fixed LLM weights (a file has one)."""
+    if weights is None or "quant" not in update:
+        return weights
+    return FixedWeights(llm=None, vision=weights.vision, projector=weights.projector)
 
 
 def _bpw(ftype: str) -> float:
