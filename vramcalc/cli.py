@@ -177,7 +177,7 @@ def validate(
 
         from vramcalc.render import render_validation
 
-        Console(highlight=False).print(render_validation(report))
+        Console(highlight=False, soft_wrap=True).print(render_validation(report))
     if not report.ok:
         raise typer.Exit(1)
 

@@ -352,14 +352,14 @@ def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_
     Without flash attention the f32 KQ scores (heads x N^2) dominate; with it, the MLP activations.
     Coefficients fitted to the published clip buffers (field.md, gguf-parser-go#44, FA off/on):
     Gemma 3 (896 px, 4096 patches) 1132/121 MiB and Qwen2-VL (warm-up at 46x46 merged tokens =
-    8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~3 (on) hidden-size
-    f32 tensors. Qwen2.5-VL's windowed attention adds masks this does not model (4872/705 MiB
+    8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~2.75 (on) hidden-size
+    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention adds masks this does not model (4872/705 MiB
     published vs 4620/345 predicted), see tests/test_estimate.py.
     """
     n = patches
     act = n * enc.hidden_size * 4
     if flash_attention:
-        per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 3 * act
+        per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 11 * act // 4
     else:
         per = enc.num_heads * n * n * 4 + 6 * act
     return per * images

@@ -19,23 +19,27 @@ from vramcalc.errors import CatalogError
 PARAMS_TOLERANCE = 0.005
 
 #: Per-pin data rates (Gbit/s) each memory type is sold at, from the JEDEC/vendor ranges
-#: (GDDR5 up to 9, GDDR5X 10-12, GDDR6 12-20, GDDR6X 19-24, GDDR7 28-32; HBM2 1.6-2.4, HBM2e 2.4-3.7,
+#: (GDDR5 up to 9, GDDR5X 10-12, GDDR6 10-20, GDDR6X 19-24, GDDR7 28-32; HBM2 1.6-2.4, HBM2e 2.4-3.7,
 #: HBM3 4.8-6.4, HBM3e 6.4-9.8; LPDDR4X 4.27, LPDDR5 6.4, LPDDR5X 7.5-10.7; DDR5 4.8-8.0), with slack.
 DATA_RATE_GBPS = {
     "GDDR5": (5.0, 9.5),
     "GDDR5X": (9.5, 12.5),
-    "GDDR6": (11.0, 20.5),
+    "GDDR6": (9.5, 20.5),  # the Tesla T4 runs GDDR6 at 10 Gbit/s
     "GDDR6X": (18.0, 24.5),
     "GDDR7": (27.0, 34.0),
     "HBM2": (1.4, 2.5),
     "HBM2E": (2.4, 3.8),
     "HBM3": (4.0, 6.6),
-    "HBM3E": (6.0, 10.0),
+    "HBM3E": (5.5, 10.0),
     "LPDDR4X": (3.7, 4.4),
     "LPDDR5": (5.0, 6.8),
     "LPDDR5X": (6.4, 10.8),
     "DDR5": (4.0, 8.5),
 }
+
+
+#: LLM families whose reference implementation computes head_dim = hidden_size // num_heads
+HEAD_DIM_DERIVED = {"qwen2", "phi3", "internlm2", "llama2"}
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,15 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
     if kind == "encoders":
         if e.head_dim is None and e.hidden_size % e.num_heads:
             out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
+        if e.family in ("clip", "siglip", "siglip2", "dinov2") and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
+            out.append(Problem(path, "head_dim", f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires"))
         if e.image_size % e.patch_size:
             out.append(Problem(path, "image_size", f"image_size {e.image_size} is not a multiple of patch_size {e.patch_size}"))
     if kind == "llms":
         if e.head_dim is None and e.hidden_size % e.num_heads:
             out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
-        if e.family in ("llama", "mistral", "qwen2", "vicuna", "internlm2") and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
+        # these implementations derive head_dim = hidden_size // num_heads (their HF configs have no head_dim)
+        if e.family in HEAD_DIM_DERIVED and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
             out.append(Problem(path, "head_dim", f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires"))
     if kind == "gpus" and e.bus_width_bits and e.memory_type:
         mtype = re.sub(r"[^A-Z0-9]", "", e.memory_type.upper())
@@ -184,5 +191,5 @@ def validate_paths(paths: list[Path] | None) -> ValidationReport:
     if paths:
         problems = [p for p in problems if any(p.path.startswith(u) for u in user)]
         checked = sum(1 for k in KIND_DIRS for r in cat.raw[k].values() if any(str(r.path).startswith(u) for u in user))
-    counts = {k: len(cat.raw[k]) for k in KIND_DIRS}
+    counts = {k: sum(1 for r in cat.raw[k].values() if not paths or any(str(r.path).startswith(u) for u in user)) for k in KIND_DIRS}
     return ValidationReport(ok=not problems, checked=checked, counts=counts, problems=[str(p) for p in problems])
