@@ -552,10 +552,15 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeig
         notes.append("Does not fit entirely on the GPU; llama.cpp can keep some layers in system RAM (slower).")
     if ginfo.reserved_bytes and not gpu.unified_memory:
         notes.append(f"{ginfo.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
-    pc = count_params(model, catalog) if kind != "encoder" else count_params(enc)
-    if weights is not None:  # exact counts of the file's tensors where given
-        pc = ParamCount(llm=fixed.llm.params if fixed.llm else pc.llm, vision=fixed.vision.params if fixed.vision else pc.vision,
-                        projector=fixed.projector.params if fixed.projector else pc.projector)
+    complete = fixed.llm is not None and (enc is None or (fixed.vision is not None and (fixed.projector is not None or not proj_tensors)))
+    if complete:  # every part's count is in the fixed weights (a GGUF file's tensors, or fit's precomputed ones)
+        pc = ParamCount(llm=fixed.llm.params, vision=fixed.vision.params if fixed.vision else 0,
+                        projector=fixed.projector.params if fixed.projector else 0)
+    else:
+        pc = count_params(model, catalog) if kind != "encoder" else count_params(enc)
+        if weights is not None:  # exact counts of the file's tensors where given
+            pc = ParamCount(llm=fixed.llm.params if fixed.llm else pc.llm, vision=fixed.vision.params if fixed.vision else pc.vision,
+                            projector=fixed.projector.params if fixed.projector else pc.projector)
 
     return Estimate(
         inputs=Inputs(

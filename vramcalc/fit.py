@@ -1,0 +1,271 @@
+"""'What can I run on this GPU?': every catalog model at the best precision that fits.
+
+For each LLM and VLM of the catalog, ``fit()`` walks the precisions from the highest quality down
+(llama.cpp: F16 > Q8_0 > Q6_K > Q5_K_M > Q4_K_M > IQ4_XS > Q3_K_M > Q2_K; transformers: the
+checkpoint dtype > int8 > nf4) and keeps the first one that *fits* (at least the 1 GiB margin
+llama.cpp's --fit keeps free); failing that, the first that is *tight* (fits with less margin);
+failing that, the smallest one, with verdict offload (llama.cpp) or no.
+
+Only the weights change with the precision: the KV cache, compute buffers, vision encoder and
+runtime overhead do not. So each model is estimated once for those parts, the weights of every
+precision are summed tensor by tensor (shared between a VLM and its LLM), and the full estimate
+(largest context, speed) runs once, at the chosen precision. The result equals ``estimate()``
+at that precision (a test checks it).
+
+Ranking, "the most capable model that runs first":
+1. models that run on the GPU (fits or tight) before those that do not (offload, no);
+2. with ``min_speed``, those meeting it first;
+3. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
+4. a higher-quality precision first; then the id.
+Parameter count is a coarse proxy for capability, and it is the one the catalog can state
+without benchmarks; the table shows the precision so a heavily quantized pick is visible.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vramcalc.errors import CatalogError, InputError
+from vramcalc.estimate import (
+    TIGHT_MARGIN_BYTES,
+    FixedWeights,
+    GpuInfo,
+    Runtime,
+    Verdict,
+    Workload,
+    _estimate_once,
+    catalog_llm,
+    estimate,
+    llm_weight_bytes,
+    vision_weight_bytes,
+)
+from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
+from vramcalc.quant import GGML_TYPES, GGUF_FILE_TYPES, GGUF_QUALITY_ORDER, WeightBytes, normalize_precision
+from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
+
+RANKING = (
+    "runs on the GPU (fits/tight) first; then meets --min-speed; then more LLM parameters (MoE: total); "
+    "then higher-quality precision; then id"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FitRow(_Strict):
+    """One catalog model at the best precision that fits."""
+
+    model: str = Field(description="Catalog id.")
+    name: str
+    kind: Literal["llm", "vlm"]
+    llm_params: int = Field(description="Parameters of the language model (all experts of an MoE).")
+    params: int = Field(description="All parameters (LLM + vision encoder + projector).")
+    quant: str = Field(description="The best precision that fits (the smallest one tried if none does).")
+    total_bytes: int = Field(description="GPU memory needed at the requested context.")
+    headroom_bytes: int = Field(description="Usable memory minus total_bytes (negative: does not fit).")
+    max_context_tokens: int | None = Field(description="Largest context per sequence that fits at this precision.")
+    decode_tokens_per_s: float | None = Field(default=None, description="Expected decode speed, where the speed model gives one.")
+    verdict: Verdict
+    meets_min_speed: bool | None = Field(default=None, description="None when no --min-speed was given or no speed is known.")
+
+
+class FitResult(_Strict):
+    """``vramcalc fit``: the catalog ranked for one GPU and workload."""
+
+    gpu: GpuInfo
+    runtime: Runtime
+    context_tokens: int | None = Field(description="Text tokens per sequence asked for (None: the estimate default, 4096).")
+    images: int | None = Field(description="Images per sequence for VLMs (None: 1).")
+    kind: Literal["llm", "vlm", "all"]
+    min_speed: float | None = Field(description="Minimum decode tokens/s asked for.")
+    precisions: list[str] = Field(description="Precisions tried, best quality first.")
+    ranking: str = Field(default=RANKING, description="How rows are sorted.")
+    rows: list[FitRow]
+    skipped: list[str] = Field(default_factory=list, description="Catalog entries left out, with the reason.")
+
+
+def precision_order(runtime: Runtime, llm: LlmSpec) -> list[str]:
+    """Precisions from the best quality down, for a runtime."""
+    if runtime == "llama.cpp":
+        return list(GGUF_QUALITY_ORDER)
+    return [llm.dtype if llm.dtype != "fp32" else "bf16", "int8", "nf4"]
+
+
+def decode_speed(est) -> float | None:  # noqa: ANN001
+    """Decode tokens/s from an Estimate, if the speed model filled it in."""
+    thr = getattr(est, "throughput", None)
+    fig = getattr(thr, "decode_tokens_per_s", None) if thr is not None else None
+    if fig is None:
+        return None
+    value = getattr(fig, "value", fig)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def fit(
+    gpu: GpuSpec,
+    catalog,  # noqa: ANN001
+    ctx: int | None = None,
+    images: int | None = None,
+    kind: Literal["llm", "vlm", "all"] = "all",
+    min_speed: float | None = None,
+    runtime: Runtime = "llama.cpp",
+    headless: bool = False,
+) -> FitResult:
+    """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
+
+    Args:
+        gpu: the GPU.
+        catalog: a loaded ``Catalog``.
+        ctx: text tokens per sequence (None: 4096).
+        images: images per sequence for VLMs (None: 1).
+        kind: 'llm', 'vlm' or 'all'.
+        min_speed: keep only precisions whose decode speed reaches this many tokens/s (when known).
+        runtime: 'llama.cpp' (GGUF quantizations) or 'transformers'.
+        headless: the GPU drives no display.
+
+    Returns:
+        FitResult with one row per model, sorted as described in the module docstring.
+    """
+    if min_speed is not None and min_speed <= 0:
+        raise InputError("--min-speed must be a positive number of tokens per second.")
+    kinds = ["llms", "vlms"] if kind == "all" else [kind + "s"]
+    weights_cache: dict[tuple[str, str], WeightBytes] = {}
+    _FLOORS.clear()
+    rows: list[FitRow] = []
+    skipped: list[str] = []
+    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless)
+    ginfo = None
+    order: list[str] = []
+    for k in kinds:
+        for eid in catalog.ids(k):
+            try:
+                spec = catalog.get(k, eid)
+                row, info, order_k = _fit_one(spec, gpu, catalog, base_work, min_speed, weights_cache)
+            except (CatalogError, InputError) as e:
+                skipped.append(f"{eid}: {str(e).splitlines()[0]}")
+                continue
+            rows.append(row)
+            ginfo = ginfo or info
+            order = order or order_k
+    if ginfo is None:
+        from vramcalc.estimate import gpu_info
+
+        ginfo = gpu_info(gpu, headless)
+    rows.sort(key=lambda r: _rank(r, order))
+    return FitResult(
+        gpu=ginfo, runtime=runtime, context_tokens=ctx, images=images, kind=kind, min_speed=min_speed,
+        precisions=order or (list(GGUF_QUALITY_ORDER) if runtime == "llama.cpp" else ["bf16/fp16", "int8", "nf4"]),
+        rows=rows, skipped=skipped,
+    )
+
+
+def _rank(r: FitRow, order: list[str]) -> tuple:
+    runs = r.verdict in ("fits", "tight")
+    q = order.index(r.quant) if r.quant in order else len(order)
+    return (not runs, r.meets_min_speed is False, -r.llm_params, q, r.model)
+
+
+def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min_speed: float | None,  # noqa: ANN001
+             cache: dict[tuple[str, str], WeightBytes]) -> tuple[FitRow, GpuInfo, list[str]]:
+    llm = catalog_llm(spec, catalog)
+    order = precision_order(work.runtime, llm)
+
+    def weights(q: str) -> WeightBytes:
+        key = (llm.id, q)
+        wb = cache.get(key)
+        if wb is None:
+            wb = cache[key] = llm_weight_bytes(llm, work.runtime, q)
+        return wb
+
+    def on_device(wb: WeightBytes) -> int:
+        return wb.bytes - (wb.host_bytes if work.runtime == "llama.cpp" else 0)
+
+    vision = _vision_weights(spec, catalog, work) if isinstance(spec, VlmSpec) else {}
+
+    def fixed(q: str) -> FixedWeights:
+        return FixedWeights(llm=weights(q), **vision)
+
+    # everything but the LLM weights is independent of the precision: estimate it once
+    first = order[0]
+    base = _estimate_once(spec, gpu, work.model_copy(update={"quant": first}), catalog, fixed(first))
+    rest = base.memory.total_bytes - on_device(weights(first))
+    usable = base.gpu.usable_bytes
+    fitting: list[str] = []
+    tight: list[str] = []
+    floor = None
+    if work.runtime == "llama.cpp":
+        floor = _FLOORS.get(llm.id)
+        if floor is None:
+            floor = _FLOORS[llm.id] = _weight_floor(llm)
+    for q in order:  # best first; the weights of lower precisions are summed only while needed
+        if floor is not None and usable - rest - floor(q) < 0:
+            continue  # cannot fit even at the file type's base bit width: skip the exact sum
+        headroom = usable - rest - on_device(weights(q))
+        if headroom >= TIGHT_MARGIN_BYTES:
+            fitting.append(q)
+            if min_speed is None:
+                break
+        elif headroom >= 0:
+            tight.append(q)
+    candidates = fitting + tight or [order[-1]]
+
+    chosen = None
+    for q in candidates:
+        est = estimate(spec, gpu, work.model_copy(update={"quant": q}), catalog, fixed(q))
+        speed = decode_speed(est)
+        meets = None if min_speed is None or speed is None else speed >= min_speed
+        chosen = (q, est, speed, meets)
+        if meets is not False:
+            break
+    assert chosen is not None
+    q, est, speed, meets = chosen
+    row = FitRow(
+        model=spec.id, name=spec.name, kind="vlm" if isinstance(spec, VlmSpec) else "llm",
+        llm_params=est.params.llm, params=est.params.total, quant=q, total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.headroom_bytes, max_context_tokens=est.max_context_tokens, decode_tokens_per_s=speed,
+        verdict=est.verdict, meets_min_speed=meets,
+    )
+    return row, est.gpu, order
+
+
+def _vision_weights(spec: VlmSpec, catalog, work: Workload) -> dict[str, WeightBytes]:  # noqa: ANN001
+    """The VLM's encoder and projector weights at its default mmproj/vision precision, computed
+    once (estimate() would recompute them for every context it tries)."""
+    parts = vlm_parts(spec, catalog)
+    if work.runtime == "llama.cpp":
+        vq = spec.defaults.mmproj_dtype.lower()
+    else:
+        vq = normalize_precision("fp16" if spec.defaults.mmproj_dtype == "f16" else spec.defaults.mmproj_dtype, "transformers")
+    out = {"vision": vision_weight_bytes(encoder_tensors(parts.encoder), work.runtime, vq)}
+    if parts.projector:
+        out["projector"] = vision_weight_bytes(parts.projector, work.runtime, vq)
+    return out
+
+
+_FLOORS: dict[str, object] = {}  # llm id -> floor function; reset by fit() (a catalog can change between calls)
+
+
+def _weight_floor(llm: LlmSpec):  # noqa: ANN202
+    """A lower bound of the on-GPU weight bytes of a llama.cpp file type, cheap to compute.
+
+    llama.cpp's quantizer gives every 2-D tensor the file type's base type or a larger one (the
+    per-tensor rules and the row-length fallbacks only raise the bit width, for the file types fit
+    tries), and keeps 1-D tensors in F32; the token embedding stays in host memory.
+    """
+    n2d = n1d = 0
+    for t in llm_tensors(llm):
+        if t.role == "token_embd":
+            continue
+        if t.ndim >= 2:
+            n2d += t.numel
+        else:
+            n1d += t.numel
+
+    def floor(ftype: str) -> int:
+        block_bytes, block = GGML_TYPES[GGUF_FILE_TYPES[ftype]]
+        return n2d * block_bytes // block + 4 * n1d
+
+    return floor
