@@ -84,27 +84,31 @@ class Catalog:
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def load(cls, roots: Iterable[Path]) -> Catalog:
+    def load(cls, roots: Iterable[Path], cache: bool = False) -> Catalog:
+        """Parse every ``<root>/<kind>/*.yaml``; later roots override earlier ones by id.
+
+        With ``cache``, parsed files are kept in ``<user data dir>/cache/`` keyed by path, size and
+        mtime, so a start-up reads one JSON file instead of parsing hundreds of YAML files.
+        """
         cat = cls(roots=[Path(r) for r in roots])
         for kind in KIND_DIRS:
             cat.raw[kind] = {}
             cat._keys[kind] = {}
+        files = [(kind, path) for root in cat.roots for kind in KIND_DIRS
+                 for path in _yaml_files(root / kind)]
+        parsed = _parse_cached(files) if cache else {}
         owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
-        for root in cat.roots:
-            for kind in KIND_DIRS:
-                folder = root / kind
-                if not folder.is_dir():
-                    continue
-                for path in sorted(folder.glob("*.yaml")):
-                    cat._add_file(kind, path, owner)
+        for kind, path in files:
+            cat._add_file(kind, path, owner, parsed.get(str(path)))
         return cat
 
-    def _add_file(self, kind: str, path: Path, owner: dict[str, str]) -> None:
-        try:
-            data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-        except yaml.YAMLError as e:
-            self.problems.append(f"{path}: not valid YAML: {e}")
-            return
+    def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None) -> None:
+        if data is None:
+            try:
+                data = _parse(path)
+            except yaml.YAMLError as e:
+                self.problems.append(f"{path}: not valid YAML: {e}")
+                return
         if not isinstance(data, dict):
             self.problems.append(f"{path}: expected a mapping of fields, got {type(data).__name__}")
             return
@@ -208,6 +212,54 @@ class Catalog:
         return self.get("llms", eid)  # type: ignore[return-value]
 
 
+def _yaml_files(folder: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(folder) if e.name.endswith(".yaml"))
+    except FileNotFoundError:
+        return []
+
+
+def _parse(path: Path) -> Any:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+
+
+def _parse_cached(files: list[tuple[str, Path]]) -> dict[str, Any]:
+    """Parsed YAML for ``files``, from a JSON cache keyed by (path, size, mtime) when it is current.
+
+    Files that do not parse are left out (``_add_file`` reports them). The cache lives in the user
+    data dir; if it cannot be written, nothing is cached.
+    """
+    import hashlib
+    import json
+
+    stamps = []
+    for _, p in files:
+        st = p.stat()
+        stamps.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+    key = hashlib.sha1("\n".join(stamps).encode()).hexdigest()[:16]
+    cache_file = user_catalog_dir().parent / "cache" / f"catalog-{key}.json"
+    try:
+        return json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    parsed: dict[str, Any] = {}
+    for _, p in files:
+        try:
+            parsed[str(p)] = _parse(p)
+        except yaml.YAMLError:
+            continue
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        for old in cache_file.parent.glob("catalog-*.json"):
+            old.unlink(missing_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(parsed, default=str), encoding="utf-8")
+        tmp.replace(cache_file)
+    except OSError:
+        pass
+    return parsed
+
+
 def natural_key(s: str) -> list[Any]:
     """'h20' before 'h100', 'a2' before 'a10'."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
@@ -242,4 +294,4 @@ def load_catalog(include_user: bool = True) -> Catalog:
         user = user_catalog_dir()
         if user.is_dir():
             roots.append(user)
-    return Catalog.load(roots)
+    return Catalog.load(roots, cache=True)

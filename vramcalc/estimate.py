@@ -51,6 +51,7 @@ from vramcalc.schema import (
     VisionEncoderSpec,
     VlmSpec,
 )
+from vramcalc.speed import Offload, Throughput, attach_speed
 from vramcalc.units import GiB, MiB
 
 Runtime = Literal["llama.cpp", "transformers"]
@@ -86,7 +87,8 @@ KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: the validator of a class is built on first use, which keeps start-up short
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class Workload(Strict):
@@ -103,6 +105,10 @@ class Workload(Strict):
     flash_attention: bool = Field(default=True, description="llama.cpp -fa (auto = on where the backend supports it).")
     n_ubatch: int = Field(default=DEFAULT_UBATCH, gt=0)
     headless: bool = Field(default=False, description="No display on this GPU: do not reserve desktop memory.")
+    gpu_layers: int | None = Field(default=None, ge=0, description="llama.cpp -ngl (repeating layers + 1 for the output layer); None = all that fit.")
+    offload: Literal["auto", "none"] = Field(default="auto", description="auto: when the model does not fit, keep the layers that do not fit in system RAM.")
+    ram_bytes: int | None = Field(default=None, gt=0, description="System RAM (for the CPU-offloaded part); None = not checked.")
+    ram_bandwidth_gbs: float | str | None = Field(default=None, description="System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.")
 
 
 class Inputs(Strict):
@@ -187,6 +193,8 @@ class Estimate(Strict):
     max_context_tokens: int | None = Field(description="Largest context per sequence (text + images) whose total fits in usable memory; None if none does.")
     suggestion: Suggestion | None
     notes: list[str] = Field(default_factory=list)
+    throughput: Throughput | None = Field(default=None, description="Speed estimates with bands and their basis (speed.py).")
+    offload: Offload | None = Field(default=None, description="Layer placement: GPU layers, per-device memory (llama.cpp split / CPU offload).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,13 +453,13 @@ class FixedWeights:
     projector: WeightBytes | None = None
 
 
-def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workload: Workload | None = None, catalog=None,  # noqa: ANN001
+def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec | list[GpuSpec], workload: Workload | None = None, catalog=None,  # noqa: ANN001
              weights: FixedWeights | None = None) -> Estimate:
     """Memory estimate of running ``model`` on ``gpu`` under ``workload``.
 
     Args:
         model: an LLM, a VLM, or a vision encoder on its own (image embedding).
-        gpu: the GPU.
+        gpu: the GPU, or a list of GPUs (llama.cpp layer split; the first one is the main GPU).
         workload: runtime, precision, context, images, batch; defaults if None.
         catalog: where a VLM's encoder and LLM ids are looked up (default: the loaded catalog).
         weights: exact weights of some parts (a GGUF file's tensors), used instead of derived ones.
@@ -460,11 +468,15 @@ def estimate(model: LlmSpec | VlmSpec | VisionEncoderSpec, gpu: GpuSpec, workloa
         The Estimate: breakdown, verdict, headroom, largest context, suggestion.
     """
     w = workload or Workload()
+    gpus = list(gpu) if isinstance(gpu, (list, tuple)) else [gpu]
+    gpu = gpus[0]
     est = _estimate_once(model, gpu, w, catalog, weights)
     if est.inputs.llm is not None:
         est.max_context_tokens = _max_context(model, gpu, w, catalog, est, weights)
     if est.verdict != "fits":
         est.suggestion = _suggest(model, gpu, w, catalog, est, weights)
+    # speeds, CPU offload and multi-GPU split (speed.py); may settle the verdict for those cases
+    attach_speed(est, model, gpus, w, catalog)
     return est
 
 

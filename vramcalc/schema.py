@@ -318,7 +318,6 @@ class VlmSpec(Entry):
         return v.lower()
 
 
-VisionEncoderSpec.model_rebuild()
 
 AnyEntry = GpuSpec | VisionEncoderSpec | LlmSpec | VlmSpec
 
