@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from vramcalc.catalog import builtin_catalog_dir, load_catalog, normalize_gpu
+from vramcalc.catalog import Catalog, builtin_catalog_dir, normalize_gpu
 from vramcalc.schema import GpuSpec
 from vramcalc.units import GiB
 
-CAT = load_catalog(include_user=False)
+# loaded directly (no parse cache, no user catalog): ids are needed at collection time, before the
+# hermetic fixture points the user data dir at a temp dir
+CAT = Catalog.load([builtin_catalog_dir()])
 GPU_IDS = CAT.ids("gpus")
 REFERENCE_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gpu_specs.csv"
 
