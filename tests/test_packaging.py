@@ -20,7 +20,7 @@ def test_wheel_contains_catalog(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     wheel = next(tmp_path.glob("vramcalc-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    yaml_in_repo = sorted(p.relative_to(ROOT / "data").as_posix() for p in (ROOT / "data").glob("*/*.yaml"))
+    yaml_in_repo = sorted(p.relative_to(ROOT / "data").as_posix() for p in [*(ROOT / "data").glob("*/*.yaml"), *(ROOT / "data").glob("*.yaml")])
     yaml_in_wheel = sorted(n.removeprefix("vramcalc/data/") for n in names if n.startswith("vramcalc/data/") and n.endswith(".yaml"))
     assert yaml_in_wheel == yaml_in_repo
     # installed elsewhere (plain unzip on a path, no editable finder), the package finds its catalog
