@@ -122,8 +122,10 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
             out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
         if e.family in ("clip", "siglip", "siglip2", "dinov2") and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
             out.append(Problem(path, "head_dim", f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires"))
-        if e.image_size % e.patch_size:
-            out.append(Problem(path, "image_size", f"image_size {e.image_size} is not a multiple of patch_size {e.patch_size}"))
+        # image_size need not be a multiple of patch_size: SigLIP so400m/14-384 (HF config) has 27 patches a side, the
+        # stride-14 patch convolution drops the last 6 px
+        if e.image_size < e.patch_size:
+            out.append(Problem(path, "image_size", f"image_size {e.image_size} is smaller than patch_size {e.patch_size}"))
     if kind == "llms":
         if e.head_dim is None and e.hidden_size % e.num_heads:
             out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
@@ -149,7 +151,7 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
     merge = vlm.projector.merge
     grid = (enc.image_size // enc.patch_size) ** 2
     if pol.kind == "tiles":
-        expect = (pol.tile_size // enc.patch_size) ** 2 // merge**2
+        expect = (-(-(pol.tile_size // enc.patch_size) // merge)) ** 2  # ceil: DeepSeek-VL2 pads 27 -> 28 patches before 2x2
         if pol.tokens_per_tile != expect and vlm.projector.kind in ("pixel_shuffle_mlp", "mlp", "merger", "linear"):
             out.append(Problem(path, "image_tokens -> tokens_per_tile",
                                f"{pol.tokens_per_tile} != ({pol.tile_size}/{enc.patch_size})^2 / {merge}^2 = {expect}"))
