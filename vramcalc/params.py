@@ -243,6 +243,8 @@ def encoder_tensors(spec: VisionEncoderSpec) -> tuple[Tensor, ...]:
         t += _linear("v.head.attn_in", h, 3 * h, True) + _linear("v.head.attn_out", h, h, True)
         t += _norm("v.head.ln", h, True)
         t += _linear("v.head.ffn_up", h, spec.intermediate_size, True) + _linear("v.head.ffn_down", spec.intermediate_size, h, True)
+    if spec.extra_params:  # documented per entry (mask token, tile embeddings, ...); 1-D so it stays F32/16-bit
+        t.append(Tensor("v.extra", (spec.extra_params,)))
     return tuple(t)
 
 
