@@ -70,6 +70,24 @@ def test_bandwidth_matches_bus_width(gid: str):
     assert 0.8 <= rate <= 32, (gid, rate)
 
 
+def test_geforce_tensor_figures_are_fp32_accumulate():
+    """One convention across the catalog: fp16_tensor_tflops is dense FP16 with FP32 accumulate.
+
+    On GeForce Turing..Blackwell that is 2 x the shader FP16 rate (the whitepapers: RTX 3090 71 vs 35.6,
+    RTX 4090 165.2 vs 82.6); the FP16-accumulate figure (4 x) must not slip in from other sources.
+    """
+    checked = 0
+    for gid in GPU_IDS:
+        s = CAT.get("gpus", gid)
+        if s.vendor == "nvidia" and s.category in ("consumer", "laptop") and s.fp16_tensor_tflops and s.fp16_tflops:
+            assert s.fp16_tensor_tflops / s.fp16_tflops == pytest.approx(2, rel=0.01), gid
+            assert s.int8_tensor_tops / s.fp16_tflops == pytest.approx(8, rel=0.01), gid
+            if s.bf16_tensor_tflops:
+                assert s.bf16_tensor_tflops == s.fp16_tensor_tflops, gid
+            checked += 1
+    assert checked >= 35
+
+
 def test_unified_memory_systems_are_flagged():
     for gid in GPU_IDS:
         spec = CAT.get("gpus", gid)
