@@ -79,6 +79,66 @@ def _parse_size(value: Optional[str]) -> Optional[tuple[int, int]]:
     return w, h
 
 
+class OffloadOpt(str, Enum):
+    auto = "auto"
+    none = "none"
+
+
+def _resolve_gpus(cat, values: list[str]) -> list:  # noqa: ANN001
+    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090: the GPUs of a layer split, main GPU first."""
+    import re
+
+    out = []
+    for v in values:
+        m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(.+)", v)
+        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
+        if n < 1 or n > 16:
+            raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
+        out += [cat.resolve_gpu(name)] * n
+    return out
+
+
+def _parse_ram(value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    from vramcalc.units import GiB, parse_bytes
+
+    try:
+        return int(float(value) * GiB)
+    except ValueError:
+        pass
+    try:
+        return parse_bytes(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _parse_ram_bandwidth(value: Optional[str]) -> Optional[Any]:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("ddr4", "ddr5"):
+        return v
+    try:
+        x = float(v.removesuffix("gb/s").strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'") from None
+    if x <= 0:
+        raise typer.BadParameter("RAM bandwidth must be positive")
+    return x
+
+
+def _dtype_quant(quant: Optional[str], dtype: Optional[str], runtime: str) -> Optional[str]:
+    """--dtype is --quant under another name; llama.cpp spells the float types f16/f32/bf16."""
+    if dtype is None:
+        return quant
+    if quant is not None and quant.lower() != dtype.lower():
+        raise typer.BadParameter("give --quant or --dtype, not both")
+    if runtime == "llama.cpp":
+        return {"fp16": "f16", "float16": "f16", "fp32": "f32", "float32": "f32", "bfloat16": "bf16"}.get(dtype.lower(), dtype)
+    return dtype
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
@@ -92,7 +152,7 @@ def _console():  # noqa: ANN202
 @app.command(epilog="Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama-3.1-8b --gpu 'RTX 4090' --ctx 32768 --kv-cache q8_0")
 def check(
     model: Annotated[str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).")],
-    gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060').")],
+    gpu: Annotated[list[str], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060'). Repeat it, or write 2xrtx3090, for a llama.cpp layer split over several GPUs.")],
     quant: Annotated[Optional[str], typer.Option("--quant", "-q", help="LLM weights: GGUF type (Q4_K_M, Q8_0, F16 ...) or, for transformers, bf16/fp16/fp8/int8/nf4/gptq-int4/awq-int4. Default: Q4_K_M / the model's dtype.")] = None,
     ctx: Annotated[Optional[int], typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")] = None,
     images: Annotated[Optional[int], typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
@@ -104,21 +164,41 @@ def check(
     runtime: Annotated[RuntimeOpt, typer.Option("--runtime", "-r", help="Memory accounting of this runtime.")] = RuntimeOpt.llama_cpp,
     ubatch: Annotated[int, typer.Option("--ubatch", min=1, help="llama.cpp micro-batch (-ub).")] = 512,
     headless: Annotated[bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")] = False,
+    gpu_layers: Annotated[Optional[int], typer.Option("--gpu-layers", "-ngl", min=0, help="llama.cpp -ngl: layers on the GPU (repeating layers + 1 for the output layer). Default: all that fit.", rich_help_panel="Offload")] = None,
+    offload: Annotated[OffloadOpt, typer.Option("--offload", help="auto: when the model does not fit, keep the layers that do not fit in system RAM (slower); none: GPU only.", rich_help_panel="Offload")] = OffloadOpt.auto,
+    ram: Annotated[Optional[str], typer.Option("--ram", help="System RAM, e.g. 64 or 64GiB (a bare number is GiB): checks that the offloaded part fits.", rich_help_panel="Offload")] = None,
+    ram_bandwidth: Annotated[Optional[str], typer.Option("--ram-bandwidth", help="System RAM bandwidth in GB/s, or ddr4 (dual channel DDR4-3200, 51.2) / ddr5 (dual channel DDR5-5600, 89.6, the default).", rich_help_panel="Offload")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="Alias of --quant for encoder workloads and transformers (fp16, bf16, fp32).")] = None,
+    mmproj: Annotated[Optional[str], typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit."""
+    """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
+
+    MODEL may also be a file or folder: a .gguf (exact weights from its header), a config.json,
+    or a Hugging Face model folder (config.json + *.safetensors headers).
+    """
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
-    spec = cat.resolve_model(model)
-    card = cat.resolve_gpu(gpu)
+    from vramcalc.files import looks_like_path
+
+    is_file = looks_like_path(model)
+    spec = None if is_file else cat.resolve_model(model)
+    cards = _resolve_gpus(cat, gpu)
+    card = cards[0]
     work = Workload(
-        runtime=runtime.value, quant=quant, vision_quant=vision_quant, context_tokens=ctx, images=images,
+        runtime=runtime.value, quant=_dtype_quant(quant, dtype, runtime.value), vision_quant=vision_quant, context_tokens=ctx, images=images,
         image_size=_parse_size(image_size), batch=batch, kv_cache=kv_cache.value, flash_attention=flash_attn,
-        n_ubatch=ubatch, headless=headless,
+        n_ubatch=ubatch, headless=headless, gpu_layers=gpu_layers, offload=offload.value, ram_bytes=_parse_ram(ram),
+        ram_bandwidth_gbs=_parse_ram_bandwidth(ram_bandwidth),
     )
-    est = estimate(spec, card, work, cat)
+    if is_file:  # a model file or folder (cli_files.py)
+        from vramcalc.cli_files import check_file
+
+        check_file(model, mmproj, card, work, as_json)
+        return
+    est = estimate(spec, cards if len(cards) > 1 else card, work, cat)
     if as_json:
         _print_json(est.model_dump(mode="json"))
         return
@@ -184,6 +264,13 @@ def validate(
         Console(highlight=False, soft_wrap=True).print(render_validation(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+from vramcalc.cli_files import import_ as _import_cmd  # noqa: E402  (registered here; the modules import this one)
+from vramcalc.cli_fit import FIT_EPILOG, fit as _fit_cmd  # noqa: E402
+
+app.command("fit", epilog=FIT_EPILOG)(_fit_cmd)
+app.command("import", epilog="Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import ./Llama-2-7b-hf --write")(_import_cmd)
 
 
 def main() -> None:

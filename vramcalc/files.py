@@ -175,9 +175,9 @@ class _Cursor:
 def read_gguf_header(path: Path) -> GgufHeader:
     """Parse a GGUF file's header (metadata + tensor infos); the tensor data is never read.
 
+    The file is memory-mapped, so only the pages the header walk touches are read from disk.
     Raises InputError for a file that is not GGUF, truncated, or corrupt, naming the file.
     """
-    quant_sizes, qtype, _ = _gguf_constants()
     path = Path(path)
     try:
         f = open(path, "rb")  # noqa: SIM115
@@ -190,51 +190,64 @@ def read_gguf_header(path: Path) -> GgufHeader:
         if f.read(4) != GGUF_MAGIC:
             raise InputError(f"{path}: not a GGUF file (the first bytes are not 'GGUF').")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            version = struct.unpack_from("<I", buf, 4)[0]
-            order = "<"
-            if version & 0xFFFF == 0:  # written on a big-endian host (gguf GGUFReader does the same test)
-                order, version = ">", struct.unpack_from(">I", buf, 4)[0]
-            if version not in (2, 3):
-                raise InputError(f"{path}: unsupported GGUF version {version} (vramcalc reads versions 2 and 3).")
-            cur = _Cursor(buf, path, order)
-            cur.pos = 8
-            n_tensors = cur.scalar("Q", "the tensor count")
-            n_kv = cur.scalar("Q", "the metadata count")
-            # each metadata entry takes at least 12 bytes, each tensor info at least 28
-            if n_kv * 12 > size or n_tensors * 28 > size:
-                raise InputError(f"{path}: corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
-            meta: dict[str, Any] = {}
-            for i in range(n_kv):
-                key = cur.string(f"metadata key #{i}")
-                vtype = cur.scalar("I", f"metadata '{key}'")
-                meta[key] = cur.value(vtype, f"metadata '{key}'")
-            tensors: list[GgufTensorInfo] = []
-            for i in range(n_tensors):
-                name = cur.string(f"tensor info #{i}")
-                n_dims = cur.scalar("I", f"tensor '{name}'")
-                if n_dims > 8:
-                    raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' has {n_dims} dimensions.")
-                shape = tuple(cur.scalar("Q", f"tensor '{name}'") for _ in range(n_dims))
-                type_id = cur.scalar("I", f"tensor '{name}'")
-                offset = cur.scalar("Q", f"tensor '{name}'")
-                try:
-                    gtype = qtype(type_id)
-                except ValueError:
-                    raise InputError(
-                        f"{path}: tensor '{name}' has GGML type {type_id}, unknown to the installed gguf package "
-                        "(a newer quantization? pip install -U gguf)."
-                    ) from None
-                block, type_size = quant_sizes[gtype]
-                numel = 1
-                for d in shape:
-                    numel *= d
-                if shape and shape[0] % block:
-                    raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' rows of {shape[0]} are not whole {gtype.name} blocks of {block}.")
-                tensors.append(GgufTensorInfo(name, shape, gtype.name, offset, numel // block * type_size))
-            alignment = meta.get("general.alignment", 32)
-            if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-                raise InputError(f"{path}: corrupt GGUF file: general.alignment {alignment!r} is not a power of two.")
-            data_offset = -(-cur.pos // alignment) * alignment
+            return parse_gguf_header(buf, path, size)
+
+
+def parse_gguf_header(buf: Any, path: Path, file_size: int) -> GgufHeader:
+    """Parse a GGUF header from ``buf`` (any buffer holding at least the header's bytes).
+
+    ``file_size`` is the size of the whole file, checked against what the header declares. The
+    parser needs no byte past the header: a buffer holding only the header parses the same.
+    """
+    quant_sizes, qtype, _ = _gguf_constants()
+    if bytes(buf[:4]) != GGUF_MAGIC or len(buf) < 24:
+        raise InputError(f"{path}: not a GGUF file (the first bytes are not 'GGUF').")
+    version = struct.unpack_from("<I", buf, 4)[0]
+    order = "<"
+    if version & 0xFFFF == 0:  # written on a big-endian host (gguf GGUFReader does the same test)
+        order, version = ">", struct.unpack_from(">I", buf, 4)[0]
+    if version not in (2, 3):
+        raise InputError(f"{path}: unsupported GGUF version {version} (vramcalc reads versions 2 and 3).")
+    size = file_size
+    cur = _Cursor(buf, path, order)
+    cur.pos = 8
+    n_tensors = cur.scalar("Q", "the tensor count")
+    n_kv = cur.scalar("Q", "the metadata count")
+    # each metadata entry takes at least 12 bytes, each tensor info at least 28
+    if n_kv * 12 > size or n_tensors * 28 > size:
+        raise InputError(f"{path}: corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
+    meta: dict[str, Any] = {}
+    for i in range(n_kv):
+        key = cur.string(f"metadata key #{i}")
+        vtype = cur.scalar("I", f"metadata '{key}'")
+        meta[key] = cur.value(vtype, f"metadata '{key}'")
+    tensors: list[GgufTensorInfo] = []
+    for i in range(n_tensors):
+        name = cur.string(f"tensor info #{i}")
+        n_dims = cur.scalar("I", f"tensor '{name}'")
+        if n_dims > 8:
+            raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' has {n_dims} dimensions.")
+        shape = tuple(cur.scalar("Q", f"tensor '{name}'") for _ in range(n_dims))
+        type_id = cur.scalar("I", f"tensor '{name}'")
+        offset = cur.scalar("Q", f"tensor '{name}'")
+        try:
+            gtype = qtype(type_id)
+        except ValueError:
+            raise InputError(
+                f"{path}: tensor '{name}' has GGML type {type_id}, unknown to the installed gguf package "
+                "(a newer quantization? pip install -U gguf)."
+            ) from None
+        block, type_size = quant_sizes[gtype]
+        numel = 1
+        for d in shape:
+            numel *= d
+        if shape and shape[0] % block:
+            raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' rows of {shape[0]} are not whole {gtype.name} blocks of {block}.")
+        tensors.append(GgufTensorInfo(name, shape, gtype.name, offset, numel // block * type_size))
+    alignment = meta.get("general.alignment", 32)
+    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+        raise InputError(f"{path}: corrupt GGUF file: general.alignment {alignment!r} is not a power of two.")
+    data_offset = -(-cur.pos // alignment) * alignment
     end = max((t.offset + t.nbytes for t in tensors), default=0)
     if data_offset + end > size:
         raise InputError(
@@ -304,7 +317,19 @@ def _file_type_label(h: GgufHeader, by_type: dict[str, int]) -> str:
         name = name.removeprefix("MOSTLY_").removeprefix("ALL_")
         if name in GGUF_FILE_TYPES:
             return name
-    return max(by_type, key=by_type.get) if by_type else "F32"  # type: ignore[arg-type]
+    # no (known) file type: the file type whose base type is the file's dominant tensor type, else
+    # the one nearest in bits per weight (the speed model reads a file type's mixture)
+    from vramcalc.quant import GGML_TYPES
+
+    main = max(by_type, key=by_type.get) if by_type else "F16"  # type: ignore[arg-type]
+    for ftype, base in GGUF_FILE_TYPES.items():
+        if base == main and (ftype.endswith("_M") or ftype == base or base == "MXFP4"):
+            return ftype
+    for ftype, base in GGUF_FILE_TYPES.items():
+        if base == main:
+            return ftype
+    bits = 8 * by_type.get(main, 0) / max(1, sum(x.numel for x in h.tensors if x.ggml_type == main))
+    return min(GGUF_FILE_TYPES, key=lambda f: abs(8 * GGML_TYPES[GGUF_FILE_TYPES[f]][0] / GGML_TYPES[GGUF_FILE_TYPES[f]][1] - bits))
 
 
 def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
@@ -1072,3 +1097,16 @@ def _from_config(cfg_path: Path, runtime: str) -> FileModel:
             if summary.vision_params == 0:
                 weights = FixedWeights(llm=wb)
     return FileModel(cfg_path, "hf", model, llm, cm.encoder, weights, quant, summary, notes)
+
+
+def renamed(fm: FileModel, new_id: str) -> FileModel:
+    """The same model under another catalog id (a VLM's parts get '-text' / '-vision' suffixes)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", new_id):
+        raise InputError(f"--id '{new_id}': ids are lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
+    if not isinstance(fm.model, VlmSpec):
+        llm = fm.llm.model_copy(update={"id": new_id})
+        return FileModel(fm.path, fm.kind, llm, llm, None, fm.weights, fm.quant, fm.safetensors, fm.notes)
+    llm = fm.llm.model_copy(update={"id": new_id + "-text"})
+    enc = fm.encoder.model_copy(update={"id": new_id + "-vision"}) if fm.encoder else None
+    vlm = fm.model.model_copy(update={"id": new_id, "llm": llm.id, "encoder": enc.id if enc else fm.model.encoder})
+    return FileModel(fm.path, fm.kind, vlm, llm, enc, fm.weights, fm.quant, fm.safetensors, fm.notes)

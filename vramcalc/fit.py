@@ -15,8 +15,13 @@ at that precision (a test checks it).
 Ranking, "the most capable model that runs first":
 1. models that run on the GPU (fits or tight) before those that do not (offload, no);
 2. with ``min_speed``, those meeting it first;
-3. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
-4. a higher-quality precision first; then the id.
+3. the precision's quality tier: 4 bits and up (F16 .. IQ4_XS; transformers: all) before 3-bit
+   (Q3_K_M) before 2-bit (Q2_K). llama.cpp's own quantize table (tools/quantize/quantize.cpp
+   QUANT_OPTIONS, Llama-3-8B perplexity increase; recalled, not re-checked here) puts Q4_K_M at
+   about +0.18, Q3_K_M at +0.66 and Q2_K at +3.5: below 4 bits quality drops fast, so a bigger
+   model squeezed into 2-3 bits is not ranked above a smaller one at 4+ bits;
+4. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
+5. a higher-quality precision first; then the id.
 Parameter count is a coarse proxy for capability, and it is the one the catalog can state
 without benchmarks; the table shows the precision so a heavily quantized pick is visible.
 """
@@ -45,9 +50,12 @@ from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
 from vramcalc.quant import GGML_TYPES, GGUF_FILE_TYPES, GGUF_QUALITY_ORDER, WeightBytes, normalize_precision
 from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
 
+#: Quality tier of each precision (0 best), see the ranking above.
+QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
+
 RANKING = (
-    "runs on the GPU (fits/tight) first; then meets --min-speed; then more LLM parameters (MoE: total); "
-    "then higher-quality precision; then id"
+    "runs on the GPU (fits/tight) first; then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
+    "then more LLM parameters (MoE: total); then higher-quality precision; then id"
 )
 
 
@@ -65,7 +73,7 @@ class FitRow(_Strict):
     params: int = Field(description="All parameters (LLM + vision encoder + projector).")
     quant: str = Field(description="The best precision that fits (the smallest one tried if none does).")
     total_bytes: int = Field(description="GPU memory needed at the requested context.")
-    headroom_bytes: int = Field(description="Usable memory minus total_bytes (negative: does not fit).")
+    headroom_bytes: int = Field(description="Usable GPU memory minus total_bytes (negative: short by this much; llama.cpp offloads layers to the CPU).")
     max_context_tokens: int | None = Field(description="Largest context per sequence that fits at this precision.")
     decode_tokens_per_s: float | None = Field(default=None, description="Expected decode speed, where the speed model gives one.")
     verdict: Verdict
@@ -165,7 +173,7 @@ def fit(
 def _rank(r: FitRow, order: list[str]) -> tuple:
     runs = r.verdict in ("fits", "tight")
     q = order.index(r.quant) if r.quant in order else len(order)
-    return (not runs, r.meets_min_speed is False, -r.llm_params, q, r.model)
+    return (not runs, r.meets_min_speed is False, QUALITY_TIER.get(r.quant, 0), -r.llm_params, q, r.model)
 
 
 def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min_speed: float | None,  # noqa: ANN001
@@ -225,7 +233,7 @@ def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min
     row = FitRow(
         model=spec.id, name=spec.name, kind="vlm" if isinstance(spec, VlmSpec) else "llm",
         llm_params=est.params.llm, params=est.params.total, quant=q, total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.headroom_bytes, max_context_tokens=est.max_context_tokens, decode_tokens_per_s=speed,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes, max_context_tokens=est.max_context_tokens, decode_tokens_per_s=speed,
         verdict=est.verdict, meets_min_speed=meets,
     )
     return row, est.gpu, order

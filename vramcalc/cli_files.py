@@ -1,0 +1,117 @@
+"""Models from the user's files on the command line: the file branch of `check`, and `vramcalc import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from vramcalc.cli import JsonOpt, _console, _print_json
+from vramcalc.errors import InputError
+
+if TYPE_CHECKING:
+    from vramcalc.estimate import Estimate, Workload
+    from vramcalc.files import FileModel
+    from vramcalc.schema import GpuSpec
+
+
+def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec, work: Workload) -> Estimate:
+    """The estimate for a model file/folder: exact weights where the files fix them."""
+    from vramcalc.estimate import FixedWeights, estimate
+    from vramcalc.files import load_model_files
+
+    fm = load_model_files(path, mmproj, runtime=work.runtime)
+    weights = fm.weights
+    notes = list(fm.notes)
+    if weights is not None and weights.llm is not None:
+        gguf = fm.kind == "gguf"
+        if gguf and work.runtime != "llama.cpp":
+            weights = FixedWeights(llm=None, vision=None, projector=None)
+            notes.append("transformers dequantizes a GGUF file on load: weights estimated at the model's dtype, not the file's types.")
+        elif work.quant and not _same_precision(work.quant, fm.quant, work.runtime):
+            weights = FixedWeights(llm=None, vision=weights.vision, projector=weights.projector)
+            notes.append(f"--quant {work.quant}: the weights are estimated at that precision, not read from the file ({fm.quant}).")
+    est = estimate(fm.model, gpu, work, fm.catalog(), weights)
+    if fm.kind == "gguf" and weights is fm.weights:
+        notes.insert(0, f"Weights read from the GGUF header of {fm.path.name}: every tensor's exact type and size.")
+    est.notes = notes + est.notes
+    return est
+
+
+def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool:
+    from vramcalc.quant import normalize_precision
+
+    if file_quant is None:
+        return False
+    try:
+        return normalize_precision(asked, runtime) == normalize_precision(file_quant, runtime)  # type: ignore[arg-type]
+    except InputError:
+        return False
+
+
+def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec, work: Workload, as_json: bool) -> None:
+    """`vramcalc check PATH`: called by cli.check when MODEL is a file or folder."""
+    est = estimate_file(path, mmproj, gpu, work)
+    if as_json:
+        _print_json(est.model_dump(mode="json"))
+        return
+    from vramcalc.render import render_estimate
+
+    _console().print(render_estimate(est))
+
+
+def import_(
+    path: Annotated[Path, typer.Argument(help="A .gguf file, a config.json, or a model folder (config.json + *.safetensors).")],
+    mmproj: Annotated[Optional[Path], typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")] = None,
+    entry_id: Annotated[Optional[str], typer.Option("--id", help="Catalog id to give the entry (default: from the model's name).")] = None,
+    write: Annotated[bool, typer.Option("--write", help="Store the entries in the user catalog, so 'check ID' works from then on.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --write: replace an existing entry with the same id.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder."""
+    import yaml
+
+    from vramcalc.catalog import load_catalog, user_catalog_dir
+    from vramcalc.files import load_model_files, renamed
+
+    fm = load_model_files(path, mmproj)
+    if entry_id:
+        fm = renamed(fm, entry_id)
+    entries = fm.entries()
+    docs: list[dict[str, Any]] = []
+    root = user_catalog_dir()
+    cat = load_catalog(include_user=False) if write else None
+    for folder, spec in entries:
+        data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+        target = root / folder / f"{spec.id}.yaml"
+        if write:
+            assert cat is not None
+            if spec.id in cat.raw[folder] and not force:
+                raise InputError(f"'{spec.id}' is already a built-in {folder[:-1]} id; pass --id NAME to store it under another id, or --force to shadow it.")
+            if target.exists() and not force:
+                raise InputError(f"{target} exists; pass --force to replace it, or --id NAME.")
+        docs.append({"kind": folder, "id": spec.id, "path": str(target), "entry": data})
+    if write:
+        for d in docs:
+            target = Path(d["path"])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(d["entry"], sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+        load_catalog.cache_clear()
+    if as_json:
+        _print_json({"written": write, "entries": docs, "notes": fm.notes})
+        return
+    out = []
+    for d in docs:
+        out.append(f"# {d['kind']}/{d['id']}.yaml" + (f"  (written to {d['path']})" if write else ""))
+        out.append(yaml.safe_dump(d["entry"], sort_keys=False, allow_unicode=True, width=120).rstrip())
+    typer.echo("\n---\n".join(_pairs(out)))
+    for note in fm.notes:
+        typer.echo(f"Note: {note}", err=True)
+    if write:
+        model_id = docs[-1]["id"]
+        typer.echo(f"Stored in {root}. Try: vramcalc check {model_id} --gpu rtx3060", err=True)
+
+
+def _pairs(lines: list[str]) -> list[str]:
+    return ["\n".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]
