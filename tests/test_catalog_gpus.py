@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vramcalc.catalog import Catalog, builtin_catalog_dir, normalize_gpu
+from vramcalc.catalog import Catalog, builtin_catalog_dir, load_catalog, normalize_gpu
 from vramcalc.schema import GpuSpec
 from vramcalc.units import GiB
 
@@ -33,6 +33,12 @@ def test_catalog_loads_without_problems():
     # duplicate ids, alias collisions (after normalize_gpu), id != file name, YAML errors
     gpu_problems = [p for p in CAT.problems if "/gpus/" in p.replace("\\", "/")]
     assert gpu_problems == []
+
+
+def test_load_catalog_reports_no_gpu_problems():
+    # the loader the CLI uses (with its parse cache, here in the test's temp dir): no problem names a GPU
+    # file, including collisions between a GPU alias and a model alias ("collides with gpus/...")
+    assert [p for p in load_catalog().problems if "gpus/" in p.replace("\\", "/")] == []
 
 
 @pytest.mark.parametrize("gid", GPU_IDS)
