@@ -168,6 +168,8 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN
                 read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, TG_CONTEXT)
                 feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs}
                 rows.append(Row("decode", src, label, f"decode/llama.cpp/{backend}", meas, feats))
+            elif speed.peak_tflops(gpu) <= 0:
+                skips.append(Skip(src, label, "prefill: no matrix rate for this pre-Volta GPU in the catalog (no tensor cores; FP32 rate not recorded)"))
             else:
                 flops = speed.prefill_flops(llm, lb, 512)
                 wbytes = sum(lb.layer_stored) + lb.output_stored

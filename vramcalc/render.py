@@ -89,13 +89,19 @@ def render_estimate(est: Estimate) -> Group:
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
     t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
     reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})" if g.reserved_bytes else ""
-    t.add_row(f"Usable on GPU{reserved}", "", fmt_bytes(g.usable_bytes))
+    cap = g.usable_bytes
+    n_gpus = sum(1 for d in est.offload.devices if d.index >= 0) if est.offload else 1
+    if n_gpus > 1:  # a layer split: the cards' usable memory together (per card: the Layers line)
+        cap = sum(d.usable_bytes or 0 for d in est.offload.devices if d.index >= 0)
+        t.add_row(f"Usable on {n_gpus} GPUs", "", fmt_bytes(cap))
+    else:
+        t.add_row(f"Usable on GPU{reserved}", "", fmt_bytes(g.usable_bytes))
 
     weights_dev = m.weights_bytes.llm - m.weights_host_bytes + m.weights_bytes.vision + m.weights_bytes.projector
     parts = [weights_dev, m.kv_cache_bytes, m.compute_bytes.llm + m.compute_bytes.vision, m.overhead_bytes]
-    bar = memory_bar(parts, g.usable_bytes)
-    pct = 100 * m.total_bytes / g.usable_bytes
-    bar.append(f" {fmt_bytes(m.total_bytes)} of {fmt_bytes(g.usable_bytes)} ({pct:.0f}%)")
+    bar = memory_bar(parts, cap)
+    pct = 100 * m.total_bytes / cap
+    bar.append(f" {fmt_bytes(m.total_bytes)} of {fmt_bytes(cap)} ({pct:.0f}%)")
     legend = Text("  ")
     for label, glyph, style in _SEGMENTS:
         legend.append(glyph, style=style)
@@ -121,9 +127,71 @@ def render_estimate(est: Estimate) -> Group:
         s = est.suggestion
         lines.append(Text.assemble(("Suggestion: ", "bold"), f"{s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict})  ",
                                    (" ".join(s.flags), "cyan")))
+    lines += render_speed(est)
     for note in est.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
     return Group(*lines)
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2g}"
+
+
+def _secs(x: float) -> str:
+    return f"{x:.2f} s" if x < 10 else f"{x:.0f} s"
+
+
+def render_speed(est: Estimate) -> list[Any]:
+    """The speed section: each figure with its band and the basis it is computed from."""
+    thr, off = est.throughput, est.offload
+    if thr is None:
+        return []
+    t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    t.add_column("Speed")
+    t.add_column("Estimate", justify="right")
+    t.add_column("Band", justify="right")
+    t.add_column("Basis", style="dim")
+
+    def basis(f: Any) -> str:
+        b = f.basis
+        cpu = next((d for d in off.devices if d.index < 0 and (d.layers or d.output_layer)), None) if off else None
+        if b.bytes is not None and b.effective_bandwidth_gbs is not None and cpu is not None and f is thr.decode_tokens_per_s:
+            out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective (GPU + {cpu.memory_bandwidth_gbs:g} GB/s RAM)"
+        elif b.bytes is not None and b.effective_bandwidth_gbs is not None:
+            out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} of {b.bandwidth_gbs:,.0f} GB/s"
+        elif b.flops is not None and b.effective_tflops is not None:
+            out = f"{b.flops / 1e12:,.2f} TFLOP at {b.effective_tflops:,.1f} of {b.peak_tflops:,.0f} TFLOPS"
+        else:
+            out = b.factors
+        return out + ("" if b.calibrated else " (uncalibrated)")
+
+    if thr.decode_tokens_per_s:
+        f = thr.decode_tokens_per_s
+        t.add_row("Decode", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
+    if thr.prefill_tokens_per_s:
+        f = thr.prefill_tokens_per_s
+        t.add_row("Prefill", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
+    if thr.image_encode_s:
+        f = thr.image_encode_s
+        t.add_row("Image encode", f"{_secs(f.value)}/image", f"{_secs(f.low)}-{_secs(f.high)}", basis(f))
+    if thr.images_per_s:
+        f = thr.images_per_s
+        t.add_row("Images", f"{_rate(f.value)} img/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
+    if thr.time_to_first_token_s:
+        f = thr.time_to_first_token_s
+        why = "image encode + prefill of the context" if thr.image_encode_s else "prefill of the context"
+        t.add_row("Time to first token", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", why)
+    lines: list[Any] = [Text(""), t]
+    if off is not None and (off.mode != "full" or len([d for d in off.devices if d.index >= 0]) > 1):
+        parts = []
+        for d in off.devices:
+            if d.index < 0 and d.layers == 0 and not d.output_layer:
+                continue
+            what = f"{d.layers} layers" + (" + output" if d.output_layer else "")
+            parts.append(f"{d.device}: {what}, {fmt_bytes(d.total_bytes)}")
+        lines.append(Text(f"Layers on GPU: {off.gpu_layers}/{off.total_layers} (" + "; ".join(parts) + ")"))
+    lines.append(Text("Bands: the calibration fit's residual spread (docs/accuracy.md).", style="dim"))
+    return lines
 
 
 def render_list(kind: str, rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:

@@ -182,9 +182,11 @@ def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> f
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
         half = accumulate == "fp32" and gpu.category in ("consumer", "laptop")
         return 4 * gpu.fp16_tflops / (2 if half else 1)
-    if gpu.vendor == "nvidia" and not gpu.fp16_tensor_tflops and gpu.fp16_tflops and cc < 7.0:
-        return gpu.fp16_tflops
-    return gpu.fp16_tensor_tflops or gpu.fp16_tflops or gpu.bf16_tensor_tflops or 1.0
+    if gpu.vendor == "nvidia" and cc and cc < 7.0:
+        # Maxwell/Pascal: no tensor cores and FP16 at 1/64 rate on most; llama.cpp runs FP32/dp4a
+        # kernels there, whose rate the catalog does not carry: no compute estimate (0)
+        return 0.0
+    return gpu.fp16_tensor_tflops or gpu.fp16_tflops or gpu.bf16_tensor_tflops or 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,10 +595,13 @@ def speed_plan(
         else:
             placement = Placement([0] * n, 0, n + 1)
         thr.decode_tokens_per_s = _decode(llm, lb, placement, gpus, s, ram_bw)
-        thr.prefill_tokens_per_s, t_prefill = _prefill(llm, lb, placement, gpus, s)
+        if all(peak_tflops(g) > 0 for g in gpus):
+            thr.prefill_tokens_per_s, t_prefill = _prefill(llm, lb, placement, gpus, s)
+        else:
+            thr.notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
         if s.runtime == "transformers" and gpu0.backend == "metal":
             notes.append("transformers on Apple (MPS) is not calibrated; speeds use the llama.cpp Metal factors.")
-    if enc is not None:
+    if enc is not None and peak_tflops(gpu0) > 0:
         fig, per_image = _image_encode(enc, gpu0, s)
         if s.kind == "encoder":
             thr.images_per_s = fig
@@ -761,10 +766,12 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
     patches = s.encoder_patches
     f_img = vit_flops(enc, patches) * crops + 2 * s.projector_params * max(s.image_tokens_per_image, 1)
     ew = vit_elementwise_bytes(enc, patches) * crops
-    peak = peak_tflops(gpu, "fp32" if s.runtime == "transformers" else "fp16")
+    # an encoder on its own (image embedding in batches) is a PyTorch job: the timm-fitted factors
+    torch_like = s.runtime == "transformers" or s.kind == "encoder"
+    peak = peak_tflops(gpu, "fp32" if torch_like else "fp16")
     bw = gpu.memory_bandwidth_gbs
     cal = calibration()
-    if s.runtime == "transformers":
+    if torch_like:
         backend = backend_of(gpu)
         group = cal["vit"]["transformers"]
         f = group.get(backend) or group["cuda"]
@@ -854,6 +861,8 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
             if est.verdict in ("fits", "tight"):
                 est.suggestion = None
                 est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]
+            if llm is not None and est.verdict in ("fits", "tight"):
+                est.max_context_tokens = _split_max_context(llm, offload, s, est.max_context_tokens)
             split = ", ".join(f"{d.device}: {d.layers} layers" + (" + output" if d.output_layer else "") for d in gpu_shares)
             est.notes.insert(0, f"Layer split over {len(gpus)} GPUs ({split}); the KV cache of each layer stays with it.")
         return
@@ -882,3 +891,25 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
 
 def _gib(n: int) -> str:
     return f"{n / GiB:.1f}"
+
+
+def _split_max_context(llm: LlmSpec, off: Offload, s: SpeedInputs, single: int | None) -> int | None:
+    """Largest context per sequence under a layer split: each card's headroom over the KV bytes
+    per cell of its layers (the compute buffer's growth with the context is neglected)."""
+    lb = llm_bytes(llm, s.runtime, s.quant, s.kv_cache)
+    extra = None
+    n = llm.num_layers
+    for d in off.devices:
+        if d.index < 0 or d.layers == 0:
+            continue
+        first = d.first_layer or 0
+        per_cell = sum(lb.kv_elem_bytes_per_cell[i] for i in range(first, first + d.layers) if not lb.sliding[i])
+        if per_cell <= 0 or d.headroom_bytes is None:
+            continue
+        cells = int(d.headroom_bytes // per_cell)
+        extra = cells if extra is None else min(extra, cells)
+    del n
+    if extra is None:
+        return single
+    ctx = (s.kv_cells + extra) // max(s.batch, 1) // 256 * 256
+    return max(min(ctx, llm.max_context), 0) or None

@@ -1,0 +1,255 @@
+"""Speed model: fitted factors vs held-out published benchmarks, MoE, offload, layer split, unified memory.
+
+Expected figures are published measurements (``shared/calibration`` rows, named per test) or
+llama.cpp's own layer-assignment rule worked by hand; never values the code produced.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from vramcalc import speed
+from vramcalc.catalog import load_catalog
+from vramcalc.estimate import Workload, estimate
+from vramcalc.units import GiB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cat():
+    return load_catalog(include_user=False)
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    path = ROOT / "benchmarks" / "accuracy.py"
+    if not speed.calibration() or not path.exists():
+        pytest.skip("no benchmark script")
+    spec = importlib.util.spec_from_file_location("vramcalc_accuracy", path)
+    mod = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    if not (mod.CAL_DIR / "llamacpp_bench.csv").exists():
+        pytest.skip("shared/calibration not available")
+    rows, skips = mod.collect()
+    mod.evaluate(rows)
+    return mod, rows
+
+
+def _median_abs(rows):
+    return statistics.median(abs(r.predicted / r.measured - 1) for r in rows)
+
+
+# --- fitted model vs held-out rows (shared/calibration, every 4th row of a group kept out of the fit)
+
+
+def test_held_out_decode(accuracy):
+    _, rows = accuracy
+    held = [r for r in rows if r.group.startswith("decode/llama.cpp") and r.held_out]
+    assert len(held) >= 10
+    assert _median_abs(held) <= 0.10
+
+
+def test_held_out_prefill(accuracy):
+    _, rows = accuracy
+    held = [r for r in rows if r.metric == "prefill" and r.held_out]
+    assert len(held) >= 10
+    assert _median_abs(held) <= 0.20
+
+
+def test_held_out_vit(accuracy):
+    _, rows = accuracy
+    held = [r for r in rows if r.metric == "vit" and r.held_out]
+    assert len(held) >= 10
+    assert _median_abs(held) <= 0.15
+
+
+def test_all_rows_meet_targets(accuracy):
+    _, rows = accuracy
+    assert _median_abs([r for r in rows if r.group.startswith("decode/llama.cpp")]) <= 0.10
+    assert _median_abs([r for r in rows if r.metric == "prefill"]) <= 0.20
+    assert _median_abs([r for r in rows if r.metric == "vit"]) <= 0.15
+
+
+def test_calibration_file_lists_its_rows():
+    cal = speed.calibration()
+    for metric in ("decode", "prefill", "vit"):
+        for runtime, groups in cal[metric].items():
+            for key, f in groups.items():
+                if key == "cpu":  # a named guess, no published desktop rows
+                    continue
+                assert f["rows"], (metric, runtime, key)
+                assert all(":" in r for r in f["rows"])
+                assert 0 < f["spread_log"] < 3
+
+
+def test_report_is_generated_from_the_data(accuracy, tmp_path, monkeypatch):
+    mod, rows = accuracy
+    monkeypatch.setattr(mod, "REPORT", tmp_path / "accuracy.md")
+    text = mod.write_report(rows, [])
+    assert "median abs error" in text and "llamacpp_bench.csv:" in text
+
+
+# --- decode through estimate() against single published rows
+
+
+def test_rtx3060_q4_0_decode_matches_llama_bench(cat):
+    # llamacpp_bench.csv: NVIDIA GeForce RTX 3060 12GB, CUDA, LLaMA-2 7B Q4_0, tg128 = 75.57 t/s (discussion 15013)
+    est = estimate(cat.llm("llama-2-7b"), cat.resolve_gpu("rtx3060"), Workload(quant="Q4_0", context_tokens=64), cat)
+    d = est.throughput.decode_tokens_per_s
+    assert d.value == pytest.approx(75.57, rel=0.10)
+    assert d.low < 75.57 < d.high
+
+
+def test_m2_max_prefill_scales_with_gpu_cores(cat):
+    # llamacpp_bench.csv (discussion 4167), LLaMA-2 7B Q4_0 pp512: M2 Max 30-core 537.60 t/s, 38-core 671.31 t/s
+    w = Workload(quant="Q4_0", context_tokens=512)
+    p30 = estimate(cat.llm("llama-2-7b"), cat.resolve_gpu("m2-max-30c-64gb"), w, cat).throughput.prefill_tokens_per_s.value
+    p38 = estimate(cat.llm("llama-2-7b"), cat.resolve_gpu("m2-max-38c-64gb"), w, cat).throughput.prefill_tokens_per_s.value
+    assert p38 / p30 == pytest.approx(671.31 / 537.60, rel=0.05)
+    assert p30 == pytest.approx(537.60, rel=0.20)
+
+
+# --- MoE: all experts for memory, the active ones for speed
+
+
+def test_moe_reads_only_active_experts(cat):
+    # Mixtral 8x7B: "46.7B total parameters but only uses 12.9B parameters per token"
+    # (Mistral AI, 'Mixtral of experts', 2023-12-11; recalled, not re-checked here).
+    llm = cat.llm("mixtral-8x7b")
+    lb = speed.llm_bytes(llm, "transformers", "bf16")
+    embd = llm.vocab_size * llm.hidden_size
+    assert lb.active_params + lb.output_params + embd == pytest.approx(12.9e9, rel=0.01)
+    # bytes read per token: bf16 = 2 bytes per active weight, far below the 93 GB the experts hold
+    read = sum(lb.layer_read) + lb.output_read
+    assert read == pytest.approx(2 * (lb.active_params + lb.output_params), rel=0.01)
+    assert sum(lb.layer_stored) > 3.5 * sum(lb.layer_read)
+
+
+# --- llama.cpp layer assignment (llama-model.cpp load_tensors), worked by hand
+
+
+def test_assign_layers_output_layer_counts():
+    # n_layer 32: -ngl 33 puts the output layer on the GPU, -ngl 32 keeps it on the CPU
+    full = speed.assign_layers(32, 33, [1.0])
+    assert full.layer_dev == [0] * 32 and full.output_dev == 0
+    most = speed.assign_layers(32, 32, [1.0])
+    assert most.layer_dev == [0] * 32 and most.output_dev == -1
+    # -ngl 20: i_gpu_start = 12, the last 20 repeating layers on the GPU
+    part = speed.assign_layers(32, 20, [1.0])
+    assert part.layer_dev == [-1] * 12 + [0] * 20 and part.output_dev == -1
+
+
+def test_assign_layers_two_equal_gpus():
+    # 80 layers + output, splits [0.5, 1.0]: layer il -> GPU upper_bound(il / 81): il <= 40 on GPU 0
+    pl = speed.assign_layers(80, 81, [24.0, 24.0])
+    assert pl.layer_dev.count(0) == 41 and pl.layer_dev.count(1) == 39 and pl.output_dev == 1
+
+
+def test_llama_70b_on_4090_offloads_with_speed(cat):
+    est = estimate(cat.resolve_model("llama-3.1-70b"), cat.resolve_gpu("rtx4090"), Workload(quant="Q4_K_M"), cat)
+    assert est.verdict == "offload"
+    off = est.offload
+    assert off.mode == "auto" and off.total_layers == 81
+    assert 20 < off.gpu_layers < 81
+    gpu = off.devices[0]
+    assert gpu.layers == off.gpu_layers and not gpu.output_layer  # -ngl < 81: the output layer stays on the CPU
+    assert 0 <= gpu.headroom_bytes
+    assert off.devices[-1].output_layer
+    d = est.throughput.decode_tokens_per_s
+    assert 0.5 < d.value < 10
+    assert f"{off.gpu_layers}/81 layers on GPU at ~" in est.notes[0]
+    # every weight byte is somewhere: GPU + CPU = the whole file
+    assert gpu.weights_bytes + off.devices[-1].weights_bytes == est.memory.weights_bytes.llm
+
+
+def test_offload_beyond_ram_is_no(cat):
+    w = Workload(quant="Q4_K_M", ram_bytes=16 * GiB)
+    est = estimate(cat.resolve_model("llama-3.1-70b"), cat.resolve_gpu("rtx4090"), w, cat)
+    assert est.verdict == "no" and est.offload.fits_in_ram is False
+
+
+def test_gpu_layers_manual(cat):
+    llm, gpu = cat.resolve_model("llama-3.1-70b"), cat.resolve_gpu("rtx4090")
+    est = estimate(llm, gpu, Workload(quant="Q4_K_M", gpu_layers=30), cat)
+    assert est.verdict == "offload" and est.offload.mode == "manual" and est.offload.devices[0].layers == 30
+    assert estimate(llm, gpu, Workload(quant="Q4_K_M", gpu_layers=70), cat).verdict == "no"
+    # fewer layers on the GPU, slower decode
+    fast = estimate(llm, gpu, Workload(quant="Q4_K_M", gpu_layers=40), cat).throughput.decode_tokens_per_s.value
+    assert fast > est.throughput.decode_tokens_per_s.value
+
+
+def test_two_3090s_split_70b(cat):
+    g = cat.resolve_gpu("rtx3090")
+    est = estimate(cat.resolve_model("llama-3.1-70b"), [g, g], Workload(quant="Q4_K_M"), cat)
+    assert est.verdict in ("fits", "tight")
+    gpus = [d for d in est.offload.devices if d.index >= 0]
+    assert [d.layers for d in gpus] == [41, 39] and gpus[1].output_layer
+    assert all(d.total_bytes <= d.usable_bytes for d in gpus)
+    # layer split: the two halves run one after the other, so decode ~ one 3090 reading all weights
+    assert est.throughput.decode_tokens_per_s.basis.bandwidth_gbs == pytest.approx(g.memory_bandwidth_gbs)
+    assert est.max_context_tokens and est.max_context_tokens > 4096
+
+
+def test_m2_max_64gb_runs_70b_in_unified_memory(cat):
+    gpu = cat.resolve_gpu("m2-max-38c-64gb")
+    est = estimate(cat.resolve_model("llama-3.1-70b"), gpu, Workload(quant="Q4_K_M"), cat)
+    assert est.verdict in ("fits", "tight")
+    assert est.gpu.unified_memory and est.gpu.usable_bytes == 48 * GiB  # recommendedMaxWorkingSetSize on 64 GB
+    d = est.throughput.decode_tokens_per_s
+    assert d.basis.bandwidth_gbs == gpu.memory_bandwidth_gbs
+    assert "metal" in d.basis.factors
+
+
+# --- the issue's 'done when' examples
+
+
+def test_llava_7b_on_3060_has_all_speeds_with_bands(cat):
+    est = estimate(cat.resolve_model("llava-7b"), cat.resolve_gpu("rtx3060"), Workload(), cat)
+    thr = est.throughput
+    for f in (thr.decode_tokens_per_s, thr.prefill_tokens_per_s, thr.image_encode_s, thr.time_to_first_token_s):
+        assert f is not None and f.low < f.value < f.high
+    assert thr.decode_tokens_per_s.basis.bytes > 4 * GiB
+    assert thr.prefill_tokens_per_s.basis.flops > 0
+    assert thr.time_to_first_token_s.value > thr.image_encode_s.value
+
+
+def test_clip_encoder_images_per_s(cat):
+    # timm_vit_bench.csv: vit_large_patch14_clip_336 (CLIP ViT-L/14 @ 336) on an RTX 3090, AMP fp16, pt240: 157.73 img/s
+    w = Workload(runtime="transformers", quant="fp16", batch=256)
+    est = estimate(cat.resolve_model("clip-vit-l-14-336"), cat.resolve_gpu("rtx3090"), w, cat)
+    ips = est.throughput.images_per_s
+    assert ips.value == pytest.approx(157.73, rel=0.15)
+    assert est.throughput.decode_tokens_per_s is None
+
+
+def test_cli_check_speed_and_options():
+    from typer.testing import CliRunner
+
+    from vramcalc.cli import app
+
+    r = CliRunner().invoke(app, ["check", "llama-3.1-70b", "--gpu", "2xrtx3090", "--quant", "Q4_K_M", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["throughput"]["decode_tokens_per_s"]["value"] > 0
+    assert len([x for x in d["offload"]["devices"] if x["index"] >= 0]) == 2
+    r = CliRunner().invoke(app, ["check", "llama-3.1-70b", "--gpu", "rtx4090", "--gpu-layers", "30", "--ram", "64",
+                                 "--ram-bandwidth", "ddr4", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["offload"]["gpu_layers"] == 30 and d["offload"]["ram_bandwidth_gbs"] == 51.2
+    r = CliRunner().invoke(app, ["check", "clip-vit-l-14-336", "--gpu", "rtx4090", "--batch", "256", "--dtype", "fp16"])
+    assert r.exit_code == 0, r.output
+    assert "img/s" in r.stdout
+    r = CliRunner().invoke(app, ["check", "llava-7b", "--gpu", "rtx3060"])
+    assert r.exit_code == 0, r.output
+    for word in ("Decode", "Prefill", "Image encode", "Time to first token"):
+        assert word in r.stdout
