@@ -317,21 +317,20 @@ def prefill_flops(llm: LlmSpec, lb: LlmBytes, tokens: int, start: int = 0) -> in
 def vit_flops(enc: VisionEncoderSpec, patches: int) -> int:
     """Forward FLOPs of one image (one crop) with ``patches`` tokens (incl. class/register tokens).
 
-    Uses vramcalc.vit when present (it is checked against torch's FlopCounterMode); otherwise the
-    same count: patch embedding, QKV/out projections, attention scores and weighted sum (N^2),
-    MLP, and SigLIP's attention-pooling head.
+    Uses ``vramcalc.vit.vit_flops`` (checked against torch's FlopCounterMode) for a square patch
+    grid; otherwise the same count done here: patch embedding, QKV/out projections, attention
+    scores and weighted sum (N^2), MLP, and SigLIP's attention-pooling head.
     """
-    try:
-        from vramcalc import vit  # type: ignore[attr-defined]
-
-        fn = getattr(vit, "forward_flops", None) or getattr(vit, "vit_flops", None)
-    except ImportError:
-        fn = None
-    if fn is not None:
+    grid = patches - int(enc.class_token) - enc.register_tokens
+    side = math.isqrt(max(grid, 0))
+    if side * side == grid and enc.temporal_patch_size == 1 and enc.window_attention is None:
         try:
-            return int(fn(enc, patches=patches))
-        except TypeError:
-            pass
+            from vramcalc.vit import vit_flops as _vf
+        except ImportError:  # pragma: no cover
+            _vf = None
+        if _vf is not None:
+            px = side * enc.patch_size
+            return int(_vf(enc, 1, px, px).total)
     return _vit_flops(enc, patches)
 
 
