@@ -527,7 +527,10 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeig
             gx, gy = image_size[0] // enc.patch_size, image_size[1] // enc.patch_size
             enc_crops, enc_patches = 1, gx * gy + int(enc.class_token) + enc.register_tokens
     text = w.context_tokens or (DEFAULT_TEXT_CONTEXT if llm else 0)
-    ctx = text + n_images * tok_per_image
+    # Llama 3.2 Vision (transformers models/mllama): the text stream holds one <|image|> token per
+    # image; the image states are keys/values of the cross-attention layers only.
+    xattn_layers = len(model.projector.cross_attention_layers) if isinstance(model, VlmSpec) and model.projector.kind == "cross_attention" else 0
+    ctx = text + n_images * (1 if xattn_layers else tok_per_image)
     if llm is not None and ctx > llm.max_context:
         notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
 
@@ -542,6 +545,8 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeig
     compute_llm = 0
     if llm is not None:
         kv, cells = kv_cache_bytes(llm, ctx, w.batch, w.kv_cache, w.runtime, w.n_ubatch)
+        if xattn_layers:
+            kv += int(n_images * tok_per_image * w.batch * xattn_layers * 2 * llm.num_kv_heads * llm.head_dim_ * KV_TYPE_BYTES[w.kv_cache])
         if w.runtime == "llama.cpp":
             compute_llm = llamacpp_compute_bytes(llm, cells, w.n_ubatch, w.flash_attention)
         else:
@@ -643,7 +648,7 @@ def torch_vit_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> int:
 def _max_context(model, gpu: GpuSpec, w: Workload, catalog, base: Estimate, weights: FixedWeights | None = None) -> int | None:  # noqa: ANN001
     """Largest text+image context per sequence whose total fits the usable memory (steps of 256)."""
     llm_max = catalog_llm(model, catalog).max_context
-    images_tokens = base.inputs.images * base.inputs.image_tokens_per_image
+    images_tokens = base.inputs.context_tokens - base.inputs.text_tokens
     lo_text = 256
     hi_text = max(lo_text, llm_max - images_tokens)
 
@@ -680,8 +685,8 @@ def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate, weights: 
     if w.headless is False and gpu.category in ("consumer", "laptop"):
         tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}))
     max_ctx = est.max_context_tokens
-    if est.inputs.llm and max_ctx and max_ctx >= 2048 + est.inputs.images * est.inputs.image_tokens_per_image:
-        text = max_ctx - est.inputs.images * est.inputs.image_tokens_per_image
+    if est.inputs.llm and max_ctx and max_ctx >= 2048 + est.inputs.context_tokens - est.inputs.text_tokens:
+        text = max_ctx - (est.inputs.context_tokens - est.inputs.text_tokens)
         if text < est.inputs.text_tokens:
             tries.append((f"shorten the context to {text} text tokens", ["--ctx", str(text)], {"context_tokens": text}))
     if est.inputs.llm and w.runtime == "llama.cpp":
