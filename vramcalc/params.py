@@ -345,5 +345,20 @@ def vlm_parts(vlm: VlmSpec, catalog=None) -> VlmParts:  # noqa: ANN001
         catalog = load_catalog()
     enc = catalog.encoder(vlm.encoder)
     llm = catalog.llm(vlm.llm)
+    if vlm.llm_overrides is not None:
+        llm = _overridden(llm, vlm)
     newline = getattr(vlm.image_tokens, "kind", "") == "anyres" and vlm.image_tokens.newline_tokens  # type: ignore[union-attr]
     return VlmParts(vlm, enc, llm, projector_tensors(vlm.projector, enc, llm, image_newline=newline))
+
+
+_OVERRIDDEN: dict[tuple[int, int], LlmSpec] = {}
+
+
+def _overridden(llm: LlmSpec, vlm: VlmSpec) -> LlmSpec:
+    """The VLM's variant of its LLM, one object per (llm, vlm) so the tensor cache keeps working."""
+    key = (id(llm), id(vlm))
+    hit = _OVERRIDDEN.get(key)
+    if hit is None:
+        update = vlm.llm_overrides.model_dump(exclude_none=True)  # type: ignore[union-attr]
+        hit = _OVERRIDDEN[key] = llm.model_copy(update=update)
+    return hit

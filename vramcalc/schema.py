@@ -301,6 +301,14 @@ class VlmDefaults(Strict):
     mmproj_dtype: Literal["f32", "f16", "bf16", "q8_0"] = Field(default="f16", description="llama.cpp mmproj file type usually published.")
 
 
+class LlmOverrides(Strict):
+    """Where a VLM's language model differs from the catalog LLM it names (padded vocab, untied head)."""
+
+    vocab_size: PositiveInt | None = None
+    tied_embeddings: bool | None = None
+    max_context: PositiveInt | None = None
+
+
 class VlmSpec(Entry):
     """A vision-language model: encoder + projector + LLM + image-token policy."""
 
@@ -310,6 +318,7 @@ class VlmSpec(Entry):
     projector: Projector
     image_tokens: ImageTokenPolicy
     defaults: VlmDefaults = Field(default_factory=VlmDefaults)
+    llm_overrides: LlmOverrides | None = Field(default=None, description="Fields of the LLM entry that this VLM's checkpoint changes (say why in notes).")
     published_params: PositiveInt | None = Field(default=None, description="Published exact total parameter count.")
 
     @field_validator("encoder", "llm")
