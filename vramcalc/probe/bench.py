@@ -1,0 +1,137 @@
+"""CUDA microbenchmarks (copy bandwidth, fp16/bf16 matmul TFLOPS) and the local calibration profile.
+
+The profile is JSON in ``<user data dir>/profiles/<gpu>.json`` (``VRAMCALC_HOME`` overrides the base,
+like the user catalog). ``local_gpu()`` (no torch) turns the detected card plus its profile into a
+``GpuSpec`` with measured figures in place of the datasheet ones, for ``check --gpu local``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vramcalc.probe.results import CalibrationProfile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vramcalc.schema import GpuSpec
+
+
+def profiles_dir() -> Path:
+    from vramcalc.catalog import user_catalog_dir
+
+    return user_catalog_dir().parent / "profiles"
+
+
+def profile_path(gpu_name: str) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-") or "gpu"
+    return profiles_dir() / f"{slug}.json"
+
+
+def save_profile(profile: CalibrationProfile) -> Path:
+    path = profile_path(profile.gpu_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = profile.model_copy(update={"path": str(path)})
+    path.write_text(json.dumps(profile.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_profile(gpu_name: str) -> CalibrationProfile | None:
+    path = profile_path(gpu_name)
+    if not path.is_file():
+        return None
+    return CalibrationProfile.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def local_gpu(index: int = 0) -> GpuSpec | None:
+    """The detected GPU as a catalog ``GpuSpec``, with the probe's measured figures where a profile exists.
+
+    Memory comes from NVML; bandwidth and tensor TFLOPS from the saved profile (measured), else from
+    the catalog entry the NVML name resolves to. None where there is no NVIDIA GPU or it is unknown
+    and has no profile.
+    """
+    from vramcalc.catalog import load_catalog
+    from vramcalc.probe.gpu import discover_gpus
+
+    found = discover_gpus()
+    if not found.devices or index >= len(found.devices):
+        return None
+    dev = found.devices[index]
+    prof = load_profile(dev.name)
+    base = load_catalog().resolve_gpu(dev.catalog_id) if dev.catalog_id else None
+    if base is None and prof is None:
+        return None
+    from vramcalc.schema import GpuSpec
+
+    update: dict[str, Any] = {"memory_bytes": dev.total_bytes}
+    if prof is not None:
+        update["memory_bandwidth_gbs"] = prof.copy_bandwidth_gbs
+        if prof.fp16_matmul_tflops:
+            update["fp16_tensor_tflops"] = prof.fp16_matmul_tflops
+        if prof.bf16_matmul_tflops:
+            update["bf16_tensor_tflops"] = prof.bf16_matmul_tflops
+    note = f"local GPU '{dev.name}' (NVML)" + (f", measured by vramcalc probe at {prof.measured_at}" if prof else "")
+    if base is not None:
+        return base.model_copy(update={**update, "notes": note})
+    assert prof is not None
+    return GpuSpec(
+        id="local", name=dev.name, source="measured by vramcalc probe (NVML + microbenchmarks)", vendor="nvidia",
+        category="consumer", architecture="unknown", notes=note, **update,
+    )
+
+
+def run_microbenchmarks(gpu_name: str, catalog_id: str | None, memory_bytes: int | None, quick: bool = False) -> CalibrationProfile:
+    """Device-to-device copy bandwidth and dense fp16/bf16 matmul TFLOPS on CUDA device 0."""
+    import torch
+
+    dev = torch.device("cuda")
+    free, _total = torch.cuda.mem_get_info()
+    # Copy: two buffers of up to 1 GiB (256 MiB in --quick), well above any L2 cache (H100: 50 MB).
+    nbytes = min((256 if quick else 1024) * 2**20, free // 4)
+    src = torch.empty(nbytes, dtype=torch.uint8, device=dev)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    times = []
+    for _ in range(5 if quick else 20):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        dst.copy_(src)
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1000)
+    bandwidth = 2 * nbytes / statistics.median(times) / 1e9  # read + write
+    del src, dst
+    torch.cuda.empty_cache()
+    n = 4096 if quick else 8192
+    tflops: dict[str, float | None] = {}
+    for name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        try:
+            x = torch.randn(n, n, dtype=dt, device=dev)
+            y = torch.randn(n, n, dtype=dt, device=dev)
+            for _ in range(3):
+                x @ y
+            ts = []
+            for _ in range(5 if quick else 20):
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                x @ y
+                b.record()
+                torch.cuda.synchronize()
+                ts.append(a.elapsed_time(b) / 1000)
+            tflops[name] = 2 * n**3 / statistics.median(ts) / 1e12
+            del x, y
+        except RuntimeError:  # e.g. bf16 on a pre-Ampere card
+            tflops[name] = None
+    torch.cuda.empty_cache()
+    return CalibrationProfile(
+        gpu_name=gpu_name, catalog_id=catalog_id, memory_bytes=memory_bytes,
+        copy_bandwidth_gbs=round(bandwidth, 1),
+        fp16_matmul_tflops=round(tflops["fp16"], 1) if tflops["fp16"] else None,
+        bf16_matmul_tflops=round(tflops["bf16"], 1) if tflops["bf16"] else None,
+        matmul_size=n, copy_bytes=nbytes, measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        torch_version=torch.__version__,
+    )
