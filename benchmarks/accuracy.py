@@ -237,7 +237,7 @@ def timm_spec(name: str, img: int) -> VisionEncoderSpec | None:
 
 def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
     gpu = cat.resolve_gpu("rtx3090")
-    peak = speed.peak_tflops(gpu, "fp32")
+    peak = speed.peak_tflops(gpu)
     path = CAL_DIR / "timm_vit_bench.csv"
     with path.open() as fh:
         for line, r in enumerate(csv.DictReader(fh), start=2):
@@ -283,8 +283,25 @@ def _lstsq(a_rows: list[list[float]], b: list[float]) -> list[float]:
     return [(atb[0] * ata[1][1] - atb[1] * ata[0][1]) / det, (ata[0][0] * atb[1] - ata[1][0] * atb[0]) / det]
 
 
-def fit_group(metric: str, train: list[Row], pooled_tau: float | None) -> dict:
+def fit_overlap(train: list[Row]) -> dict:
+    """transformers decode, t = (mem^p + cpu^p)^(1/p) (speed.decode_time): grid search on the log
+    error, eta <= 1 (a bandwidth efficiency above 1 is not physical)."""
+    best = None
+    for p in (1, 1.5, 2, 3, 4, 8):
+        for i in range(20, 101, 2):
+            eta = i / 100
+            for j in range(10, 201, 2):
+                f = {"bandwidth_efficiency": eta, "per_layer_s": j * 1e-5, "overlap": p}
+                err = sum(math.log(predict(r, f) / r.measured) ** 2 for r in train)
+                if best is None or err < best[0]:
+                    best = (err, f)
+    return best[1]
+
+
+def fit_group(metric: str, train: list[Row], pooled_tau: float | None, overlap: bool = False) -> dict:
     """Relative least squares: minimise sum((t_pred / t_meas - 1)^2), linear in 1/eta (and tau)."""
+    if metric == "decode" and overlap:
+        return fit_overlap(train)
     if metric == "decode":
         t = [1 / r.measured for r in train]
         xs = [r.feats["bytes"] / (r.feats["bw"] * 1e9) for r in train]
@@ -346,7 +363,7 @@ def fit(rows: list[Row]) -> dict:
         # llama.cpp groups with few rows borrow the pooled per-layer overhead; transformers has its own
         # (Python dispatch per layer, ~10x llama.cpp's), so its groups always fit both terms
         tau = pooled["per_layer_s"] if metric == "decode" and runtime == "llama.cpp" else None
-        f = fit_group(metric, train, tau)
+        f = fit_group(metric, train, tau, overlap=runtime == "transformers")
         for r in g:
             r.predicted = predict(r, f)
         errs = [abs(_log_err(r)) for r in train]

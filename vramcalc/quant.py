@@ -127,7 +127,7 @@ def normalize_precision(name: str, runtime: str = "llama.cpp") -> str:
         if up in GGUF_FILE_TYPES:
             return up
         raise InputError(f"Unknown llama.cpp quantization '{name}'. Known: {', '.join(GGUF_FILE_TYPES)}.")
-    canon = _ALIASES.get(low, low)
+    canon = low if low in TORCH_FORMATS else _ALIASES.get(low, low)  # 'bf16' is a torch format too
     if canon in TORCH_FORMATS:
         return canon
     raise InputError(f"Unknown {runtime} precision '{name}'. Known: {', '.join(TORCH_FORMATS)}.")

@@ -174,9 +174,10 @@ def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> f
     cuBLAS FP16 paths run at the FP16-accumulate rate or above. Other vendors: the tensor /
     matrix figure where given, else the FP16 shader rate (Apple: scales with the GPU core count).
 
-    ``accumulate="fp32"`` (PyTorch: cuBLAS FP16 GEMMs accumulate in FP32): GeForce cards run
-    tensor cores at half that rate (GA102 whitepaper: RTX 3090 71 vs 142 TFLOPS; AD102: 4090 165
-    vs 330); workstation and datacenter cards do not.
+    ``accumulate="fp32"``: the FP32-accumulate rate, half on GeForce cards (GA102 whitepaper:
+    RTX 3090 71 vs 142 TFLOPS). Not used by the model: fitted against it, the timm ViT rows come out
+    above that peak (efficiency 1.15 on an RTX 3090), and carried to an A100 it would predict more
+    than the A100's 312 TFLOPS; the FP16-accumulate convention gives 0.57 and sane transfers.
     """
     cc = float(gpu.compute_capability) if gpu.vendor == "nvidia" and gpu.compute_capability else 0.0
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
@@ -368,8 +369,17 @@ def vit_elementwise_bytes(enc: VisionEncoderSpec, patches: int, dtype_bytes: int
 
 
 def decode_time(read_bytes: float, layers: int, bw_gbs: float, f: dict) -> float:
-    """Seconds per decoded token on one device: bytes / (eta x bandwidth) + layers x tau."""
-    return read_bytes / (f["bandwidth_efficiency"] * bw_gbs * 1e9) + layers * f["per_layer_s"]
+    """Seconds per decoded token on one device: bytes / (eta x bandwidth) + layers x tau.
+
+    ``overlap`` factors (transformers): the Python dispatch of each layer runs ahead of the GPU, so
+    the two overlap: (mem^p + cpu^p)^(1/p), p = ``overlap`` (1 = no overlap, large p = the longer of
+    the two), with mem = bytes / (eta x bandwidth) and cpu = layers x tau.
+    """
+    mem = read_bytes / (f["bandwidth_efficiency"] * bw_gbs * 1e9)
+    p = f.get("overlap")
+    if p:
+        return (mem**p + (layers * f["per_layer_s"]) ** p) ** (1 / p)
+    return mem + layers * f["per_layer_s"]
 
 
 def prefill_time(flops: float, weight_bytes: float, ubatches: int, peak: float, bw_gbs: float, f: dict) -> float:
@@ -491,6 +501,7 @@ class _Fixed:
     overhead: int
     cpu_compute: int = 0
     extra_on_gpu0: int = 0
+    embd_on_cpu: bool = True  # llama.cpp keeps token_embd on the host; accelerate puts it on GPU 0
 
 
 def device_shares(
@@ -508,8 +519,9 @@ def device_shares(
         if has_out:
             w += lb.output_stored
         kv = int(sum(_kv_layer_cells(lb, i, cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
-        if d == -1:
+        if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
+        if d == -1:
             comp = fixed.cpu_compute
             over = 0
             tot = w + kv + comp
@@ -588,7 +600,8 @@ def speed_plan(
     if llm is not None:
         lb = llm_bytes(llm, s.runtime, s.quant, s.kv_cache)
         n = llm.num_layers
-        fixed = _Fixed(compute_llm=s.compute_llm, compute_vis=s.compute_vis, vision_weights=s.vision_weights, overhead=s.overhead)
+        fixed = _Fixed(compute_llm=s.compute_llm, compute_vis=s.compute_vis, vision_weights=s.vision_weights, overhead=s.overhead,
+                       embd_on_cpu=s.runtime == "llama.cpp")
         if s.runtime == "llama.cpp" or len(gpus) > 1:
             offload, placement = _choose_placement(lb, n, gpus, s, w, fixed, ram_usable, ram_bw)
         else:
@@ -732,7 +745,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         if s.runtime == "transformers":
             # no published transformers prefill timings here: PyTorch GEMM efficiency from the timm fit
             f, key, cal = calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
-            peak = peak_tflops(g, "fp32")
+            peak = peak_tflops(g)
         else:
             f, key, cal = _prefill_factors(s.runtime, backend_of(g), s.quant)
             peak = peak_tflops(g)
@@ -767,7 +780,7 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
     ew = vit_elementwise_bytes(enc, patches) * crops
     # an encoder on its own (image embedding in batches) is a PyTorch job: the timm-fitted factors
     torch_like = s.runtime == "transformers" or s.kind == "encoder"
-    peak = peak_tflops(gpu, "fp32" if torch_like else "fp16")
+    peak = peak_tflops(gpu)
     bw = gpu.memory_bandwidth_gbs
     cal = calibration()
     if torch_like:
@@ -853,6 +866,12 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
     gpu_shares = [d for d in offload.devices if d.index >= 0]
     min_head = min(d.headroom_bytes or 0 for d in gpu_shares)
     label = decode_label(offload, thr)
+    if offload.mode == "full" and min_head < 0:  # --offload none and it does not fit
+        est.verdict = "no"
+        est.headroom_bytes = min_head
+        est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]
+        est.notes.insert(0, "Does not fit on the GPU and --offload none keeps every layer there.")
+        return
     if offload.mode == "full":
         if len(gpus) > 1:
             est.headroom_bytes = min_head
@@ -865,6 +884,7 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
             split = ", ".join(f"{d.device}: {d.layers} layers" + (" + output" if d.output_layer else "") for d in gpu_shares)
             est.notes.insert(0, f"Layer split over {len(gpus)} GPUs ({split}); the KV cache of each layer stays with it.")
         return
+    est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]  # replaced by what follows
     if offload.mode == "manual" and min_head < 0:
         est.verdict = "no"
         est.notes.insert(0, f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.")
@@ -884,7 +904,6 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
                             f"{_gib(offload.ram_usable_bytes or 0)} GiB usable.")
         return
     if label:
-        est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]
         est.notes.insert(0, f"Does not fit entirely on the GPU; {label} (CPU layers at {offload.ram_bandwidth_gbs:g} GB/s RAM).")
 
 
