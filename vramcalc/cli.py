@@ -196,7 +196,7 @@ def check(
     if is_file:  # a model file or folder (cli_files.py)
         from vramcalc.cli_files import check_file
 
-        check_file(model, mmproj, card, work, as_json)
+        check_file(model, mmproj, cards if len(cards) > 1 else card, work, as_json)
         return
     est = estimate(spec, cards if len(cards) > 1 else card, work, cat)
     if as_json:
@@ -271,6 +271,9 @@ from vramcalc.cli_fit import FIT_EPILOG, fit as _fit_cmd  # noqa: E402
 
 app.command("fit", epilog=FIT_EPILOG)(_fit_cmd)
 app.command("import", epilog="Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import ./Llama-2-7b-hf --write")(_import_cmd)
+from vramcalc.cli_probe import PROBE_CONTEXT, PROBE_EPILOG, probe as _probe_cmd  # noqa: E402  (imports no torch)
+
+app.command("probe", epilog=PROBE_EPILOG, context_settings=PROBE_CONTEXT)(_probe_cmd)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from vramcalc.schema import GpuSpec
 
 
-def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec, work: Workload) -> Estimate:
+def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload) -> Estimate:
     """The estimate for a model file/folder: exact weights where the files fix them."""
     from vramcalc.estimate import FixedWeights, estimate
     from vramcalc.files import load_model_files
@@ -50,7 +50,7 @@ def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool
         return False
 
 
-def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec, work: Workload, as_json: bool) -> None:
+def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, as_json: bool) -> None:
     """`vramcalc check PATH`: called by cli.check when MODEL is a file or folder."""
     est = estimate_file(path, mmproj, gpu, work)
     if as_json:
@@ -73,7 +73,7 @@ def import_(
     import yaml
 
     from vramcalc.catalog import load_catalog, user_catalog_dir
-    from vramcalc.files import load_model_files, renamed
+    from vramcalc.files import entry_data, load_model_files, renamed
 
     fm = load_model_files(path, mmproj)
     if entry_id:
@@ -83,7 +83,7 @@ def import_(
     root = user_catalog_dir()
     cat = load_catalog(include_user=False) if write else None
     for folder, spec in entries:
-        data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+        data = entry_data(spec)
         target = root / folder / f"{spec.id}.yaml"
         if write:
             assert cat is not None

@@ -215,7 +215,7 @@ def parse_gguf_header(buf: Any, path: Path, file_size: int) -> GgufHeader:
     n_kv = cur.scalar("Q", "the metadata count")
     # each metadata entry takes at least 12 bytes, each tensor info at least 28
     if n_kv * 12 > size or n_tensors * 28 > size:
-        raise InputError(f"{path}: corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
+        raise InputError(f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
     meta: dict[str, Any] = {}
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")
@@ -746,7 +746,9 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     head_dim = cfg.get("head_dim") or _HF_DEFAULTS.get(mt, {}).get("head_dim")
     if head_dim and int(head_dim) == hidden // heads:
         head_dim = None
-    act_name = str(cfg.get("hidden_activation") or g("hidden_act", "silu"))
+    defaults = _HF_DEFAULTS.get(mt, {})
+    act_name = str(cfg.get("hidden_activation") or cfg.get("hidden_act") or defaults.get("hidden_activation")
+                   or defaults.get("hidden_act") or ("gelu_pytorch_tanh" if mt.startswith("gemma") else "silu"))
     activation = "swiglu_oai" if mt == "gpt_oss" else _ACTS.get(act_name, "silu")
     if activation == "quick_gelu":
         activation = "gelu"
@@ -887,6 +889,8 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         llm = llm_from_hf(cfg, where, ident, name)
         return ConfigModel(llm, llm, None)
     text = cfg.get("text_config")
+    if mt == "llava" and text is None and cfg.get("mm_vision_tower"):
+        return _original_llava(cfg, where, ident, name)
     if text is None:  # Qwen2-VL configs keep the text fields at the top level
         text = {k: v for k, v in cfg.items() if k != "vision_config"}
         text["model_type"] = "qwen2"
@@ -924,6 +928,38 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
     return ConfigModel(vlm, llm, enc)
 
 
+def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str) -> ConfigModel:
+    """A config in the original LLaVA repo's format (liuhaotian/llava-v1.5-7b): the LLM's fields at
+    the top level, the vision tower named by its HF repo id (mm_vision_tower), looked up in the catalog."""
+    from vramcalc.catalog import load_catalog
+
+    text = {k: v for k, v in cfg.items() if not k.startswith("mm_")}
+    arch = " ".join(cfg.get("architectures") or [])
+    text["model_type"] = "mistral" if "Mistral" in arch else "llama"
+    llm = llm_from_hf(text, where, ident + "-text", name + " (language model)")
+    tower = str(cfg["mm_vision_tower"])
+    hit = load_catalog().lookup(["encoders"], tower)
+    if hit is None:
+        raise InputError(f"{where}: vision tower '{tower}' (mm_vision_tower) is not in the catalog; add it under encoders/ first.")
+    enc = load_catalog().encoder(hit[1])
+    ptype = str(cfg.get("mm_projector_type") or "linear")
+    m = re.fullmatch(r"mlp(\d+)x_gelu", ptype)
+    projector = Projector(kind="mlp", layers=int(m.group(1))) if m else Projector(kind="linear", layers=1)
+    grid = enc.image_size // enc.patch_size
+    defaults = VlmDefaults()
+    pins = cfg.get("image_grid_pinpoints")
+    if str(cfg.get("image_aspect_ratio")) == "anyres" and pins:
+        pairs = [tuple(int(x) for x in p) for p in pins]
+        tokens: Any = AnyresTokens(grid_pinpoints=pairs, newline_tokens=True)
+        side = max(min(p) for p in pairs)
+        defaults = VlmDefaults(image_size=(side, side))
+    else:
+        tokens = FixedTokens(tokens=grid * grid)
+    vlm = VlmSpec(id=ident, name=name, source=f"LLaVA config {where} (mm_vision_tower {tower}; read by vramcalc)", encoder=enc.id,
+                  llm=llm.id, projector=projector, image_tokens=tokens, defaults=defaults)
+    return ConfigModel(vlm, llm, enc)
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point: a path -> a FileModel
 
@@ -952,7 +988,7 @@ class FileModel:
             cat._keys[k] = {}
         for kind, spec in (("llms", self.llm), ("encoders", self.encoder), ("vlms", self.model if isinstance(self.model, VlmSpec) else None)):
             if spec is not None:
-                cat.raw[kind][spec.id] = RawEntry(kind, self.path, spec.model_dump(mode="json", exclude_defaults=True))
+                cat.raw[kind][spec.id] = RawEntry(kind, self.path, entry_data(spec))
                 cat._validated[(kind, spec.id)] = spec
         return cat
 
@@ -1110,3 +1146,13 @@ def renamed(fm: FileModel, new_id: str) -> FileModel:
     enc = fm.encoder.model_copy(update={"id": new_id + "-vision"}) if fm.encoder else None
     vlm = fm.model.model_copy(update={"id": new_id, "llm": llm.id, "encoder": enc.id if enc else fm.model.encoder})
     return FileModel(fm.path, fm.kind, vlm, llm, enc, fm.weights, fm.quant, fm.safetensors, fm.notes)
+
+
+def entry_data(spec: Any) -> dict[str, Any]:
+    """A spec as a catalog YAML mapping: non-default fields only, but with the discriminator
+    ``kind`` of nested unions (image_tokens) kept, so the entry validates when read back."""
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+    if isinstance(spec, VlmSpec):
+        tokens = spec.image_tokens.model_dump(mode="json", exclude_defaults=True)
+        data["image_tokens"] = {"kind": spec.image_tokens.kind, **tokens}
+    return data

@@ -1,0 +1,501 @@
+"""Models from the user's files: GGUF headers, config.json, safetensors headers, `import`.
+
+Fixtures are written here with the gguf package's GGUFWriter (headers + a sparse data hole) and
+by hand for safetensors; expected byte counts come from ggml's block layouts (tests/gguf_fixtures.py
+BLOCKS, written out independently of vramcalc), never from vramcalc's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
+from vramcalc.cli import app
+from vramcalc.errors import InputError
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hf_configs"
+if not REF.is_dir():  # CI clones the repo with shared/ beside it
+    REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "hf_configs"
+
+# tiny llama: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
+TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
+TINY_META = {"block_count": 2, "context_length": 2048, "embedding_length": 256, "feed_forward_length": 512,
+             "attention.head_count": 4, "attention.head_count_kv": 2, "general.name": "Tiny Llama"}
+
+
+def _tiny_llama(path: Path, **kw) -> Path:
+    tensors = llama_tensors(**TINY, types={}, **kw)
+    return write_gguf(path, "llama", TINY_META, tensors, file_type=15)  # 15 = LlamaFileType.MOSTLY_Q4_K_M
+
+
+@pytest.fixture()
+def tiny_gguf(tmp_path):
+    return _tiny_llama(tmp_path / "tiny-Q4_K_M.gguf")
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF: exact weights
+
+
+def test_tiny_llama_exact_bytes_and_params(tiny_gguf):
+    """Every tensor's bytes from ggml block layouts (Q4_K: 144 bytes per 256 weights, Q6_K: 210 per 256, F32: 4 per 1)."""
+    from vramcalc.files import load_model_files
+
+    fm = load_model_files(tiny_gguf)
+    # token_embd Q4_K 256x1000: 256000/256*144 = 144000
+    # per layer: norms 2x256x4 = 2048; q 256x256 Q4_K 36864; k 256x128 Q4_K 18432; v 256x128 Q6_K 26880;
+    #            o 256x256 Q4_K 36864; gate, up 256x512 Q4_K 73728 each; down 512x256 Q6_K 107520 -> 376064
+    # output_norm 1024; output 256x1000 Q6_K: 256000/256*210 = 210000
+    expected_bytes = 144000 + 2 * 376064 + 1024 + 210000
+    assert expected_bytes == 1_107_152
+    assert fm.weights.llm.bytes == expected_bytes
+    assert fm.weights.llm.host_bytes == 144000  # token_embd stays in host memory under llama.cpp
+    # params: 2 x 256000 (embd, output) + 2 x (2x256 + 65536 + 2x32768 + 65536 + 3x131072) + 256
+    assert fm.weights.llm.params == 2 * 256000 + 2 * 590336 + 256 == 1_692_928
+    assert fm.weights.llm.by_type == {"Q4_K": 144000 + 2 * (36864 + 18432 + 36864 + 2 * 73728),
+                                      "Q6_K": 210000 + 2 * (26880 + 107520), "F32": 5 * 1024}
+    spec = fm.llm
+    assert (spec.num_layers, spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.intermediate_size, spec.vocab_size) == (2, 256, 4, 2, 512, 1000)
+    assert spec.family == "llama" and not spec.tied_embeddings and not spec.qkv_bias and spec.max_context == 2048
+    assert fm.quant == "Q4_K_M" and spec.id == "tiny-llama"
+    assert fm.notes == []  # the tensors are exactly those of the architecture model
+
+
+def test_reader_agrees_with_the_gguf_package_reader(tmp_path):
+    """Our header walk returns what gguf.GGUFReader (which maps the whole file) returns."""
+    import gguf
+
+    from vramcalc.files import read_gguf_header
+
+    p = _tiny_llama(tmp_path / "t.gguf", qkv_bias=True)
+    ours = read_gguf_header(p)
+    ref = gguf.GGUFReader(p)
+    assert [(t.name, t.ggml_type, t.shape, t.nbytes, t.offset + ours.data_offset) for t in ours.tensors] == [
+        (t.name, t.tensor_type.name, tuple(int(x) for x in t.shape), int(t.n_bytes), int(t.data_offset)) for t in ref.tensors
+    ]
+    assert ours.data_offset == ref.data_offset
+    assert ours.metadata["llama.block_count"] == ref.get_field("llama.block_count").contents()
+    assert ours.metadata["general.name"] == "Tiny Llama"
+
+
+def test_header_only_bytes_are_enough(tiny_gguf):
+    """Nothing past the header is needed: parsing only the header's bytes gives the same result."""
+    from vramcalc.files import parse_gguf_header, read_gguf_header
+
+    full = read_gguf_header(tiny_gguf)
+    head = tiny_gguf.read_bytes()[: full.data_offset]
+    again = parse_gguf_header(head, tiny_gguf, tiny_gguf.stat().st_size)
+    assert again.tensors == full.tensors and again.metadata == full.metadata
+
+
+def test_long_tokenizer_arrays_are_skipped(tmp_path):
+    from vramcalc.files import SkippedArray, read_gguf_header
+
+    p = write_gguf(tmp_path / "v.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), vocab=5000)
+    h = read_gguf_header(p)
+    assert h.metadata["tokenizer.ggml.tokens"] == SkippedArray(5000)
+
+
+def test_qwen2_biases_and_tied_embeddings(tmp_path):
+    from vramcalc.files import load_model_files
+
+    meta = dict(TINY_META, **{"general.name": "Tiny Qwen2"})
+    tensors = llama_tensors(**TINY, types={"attn_v": "Q8_0", "ffn_down": "Q8_0"}, tied=True, qkv_bias=True)
+    fm = load_model_files(write_gguf(tmp_path / "q.gguf", "qwen2", meta, tensors))
+    s = fm.llm
+    assert s.family == "qwen2" and s.qkv_bias and s.tied_embeddings and not s.attn_out_bias
+    # attn_v, ffn_down Q8_0: 34 bytes per 32 weights; 256x128 -> 32768/32*34 = 34816; 512x256 -> 139264
+    assert fm.weights.llm.by_type["Q8_0"] == 2 * (34816 + 139264)
+    assert fm.quant == "Q4_K_M"  # no general.file_type: the file type of the dominant tensor type (Q4_K)
+    assert fm.notes == []
+
+
+def test_gemma2_sliding_window_and_post_norms(tmp_path):
+    from vramcalc.files import load_model_files
+
+    meta = dict(TINY_META, **{"attention.key_length": 128, "attention.value_length": 128, "attention.sliding_window": 512,
+                              "general.name": "Tiny Gemma 2"})
+    hd = 128
+    tensors = llama_tensors(**TINY, types={}, tied=True, head_dim=hd)
+    for i in range(2):
+        tensors += [(f"blk.{i}.post_attention_norm.weight", (256,), "F32"), (f"blk.{i}.post_ffw_norm.weight", (256,), "F32")]
+    fm = load_model_files(write_gguf(tmp_path / "g.gguf", "gemma2", meta, tensors))
+    s = fm.llm
+    assert s.head_dim == 128 and s.extra_norms_per_layer == 2 and s.activation == "gelu_tanh"
+    assert s.sliding_window is not None and s.sliding_window.size == 512 and s.sliding_window.pattern == [True, False]
+    assert fm.notes == []
+
+
+def test_moe_experts(tmp_path):
+    """A Mixtral-style llama MoE: experts stacked in 3-D ffn_*_exps tensors (ne0, ne1, n_expert)."""
+    from vramcalc.files import load_model_files
+
+    meta = dict(TINY_META, **{"expert_count": 4, "expert_used_count": 2, "general.name": "Tiny MoE"})
+    tensors = [t for t in llama_tensors(**TINY, types={}) if "ffn_gate." not in t[0] and "ffn_up." not in t[0] and "ffn_down." not in t[0]]
+    for i in range(2):
+        tensors += [(f"blk.{i}.ffn_gate_inp.weight", (256, 4), "F32"), (f"blk.{i}.ffn_gate_exps.weight", (256, 512, 4), "Q4_K"),
+                    (f"blk.{i}.ffn_up_exps.weight", (256, 512, 4), "Q4_K"), (f"blk.{i}.ffn_down_exps.weight", (512, 256, 4), "Q6_K")]
+    fm = load_model_files(write_gguf(tmp_path / "m.gguf", "llama", meta, tensors))
+    moe = fm.llm.moe
+    assert moe is not None and (moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size) == (4, 2, 512)
+    # each expert tensor: 4 x 256 x 512 = 524288 weights; Q4_K -> 294912 bytes, Q6_K -> 430080 bytes
+    assert nbytes("Q4_K", (256, 512, 4)) == 294912 and nbytes("Q6_K", (512, 256, 4)) == 430080
+    assert fm.weights.llm.by_type["Q6_K"] == 210000 + 2 * (26880 + 430080)
+    assert fm.notes == []
+
+
+def test_llama2_7b_gguf_matches_catalog_entry(tmp_path, runner):
+    """A GGUF with Llama-2-7B's real hyper-parameters and Q4_K_M tensor types (header only, the data a
+    sparse hole) gives the same check as the catalog entry; its weights match TheBloke's
+    llama-2-7b.Q4_K_M.gguf, 4.08 GB (shared/calibration/gguf_sizes.csv; the file adds the tokenizer)."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.params import llm_tensors
+    from vramcalc.quant import QuantContext, gguf_tensor_type
+
+    spec = load_catalog().resolve_model("llama-2-7b")
+    q = QuantContext("Q4_K_M", n_layers=32, n_gqa=1)
+    tensors = [(t.name, t.shape, gguf_tensor_type(t, q)) for t in llm_tensors(spec)]
+    meta = {"block_count": 32, "context_length": 4096, "embedding_length": 4096, "feed_forward_length": 11008,
+            "attention.head_count": 32, "attention.head_count_kv": 32, "rope.dimension_count": 128, "general.name": "Llama 2 7B"}
+    p = write_gguf(tmp_path / "llama-2-7b.Q4_K_M.gguf", "llama", meta, tensors, file_type=15, vocab=32000)
+    assert p.stat().st_size > 4e9  # a real-sized file ...
+    a = json.loads(runner.invoke(app, ["check", str(p), "--gpu", "rtx3060", "--json"]).stdout)
+    b = json.loads(runner.invoke(app, ["check", "llama-2-7b", "--gpu", "rtx3060", "--quant", "Q4_K_M", "--json"]).stdout)
+    assert a["memory"] == b["memory"] and a["params"] == b["params"]
+    assert (a["verdict"], a["headroom_bytes"], a["max_context_tokens"]) == (b["verdict"], b["headroom_bytes"], b["max_context_tokens"])
+    assert a["inputs"]["quant"] == "Q4_K_M"
+    assert a["memory"]["weights_bytes"]["llm"] == pytest.approx(4.08e9, rel=0.005)
+
+
+def test_mmproj_makes_a_vlm(tmp_path, runner):
+    """A LLaVA-style clip mmproj (2 tiny CLIP layers + a 2-layer MLP projector) with a llama GGUF."""
+    from vramcalc.files import load_model_files
+
+    llm = _tiny_llama(tmp_path / "llm.gguf")
+    h, ff = 64, 128
+    tensors = [("v.patch_embd.weight", (14, 14, 3, h), "F16"), ("v.class_embd", (h,), "F32"),
+               ("v.position_embd.weight", (h, 577), "F32"), ("v.pre_ln.weight", (h,), "F32"), ("v.pre_ln.bias", (h,), "F32")]
+    for i in range(2):
+        b = f"v.blk.{i}"
+        for n in ("ln1", "ln2"):
+            tensors += [(f"{b}.{n}.weight", (h,), "F32"), (f"{b}.{n}.bias", (h,), "F32")]
+        for n in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            tensors += [(f"{b}.{n}.weight", (h, h), "F16"), (f"{b}.{n}.bias", (h,), "F32")]
+        tensors += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_up.bias", (ff,), "F32"),
+                    (f"{b}.ffn_down.weight", (ff, h), "F16"), (f"{b}.ffn_down.bias", (h,), "F32")]
+    tensors += [("mm.0.weight", (h, 256), "F16"), ("mm.0.bias", (256,), "F32"), ("mm.2.weight", (256, 256), "F16"), ("mm.2.bias", (256,), "F32")]
+    meta = {"clip.projector_type": "mlp", "clip.has_vision_encoder": True, "clip.vision.image_size": 336, "clip.vision.patch_size": 14,
+            "clip.vision.embedding_length": h, "clip.vision.feed_forward_length": ff, "clip.vision.block_count": 2,
+            "clip.vision.attention.head_count": 4, "general.name": "tiny clip"}
+    mm = write_gguf(tmp_path / "mmproj.gguf", "clip", meta, tensors)
+    fm = load_model_files(llm, mm)
+    assert fm.model.kind == "vlm" and fm.encoder is not None and fm.encoder.num_layers == 2
+    # projector: 2 F16 matrices (64x256 + 256x256 = 81920 weights x 2 bytes) + 2 F32 biases (512 x 4)
+    assert fm.weights.projector.bytes == 81920 * 2 + 512 * 4
+    vis_expected = sum(nbytes(t, s) for n, s, t in tensors if not n.startswith("mm."))
+    assert fm.weights.vision.bytes == vis_expected
+    r = runner.invoke(app, ["check", str(llm), "--mmproj", str(mm), "--gpu", "rtx3060", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["inputs"]["model_kind"] == "vlm" and d["inputs"]["image_tokens_per_image"] == 576  # (336/14)^2
+    assert d["memory"]["weights_bytes"] == {"llm": 1_107_152, "vision": vis_expected, "projector": 81920 * 2 + 512 * 4}
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad GGUF files: one line, exit code 2, the file named
+
+
+def _write(p: Path, data: bytes) -> Path:
+    p.write_bytes(data)
+    return p
+
+
+def _cut(src: Path, dst: Path, n: int) -> Path:
+    dst.write_bytes(src.read_bytes()[:n])
+    return dst
+
+
+BAD_GGUF = {
+    "empty": (lambda d, ok: _write(d / "empty.gguf", b""), "not a GGUF file"),
+    "not-gguf": (lambda d, ok: _write(d / "x.gguf", b"PK\x03\x04" + b"\0" * 100), "not a GGUF file"),
+    "cut-in-counts": (lambda d, ok: _cut(ok, d / "c1.gguf", 20), "GGUF"),
+    "cut-in-metadata": (lambda d, ok: _cut(ok, d / "c2.gguf", 120), "truncated or corrupt"),
+    "cut-in-tensor-infos": (lambda d, ok: _cut(ok, d / "c3.gguf", 900), "truncated or corrupt"),
+    "cut-in-data": (lambda d, ok: _cut(ok, d / "c4.gguf", ok.stat().st_size - 1000), "truncated GGUF file"),
+    "header-only": (lambda d, ok: write_gguf(d / "h.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), data=False), "truncated GGUF file"),
+    "bad-version": (lambda d, ok: _write(d / "v.gguf", b"GGUF" + struct.pack("<I", 7) + b"\0" * 40), "unsupported GGUF version 7"),
+    "absurd-counts": (lambda d, ok: _write(d / "a.gguf", b"GGUF" + struct.pack("<IQQ", 3, 2**40, 2**40) + b"\0" * 40), "corrupt GGUF"),
+    "unsupported-arch": (lambda d, ok: write_gguf(d / "mamba.gguf", "mamba", TINY_META, llama_tensors(**TINY, types={})), "architecture 'mamba' is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_GGUF))
+def test_bad_gguf_is_a_clean_error(case, tmp_path, runner, tiny_gguf):
+    make, text = BAD_GGUF[case]
+    path = make(tmp_path, tiny_gguf)
+    r = runner.invoke(app, ["check", str(path), "--gpu", "rtx3060"])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and path.name in lines[0], r.stderr
+    assert text in lines[0], lines[0]
+
+
+def test_mmproj_given_as_the_model_says_so(tmp_path, runner):
+    p = write_gguf(tmp_path / "mmproj-x.gguf", "clip", {"clip.projector_type": "mlp"}, [("mm.0.weight", (64, 64), "F16")])
+    r = runner.invoke(app, ["check", str(p), "--gpu", "rtx3060"])
+    assert r.exit_code == 2 and "--mmproj" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# config.json and safetensors
+
+
+def _ref(kind: str, name: str) -> Path:
+    p = REF / kind / name
+    if not p.is_file():
+        pytest.skip(f"shared reference {p} not available")
+    return p
+
+
+def test_config_folder_matches_catalog_entry(tmp_path, runner):
+    """HF meta-llama/Llama-2-7b-hf config.json in a folder gives the catalog entry's numbers."""
+    folder = tmp_path / "Llama-2-7b-hf"
+    folder.mkdir()
+    shutil.copy(_ref("llm", "Llama-2-7b.json"), folder / "config.json")
+    a = json.loads(runner.invoke(app, ["check", str(folder), "--gpu", "rtx3060", "--json"]).stdout)
+    b = json.loads(runner.invoke(app, ["check", "llama-2-7b", "--gpu", "rtx3060", "--json"]).stdout)
+    assert a["memory"] == b["memory"] and a["params"] == b["params"] and a["max_context_tokens"] == b["max_context_tokens"]
+    assert a["params"]["total"] == 6_738_415_616  # HF safetensors total of meta-llama/Llama-2-7b-hf
+
+
+# (reference config file, catalog id): every published config the catalog also describes
+REF_PAIRS = [
+    ("llm/Llama-2-7b.json", "llama-2-7b"), ("llm/Llama-3.1-8B.json", "llama-3.1-8b"), ("llm/Mistral-7B-v0.1.json", "mistral-7b-v0.1"),
+    ("llm/Qwen2.5-7B.json", "qwen2.5-7b"), ("llm/Qwen2.5-0.5B.json", "qwen2.5-0.5b"), ("llm/Qwen3-8B.json", "qwen3-8b"),
+    ("llm/Qwen3-30B-A3B.json", "qwen3-30b-a3b"), ("llm/gemma-2-9b.json", "gemma-2-9b"), ("llm/Phi-3-mini-4k-instruct.json", "phi-3-mini"),
+    ("llm/Mixtral-8x7B-v0.1.json", "mixtral-8x7b"), ("llm/DeepSeek-V2-Lite.json", "deepseek-v2-lite"), ("llm/gpt-oss-20b.json", "gpt-oss-20b"),
+    ("vlm/gemma-3-4b-it.json", "gemma-3-4b"), ("vlm/Qwen2-VL-7B-Instruct.json", "qwen2-vl-7b"),
+    ("vlm/Qwen2.5-VL-7B-Instruct.json", "qwen2.5-vl-7b"), ("vlm/llava-v1.5-7b.json", "llava-1.5-7b"),
+]
+
+
+@pytest.mark.parametrize(("ref", "cid"), REF_PAIRS)
+def test_published_configs_estimate_like_the_catalog(ref, cid):
+    """A published config.json read as a user's file estimates exactly like its catalog entry
+    (parameters, memory, largest context) for a VLM at a 1024x768 image."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.estimate import Workload, estimate
+    from vramcalc.files import load_model_files
+
+    cat = load_catalog()
+    fm = load_model_files(_ref(*ref.split("/")))
+    gpu = cat.resolve_gpu("rtx4090")
+    w = Workload(image_size=(1024, 768))
+    a = estimate(fm.model, gpu, w, fm.catalog(), fm.weights)
+    b = estimate(cat.resolve_model(cid), gpu, w, cat)
+    assert a.params == b.params
+    assert a.memory.total_bytes == b.memory.total_bytes
+    # the same architecture, field by field (names, sources and the trained context may differ:
+    # the catalog notes where it chose another max_context than config.json)
+    skip = {"id", "name", "aliases", "source", "notes", "published_params", "max_context", "dtype"}
+    cat_llm = cat.llm(b.inputs.llm) if b.inputs.model_kind == "vlm" else cat.resolve_model(cid)
+    assert fm.llm.model_dump(exclude=skip) == cat_llm.model_dump(exclude=skip)
+
+
+def test_llava_hf_config_differs_only_by_its_padded_vocab():
+    """llava-hf/llava-v1.6-mistral-7b-hf pads the vocabulary to 32064 (text_config.vocab_size);
+    the catalog entry follows the original 32000: 64 rows of 4096 in embed_tokens and lm_head."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.estimate import estimate
+    from vramcalc.files import load_model_files
+
+    cat = load_catalog()
+    fm = load_model_files(_ref("vlm", "llava-v1.6-mistral-7b-hf.json"))
+    a = estimate(fm.model, cat.resolve_gpu("rtx4090"), None, fm.catalog())
+    b = estimate(cat.resolve_model("llava-1.6-mistral-7b"), cat.resolve_gpu("rtx4090"), None, cat)
+    assert a.params.total - b.params.total == 2 * 64 * 4096
+    assert (a.params.vision, a.params.projector) == (b.params.vision, b.params.projector)
+    assert a.inputs.image_tokens_per_image == b.inputs.image_tokens_per_image
+
+
+TINY_CFG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
+            "max_position_embeddings": 512, "torch_dtype": "bfloat16"}
+
+
+def _tiny_hf_tensors(dtype: str = "BF16") -> dict:
+    t = {"model.embed_tokens.weight": (dtype, (100, 64)), "model.norm.weight": (dtype, (64,)), "lm_head.weight": (dtype, (100, 64))}
+    for i in range(2):
+        p = f"model.layers.{i}"
+        t |= {f"{p}.input_layernorm.weight": (dtype, (64,)), f"{p}.post_attention_layernorm.weight": (dtype, (64,)),
+              f"{p}.self_attn.q_proj.weight": (dtype, (64, 64)), f"{p}.self_attn.k_proj.weight": (dtype, (32, 64)),
+              f"{p}.self_attn.v_proj.weight": (dtype, (32, 64)), f"{p}.self_attn.o_proj.weight": (dtype, (64, 64)),
+              f"{p}.mlp.gate_proj.weight": (dtype, (128, 64)), f"{p}.mlp.up_proj.weight": (dtype, (128, 64)),
+              f"{p}.mlp.down_proj.weight": (dtype, (64, 128))}
+    return t
+
+
+# 2 x 6400 (embed, lm_head) + 64 + 2 x (128 + 4096 + 2048 + 2048 + 4096 + 3 x 8192) = 12800 + 64 + 2 x 36992
+TINY_PARAMS = 2 * 6400 + 64 + 2 * (2 * 64 + 2 * 4096 + 2 * 2048 + 3 * 8192)
+
+
+def test_safetensors_folder_exact_counts(tmp_path, runner):
+    from vramcalc.files import load_model_files
+
+    assert TINY_PARAMS == 86848
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CFG))
+    tensors = _tiny_hf_tensors()
+    names = list(tensors)
+    write_safetensors(tmp_path / "model-00001-of-00002.safetensors", {k: tensors[k] for k in names[:10]})
+    write_safetensors(tmp_path / "model-00002-of-00002.safetensors", {k: tensors[k] for k in names[10:]})
+    fm = load_model_files(tmp_path, runtime="transformers")
+    assert fm.safetensors.params == TINY_PARAMS and fm.safetensors.bytes == 2 * TINY_PARAMS
+    assert fm.llm.published_params == TINY_PARAMS and fm.quant == "bf16"
+    assert fm.weights.llm.bytes == 2 * TINY_PARAMS  # transformers loads the checkpoint's tensors as they are
+    r = runner.invoke(app, ["check", str(tmp_path), "--gpu", "rtx3060", "--runtime", "transformers", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["memory"]["weights_bytes"]["llm"] == 2 * TINY_PARAMS and d["params"]["llm"] == TINY_PARAMS
+
+
+def test_safetensors_header_agrees_with_safetensors_package(tmp_path):
+    """Our 8-byte length + JSON header read gives what safetensors.safe_open reports."""
+    np = pytest.importorskip("numpy")
+    st = pytest.importorskip("safetensors.numpy")
+    from safetensors import safe_open
+
+    from vramcalc.files import read_safetensors_header
+
+    p = tmp_path / "real.safetensors"
+    st.save_file({"a": np.zeros((3, 5), dtype=np.float16), "b": np.zeros((7,), dtype=np.float32)}, str(p))
+    ours = {k: (v["dtype"], tuple(v["shape"])) for k, v in read_safetensors_header(p).items() if k != "__metadata__"}
+    with safe_open(str(p), framework="numpy") as f:
+        theirs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+    assert ours == theirs == {"a": ("F16", (3, 5)), "b": ("F32", (7,))}
+
+
+def _text(p: Path, text: str) -> Path:
+    p.write_text(text)
+    return p
+
+
+def _bad_truncated_safetensors(d: Path) -> Path:
+    _text(d / "config.json", json.dumps(TINY_CFG))
+    write_safetensors(d / "model.safetensors", _tiny_hf_tensors(), data=False)
+    return d
+
+
+def _bad_missing_shard(d: Path) -> Path:
+    _text(d / "config.json", json.dumps(TINY_CFG))
+    write_safetensors(d / "model-00001-of-00002.safetensors", {"x": ("F32", (4,))})
+    index = {"weight_map": {"x": "model-00001-of-00002.safetensors", "y": "model-00002-of-00002.safetensors"}}
+    _text(d / "model.safetensors.index.json", json.dumps(index))
+    return d
+
+
+BAD_HF = {
+    "not-json": (lambda d: _text(d / "config.json", "{nope"), "not valid JSON"),
+    "not-a-config": (lambda d: _text(d / "config.json", '{"foo": 1}'), "not a model config"),
+    "unknown-type": (lambda d: _text(d / "config.json", '{"model_type": "rwkv"}'), "model_type 'rwkv' is not supported"),
+    "no-config": (lambda d: d, "folder has no config.json"),
+    "truncated-safetensors": (_bad_truncated_safetensors, "truncated safetensors"),
+    "missing-shard": (_bad_missing_shard, "model-00002-of-00002.safetensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_HF))
+def test_bad_config_or_folder_is_a_clean_error(case, tmp_path, runner):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    make, text = BAD_HF[case]
+    path = make(folder)
+    r = runner.invoke(app, ["check", str(path), "--gpu", "rtx3060"])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output, r.stderr
+    assert text in lines[0] and str(folder) in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# import
+
+
+def test_import_prints_a_valid_catalog_entry(tiny_gguf, runner):
+    import yaml
+
+    from vramcalc.schema import LlmSpec
+
+    r = runner.invoke(app, ["import", str(tiny_gguf)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("# llms/tiny-llama.yaml")
+    spec = LlmSpec.model_validate(yaml.safe_load(r.stdout))
+    assert spec.id == "tiny-llama" and spec.num_layers == 2 and spec.published_params == 1_692_928
+
+
+def test_import_write_then_check_by_name(tiny_gguf, runner):
+    from vramcalc.catalog import user_catalog_dir
+
+    r = runner.invoke(app, ["import", str(tiny_gguf), "--write"])
+    assert r.exit_code == 0, r.output
+    assert (user_catalog_dir() / "llms" / "tiny-llama.yaml").is_file()
+    r = runner.invoke(app, ["check", "tiny-llama", "--gpu", "rtx3060", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["params"]["llm"] == 1_692_928
+    # again without --force: refused, nothing overwritten
+    r = runner.invoke(app, ["import", str(tiny_gguf), "--write"])
+    assert r.exit_code == 2 and "--force" in r.stderr
+
+
+def test_import_vlm_config_writes_three_entries(tmp_path, runner):
+    from vramcalc.catalog import user_catalog_dir
+
+    folder = tmp_path / "Qwen2-VL-7B-Instruct"
+    folder.mkdir()
+    shutil.copy(_ref("vlm", "Qwen2-VL-7B-Instruct.json"), folder / "config.json")
+    r = runner.invoke(app, ["import", str(folder), "--write", "--id", "my-qwen2-vl"])
+    assert r.exit_code == 0, r.output
+    root = user_catalog_dir()
+    for rel in ("llms/my-qwen2-vl-text.yaml", "encoders/my-qwen2-vl-vision.yaml", "vlms/my-qwen2-vl.yaml"):
+        assert (root / rel).is_file(), rel
+    r = runner.invoke(app, ["validate", str(root)])
+    assert r.exit_code == 0, r.output  # the written entries validate (image_tokens keeps its 'kind')
+    size = ["--image-size", "1024x768"]
+    a = json.loads(runner.invoke(app, ["check", "my-qwen2-vl", "--gpu", "rtx4090", "--json", *size]).stdout)
+    b = json.loads(runner.invoke(app, ["check", "qwen2-vl-7b", "--gpu", "rtx4090", "--json", *size]).stdout)
+    assert a["params"] == b["params"] and a["memory"]["total_bytes"] == b["memory"]["total_bytes"]
+
+
+def test_import_refuses_to_shadow_a_builtin_id(tmp_path, runner):
+    folder = tmp_path / "llama-2-7b"
+    folder.mkdir()
+    shutil.copy(_ref("llm", "Llama-2-7b.json"), folder / "config.json")
+    r = runner.invoke(app, ["import", str(folder), "--write"])
+    assert r.exit_code == 2 and "already a built-in" in r.stderr and "--id" in r.stderr
+
+
+def test_no_torch_and_no_gguf_for_catalog_checks():
+    """The gguf package is imported only when a file is given."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vramcalc.cli import main; sys.argv=['vramcalc','check','llama-2-7b','--gpu','rtx3060'];\n"
+            "try: main()\nexcept SystemExit: pass\nassert 'gguf' not in sys.modules and 'torch' not in sys.modules, 'imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_looks_like_path():
+    from vramcalc.files import looks_like_path
+
+    assert looks_like_path("./x.gguf") and looks_like_path("model.gguf") and looks_like_path("/abs/folder")
+    assert not looks_like_path("llama-2-7b") and not looks_like_path("meta-llama/Llama-2-7b-hf")
+
+
+def test_input_error_is_exit_code_2():
+    assert InputError.exit_code == 2
