@@ -471,7 +471,23 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
             f"p90 {p90:.1%}. transformers decode slows with the context far more than the KV bytes read explain (Qwen2-7B: -54% at "
             "30k tokens); the model only adds the KV read, so it is optimistic there."
         )
-    lines += ["", "## Rows", ""]
+    lines += ["", "## Largest misses", "",
+              "Rows off by more than 30%, and what they have in common (a property the model does not carry):", ""]
+    misses = sorted((r for r in rows if r.predicted and not r.subset and abs(r.predicted / r.measured - 1) > 0.30),
+                    key=lambda r: -abs(math.log(r.predicted / r.measured)))
+    for r in misses:
+        lines.append(f"- {r.source} {r.label}: {r.predicted / r.measured - 1:+.0%}")
+    lines += [
+        "",
+        "Prefill on NVIDIA GA100 (A100, A30), Turing (Quadro RTX) and AMD CDNA (MI100, MI210) comes out 1.6-2.3x too high:",
+        "their peak FP16 matrix rate overstates what llama.cpp's quantized matmul kernels reach on them (seen in these",
+        "rows; the cause is not established here). Vulkan rows spread widely across builds (Arc A770: 158 vs 1074 t/s",
+        "pp512 in two builds).",
+        "Old builds (2023 - early 2024) are slower than the fitted factors, which the newer rows dominate.",
+        "",
+        "## Rows",
+        "",
+    ]
     for metric, title, pred, _ in METRICS:
         sel = [r for r in rows if pred(r)] + ([r for r in lr] if metric == "decode-tf" else [])
         if not sel:
@@ -491,7 +507,7 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         if len(ss) > 6:
             lines.append(f"| {ss[0].source.split(':')[0]} ({len(ss)} rows) | e.g. {ss[0].label} | {reason} |")
         else:
-            lines += [f"| {s.source} | {s.label} | {s} |".replace(str(s), reason) for s in ss]
+            lines += [f"| {s.source} | {s.label} | {reason} |" for s in ss]
     lines += [
         "",
         "Also not covered by any published row here: llama.cpp image encode (clip/mtmd) times (uses the F16 prefill factor,",
@@ -518,15 +534,17 @@ def collect() -> tuple[list[Row], list[Skip]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", action="store_true", help="refit data/calibration.yaml first")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a median-error target is not met (CI)")
     args = ap.parse_args(argv)
     rows, skips = collect()
     if args.fit:
         write_calibration(fit(rows), rows)
     evaluate(rows)
     write_report(rows, skips)
-    for s in summary_lines(rows):
+    lines = summary_lines(rows)
+    for s in lines:
         print(s)
-    return 0
+    return 1 if args.check and any("NOT met" in s for s in lines) else 0
 
 
 if __name__ == "__main__":
