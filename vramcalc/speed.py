@@ -617,6 +617,8 @@ def speed_plan(
         fig, per_image = _image_encode(enc, gpu0, s)
         if s.kind == "encoder":
             thr.images_per_s = fig
+            if w.batch < 64:
+                thr.notes.append("images/s is fitted on large batches (timm, 256-1024 images); a small batch leaves the GPU partly idle.")
         else:
             thr.image_encode_s = per_image
     if llm is not None and thr.prefill_tokens_per_s is not None:
