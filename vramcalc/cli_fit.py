@@ -51,37 +51,22 @@ def fit(
 
 
 def local_gpu(cat) -> GpuSpec:  # noqa: ANN001
-    """The catalog entry of this machine's first GPU, found through NVML (nvidia-ml-py).
+    """The catalog entry of this machine's first GPU, found through NVML (vramcalc.probe.gpu)."""
+    from vramcalc.probe.gpu import discover_gpus
+    from vramcalc.units import fmt_bytes
 
-    Uses vramcalc.probe's discovery when it provides ``detect_gpus``; NVML otherwise.
-    """
-    names: list[str] = []
-    try:
-        from vramcalc.probe import detect_gpus  # type: ignore[attr-defined]
-    except ImportError:
-        detect_gpus = None
-    if detect_gpus is not None:
-        names = [getattr(g, "name", str(g)) for g in detect_gpus()]
-    else:
-        try:
-            import pynvml
-        except ImportError as e:
-            raise InputError("--gpu local needs nvidia-ml-py (pip install nvidia-ml-py); or name the GPU: --gpu rtx3060.") from e
-        try:
-            pynvml.nvmlInit()
-            try:
-                for i in range(pynvml.nvmlDeviceGetCount()):
-                    n = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-                    names.append(n.decode() if isinstance(n, bytes) else str(n))
-            finally:
-                pynvml.nvmlShutdown()
-        except pynvml.NVMLError as e:
-            raise InputError(f"--gpu local: no NVIDIA GPU found through NVML ({e}). Name the GPU instead: --gpu rtx3060.") from None
-    if not names:
-        raise InputError("--gpu local: NVML reports no GPU. Name the GPU instead: --gpu rtx3060.")
-    if len(names) > 1:
-        typer.echo(f"Note: {len(names)} GPUs found; using the first, {names[0]}.", err=True)
-    return cat.resolve_gpu(names[0])
+    found = discover_gpus()
+    if not found.available or not found.devices:
+        raise InputError(f"--gpu local: {found.message or 'no GPU found.'} Name the GPU instead, e.g. --gpu rtx3060.")
+    dev = found.devices[0]
+    if len(found.devices) > 1:
+        typer.echo(f"Note: {len(found.devices)} GPUs found; using the first, {dev.name}.", err=True)
+    if dev.catalog_id is None:
+        raise InputError(
+            f"--gpu local: '{dev.name}' ({fmt_bytes(dev.total_bytes)}) is not in the catalog. "
+            "Pick the closest entry with --gpu (vramcalc list gpus)."
+        )
+    return cat.get("gpus", dev.catalog_id)
 
 
 def render_fit(r: FitResult, limit: int | None = None) -> Group:

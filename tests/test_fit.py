@@ -1,0 +1,142 @@
+"""`vramcalc fit`: the best precision per catalog model, the ranking, speed, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from vramcalc.cli import app
+
+
+@pytest.fixture(scope="module")
+def rtx3060_fit():
+    from vramcalc.catalog import load_catalog
+    from vramcalc.fit import fit
+
+    cat = load_catalog()
+    return fit(cat.resolve_gpu("rtx3060"), cat), cat
+
+
+def test_rtx3060_sensible_picks(rtx3060_fit):
+    """Issue 5: a 7-8B model at Q4_K_M or better with a few thousand tokens of context; 70B models offload/no."""
+    r, _ = rtx3060_fit
+    better_or_equal_q4km = {"F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"}
+    by_id = {row.model: row for row in r.rows}
+    for mid in ("llama-3.1-8b", "qwen2.5-7b", "mistral-7b-instruct-v0.2", "llama-2-7b"):
+        row = by_id[mid]
+        assert row.quant in better_or_equal_q4km and row.verdict == "fits", row
+        assert row.max_context_tokens is not None and row.max_context_tokens >= 4096, row
+    seventy = [row for row in r.rows if 65e9 < row.llm_params < 75e9]
+    assert len(seventy) >= 3
+    assert all(row.verdict in ("offload", "no") for row in seventy)
+    # the first rows are models that run, at 4 bits or more
+    top = r.rows[:5]
+    assert all(row.verdict in ("fits", "tight") and row.quant not in ("Q3_K_M", "Q2_K") for row in top), top
+
+
+def test_ranking_is_as_documented(rtx3060_fit):
+    from vramcalc.fit import QUALITY_TIER
+
+    r, _ = rtx3060_fit
+    order = r.precisions
+    keys = [(row.verdict not in ("fits", "tight"), row.meets_min_speed is False, QUALITY_TIER.get(row.quant, 0),
+             -row.llm_params, order.index(row.quant), row.model) for row in r.rows]
+    assert keys == sorted(keys)
+
+
+def test_each_pick_is_the_best_precision_that_fits(rtx3060_fit):
+    """A row equals estimate() at its precision, and the next better precision does not fit."""
+    from vramcalc.estimate import Workload, estimate
+
+    r, cat = rtx3060_fit
+    gpu = cat.resolve_gpu("rtx3060")
+    sample = [row for row in r.rows if row.model in ("qwen3-14b", "llama-3.1-8b", "llava-1.6-mistral-7b", "gemma-2-27b", "llama-3.1-70b")]
+    assert len(sample) == 5
+    for row in sample:
+        spec = cat.resolve_model(row.model)
+        est = estimate(spec, gpu, Workload(quant=row.quant), cat)
+        assert (est.memory.total_bytes, est.verdict, est.max_context_tokens) == (row.total_bytes, row.verdict, row.max_context_tokens)
+        i = r.precisions.index(row.quant)
+        if row.verdict == "fits" and i > 0:
+            better = estimate(spec, gpu, Workload(quant=r.precisions[i - 1]), cat)
+            assert better.verdict != "fits", (row.model, r.precisions[i - 1])
+
+
+def test_fit_is_fast():
+    """The whole catalog against one GPU: well under a second on a developer machine (2-core CI gets slack)."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.fit import fit
+
+    cat = load_catalog()
+    gpu = cat.resolve_gpu("rtx4090")
+    fit(gpu, cat)  # warm the parse caches
+    t = time.perf_counter()
+    fit(cat.resolve_gpu("rtx3060"), cat)
+    assert time.perf_counter() - t < 2.0
+
+
+def test_kind_and_transformers_runtime():
+    from vramcalc.catalog import load_catalog
+    from vramcalc.fit import fit
+
+    cat = load_catalog()
+    r = fit(cat.resolve_gpu("rtx4090"), cat, kind="vlm", runtime="transformers", ctx=2048, images=2)
+    assert r.rows and all(row.kind == "vlm" for row in r.rows)
+    assert {row.quant for row in r.rows} <= {"bf16", "fp16", "int8", "nf4"}
+    assert r.context_tokens == 2048 and r.images == 2
+
+
+def test_min_speed_marks_and_ranks(rtx3060_fit):
+    from vramcalc.catalog import load_catalog
+    from vramcalc.fit import fit
+
+    base, _ = rtx3060_fit
+    if all(row.decode_tokens_per_s is None for row in base.rows):
+        pytest.skip("no speed model yet")
+    cat = load_catalog()
+    r = fit(cat.resolve_gpu("rtx3060"), cat, min_speed=30.0)
+    for row in r.rows:
+        if row.decode_tokens_per_s is not None:
+            assert row.meets_min_speed == (row.decode_tokens_per_s >= 30.0)
+    flags = [row.meets_min_speed is False for row in r.rows if row.verdict in ("fits", "tight")]
+    assert flags == sorted(flags)  # slow ones after the others among the models that run
+
+
+def test_cli_fit_table_and_json(runner):
+    r = runner.invoke(app, ["fit", "--gpu", "rtx3060"], env={"COLUMNS": "130"})
+    assert r.exit_code == 0, r.output
+    assert "What runs on GeForce RTX 3060 12 GB" in r.stdout and "Q4_K_M" in r.stdout and "OFFLOAD" in r.stdout
+    j = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--json"])
+    assert j.exit_code == 0, j.output
+    d = json.loads(j.stdout)
+    assert d["gpu"]["id"] == "rtx3060-12gb" and d["precisions"][0] == "F16" and d["rows"]
+    row = d["rows"][0]
+    assert isinstance(row["total_bytes"], int) and isinstance(row["headroom_bytes"], int)
+    assert row["model"] in r.stdout  # the table shows the object the JSON prints
+    from vramcalc.units import fmt_bytes
+
+    assert fmt_bytes(row["total_bytes"], 1) in r.stdout
+
+
+def test_cli_fit_errors(runner):
+    r = runner.invoke(app, ["fit", "--gpu", "rtx9999"])
+    assert r.exit_code == 2 and "Unknown GPU" in r.stderr
+    r = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--min-speed", "-1"])
+    assert r.exit_code == 2
+
+
+def test_gpu_local_uses_the_detected_card(runner, monkeypatch):
+    import vramcalc.probe.gpu as probe_gpu
+    from vramcalc.probe.results import GpuDevice, GpuDiscovery
+
+    dev = GpuDevice(index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30,
+                    used_bytes=2**30)
+    monkeypatch.setattr(probe_gpu, "discover_gpus", lambda nvml=None: GpuDiscovery(available=True, devices=[dev]))
+    r = runner.invoke(app, ["fit", "--gpu", "local", "--json", "--kind", "llm"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["gpu"]["id"] == "rtx3060-12gb"
+    monkeypatch.setattr(probe_gpu, "discover_gpus", lambda nvml=None: GpuDiscovery(available=False, message="No NVIDIA driver found."))
+    r = runner.invoke(app, ["fit", "--gpu", "local"])
+    assert r.exit_code == 2 and "No NVIDIA driver found" in r.stderr and "--gpu" in r.stderr
