@@ -499,3 +499,52 @@ def test_looks_like_path():
 
 def test_input_error_is_exit_code_2():
     assert InputError.exit_code == 2
+
+
+def test_split_gguf_reads_every_part(tmp_path):
+    """llama.cpp gguf-split: model-00001-of-00002.gguf holds the metadata and some tensors, the
+    other part the rest; the weights are the sum over the parts."""
+    from vramcalc.files import load_model_files
+
+    tensors = llama_tensors(**TINY, types={})
+    half = len(tensors) // 2
+    write_gguf(tmp_path / "tiny-00001-of-00002.gguf", "llama", dict(TINY_META, **{"split.count": 2}), tensors[:half], file_type=15)
+    write_gguf(tmp_path / "tiny-00002-of-00002.gguf", "llama", {"split.count": 2}, tensors[half:])
+    fm = load_model_files(tmp_path / "tiny-00001-of-00002.gguf")
+    assert fm.weights.llm.bytes == 1_107_152 and fm.weights.llm.params == 1_692_928
+    (tmp_path / "tiny-00002-of-00002.gguf").unlink()
+    with pytest.raises(InputError, match="part 2 of this split GGUF is missing"):
+        load_model_files(tmp_path / "tiny-00001-of-00002.gguf")
+
+
+def test_qwen3_moe_with_qk_norm(tmp_path):
+    from vramcalc.files import load_model_files
+
+    meta = dict(TINY_META, **{"expert_count": 8, "expert_used_count": 2, "expert_feed_forward_length": 256, "attention.key_length": 64,
+                              "general.name": "Tiny Qwen3 MoE"})
+    tensors = [t for t in llama_tensors(**TINY, types={}) if not t[0].split(".")[-2].startswith("ffn_") or "norm" in t[0]]
+    for i in range(2):
+        tensors += [(f"blk.{i}.attn_q_norm.weight", (64,), "F32"), (f"blk.{i}.attn_k_norm.weight", (64,), "F32"),
+                    (f"blk.{i}.ffn_gate_inp.weight", (256, 8), "F32"), (f"blk.{i}.ffn_gate_exps.weight", (256, 256, 8), "Q4_K"),
+                    (f"blk.{i}.ffn_up_exps.weight", (256, 256, 8), "Q4_K"), (f"blk.{i}.ffn_down_exps.weight", (256, 256, 8), "Q6_K")]
+    fm = load_model_files(write_gguf(tmp_path / "q3.gguf", "qwen3moe", meta, tensors))
+    s = fm.llm
+    assert s.family == "qwen3_moe" and s.qk_norm and s.moe.num_experts == 8 and s.moe.expert_intermediate_size == 256
+    assert fm.notes == []
+    # experts: 8 x 256 x 256 = 524288 weights per tensor; Q4_K 294912 bytes, Q6_K 430080 bytes
+    assert fm.weights.llm.by_type["Q6_K"] == 210000 + 2 * (26880 + 430080)
+
+
+def test_unknown_ggml_type_is_named(tmp_path):
+    """A tensor type id the gguf package does not know (a newer quantization): a clean error."""
+    from vramcalc.files import read_gguf_header
+
+    p = write_gguf(tmp_path / "one.gguf", "llama", {}, [("token_embd.weight", (256, 4), "F32")])
+    raw = bytearray(p.read_bytes())
+    name = b"token_embd.weight"
+    at = raw.index(name) + len(name) + 4 + 2 * 8  # after the name: n_dims (u32), 2 dims (u64), then the type (u32)
+    assert struct.unpack_from("<I", raw, at)[0] == 0  # F32
+    struct.pack_into("<I", raw, at, 250)
+    p.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="GGML type 250"):
+        read_gguf_header(p)
