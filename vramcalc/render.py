@@ -191,6 +191,8 @@ def render_speed(est: Estimate) -> list[Any]:
             parts.append(f"{d.device}: {what}, {fmt_bytes(d.total_bytes)}")
         lines.append(Text(f"Layers on GPU: {off.gpu_layers}/{off.total_layers} (" + "; ".join(parts) + ")"))
     lines.append(Text("Bands: the calibration fit's residual spread (docs/accuracy.md).", style="dim"))
+    for note in thr.notes:
+        lines.append(Text(f"Note: {note}", style="dim"))
     return lines
 
 
