@@ -180,6 +180,10 @@ def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> f
     than the A100's 312 TFLOPS; the FP16-accumulate convention gives 0.57 and sane transfers.
     """
     cc = float(gpu.compute_capability) if gpu.vendor == "nvidia" and gpu.compute_capability else 0.0
+    if gpu.vendor == "nvidia" and cc >= 9.0 and gpu.category == "datacenter" and gpu.fp16_tensor_tflops:
+        # Hopper/Blackwell datacenter parts: tensor cores run 7.4x the shader rate (H100 SXM whitepaper:
+        # 989.4 dense FP16 tensor vs 133.8 FP16 shader), so 4x the shader rate would understate them 1.85x
+        return gpu.fp16_tensor_tflops
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
         half = accumulate == "fp32" and gpu.category in ("consumer", "laptop")
         return 4 * gpu.fp16_tflops / (2 if half else 1)
