@@ -548,3 +548,34 @@ def test_unknown_ggml_type_is_named(tmp_path):
     p.write_bytes(bytes(raw))
     with pytest.raises(InputError, match="GGML type 250"):
         read_gguf_header(p)
+
+
+def test_deepseek2_mla_and_shared_experts(tmp_path):
+    """DeepSeek-V2-style: MLA attention (compressed KV), a leading dense layer, routed + shared experts."""
+    from vramcalc.files import load_model_files
+
+    meta = dict(TINY_META, **{"attention.head_count_kv": 4, "attention.key_length": 96, "attention.value_length": 64,
+                              "rope.dimension_count": 32, "attention.kv_lora_rank": 128, "expert_count": 4, "expert_used_count": 2,
+                              "expert_shared_count": 1, "leading_dense_block_count": 1, "expert_feed_forward_length": 256,
+                              "general.name": "Tiny DeepSeek"})
+    t = [("token_embd.weight", (256, 1000), "Q4_K")]
+    for i in range(2):
+        b = f"blk.{i}"
+        t += [(f"{b}.attn_norm.weight", (256,), "F32"), (f"{b}.attn_q.weight", (256, 384), "F16"),
+              (f"{b}.attn_kv_a_mqa.weight", (256, 160), "F16"), (f"{b}.attn_kv_a_norm.weight", (128,), "F32"),
+              (f"{b}.attn_kv_b.weight", (128, 512), "F16"), (f"{b}.attn_output.weight", (256, 256), "Q4_K"),
+              (f"{b}.ffn_norm.weight", (256,), "F32")]
+        if i == 0:
+            t += [(f"{b}.ffn_gate.weight", (256, 512), "Q4_K"), (f"{b}.ffn_up.weight", (256, 512), "Q4_K"), (f"{b}.ffn_down.weight", (512, 256), "Q6_K")]
+        else:
+            t += [(f"{b}.ffn_gate_inp.weight", (256, 4), "F32"), (f"{b}.ffn_gate_exps.weight", (256, 256, 4), "Q4_K"),
+                  (f"{b}.ffn_up_exps.weight", (256, 256, 4), "Q4_K"), (f"{b}.ffn_down_exps.weight", (256, 256, 4), "Q6_K"),
+                  (f"{b}.ffn_gate_shexp.weight", (256, 256), "Q4_K"), (f"{b}.ffn_up_shexp.weight", (256, 256), "Q4_K"),
+                  (f"{b}.ffn_down_shexp.weight", (256, 256), "Q6_K")]
+    t += [("output_norm.weight", (256,), "F32"), ("output.weight", (256, 1000), "Q6_K")]
+    fm = load_model_files(write_gguf(tmp_path / "ds.gguf", "deepseek2", meta, t))
+    s = fm.llm
+    assert s.mla is not None and (s.mla.kv_lora_rank, s.mla.qk_nope_head_dim, s.mla.qk_rope_head_dim, s.mla.v_head_dim) == (128, 64, 32, 64)
+    assert s.moe is not None and s.moe.dense_layers == [0] and s.moe.shared_experts == 1 and s.moe.shared_expert_intermediate_size == 256
+    assert fm.notes == []  # the architecture model has exactly the file's tensors
+    assert fm.weights.llm.bytes == sum(nbytes(ty, sh) for _, sh, ty in t)

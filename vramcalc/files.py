@@ -404,8 +404,10 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         rope = int(_req(h, "rope.dimension_count"))
         kv_rank = int(h.arch_key("attention.kv_lora_rank") or (kv_a[1] - rope if kv_a else 0))
         q_rank = h.arch_key("attention.q_lora_rank")
-        k_len = int(_req(h, "attention.key_length"))
-        v_len = int(_req(h, "attention.value_length"))
+        # GGUFs converted after llama.cpp's MLA rework (2025) store the absorbed sizes in key_length /
+        # value_length (kv_lora_rank + rope, kv_lora_rank) and the per-head ones in *_mla
+        k_len = int(h.arch_key("attention.key_length_mla") or _req(h, "attention.key_length"))
+        v_len = int(h.arch_key("attention.value_length_mla") or _req(h, "attention.value_length"))
         mla = Mla(kv_lora_rank=kv_rank, q_lora_rank=int(q_rank) if q_rank else None, qk_nope_head_dim=k_len - rope,
                   qk_rope_head_dim=rope, v_head_dim=v_len)
 
