@@ -479,12 +479,13 @@ def test_import_refuses_to_shadow_a_builtin_id(tmp_path, runner):
     assert r.exit_code == 2 and "already a built-in" in r.stderr and "--id" in r.stderr
 
 
-def test_no_torch_and_no_gguf_for_catalog_checks():
-    """The gguf package is imported only when a file is given."""
+@pytest.mark.parametrize("argv", [["check", "llama-2-7b", "--gpu", "rtx3060"], ["fit", "--gpu", "rtx3060", "--json"]])
+def test_no_torch_and_no_gguf_for_catalog_commands(argv):
+    """The gguf package is imported only when a file is given; check and fit never import torch."""
     import subprocess
     import sys
 
-    code = ("import sys; from vramcalc.cli import main; sys.argv=['vramcalc','check','llama-2-7b','--gpu','rtx3060'];\n"
+    code = (f"import sys; from vramcalc.cli import main; sys.argv=['vramcalc', *{argv!r}];\n"
             "try: main()\nexcept SystemExit: pass\nassert 'gguf' not in sys.modules and 'torch' not in sys.modules, 'imported'")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

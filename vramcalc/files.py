@@ -2,10 +2,12 @@
 
 Only headers are read, never tensor data:
 - GGUF: the key/value metadata and the tensor infos (name, shape, GGML type, offset), parsed here
-  with the ``gguf`` package's constants (type ids and block sizes). ``gguf.GGUFReader`` is not used:
-  it builds a numpy view per tokenizer string (7 s for a 150k-token vocabulary) and maps every
-  tensor; this parser walks the header through ``mmap`` (only the pages it touches are read) and
-  checks every length against the file size, so a truncated or corrupt file is a clean error.
+  with the ``gguf`` package's constants (type ids, block sizes, file types). ``gguf.GGUFReader`` is
+  not used: it builds a numpy view per tokenizer string (measured here with gguf 0.19: 6.9 s for a
+  header holding a 151,936-token vocabulary and 151,387 merges, as Qwen2 GGUFs do; this parser
+  0.1 s) and raises assorted exceptions on a short file. This parser walks the header through
+  ``mmap`` (only the pages it touches are read), skips long arrays, and checks every length
+  against the file size, so a truncated or corrupt file is a clean one-line error.
 - safetensors: the 8-byte little-endian header length and the JSON header (dtype, shape, offsets
   of every tensor), the format's whole header (https://github.com/huggingface/safetensors#format).
 - config.json: the Hugging Face ``PretrainedConfig`` fields, with the defaults of the transformers
@@ -396,7 +398,9 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         intermediate = ff
     else:
         gated = has("ffn_gate_exps.weight", moe_layers[0]) if moe_layers else True
-        intermediate = int(h.arch_key("feed_forward_length") and _one(h.arch_key("feed_forward_length")) or (moe.expert_intermediate_size if moe else 1))
+        # no dense layer: the schema's intermediate_size is unused by the tensors; keep the file's value
+        ffl = h.arch_key("feed_forward_length")
+        intermediate = _one(ffl) if ffl else (moe.expert_intermediate_size if moe else 1)
 
     mla = None
     if arch == "deepseek2":
@@ -557,7 +561,8 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         projector = Projector(kind="mlp", layers=max(layers, 1))
         if isinstance(pinpoints, list) and len(pinpoints) >= 2:
             pairs = [(int(pinpoints[i]), int(pinpoints[i + 1])) for i in range(0, len(pinpoints) - 1, 2)]
-            tokens: Any = AnyresTokens(grid_pinpoints=pairs, newline_tokens="model.image_newline" in t or "mm.image_newline" in t or True)
+            # LLaVA-1.6 adds one image_newline token per feature row (llama.cpp clip.cpp does the same for anyres)
+            tokens: Any = AnyresTokens(grid_pinpoints=pairs, newline_tokens=True)
             side = max(min(p) for p in pairs)
             defaults = VlmDefaults(image_size=(side, side))
         else:
@@ -600,13 +605,6 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
 
 # ---------------------------------------------------------------------------------------------
 # safetensors headers
-
-
-#: safetensors dtype -> bytes per element (safetensors Dtype enum). F8 types are one byte; F4 half.
-SAFETENSORS_DTYPES = {
-    "F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2,
-    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5, "F6_E2M3": 0.75, "F6_E3M2": 0.75,
-}
 
 
 @dataclass
