@@ -221,11 +221,11 @@ def _mlp_transient(spec: VisionEncoderSpec) -> float:
     - gelu / gelu_tanh / silu are one op (``ACT2FN``): fc1 output + activation output = 2.
     - quick_gelu is ``x * torch.sigmoid(1.702 * x)`` (activations.QuickGELUActivation): fc1 output,
       the 1.702*x temporary and the sigmoid are alive together = 3.
-    - a gated MLP ``down(act(gate(x)) * up(x))``: act, up and their product = 3; DINOv2's SwiGLU FFN
-      computes gate and up in one ``weights_in`` (2 wide), then silu(x1) and the product = 4.
+    - a gated MLP ``down(act(gate(x)) * up(x))`` (DINOv2's Dinov2SwiGLUFFN too, in transformers 5.x):
+      act, up and their product = 3.
     """
     if spec.gated_mlp:
-        return 4.0 if spec.family == "dinov2" else 3.0
+        return 3.0
     return 3.0 if spec.mlp_activation == "quick_gelu" else 2.0
 
 

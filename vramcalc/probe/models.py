@@ -231,7 +231,11 @@ def _input_maker(spec: VisionEncoderSpec, cfg: Any) -> Any:
 
             pos = vision_utils.get_vision_position_ids(grid, 2)
             cu = vision_utils.get_vision_cu_seqlens(grid)
-            return {"hidden_states": pixels, "grid_thw": grid.to(device), "position_ids": pos.to(device), "cu_seqlens": cu.to(device)}
+            out = {"hidden_states": pixels, "grid_thw": grid.to(device), "position_ids": pos.to(device), "cu_seqlens": cu.to(device)}
+            if fam == "qwen25_vit":
+                win, cu_win = vision_utils.get_vision_window_index(grid, 2, cfg.window_size, p)
+                out.update(window_index=win.to(device), cu_window_seqlens=cu_win.to(device))
+            return out
 
         return qwen_inputs
 
