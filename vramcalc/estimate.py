@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from vramcalc import __version__
 from vramcalc.errors import InputError
@@ -42,6 +42,7 @@ from vramcalc.quant import (
     torch_weight_bytes,
 )
 from vramcalc.schema import (
+    ResultModel,
     AnyresTokens,
     DynamicResolutionTokens,
     FixedTokens,
@@ -86,9 +87,7 @@ DEFAULT_TEXT_CONTEXT = 4096
 KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
 
 
-class Strict(BaseModel):
-    # defer_build: the validator of a class is built on first use, which keeps start-up short
-    model_config = ConfigDict(extra="forbid", defer_build=True)
+Strict = ResultModel
 
 
 class Workload(Strict):

@@ -23,6 +23,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class ResultModel(BaseModel):
+    """Base of the result objects (Estimate, throughput, fit, probe rows): strict, and built on first
+    use (defer_build) because building ~40 validators at import would double the start-up time."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
 class Entry(Strict):
     """Fields every catalog entry has."""
 
