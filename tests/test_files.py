@@ -580,3 +580,16 @@ def test_deepseek2_mla_and_shared_experts(tmp_path):
     assert s.moe is not None and s.moe.dense_layers == [0] and s.moe.shared_experts == 1 and s.moe.shared_expert_intermediate_size == 256
     assert fm.notes == []  # the architecture model has exactly the file's tensors
     assert fm.weights.llm.bytes == sum(nbytes(ty, sh) for _, sh, ty in t)
+
+
+def test_folder_of_ggufs_picks_the_model_and_its_mmproj(tmp_path):
+    """A folder as ollama/LM Studio users keep it: the model (split in two parts) and an mmproj."""
+    from vramcalc.files import load_model_files
+
+    tensors = llama_tensors(**TINY, types={})
+    write_gguf(tmp_path / "tiny-00001-of-00002.gguf", "llama", dict(TINY_META, **{"split.count": 2}), tensors[:5], file_type=15)
+    write_gguf(tmp_path / "tiny-00002-of-00002.gguf", "llama", {"split.count": 2}, tensors[5:])
+    fm = load_model_files(tmp_path)
+    assert fm.weights.llm.bytes == 1_107_152 and fm.model.kind == "llm"
+    with pytest.raises(InputError, match="--mmproj goes with a .gguf"):
+        load_model_files(_ref("llm", "Llama-2-7b.json"), mmproj=tmp_path / "x.gguf")

@@ -1026,10 +1026,11 @@ def load_model_files(path: str | Path, mmproj: str | Path | None = None, runtime
         raise InputError(f"{p}: no such file or folder.")
     if p.is_dir():
         ggufs = sorted(p.glob("*.gguf"))
-        if (p / "config.json").is_file():
+        if (p / "config.json").is_file() and mmproj is None:
             return _from_config(p / "config.json", runtime)
         if len(ggufs) >= 1:
-            main = [g for g in ggufs if "mmproj" not in g.name.lower()]
+            # later parts of a split GGUF are read through the first one
+            main = [g for g in ggufs if "mmproj" not in g.name.lower() and not re.search(r"-(?!00001)\d{5}-of-\d{5}\.gguf$", g.name)]
             proj = [g for g in ggufs if "mmproj" in g.name.lower()]
             if len(main) == 1:
                 return _from_gguf(main[0], mmproj or (proj[0] if len(proj) == 1 else None))
@@ -1037,6 +1038,8 @@ def load_model_files(path: str | Path, mmproj: str | Path | None = None, runtime
         raise InputError(f"{p}: folder has no config.json (nor a .gguf file).")
     if p.suffix.lower() == ".gguf" or _has_gguf_magic(p):
         return _from_gguf(p, mmproj)
+    if mmproj is not None:
+        raise InputError(f"{p}: --mmproj goes with a .gguf language model; a Hugging Face config describes its vision tower itself.")
     if p.suffix.lower() == ".safetensors":
         cfg = p.parent / "config.json"
         if cfg.is_file():
