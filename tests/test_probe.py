@@ -1,0 +1,196 @@
+"""vramcalc probe: NVML discovery (stubbed), results and summary, profile storage, the CLI (CPU + simulated),
+and the CUDA path (@pytest.mark.gpu, skipped without a CUDA device)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from vramcalc.probe.results import Compared, ProbeRow, summarize
+
+
+class FakeNvml:
+    """Stand-in for pynvml: one RTX 3060 with one process."""
+
+    NVML_CLOCK_GRAPHICS, NVML_CLOCK_MEM = 0, 2
+
+    def __init__(self, fail_init: bool = False):
+        self.fail_init = fail_init
+
+    def nvmlInit(self):
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    def nvmlShutdown(self):
+        pass
+
+    def nvmlSystemGetDriverVersion(self):
+        return "550.54"
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return 12040
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetName(self, h):
+        return b"NVIDIA GeForce RTX 3060"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=12 * 2**30, free=11 * 2**30, used=2**30)
+
+    def nvmlDeviceGetMemoryBusWidth(self, h):
+        return 192
+
+    def nvmlDeviceGetMaxClockInfo(self, h, which):
+        return 1867 if which == 0 else 7501
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return (8, 6)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        return [SimpleNamespace(pid=4242, usedGpuMemory=300 * 2**20), SimpleNamespace(pid=7, usedGpuMemory=2**64 - 1)]
+
+
+def test_nvml_discovery_matches_catalog_gpu():
+    from vramcalc.probe.gpu import discover_gpus, process_gpu_bytes
+
+    found = discover_gpus(FakeNvml())
+    assert found.available and found.driver_version == "550.54" and found.cuda_driver_version == "12.4"
+    dev = found.devices[0]
+    # the NVML name of the 12 GB card resolves through the catalog aliases (data/gpus/rtx3060-12gb.yaml)
+    assert dev.catalog_id == "rtx3060-12gb"
+    assert dev.bus_width_bits == 192 and dev.compute_capability == "8.6"
+    assert [p.used_bytes for p in dev.processes] == [300 * 2**20, None]  # NVML_VALUE_NOT_AVAILABLE -> None
+    assert process_gpu_bytes(4242, nvml=FakeNvml()) == 300 * 2**20
+
+
+def test_nvml_without_driver_is_a_message():
+    from vramcalc.probe.gpu import discover_gpus
+
+    found = discover_gpus(FakeNvml(fail_init=True))
+    assert not found.available and "No NVIDIA driver" in found.message
+
+
+def test_compared_and_summary():
+    assert Compared(predicted=110, measured=100).error_pct == 10.0
+    assert Compared(predicted=None, measured=100).error_pct is None
+    rows = [
+        ProbeRow(encoder="a", model_class="X", device="cpu", memory_source="simulated", dtype="fp16", attention="sdpa", batch=b,
+                 image_width=224, image_height=224, status="ok", activation_bytes=Compared(predicted=100 + e, measured=100),
+                 flops=Compared(predicted=1000, measured=1000))
+        for b, e in ((1, 1), (2, -3), (4, 5))
+    ]
+    rows.append(ProbeRow(encoder="b", model_class="X", device="cuda", memory_source="cuda", dtype="fp16", attention="sdpa", batch=64,
+                         image_width=224, image_height=224, status="oom", message="does not fit at batch 64"))
+    s = summarize(rows, "cpu")
+    assert s.activation_median_abs_error_pct == 3.0 and s.activation_worst_abs_error_pct == 5.0
+    assert s.flops_worst_abs_error_pct == 0.0 and s.rows_oom == 1
+    assert "median 3.00%, worst 5.00%" in s.line and "1 out of memory" in s.line
+
+
+def test_profile_round_trip_in_user_data_dir(tmp_path):
+    from vramcalc.probe.bench import load_profile, profiles_dir, save_profile
+    from vramcalc.probe.results import CalibrationProfile
+
+    prof = CalibrationProfile(
+        gpu_name="NVIDIA H100 80GB HBM3", catalog_id=None, memory_bytes=80 * 10**9, copy_bandwidth_gbs=2900.0,
+        fp16_matmul_tflops=700.0, bf16_matmul_tflops=710.0, matmul_size=8192, copy_bytes=2**30,
+        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
+    )
+    path = save_profile(prof)
+    # VRAMCALC_HOME (set by the conftest) is the base: <home>/profiles/<gpu>.json
+    assert path.parent == profiles_dir() and str(tmp_path) in str(path)
+    assert load_profile("NVIDIA H100 80GB HBM3").copy_bandwidth_gbs == 2900.0
+    assert load_profile("NVIDIA A100") is None
+
+
+def test_missing_torch_gives_install_hint(monkeypatch):
+    import importlib.util
+
+    from vramcalc.errors import ProbeUnavailableError
+    from vramcalc.probe.run import require_torch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(ProbeUnavailableError, match=r"pip install 'vramcalc\[probe\]'"):
+        require_torch()
+
+
+def test_cli_help_does_not_import_torch():
+    code = "import sys; from vramcalc.cli import app; import vramcalc.cli_probe, vramcalc.probe; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.probe
+def test_cli_probe_quick_json(runner):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from vramcalc.cli import app
+
+    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "--encoder", "clip-vit-b-16", "siglip-b-16-224", "eva02-clip-l-14", "--batch", "1", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    rows = data["rows"]
+    assert [(r["encoder"], r["batch"]) for r in rows] == [
+        ("clip-vit-b-16", 1), ("clip-vit-b-16", 2), ("siglip-b-16-224", 1), ("siglip-b-16-224", 2), ("eva02-clip-l-14", 1), ("eva02-clip-l-14", 2)
+    ]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 4 and all(r["memory_source"] == "simulated" for r in ok)
+    assert all(abs(r["activation_bytes"]["error_pct"]) < 10 and abs(r["flops"]["error_pct"]) < 1 for r in ok)
+    assert rows[0]["latency_s"] > 0  # --quick times the first configuration on the CPU
+    assert rows[-1]["status"] == "not_available" and "EVA-CLIP" in rows[-1]["message"]
+    assert data["summary"]["line"].startswith("CPU + simulated memory")
+
+
+@pytest.mark.probe
+def test_cli_probe_table_and_bad_batch(runner):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from vramcalc.cli import app
+
+    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "siglip-b-16-224" in res.stdout and "activation memory error median" in res.stdout
+    bad = runner.invoke(app, ["probe", "--batch", "0"])
+    assert bad.exit_code == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA (skipped without a device: tests/conftest.py)
+
+
+@pytest.mark.gpu
+def test_cuda_probe_measures_and_matches(tmp_path):
+    from vramcalc.probe.run import run_probe
+
+    report = run_probe(encoders=["clip-vit-l-14-336", "siglip-so400m-14-384"], batches=[1, 8], device="cuda", quick=True)
+    assert report.device == "cuda" and report.calibration is not None and report.calibration.copy_bandwidth_gbs > 0
+    for r in report.rows:
+        assert r.status == "ok", r.message
+        assert r.memory_source == "cuda" and r.latency_s > 0 and r.reserved_bytes >= r.peak_allocated_bytes.measured
+        assert abs(r.flops.error_pct) < 1
+        # the CUDA allocator adds what FakeTensorMode cannot see (flash log-sum-exp, kernel workspaces)
+        assert abs(r.activation_bytes.error_pct) < 15
+
+
+@pytest.mark.gpu
+def test_cuda_oom_is_a_result():
+    import torch
+
+    from vramcalc.probe.run import run_probe
+
+    free, _ = torch.cuda.mem_get_info()
+    # InternViT-6B at 448 px holds ~5 x 1025 x 3200 x 2 bytes + 2 x 1025 x 12800 x 2 per image at its MLP peak (~85 MB):
+    # enough images to exceed the free memory
+    batch = int(free / 60e6) + 1
+    report = run_probe(encoders=["internvit-6b-448"], batches=[1, batch], device="cuda", quick=True, benchmark=False)
+    last = report.rows[-1]
+    assert last.status == "oom" and f"does not fit at batch {batch}" in last.message
