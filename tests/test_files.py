@@ -593,3 +593,51 @@ def test_folder_of_ggufs_picks_the_model_and_its_mmproj(tmp_path):
     assert fm.weights.llm.bytes == 1_107_152 and fm.model.kind == "llm"
     with pytest.raises(InputError, match="--mmproj goes with a .gguf"):
         load_model_files(_ref("llm", "Llama-2-7b.json"), mmproj=tmp_path / "x.gguf")
+
+
+def _clip_tensors(h: int = 64, ff: int = 128, layers: int = 2, cls: bool = True, n_pos: int = 577) -> list:
+    t = [("v.patch_embd.weight", (14, 14, 3, h), "F16")]
+    if cls:
+        t.append(("v.class_embd", (h,), "F32"))
+    if n_pos:
+        t.append(("v.position_embd.weight", (h, n_pos), "F32"))
+    for i in range(layers):
+        b = f"v.blk.{i}"
+        t += [(f"{b}.ln1.weight", (h,), "F32"), (f"{b}.ln1.bias", (h,), "F32"), (f"{b}.ln2.weight", (h,), "F32"), (f"{b}.ln2.bias", (h,), "F32")]
+        for n in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            t += [(f"{b}.{n}.weight", (h, h), "F16"), (f"{b}.{n}.bias", (h,), "F32")]
+        t += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_down.weight", (ff, h), "F16")]
+    return t
+
+
+MMPROJ_CASES = {
+    # LLaVA-1.6 anyres (clip.vision.image_grid_pinpoints, flattened pairs): 2,928 tokens at 672x672, as the catalog's llava-1.6
+    "llava-1.6-anyres": ({"clip.projector_type": "mlp", "clip.vision.image_size": 336,
+                          "clip.vision.image_grid_pinpoints": [336, 672, 672, 336, 672, 672, 1008, 336, 336, 1008]},
+                         [("mm.0.weight", (64, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], None, "anyres", 2928),
+    # Gemma 3: 896 px / 14 = 64 patches a side, pooled 4x4 -> 256 tokens
+    "gemma3": ({"clip.projector_type": "gemma3", "clip.vision.image_size": 896, "clip.vision.projector.scale_factor": 4},
+               [("mm.input_projection.weight", (64, 256), "F16"), ("mm.soft_emb_norm.weight", (64,), "F32")], None, "fixed", 256),
+    # Qwen2-VL merger: 1024x768 -> smart_resize to 1036x756 (factor 28) -> 37 x 27 = 999 tokens
+    "qwen2vl": ({"clip.projector_type": "qwen2vl_merger", "clip.vision.image_size": 560},
+                [("mm.0.weight", (256, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], (1024, 768), "dynamic", 999),
+}
+
+
+@pytest.mark.parametrize("case", list(MMPROJ_CASES))
+def test_mmproj_projector_types(case, tmp_path):
+    from vramcalc.estimate import Workload, estimate
+    from vramcalc.files import load_model_files
+
+    meta, proj, size, kind, tokens = MMPROJ_CASES[case]
+    meta = {**meta, "clip.vision.patch_size": 14, "clip.vision.embedding_length": 64, "clip.vision.feed_forward_length": 128,
+            "clip.vision.block_count": 2, "clip.vision.attention.head_count": 4, "general.name": case}
+    vis = _clip_tensors(cls=case != "gemma3", n_pos=0 if case == "qwen2vl" else 577)
+    mm = write_gguf(tmp_path / "mmproj.gguf", "clip", meta, vis + proj)
+    fm = load_model_files(_tiny_llama(tmp_path / "llm.gguf"), mm)
+    assert fm.model.image_tokens.kind == kind
+    from vramcalc.catalog import load_catalog
+
+    est = estimate(fm.model, load_catalog().resolve_gpu("rtx3060"), Workload(image_size=size), fm.catalog(), fm.weights)
+    assert est.inputs.image_tokens_per_image == tokens
+    assert est.memory.weights_bytes.projector == sum(nbytes(t, s) for _, s, t in proj)
