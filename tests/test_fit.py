@@ -140,3 +140,19 @@ def test_gpu_local_uses_the_detected_card(runner, monkeypatch):
     monkeypatch.setattr(probe_gpu, "discover_gpus", lambda nvml=None: GpuDiscovery(available=False, message="No NVIDIA driver found."))
     r = runner.invoke(app, ["fit", "--gpu", "local"])
     assert r.exit_code == 2 and "No NVIDIA driver found" in r.stderr and "--gpu" in r.stderr
+
+
+def test_a_broken_user_entry_is_skipped_not_fatal(runner):
+    """A user catalog VLM naming an encoder that does not exist: fit lists it under skipped."""
+    from vramcalc.catalog import user_catalog_dir
+
+    d = user_catalog_dir() / "vlms"
+    d.mkdir(parents=True)
+    (d / "broken-vlm.yaml").write_text(
+        "id: broken-vlm\nname: Broken\nsource: a test fixture entry\nencoder: no-such-encoder\nllm: llama-2-7b\n"
+        "projector: {kind: mlp}\nimage_tokens: {kind: fixed, tokens: 576}\n"
+    )
+    r = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--kind", "vlm", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert any(s.startswith("broken-vlm:") for s in d["skipped"]) and d["rows"]

@@ -32,7 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vramcalc.errors import CatalogError, InputError
+from vramcalc.errors import InputError, VramcalcError
 from vramcalc.estimate import (
     TIGHT_MARGIN_BYTES,
     FixedWeights,
@@ -152,7 +152,7 @@ def fit(
             try:
                 spec = catalog.get(k, eid)
                 row, info, order_k = _fit_one(spec, gpu, catalog, base_work, min_speed, weights_cache)
-            except (CatalogError, InputError) as e:
+            except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
             rows.append(row)
