@@ -493,7 +493,8 @@ def _compare_layout(spec: LlmSpec, h: GgufHeader, notes: list[str]) -> None:
 
     derived = {x.name: x.numel for x in llm_tensors(spec)}
     actual = {x.name: x.numel for x in h.tensors}
-    extra = sorted(set(actual) - set(derived))
+    # RoPE frequency tables (Llama 3.1 rope_freqs, Phi-3 128k rope_factors_*) are small F32 constants, not weights of the layout
+    extra = sorted(n for n in set(actual) - set(derived) if not n.startswith(("rope_freqs", "rope_factors")))
     missing = sorted(set(derived) - set(actual))
     differ = sorted(n for n in set(actual) & set(derived) if actual[n] != derived[n])
     if extra:
