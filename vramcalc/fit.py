@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from vramcalc.errors import InputError, VramcalcError
 from vramcalc.estimate import (
@@ -48,7 +48,7 @@ from vramcalc.estimate import (
 )
 from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
 from vramcalc.quant import GGML_TYPES, GGUF_FILE_TYPES, GGUF_QUALITY_ORDER, WeightBytes, normalize_precision
-from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
+from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VlmSpec
 
 #: Quality tier of each precision (0 best), see the ranking above.
 QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
@@ -59,11 +59,7 @@ RANKING = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FitRow(_Strict):
+class FitRow(ResultModel):
     """One catalog model at the best precision that fits."""
 
     model: str = Field(description="Catalog id.")
@@ -80,7 +76,7 @@ class FitRow(_Strict):
     meets_min_speed: bool | None = Field(default=None, description="None when no --min-speed was given or no speed is known.")
 
 
-class FitResult(_Strict):
+class FitResult(ResultModel):
     """``vramcalc fit``: the catalog ranked for one GPU and workload."""
 
     gpu: GpuInfo
