@@ -12,7 +12,6 @@ from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
     from vramcalc.estimate import Estimate, Workload
-    from vramcalc.files import FileModel
     from vramcalc.schema import GpuSpec
 
 
