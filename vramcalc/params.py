@@ -15,6 +15,7 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
@@ -39,12 +40,18 @@ class Tensor:
     @property
     def role(self) -> str:
         """'attn_v', 'ffn_down_exps', 'token_embd', ...: the name without block prefix and suffix."""
-        parts = self.name.split(".")
-        if parts[0] == "blk" or (parts[0] == "v" and len(parts) > 1 and parts[1] == "blk"):
-            parts = parts[3:] if parts[0] == "v" else parts[2:]
-        elif parts[0] in ("v", "mm"):
-            parts = parts[1:]
-        return parts[0]
+        return _role(self.name)
+
+
+@lru_cache(maxsize=None)
+def _role(name: str) -> str:
+    # cached: `fit` asks for the role of every tensor of every catalog model at several precisions
+    parts = name.split(".")
+    if parts[0] == "blk" or (parts[0] == "v" and len(parts) > 1 and parts[1] == "blk"):
+        parts = parts[3:] if parts[0] == "v" else parts[2:]
+    elif parts[0] in ("v", "mm"):
+        parts = parts[1:]
+    return parts[0]
 
 
 @dataclass(frozen=True, slots=True)
