@@ -176,3 +176,35 @@ def test_peak_tracker_agrees_with_memtracker():
     spec = enc("clip-vit-l-14-336")
     sim = Simulator(spec, "fp16")
     assert sim.run(4, 336, 336).activation_bytes == sim.run_memtracker(4, 336, 336)
+    # a non-native size interpolates the position table (bicubic): FlopCounterMode decomposes that op, and the
+    # tracker must still count only what the op returns
+    assert sim.run(1, 672, 448).activation_bytes == sim.run_memtracker(1, 672, 448)
+
+
+@pytest.mark.probe
+@pytest.mark.parametrize(
+    ("eid", "attention", "dtype", "size"),
+    [
+        ("clip-vit-l-14-336", "eager", "fp16", None),  # softmax upcast to fp32: scaled + fp32 softmax + cast
+        ("siglip-so400m-14-384", "eager", "bf16", None),
+        ("dinov2-l-14", "eager", "fp16", None),  # softmax in the input dtype: product + scaled
+        ("internvit-300m-448", "eager", "fp16", None),
+        ("clip-vit-l-14-336", "sdpa", "fp16", (672, 448)),  # interpolated position embeddings
+        ("qwen2-vl-vit", "sdpa", "bf16", (1344, 896)),
+        ("qwen2.5-vl-vit", "sdpa", "bf16", (1344, 896)),  # windows of unequal size at the right/bottom edge
+        ("clip-vit-l-14-336", "sdpa", "fp32", None),
+    ],
+)
+def test_variants_match_fake_tensor_measurement(eid, attention, dtype, size):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from vramcalc.probe.measure import Simulator
+    from vramcalc.probe.run import _merger_out_size
+
+    spec = enc(eid)
+    merger = _merger_out_size(spec, load_catalog())
+    w, h = size or (spec.image_size, spec.image_size)
+    measured = Simulator(spec, dtype, attention, merger).run(2, w, h)
+    pred = vit_forward(spec, 2, w, h, dtype_bytes=4 if dtype == "fp32" else 2, attention=attention, merger_out_size=merger)
+    assert pred.flops.total == pytest.approx(measured.flops, rel=0.01)
+    assert pred.activations.peak_bytes == pytest.approx(measured.activation_bytes, rel=0.10)

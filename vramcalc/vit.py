@@ -296,11 +296,27 @@ def activation_breakdown(
         mlp_set += rope
         attn_set += rope
     if attention == "eager":
-        # eager_attention_forward: scores = (q @ k^T) * scale, then softmax(..., dtype=torch.float32)
-        # and .to(query.dtype): at the softmax the scaled scores and the fp32 softmax are alive (the
-        # unscaled product was freed), at the cast the fp32 softmax and the cast: dtype_bytes + 4 per score.
-        s = batch * spec.num_heads * _score_elements(spec, n, grid)
-        attn_set = (attn_held + captured + 3) * x + alloc(s) + alloc(s, 4)
+        # eager_attention_forward of each tower: scores = (q @ k^T) * scale (the product and the scaled copy
+        # alive together), then softmax. CLIP, SigLIP and Qwen take the softmax in fp32 and cast back
+        # (softmax(..., dtype=torch.float32).to(query.dtype)) while the scaled scores are still bound: at the
+        # cast scaled + fp32 softmax + cast are alive. DINOv2 and InternViT take it in the input dtype, so
+        # the peak is product + scaled. Held next to them: encoder input, layer input, normed input, q, k, v (6).
+        if spec.family in QWEN_FAMILIES:
+            # transformers' non-flash path runs attention image by image (cu_seqlens split): one image's
+            # scores at a time; q and k after RoPE are new tensors (+2). Not checked against a simulation
+            # (the split needs real sequence lengths).
+            s = spec.num_heads * _score_elements(spec, n, grid)
+            held_eager = 7
+        else:
+            s = batch * spec.num_heads * _score_elements(spec, n, grid)
+            held_eager = 6
+        if spec.family in ("dinov2", "internvit"):
+            scores = 2 * alloc(s)
+        elif dtype_bytes < 4:
+            scores = 2 * alloc(s) + alloc(s, 4)
+        else:
+            scores = 2 * alloc(s, 4)
+        attn_set = (held_eager + captured) * x + scores + rope
     head_set = _head_bytes(spec, batch, n, patches, x, alloc, merger_out_size)
     phases = {"mlp": mlp_set, "attention": attn_set, "head": head_set}
     peak = max(phases, key=lambda k: phases[k])

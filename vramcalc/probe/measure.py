@@ -156,8 +156,10 @@ class Simulator:
         import torch
         from torch._subclasses.fake_tensor import FakeTensorMode
 
-        from vramcalc.probe.models import build_model
+        from vramcalc.probe.models import ModelNotAvailable, build_model
 
+        if spec.family in ("qwen2_vit", "qwen25_vit") and attn == "eager":
+            raise ModelNotAvailable("eager attention of Qwen-VL towers splits per image with cu_seqlens.tolist(), which FakeTensorMode cannot run")
         self.spec = spec
         self.dtype = torch_dtype(dtype)
         self.qwen = spec.family in ("qwen2_vit", "qwen25_vit")
@@ -179,11 +181,13 @@ class Simulator:
             self._packed(real_inputs, extra)
         with self.fake:
             inputs = {k: (self.fake.from_tensor(v) if k in ("hidden_states", "pixel_values") else v) for k, v in real_inputs.items()}
-            # one pass: the tracker (outer) sees the tensors the model code creates, FlopCounterMode (inner) the ops
+            # one pass. The tracker is entered last so it sees each op before FlopCounterMode, which decomposes
+            # composite ops (e.g. bicubic position-embedding interpolation into fp32 index/mul/add steps that a
+            # CUDA kernel never allocates); the tracker counts only the op's own output.
             counter = _flop_counter()
             tracker = peak_tracker()
             tracker.known(*model.parameters(), *model.buffers(), *[v for v in inputs.values() if isinstance(v, torch.Tensor)])
-            with tracker, torch.inference_mode(), counter:
+            with counter, torch.inference_mode(), tracker:
                 out = model(**inputs, **dict(extra))
                 del out
             flops = counter.get_total_flops()
