@@ -74,14 +74,16 @@ def probe(
             encoders=encoders, batches=batches, image_size=size, dtype=dtype.value,
             device=device.value, quick=quick, progress=progress,
         )
-    if not report.gpus.available and report.gpus.message:
-        err.print(report.gpus.message)
     if as_json:
+        if not report.gpus.available and report.gpus.message:
+            err.print(report.gpus.message)
         _print_json(report.model_dump(mode="json"))
         return
     out = Console(highlight=False)
     out.print(render_gpus(report))
     out.print(render_probe(report))
+    for line in render_notes(report):
+        out.print(line)
     out.print(report.summary.line)
 
 
@@ -131,6 +133,17 @@ def render_gpus(report: ProbeReport) -> str:
     return "\n".join(lines)
 
 
+def render_notes(report: ProbeReport) -> list[str]:
+    """Why rows are n/a / OOM / error, and the notes of measured rows, once per encoder and text."""
+    seen: list[str] = []
+    for r in report.rows:
+        for text in ([r.message] if r.message else []) + r.notes:
+            line = f"  {r.encoder}: {text}" if r.status != "oom" else f"  {r.encoder}: {text}"
+            if line not in seen:
+                seen.append(line)
+    return (["Notes:"] + seen) if seen else []
+
+
 def render_probe(report: ProbeReport) -> Table:
     """predicted | measured | error % of activation memory and FLOPs, one row per configuration."""
     from rich.table import Table
@@ -139,15 +152,15 @@ def render_probe(report: ProbeReport) -> Table:
 
     mem = "CUDA allocator" if report.device == "cuda" else "simulated (FakeTensorMode)"
     t = Table(title=f"vramcalc probe: {report.device_name or 'CPU'}; memory: {mem}", title_justify="left")
-    for col in ("encoder", "batch", "image", "tokens", "activations pred", "measured", "err %", "FLOPs pred", "measured", "err %", "latency", "status"):
+    for col in ("encoder", "batch", "image", "tokens", "activations", "measured", "err %", "FLOPs", "measured", "err %", "latency", "status"):
         t.add_column(col, justify="left" if col in ("encoder", "status", "image") else "right")
 
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:+.2f}"
 
     for r in report.rows:
-        lat = "-" if r.latency_s is None else f"{r.latency_s * 1000:.1f} ms" + (f" ({r.device}{', ' + r.latency_dtype if r.latency_dtype != r.dtype else ''})")
-        status = r.status if r.status == "ok" else (r.message or r.status)
+        lat = "-" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms {r.device}"
+        status = {"ok": "ok", "oom": "OOM", "not_available": "n/a", "error": "error"}[r.status]
         t.add_row(
             r.encoder, str(r.batch), f"{r.image_width}x{r.image_height}", str(r.tokens_per_image or "-"),
             fmt_bytes(r.activation_bytes.predicted), fmt_bytes(r.activation_bytes.measured), pct(r.activation_bytes.error_pct),
