@@ -194,3 +194,40 @@ def test_cuda_oom_is_a_result():
     report = run_probe(encoders=["internvit-6b-448"], batches=[1, batch], device="cuda", quick=True, benchmark=False)
     last = report.rows[-1]
     assert last.status == "oom" and f"does not fit at batch {batch}" in last.message
+
+
+@pytest.mark.probe
+def test_cuda_branch_control_flow_without_a_gpu(monkeypatch):
+    """The CUDA branch of run_probe with the device calls stubbed: rows carry the measurement, an OOM at batch 8
+    becomes 'does not fit at batch 8' and batch 16 is not tried. (The real CUDA run: the gpu-marked tests.)"""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from vramcalc.probe import measure, models, run
+    from vramcalc.probe.results import GpuDiscovery
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA Test GPU")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    real_build = models.build_model
+    monkeypatch.setattr(models, "build_model", lambda spec, **kw: real_build(spec, **{**kw, "device": "cpu", "dtype": torch.float32}))
+    tried = []
+
+    def fake_cuda_run(model, make_inputs, batch, w, h, dtype, extra, weights_bytes, **kw):
+        tried.append(batch)
+        if batch >= 8:
+            return measure.CudaMeasurement(status="oom", weights_bytes=weights_bytes)
+        return measure.CudaMeasurement(status="ok", weights_bytes=weights_bytes, activation_bytes=5_000_000 * batch,
+                                       peak_allocated_bytes=weights_bytes + 5_000_000 * batch, reserved_bytes=2 * weights_bytes,
+                                       latency_s=0.01, flops=35_000_000_000 * batch)
+
+    monkeypatch.setattr(measure, "cuda_run", fake_cuda_run)
+    monkeypatch.setattr("vramcalc.probe.gpu.process_gpu_bytes", lambda pid, index=0, nvml=None: 123)
+    report = run.run_probe(encoders=["clip-vit-b-16"], batches=[1, 8, 16], device="cuda", benchmark=False,
+                           gpus=GpuDiscovery(available=False, message="stub"))
+    assert tried == [1, 8]
+    ok, oom8, oom16 = report.rows
+    assert ok.status == "ok" and ok.memory_source == "cuda" and ok.process_bytes == 123 and ok.flops.measured == 35e9
+    assert ok.peak_allocated_bytes.predicted is not None
+    assert oom8.status == "oom" and oom8.message == "does not fit at batch 8"
+    assert oom16.status == "oom" and "batch 8 already ran out of memory" in oom16.message
+    assert report.summary.rows_oom == 2 and report.device_name == "NVIDIA Test GPU"
