@@ -150,6 +150,7 @@ def vit_flops(
     width: int | None = None,
     height: int | None = None,
     merger_out_size: int | None = None,
+    attention: Attention = "sdpa",
 ) -> VitFlops:
     """Forward FLOPs of ``batch`` images; matmul terms are 2 x M x N x K (FlopCounterMode's convention).
 
@@ -157,6 +158,7 @@ def vit_flops(
         spec: the encoder.
         batch: images in the batch.
         width, height: image size in pixels (default: native).
+        attention: only Pixtral depends on it (see ``joint_batch_attention``).
         merger_out_size: Qwen-VL towers in transformers include the patch merger; its output width
             (the LLM hidden size). None: the merger is not counted.
     """
@@ -175,6 +177,8 @@ def vit_flops(
     # Attention: q @ k^T is (N x hd) @ (hd x N) per head: 2 N^2 hd; softmax @ v the same
     # (flop_counter.sdpa_flop_count). Windowed layers attend within windows only.
     full = batch * 2 * n * n * qd
+    if joint_batch_attention(spec, attention):
+        full = 2 * (batch * n) ** 2 * qd  # one sequence of batch x n tokens, block-diagonal mask: SDPA computes it all
     if spec.window_attention is not None:
         full_layers = len([i for i in spec.window_attention.full_attention_layers if i < layers])
         windowed = batch * sum(2 * w * w * qd for w in _windows(spec, t))
@@ -215,6 +219,13 @@ def vit_flops(
 # Activation memory
 
 
+def joint_batch_attention(spec: VisionEncoderSpec, attention: str) -> bool:
+    """transformers' PixtralVisionModel concatenates all images of a batch into one sequence and, unless flash
+    attention (varlen) is used, masks attention between images with a (B N)^2 block-diagonal mask
+    (``generate_block_attention_mask``): the mask and the attention FLOPs grow with the square of the batch."""
+    return spec.family == "pixtral" and attention != "flash"
+
+
 def _mlp_transient(spec: VisionEncoderSpec) -> float:
     """Intermediate-width (B x N x ff) tensors alive at the MLP's peak, from the transformers code.
 
@@ -238,7 +249,9 @@ def _held_hidden(spec: VisionEncoderSpec) -> int:
     Qwen towers have no separate embedding variable held by an outer frame (the block loop rebinds
     ``hidden_states`` in the same frame), but keep the normed input and the sum: counted as traced (3).
     """
-    if spec.family == "internvit":
+    if spec.family in ("internvit", "pixtral"):
+        # Pixtral: the patch-conv output stays alive (the per-image slices in ``patch_embeds_list`` are views of it)
+        # next to ln_pre's output (the encoder input), so 5 as well
         return 5
     if spec.family in QWEN_FAMILIES:
         return 3
@@ -295,6 +308,16 @@ def activation_breakdown(
         attn_set = (2 + captured + 3) * x + round(((2 * f if dtype_bytes < 4 else 0) + 4 * f) * x)
         mlp_set += rope
         attn_set += rope
+    if spec.family == "pixtral":
+        # cos/sin in the activation dtype for the B x N sequence, and the (B N)^2 block mask in the activation
+        # dtype (generate_block_attention_mask), both alive through the whole encoder. Attention peaks while
+        # RoPE rotates k: layer input, normed input, q, k, v, q_embed and k's rotation temporaries next to the
+        # conv output and the encoder input (10 x, traced).
+        rope = 2 * alloc(batch * n * spec.head_dim_)
+        if joint_batch_attention(spec, attention):
+            rope += alloc((batch * n) ** 2)
+        mlp_set += rope
+        attn_set = (10 + captured) * x + rope
     if attention == "eager":
         # eager_attention_forward of each tower: scores = (q @ k^T) * scale (the product and the scaled copy
         # alive together), then softmax. CLIP, SigLIP and Qwen take the softmax in fp32 and cast back
@@ -382,6 +405,6 @@ def vit_forward(
     return VitForward(
         encoder=spec.id, batch=batch, image_width=w, image_height=h, dtype_bytes=dtype_bytes, attention=attention,
         tokens=t,
-        flops=vit_flops(spec, batch, w, h, merger_out_size),
+        flops=vit_flops(spec, batch, w, h, merger_out_size, attention),
         activations=activation_breakdown(spec, batch, t.patches, dtype_bytes, attention, merger_out_size, (t.grid_w, t.grid_h)),
     )
