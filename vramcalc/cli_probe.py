@@ -134,14 +134,18 @@ def render_gpus(report: ProbeReport) -> str:
 
 
 def render_notes(report: ProbeReport) -> list[str]:
-    """Why rows are n/a / OOM / error, and the notes of measured rows, once per encoder and text."""
-    seen: list[str] = []
+    """Why rows are n/a / OOM / error, and the notes of measured rows: each text once, with the encoders it applies to."""
+    by_text: dict[str, list[str]] = {}
     for r in report.rows:
         for text in ([r.message] if r.message else []) + r.notes:
-            line = f"  {r.encoder}: {text}" if r.status != "oom" else f"  {r.encoder}: {text}"
-            if line not in seen:
-                seen.append(line)
-    return (["Notes:"] + seen) if seen else []
+            encs = by_text.setdefault(text, [])
+            if r.encoder not in encs:
+                encs.append(r.encoder)
+    lines = []
+    for text, encs in by_text.items():
+        who = ", ".join(encs) if len(encs) <= 4 else f"{len(encs)} encoders"
+        lines.append(f"  {text} ({who})")
+    return (["Notes:"] + lines) if lines else []
 
 
 def render_probe(report: ProbeReport) -> Table:
