@@ -10,10 +10,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from vramcalc.catalog import KIND_DIRS, Catalog, RawEntry
 from vramcalc.errors import CatalogError
+from vramcalc.schema import ResultModel
 
 #: derived parameter count vs published_params (issue 6: within 0.5%)
 PARAMS_TOLERANCE = 0.005
@@ -52,7 +53,7 @@ class Problem:
         return f"{self.path} -> {self.field}: {self.message}"
 
 
-class ValidationReport(BaseModel):
+class ValidationReport(ResultModel):
     ok: bool
     checked: int
     counts: dict[str, int]
