@@ -4,7 +4,7 @@ when the command runs (inside ``run_probe``), never when the CLI is loaded."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -36,9 +36,9 @@ PROBE_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 def probe(
     ctx: typer.Context,
-    encoder: Annotated[Optional[list[str]], typer.Option("--encoder", "-e", help="Encoder id or alias; repeat it, or list several after one --encoder. Default: every catalog encoder.")] = None,
-    batch: Annotated[Optional[list[str]], typer.Option("--batch", "-b", help="Batch sizes; repeat it, or list several after one --batch (default 1 4 16; --quick: 1).")] = None,
-    image_size: Annotated[Optional[str], typer.Option("--image-size", help="WIDTHxHEIGHT in pixels (default: each encoder's native size).")] = None,
+    encoder: Annotated[list[str] | None, typer.Option("--encoder", "-e", help="Encoder id or alias; repeat it, or list several after one --encoder. Default: every catalog encoder.")] = None,
+    batch: Annotated[list[str] | None, typer.Option("--batch", "-b", help="Batch sizes; repeat it, or list several after one --batch (default 1 4 16; --quick: 1).")] = None,
+    image_size: Annotated[str | None, typer.Option("--image-size", help="WIDTHxHEIGHT in pixels (default: each encoder's native size).")] = None,
     dtype: Annotated[ProbeDtype, typer.Option("--dtype", help="Weights and activations dtype.")] = ProbeDtype.fp16,
     quick: Annotated[bool, typer.Option("--quick", help="Batch 1, short microbenchmarks, CPU latency for one encoder only.")] = False,
     device: Annotated[ProbeDevice, typer.Option("--device", help="auto: CUDA if torch sees a GPU, else CPU latency + simulated memory (FakeTensorMode).")] = ProbeDevice.auto,
@@ -56,7 +56,13 @@ def probe(
         raise typer.BadParameter(f"no such option: {bad[0]}")
     encoders, batches = _split(encoder, extra), _split_int(batch, extra)
     require_torch()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from vramcalc.probe.run import run_probe
 
@@ -87,14 +93,14 @@ def probe(
     out.print(report.summary.line)
 
 
-def _split(values: Optional[list[str]], extra: list[str]) -> Optional[list[str]]:
+def _split(values: list[str] | None, extra: list[str]) -> list[str] | None:
     """Encoder ids from '--encoder a --encoder b', '--encoder a,b' and '--encoder a b' (b arrives as an extra arg)."""
     out = [v for item in (values or []) for v in item.replace(",", " ").split()]
     out += [a for a in extra if not a.lstrip("-").isdigit()]
     return out or None
 
 
-def _split_int(values: Optional[list[str]], extra: list[str]) -> Optional[list[int]]:
+def _split_int(values: list[str] | None, extra: list[str]) -> list[int] | None:
     """Batch sizes from '--batch 1 --batch 4', '--batch 1,4,16' and '--batch 1 4 16' (4 and 16 arrive as extra args)."""
     items = [v for item in (values or []) for v in item.replace(",", " ").split()] + [a for a in extra if a.lstrip("-").isdigit()]
     out = []

@@ -247,11 +247,11 @@ def _held_hidden(spec: VisionEncoderSpec) -> int:
     layer's input (kept by the loop variable), the residual after attention, and the normed MLP input = 4.
     InternVLVisionLayer also keeps ``attention_output`` (the layer-scaled attention output) = 5.
     Qwen towers have no separate embedding variable held by an outer frame (the block loop rebinds
-    ``hidden_states`` in the same frame), but keep the normed input and the sum: counted as traced (3).
+    ``hidden_states`` in the same frame): layer input, residual, normed input = 3. Pixtral keeps the
+    patch-conv output (the per-image slices in ``patch_embeds_list`` are views of it) besides ln_pre's
+    output (the encoder input) = 5.
     """
     if spec.family in ("internvit", "pixtral"):
-        # Pixtral: the patch-conv output stays alive (the per-image slices in ``patch_embeds_list`` are views of it)
-        # next to ln_pre's output (the encoder input), so 5 as well
         return 5
     if spec.family in QWEN_FAMILIES:
         return 3
@@ -265,7 +265,6 @@ def activation_breakdown(
     dtype_bytes: int = 2,
     attention: Attention = "sdpa",
     merger_out_size: int | None = None,
-    grid: tuple[int, int] | None = None,
 ) -> VitActivations:
     """Live sets of an inference-mode forward pass (no autograd graph kept), in bytes.
 
@@ -328,10 +327,14 @@ def activation_breakdown(
             # transformers' non-flash path runs attention image by image (cu_seqlens split): one image's
             # scores at a time; q and k after RoPE are new tensors (+2). Not checked against a simulation
             # (the split needs real sequence lengths).
-            s = spec.num_heads * _score_elements(spec, n, grid)
+            # Full-attention layers hold the largest scores (Qwen2.5's windowed layers hold one window's).
+            s = spec.num_heads * n * n
             held_eager = 7
+        elif joint_batch_attention(spec, attention):
+            s = spec.num_heads * (batch * n) ** 2  # Pixtral: one sequence of all images (not simulated; eager)
+            held_eager = 6
         else:
-            s = batch * spec.num_heads * _score_elements(spec, n, grid)
+            s = batch * spec.num_heads * n * n
             held_eager = 6
         if spec.family in ("dinov2", "internvit"):
             scores = 2 * alloc(s)
@@ -349,12 +352,7 @@ def activation_breakdown(
     )
 
 
-def _score_elements(spec: VisionEncoderSpec, n: int, grid: tuple[int, int] | None) -> int:
-    """Attention-score elements per head and image (N^2, or the largest window's for windowed towers)."""
-    return n * n
-
-
-def _head_bytes(spec: VisionEncoderSpec, batch: int, n: int, patches: int, x: int, alloc, merger_out_size: int | None) -> int:  # noqa: ANN001
+def _head_bytes(spec: VisionEncoderSpec, batch: int, n: int, patches: int, x: int, alloc, merger_out_size: int | None) -> int:
     """Live set after the last layer.
 
     - SigLIP MAP head: embeddings + encoder output + post-norm output (3) + the packed k/v projection and
@@ -406,5 +404,5 @@ def vit_forward(
         encoder=spec.id, batch=batch, image_width=w, image_height=h, dtype_bytes=dtype_bytes, attention=attention,
         tokens=t,
         flops=vit_flops(spec, batch, w, h, merger_out_size, attention),
-        activations=activation_breakdown(spec, batch, t.patches, dtype_bytes, attention, merger_out_size, (t.grid_w, t.grid_h)),
+        activations=activation_breakdown(spec, batch, t.patches, dtype_bytes, attention, merger_out_size),
     )

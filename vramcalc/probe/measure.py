@@ -153,7 +153,6 @@ class Simulator:
     """
 
     def __init__(self, spec: VisionEncoderSpec, dtype: str, attn: str = "sdpa", merger_out_size: int | None = None):
-        import torch
         from torch._subclasses.fake_tensor import FakeTensorMode
 
         from vramcalc.probe.models import ModelNotAvailable, build_model

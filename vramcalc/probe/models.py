@@ -44,7 +44,7 @@ MODEL_CLASSES = {
 _NOT_AVAILABLE = {
     "eva_clip": "EVA-CLIP has no transformers model class (it ships as open_clip/timm code)",
     "siglip2": "SigLIP2 NaFlex takes pre-patchified inputs with spatial shapes; not synthesised by the probe yet",
-    "qwen3_vit": "Qwen3-VL ViT (deepstack, interpolated position embeddings) is not wired into the probe yet",
+    "qwen3_vit": "Qwen3VLVisionModel needs its DeepStack layer indexes, which the catalog schema does not record yet",
     "mllama": "MllamaVisionModel takes tiled images with aspect-ratio ids; not wired into the probe yet",
     "moonvit": "MoonViT (Kimi-VL) has no transformers class in this version",
     "other": "family 'other' has no known transformers class",

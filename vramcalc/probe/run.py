@@ -9,7 +9,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from vramcalc.errors import ProbeUnavailableError
-from vramcalc.probe.results import Compared, GpuDiscovery, ProbeReport, ProbeRow, summarize
+from vramcalc.probe.results import (
+    Compared,
+    GpuDiscovery,
+    ProbeReport,
+    ProbeRow,
+    summarize,
+)
 from vramcalc.schema import VisionEncoderSpec
 
 DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
@@ -89,7 +95,12 @@ def run_probe(
     from vramcalc.catalog import load_catalog
     from vramcalc.probe import measure
     from vramcalc.probe.gpu import discover_gpus, process_gpu_bytes
-    from vramcalc.probe.models import ModelNotAvailable, build_model, forward_kwargs, transformers_class_name
+    from vramcalc.probe.models import (
+        ModelNotAvailable,
+        build_model,
+        forward_kwargs,
+        transformers_class_name,
+    )
     from vramcalc.vit import vit_forward
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
