@@ -3,7 +3,7 @@
     python benchmarks/accuracy.py          # evaluate -> docs/accuracy.md
     python benchmarks/accuracy.py --fit    # refit data/calibration.yaml, then evaluate
 
-Rows come from ``../shared/calibration`` (``VRAMCALC_CALIBRATION_DIR`` overrides):
+Rows come from ``benchmarks/calibration`` (copied unchanged from shared/calibration; ``VRAMCALC_CALIBRATION_DIR`` overrides):
 ``llamacpp_bench.csv`` (llama-bench pp512 / tg128), ``timm_vit_bench.csv`` (ViT samples/s) and the
 speed column of ``transformers_peak_mem.csv`` (Qwen2 under transformers). A row is used when the
 catalog can express it: its GPU and model are catalog entries (the timm ViTs are built from the timm
@@ -33,7 +33,7 @@ from vramcalc.catalog import load_catalog  # noqa: E402
 from vramcalc.errors import UnknownEntryError  # noqa: E402
 from vramcalc.schema import GpuSpec, VisionEncoderSpec  # noqa: E402
 
-CAL_DIR = Path(os.environ.get("VRAMCALC_CALIBRATION_DIR", ROOT.parent / "shared" / "calibration"))
+CAL_DIR = Path(os.environ.get("VRAMCALC_CALIBRATION_DIR", ROOT / "benchmarks" / "calibration"))  # copied from shared/calibration
 CAL_YAML = ROOT / "data" / "calibration.yaml"
 REPORT = ROOT / "docs" / "accuracy.md"
 HOLD_OUT_EVERY = 4  # every 4th row of a group (in file order) is held out of the fit

@@ -19,7 +19,7 @@ from vramcalc.units import GiB
 # hermetic fixture points the user data dir at a temp dir
 CAT = Catalog.load([builtin_catalog_dir()])
 GPU_IDS = CAT.ids("gpus")
-REFERENCE_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gpu_specs.csv"
+REFERENCE_CSV = Path(__file__).resolve().parent / "fixtures" / "reference" / "gpu_specs.csv"  # copied from shared/reference
 
 
 def gpu(query: str) -> GpuSpec:

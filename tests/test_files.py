@@ -18,9 +18,7 @@ from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
 from vramcalc.cli import app
 from vramcalc.errors import InputError
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hf_configs"
-if not REF.is_dir():  # CI clones the repo with shared/ beside it
-    REF = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "hf_configs"
+REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"  # copied from shared/reference
 
 # tiny llama: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
 TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)

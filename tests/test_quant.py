@@ -12,7 +12,7 @@ from vramcalc.estimate import llm_weight_bytes
 from vramcalc.quant import GGML_TYPES, ggml_type_bytes, normalize_precision
 from vramcalc.units import GiB
 
-CAL = Path(__file__).resolve().parents[2] / "shared" / "calibration" / "gguf_sizes.csv"
+CAL = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "gguf_sizes.csv"  # copied from shared/calibration
 # calibration model -> catalog LLM with the same tensor shapes
 MODEL_MAP = {"llama-2-7b": "llama-2-7b", "llama-2-13b-chat": "llama-2-13b", "mistral-7b-v0.1": "mistral-7b-instruct-v0.2"}
 # TheBloke's files (Sep-Oct 2023) were made before llama.cpp's 2024 rework of the Q2_K and Q3_K_M
