@@ -13,8 +13,8 @@ Families and the transformers (5.x) classes they map to:
 - ``qwen25_vit``-> ``Qwen2_5_VisionTransformerPretrainedModel`` (Qwen2.5-VL; windowed attention, merger)
 - ``pixtral``   -> ``PixtralVisionModel``       (Pixtral, Mistral Small 3.1; all images of a batch in one sequence)
 
-Other families (EVA-CLIP has no transformers class; Mllama, MoonViT, SigLIP2-NaFlex and Qwen3-VL
-take inputs this probe does not synthesise yet) raise :class:`ModelNotAvailable` with the reason.
+Other families (EVA-CLIP and MoonViT have no transformers class; Mllama, SigLIP2-NaFlex and Qwen3-VL are not
+wired in yet) raise :class:`ModelNotAvailable` with the reason.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ MODEL_CLASSES = {
 
 _NOT_AVAILABLE = {
     "eva_clip": "EVA-CLIP has no transformers model class (it ships as open_clip/timm code)",
-    "siglip2": "SigLIP2 NaFlex takes pre-patchified inputs with spatial shapes; not synthesised by the probe yet",
+    "siglip2": "Siglip2VisionModel (NaFlex) resizes its position table with spatial_shapes[i].tolist(), which FakeTensorMode cannot run; not wired in yet",
     "qwen3_vit": "Qwen3VLVisionModel needs its DeepStack layer indexes, which the catalog schema does not record yet",
     "mllama": "MllamaVisionModel takes tiled images with aspect-ratio ids; not wired into the probe yet",
     "moonvit": "MoonViT (Kimi-VL) has no transformers class in this version",
@@ -240,8 +240,11 @@ def _input_maker(spec: VisionEncoderSpec, cfg: Any) -> Any:
         def qwen_inputs(batch: int, width: int, height: int, dtype: Any, device: str = "cpu") -> dict[str, Any]:
             # The Qwen image processor flattens each image into (t*h*w) patch rows of C*T*P*P values; one image
             # gives grid (t=1, h=H/P, w=W/P) (a still image is repeated over the 2-frame temporal patch).
+            from vramcalc.vit import vit_tokens
+
             p, tp = spec.patch_size, spec.temporal_patch_size
-            gh, gw = height // p, width // p
+            t = vit_tokens(spec, width, height)  # an even grid, as the Qwen processor resizes to multiples of 28
+            gh, gw = t.grid_h, t.grid_w
             rows = batch * gh * gw
             pixels = torch.zeros(rows, spec.num_channels * tp * p * p, dtype=dtype, device=device)
             grid = torch.tensor([[1, gh, gw]] * batch, dtype=torch.int64)
