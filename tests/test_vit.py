@@ -103,11 +103,15 @@ def test_catalog_encoder_matches_fake_tensor_measurement(eid):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from vramcalc.probe.measure import Simulator
+    from vramcalc.probe.models import ModelNotAvailable
     from vramcalc.probe.run import _merger_out_size
 
     spec = enc(eid)
     merger = _merger_out_size(spec, load_catalog())
-    sim = Simulator(spec, "fp16", "sdpa", merger)
+    try:
+        sim = Simulator(spec, "fp16", "sdpa", merger)
+    except ModelNotAvailable as e:  # a family the probe knows, in a shape its transformers class cannot take
+        pytest.skip(f"{eid}: {e}")
     for batch in (1, 32):
         measured = sim.run(batch, spec.image_size, spec.image_size)
         pred = vit_forward(spec, batch, dtype_bytes=2, merger_out_size=merger)
