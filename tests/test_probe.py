@@ -145,7 +145,7 @@ def test_cli_probe_quick_json(runner):
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 4 and all(r["memory_source"] == "simulated" for r in ok)
     assert all(abs(r["activation_bytes"]["error_pct"]) < 10 and abs(r["flops"]["error_pct"]) < 1 for r in ok)
-    assert rows[0]["latency_s"] > 0  # --quick times the first configuration on the CPU
+    assert rows[0]["latency_s"]["measured"] > 0 and rows[0]["latency_s"]["predicted"] is None  # --quick times the first row on the CPU
     assert rows[-1]["status"] == "not_available" and "EVA-CLIP" in rows[-1]["message"]
     assert data["summary"]["line"].startswith("CPU + simulated memory")
 
@@ -175,7 +175,7 @@ def test_cuda_probe_measures_and_matches(tmp_path):
     assert report.device == "cuda" and report.calibration is not None and report.calibration.copy_bandwidth_gbs > 0
     for r in report.rows:
         assert r.status == "ok", r.message
-        assert r.memory_source == "cuda" and r.latency_s > 0 and r.reserved_bytes >= r.peak_allocated_bytes.measured
+        assert r.memory_source == "cuda" and r.latency_s.measured > 0 and r.reserved_bytes >= r.peak_allocated_bytes.measured
         assert abs(r.flops.error_pct) < 1
         # the CUDA allocator adds what FakeTensorMode cannot see (flash log-sum-exp, kernel workspaces)
         assert abs(r.activation_bytes.error_pct) < 15
@@ -222,12 +222,17 @@ def test_cuda_branch_control_flow_without_a_gpu(monkeypatch):
 
     monkeypatch.setattr(measure, "cuda_run", fake_cuda_run)
     monkeypatch.setattr("vramcalc.probe.gpu.process_gpu_bytes", lambda pid, index=0, nvml=None: 123)
+    from vramcalc.probe.results import GpuDevice
+
+    card = GpuDevice(index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30, used_bytes=2**30)
     report = run.run_probe(encoders=["clip-vit-b-16"], batches=[1, 8, 16], device="cuda", benchmark=False,
-                           gpus=GpuDiscovery(available=False, message="stub"))
+                           gpus=GpuDiscovery(available=True, devices=[card]))
     assert tried == [1, 8]
     ok, oom8, oom16 = report.rows
     assert ok.status == "ok" and ok.memory_source == "cuda" and ok.process_bytes == 123 and ok.flops.measured == 35e9
     assert ok.peak_allocated_bytes.predicted is not None
+    # the speed model's time for one image on the catalog card NVML named (check --runtime transformers)
+    assert 0 < ok.latency_s.predicted < 1 and ok.latency_s.error_pct is not None
     assert oom8.status == "oom" and oom8.message == "does not fit at batch 8"
     assert oom16.status == "oom" and "batch 8 already ran out of memory" in oom16.message
     assert report.summary.rows_oom == 2 and report.device_name == "NVIDIA Test GPU"

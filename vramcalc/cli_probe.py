@@ -169,7 +169,9 @@ def render_probe(report: ProbeReport) -> Table:
         return "-" if v is None else f"{v:+.2f}"
 
     for r in report.rows:
-        lat = "-" if r.latency_s is None else f"{r.latency_s * 1000:.0f} ms {r.device}"
+        lat = "-" if r.latency_s.measured is None else f"{r.latency_s.measured * 1000:.0f} ms {r.device}"
+        if r.latency_s.error_pct is not None:
+            lat += f" ({r.latency_s.error_pct:+.0f}%)"
         status = {"ok": "ok", "oom": "OOM", "not_available": "n/a", "error": "error"}[r.status]
         t.add_row(
             r.encoder, str(r.batch), f"{r.image_width}x{r.image_height}", str(r.tokens_per_image or "-"),

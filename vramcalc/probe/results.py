@@ -100,7 +100,11 @@ class ProbeRow(_Model):
     peak_allocated_bytes: Compared = Field(default_factory=Compared, description="Weights + activations (CUDA: max_memory_allocated).")
     reserved_bytes: int | None = Field(default=None, description="CUDA: max_memory_reserved (allocator cache included).")
     process_bytes: int | None = Field(default=None, description="NVML: GPU memory used by this process (includes the CUDA context).")
-    latency_s: float | None = Field(default=None, description="Median forward time (CUDA events on GPU, perf_counter on CPU).")
+    latency_s: Compared = Field(
+        default_factory=Compared,
+        description="Median forward time in seconds (CUDA events on GPU, perf_counter on CPU); predicted on CUDA by the speed "
+        "model (`check --runtime transformers`) for the catalog GPU NVML found.",
+    )
     latency_dtype: str | None = Field(default=None, description="dtype the latency was measured at (CPU runs fp16 requests at bf16).")
     notes: list[str] = Field(default_factory=list)
 
@@ -115,6 +119,8 @@ class ProbeSummary(_Model):
     activation_worst_abs_error_pct: float | None
     flops_median_abs_error_pct: float | None
     flops_worst_abs_error_pct: float | None
+    latency_median_abs_error_pct: float | None = Field(default=None, description="CUDA rows whose GPU is in the catalog: the speed model's time per batch.")
+    latency_worst_abs_error_pct: float | None = None
     line: str = Field(description="The one-line summary printed after the table.")
 
 
@@ -143,9 +149,11 @@ def summarize(rows: list[ProbeRow], device: str) -> ProbeSummary:
         return round(statistics.median(vals), 2), round(max(vals), 2)
 
     act = [abs(r.activation_bytes.error_pct) for r in rows if r.activation_bytes.error_pct is not None]
+    lat = [abs(r.latency_s.error_pct) for r in rows if r.latency_s.error_pct is not None]
     fl = [abs(r.flops.error_pct) for r in rows if r.flops.error_pct is not None]
     am, aw = stats(act)
     fm, fw = stats(fl)
+    lm, lw = stats(lat)
     ok = sum(r.status == "ok" for r in rows)
     oom = sum(r.status == "oom" for r in rows)
     na = sum(r.status in ("not_available", "error") for r in rows)
@@ -159,9 +167,11 @@ def summarize(rows: list[ProbeRow], device: str) -> ProbeSummary:
         + (f", {oom} out of memory" if oom else "")
         + (f", {na} not available" if na else "")
         + f"; activation memory error median {pct(am)}, worst {pct(aw)}; FLOPs error median {pct(fm)}, worst {pct(fw)}"
+        + (f"; latency (speed model) error median {pct(lm)}, worst {pct(lw)}" if lat else "")
     )
     return ProbeSummary(
         rows_ok=ok, rows_oom=oom, rows_unavailable=na,
         activation_median_abs_error_pct=am, activation_worst_abs_error_pct=aw,
-        flops_median_abs_error_pct=fm, flops_worst_abs_error_pct=fw, line=line,
+        flops_median_abs_error_pct=fm, flops_worst_abs_error_pct=fw,
+        latency_median_abs_error_pct=lm, latency_worst_abs_error_pct=lw, line=line,
     )

@@ -51,6 +51,20 @@ def _merger_out_size(spec: VisionEncoderSpec, catalog: Any) -> int | None:
     return None
 
 
+def _latency_predicted(spec: VisionEncoderSpec, gpu_id: str | None, batch: int, width: int, height: int, dtype: str, catalog: Any) -> float | None:
+    """Seconds per batch from the speed model (what ``vramcalc check ENCODER --gpu GPU --runtime transformers`` says)."""
+    if gpu_id is None:
+        return None
+    try:
+        from vramcalc.estimate import Workload, estimate
+
+        est = estimate(spec, catalog.resolve_gpu(gpu_id), Workload(runtime="transformers", quant=dtype, batch=batch, image_size=(width, height)), catalog)
+        ips = est.throughput.images_per_s if est.throughput else None
+        return batch / ips.value if ips and ips.value else None
+    except Exception:  # the speed model is another module's contract; the probe still measures without it
+        return None
+
+
 def _weights_predicted(spec: VisionEncoderSpec, dtype_bytes: int) -> int | None:
     try:
         from vramcalc.params import count_params
@@ -120,6 +134,7 @@ def run_probe(
     calibration = None
     calibration_message = None
     device_name = None
+    gpu_id = gpus.devices[0].catalog_id if gpus.devices else None
     if device == "cuda":
         device_name = torch.cuda.get_device_name(0)
         if benchmark:
@@ -187,7 +202,8 @@ def run_probe(
                         predicted=(wpred + pred.activations.peak_bytes) if wpred else None, measured=m.peak_allocated_bytes
                     ),
                     reserved_bytes=m.reserved_bytes, process_bytes=process_gpu_bytes(os.getpid()),
-                    latency_s=m.latency_s, latency_dtype=dtype,
+                    latency_s=Compared(predicted=_latency_predicted(spec, gpu_id, b, w, h, dtype, catalog), measured=m.latency_s),
+                    latency_dtype=dtype,
                 )))
             del built
             torch.cuda.empty_cache()
@@ -232,7 +248,7 @@ def run_probe(
                 weights_bytes=s.weights_bytes,
                 flops=Compared(predicted=pred.flops.total, measured=s.flops),
                 activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=s.activation_bytes),
-                latency_s=latency, latency_dtype=cpu_dtype if latency is not None else None, notes=notes,
+                latency_s=Compared(measured=latency), latency_dtype=cpu_dtype if latency is not None else None, notes=notes,
             )))
         del cpu_model, sim
     if progress:
