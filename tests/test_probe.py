@@ -236,3 +236,17 @@ def test_cuda_branch_control_flow_without_a_gpu(monkeypatch):
     assert oom8.status == "oom" and oom8.message == "does not fit at batch 8"
     assert oom16.status == "oom" and "batch 8 already ran out of memory" in oom16.message
     assert report.summary.rows_oom == 2 and report.device_name == "NVIDIA Test GPU"
+
+
+@pytest.mark.probe
+def test_cli_probe_image_size_and_bf16(runner):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from vramcalc.cli import app
+
+    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224", "--image-size", "320x256", "--dtype", "bf16", "--batch", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)["rows"]
+    # 320/16 x 256/16 = 20 x 16 patches with interpolated position embeddings; bf16 runs as asked
+    assert (row["image_width"], row["image_height"], row["tokens_per_image"], row["dtype"]) == (320, 256, 320, "bf16")
+    assert row["batch"] == 3 and abs(row["activation_bytes"]["error_pct"]) < 10 and abs(row["flops"]["error_pct"]) < 1

@@ -52,6 +52,9 @@ def local_gpu(index: int = 0) -> GpuSpec | None:
     Memory comes from NVML; bandwidth and tensor TFLOPS from the saved profile (measured), else from
     the catalog entry the NVML name resolves to. None where there is no NVIDIA GPU or it is unknown
     and has no profile.
+
+    Caveat for the speed model: its efficiency factors are fitted against datasheet peaks, so measured
+    (already sustained) figures must not be discounted by them a second time.
     """
     from vramcalc.catalog import load_catalog
     from vramcalc.probe.gpu import discover_gpus
