@@ -250,3 +250,21 @@ def test_cli_probe_image_size_and_bf16(runner):
     # 320/16 x 256/16 = 20 x 16 patches with interpolated position embeddings; bf16 runs as asked
     assert (row["image_width"], row["image_height"], row["tokens_per_image"], row["dtype"]) == (320, 256, 320, "bf16")
     assert row["batch"] == 3 and abs(row["activation_bytes"]["error_pct"]) < 10 and abs(row["flops"]["error_pct"]) < 1
+
+
+def test_local_gpu_overlays_the_measured_profile(monkeypatch):
+    from vramcalc.probe import gpu as gpu_mod
+    from vramcalc.probe.bench import local_gpu, save_profile
+    from vramcalc.probe.results import CalibrationProfile
+
+    real = gpu_mod.discover_gpus
+    monkeypatch.setattr(gpu_mod, "discover_gpus", lambda nvml=None: real(FakeNvml()))
+    plain = local_gpu()
+    assert plain.id == "rtx3060-12gb" and plain.memory_bandwidth_gbs == 360  # catalog (datasheet) figure
+    save_profile(CalibrationProfile(
+        gpu_name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", memory_bytes=12 * 2**30, copy_bandwidth_gbs=331.5,
+        fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
+        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
+    ))
+    measured = local_gpu()
+    assert measured.memory_bandwidth_gbs == 331.5 and measured.fp16_tensor_tflops == 25.0 and measured.memory_bytes == 12 * 2**30
