@@ -65,11 +65,17 @@ def _latency_predicted(spec: VisionEncoderSpec, gpu_id: str | None, batch: int, 
         return None
 
 
-def _weights_predicted(spec: VisionEncoderSpec, dtype_bytes: int) -> int | None:
+def _weights_predicted(spec: VisionEncoderSpec, dtype_bytes: int, merger_out_size: int | None = None) -> int | None:
+    """Tower weights from params.py; Qwen towers in transformers also hold the patch merger (LN + 2 linears)."""
     try:
         from vramcalc.params import count_params
 
-        return count_params(spec).vision * dtype_bytes
+        params = count_params(spec).vision
+        if merger_out_size:
+            md = spec.hidden_size * 4  # 2 x 2 merge
+            ln = (1 if spec.norm == "rmsnorm" else 2) * spec.hidden_size  # Qwen2.5: RMSNorm ln_q (no bias)
+            params += ln + md * md + md + md * merger_out_size + merger_out_size
+        return params * dtype_bytes
     except Exception:  # params.py is another module's contract; the probe still runs without it
         return None
 
@@ -191,9 +197,10 @@ def run_probe(
                     continue
                 if m.status == "oom":
                     oom_at = b
-                    rows.append(row.model_copy(update={"status": "oom", "message": f"does not fit at batch {b}"}))
+                    why = f"does not fit at batch {b}" + ("" if built is not None else " (the weights alone ran out of memory)")
+                    rows.append(row.model_copy(update={"status": "oom", "message": why}))
                     continue
-                wpred = _weights_predicted(spec, nbytes)
+                wpred = _weights_predicted(spec, nbytes, merger)
                 rows.append(row.model_copy(update=dict(
                     weights_bytes=m.weights_bytes,
                     flops=Compared(predicted=pred.flops.total, measured=m.flops),
