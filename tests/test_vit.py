@@ -112,6 +112,10 @@ def test_catalog_encoder_matches_fake_tensor_measurement(eid):
         sim = Simulator(spec, "fp16", "sdpa", merger)
     except ModelNotAvailable as e:  # a family the probe knows, in a shape its transformers class cannot take
         pytest.skip(f"{eid}: {e}")
+    # the built transformers model has exactly the parameters params.py derives (plus the Qwen merger)
+    from vramcalc.probe.run import _weights_predicted
+
+    assert sum(p.numel() for p in sim.built.model.parameters()) == _weights_predicted(spec, 1, merger)
     for batch in (1, 32):
         measured = sim.run(batch, spec.image_size, spec.image_size)
         pred = vit_forward(spec, batch, dtype_bytes=2, merger_out_size=merger)

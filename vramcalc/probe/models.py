@@ -86,17 +86,18 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
     if spec.head_dim_ * heads != d and fam != "qwen2_vit":
         raise ModelNotAvailable(f"{cls} needs head_dim x heads == hidden_size ({spec.head_dim_} x {heads} != {d})")
     act = _ACT[spec.mlp_activation]
+    table_size = _position_table_side(spec) * spec.patch_size  # the pre-training resolution of the position table
     if fam == "clip":
         if spec.gated_mlp or spec.norm != "layernorm" or spec.class_token is False:
             raise ModelNotAvailable("CLIPVisionModel has a plain MLP, LayerNorm and a class token")
         cfg = transformers.CLIPVisionConfig(
             hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=spec.image_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
+            image_size=table_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
         )
     elif fam == "siglip":
         cfg = transformers.SiglipVisionConfig(
             hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=spec.image_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
+            image_size=table_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
             vision_use_head=spec.pooling_head == "map",
         )
     elif fam == "dinov2":
@@ -155,6 +156,18 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
         raise ModelNotAvailable(f"family {fam!r} is not supported")
     cfg._attn_implementation = {"flash": "flash_attention_2"}.get(attn, attn)
     return cfg
+
+
+def _position_table_side(spec: VisionEncoderSpec) -> int:
+    """Patches per side of the learned position table: the native grid, or sqrt(num_position_embeddings)
+    where the catalog records a larger table (MiniCPM-V's SigLIP: 70 x 70 = 4900, run at 448 px)."""
+    side = spec.image_size // spec.patch_size
+    if spec.num_position_embeddings and spec.family in ("clip", "siglip"):
+        n = spec.num_position_embeddings - int(spec.class_token)
+        root = int(round(n**0.5))
+        if root * root == n:
+            side = root
+    return side
 
 
 def build_model(
@@ -268,8 +281,9 @@ def _input_maker(spec: VisionEncoderSpec, cfg: Any) -> Any:
         if fam == "pixtral":
             # Python ints, as the image processor's sizes end up: PixtralVisionModel slices each image's patches by them
             kw["image_sizes"] = [(height, width)] * batch
-        if (width, height) != (spec.image_size, spec.image_size) and fam in ("clip", "siglip"):
-            kw["interpolate_pos_encoding"] = True
+        table = _position_table_side(spec) * spec.patch_size
+        if (width, height) != (table, table) and fam in ("clip", "siglip"):
+            kw["interpolate_pos_encoding"] = True  # transformers resizes the table to this grid (bicubic)
         return kw
 
     return pixel_inputs
