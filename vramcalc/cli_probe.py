@@ -85,7 +85,7 @@ def probe(
             err.print(report.gpus.message)
         _print_json(report.model_dump(mode="json"))
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)  # ids, GPU names and messages may contain [brackets]
     out.print(render_gpus(report))
     out.print(render_probe(report))
     for line in render_notes(report):

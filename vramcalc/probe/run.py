@@ -156,7 +156,8 @@ def run_probe(
     rows: list[ProbeRow] = []
     total = len(specs) * len(batches)
     done = 0
-    for si, spec in enumerate(specs):
+    timed_quick = False  # --quick times one CPU forward pass: the first configuration that runs
+    for spec in specs:
         w, h = image_size or (spec.image_size, spec.image_size)
         merger = _merger_out_size(spec, catalog)
         base = dict(encoder=spec.id, dtype=dtype, attention=attention, image_width=w, image_height=h)
@@ -239,8 +240,9 @@ def run_probe(
                 continue
             notes = []
             latency = None
-            want_latency = pred.flops.total <= CPU_LATENCY_MAX_FLOPS and (not quick or (si == 0 and b == batches[0]))
+            want_latency = pred.flops.total <= CPU_LATENCY_MAX_FLOPS and not (quick and timed_quick)
             if want_latency:
+                timed_quick = True
                 if cpu_model is None:
                     cpu_model = build_model(spec, dtype=measure.torch_dtype(cpu_dtype), device="cpu", attn=attention if attention != "flash" else "sdpa", merger_out_size=merger)
                 inputs = cpu_model.make_inputs(b, w, h, measure.torch_dtype(cpu_dtype))
