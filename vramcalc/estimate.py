@@ -635,7 +635,7 @@ def torch_vit_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> int:
     except ImportError:  # pragma: no cover
         activation_bytes = None
     if activation_bytes is not None:
-        return activation_bytes(enc, images, patches)
+        return activation_bytes(enc, images, patches - int(enc.class_token) - enc.register_tokens)  # vit.py adds them
     ff = enc.intermediate_size * (2 if enc.gated_mlp else 1)
     return images * patches * 2 * (3 * enc.hidden_size + ff)
 
