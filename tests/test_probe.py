@@ -151,14 +151,17 @@ def test_cli_probe_quick_json(runner):
 
 
 @pytest.mark.probe
-def test_cli_probe_table_and_bad_batch(runner):
+def test_cli_probe_table_markdown_and_bad_batch(runner, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from vramcalc.cli import app
 
-    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224"], env={"COLUMNS": "200"})
+    md = tmp_path / "probe-cpu.md"
+    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224", "--markdown", str(md)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "siglip-b-16-224" in res.stdout and "activation memory error median" in res.stdout
+    text = md.read_text()
+    assert text.startswith("# vramcalc probe: CPU") and "| siglip-b-16-224 | 1 | 224x224 |" in text and "transformers 5" in text
     bad = runner.invoke(app, ["probe", "--batch", "0"])
     assert bad.exit_code == 2
 

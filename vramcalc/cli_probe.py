@@ -42,6 +42,7 @@ def probe(
     dtype: Annotated[ProbeDtype, typer.Option("--dtype", help="Weights and activations dtype.")] = ProbeDtype.fp16,
     quick: Annotated[bool, typer.Option("--quick", help="Batch 1, short microbenchmarks, CPU latency for one encoder only.")] = False,
     device: Annotated[ProbeDevice, typer.Option("--device", help="auto: CUDA if torch sees a GPU, else CPU latency + simulated memory (FakeTensorMode).")] = ProbeDevice.auto,
+    markdown: Annotated[str | None, typer.Option("--markdown", help="Also write the report as Markdown to this file (e.g. docs/probe-h100.md).", rich_help_panel="Output")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the real vision encoders (transformers, random weights) and compare memory and FLOPs with vramcalc's model."""
@@ -80,6 +81,13 @@ def probe(
             encoders=encoders, batches=batches, image_size=size, dtype=dtype.value,
             device=device.value, quick=quick, progress=progress,
         )
+    if markdown:
+        from pathlib import Path
+
+        from vramcalc.probe.results import to_markdown
+
+        Path(markdown).write_text(to_markdown(report), encoding="utf-8")
+        err.print(f"Wrote {markdown}")
     if as_json:
         if not report.gpus.available and report.gpus.message:
             err.print(report.gpus.message)

@@ -175,3 +175,48 @@ def summarize(rows: list[ProbeRow], device: str) -> ProbeSummary:
         flops_median_abs_error_pct=fm, flops_worst_abs_error_pct=fw,
         latency_median_abs_error_pct=lm, latency_worst_abs_error_pct=lw, line=line,
     )
+
+
+def to_markdown(report: ProbeReport) -> str:
+    """The report as Markdown (docs/probe-<gpu>.md): date, versions, device, calibration, the error table, summary."""
+
+    def size(v: float | None) -> str:
+        return "-" if v is None else f"{v / 2**20:,.1f} MiB"
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.2f}"
+
+    lines = [
+        f"# vramcalc probe: {report.device_name or 'CPU (simulated memory)'}",
+        "",
+        f"- date: {report.started_at}",
+        f"- vramcalc {report.vramcalc_version}, torch {report.torch_version}, transformers {report.transformers_version}",
+        f"- device: {report.device}" + (f" ({report.device_name})" if report.device_name else ""),
+    ]
+    if report.gpus.available:
+        lines.append(f"- NVIDIA driver {report.gpus.driver_version}, CUDA {report.gpus.cuda_driver_version}")
+        for d in report.gpus.devices:
+            lines.append(f"- GPU {d.index}: {d.name} (catalog: {d.catalog_id or 'unknown'}), {d.total_bytes / 2**30:.1f} GiB")
+    elif report.gpus.message:
+        lines.append(f"- {report.gpus.message}")
+    c = report.calibration
+    if c:
+        lines.append(
+            f"- measured: copy {c.copy_bandwidth_gbs:.0f} GB/s, fp16 matmul {c.fp16_matmul_tflops} TFLOPS, bf16 {c.bf16_matmul_tflops} TFLOPS (n = {c.matmul_size})"
+        )
+    lines += [
+        "",
+        "| encoder | batch | image | activations predicted | measured | err % | FLOPs err % | peak allocated | reserved | latency measured | predicted | err % | status |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in report.rows:
+        lat_m = "-" if r.latency_s.measured is None else f"{r.latency_s.measured * 1000:.1f} ms"
+        lat_p = "-" if r.latency_s.predicted is None else f"{r.latency_s.predicted * 1000:.1f} ms"
+        status = r.status if r.status == "ok" else (r.message or r.status)
+        lines.append(
+            f"| {r.encoder} | {r.batch} | {r.image_width}x{r.image_height} | {size(r.activation_bytes.predicted)} | "
+            f"{size(r.activation_bytes.measured)} | {pct(r.activation_bytes.error_pct)} | {pct(r.flops.error_pct)} | "
+            f"{size(r.peak_allocated_bytes.measured)} | {size(r.reserved_bytes)} | {lat_m} | {lat_p} | {pct(r.latency_s.error_pct)} | {status} |"
+        )
+    lines += ["", report.summary.line, ""]
+    return "\n".join(lines)
