@@ -123,3 +123,27 @@ def test_python_dash_m():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["verdict"] == "fits"
+
+
+def _fake_discovery(monkeypatch, name, total_bytes, catalog_id):
+    from vramcalc.probe import gpu as probe_gpu
+    from vramcalc.probe.results import GpuDevice, GpuDiscovery
+
+    dev = GpuDevice(index=0, name=name, catalog_id=catalog_id, total_bytes=total_bytes, free_bytes=total_bytes, used_bytes=0)
+    monkeypatch.setattr(probe_gpu, "discover_gpus", lambda nvml=None: GpuDiscovery(available=True, devices=[dev]))
+
+
+def test_check_gpu_local_uses_the_detected_card(runner, monkeypatch):
+    """--gpu local: the NVML name resolves to the catalog entry, the memory is what NVML reports
+    (an RTX 3060 12 GB shows 12288 MiB total)."""
+    _fake_discovery(monkeypatch, "NVIDIA GeForce RTX 3060", 12288 * 2**20, "rtx3060-12gb")
+    r = runner.invoke(app, ["check", "llava-7b", "--gpu", "local", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["gpu"]["id"] == "rtx3060-12gb" and d["gpu"]["memory_bytes"] == 12288 * 2**20
+
+
+def test_gpu_local_unknown_card_without_profile_is_a_clean_error(runner, monkeypatch):
+    _fake_discovery(monkeypatch, "NVIDIA Future GPU 9000", 96 * 2**30, None)
+    r = runner.invoke(app, ["check", "llava-7b", "--gpu", "local"])
+    assert r.exit_code == 2 and "vramcalc probe" in r.stderr and "Traceback" not in r.output

@@ -269,5 +269,19 @@ def test_local_gpu_overlays_the_measured_profile(monkeypatch):
         fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
         measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
     ))
+    # a known card keeps its datasheet figures (the speed model's efficiencies are fitted against them);
+    # the measurement is reported in the notes
+    known = local_gpu()
+    assert known.memory_bandwidth_gbs == 360 and "332 GB/s" in (known.notes or "")  # 331.5 rounded
+    # a card the catalog does not know gets the measured figures
+    from vramcalc.probe.results import GpuDevice, GpuDiscovery
+
+    dev = GpuDevice(index=0, name="NVIDIA Future GPU", catalog_id=None, total_bytes=12 * 2**30, free_bytes=0, used_bytes=0)
+    monkeypatch.setattr(gpu_mod, "discover_gpus", lambda nvml=None: GpuDiscovery(available=True, devices=[dev]))
+    save_profile(CalibrationProfile(
+        gpu_name="NVIDIA Future GPU", catalog_id=None, memory_bytes=12 * 2**30, copy_bandwidth_gbs=331.5,
+        fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
+        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
+    ))
     measured = local_gpu()
     assert measured.memory_bandwidth_gbs == 331.5 and measured.fp16_tensor_tflops == 25.0 and measured.memory_bytes == 12 * 2**30

@@ -94,7 +94,12 @@ def _resolve_gpus(cat, values: list[str]) -> list:  # noqa: ANN001
         n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
         if n < 1 or n > 16:
             raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
-        out += [cat.resolve_gpu(name)] * n
+        if name.strip().lower() == "local":
+            from vramcalc.cli_fit import local_gpu
+
+            out += [local_gpu(cat)] * n
+        else:
+            out += [cat.resolve_gpu(name)] * n
     return out
 
 

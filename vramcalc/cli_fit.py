@@ -51,22 +51,24 @@ def fit(
 
 
 def local_gpu(cat) -> GpuSpec:  # noqa: ANN001
-    """The catalog entry of this machine's first GPU, found through NVML (vramcalc.probe.gpu)."""
+    """This machine's first GPU (NVML): its catalog entry with the memory NVML reports, or, for a card
+    the catalog does not know, the figures ``vramcalc probe`` measured (vramcalc.probe.bench.local_gpu)."""
+    from vramcalc.probe.bench import local_gpu as detect
     from vramcalc.probe.gpu import discover_gpus
-    from vramcalc.units import fmt_bytes
 
     found = discover_gpus()
     if not found.available or not found.devices:
         raise InputError(f"--gpu local: {found.message or 'no GPU found.'} Name the GPU instead, e.g. --gpu rtx3060.")
-    dev = found.devices[0]
     if len(found.devices) > 1:
-        typer.echo(f"Note: {len(found.devices)} GPUs found; using the first, {dev.name}.", err=True)
-    if dev.catalog_id is None:
+        typer.echo(f"Note: {len(found.devices)} GPUs found; using the first, {found.devices[0].name}.", err=True)
+    spec = detect(0)
+    if spec is None:
+        dev = found.devices[0]
         raise InputError(
-            f"--gpu local: '{dev.name}' ({fmt_bytes(dev.total_bytes)}) is not in the catalog. "
-            "Pick the closest entry with --gpu (vramcalc list gpus)."
+            f"--gpu local: '{dev.name}' is not in the catalog and has no probe profile. Run 'vramcalc probe' "
+            "to measure it, or pick the closest entry with --gpu (vramcalc list gpus)."
         )
-    return cat.get("gpus", dev.catalog_id)
+    return spec
 
 
 def render_fit(r: FitResult, limit: int | None = None) -> Group:

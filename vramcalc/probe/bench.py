@@ -70,13 +70,18 @@ def local_gpu(index: int = 0) -> GpuSpec | None:
     from vramcalc.schema import GpuSpec
 
     update: dict[str, Any] = {"memory_bytes": dev.total_bytes}
-    if prof is not None:
+    # A known card keeps its datasheet bandwidth and TFLOPS: the speed model's efficiency factors are
+    # fitted against datasheet peaks, and a measured (already sustained) figure would be discounted twice.
+    # An unknown card has only the measured figures.
+    if prof is not None and base is None:
         update["memory_bandwidth_gbs"] = prof.copy_bandwidth_gbs
         if prof.fp16_matmul_tflops:
             update["fp16_tensor_tflops"] = prof.fp16_matmul_tflops
         if prof.bf16_matmul_tflops:
             update["bf16_tensor_tflops"] = prof.bf16_matmul_tflops
-    note = f"local GPU '{dev.name}' (NVML)" + (f", measured by vramcalc probe at {prof.measured_at}" if prof else "")
+    note = f"local GPU '{dev.name}' (NVML, {dev.total_bytes / 2**30:.2f} GiB)"
+    if prof is not None:
+        note += f"; vramcalc probe measured {prof.copy_bandwidth_gbs:.0f} GB/s copy bandwidth at {prof.measured_at}"
     if base is not None:
         return base.model_copy(update={**update, "notes": note})
     assert prof is not None

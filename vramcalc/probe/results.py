@@ -62,7 +62,7 @@ class GpuDiscovery(_Model):
 
 
 class CalibrationProfile(_Model):
-    """Measured figures of the local GPU; ``check --gpu local`` uses them in place of the datasheet."""
+    """Measured figures of the local GPU; ``--gpu local`` uses them in place of the datasheet for a card the catalog does not know."""
 
     gpu_name: str
     catalog_id: str | None
