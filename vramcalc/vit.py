@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import ConfigDict, Field, computed_field
 
-from vramcalc.schema import VisionEncoderSpec
+from vramcalc.schema import ResultModel, VisionEncoderSpec
 
 Attention = Literal["sdpa", "eager", "flash"]
 
@@ -31,8 +31,8 @@ QWEN_MERGE = 2
 QWEN_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(ResultModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class VitTokens(_Model):

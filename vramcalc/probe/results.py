@@ -8,11 +8,12 @@ from __future__ import annotations
 import statistics
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import Field, computed_field
+
+from vramcalc.schema import ResultModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = ResultModel
 
 
 class Compared(_Model):
