@@ -168,18 +168,26 @@ class Simulator:
             # set after construction: transformers would try to load a flash-attention kernel for a 'flash' name
             self.built.model.config._attn_implementation_internal = _register_packed_attention()
 
-    def run(self, batch: int, width: int, height: int) -> Simulated:
-        import torch
-
+    def _inputs(self, batch: int, width: int, height: int) -> tuple[dict, dict]:
+        """Real (CPU) inputs for one batch and the model's extra forward arguments (Qwen: packed lengths)."""
         from vramcalc.probe.models import forward_kwargs
 
-        model = self.built.model
         real_inputs = self.built.make_inputs(batch, width, height, self.dtype)
         extra = forward_kwargs(self.spec)
         if self.qwen:
             self._packed(real_inputs, extra)
+        return real_inputs, extra
+
+    def _fake_inputs(self, real_inputs: dict) -> dict:
+        return {k: (self.fake.from_tensor(v) if k in ("hidden_states", "pixel_values") else v) for k, v in real_inputs.items()}
+
+    def run(self, batch: int, width: int, height: int) -> Simulated:
+        import torch
+
+        model = self.built.model
+        real_inputs, extra = self._inputs(batch, width, height)
         with self.fake:
-            inputs = {k: (self.fake.from_tensor(v) if k in ("hidden_states", "pixel_values") else v) for k, v in real_inputs.items()}
+            inputs = self._fake_inputs(real_inputs)
             # one pass. The tracker is entered last so it sees each op before FlopCounterMode, which decomposes
             # composite ops (e.g. bicubic position-embedding interpolation into fp32 index/mul/add steps that a
             # CUDA kernel never allocates); the tracker counts only the op's own output.
@@ -199,15 +207,10 @@ class Simulator:
         import torch
         from torch.distributed._tools.mem_tracker import MemTracker
 
-        from vramcalc.probe.models import forward_kwargs
-
         model = self.built.model
-        real_inputs = self.built.make_inputs(batch, width, height, self.dtype)
-        extra = forward_kwargs(self.spec)
-        if self.qwen:
-            self._packed(real_inputs, extra)
+        real_inputs, extra = self._inputs(batch, width, height)
         with self.fake:
-            inputs = {k: (self.fake.from_tensor(v) if k in ("hidden_states", "pixel_values") else v) for k, v in real_inputs.items()}
+            inputs = self._fake_inputs(real_inputs)
             tracker = MemTracker()
             tracker.track_external(model, *[v for k, v in inputs.items() if k in ("hidden_states", "pixel_values")])
             with tracker, torch.inference_mode():
