@@ -147,3 +147,8 @@ def test_gpu_local_unknown_card_without_profile_is_a_clean_error(runner, monkeyp
     _fake_discovery(monkeypatch, "NVIDIA Future GPU 9000", 96 * 2**30, None)
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "local"])
     assert r.exit_code == 2 and "vramcalc probe" in r.stderr and "Traceback" not in r.output
+
+
+def test_mmproj_needs_a_gguf_model(runner):
+    r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060", "--mmproj", "x.gguf"])
+    assert r.exit_code == 2 and "--mmproj" in r.output and "Traceback" not in r.output

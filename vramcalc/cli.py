@@ -189,9 +189,10 @@ def check(
     from vramcalc.files import looks_like_path
 
     is_file = looks_like_path(model)
+    if mmproj and not is_file:
+        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
     spec = None if is_file else cat.resolve_model(model)
     cards = _resolve_gpus(cat, gpu)
-    card = cards[0]
     work = Workload(
         runtime=runtime.value, quant=_dtype_quant(quant, dtype, runtime.value), vision_quant=vision_quant, context_tokens=ctx, images=images,
         image_size=_parse_size(image_size), batch=batch, kv_cache=kv_cache.value, flash_attention=flash_attn,
@@ -201,9 +202,9 @@ def check(
     if is_file:  # a model file or folder (cli_files.py)
         from vramcalc.cli_files import check_file
 
-        check_file(model, mmproj, cards if len(cards) > 1 else card, work, as_json)
+        check_file(model, mmproj, cards, work, as_json)
         return
-    est = estimate(spec, cards if len(cards) > 1 else card, work, cat)
+    est = estimate(spec, cards, work, cat)
     if as_json:
         _print_json(est.model_dump(mode="json"))
         return

@@ -33,6 +33,7 @@ from vramcalc.params import (
 )
 from vramcalc.quant import (
     GGML_TYPES,
+    GGUF_FILE_TYPES,
     GGUF_QUALITY_ORDER,
     QuantContext,
     WeightBytes,
@@ -73,6 +74,8 @@ GUESS_TORCH_CONTEXT_BYTES = 512 * MiB
 #: What a desktop session usually holds on the card that drives the display (Xorg/Wayland
 #: compositor, browser): a guess from typical nvidia-smi readings of 200-800 MiB. --headless drops it.
 GUESS_DISPLAY_BYTES = 512 * MiB
+#: What Linux and a desktop keep of a 64-128 GB unified-memory system (DGX Spark, Strix Halo): a guess.
+GUESS_UNIFIED_OS_BYTES = 8 * GiB
 #: llama.cpp ``--fit`` leaves this much free by default (field.md: fit target 1024 MiB); below
 #: it we call the result ``tight``.
 TIGHT_MARGIN_BYTES = 1024 * MiB
@@ -87,10 +90,7 @@ DEFAULT_TEXT_CONTEXT = 4096
 KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
 
 
-Strict = ResultModel
-
-
-class Workload(Strict):
+class Workload(ResultModel):
     """What the user asks about: runtime, precision, context, images, batch."""
 
     runtime: Runtime = "llama.cpp"
@@ -110,7 +110,7 @@ class Workload(Strict):
     ram_bandwidth_gbs: float | str | None = Field(default=None, description="System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.")
 
 
-class Inputs(Strict):
+class Inputs(ResultModel):
     """The resolved inputs, echoed so a result is self-describing."""
 
     vramcalc_version: str = __version__
@@ -136,20 +136,20 @@ class Inputs(Strict):
     headless: bool
 
 
-class Params(Strict):
+class Params(ResultModel):
     llm: int
     vision: int
     projector: int
     total: int
 
 
-class ComponentBytes(Strict):
+class ComponentBytes(ResultModel):
     llm: int = 0
     vision: int = 0
     projector: int = 0
 
 
-class Memory(Strict):
+class Memory(ResultModel):
     """Where the memory goes, in bytes. ``total_bytes`` is what must sit on the GPU."""
 
     weights_bytes: ComponentBytes = Field(description="Weights of each component at its precision (the whole file's tensors).")
@@ -163,7 +163,7 @@ class Memory(Strict):
     total_bytes: int
 
 
-class GpuInfo(Strict):
+class GpuInfo(ResultModel):
     id: str
     name: str
     memory_bytes: int
@@ -173,14 +173,14 @@ class GpuInfo(Strict):
     memory_bandwidth_gbs: float
 
 
-class Suggestion(Strict):
+class Suggestion(ResultModel):
     change: str = Field(description="What to change, in words.")
     flags: list[str] = Field(description="The check options that make the change.")
     total_bytes: int
     verdict: Verdict
 
 
-class Estimate(Strict):
+class Estimate(ResultModel):
     """The answer to 'will it run?' for one model, GPU and workload."""
 
     inputs: Inputs
@@ -413,7 +413,7 @@ def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
         # 'roughly 2/3 to 3/4 of RAM'; llama.cpp logs 'recommendedMaxWorkingSetSize = 48 GB' on 64 GB).
         usable = total * 2 // 3 if total <= 32 * GiB else total * 3 // 4
     elif gpu.unified_memory:
-        usable = total - 8 * GiB  # a guess: what Linux + a desktop keep of a 64-128 GB unified system
+        usable = total - GUESS_UNIFIED_OS_BYTES
     elif gpu.category in ("consumer", "laptop") and not headless:
         usable = total - GUESS_DISPLAY_BYTES
     else:
@@ -549,7 +549,7 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeig
         if w.runtime == "llama.cpp":
             compute_llm = llamacpp_compute_bytes(llm, cells, w.n_ubatch, w.flash_attention)
         else:
-            compute_llm = torch_prefill_bytes(llm, ctx, w.batch, wb_llm)
+            compute_llm = torch_prefill_bytes(llm, ctx, w.batch)
     compute_vis = 0
     if enc is not None:
         if w.runtime == "llama.cpp":
@@ -615,7 +615,7 @@ def _verdict(headroom: int, runtime: Runtime) -> Verdict:
     return "offload" if runtime == "llama.cpp" else "no"
 
 
-def torch_prefill_bytes(llm: LlmSpec, tokens: int, batch: int, wb: WeightBytes) -> int:
+def torch_prefill_bytes(llm: LlmSpec, tokens: int, batch: int) -> int:
     """Peak activations of a transformers prefill forward (SDPA, no KQ matrix kept).
 
     Live at the MLP of one layer: the residual stream and normed input (2 x T x h), gate and up
@@ -628,16 +628,11 @@ def torch_prefill_bytes(llm: LlmSpec, tokens: int, batch: int, wb: WeightBytes) 
 
 
 def torch_vit_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> int:
-    """Peak activations of a ViT forward pass in PyTorch at 2 bytes per element (see vit.py, which
-    the probe checks against FakeTensorMode; this is the same live set used without importing it)."""
-    try:
-        from vramcalc.vit import activation_bytes  # the probe's model, when present
-    except ImportError:  # pragma: no cover
-        activation_bytes = None
-    if activation_bytes is not None:
-        return activation_bytes(enc, images, patches - int(enc.class_token) - enc.register_tokens)  # vit.py adds them
-    ff = enc.intermediate_size * (2 if enc.gated_mlp else 1)
-    return images * patches * 2 * (3 * enc.hidden_size + ff)
+    """Peak activations of a ViT forward pass in PyTorch: vit.activation_bytes, the live-set model
+    that the probe checks against FakeTensorMode. ``patches`` includes class/register tokens."""
+    from vramcalc.vit import activation_bytes
+
+    return activation_bytes(enc, images, patches - int(enc.class_token) - enc.register_tokens)  # vit.py adds them
 
 
 # ---------------------------------------------------------------------------------------------
@@ -712,11 +707,10 @@ def _suggest(model, gpu: GpuSpec, w: Workload, catalog, est: Estimate, weights: 
                 continue
             combined.update(u)
             flags += f
-        if est.inputs.llm and len(tries) > 0:
-            last = [t for t in tries if "quant" in t[2]]
-            if last:
-                combined.update(last[-1][2])
-                flags += last[-1][1]
+        smallest = [t for t in tries if "quant" in t[2]]  # tries are ordered best quality first
+        if smallest:
+            combined.update(smallest[-1][2])
+            flags += smallest[-1][1]
         if combined:
             e = _estimate_once(model, gpu, w.model_copy(update=combined), catalog, _requant(weights, combined))
             if e.verdict in ("fits", "tight"):
@@ -732,5 +726,6 @@ def _requant(weights: FixedWeights | None, update: dict) -> FixedWeights | None:
 
 
 def _bpw(ftype: str) -> float:
-    base = GGML_TYPES.get(ftype) or GGML_TYPES.get(ftype.split("_")[0] + "_K", (16, 8))
-    return 8 * base[0] / base[1]
+    """Bits per weight of a file type's default tensor type (Q4_K_M -> Q4_K: 4.5)."""
+    block_bytes, block = GGML_TYPES[GGUF_FILE_TYPES[ftype]]
+    return 8 * block_bytes / block

@@ -35,7 +35,7 @@ def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
     scale = max(total, capacity)
     text = Text("[")
     used_cells = 0
-    for (_, glyph, style), n in zip(_SEGMENTS, parts):
+    for (_, glyph, style), n in zip(_SEGMENTS, parts, strict=True):
         cells = round(width * n / scale)
         if n > 0 and cells == 0:
             cells = 1
@@ -46,7 +46,7 @@ def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
         text.append("·" * (cap_cells - used_cells), style="dim")
     text.append("]")
     if total > capacity:
-        text.append(" !" , style="bold red")
+        text.append(" !", style="bold red")
     return text
 
 
@@ -165,18 +165,15 @@ def render_speed(est: Estimate) -> list[Any]:
             out = b.factors
         return out + ("" if b.calibrated else " (uncalibrated)")
 
-    if thr.decode_tokens_per_s:
-        f = thr.decode_tokens_per_s
-        t.add_row("Decode", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
-    if thr.prefill_tokens_per_s:
-        f = thr.prefill_tokens_per_s
-        t.add_row("Prefill", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
-    if thr.image_encode_s:
-        f = thr.image_encode_s
-        t.add_row("Image encode", f"{_secs(f.value)}/image", f"{_secs(f.low)}-{_secs(f.high)}", basis(f))
-    if thr.images_per_s:
-        f = thr.images_per_s
-        t.add_row("Images", f"{_rate(f.value)} img/s", f"{_rate(f.low)}-{_rate(f.high)}", basis(f))
+    for label, f, fmt in (
+        ("Decode", thr.decode_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        ("Prefill", thr.prefill_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        ("Image encode", thr.image_encode_s, lambda x: f"{_secs(x)}/image"),
+        ("Images", thr.images_per_s, lambda x: f"{_rate(x)} img/s"),
+    ):
+        if f:
+            band = f"{_secs(f.low)}-{_secs(f.high)}" if label == "Image encode" else f"{_rate(f.low)}-{_rate(f.high)}"
+            t.add_row(label, fmt(f.value), band, basis(f))
     if thr.time_to_first_token_s:
         f = thr.time_to_first_token_s
         why = "image encode + prefill of the context" if thr.image_encode_s else "prefill of the context"
