@@ -107,27 +107,21 @@ TORCH_FORMATS: dict[str, float] = {
     "gptq-int8": 8.0 + 24 / 128,
 }
 
-_ALIASES = {"q8": "Q8_0", "q4": "Q4_0", "f16": "F16", "f32": "F32", "bf16": "BF16", "mxfp4": "MXFP4_MOE",
-            "awq": "awq-int4", "gptq": "gptq-int4", "bnb-nf4": "nf4", "bnb4": "nf4", "4bit": "nf4",
-            "bnb-int8": "int8", "8bit": "int8", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+_GGUF_ALIASES = {"q8": "Q8_0", "q4": "Q4_0", "fp16": "F16", "float16": "F16", "fp32": "F32", "float32": "F32",
+                 "bfloat16": "BF16", "mxfp4": "MXFP4_MOE"}
+_TORCH_ALIASES = {"awq": "awq-int4", "gptq": "gptq-int4", "bnb-nf4": "nf4", "bnb4": "nf4", "4bit": "nf4",
+                  "bnb-int8": "int8", "8bit": "int8", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
 
 def normalize_precision(name: str, runtime: str = "llama.cpp") -> str:
     """Canonical precision name for a runtime: 'q4_k_m' -> 'Q4_K_M'; 'fp16' -> 'F16' for llama.cpp."""
-    raw = name.strip()
-    low = raw.lower()
+    low = name.strip().lower()
     if runtime == "llama.cpp":
-        up = _ALIASES.get(low, raw).upper().replace("-", "_")
-        if low in ("fp16", "float16"):
-            up = "F16"
-        elif low in ("fp32", "float32"):
-            up = "F32"
-        elif low in ("bfloat16",):
-            up = "BF16"
+        up = _GGUF_ALIASES.get(low, low.upper().replace("-", "_"))
         if up in GGUF_FILE_TYPES:
             return up
         raise InputError(f"Unknown llama.cpp quantization '{name}'. Known: {', '.join(GGUF_FILE_TYPES)}.")
-    canon = low if low in TORCH_FORMATS else _ALIASES.get(low, low)  # 'bf16' is a torch format too
+    canon = _TORCH_ALIASES.get(low, low)
     if canon in TORCH_FORMATS:
         return canon
     raise InputError(f"Unknown {runtime} precision '{name}'. Known: {', '.join(TORCH_FORMATS)}.")
