@@ -50,6 +50,8 @@ GGUF_MAGIC = b"GGUF"
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 #: Arrays longer than this (tokenizer vocabularies, merges) are skipped; only their length is kept.
+#: A choice, not a format limit: per-layer arrays (head counts, SWA patterns) have one item per layer
+#: (at most a few hundred), tokenizer arrays tens of thousands (32,000 for Llama 2).
 _MAX_KEPT_ARRAY = 4096
 
 
@@ -436,9 +438,10 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         sliding = SlidingWindow(size=int(swa), pattern=pattern)
 
     extra_norms = sum(has(f"{n}.weight") for n in ("post_attention_norm", "post_ffw_norm"))
+    # a GGUF without context_length: 4096, llama.cpp's default n_ctx (common/common.h; recalled, not re-checked)
     ctx_len = int(h.arch_key("context_length") or 4096)
     name = str(h.metadata.get("general.name") or h.path.stem)
-    exact = _weight_bytes(h, [x for x in h.tensors], "")
+    exact = _weight_bytes(h.tensors, "")
     label = _file_type_label(h, exact.by_type)
     exact.precision = label
     dtypes = {x.ggml_type for x in h.tensors if len(x.shape) >= 2}
@@ -478,7 +481,8 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
     return spec, exact, notes
 
 
-def _weight_bytes(h: GgufHeader, tensors: list[GgufTensorInfo], label: str) -> WeightBytes:
+def _weight_bytes(tensors: list[GgufTensorInfo], label: str) -> WeightBytes:
+    """The exact bytes of these tensors, by GGML type."""
     wb = WeightBytes(label)
     for x in tensors:
         wb.add(x.ggml_type, x.numel, x.nbytes)
@@ -501,6 +505,13 @@ def _compare_layout(spec: LlmSpec, h: GgufHeader, notes: list[str]) -> None:
         notes.append(f"{len(extra)} tensor(s) in the file beyond the architecture model (counted exactly): {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else ""))
     if missing or differ:
         notes.append(f"The file's layout differs from the architecture model in {len(missing) + len(differ)} tensor(s); weights are the file's, KV cache and buffers follow the model.")
+
+
+def _anyres(pairs: list[Any], newline: bool) -> tuple[Any, VlmDefaults]:
+    """LLaVA-1.6 anyres tokens for these grid pinpoints, and the default image size: the largest
+    square one pinpoint holds (the largest short side)."""
+    side = max(min(p) for p in pairs)
+    return AnyresTokens(grid_pinpoints=pairs, newline_tokens=newline), VlmDefaults(image_size=(side, side))
 
 
 #: llama.cpp clip projector types (clip.projector_type) this reader turns into a VLM.
@@ -563,12 +574,11 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         if isinstance(pinpoints, list) and len(pinpoints) >= 2:
             pairs = [(int(pinpoints[i]), int(pinpoints[i + 1])) for i in range(0, len(pinpoints) - 1, 2)]
             # LLaVA-1.6 adds one image_newline token per feature row (llama.cpp clip.cpp does the same for anyres)
-            tokens: Any = AnyresTokens(grid_pinpoints=pairs, newline_tokens=True)
-            side = max(min(p) for p in pairs)
-            defaults = VlmDefaults(image_size=(side, side))
+            tokens, defaults = _anyres(pairs, newline=True)
         else:
             tokens = FixedTokens(tokens=grid * grid)
     elif ptype == "gemma3":
+        # Gemma 3 pools the 64x64 patch grid of a 896 px image 4x4 to 256 tokens (mm_tokens_per_image 256)
         scale = int(m.get("clip.vision.projector.scale_factor") or 4)
         projector = Projector(kind="pooled_linear", merge=scale)
         tokens = FixedTokens(tokens=(grid // scale) ** 2)
@@ -578,18 +588,12 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=patch * merge)
         if ptype == "qwen25vl_merger":
             full = m.get("clip.vision.fullatt_block_indexes") or []
-            if full:
+            if full:  # window 112 px: Qwen2.5-VL vision_config window_size (the mmproj does not store it)
                 enc = enc.model_copy(update={"window_attention": WindowAttention(window_size_px=112, full_attention_layers=list(full))})
-    vis = [x for x in h.tensors if not x.name.startswith("mm.")]
-    proj = [x for x in h.tensors if x.name.startswith("mm.")]
-    wb_vis = WeightBytes("")
-    wb_proj = WeightBytes("")
-    for x in vis:
-        wb_vis.add(x.ggml_type, x.numel, x.nbytes)
-    for x in proj:
-        wb_proj.add(x.ggml_type, x.numel, x.nbytes)
+    wb_vis = _weight_bytes([x for x in h.tensors if not x.name.startswith("mm.")], "")
+    wb_proj = _weight_bytes([x for x in h.tensors if x.name.startswith("mm.")], "")
     main = max(wb_vis.by_type, key=wb_vis.by_type.get) if wb_vis.by_type else "F16"  # type: ignore[arg-type]
-    label = {"F32": "f32", "F16": "f16", "BF16": "bf16", "Q8_0": "q8_0"}.get(main, main.lower())
+    label = main.lower()  # the mmproj type names of --vision-quant: f32, f16, bf16, q8_0
     wb_vis.precision = wb_proj.precision = label
     vlm = VlmSpec(
         id=llm.id + "-vlm",
@@ -637,6 +641,8 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         if len(raw) < 8:
             raise InputError(f"{path}: not a safetensors file (shorter than its 8-byte header length).")
         (n,) = struct.unpack("<Q", raw)
+        # the safetensors library refuses headers over 100,000,000 bytes (MAX_HEADER_SIZE, safetensors
+        # src/tensor.rs; recalled, not re-checked here); 100 MiB is the same sanity bound, slightly looser
         if n > size - 8 or n > 100 * 2**20:
             raise InputError(f"{path}: truncated or corrupt safetensors file (header length {n} in a file of {size} bytes).")
         try:
@@ -744,10 +750,10 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     hidden = int(g("hidden_size"))
     heads = int(g("num_attention_heads"))
     n_layers = int(g("num_hidden_layers"))
-    head_dim = cfg.get("head_dim") or _HF_DEFAULTS.get(mt, {}).get("head_dim")
+    defaults = _HF_DEFAULTS.get(mt, {})
+    head_dim = cfg.get("head_dim") or defaults.get("head_dim")
     if head_dim and int(head_dim) == hidden // heads:
         head_dim = None
-    defaults = _HF_DEFAULTS.get(mt, {})
     act_name = str(cfg.get("hidden_activation") or cfg.get("hidden_act") or defaults.get("hidden_activation")
                    or defaults.get("hidden_act") or ("gelu_pytorch_tanh" if mt.startswith("gemma") else "silu"))
     activation = "swiglu_oai" if mt == "gpt_oss" else _ACTS.get(act_name, "silu")
@@ -785,7 +791,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
                   qk_nope_head_dim=int(g("qk_nope_head_dim")), qk_rope_head_dim=int(g("qk_rope_head_dim")), v_head_dim=int(g("v_head_dim")))
         head_dim = None
     sliding = None
-    window = cfg.get("sliding_window") if "sliding_window" in cfg else _HF_DEFAULTS.get(mt, {}).get("sliding_window")
+    window = cfg.get("sliding_window") if "sliding_window" in cfg else defaults.get("sliding_window")
     layer_types = cfg.get("layer_types")
     if window and isinstance(layer_types, list) and layer_types:
         pat = _pattern(layer_types)
@@ -796,9 +802,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     elif window and mt == "gemma3_text":
         n = int(cfg.get("sliding_window_pattern") or 6)
         sliding = SlidingWindow(size=int(window), pattern=[True] * (n - 1) + [False])
-    elif window and mt == "mistral":
-        sliding = SlidingWindow(size=int(window), pattern=[True])
-    elif window and mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
+    elif window and (mt == "mistral" or (mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"))):
         sliding = SlidingWindow(size=int(window), pattern=[True])
     dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or torch_dtype or "bfloat16"), "bf16")
     return LlmSpec(
@@ -809,13 +813,13 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
         num_layers=n_layers,
         hidden_size=hidden,
         num_heads=heads,
-        num_kv_heads=int(cfg.get("num_key_value_heads") or _HF_DEFAULTS.get(mt, {}).get("num_key_value_heads") or heads),
+        num_kv_heads=int(cfg.get("num_key_value_heads") or defaults.get("num_key_value_heads") or heads),
         head_dim=int(head_dim) if head_dim else None,
         intermediate_size=ff or (moe.expert_intermediate_size if moe else 1),
         gated_mlp=True,
         activation=activation,  # type: ignore[arg-type]
         vocab_size=int(g("vocab_size")),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", _HF_DEFAULTS.get(mt, {}).get("tie_word_embeddings", gemma))),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", defaults.get("tie_word_embeddings", gemma))),
         qkv_bias=mt in ("qwen2", "qwen2_moe") or bias,
         attn_out_bias=bias and mt not in ("qwen2", "qwen2_moe"),
         mlp_bias=bool(cfg.get("mlp_bias", False)),
@@ -851,7 +855,11 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
             intermediate_size=int(g("intermediate_size")), mlp_activation=act, class_token=clip, patch_bias=not clip,
             pre_norm=clip, post_norm=True, dtype="fp16",  # type: ignore[arg-type]
         )
-    # Qwen2-VL / Qwen2.5-VL vision transformers
+    # Qwen2-VL / Qwen2.5-VL vision transformers. Fallbacks for fields a vision_config leaves out: the
+    # published 7B vision_configs (shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json: depth 32,
+    # embed_dim 1280, mlp_ratio 4, num_heads 16, patch_size 14; Qwen2.5-VL-7B-Instruct.json: hidden_size
+    # 1280, intermediate_size 3420, window_size 112). The towers have no native size (dynamic
+    # resolution): image_size 32 patches (448 px) is only a nominal side, as the catalog entries use.
     depth = int(vc.get("depth") or 32)
     patch = int(vc.get("patch_size") or 14)
     if vlm_type == "qwen2_vl":
@@ -906,22 +914,22 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         projector = Projector(kind="mlp", layers=2)
         grid = enc.image_size // enc.patch_size
         if mt == "llava_next":
+            # default: LlavaNextConfig.image_grid_pinpoints (transformers models/llava_next/configuration_llava_next.py)
             pins = [tuple(int(x) for x in p) for p in cfg.get("image_grid_pinpoints") or [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]]
-            tokens: Any = AnyresTokens(grid_pinpoints=pins, newline_tokens=bool(cfg.get("use_image_newline_parameter", True)))
-            side = max(min(p) for p in pins)
-            defaults = VlmDefaults(image_size=(side, side))
+            tokens, defaults = _anyres(pins, newline=bool(cfg.get("use_image_newline_parameter", True)))
         else:
             tokens = FixedTokens(tokens=grid * grid)
     elif mt == "gemma3":
-        per = int(cfg.get("mm_tokens_per_image") or 256)
+        per = int(cfg.get("mm_tokens_per_image") or 256)  # Gemma3Config default (transformers configuration_gemma3.py)
         grid = enc.image_size // enc.patch_size
-        projector = Projector(kind="pooled_linear", merge=max(1, int(round(grid / per**0.5))))
+        projector = Projector(kind="pooled_linear", merge=max(1, round(grid / per**0.5)))
         tokens = FixedTokens(tokens=per)
     else:
         merge = int(vc.get("spatial_merge_size") or 2)
         projector = Projector(kind="merger", merge=merge, norm=True, hidden_size=enc.hidden_size * merge**2)
+        # Qwen2-VL image processor defaults, as in gguf_mmproj above
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
-        defaults = VlmDefaults(image_size=(1024, 1024))
+        defaults = VlmDefaults(image_size=(1024, 1024))  # a choice (a photo-sized input), not a model figure
     vlm = VlmSpec(
         id=ident, name=name, source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)", encoder=enc.id, llm=llm.id,
         projector=projector, image_tokens=tokens, defaults=defaults,
@@ -950,10 +958,7 @@ def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str) -> 
     defaults = VlmDefaults()
     pins = cfg.get("image_grid_pinpoints")
     if str(cfg.get("image_aspect_ratio")) == "anyres" and pins:
-        pairs = [tuple(int(x) for x in p) for p in pins]
-        tokens: Any = AnyresTokens(grid_pinpoints=pairs, newline_tokens=True)
-        side = max(min(p) for p in pairs)
-        defaults = VlmDefaults(image_size=(side, side))
+        tokens, defaults = _anyres([tuple(int(x) for x in p) for p in pins], newline=True)
     else:
         tokens = FixedTokens(tokens=grid * grid)
     vlm = VlmSpec(id=ident, name=name, source=f"LLaVA config {where} (mm_vision_tower {tower}; read by vramcalc)", encoder=enc.id,
@@ -981,12 +986,9 @@ class FileModel:
 
     def catalog(self):  # noqa: ANN201
         """An in-memory catalog holding this model's parts, for ``vlm_parts``/``estimate``."""
-        from vramcalc.catalog import KIND_DIRS, Catalog, RawEntry
+        from vramcalc.catalog import Catalog, RawEntry
 
-        cat = Catalog(roots=[])
-        for k in KIND_DIRS:
-            cat.raw[k] = {}
-            cat._keys[k] = {}
+        cat = Catalog.load([])  # empty: no roots
         for kind, spec in (("llms", self.llm), ("encoders", self.encoder), ("vlms", self.model if isinstance(self.model, VlmSpec) else None)):
             if spec is not None:
                 cat.raw[kind][spec.id] = RawEntry(kind, self.path, entry_data(spec))
