@@ -35,6 +35,7 @@ from pydantic import Field
 from vramcalc.errors import InputError, VramcalcError
 from vramcalc.estimate import (
     TIGHT_MARGIN_BYTES,
+    Estimate,
     FixedWeights,
     GpuInfo,
     Runtime,
@@ -47,7 +48,13 @@ from vramcalc.estimate import (
     vision_weight_bytes,
 )
 from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
-from vramcalc.quant import GGML_TYPES, GGUF_FILE_TYPES, GGUF_QUALITY_ORDER, WeightBytes, normalize_precision
+from vramcalc.quant import (
+    GGUF_FILE_TYPES,
+    GGUF_QUALITY_ORDER,
+    WeightBytes,
+    ggml_type_bytes,
+    normalize_precision,
+)
 from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VlmSpec
 
 #: Quality tier of each precision (0 best), see the ranking above.
@@ -98,14 +105,10 @@ def precision_order(runtime: Runtime, llm: LlmSpec) -> list[str]:
     return [llm.dtype if llm.dtype != "fp32" else "bf16", "int8", "nf4"]
 
 
-def decode_speed(est) -> float | None:  # noqa: ANN001
+def decode_speed(est: Estimate) -> float | None:
     """Decode tokens/s from an Estimate, if the speed model filled it in."""
-    thr = getattr(est, "throughput", None)
-    fig = getattr(thr, "decode_tokens_per_s", None) if thr is not None else None
-    if fig is None:
-        return None
-    value = getattr(fig, "value", fig)
-    return float(value) if isinstance(value, (int, float)) else None
+    fig = est.throughput.decode_tokens_per_s if est.throughput is not None else None
+    return fig.value if fig is not None else None
 
 
 def fit(
@@ -269,7 +272,7 @@ def _weight_floor(llm: LlmSpec):  # noqa: ANN202
             n1d += t.numel
 
     def floor(ftype: str) -> int:
-        block_bytes, block = GGML_TYPES[GGUF_FILE_TYPES[ftype]]
-        return n2d * block_bytes // block + 4 * n1d
+        # rounding the block count of the whole sum up stays below the per-tensor sum of rounded-up blocks
+        return ggml_type_bytes(GGUF_FILE_TYPES[ftype], n2d) + ggml_type_bytes("F32", n1d)
 
     return floor
