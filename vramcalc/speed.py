@@ -32,11 +32,16 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from vramcalc.params import Tensor, encoder_tensors, llm_tensors, vision_grid
-from vramcalc.quant import GGML_TYPES, QuantContext, ggml_type_bytes, gguf_tensor_type, torch_weight_bytes
 from vramcalc.catalog import _Loader
+from vramcalc.params import Tensor, llm_tensors, vision_grid
+from vramcalc.quant import (
+    QuantContext,
+    ggml_type_bytes,
+    gguf_tensor_type,
+    torch_weight_bytes,
+)
 from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VisionEncoderSpec
-from vramcalc.units import GiB, MiB
+from vramcalc.units import GiB
 
 if TYPE_CHECKING:  # pragma: no cover
     from vramcalc.estimate import Workload
@@ -45,10 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 # Result objects (part of the Estimate JSON)
 
 
-_Strict = ResultModel
-
-
-class SpeedBasis(_Strict):
+class SpeedBasis(ResultModel):
     """What a speed figure is computed from, so it can be reproduced by hand."""
 
     bytes: int | None = Field(default=None, description="Bytes read per token (decode) or moved per image (non-GEMM traffic).")
@@ -62,7 +64,7 @@ class SpeedBasis(_Strict):
     calibrated: bool = Field(description="False where no published measurement backs this runtime/backend; the band is then wider.")
 
 
-class SpeedFigure(_Strict):
+class SpeedFigure(ResultModel):
     """One speed with its band (the fit's residual spread)."""
 
     value: float
@@ -72,7 +74,7 @@ class SpeedFigure(_Strict):
     basis: SpeedBasis
 
 
-class Throughput(_Strict):
+class Throughput(ResultModel):
     """How fast: decode and prefill tokens/s, image encode and time to first token, images/s."""
 
     decode_tokens_per_s: SpeedFigure | None = Field(default=None, description="One sequence, at the full context (KV cache read included).")
@@ -83,7 +85,7 @@ class Throughput(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
-class DeviceShare(_Strict):
+class DeviceShare(ResultModel):
     """What one device holds under a llama.cpp layer split."""
 
     device: str = Field(description="GPU id, or 'cpu' for system RAM.")
@@ -101,7 +103,7 @@ class DeviceShare(_Strict):
     memory_bandwidth_gbs: float
 
 
-class Offload(_Strict):
+class Offload(ResultModel):
     """Layer placement: how many layers run on the GPU(s), and what each device holds."""
 
     mode: Literal["full", "auto", "manual"] = Field(description="full = everything on the GPU(s); auto = most layers that fit; manual = --gpu-layers.")
@@ -159,12 +161,7 @@ def ram_bandwidth(value: str | float | None) -> float:
 # Hardware: backend and peak compute
 
 
-def backend_of(gpu: GpuSpec) -> str:
-    """Calibration key of the runtime backend: cuda, rocm, metal, sycl (llama.cpp's usual build)."""
-    return gpu.backend
-
-
-def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> float:
+def peak_tflops(gpu: GpuSpec) -> float:
     """Peak dense FP16 matrix TFLOPS the prefill/ViT compute term scales with.
 
     NVIDIA Volta..Blackwell: 4 x the FP16 shader rate (dense FP16 tensor rate with FP16
@@ -174,8 +171,8 @@ def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> f
     cuBLAS FP16 paths run at the FP16-accumulate rate or above. Other vendors: the tensor /
     matrix figure where given, else the FP16 shader rate (Apple: scales with the GPU core count).
 
-    ``accumulate="fp32"``: the FP32-accumulate rate, half on GeForce cards (GA102 whitepaper:
-    RTX 3090 71 vs 142 TFLOPS). Not used by the model: fitted against it, the timm ViT rows come out
+    Why not the FP32-accumulate rate (half on GeForce cards; GA102 whitepaper: RTX 3090 71 vs 142
+    TFLOPS): fitted against it, the timm ViT rows come out
     above that peak (efficiency 1.15 on an RTX 3090), and carried to an A100 it would predict more
     than the A100's 312 TFLOPS; the FP16-accumulate convention gives 0.57 and sane transfers.
     """
@@ -185,8 +182,7 @@ def peak_tflops(gpu: GpuSpec, accumulate: Literal["fp16", "fp32"] = "fp16") -> f
         # 989.4 dense FP16 tensor vs 133.8 FP16 shader), so 4x the shader rate would understate them 1.85x
         return gpu.fp16_tensor_tflops
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
-        half = accumulate == "fp32" and gpu.category in ("consumer", "laptop")
-        return 4 * gpu.fp16_tflops / (2 if half else 1)
+        return 4 * gpu.fp16_tflops
     if gpu.vendor == "nvidia" and cc and cc < 7.0:
         # Maxwell/Pascal: no tensor cores and FP16 at 1/64 rate on most; llama.cpp runs FP32/dp4a
         # kernels there, whose rate the catalog does not carry: no compute estimate (0)
@@ -329,13 +325,10 @@ def vit_flops(enc: VisionEncoderSpec, patches: int) -> int:
     grid = patches - int(enc.class_token) - enc.register_tokens
     side = math.isqrt(max(grid, 0))
     if side * side == grid and enc.temporal_patch_size == 1 and enc.window_attention is None:
-        try:
-            from vramcalc.vit import vit_flops as _vf
-        except ImportError:  # pragma: no cover
-            _vf = None
-        if _vf is not None:
-            px = side * enc.patch_size
-            return int(_vf(enc, 1, px, px).total)
+        from vramcalc.vit import vit_flops as counted
+
+        px = side * enc.patch_size
+        return counted(enc, 1, px, px).total
     return _vit_flops(enc, patches)
 
 
@@ -396,7 +389,7 @@ def vit_time(flops: float, ew_bytes: float, peak: float, bw_gbs: float, f: dict)
     return flops / (f["compute_efficiency"] * peak * 1e12) + ew_bytes / (f["bandwidth_efficiency"] * bw_gbs * 1e9)
 
 
-def _band(value: float, spread: float, inverse: bool = False) -> tuple[float, float]:
+def _band(value: float, spread: float) -> tuple[float, float]:
     """(low, high) from a relative log spread; for times the band is the same factor."""
     k = math.exp(spread)
     return value / k, value * k
@@ -411,7 +404,7 @@ def _figure(value: float, spread: float, unit: str, basis: SpeedBasis) -> SpeedF
 def _round_sig(x: float, sig: int = 4) -> float:
     if x == 0 or not math.isfinite(x):
         return x
-    return round(x, sig - 1 - int(math.floor(math.log10(abs(x)))))
+    return round(x, sig - 1 - math.floor(math.log10(abs(x))))
 
 
 def _quant_key(runtime: str, quant: str) -> str:
@@ -441,8 +434,7 @@ def _decode_factors(runtime: str, backend: str, quant: str = "") -> tuple[dict, 
 def _prefill_factors(runtime: str, backend: str, quant: str) -> tuple[dict, str, bool]:
     cal = calibration()
     group = cal["prefill"].get(runtime, {})
-    qclass = _quant_key("llama.cpp", quant) if runtime == "llama.cpp" else _quant_key(runtime, quant)
-    for key in (f"{backend}.{qclass}", backend):
+    for key in (f"{backend}.{_quant_key(runtime, quant)}", backend):
         if key in group:
             return group[key], f"prefill.{runtime}.{key}", bool(group[key].get("rows"))
     return cal["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
@@ -503,8 +495,6 @@ class _Fixed:
     compute_vis: int
     vision_weights: int
     overhead: int
-    cpu_compute: int = 0
-    extra_on_gpu0: int = 0
     embd_on_cpu: bool = True  # llama.cpp keeps token_embd on the host; accelerate puts it on GPU 0
 
 
@@ -525,13 +515,11 @@ def device_shares(
         kv = int(sum(_kv_layer_cells(lb, i, cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
         if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
-        if d == -1:
-            comp = fixed.cpu_compute
-            over = 0
-            tot = w + kv + comp
+        if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
+            tot = w + kv
             out.append(DeviceShare(
                 device="cpu", index=-1, layers=len(idx), first_layer=idx[0] if idx else None, output_layer=has_out,
-                weights_bytes=w, kv_cache_bytes=kv, compute_bytes=comp, overhead_bytes=0, total_bytes=tot,
+                weights_bytes=w, kv_cache_bytes=kv, compute_bytes=0, overhead_bytes=0, total_bytes=tot,
                 usable_bytes=ram_usable, headroom_bytes=None if ram_usable is None else ram_usable - tot,
                 memory_bandwidth_gbs=ram_bw,
             ))
@@ -539,7 +527,7 @@ def device_shares(
         if d == 0:
             w += fixed.vision_weights
         comp = fixed.compute_llm + (fixed.compute_vis if d == 0 else 0)
-        over = fixed.overhead + (fixed.extra_on_gpu0 if d == 0 else 0)
+        over = fixed.overhead
         tot = w + kv + comp + over
         out.append(DeviceShare(
             device=gpus[d].id, index=d, layers=len(idx), first_layer=idx[0] if idx else None, output_layer=has_out,
@@ -566,9 +554,7 @@ class SpeedInputs:
     kind: str  # llm / vlm / encoder
     runtime: str
     quant: str
-    vision_quant: str | None
     context_tokens: int
-    text_tokens: int
     images: int
     image_tokens_per_image: int
     encoder_crops: int
@@ -582,7 +568,6 @@ class SpeedInputs:
     vision_weights: int  # vision tower + projector bytes (on GPU 0)
     projector_params: int
     overhead: int
-    headless: bool
     usable: list[int] = field(default_factory=list)
 
 
@@ -627,7 +612,6 @@ def speed_plan(
             thr.image_encode_s = per_image
     if llm is not None and thr.prefill_tokens_per_s is not None:
         ttft = t_prefill
-        spread = _spread({"spread_log": None}, True)
         f_pf = thr.prefill_tokens_per_s
         lo_t = s.context_tokens / f_pf.high
         hi_t = s.context_tokens / f_pf.low
@@ -639,7 +623,6 @@ def speed_plan(
             flops=thr.prefill_tokens_per_s.basis.flops, factors="image_encode_s x images + context / prefill_tokens_per_s",
             calibrated=thr.prefill_tokens_per_s.basis.calibrated,
         )
-        del spread
         r = _round_sig
         thr.time_to_first_token_s = SpeedFigure(value=r(ttft), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
     return offload, thr, notes
@@ -705,7 +688,7 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
             f, key, cal = _decode_factors("llama.cpp", "cpu")
             bw = ram_bw
         else:
-            f, key, cal = _decode_factors(s.runtime, backend_of(gpus[d]), s.quant)
+            f, key, cal = _decode_factors(s.runtime, gpus[d].backend, s.quant)
             bw = gpus[d].memory_bandwidth_gbs
         layers = len(idx) + (1 if pl.output_dev == d else 0)
         dt = decode_time(b, layers, bw, f)
@@ -748,13 +731,12 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         flops = (total_flops - 2 * lb.output_params * s.batch) * share + (2 * lb.output_params * s.batch if pl.output_dev == d else 0)
         wbytes = sum(lb.layer_stored[i] for i in idx) + (lb.output_stored if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]
+        peak = peak_tflops(g)
         if s.runtime == "transformers":
             # no published transformers prefill timings here: PyTorch GEMM efficiency from the timm fit
             f, key, cal = calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
-            peak = peak_tflops(g)
         else:
-            f, key, cal = _prefill_factors(s.runtime, backend_of(g), s.quant)
-            peak = peak_tflops(g)
+            f, key, cal = _prefill_factors(s.runtime, g.backend, s.quant)
         if d == -1:
             if g.unified_memory:
                 dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f)
@@ -790,14 +772,14 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
     bw = gpu.memory_bandwidth_gbs
     cal = calibration()
     if torch_like:
-        backend = backend_of(gpu)
+        backend = gpu.backend
         group = cal["vit"]["transformers"]
         f = group.get(backend) or group["cuda"]
         key = f"vit.transformers.{backend if backend in group else 'cuda'}"
         calibrated = backend in group and bool(f.get("rows"))
         t = vit_time(f_img, ew, peak, bw, f)
     else:
-        f, key, _ = _prefill_factors("llama.cpp", backend_of(gpu), "F16")
+        f, key, _ = _prefill_factors("llama.cpp", gpu.backend, "F16")
         key += " (applied to the vision tower)"
         calibrated = False
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
@@ -826,7 +808,7 @@ def _fmt_rate(x: float) -> str:
 # Hook called at the end of estimate()
 
 
-def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> None:  # noqa: ANN001, C901
+def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> None:
     """Add ``throughput`` and ``offload`` to an Estimate, and settle the verdict for CPU offload,
     several GPUs and --gpu-layers. Mutates ``est`` (called by ``estimate()`` only)."""
     from vramcalc.estimate import TIGHT_MARGIN_BYTES, gpu_info, image_tokens
@@ -854,12 +836,11 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
         w = w.model_copy(update={"ram_bytes": max(gpus[0].memory_bytes - usable[0], 0) + GUESS_OS_RAM_BYTES,
                                  "ram_bandwidth_gbs": w.ram_bandwidth_gbs or gpus[0].memory_bandwidth_gbs})
     s = SpeedInputs(
-        kind=i.model_kind, runtime=i.runtime, quant=i.quant, vision_quant=i.vision_quant, context_tokens=i.context_tokens,
-        text_tokens=i.text_tokens, images=i.images, image_tokens_per_image=i.image_tokens_per_image, encoder_crops=crops,
+        kind=i.model_kind, runtime=i.runtime, quant=i.quant, context_tokens=i.context_tokens, images=i.images, image_tokens_per_image=i.image_tokens_per_image, encoder_crops=crops,
         encoder_patches=patches, batch=i.batch, kv_cache=i.kv_cache, n_ubatch=i.n_ubatch, kv_cells=m.kv_cache_cells,
         compute_llm=m.compute_bytes.llm, compute_vis=m.compute_bytes.vision,
         vision_weights=m.weights_bytes.vision + m.weights_bytes.projector, projector_params=proj_params,
-        overhead=m.overhead_bytes, headless=i.headless, usable=usable,
+        overhead=m.overhead_bytes, usable=usable,
     )
     if i.model_kind == "encoder":
         s.batch = 1
@@ -922,7 +903,6 @@ def _split_max_context(llm: LlmSpec, off: Offload, s: SpeedInputs, single: int |
     per cell of its layers (the compute buffer's growth with the context is neglected)."""
     lb = llm_bytes(llm, s.runtime, s.quant, s.kv_cache)
     extra = None
-    n = llm.num_layers
     for d in off.devices:
         if d.index < 0 or d.layers == 0:
             continue
@@ -932,7 +912,6 @@ def _split_max_context(llm: LlmSpec, off: Offload, s: SpeedInputs, single: int |
             continue
         cells = int(d.headroom_bytes // per_cell)
         extra = cells if extra is None else min(extra, cells)
-    del n
     if extra is None:
         return single
     ctx = (s.kv_cells + extra) // max(s.batch, 1) // 256 * 256

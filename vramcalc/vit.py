@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, computed_field
 
+from vramcalc.params import vision_grid
 from vramcalc.schema import ResultModel, VisionEncoderSpec
 
 Attention = Literal["sdpa", "eager", "flash"]
@@ -32,7 +33,7 @@ QWEN_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
 class _Model(ResultModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(frozen=True)  # extra="forbid" and defer_build come from ResultModel
 
 
 class VitTokens(_Model):
@@ -111,9 +112,7 @@ def vit_tokens(spec: VisionEncoderSpec, width: int | None = None, height: int | 
     The image processor resizes to a multiple of the patch size; here the grid is floored. Qwen-VL
     towers need an even grid (2x2 merge; their processor rounds sides to multiples of 28 = 14 x 2).
     """
-    w = width or spec.image_size
-    h = height or spec.image_size
-    gw, gh = w // spec.patch_size, h // spec.patch_size
+    gw, gh = vision_grid(spec, width, height)
     if spec.family in QWEN_FAMILIES:
         gw, gh = max(QWEN_MERGE, gw - gw % QWEN_MERGE), max(QWEN_MERGE, gh - gh % QWEN_MERGE)
     gw, gh = max(gw, 1), max(gh, 1)
@@ -343,7 +342,7 @@ def activation_breakdown(
         else:
             scores = 2 * alloc(s, 4)
         attn_set = (held_eager + captured) * x + scores + rope
-    head_set = _head_bytes(spec, batch, n, patches, x, alloc, merger_out_size)
+    head_set = _head_bytes(spec, batch, patches, x, alloc, merger_out_size)
     phases = {"mlp": mlp_set, "attention": attn_set, "head": head_set}
     peak = max(phases, key=lambda k: phases[k])
     return VitActivations(
@@ -352,7 +351,7 @@ def activation_breakdown(
     )
 
 
-def _head_bytes(spec: VisionEncoderSpec, batch: int, n: int, patches: int, x: int, alloc, merger_out_size: int | None) -> int:
+def _head_bytes(spec: VisionEncoderSpec, batch: int, patches: int, x: int, alloc, merger_out_size: int | None) -> int:
     """Live set after the last layer.
 
     - SigLIP MAP head: embeddings + encoder output + post-norm output (3) + the packed k/v projection and
