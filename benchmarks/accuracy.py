@@ -28,10 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vramcalc import speed  # noqa: E402
-from vramcalc.catalog import load_catalog  # noqa: E402
-from vramcalc.errors import UnknownEntryError  # noqa: E402
-from vramcalc.schema import GpuSpec, VisionEncoderSpec  # noqa: E402
+from vramcalc import speed
+from vramcalc.catalog import load_catalog
+from vramcalc.errors import UnknownEntryError
+from vramcalc.schema import GpuSpec, VisionEncoderSpec
+from vramcalc.vit import vit_tokens
 
 CAL_DIR = Path(os.environ.get("VRAMCALC_CALIBRATION_DIR", ROOT / "benchmarks" / "calibration"))  # copied from shared/calibration
 CAL_YAML = ROOT / "data" / "calibration.yaml"
@@ -111,7 +112,7 @@ class Skip:
 # GPUs
 
 
-def resolve_device(cat, device: str) -> GpuSpec | None:  # noqa: ANN001
+def resolve_device(cat, device: str) -> GpuSpec | None:
     m = re.match(r"Apple (M\d)(?: (Pro|Max|Ultra))? \((\d+)-core GPU\)", device)
     if m:
         chip = m.group(1).lower() + (f"-{m.group(2).lower()}" if m.group(2) else "")
@@ -131,11 +132,7 @@ def resolve_device(cat, device: str) -> GpuSpec | None:  # noqa: ANN001
 # Rows
 
 
-def _qclass(q: str) -> str:
-    return "f16" if q.upper() in ("F16", "BF16", "F32") else "quant"
-
-
-def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
+def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
     path = CAL_DIR / "llamacpp_bench.csv"
     with path.open() as fh:
         for line, r in enumerate(csv.DictReader(fh), start=2):
@@ -174,10 +171,10 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN
                 flops = speed.prefill_flops(llm, lb, 512)
                 wbytes = sum(lb.layer_stored) + lb.output_stored
                 feats = {"flops": flops, "wbytes": wbytes, "ub": 1, "tokens": 512, "peak": speed.peak_tflops(gpu), "bw": gpu.memory_bandwidth_gbs}
-                rows.append(Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{_qclass(quant)}", meas, feats))
+                rows.append(Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{speed._quant_key('llama.cpp', quant)}", meas, feats))
 
 
-def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
+def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
     path = CAL_DIR / "transformers_peak_mem.csv"
     with path.open() as fh:
         for line, r in enumerate(csv.DictReader(fh), start=2):
@@ -197,9 +194,8 @@ def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa:
             lb = speed.llm_bytes(llm, "transformers", quant)
             ctx = int(r["input_tokens"]) + int(r["generated_tokens"]) // 2
             read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, ctx)
-            qk = "bf16" if quant == "bf16" else quant.split("-")[0]
             feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs, "n_gpu": n_gpu}
-            row = Row("decode", src, label, f"decode/transformers/cuda.{qk}", float(m.group(1)), feats)
+            row = Row("decode", src, label, f"decode/transformers/cuda.{speed._quant_key('transformers', quant)}", float(m.group(1)), feats)
             if int(r["input_tokens"]) > 1:
                 row.subset = "transformers long prompt"
                 row.held_out = True
@@ -235,7 +231,7 @@ def timm_spec(name: str, img: int) -> VisionEncoderSpec | None:
     )
 
 
-def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
+def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
     gpu = cat.resolve_gpu("rtx3090")
     peak = speed.peak_tflops(gpu)
     path = CAL_DIR / "timm_vit_bench.csv"
@@ -249,8 +245,7 @@ def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
             if spec is None:
                 skips.append(Skip(src, label, "timm variant outside the plain-ViT shape (pooling/registers/RoPE/rel-pos/hybrid)"))
                 continue
-            gx, gy = speed.vision_grid(spec)
-            patches = gx * gy + int(spec.class_token) + spec.register_tokens
+            patches = vit_tokens(spec).sequence_length
             feats = {"flops": speed.vit_flops(spec, patches), "ew": speed.vit_elementwise_bytes(spec, patches), "peak": peak, "bw": gpu.memory_bandwidth_gbs,
                      "timm_gmacs": float(r["gmacs"])}
             rows.append(Row("vit", src, label, "vit/transformers/cuda", float(r["samples_per_s"]), feats))
@@ -263,9 +258,7 @@ def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:  # noqa: ANN001
 def predict(row: Row, f: dict) -> float:
     x = row.feats
     if row.metric == "decode":
-        n_gpu = x.get("n_gpu", 1)
-        # a layer split over n GPUs runs the shards one after another: same bytes, same layers
-        del n_gpu
+        # a layer split over n GPUs (feats["n_gpu"]) runs the shards one after another: same bytes, same layers
         return 1.0 / speed.decode_time(x["bytes"], x["layers"], x["bw"], f)
     if row.metric == "prefill":
         return x["tokens"] / speed.prefill_time(x["flops"], x["wbytes"], x["ub"], x["peak"], x["bw"], f)
