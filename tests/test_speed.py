@@ -199,6 +199,17 @@ def test_two_3090s_split_70b(cat):
     assert est.max_context_tokens and est.max_context_tokens > 4096
 
 
+def test_split_kv_of_sliding_window_layers_matches_the_memory_estimate(cat):
+    # Gemma 2 alternates 4096-token sliding-window and global layers. Under a layer split each card
+    # holds the KV of its own layers, so the cards add up to the memory estimate's KV cache, whose
+    # sliding-window cells follow llama.cpp llama_kv_cache_iswa: min(n_ctx, pad(n_swa x n_seq + n_ubatch, 256))
+    # (this used to ignore the batch and --ubatch)
+    g = cat.resolve_gpu("rtx3090")
+    for w in (Workload(quant="Q4_K_M", batch=4, context_tokens=32768), Workload(quant="Q4_K_M", n_ubatch=2048, context_tokens=32768)):
+        est = estimate(cat.resolve_model("gemma-2-9b"), [g, g], w, cat)
+        assert sum(d.kv_cache_bytes for d in est.offload.devices) == pytest.approx(est.memory.kv_cache_bytes, abs=4)
+
+
 def test_m2_max_64gb_runs_70b_in_unified_memory(cat):
     gpu = cat.resolve_gpu("m2-max-38c-64gb")
     est = estimate(cat.resolve_model("llama-3.1-70b"), gpu, Workload(quant="Q4_K_M"), cat)

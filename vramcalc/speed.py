@@ -499,11 +499,12 @@ class _Fixed:
 
 
 def device_shares(
-    placement: Placement, lb: LlmBytes, gpus: list[GpuSpec], usable: list[int], cells: int, fixed: _Fixed,
+    placement: Placement, lb: LlmBytes, gpus: list[GpuSpec], usable: list[int], cells: int, swa_cells: int, fixed: _Fixed,
     ram_usable: int | None, ram_bw: float,
 ) -> list[DeviceShare]:
-    """Memory per device for a placement. KV lives with its layer (offload_kqv); each GPU holds a
-    compute buffer and a runtime context; the vision tower (mmproj) sits on GPU 0."""
+    """Memory per device for a placement. KV lives with its layer (offload_kqv): ``cells`` per
+    full-attention layer, ``swa_cells`` per sliding-window layer (the memory estimate's figures); each
+    GPU holds a compute buffer and a runtime context; the vision tower (mmproj) sits on GPU 0."""
     n = len(lb.layer_stored)
     out: list[DeviceShare] = []
     for d in list(range(len(gpus))) + [-1]:
@@ -512,7 +513,7 @@ def device_shares(
         has_out = placement.output_dev == d
         if has_out:
             w += lb.output_stored
-        kv = int(sum(_kv_layer_cells(lb, i, cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
+        kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
         if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
         if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
@@ -537,12 +538,6 @@ def device_shares(
     return out
 
 
-def _kv_layer_cells(lb: LlmBytes, i: int, cells: int) -> int:
-    if lb.sliding[i] and lb.window:
-        return min(cells, -(-(lb.window + 512) // 256) * 256)
-    return cells
-
-
 # ---------------------------------------------------------------------------------------------
 # The plan: placement + speeds for one estimate
 
@@ -562,7 +557,8 @@ class SpeedInputs:
     batch: int
     kv_cache: str
     n_ubatch: int
-    kv_cells: int
+    kv_cells: int  # per full-attention layer
+    kv_swa_cells: int  # per sliding-window layer
     compute_llm: int
     compute_vis: int
     vision_weights: int  # vision tower + projector bytes (on GPU 0)
@@ -641,7 +637,7 @@ def _choose_placement(
         pl = assign_layers(n, ngl, splits)
     else:
         pl = assign_layers(n, full, splits)
-        shares = device_shares(pl, lb, gpus, usable, s.kv_cells, fixed, ram_usable, ram_bw)
+        shares = device_shares(pl, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
         if all((d.headroom_bytes or 0) >= 0 for d in shares if d.index >= 0) or w.offload == "none":
             mode = "full"
         else:
@@ -651,12 +647,12 @@ def _choose_placement(
             best = None
             for ngl in range(full - 1, -1, -1):
                 cand = assign_layers(n, ngl, splits)
-                sh = device_shares(cand, lb, gpus, usable, s.kv_cells, fixed, ram_usable, ram_bw)
+                sh = device_shares(cand, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
                 if all((d.headroom_bytes or 0) >= 0 for d in sh if d.index >= 0):
                     best = cand
                     break
             pl = best or assign_layers(n, 0, splits)
-    shares = device_shares(pl, lb, gpus, usable, s.kv_cells, fixed, ram_usable, ram_bw)
+    shares = device_shares(pl, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
     cpu = shares[-1]
     off = Offload(
         mode=mode, gpu_layers=pl.ngl if mode != "full" else full, total_layers=full, devices=shares,
@@ -811,7 +807,13 @@ def _fmt_rate(x: float) -> str:
 def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> None:
     """Add ``throughput`` and ``offload`` to an Estimate, and settle the verdict for CPU offload,
     several GPUs and --gpu-layers. Mutates ``est`` (called by ``estimate()`` only)."""
-    from vramcalc.estimate import TIGHT_MARGIN_BYTES, gpu_info, image_tokens
+    from vramcalc.estimate import (
+        KV_PAD,
+        TIGHT_MARGIN_BYTES,
+        _pad,
+        gpu_info,
+        image_tokens,
+    )
     from vramcalc.params import vlm_parts
     from vramcalc.schema import VlmSpec
 
@@ -831,13 +833,19 @@ def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> 
         gx, gy = vision_grid(enc, *(i.image_size or (enc.image_size, enc.image_size)))
         crops, patches = 1, gx * gy + int(enc.class_token) + enc.register_tokens
     usable = [gpu_info(g, w.headless if k == 0 else True).usable_bytes for k, g in enumerate(gpus)]
+    swa_cells = m.kv_cache_cells
+    if llm is not None and llm.sliding_window:
+        # the cells estimate.kv_cache_bytes gives a sliding-window layer (llama.cpp llama_kv_cache_iswa:
+        # min(n_ctx, pad(n_swa x n_seq + n_ubatch, 256)); transformers: the window per sequence)
+        llama = w.runtime == "llama.cpp"
+        swa_cells = min(swa_cells, _pad(llm.sliding_window.size * w.batch + (w.n_ubatch if llama else 0), KV_PAD if llama else 1))
     if gpus[0].unified_memory and w.ram_bytes is None:
         # one pool: what the CPU side may use is the RAM beyond the GPU working set, less the OS
         w = w.model_copy(update={"ram_bytes": max(gpus[0].memory_bytes - usable[0], 0) + GUESS_OS_RAM_BYTES,
                                  "ram_bandwidth_gbs": w.ram_bandwidth_gbs or gpus[0].memory_bandwidth_gbs})
     s = SpeedInputs(
         kind=i.model_kind, runtime=i.runtime, quant=i.quant, context_tokens=i.context_tokens, images=i.images, image_tokens_per_image=i.image_tokens_per_image, encoder_crops=crops,
-        encoder_patches=patches, batch=i.batch, kv_cache=i.kv_cache, n_ubatch=i.n_ubatch, kv_cells=m.kv_cache_cells,
+        encoder_patches=patches, batch=i.batch, kv_cache=i.kv_cache, n_ubatch=i.n_ubatch, kv_cells=m.kv_cache_cells, kv_swa_cells=swa_cells,
         compute_llm=m.compute_bytes.llm, compute_vis=m.compute_bytes.vision,
         vision_weights=m.weights_bytes.vision + m.weights_bytes.projector, projector_params=proj_params,
         overhead=m.overhead_bytes, usable=usable,
