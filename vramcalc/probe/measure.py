@@ -47,6 +47,18 @@ def _flop_counter() -> Any:
     return FlopCounterMode(display=False, custom_mapping=mapping)
 
 
+#: The CUDA caching allocator rounds every request up to 512 bytes (kMinBlockSize,
+#: c10/cuda/CUDACachingAllocator.cpp); MemTracker rounds the same way (_PYTORCH_MIN_ALLOCATE = 2**9 in
+#: torch/distributed/_tools/mem_tracker.py, checked in the installed torch 2.13).
+_BLOCK = 512
+#: The forward kwargs that hold the image (pixel_values; Qwen towers: the packed hidden_states).
+_IMAGE_KEYS = ("hidden_states", "pixel_values")
+
+
+def _images(inputs: dict[str, Any]) -> list[Any]:
+    return [v for k, v in inputs.items() if k in _IMAGE_KEYS]
+
+
 @dataclass
 class Simulated:
     flops: int
@@ -94,7 +106,7 @@ def peak_tracker() -> Any:
                     key = id(st)
                     if key in self.live or st.nbytes() == 0:
                         continue
-                    n = -(-st.nbytes() // 512) * 512
+                    n = -(-st.nbytes() // _BLOCK) * _BLOCK
                     self.live[key] = n
                     self.current += n
                     weakref.finalize(st, self._free, key)
@@ -109,7 +121,7 @@ _PACKED_LENGTHS: dict[int, list[int]] = {}
 
 
 def _register_packed_attention() -> str:
-    """A flash-style attention for Qwen towers under FakeTensorMode (see ``simulate``); returns its name.
+    """A flash-style attention for Qwen towers under FakeTensorMode (see ``Simulator``); returns its name.
 
     transformers' SDPA path for Qwen-VL towers splits q/k/v per image with ``cu_seqlens.tolist()``,
     which needs real data. Every image of a probe batch has the same size, so the packed sequence is
@@ -179,7 +191,7 @@ class Simulator:
         return real_inputs, extra
 
     def _fake_inputs(self, real_inputs: dict) -> dict:
-        return {k: (self.fake.from_tensor(v) if k in ("hidden_states", "pixel_values") else v) for k, v in real_inputs.items()}
+        return {k: (self.fake.from_tensor(v) if k in _IMAGE_KEYS else v) for k, v in real_inputs.items()}
 
     def run(self, batch: int, width: int, height: int) -> Simulated:
         import torch
@@ -198,9 +210,8 @@ class Simulator:
                 out = model(**inputs, **dict(extra))
                 del out
             flops = counter.get_total_flops()
-        weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
-        inputs_bytes = sum(-(-v.untyped_storage().nbytes() // 512) * 512 for k, v in inputs.items() if k in ("hidden_states", "pixel_values"))
-        return Simulated(flops=int(flops), activation_bytes=int(tracker.peak + inputs_bytes), weights_bytes=int(weights))
+        inputs_bytes = sum(-(-v.untyped_storage().nbytes() // _BLOCK) * _BLOCK for v in _images(inputs))
+        return Simulated(flops=int(flops), activation_bytes=int(tracker.peak + inputs_bytes), weights_bytes=model_bytes(model))
 
     def run_memtracker(self, batch: int, width: int, height: int) -> int:
         """Peak activation bytes by PyTorch's own MemTracker (slower; used to cross-check ``run``)."""
@@ -212,7 +223,7 @@ class Simulator:
         with self.fake:
             inputs = self._fake_inputs(real_inputs)
             tracker = MemTracker()
-            tracker.track_external(model, *[v for k, v in inputs.items() if k in ("hidden_states", "pixel_values")])
+            tracker.track_external(model, *_images(inputs))
             with tracker, torch.inference_mode():
                 out = model(**inputs, **dict(extra))
                 del out
@@ -233,11 +244,6 @@ class Simulator:
                 lengths = (real_inputs[key][1:] - real_inputs[key][:-1]).tolist()
                 extra[name] = max(lengths)
                 _PACKED_LENGTHS.setdefault(max(lengths), lengths)
-
-
-def simulate(spec: VisionEncoderSpec, batch: int, width: int, height: int, dtype: str, attn: str = "sdpa", merger_out_size: int | None = None) -> Simulated:
-    """Run the real model code under FakeTensorMode: exact FLOPs and tensor memory, nothing allocated."""
-    return Simulator(spec, dtype, attn, merger_out_size).run(batch, width, height)
 
 
 def count_flops_real(model: Any, inputs: dict[str, Any], extra: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ wired in yet) raise :class:`ModelNotAvailable` with the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.schema import VisionEncoderSpec
@@ -63,7 +63,6 @@ class BuiltModel:
     class_name: str
     family: str
     make_inputs: Any  # callable(batch, width, height, dtype, device) -> dict of tensors
-    notes: list[str] = field(default_factory=list)
 
 
 def transformers_class_name(spec: VisionEncoderSpec) -> str:
@@ -164,7 +163,7 @@ def _position_table_side(spec: VisionEncoderSpec) -> int:
     side = spec.image_size // spec.patch_size
     if spec.num_position_embeddings and spec.family in ("clip", "siglip"):
         n = spec.num_position_embeddings - int(spec.class_token)
-        root = int(round(n**0.5))
+        root = round(n**0.5)
         if root * root == n:
             side = root
     return side

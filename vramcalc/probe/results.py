@@ -12,7 +12,6 @@ from pydantic import Field, computed_field
 
 from vramcalc.schema import ResultModel
 
-
 _Model = ResultModel
 
 

@@ -16,13 +16,14 @@ from vramcalc.probe.results import (
     ProbeRow,
     summarize,
 )
+from vramcalc.quant import TORCH_FORMATS
 from vramcalc.schema import VisionEncoderSpec
 
-DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 DEFAULT_BATCHES = (1, 4, 16)
 QUICK_BATCHES = (1,)
-#: CPU forward passes above this many FLOPs are not timed (a 2-core laptop runs ~0.1-0.3 TFLOPS in bf16);
-#: their memory and FLOPs are still simulated.
+#: CPU forward passes above this many FLOPs are not timed; their memory and FLOPs are still simulated.
+#: A guess at a bound that keeps a CPU probe to seconds per configuration: a 2-core laptop CPU runs
+#: roughly 0.1-0.3 TFLOPS in bf16 (an estimate, not measured here).
 CPU_LATENCY_MAX_FLOPS = 2e12
 
 Progress = Callable[[int, int, str], None]
@@ -80,6 +81,10 @@ def _weights_predicted(spec: VisionEncoderSpec, dtype_bytes: int, merger_out_siz
         return None
 
 
+def _error_row(row: ProbeRow, e: Exception) -> ProbeRow:
+    return row.model_copy(update={"status": "error", "message": f"{type(e).__name__}: {e}"})
+
+
 def run_probe(
     encoders: Sequence[str] | None = None,
     batches: Sequence[int] | None = None,
@@ -134,7 +139,7 @@ def run_probe(
         [catalog.resolve(["encoders"], e, "encoder") for e in encoders] if encoders else catalog.entries("encoders")  # type: ignore[misc]
     )
     batches = sorted(set(batches or (QUICK_BATCHES if quick else DEFAULT_BATCHES)))
-    nbytes = DTYPE_BYTES[dtype]
+    nbytes = int(TORCH_FORMATS[dtype]) // 8  # bytes per weight
     tdtype = measure.torch_dtype(dtype)
 
     calibration = None
@@ -160,15 +165,18 @@ def run_probe(
     for spec in specs:
         w, h = image_size or (spec.image_size, spec.image_size)
         merger = _merger_out_size(spec, catalog)
-        base = dict(encoder=spec.id, dtype=dtype, attention=attention, image_width=w, image_height=h)
+        base: dict[str, Any] = {
+            "encoder": spec.id, "dtype": dtype, "attention": attention, "image_width": w, "image_height": h,
+            "device": device, "memory_source": "cuda" if device == "cuda" else "simulated", "model_class": None,
+        }
         try:
-            class_name = transformers_class_name(spec)
+            base["model_class"] = transformers_class_name(spec)
         except ModelNotAvailable as e:
             for b in batches:
                 if progress:
                     progress(done, total, f"{spec.id} (not available)")
                 done += 1
-                rows.append(ProbeRow(**base, model_class=None, device=device, memory_source="cuda" if device == "cuda" else "simulated", batch=b, status="not_available", message=f"not available: {e}"))  # type: ignore[arg-type]
+                rows.append(ProbeRow(**base, batch=b, status="not_available", message=f"not available: {e}"))
             continue
         extra = forward_kwargs(spec)
         if device == "cuda":
@@ -179,7 +187,7 @@ def run_probe(
                     progress(done, total, f"{spec.id} batch {b} (cuda)")
                 done += 1
                 pred = vit_forward(spec, b, w, h, nbytes, attention, merger)  # type: ignore[arg-type]
-                row = ProbeRow(**base, model_class=class_name, device="cuda", memory_source="cuda", batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")  # type: ignore[arg-type]
+                row = ProbeRow(**base, batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")
                 if oom_at is not None:
                     rows.append(row.model_copy(update={"status": "oom", "message": f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"}))
                     continue
@@ -194,7 +202,7 @@ def run_probe(
                     rows.append(row.model_copy(update={"status": "not_available", "message": f"not available: {e}"}))
                     continue
                 except Exception as e:  # a model that fails to run is a result, not a crash
-                    rows.append(row.model_copy(update={"status": "error", "message": f"{type(e).__name__}: {e}"}))
+                    rows.append(_error_row(row, e))
                     continue
                 if m.status == "oom":
                     oom_at = b
@@ -222,21 +230,22 @@ def run_probe(
         except ModelNotAvailable as e:
             for b in batches:
                 done += 1
-                rows.append(ProbeRow(**base, model_class=class_name, device="cpu", memory_source="simulated", batch=b, status="not_available", message=f"not available: {e}"))  # type: ignore[arg-type]
+                rows.append(ProbeRow(**base, batch=b, status="not_available", message=f"not available: {e}"))
             continue
         cpu_model = None
         # fp16 matmuls have no fast CPU kernel (10x slower than bf16 on x86): time CPU runs in bf16
         cpu_dtype = "bf16" if dtype == "fp16" else dtype
+        cpu_tdtype = measure.torch_dtype(cpu_dtype)
         for b in batches:
             if progress:
                 progress(done, total, f"{spec.id} batch {b} (simulated + cpu)")
             done += 1
             pred = vit_forward(spec, b, w, h, nbytes, attention, merger)  # type: ignore[arg-type]
-            row = ProbeRow(**base, model_class=class_name, device="cpu", memory_source="simulated", batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")  # type: ignore[arg-type]
+            row = ProbeRow(**base, batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")
             try:
                 s = sim.run(b, w, h)
-            except Exception as e:
-                rows.append(row.model_copy(update={"status": "error", "message": f"{type(e).__name__}: {e}"}))
+            except Exception as e:  # a model that fails to run is a result, not a crash
+                rows.append(_error_row(row, e))
                 continue
             notes = []
             latency = None
@@ -244,8 +253,8 @@ def run_probe(
             if want_latency:
                 timed_quick = True
                 if cpu_model is None:
-                    cpu_model = build_model(spec, dtype=measure.torch_dtype(cpu_dtype), device="cpu", attn=attention if attention != "flash" else "sdpa", merger_out_size=merger)
-                inputs = cpu_model.make_inputs(b, w, h, measure.torch_dtype(cpu_dtype))
+                    cpu_model = build_model(spec, dtype=cpu_tdtype, device="cpu", attn=attention if attention != "flash" else "sdpa", merger_out_size=merger)
+                inputs = cpu_model.make_inputs(b, w, h, cpu_tdtype)
                 latency = measure.cpu_latency(cpu_model.model, inputs, extra, repeats=1 if quick else 3)
                 if cpu_dtype != dtype:
                     notes.append("CPU latency measured in bf16 (no fast fp16 matmul on CPU)")
