@@ -39,7 +39,7 @@ def accuracy():
     spec.loader.exec_module(mod)
     if not (mod.CAL_DIR / "llamacpp_bench.csv").exists():
         pytest.skip("shared/calibration not available")
-    rows, skips = mod.collect()
+    rows, _skips = mod.collect()
     mod.evaluate(rows)
     return mod, rows
 
@@ -165,7 +165,9 @@ def test_llama_70b_on_4090_offloads_with_speed(cat):
     assert 0 <= gpu.headroom_bytes
     assert off.devices[-1].output_layer
     d = est.throughput.decode_tokens_per_s
-    assert 0.5 < d.value < 10
+    assert 0.5 < d.value < 10  # a sanity range, not a published figure (no partial-offload row in shared/calibration)
+    # the CPU layers' weights are read once per token at no more than dual-channel DDR5-5600 peak (89.6 GB/s, JEDEC)
+    assert d.value < 89.6e9 / off.devices[-1].weights_bytes
     assert f"{off.gpu_layers}/81 layers on GPU at ~" in est.notes[0]
     # every weight byte is somewhere: GPU + CPU = the whole file
     assert gpu.weights_bytes + off.devices[-1].weights_bytes == est.memory.weights_bytes.llm

@@ -922,5 +922,5 @@ def _split_max_context(llm: LlmSpec, off: Offload, s: SpeedInputs, single: int |
         extra = cells if extra is None else min(extra, cells)
     if extra is None:
         return single
-    ctx = (s.kv_cells + extra) // max(s.batch, 1) // 256 * 256
+    ctx = (s.kv_cells + extra) // max(s.batch, 1) // 256 * 256  # steps of 256, as estimate's max context
     return max(min(ctx, llm.max_context), 0) or None

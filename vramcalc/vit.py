@@ -202,9 +202,9 @@ def vit_flops(
         m_rows = batch * t.merged_tokens
         md = d * QWEN_MERGE**2
         merger = 2 * m_rows * md * md + 2 * m_rows * md * merger_out_size
-    # Not counted by FlopCounterMode (rough): ~5 FLOPs per element per norm (mean, var, scale, shift),
-    # ~8 per activation element (GELU/SiLU), ~5 per attention score (scale, max, exp, sum, divide)
-    # unless windowed, 1 per residual add.
+    # Not counted by FlopCounterMode; per-element op counts are a guess (not measured): ~5 FLOPs per
+    # element per norm (mean, var, scale, shift), ~8 per activation element (GELU/SiLU), ~5 per attention
+    # score (scale, max, exp, sum, divide; windowed layers: their window's scores), 1 per residual add (2 a layer).
     norms = 2 * layers + int(spec.pre_norm) + int(spec.post_norm)
     elementwise = 5 * rows * d * norms + 8 * rows * ff * layers + 2 * rows * d * layers
     elementwise += 5 * (scores // (2 * hd)) if hd else 0
