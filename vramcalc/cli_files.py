@@ -69,8 +69,6 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder."""
-    import yaml
-
     from vramcalc.catalog import load_catalog, user_catalog_dir
     from vramcalc.files import entry_data, load_model_files, renamed
 
@@ -95,7 +93,7 @@ def import_(
         for d in docs:
             target = Path(d["path"])
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump(d["entry"], sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+            target.write_text(_yaml(d["entry"]), encoding="utf-8")
         load_catalog.cache_clear()
     if as_json:
         _print_json({"written": write, "entries": docs, "notes": fm.notes})
@@ -103,13 +101,20 @@ def import_(
     out = []
     for d in docs:
         out.append(f"# {d['kind']}/{d['id']}.yaml" + (f"  (written to {d['path']})" if write else ""))
-        out.append(yaml.safe_dump(d["entry"], sort_keys=False, allow_unicode=True, width=120).rstrip())
+        out.append(_yaml(d["entry"]).rstrip())
     typer.echo("\n---\n".join(_pairs(out)))
     for note in fm.notes:
         typer.echo(f"Note: {note}", err=True)
     if write:
         model_id = docs[-1]["id"]
         typer.echo(f"Stored in {root}. Try: vramcalc check {model_id} --gpu rtx3060", err=True)
+
+
+def _yaml(entry: dict[str, Any]) -> str:
+    """A catalog entry as the YAML ``import`` prints and writes (key order kept)."""
+    import yaml
+
+    return yaml.safe_dump(entry, sort_keys=False, allow_unicode=True, width=120)
 
 
 def _pairs(lines: list[str]) -> list[str]:

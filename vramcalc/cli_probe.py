@@ -101,16 +101,20 @@ def probe(
     out.print(report.summary.line)
 
 
+def _items(values: list[str] | None) -> list[str]:
+    """The comma- or space-separated items of a repeated option."""
+    return [v for item in (values or []) for v in item.replace(",", " ").split()]
+
+
 def _split(values: list[str] | None, extra: list[str]) -> list[str] | None:
     """Encoder ids from '--encoder a --encoder b', '--encoder a,b' and '--encoder a b' (b arrives as an extra arg)."""
-    out = [v for item in (values or []) for v in item.replace(",", " ").split()]
-    out += [a for a in extra if not a.lstrip("-").isdigit()]
+    out = _items(values) + [a for a in extra if not a.lstrip("-").isdigit()]
     return out or None
 
 
 def _split_int(values: list[str] | None, extra: list[str]) -> list[int] | None:
     """Batch sizes from '--batch 1 --batch 4', '--batch 1,4,16' and '--batch 1 4 16' (4 and 16 arrive as extra args)."""
-    items = [v for item in (values or []) for v in item.replace(",", " ").split()] + [a for a in extra if a.lstrip("-").isdigit()]
+    items = _items(values) + [a for a in extra if a.lstrip("-").isdigit()]
     out = []
     for v in items:
         if not v.isdigit() or int(v) < 1:
