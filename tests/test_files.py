@@ -609,14 +609,17 @@ def _clip_tensors(h: int = 64, ff: int = 128, layers: int = 2, cls: bool = True,
 
 
 MMPROJ_CASES = {
-    # LLaVA-1.6 anyres (clip.vision.image_grid_pinpoints, flattened pairs): 2,928 tokens at 672x672, as the catalog's llava-1.6
+    # LLaVA-1.6 anyres (clip.vision.image_grid_pinpoints, flattened pairs) at 672x672: the 336 px base image,
+    # 24 x 24 = 576 tokens, + the 2 x 2 grid of 336 px tiles, 48 x 48 = 2,304, + one newline per row of
+    # the grid, 48: 576 + 2,304 + 48 = 2,928 (LLaVA-NeXT's pack_image_features; the catalog's llava-1.6 too)
     "llava-1.6-anyres": ({"clip.projector_type": "mlp", "clip.vision.image_size": 336,
                           "clip.vision.image_grid_pinpoints": [336, 672, 672, 336, 672, 672, 1008, 336, 336, 1008]},
                          [("mm.0.weight", (64, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], None, "anyres", 2928),
     # Gemma 3: 896 px / 14 = 64 patches a side, pooled 4x4 -> 256 tokens
     "gemma3": ({"clip.projector_type": "gemma3", "clip.vision.image_size": 896, "clip.vision.projector.scale_factor": 4},
                [("mm.input_projection.weight", (64, 256), "F16"), ("mm.soft_emb_norm.weight", (64,), "F32")], None, "fixed", 256),
-    # Qwen2-VL merger: 1024x768 -> smart_resize to 1036x756 (factor 28) -> 37 x 27 = 999 tokens
+    # Qwen2-VL merger: 1024x768 -> smart_resize to 1036x756 (factor 28) -> 74 x 54 patches of 14, merged
+    # 2 x 2 -> 37 x 27 = 999 tokens
     "qwen2vl": ({"clip.projector_type": "qwen2vl_merger", "clip.vision.image_size": 560},
                 [("mm.0.weight", (256, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], (1024, 768), "dynamic", 999),
 }

@@ -192,7 +192,7 @@ def test_cuda_oom_is_a_result():
 
     free, _ = torch.cuda.mem_get_info()
     # InternViT-6B at 448 px holds ~5 x 1025 x 3200 x 2 bytes + 2 x 1025 x 12800 x 2 per image at its MLP peak (~85 MB):
-    # enough images to exceed the free memory
+    # enough images to exceed the free memory (60 MB per image, below that peak, so the batch surely does)
     batch = int(free / 60e6) + 1
     report = run_probe(encoders=["internvit-6b-448"], batches=[1, batch], device="cuda", quick=True, benchmark=False)
     last = report.rows[-1]
@@ -263,7 +263,8 @@ def test_local_gpu_overlays_the_measured_profile(monkeypatch):
     real = gpu_mod.discover_gpus
     monkeypatch.setattr(gpu_mod, "discover_gpus", lambda nvml=None: real(FakeNvml()))
     plain = local_gpu()
-    assert plain.id == "rtx3060-12gb" and plain.memory_bandwidth_gbs == 360  # catalog (datasheet) figure
+    # catalog (datasheet) figure: NVIDIA's RTX 3060 12 GB spec, 192-bit GDDR6 at 15 Gbps = 192 x 15 / 8 = 360 GB/s
+    assert plain.id == "rtx3060-12gb" and plain.memory_bandwidth_gbs == 360
     save_profile(CalibrationProfile(
         gpu_name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", memory_bytes=12 * 2**30, copy_bandwidth_gbs=331.5,
         fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
