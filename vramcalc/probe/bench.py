@@ -91,6 +91,23 @@ def local_gpu(index: int = 0) -> GpuSpec | None:
     )
 
 
+def _median_cuda_s(repeats: int, fn: Any, *args: Any) -> float:
+    """Median seconds of ``fn(*args)`` by CUDA events, over ``repeats`` calls after 3 untimed warm-up calls."""
+    import torch
+
+    for _ in range(3):
+        fn(*args)
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn(*args)
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1000)
+    return statistics.median(times)
+
+
 def run_microbenchmarks(gpu_name: str, catalog_id: str | None, memory_bytes: int | None, quick: bool = False) -> CalibrationProfile:
     """Device-to-device copy bandwidth and dense fp16/bf16 matmul TFLOPS on CUDA device 0."""
     import torch
@@ -99,19 +116,10 @@ def run_microbenchmarks(gpu_name: str, catalog_id: str | None, memory_bytes: int
     free, _total = torch.cuda.mem_get_info()
     # Copy: two buffers of up to 1 GiB (256 MiB in --quick), well above any L2 cache (H100: 50 MB).
     nbytes = min((256 if quick else 1024) * 2**20, free // 4)
+    repeats = 5 if quick else 20
     src = torch.empty(nbytes, dtype=torch.uint8, device=dev)
     dst = torch.empty_like(src)
-    for _ in range(3):
-        dst.copy_(src)
-    times = []
-    for _ in range(5 if quick else 20):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        dst.copy_(src)
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1000)
-    bandwidth = 2 * nbytes / statistics.median(times) / 1e9  # read + write
+    bandwidth = 2 * nbytes / _median_cuda_s(repeats, dst.copy_, src) / 1e9  # read + write
     del src, dst
     torch.cuda.empty_cache()
     n = 4096 if quick else 8192
@@ -120,17 +128,7 @@ def run_microbenchmarks(gpu_name: str, catalog_id: str | None, memory_bytes: int
         try:
             x = torch.randn(n, n, dtype=dt, device=dev)
             y = torch.randn(n, n, dtype=dt, device=dev)
-            for _ in range(3):
-                x @ y
-            ts = []
-            for _ in range(5 if quick else 20):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                x @ y
-                b.record()
-                torch.cuda.synchronize()
-                ts.append(a.elapsed_time(b) / 1000)
-            tflops[name] = 2 * n**3 / statistics.median(ts) / 1e12
+            tflops[name] = 2 * n**3 / _median_cuda_s(repeats, torch.matmul, x, y) / 1e12
             del x, y
         except RuntimeError:  # e.g. bf16 on a pre-Ampere card
             tflops[name] = None
