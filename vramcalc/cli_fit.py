@@ -61,7 +61,7 @@ def local_gpu(cat) -> GpuSpec:  # noqa: ANN001
         raise InputError(f"--gpu local: {found.message or 'no GPU found.'} Name the GPU instead, e.g. --gpu rtx3060.")
     if len(found.devices) > 1:
         typer.echo(f"Note: {len(found.devices)} GPUs found; using the first, {found.devices[0].name}.", err=True)
-    spec = detect(0)
+    spec = detect(0, found)
     if spec is None:
         dev = found.devices[0]
         raise InputError(

@@ -217,7 +217,8 @@ def parse_gguf_header(buf: Any, path: Path, file_size: int) -> GgufHeader:
     cur.pos = 8
     n_tensors = cur.scalar("Q", "the tensor count")
     n_kv = cur.scalar("Q", "the metadata count")
-    # each metadata entry takes at least 12 bytes, each tensor info at least 28
+    # each metadata entry takes at least 12 bytes (key length 8 + value type 4), each tensor info at least 28
+    # (name length 8 + n_dims 4 + type 4 + offset 8 = 24, and 8 per dimension: 32 for a 1-D tensor)
     if n_kv * 12 > size or n_tensors * 28 > size:
         raise InputError(f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
     meta: dict[str, Any] = {}

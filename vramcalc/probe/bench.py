@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vramcalc.probe.results import CalibrationProfile
+from vramcalc.probe.results import CalibrationProfile, GpuDiscovery
 
 if TYPE_CHECKING:  # pragma: no cover
     from vramcalc.schema import GpuSpec
@@ -46,12 +46,12 @@ def load_profile(gpu_name: str) -> CalibrationProfile | None:
     return CalibrationProfile.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-def local_gpu(index: int = 0) -> GpuSpec | None:
+def local_gpu(index: int = 0, found: GpuDiscovery | None = None) -> GpuSpec | None:
     """The detected GPU as a catalog ``GpuSpec``, with the probe's measured figures where a profile exists.
 
     Memory comes from NVML; bandwidth and tensor TFLOPS from the saved profile (measured), else from
     the catalog entry the NVML name resolves to. None where there is no NVIDIA GPU or it is unknown
-    and has no profile.
+    and has no profile. ``found``: a discovery the caller already made (default: discover now).
 
     Caveat for the speed model: its efficiency factors are fitted against datasheet peaks, so measured
     (already sustained) figures must not be discounted by them a second time.
@@ -59,7 +59,7 @@ def local_gpu(index: int = 0) -> GpuSpec | None:
     from vramcalc.catalog import load_catalog
     from vramcalc.probe.gpu import discover_gpus
 
-    found = discover_gpus()
+    found = found if found is not None else discover_gpus()
     if not found.devices or index >= len(found.devices):
         return None
     dev = found.devices[index]

@@ -208,9 +208,10 @@ def build_model(
         model = model.to(dtype).eval()
         _to_fake(model, fake_mode)
     else:
-        # Skip transformers' weight init (trunc-normal of every fp32 weight, then a cast: ~8 s for a 300M tower on
-        # 2 CPU cores); build in the target dtype and draw cheap random weights instead. Values only need to be
-        # finite and of a plausible scale for timing; nothing here depends on trained weights.
+        # Skip transformers' weight init (trunc-normal of every fp32 weight, then a cast: measured 5.3 s for
+        # clip-vit-l-14-336, 304M parameters, on a 2-core CPU VM, against 1.6 s for this build); build in the
+        # target dtype and draw cheap random weights instead. Values only need to be finite and of a plausible
+        # scale for timing (std 0.02: transformers' default initializer_range); nothing depends on trained weights.
         from transformers.initialization import no_init_weights
 
         with torch.device(device), no_init_weights():
