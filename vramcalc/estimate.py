@@ -434,6 +434,18 @@ def runtime_overhead_bytes(gpu: GpuSpec, runtime: Runtime) -> int:
 # The estimate
 
 
+def vision_precision(model: VlmSpec | VisionEncoderSpec, w: Workload) -> str:
+    """Precision of the vision encoder + projector: --vision-quant, else the VLM's published mmproj
+    type (f16 for most), or for an encoder on its own --quant/--dtype."""
+    default = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else (w.quant or "f16")
+    if w.runtime == "llama.cpp":
+        vq = (w.vision_quant or default).lower()
+        if vq not in ("f32", "f16", "bf16", "q8_0"):
+            raise InputError(f"--vision-quant for llama.cpp must be f32, f16, bf16 or q8_0 (mmproj types), got '{vq}'.")
+        return vq
+    return normalize_precision(w.vision_quant or ("fp16" if default == "f16" else default), "transformers")
+
+
 def default_quant(model: LlmSpec | VlmSpec | VisionEncoderSpec, llm: LlmSpec | None, runtime: Runtime) -> str:
     """Q4_K_M for llama.cpp (the most downloaded GGUF); the checkpoint dtype for transformers."""
     if runtime == "llama.cpp":
@@ -497,15 +509,7 @@ def _estimate_once(model, gpu: GpuSpec, w: Workload, catalog, weights: FixedWeig
     quant = fixed.llm.precision if fixed.llm else normalize_precision(w.quant or default_quant(model, llm, w.runtime), w.runtime)
     vq = None
     if enc is not None:
-        vdefault = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else "f16"
-        if kind == "encoder" and w.quant:
-            vdefault = w.quant
-        if w.runtime == "llama.cpp":
-            vq = (w.vision_quant or vdefault).lower()
-            if vq not in ("f32", "f16", "bf16", "q8_0"):
-                raise InputError(f"--vision-quant for llama.cpp must be f32, f16, bf16 or q8_0 (mmproj types), got '{vq}'.")
-        else:
-            vq = normalize_precision(w.vision_quant or ("fp16" if vdefault == "f16" else vdefault), "transformers")
+        vq = vision_precision(model, w)
         if fixed.vision:
             vq = fixed.vision.precision
     if w.runtime == "llama.cpp" and w.kv_cache != "f16" and not w.flash_attention:

@@ -930,7 +930,7 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         projector = Projector(kind="merger", merge=merge, norm=True, hidden_size=enc.hidden_size * merge**2)
         # Qwen2-VL image processor defaults, as in gguf_mmproj above
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
-        defaults = VlmDefaults(image_size=(1024, 1024))  # a choice (a photo-sized input), not a model figure
+        defaults = VlmDefaults(image_size=(1024, 768))  # a choice: the 4:3 photo the catalog VLMs assume (data/vlms notes)
     vlm = VlmSpec(
         id=ident, name=name, source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)", encoder=enc.id, llm=llm.id,
         projector=projector, image_tokens=tokens, defaults=defaults,

@@ -45,6 +45,7 @@ from vramcalc.estimate import (
     catalog_llm,
     estimate,
     llm_weight_bytes,
+    vision_precision,
     vision_weight_bytes,
 )
 from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
@@ -53,7 +54,6 @@ from vramcalc.quant import (
     GGUF_QUALITY_ORDER,
     WeightBytes,
     ggml_type_bytes,
-    normalize_precision,
 )
 from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VlmSpec
 
@@ -242,10 +242,7 @@ def _vision_weights(spec: VlmSpec, catalog, work: Workload) -> dict[str, WeightB
     """The VLM's encoder and projector weights at its default mmproj/vision precision, computed
     once (estimate() would recompute them for every context it tries)."""
     parts = vlm_parts(spec, catalog)
-    if work.runtime == "llama.cpp":
-        vq = spec.defaults.mmproj_dtype.lower()
-    else:
-        vq = normalize_precision("fp16" if spec.defaults.mmproj_dtype == "f16" else spec.defaults.mmproj_dtype, "transformers")
+    vq = vision_precision(spec, work)
     out = {"vision": vision_weight_bytes(encoder_tensors(parts.encoder), work.runtime, vq)}
     if parts.projector:
         out["projector"] = vision_weight_bytes(parts.projector, work.runtime, vq)
