@@ -206,7 +206,7 @@ def check(
         return
     est = estimate(spec, cards, work, cat)
     if as_json:
-        _print_json(est.model_dump(mode="json"))
+        _print_json(est.to_json())
         return
     from vramcalc.render import render_estimate
 

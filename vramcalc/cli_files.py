@@ -53,7 +53,7 @@ def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], w
     """`vramcalc check PATH`: called by cli.check when MODEL is a file or folder."""
     est = estimate_file(path, mmproj, gpu, work)
     if as_json:
-        _print_json(est.model_dump(mode="json"))
+        _print_json(est.to_json())
         return
     from vramcalc.render import render_estimate
 

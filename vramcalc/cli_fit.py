@@ -45,7 +45,7 @@ def fit(
     card = local_gpu(cat) if gpu.strip().lower() == "local" else cat.resolve_gpu(gpu)
     result = run_fit(card, cat, ctx=ctx, images=images, kind=kind.value, min_speed=min_speed, runtime=runtime.value, headless=headless)
     if as_json:
-        _print_json(result.model_dump(mode="json"))
+        _print_json(result.to_json())
         return
     _console().print(render_fit(result, limit))
 

@@ -30,32 +30,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from vramcalc import runtimes
 from vramcalc.errors import InputError, VramcalcError
-from vramcalc.estimate import (
-    TIGHT_MARGIN_BYTES,
-    Estimate,
-    FixedWeights,
-    GpuInfo,
-    Runtime,
-    Verdict,
-    Workload,
-    _estimate_once,
-    catalog_llm,
-    estimate,
-    llm_weight_bytes,
-    vision_precision,
-    vision_weight_bytes,
-)
-from vramcalc.params import encoder_tensors, llm_tensors, vlm_parts
-from vramcalc.quant import (
-    GGUF_FILE_TYPES,
-    GGUF_QUALITY_ORDER,
-    WeightBytes,
-    ggml_type_bytes,
-)
-from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VlmSpec
+from vramcalc.estimate import account, estimate, model_parts
+from vramcalc.jsonable import Jsonable, doc
+from vramcalc.placement import gpu_info
+from vramcalc.quant import WeightBytes
+from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
+from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+    from vramcalc.runtimes import Runtime
 
 #: Quality tier of each precision (0 best), see the ranking above.
 QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
@@ -66,43 +55,38 @@ RANKING = (
 )
 
 
-class FitRow(ResultModel):
+@dataclass(frozen=True)
+class FitRow(Jsonable):
     """One catalog model at the best precision that fits."""
 
-    model: str = Field(description="Catalog id.")
-    name: str
-    kind: Literal["llm", "vlm"]
-    llm_params: int = Field(description="Parameters of the language model (all experts of an MoE).")
-    params: int = Field(description="All parameters (LLM + vision encoder + projector).")
-    quant: str = Field(description="The best precision that fits (the smallest one tried if none does).")
-    total_bytes: int = Field(description="GPU memory needed at the requested context.")
-    headroom_bytes: int = Field(description="Usable GPU memory minus total_bytes (negative: short by this much; llama.cpp offloads layers to the CPU).")
-    max_context_tokens: int | None = Field(description="Largest context per sequence that fits at this precision.")
-    decode_tokens_per_s: float | None = Field(default=None, description="Expected decode speed, where the speed model gives one.")
-    verdict: Verdict
-    meets_min_speed: bool | None = Field(default=None, description="None when no --min-speed was given or no speed is known.")
+    model: str = doc("Catalog id.")
+    name: str = doc("The model's name.")
+    kind: Literal["llm", "vlm"] = doc("llm | vlm.")
+    llm_params: int = doc("Parameters of the language model (all experts of an MoE).")
+    params: int = doc("All parameters (LLM + vision encoder + projector).")
+    quant: str = doc("The best precision that fits (the smallest one tried if none does).")
+    total_bytes: int = doc("GPU memory needed at the requested context.")
+    headroom_bytes: int = doc("Usable GPU memory minus total_bytes (negative: short by this much; llama.cpp offloads layers to the CPU).")
+    max_context_tokens: int | None = doc("Largest context per sequence that fits at this precision.")
+    verdict: Verdict = doc("fits | tight | offload | no.")
+    decode_tokens_per_s: float | None = doc("Expected decode speed, where the speed model gives one.", default=None)
+    meets_min_speed: bool | None = doc("None when no --min-speed was given or no speed is known.", default=None)
 
 
-class FitResult(ResultModel):
+@dataclass(frozen=True)
+class FitResult(Jsonable):
     """``vramcalc fit``: the catalog ranked for one GPU and workload."""
 
-    gpu: GpuInfo
-    runtime: Runtime
-    context_tokens: int | None = Field(description="Text tokens per sequence asked for (None: the estimate default, 4096).")
-    images: int | None = Field(description="Images per sequence for VLMs (None: 1).")
-    kind: Literal["llm", "vlm", "all"]
-    min_speed: float | None = Field(description="Minimum decode tokens/s asked for.")
-    precisions: list[str] = Field(description="Precisions tried, best quality first.")
-    ranking: str = Field(default=RANKING, description="How rows are sorted.")
-    rows: list[FitRow]
-    skipped: list[str] = Field(default_factory=list, description="Catalog entries left out, with the reason.")
-
-
-def precision_order(runtime: Runtime, llm: LlmSpec) -> list[str]:
-    """Precisions from the best quality down, for a runtime."""
-    if runtime == "llama.cpp":
-        return list(GGUF_QUALITY_ORDER)
-    return [llm.dtype if llm.dtype != "fp32" else "bf16", "int8", "nf4"]
+    gpu: GpuInfo = doc("The GPU.")
+    runtime: str = doc("Runtime plugin name.")
+    context_tokens: int | None = doc("Text tokens per sequence asked for (None: the estimate default, 4096).")
+    images: int | None = doc("Images per sequence for VLMs (None: 1).")
+    kind: Literal["llm", "vlm", "all"] = doc("Which models.")
+    min_speed: float | None = doc("Minimum decode tokens/s asked for.")
+    precisions: list[str] = doc("Precisions tried, best quality first.")
+    rows: list[FitRow] = doc("One row per model, sorted by ``ranking``.")
+    skipped: list[str] = doc("Catalog entries left out, with the reason.", default_factory=list)
+    ranking: str = doc("How rows are sorted.", default=RANKING)
 
 
 def decode_speed(est: Estimate) -> float | None:
@@ -113,12 +97,12 @@ def decode_speed(est: Estimate) -> float | None:
 
 def fit(
     gpu: GpuSpec,
-    catalog,  # noqa: ANN001
+    catalog: Catalog,
     ctx: int | None = None,
     images: int | None = None,
     kind: Literal["llm", "vlm", "all"] = "all",
     min_speed: float | None = None,
-    runtime: Runtime = "llama.cpp",
+    runtime: str = "llama.cpp",
     headless: bool = False,
 ) -> FitResult:
     """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
@@ -138,9 +122,9 @@ def fit(
     """
     if min_speed is not None and min_speed <= 0:
         raise InputError("--min-speed must be a positive number of tokens per second.")
+    rt = runtimes.get(runtime)
     kinds = ["llms", "vlms"] if kind == "all" else [kind + "s"]
     weights_cache: dict[tuple[str, str], WeightBytes] = {}
-    _FLOORS.clear()
     rows: list[FitRow] = []
     skipped: list[str] = []
     base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless)
@@ -150,7 +134,7 @@ def fit(
         for eid in catalog.ids(k):
             try:
                 spec = catalog.get(k, eid)
-                row, info, order_k = _fit_one(spec, gpu, catalog, base_work, min_speed, weights_cache)
+                row, info, order_k = _fit_one(spec, gpu, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
@@ -158,13 +142,11 @@ def fit(
             ginfo = ginfo or info
             order = order or order_k
     if ginfo is None:
-        from vramcalc.estimate import gpu_info
-
         ginfo = gpu_info(gpu, headless)
     rows.sort(key=lambda r: _rank(r, order))
     return FitResult(
         gpu=ginfo, runtime=runtime, context_tokens=ctx, images=images, kind=kind, min_speed=min_speed,
-        precisions=order or (list(GGUF_QUALITY_ORDER) if runtime == "llama.cpp" else ["bf16/fp16", "int8", "nf4"]),
+        precisions=order or rt.precision_label(),
         rows=rows, skipped=skipped,
     )
 
@@ -175,43 +157,41 @@ def _rank(r: FitRow, order: list[str]) -> tuple:
     return (not runs, r.meets_min_speed is False, QUALITY_TIER.get(r.quant, 0), -r.llm_params, q, r.model)
 
 
-def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min_speed: float | None,  # noqa: ANN001
+def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog: Catalog, work: Workload, rt: Runtime, min_speed: float | None,
              cache: dict[tuple[str, str], WeightBytes]) -> tuple[FitRow, GpuInfo, list[str]]:
-    llm = catalog_llm(spec, catalog)
-    order = precision_order(work.runtime, llm)
+    parts = model_parts(spec, catalog)
+    llm = parts.llm
+    assert llm is not None
+    order = rt.precisions(llm)
 
     def weights(q: str) -> WeightBytes:
         key = (llm.id, q)
         wb = cache.get(key)
         if wb is None:
-            wb = cache[key] = llm_weight_bytes(llm, work.runtime, q)
+            wb = cache[key] = rt.llm_weights(llm, q)
         return wb
 
     def on_device(wb: WeightBytes) -> int:
-        return wb.bytes - (wb.host_bytes if work.runtime == "llama.cpp" else 0)
+        return wb.bytes - (wb.host_bytes if rt.embeddings_on_host else 0)
 
-    vision = _vision_weights(spec, catalog, work) if isinstance(spec, VlmSpec) else {}
+    vision = _vision_weights(spec, parts.encoder, parts.projector, work, rt) if isinstance(spec, VlmSpec) else {}
 
     def fixed(q: str) -> FixedWeights:
         return FixedWeights(llm=weights(q), **vision)
 
     # everything but the LLM weights is independent of the precision: estimate it once
     first = order[0]
-    base = _estimate_once(spec, gpu, work.model_copy(update={"quant": first}), catalog, fixed(first))
+    base = account(parts, gpu, work.with_(quant=first), rt, fixed(first), catalog)
     rest = base.memory.total_bytes - on_device(weights(first))
-    usable = base.gpu.usable_bytes
+    usable = gpu_info(gpu, work.headless).usable_bytes
     fitting: list[str] = []
     tight: list[str] = []
-    floor = None
-    if work.runtime == "llama.cpp":
-        floor = _FLOORS.get(llm.id)
-        if floor is None:
-            floor = _FLOORS[llm.id] = _weight_floor(llm)
+    floor = rt.weight_floor(llm)
     for q in order:  # best first; the weights of lower precisions are summed only while needed
         if floor is not None and usable - rest - floor(q) < 0:
             continue  # cannot fit even at the file type's base bit width: skip the exact sum
         headroom = usable - rest - on_device(weights(q))
-        if headroom >= TIGHT_MARGIN_BYTES:
+        if headroom >= rt.margin_bytes:
             fitting.append(q)
             if min_speed is None:
                 break
@@ -221,7 +201,7 @@ def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min
 
     chosen = None
     for q in candidates:
-        est = estimate(spec, gpu, work.model_copy(update={"quant": q}), catalog, fixed(q))
+        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q))
         speed = decode_speed(est)
         meets = None if min_speed is None or speed is None else speed >= min_speed
         chosen = (q, est, speed, meets)
@@ -238,38 +218,13 @@ def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog, work: Workload, min
     return row, est.gpu, order
 
 
-def _vision_weights(spec: VlmSpec, catalog, work: Workload) -> dict[str, WeightBytes]:  # noqa: ANN001
+def _vision_weights(spec: VlmSpec, encoder: object, projector: tuple, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:  # type: ignore[type-arg]
     """The VLM's encoder and projector weights at its default mmproj/vision precision, computed
     once (estimate() would recompute them for every context it tries)."""
-    parts = vlm_parts(spec, catalog)
-    vq = vision_precision(spec, work)
-    out = {"vision": vision_weight_bytes(encoder_tensors(parts.encoder), work.runtime, vq)}
-    if parts.projector:
-        out["projector"] = vision_weight_bytes(parts.projector, work.runtime, vq)
+    from vramcalc.params import encoder_tensors
+
+    vq = rt.vision_precision(spec, work)
+    out = {"vision": rt.vision_weights(encoder_tensors(encoder), vq)}  # type: ignore[arg-type]
+    if projector:
+        out["projector"] = rt.vision_weights(projector, vq)
     return out
-
-
-_FLOORS: dict[str, object] = {}  # llm id -> floor function; reset by fit() (a catalog can change between calls)
-
-
-def _weight_floor(llm: LlmSpec):  # noqa: ANN202
-    """A lower bound of the on-GPU weight bytes of a llama.cpp file type, cheap to compute.
-
-    llama.cpp's quantizer gives every 2-D tensor the file type's base type or a larger one (the
-    per-tensor rules and the row-length fallbacks only raise the bit width, for the file types fit
-    tries), and keeps 1-D tensors in F32; the token embedding stays in host memory.
-    """
-    n2d = n1d = 0
-    for t in llm_tensors(llm):
-        if t.role == "token_embd":
-            continue
-        if t.ndim >= 2:
-            n2d += t.numel
-        else:
-            n1d += t.numel
-
-    def floor(ftype: str) -> int:
-        # rounding the block count of the whole sum up stays below the per-tensor sum of rounded-up blocks
-        return ggml_type_bytes(GGUF_FILE_TYPES[ftype], n2d) + ggml_type_bytes("F32", n1d)
-
-    return floor

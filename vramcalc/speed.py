@@ -13,108 +13,28 @@ benchmarks (``data/calibration.yaml``, written by ``benchmarks/fit_speed.py`` fr
   the second term being the non-GEMM traffic (norms, activations, residuals) that makes small
   towers inefficient.
 
-Partial CPU offload and multi-GPU layer split follow llama.cpp's layer assignment
-(``llama-model.cpp`` ``load_tensors``: the last ``n_gpu_layers`` repeating layers go to the GPUs,
-the output layer counts as one more layer and is on a GPU only when ``n_gpu_layers > n_layer``;
-layers are split between GPUs in proportion to their free memory by default (``tensor_split``
-cumulative fractions, ``upper_bound``), the token embedding always stays on the CPU).
+Speed reads a finished placement (placement.py: which device holds each layer) and never changes
+a memory result. Each runtime plugin names the calibration keys its kernels use.
 
 No I/O at import time: the calibration file is read on first use.
 """
 
 from __future__ import annotations
 
+from __future__ import annotations
+
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from vramcalc.catalog import _Loader
-from vramcalc.params import Tensor, llm_tensors, vision_grid
-from vramcalc.quant import (
-    QuantContext,
-    ggml_type_bytes,
-    gguf_tensor_type,
-    torch_weight_bytes,
-)
-from vramcalc.schema import GpuSpec, LlmSpec, ResultModel, VisionEncoderSpec
-from vramcalc.units import GiB
+from vramcalc.placement import LlmBytes, Placement
+from vramcalc.results import Offload, SpeedBasis, SpeedFigure, Throughput
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vramcalc.estimate import Workload
-
-# ---------------------------------------------------------------------------------------------
-# Result objects (part of the Estimate JSON)
-
-
-class SpeedBasis(ResultModel):
-    """What a speed figure is computed from, so it can be reproduced by hand."""
-
-    bytes: int | None = Field(default=None, description="Bytes read per token (decode) or moved per image (non-GEMM traffic).")
-    flops: int | None = Field(default=None, description="FLOPs of the step (prefill of the prompt, one image forward).")
-    bandwidth_gbs: float | None = Field(default=None, description="Peak memory bandwidth used (GB/s); several devices: bytes-weighted.")
-    effective_bandwidth_gbs: float | None = Field(default=None, description="Bytes per token x tokens/s: the bandwidth actually achieved.")
-    peak_tflops: float | None = Field(default=None, description="Peak dense FP16 TFLOPS the compute term uses.")
-    effective_tflops: float | None = Field(default=None, description="FLOPs / time: the compute rate actually achieved.")
-    fixed_s: float | None = Field(default=None, description="Fixed cost per step (per-layer launch overhead x layers).")
-    factors: str = Field(description="Key of the fitted factors in data/calibration.yaml.")
-    calibrated: bool = Field(description="False where no published measurement backs this runtime/backend; the band is then wider.")
-
-
-class SpeedFigure(ResultModel):
-    """One speed with its band (the fit's residual spread)."""
-
-    value: float
-    low: float
-    high: float
-    unit: Literal["tokens/s", "s", "images/s"]
-    basis: SpeedBasis
-
-
-class Throughput(ResultModel):
-    """How fast: decode and prefill tokens/s, image encode and time to first token, images/s."""
-
-    decode_tokens_per_s: SpeedFigure | None = Field(default=None, description="One sequence, at the full context (KV cache read included).")
-    prefill_tokens_per_s: SpeedFigure | None = Field(default=None, description="Prompt processing of the whole context (text + image tokens).")
-    image_encode_s: SpeedFigure | None = Field(default=None, description="Vision encoder + projector, per image (all its crops).")
-    time_to_first_token_s: SpeedFigure | None = Field(default=None, description="Image encodes + prefill of the context.")
-    images_per_s: SpeedFigure | None = Field(default=None, description="Encoder workload: images per second at the batch size.")
-    notes: list[str] = Field(default_factory=list)
-
-
-class DeviceShare(ResultModel):
-    """What one device holds under a llama.cpp layer split."""
-
-    device: str = Field(description="GPU id, or 'cpu' for system RAM.")
-    index: int = Field(description="GPU index (CUDA0 = 0); -1 for the CPU.")
-    layers: int = Field(description="Repeating layers on this device.")
-    first_layer: int | None = None
-    output_layer: bool = Field(description="The output layer (output norm + lm head) is on this device.")
-    weights_bytes: int
-    kv_cache_bytes: int
-    compute_bytes: int
-    overhead_bytes: int
-    total_bytes: int
-    usable_bytes: int | None = Field(description="Memory the model may use on this device (None: system RAM size not given).")
-    headroom_bytes: int | None
-    memory_bandwidth_gbs: float
-
-
-class Offload(ResultModel):
-    """Layer placement: how many layers run on the GPU(s), and what each device holds."""
-
-    mode: Literal["full", "auto", "manual"] = Field(description="full = everything on the GPU(s); auto = most layers that fit; manual = --gpu-layers.")
-    gpu_layers: int = Field(description="llama.cpp -ngl: repeating layers + 1 for the output layer.")
-    total_layers: int = Field(description="n_layer + 1 (the output layer counts, as llama.cpp prints 'offloaded 33/33 layers').")
-    devices: list[DeviceShare]
-    cpu_weights_bytes: int = Field(description="Weights in system RAM (token embeddings + CPU layers).")
-    ram_bytes: int | None = Field(description="System RAM given with --ram.")
-    ram_usable_bytes: int | None = Field(description="System RAM left to the model after the OS share.")
-    ram_bandwidth_gbs: float
-    fits_in_ram: bool | None
+    from vramcalc.runtimes import Runtime
+    from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,7 +47,8 @@ def calibration() -> dict:
     import yaml
 
     text = (files("vramcalc.data") / "calibration.yaml").read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_Loader)  # libyaml: 8x faster than safe_load's pure-Python loader
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
+    return yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
 
 
 def _factors(*path: str) -> dict:
@@ -136,25 +57,6 @@ def _factors(*path: str) -> dict:
         node = node[p]
     return node
 
-
-#: Dual-channel desktop memory (2 x 64-bit channels): DDR4-3200 = 2 x 8 B x 3200 MT/s = 51.2 GB/s,
-#: DDR5-5600 = 2 x 8 B x 5600 MT/s = 89.6 GB/s (JEDEC transfer rates; peak, not measured).
-RAM_BANDWIDTH_GBS = {"ddr4": 51.2, "ddr5": 89.6}
-DEFAULT_RAM = "ddr5"
-#: What the OS and other programs keep of system RAM: a guess (a desktop session uses 3-6 GB).
-GUESS_OS_RAM_BYTES = 4 * GiB
-
-
-def ram_bandwidth(value: str | float | None) -> float:
-    """GB/s from a number or 'ddr4' / 'ddr5' (dual channel); None = the DDR5 default."""
-    if value is None:
-        return RAM_BANDWIDTH_GBS[DEFAULT_RAM]
-    if isinstance(value, (int, float)):
-        return float(value)
-    v = value.strip().lower()
-    if v in RAM_BANDWIDTH_GBS:
-        return RAM_BANDWIDTH_GBS[v]
-    return float(v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,88 +95,6 @@ def peak_tflops(gpu: GpuSpec) -> float:
 # ---------------------------------------------------------------------------------------------
 # Bytes and FLOPs of an LLM, layer by layer
 
-
-@dataclass(frozen=True)
-class LlmBytes:
-    """Weight bytes of an LLM at one precision, split the way llama.cpp places them."""
-
-    layer_stored: tuple[int, ...]  # per repeating layer, all experts (memory)
-    layer_read: tuple[int, ...]  # per repeating layer, bytes read per token (active experts only)
-    output_stored: int  # output norm + output.weight (lm head); for tied embeddings the token_embd copy
-    output_read: int
-    embd: int  # token_embd: host memory, a row lookup per token
-    active_params: int  # parameters multiplied per token (MoE: active experts), without token_embd and output
-    output_params: int
-    kv_elem_bytes_per_cell: tuple[float, ...]  # K + V bytes per cell per layer
-    sliding: tuple[bool, ...]
-    window: int | None
-
-
-_LB_CACHE: dict[tuple, tuple[LlmSpec, LlmBytes]] = {}
-
-
-def llm_bytes(llm: LlmSpec, runtime: str, quant: str, kv_type: str = "f16") -> LlmBytes:
-    """Per-layer weight bytes (stored and read per token) at ``quant``, and KV bytes per cell (memoized)."""
-    key = (id(llm), runtime, quant, kv_type)
-    hit = _LB_CACHE.get(key)
-    if hit is not None and hit[0] is llm:
-        return hit[1]
-    out = _llm_bytes(llm, runtime, quant, kv_type)
-    _LB_CACHE[key] = (llm, out)
-    return out
-
-
-def _llm_bytes(llm: LlmSpec, runtime: str, quant: str, kv_type: str = "f16") -> LlmBytes:
-    """Per-layer weight bytes (stored and read per token) at ``quant``, and KV bytes per cell.
-
-    llama.cpp: each tensor at the type ``llama_tensor_get_type`` gives it (quant.py); PyTorch
-    formats: quant.torch_weight_bytes tensor by tensor. MoE expert tensors (``*_exps``) are read
-    only for the active experts: ``experts_per_token / num_experts`` of their bytes.
-    """
-    from vramcalc.estimate import KV_TYPE_BYTES, _quant_context
-
-    n = llm.num_layers
-    stored = [0] * n
-    read = [0.0] * n
-    out_s = out_r = embd = 0
-    active = out_p = 0
-    qctx: QuantContext | None = _quant_context(llm, quant) if runtime == "llama.cpp" else None
-    moe_frac = llm.moe.experts_per_token / llm.moe.num_experts if llm.moe else 1.0
-    for t in llm_tensors(llm):
-        nb = _tensor_bytes(t, runtime, quant, qctx)
-        frac = moe_frac if t.role.endswith("_exps") else 1.0
-        if t.role == "token_embd":
-            embd += nb
-            if llm.tied_embeddings:  # the lm head is the same matrix: read fully per token
-                out_r += nb
-                out_p += t.numel
-        elif t.layer is None:  # output norm, output.weight
-            out_s += nb
-            out_r += nb
-            if t.ndim >= 2:
-                out_p += t.numel
-        else:
-            stored[t.layer] += nb
-            read[t.layer] += nb * frac
-            if t.ndim >= 2:
-                active += int(t.numel * frac)
-    if llm.mla:
-        k_dim = llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim
-        v_dim = llm.mla.kv_lora_rank
-    else:
-        k_dim = v_dim = llm.num_kv_heads * llm.head_dim_
-    per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
-    sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
-    return LlmBytes(
-        layer_stored=tuple(stored), layer_read=tuple(int(r) for r in read), output_stored=out_s, output_read=out_r,
-        embd=embd, active_params=active, output_params=out_p, kv_elem_bytes_per_cell=tuple([per] * n), sliding=sliding,
-        window=llm.sliding_window.size if llm.sliding_window else None,
-    )
-
-
-def _tensor_bytes(t: Tensor, runtime: str, quant: str, qctx: QuantContext | None) -> int:
-    if qctx is not None:
-        return ggml_type_bytes(gguf_tensor_type(t, qctx), t.numel)
     return torch_weight_bytes((t,), quant).bytes
 
 
@@ -407,259 +227,119 @@ def _round_sig(x: float, sig: int = 4) -> float:
     return round(x, sig - 1 - math.floor(math.log10(abs(x))))
 
 
-def _quant_key(runtime: str, quant: str) -> str:
-    """Weight class the factors are keyed by: transformers bf16 / gptq / awq (the kernels differ);
-    llama.cpp f16 / quant (prefill only: dequantising matmuls vs cuBLAS/Metal F16 GEMMs)."""
-    q = quant.lower()
-    if runtime == "transformers":
-        if q in ("fp16", "bf16", "fp32", "fp8"):
-            return "bf16"
-        return q.split("-")[0]  # gptq-int4 -> gptq, awq-int4 -> awq, nf4, int8
-    return "f16" if q in ("f16", "bf16", "f32") else "quant"
+
+# ---------------------------------------------------------------------------------------------
+# Fitted factors, by the runtime's calibration keys
+
+#: Layers in system RAM run on llama.cpp's CPU backend: its decode factors.
+CPU_DECODE = ("llama.cpp", "cpu", "quant")
 
 
-def _decode_factors(runtime: str, backend: str, quant: str = "") -> tuple[dict, str, bool]:
-    cal = calibration()
-    group = cal["decode"].get(runtime, {})
-    for key in (f"{backend}.{_quant_key(runtime, quant)}", backend):
+def _lookup(section: str, runtime: str, backend: str, qkey: str) -> tuple[dict[str, Any], str, bool] | None:
+    group = calibration()[section].get(runtime, {})
+    for key in (f"{backend}.{qkey}", backend):
         if key in group:
-            return group[key], f"decode.{runtime}.{key}", bool(group[key].get("rows"))
-    if runtime == "transformers":  # bnb nf4/int8 and non-CUDA backends: the bf16 CUDA factors, uncalibrated
-        fb = group.get("cuda.bf16")
+            return group[key], f"{section}.{runtime}.{key}", bool(group[key].get("rows"))
+    return None
+
+
+def decode_factors(runtime: Runtime, backend: str, precision: str) -> tuple[dict[str, Any], str, bool]:
+    """(factors, key, calibrated) for decode on a backend: the runtime's own, else its fallback
+    (uncalibrated), else llama.cpp CUDA's (uncalibrated)."""
+    hit = _lookup("decode", runtime.name, backend, runtime.speed_key(precision))
+    if hit:
+        return hit
+    if runtime.decode_fallback:  # e.g. bnb nf4/int8 and non-CUDA backends under transformers
+        fb = calibration()["decode"].get(runtime.name, {}).get(runtime.decode_fallback)
         if fb:
-            return fb, f"decode.{runtime}.cuda.bf16", False
-    return cal["decode"]["llama.cpp"]["cuda"], "decode.llama.cpp.cuda", False
+            return fb, f"decode.{runtime.name}.{runtime.decode_fallback}", False
+    return calibration()["decode"]["llama.cpp"]["cuda"], "decode.llama.cpp.cuda", False
 
 
-def _prefill_factors(runtime: str, backend: str, quant: str) -> tuple[dict, str, bool]:
-    cal = calibration()
-    group = cal["prefill"].get(runtime, {})
-    for key in (f"{backend}.{_quant_key(runtime, quant)}", backend):
-        if key in group:
-            return group[key], f"prefill.{runtime}.{key}", bool(group[key].get("rows"))
-    return cal["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
+def cpu_decode_factors() -> tuple[dict[str, Any], str, bool]:
+    name, backend, qkey = CPU_DECODE
+    hit = _lookup("decode", name, backend, qkey)
+    assert hit is not None, "data/calibration.yaml lacks decode.llama.cpp.cpu"
+    return hit
 
 
-def _spread(f: dict, calibrated: bool) -> float:
+def prefill_factors(runtime: Runtime, backend: str, qkey: str) -> tuple[dict[str, Any], str, bool]:
+    """(factors, key, calibrated) for prompt processing; PyTorch runtimes: the timm-fitted GEMM
+    efficiency (no published transformers prefill timings here)."""
+    if runtime.pytorch_kernels:
+        return calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
+    hit = _lookup("prefill", runtime.name, backend, qkey)
+    if hit:
+        return hit
+    return calibration()["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
+
+
+def _spread(f: dict[str, Any], calibrated: bool) -> float:
     cal = calibration()
     s = f.get("spread_log") or cal["uncalibrated_spread_log"]
     return s if calibrated else max(s, cal["uncalibrated_spread_log"])
 
 
 # ---------------------------------------------------------------------------------------------
-# Placement (llama.cpp layer split and CPU offload)
+# Speeds over a finished placement
 
 
-@dataclass
-class Placement:
-    """Which device each repeating layer and the output layer sit on (-1 = CPU)."""
-
-    layer_dev: list[int]
-    output_dev: int
-    ngl: int
-
-
-def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
-    """llama.cpp ``load_tensors`` layer assignment for ``-ngl`` and a tensor split.
-
-    ``i_gpu_start = max(n_layer - ngl, 0)``, ``act = min(ngl, n_layer + 1)``; layer ``il`` (the
-    output layer is ``il = n_layer``) is on the CPU if ``il < i_gpu_start`` or ``il - i_gpu_start >=
-    act``, else on GPU ``upper_bound(splits, (il - i_gpu_start) / act)`` with ``splits`` the
-    cumulative normalised split fractions.
-    """
-    total = sum(splits) or 1.0
-    cum, acc = [], 0.0
-    for s in splits:
-        acc += s
-        cum.append(acc / total)
-    start = max(n_layer - ngl, 0)
-    act = min(ngl, n_layer + 1)
-
-    def dev(il: int) -> int:
-        if il < start or il - start >= act or act == 0:
-            return -1
-        x = (il - start) / act
-        for k, c in enumerate(cum):
-            if c > x:
-                return k
-        return len(cum) - 1
-
-    return Placement([dev(i) for i in range(n_layer)], dev(n_layer), ngl)
-
-
-@dataclass
-class _Fixed:
-    """Per-GPU memory that does not depend on the layer split."""
-
-    compute_llm: int
-    compute_vis: int
-    vision_weights: int
-    overhead: int
-    embd_on_cpu: bool = True  # llama.cpp keeps token_embd on the host; accelerate puts it on GPU 0
-
-
-def device_shares(
-    placement: Placement, lb: LlmBytes, gpus: list[GpuSpec], usable: list[int], cells: int, swa_cells: int, fixed: _Fixed,
-    ram_usable: int | None, ram_bw: float,
-) -> list[DeviceShare]:
-    """Memory per device for a placement. KV lives with its layer (offload_kqv): ``cells`` per
-    full-attention layer, ``swa_cells`` per sliding-window layer (the memory estimate's figures); each
-    GPU holds a compute buffer and a runtime context; the vision tower (mmproj) sits on GPU 0."""
-    n = len(lb.layer_stored)
-    out: list[DeviceShare] = []
-    for d in list(range(len(gpus))) + [-1]:
-        idx = [i for i in range(n) if placement.layer_dev[i] == d]
-        w = sum(lb.layer_stored[i] for i in idx)
-        has_out = placement.output_dev == d
-        if has_out:
-            w += lb.output_stored
-        kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
-        if d == (-1 if fixed.embd_on_cpu else 0):
-            w += lb.embd
-        if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
-            tot = w + kv
-            out.append(DeviceShare(
-                device="cpu", index=-1, layers=len(idx), first_layer=idx[0] if idx else None, output_layer=has_out,
-                weights_bytes=w, kv_cache_bytes=kv, compute_bytes=0, overhead_bytes=0, total_bytes=tot,
-                usable_bytes=ram_usable, headroom_bytes=None if ram_usable is None else ram_usable - tot,
-                memory_bandwidth_gbs=ram_bw,
-            ))
-            continue
-        if d == 0:
-            w += fixed.vision_weights
-        comp = fixed.compute_llm + (fixed.compute_vis if d == 0 else 0)
-        over = fixed.overhead
-        tot = w + kv + comp + over
-        out.append(DeviceShare(
-            device=gpus[d].id, index=d, layers=len(idx), first_layer=idx[0] if idx else None, output_layer=has_out,
-            weights_bytes=w, kv_cache_bytes=kv, compute_bytes=comp, overhead_bytes=over, total_bytes=tot,
-            usable_bytes=usable[d], headroom_bytes=usable[d] - tot, memory_bandwidth_gbs=gpus[d].memory_bandwidth_gbs,
-        ))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# The plan: placement + speeds for one estimate
-
-
-@dataclass
+@dataclass(frozen=True)
 class SpeedInputs:
-    """What speed_plan needs from the memory estimate (so this module does not recompute it)."""
+    """What the speeds need from the memory estimate (so this module does not recompute it)."""
 
     kind: str  # llm / vlm / encoder
-    runtime: str
+    runtime: Runtime
     quant: str
     context_tokens: int
     images: int
     image_tokens_per_image: int
     encoder_crops: int
     encoder_patches: int
-    batch: int
-    kv_cache: str
+    batch: int  # sequences decoded together (1 for an encoder workload)
+    image_batch: int  # the workload's batch (images per step for an encoder)
     n_ubatch: int
-    kv_cells: int  # per full-attention layer
-    kv_swa_cells: int  # per sliding-window layer
-    compute_llm: int
-    compute_vis: int
-    vision_weights: int  # vision tower + projector bytes (on GPU 0)
     projector_params: int
-    overhead: int
-    usable: list[int] = field(default_factory=list)
 
 
-def speed_plan(
-    llm: LlmSpec | None, enc: VisionEncoderSpec | None, gpus: list[GpuSpec], s: SpeedInputs, w: Workload,
-) -> tuple[Offload | None, Throughput, list[str]]:
-    """Placement of the layers and the speeds that follow.
-
-    Returns (offload, throughput, notes). ``offload`` is None for an encoder-only workload and for
-    transformers on one GPU (no layer placement to report).
-    """
+def throughput(llm: LlmSpec | None, enc: VisionEncoderSpec | None, gpus: list[GpuSpec], s: SpeedInputs,
+               lb: LlmBytes | None, pl: Placement | None, ram_bw: float) -> tuple[Throughput, list[str]]:
+    """Decode, prefill, image encode, time to first token (or images/s for an encoder), and notes."""
     notes: list[str] = []
-    thr = Throughput()
-    ram_bw = ram_bandwidth(w.ram_bandwidth_gbs)
-    ram_usable = None if w.ram_bytes is None else max(w.ram_bytes - GUESS_OS_RAM_BYTES, 0)
-    offload: Offload | None = None
+    thr_notes: list[str] = []
+    decode = prefill = encode = images_per_s = ttft = None
+    t_prefill = 0.0
     gpu0 = gpus[0]
-
-    if llm is not None:
-        lb = llm_bytes(llm, s.runtime, s.quant, s.kv_cache)
-        n = llm.num_layers
-        fixed = _Fixed(compute_llm=s.compute_llm, compute_vis=s.compute_vis, vision_weights=s.vision_weights, overhead=s.overhead,
-                       embd_on_cpu=s.runtime == "llama.cpp")
-        if s.runtime == "llama.cpp" or len(gpus) > 1:
-            offload, placement = _choose_placement(lb, n, gpus, s, w, fixed, ram_usable, ram_bw)
-        else:
-            placement = Placement([0] * n, 0, n + 1)
-        thr.decode_tokens_per_s = _decode(llm, lb, placement, gpus, s, ram_bw)
+    if llm is not None and lb is not None and pl is not None:
+        decode = _decode(llm, lb, pl, gpus, s, ram_bw)
         if all(peak_tflops(g) > 0 for g in gpus):
-            thr.prefill_tokens_per_s, t_prefill = _prefill(llm, lb, placement, gpus, s)
+            prefill, t_prefill = _prefill(llm, lb, pl, gpus, s)
         else:
-            thr.notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
-        if s.runtime == "transformers" and gpu0.backend == "metal":
-            notes.append("transformers on Apple (MPS) is not calibrated; speeds use the llama.cpp Metal factors.")
+            thr_notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
+        notes += s.runtime.speed_notes(gpu0)
     if enc is not None and peak_tflops(gpu0) > 0:
         fig, per_image = _image_encode(enc, gpu0, s)
         if s.kind == "encoder":
-            thr.images_per_s = fig
-            if w.batch < 64:
-                thr.notes.append("images/s is fitted on large batches (timm, 256-1024 images); a small batch leaves the GPU partly idle.")
+            images_per_s = fig
+            if s.image_batch < 64:
+                thr_notes.append("images/s is fitted on large batches (timm, 256-1024 images); a small batch leaves the GPU partly idle.")
         else:
-            thr.image_encode_s = per_image
-    if llm is not None and thr.prefill_tokens_per_s is not None:
-        ttft = t_prefill
-        f_pf = thr.prefill_tokens_per_s
-        lo_t = s.context_tokens / f_pf.high
-        hi_t = s.context_tokens / f_pf.low
-        if thr.image_encode_s is not None and s.images:
-            ttft += s.images * thr.image_encode_s.value
-            lo_t += s.images * thr.image_encode_s.low
-            hi_t += s.images * thr.image_encode_s.high
-        basis = SpeedBasis(
-            flops=thr.prefill_tokens_per_s.basis.flops, factors="image_encode_s x images + context / prefill_tokens_per_s",
-            calibrated=thr.prefill_tokens_per_s.basis.calibrated,
-        )
+            encode = per_image
+    if llm is not None and prefill is not None:
+        t = t_prefill
+        lo_t = s.context_tokens / prefill.high
+        hi_t = s.context_tokens / prefill.low
+        if encode is not None and s.images:
+            t += s.images * encode.value
+            lo_t += s.images * encode.low
+            hi_t += s.images * encode.high
+        basis = SpeedBasis(flops=prefill.basis.flops, factors="image_encode_s x images + context / prefill_tokens_per_s",
+                           calibrated=prefill.basis.calibrated)
         r = _round_sig
-        thr.time_to_first_token_s = SpeedFigure(value=r(ttft), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
-    return offload, thr, notes
-
-
-def _choose_placement(
-    lb: LlmBytes, n: int, gpus: list[GpuSpec], s: SpeedInputs, w: Workload, fixed: _Fixed, ram_usable: int | None, ram_bw: float,
-) -> tuple[Offload, Placement]:
-    usable = s.usable
-    # llama.cpp default tensor split: proportional to each device's free memory
-    splits = [float(u) for u in usable]
-    full = n + 1
-    if w.gpu_layers is not None:
-        ngl = min(max(w.gpu_layers, 0), full)
-        mode = "manual"
-        pl = assign_layers(n, ngl, splits)
-    else:
-        pl = assign_layers(n, full, splits)
-        shares = device_shares(pl, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
-        if all((d.headroom_bytes or 0) >= 0 for d in shares if d.index >= 0) or w.offload == "none":
-            mode = "full"
-        else:
-            # most layers that fit: the largest ngl whose every GPU share fits; with several GPUs
-            # the split is re-weighted so no card overflows first (what --fit / ollama do)
-            mode = "auto"
-            best = None
-            for ngl in range(full - 1, -1, -1):
-                cand = assign_layers(n, ngl, splits)
-                sh = device_shares(cand, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
-                if all((d.headroom_bytes or 0) >= 0 for d in sh if d.index >= 0):
-                    best = cand
-                    break
-            pl = best or assign_layers(n, 0, splits)
-    shares = device_shares(pl, lb, gpus, usable, s.kv_cells, s.kv_swa_cells, fixed, ram_usable, ram_bw)
-    cpu = shares[-1]
-    off = Offload(
-        mode=mode, gpu_layers=pl.ngl if mode != "full" else full, total_layers=full, devices=shares,
-        cpu_weights_bytes=cpu.weights_bytes, ram_bytes=w.ram_bytes, ram_usable_bytes=ram_usable, ram_bandwidth_gbs=ram_bw,
-        fits_in_ram=None if ram_usable is None else cpu.total_bytes <= ram_usable,
-    )
-    return off, pl
+        ttft = SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
+    thr = Throughput(decode_tokens_per_s=decode, prefill_tokens_per_s=prefill, image_encode_s=encode,
+                     time_to_first_token_s=ttft, images_per_s=images_per_s, notes=thr_notes)
+    return thr, notes
 
 
 def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs, ram_bw: float) -> SpeedFigure:
@@ -673,7 +353,7 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
     keys = []
     calibrated = True
     bw_weighted = 0.0
-    for d in list(range(len(gpus))) + [-1]:
+    for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
         b = sum(lb.layer_read[i] for i in idx) + kv_read_bytes(lb, ctx, idx) * s.batch  # type: ignore[arg-type]
         if pl.output_dev == d:
@@ -681,10 +361,10 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
         if b == 0:
             continue
         if d == -1:
-            f, key, cal = _decode_factors("llama.cpp", "cpu")
+            f, key, cal = cpu_decode_factors()
             bw = ram_bw
         else:
-            f, key, cal = _decode_factors(s.runtime, gpus[d].backend, s.quant)
+            f, key, cal = decode_factors(s.runtime, gpus[d].backend, s.quant)
             bw = gpus[d].memory_bandwidth_gbs
         layers = len(idx) + (1 if pl.output_dev == d else 0)
         dt = decode_time(b, layers, bw, f)
@@ -719,7 +399,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
     t = 0.0
     keys, spreads, calibrated = [], [], True
     peaks = []
-    for d in list(range(len(gpus))) + [-1]:
+    for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
         share = (len(idx) / n) if n else 0
         if share == 0 and pl.output_dev != d:
@@ -728,11 +408,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         wbytes = sum(lb.layer_stored[i] for i in idx) + (lb.output_stored if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]
         peak = peak_tflops(g)
-        if s.runtime == "transformers":
-            # no published transformers prefill timings here: PyTorch GEMM efficiency from the timm fit
-            f, key, cal = calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
-        else:
-            f, key, cal = _prefill_factors(s.runtime, g.backend, s.quant)
+        f, key, cal = prefill_factors(s.runtime, g.backend, s.runtime.speed_key(s.quant))
         if d == -1:
             if g.unified_memory:
                 dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f)
@@ -763,7 +439,7 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
     f_img = vit_flops(enc, patches) * crops + 2 * s.projector_params * max(s.image_tokens_per_image, 1)
     ew = vit_elementwise_bytes(enc, patches) * crops
     # an encoder on its own (image embedding in batches) is a PyTorch job: the timm-fitted factors
-    torch_like = s.runtime == "transformers" or s.kind == "encoder"
+    torch_like = s.runtime.pytorch_kernels or s.kind == "encoder"
     peak = peak_tflops(gpu)
     bw = gpu.memory_bandwidth_gbs
     cal = calibration()
@@ -775,7 +451,7 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
         calibrated = backend in group and bool(f.get("rows"))
         t = vit_time(f_img, ew, peak, bw, f)
     else:
-        f, key, _ = _prefill_factors("llama.cpp", gpu.backend, "F16")
+        f, key, _ = prefill_factors(s.runtime, gpu.backend, s.runtime.speed_key("F16"))
         key += " (applied to the vision tower)"
         calibrated = False
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
@@ -798,129 +474,3 @@ def decode_label(off: Offload | None, thr: Throughput) -> str | None:
 
 def _fmt_rate(x: float) -> str:
     return f"{x:.1f}" if x < 10 else f"{x:.0f}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Hook called at the end of estimate()
-
-
-def attach_speed(est, model, gpus: list[GpuSpec], w: Workload, catalog=None) -> None:
-    """Add ``throughput`` and ``offload`` to an Estimate, and settle the verdict for CPU offload,
-    several GPUs and --gpu-layers. Mutates ``est`` (called by ``estimate()`` only)."""
-    from vramcalc.estimate import (
-        KV_PAD,
-        TIGHT_MARGIN_BYTES,
-        _pad,
-        gpu_info,
-        image_tokens,
-    )
-    from vramcalc.params import vlm_parts
-    from vramcalc.schema import VlmSpec
-
-    i, m = est.inputs, est.memory
-    enc = llm = None
-    proj_params = 0
-    crops = patches = 0
-    if isinstance(model, VlmSpec):
-        parts = vlm_parts(model, catalog)
-        enc, llm = parts.encoder, parts.llm
-        proj_params = sum(t.numel for t in parts.projector)
-        _, crops, patches = image_tokens(model, enc, i.image_size)
-    elif isinstance(model, LlmSpec):
-        llm = model
-    else:
-        enc = model
-        gx, gy = vision_grid(enc, *(i.image_size or (enc.image_size, enc.image_size)))
-        crops, patches = 1, gx * gy + int(enc.class_token) + enc.register_tokens
-    usable = [gpu_info(g, w.headless if k == 0 else True).usable_bytes for k, g in enumerate(gpus)]
-    swa_cells = m.kv_cache_cells
-    if llm is not None and llm.sliding_window:
-        # the cells estimate.kv_cache_bytes gives a sliding-window layer (llama.cpp llama_kv_cache_iswa:
-        # min(n_ctx, pad(n_swa x n_seq + n_ubatch, 256)); transformers: the window per sequence)
-        llama = w.runtime == "llama.cpp"
-        swa_cells = min(swa_cells, _pad(llm.sliding_window.size * w.batch + (w.n_ubatch if llama else 0), KV_PAD if llama else 1))
-    if gpus[0].unified_memory and w.ram_bytes is None:
-        # one pool: what the CPU side may use is the RAM beyond the GPU working set, less the OS
-        w = w.model_copy(update={"ram_bytes": max(gpus[0].memory_bytes - usable[0], 0) + GUESS_OS_RAM_BYTES,
-                                 "ram_bandwidth_gbs": w.ram_bandwidth_gbs or gpus[0].memory_bandwidth_gbs})
-    s = SpeedInputs(
-        kind=i.model_kind, runtime=i.runtime, quant=i.quant, context_tokens=i.context_tokens, images=i.images, image_tokens_per_image=i.image_tokens_per_image, encoder_crops=crops,
-        encoder_patches=patches, batch=i.batch, kv_cache=i.kv_cache, n_ubatch=i.n_ubatch, kv_cells=m.kv_cache_cells, kv_swa_cells=swa_cells,
-        compute_llm=m.compute_bytes.llm, compute_vis=m.compute_bytes.vision,
-        vision_weights=m.weights_bytes.vision + m.weights_bytes.projector, projector_params=proj_params,
-        overhead=m.overhead_bytes, usable=usable,
-    )
-    if i.model_kind == "encoder":
-        s.batch = 1
-    offload, thr, notes = speed_plan(llm, enc, gpus, s, w)
-    est.throughput = thr
-    est.offload = offload
-    est.notes.extend(notes)
-    if offload is None:
-        return
-    gpu_shares = [d for d in offload.devices if d.index >= 0]
-    min_head = min(d.headroom_bytes or 0 for d in gpu_shares)
-    label = decode_label(offload, thr)
-    if offload.mode == "full" and min_head < 0:  # --offload none and it does not fit
-        est.verdict = "no"
-        est.headroom_bytes = min_head
-        est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]
-        est.notes.insert(0, "Does not fit on the GPU and --offload none keeps every layer there.")
-        return
-    if offload.mode == "full":
-        if len(gpus) > 1:
-            est.headroom_bytes = min_head
-            est.verdict = "fits" if min_head >= TIGHT_MARGIN_BYTES else "tight" if min_head >= 0 else est.verdict
-            if est.verdict in ("fits", "tight"):
-                est.suggestion = None
-                est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]
-            if llm is not None and est.verdict in ("fits", "tight"):
-                est.max_context_tokens = _split_max_context(llm, offload, s, est.max_context_tokens)
-            split = ", ".join(f"{d.device}: {d.layers} layers" + (" + output" if d.output_layer else "") for d in gpu_shares)
-            est.notes.insert(0, f"Layer split over {len(gpus)} GPUs ({split}); the KV cache of each layer stays with it.")
-        return
-    est.notes = [n for n in est.notes if not n.startswith("Does not fit entirely")]  # replaced by what follows
-    if offload.mode == "manual" and min_head < 0:
-        est.verdict = "no"
-        est.notes.insert(0, f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.")
-        return
-    if offload.gpu_layers >= offload.total_layers:
-        est.headroom_bytes = min_head
-        est.verdict = "fits" if min_head >= TIGHT_MARGIN_BYTES else "tight"
-        return
-    if i.runtime != "llama.cpp":
-        return
-    est.verdict = "offload"
-    est.headroom_bytes = min_head
-    if offload.fits_in_ram is False:
-        est.verdict = "no"
-        cpu = offload.devices[-1]
-        est.notes.insert(0, f"Does not fit even with CPU offload: system RAM needs {_gib(cpu.total_bytes)} GiB for the CPU layers, "
-                            f"{_gib(offload.ram_usable_bytes or 0)} GiB usable.")
-        return
-    if label:
-        est.notes.insert(0, f"Does not fit entirely on the GPU; {label} (CPU layers at {offload.ram_bandwidth_gbs:g} GB/s RAM).")
-
-
-def _gib(n: int) -> str:
-    return f"{n / GiB:.1f}"
-
-
-def _split_max_context(llm: LlmSpec, off: Offload, s: SpeedInputs, single: int | None) -> int | None:
-    """Largest context per sequence under a layer split: each card's headroom over the KV bytes
-    per cell of its layers (the compute buffer's growth with the context is neglected)."""
-    lb = llm_bytes(llm, s.runtime, s.quant, s.kv_cache)
-    extra = None
-    for d in off.devices:
-        if d.index < 0 or d.layers == 0:
-            continue
-        first = d.first_layer or 0
-        per_cell = sum(lb.kv_elem_bytes_per_cell[i] for i in range(first, first + d.layers) if not lb.sliding[i])
-        if per_cell <= 0 or d.headroom_bytes is None:
-            continue
-        cells = int(d.headroom_bytes // per_cell)
-        extra = cells if extra is None else min(extra, cells)
-    if extra is None:
-        return single
-    ctx = (s.kv_cells + extra) // max(s.batch, 1) // 256 * 256  # steps of 256, as estimate's max context
-    return max(min(ctx, llm.max_context), 0) or None

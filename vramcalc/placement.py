@@ -1,0 +1,500 @@
+"""Placement: which tensors sit on which GPU or in system RAM, and the verdict that follows.
+
+Owns the usable memory of a device (display reserve, Metal working set, unified-memory OS share),
+llama.cpp's layer assignment (``-ngl`` and the tensor split over several GPUs), the memory each
+device holds, and — decided here, once — the verdict, headroom, largest context and suggestion.
+
+Layer assignment follows llama.cpp (``llama-model.cpp`` ``load_tensors``): the last ``n_gpu_layers``
+repeating layers go to the GPUs, the output layer counts as one more layer and is on a GPU only when
+``n_gpu_layers > n_layer``; layers are split between GPUs in proportion to their free memory by
+default (``tensor_split`` cumulative fractions, ``upper_bound``); the token embedding stays on the
+host where the runtime keeps it there. The per-layer tables (:class:`LlmBytes`) are shaped per
+tensor so that expert tensors and tensor-name overrides can be placed next.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
+
+from vramcalc.params import llm_tensors
+from vramcalc.results import (
+    DeviceShare,
+    GpuInfo,
+    Memory,
+    Offload,
+    Suggestion,
+    Verdict,
+    Workload,
+)
+from vramcalc.units import GiB, MiB
+
+if TYPE_CHECKING:
+    from vramcalc.runtimes import Runtime
+    from vramcalc.schema import GpuSpec, LlmSpec
+
+#: What a desktop session usually holds on the card that drives the display (Xorg/Wayland
+#: compositor, browser): a guess from typical nvidia-smi readings of 200-800 MiB. --headless drops it.
+GUESS_DISPLAY_BYTES = 512 * MiB
+#: What Linux and a desktop keep of a 64-128 GB unified-memory system (DGX Spark, Strix Halo): a guess.
+GUESS_UNIFIED_OS_BYTES = 8 * GiB
+#: What the OS and other programs keep of system RAM: a guess (a desktop session uses 3-6 GB).
+GUESS_OS_RAM_BYTES = 4 * GiB
+#: Dual-channel desktop memory (2 x 64-bit channels): DDR4-3200 = 2 x 8 B x 3200 MT/s = 51.2 GB/s,
+#: DDR5-5600 = 2 x 8 B x 5600 MT/s = 89.6 GB/s (JEDEC transfer rates; peak, not measured).
+RAM_BANDWIDTH_GBS = {"ddr4": 51.2, "ddr5": 89.6}
+DEFAULT_RAM = "ddr5"
+#: Bytes per element of the KV cache types (ggml block layouts: q8_0 34 bytes / 32, q4_0 18 / 32; F16 2 bytes).
+KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Usable memory
+
+
+def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
+    """Usable memory: the card minus what the desktop holds, or on unified-memory systems the
+    share the OS lets the GPU use."""
+    total = gpu.memory_bytes
+    if gpu.vendor == "apple":
+        # Metal's recommendedMaxWorkingSetSize: about 2/3 of RAM up to 32 GB, 3/4 above (field.md:
+        # 'roughly 2/3 to 3/4 of RAM'; llama.cpp logs 'recommendedMaxWorkingSetSize = 48 GB' on 64 GB).
+        usable = total * 2 // 3 if total <= 32 * GiB else total * 3 // 4
+    elif gpu.unified_memory:
+        usable = total - GUESS_UNIFIED_OS_BYTES
+    elif gpu.category in ("consumer", "laptop") and not headless:
+        usable = total - GUESS_DISPLAY_BYTES
+    else:
+        usable = total
+    return GpuInfo(id=gpu.id, name=gpu.name, memory_bytes=total, usable_bytes=usable,
+                   unified_memory=gpu.unified_memory, memory_bandwidth_gbs=gpu.memory_bandwidth_gbs)
+
+
+def ram_bandwidth(value: str | float | None) -> float:
+    """GB/s from a number or 'ddr4' / 'ddr5' (dual channel); None = the DDR5 default."""
+    if value is None:
+        return RAM_BANDWIDTH_GBS[DEFAULT_RAM]
+    if isinstance(value, (int, float)):
+        return float(value)
+    v = value.strip().lower()
+    if v in RAM_BANDWIDTH_GBS:
+        return RAM_BANDWIDTH_GBS[v]
+    return float(v)
+
+
+def verdict_for(headroom: int, runtime: Runtime) -> Verdict:
+    """The runtime's rule: fits with its free-memory margin left, tight below it, else offload
+    (layers from system RAM) where the runtime can, else no."""
+    if headroom >= runtime.margin_bytes:
+        return "fits"
+    if headroom >= 0:
+        return "tight"
+    return "offload" if runtime.offloads_layers else "no"
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache
+
+
+def kv_dims(llm: LlmSpec) -> tuple[int, int]:
+    """K and V widths per cell per layer: kv_heads x head_dim each (GQA/MQA); MLA (DeepSeek-V2/V3)
+    caches the compressed latent: K = kv_lora_rank + rope dims, V = kv_lora_rank."""
+    if llm.mla:
+        return llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim, llm.mla.kv_lora_rank
+    d = llm.num_kv_heads * llm.head_dim_
+    return d, d
+
+
+def pad(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def kv_cells(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[int, int]:
+    """(cells of a full-attention layer, cells of a sliding-window layer) for ``tokens`` per sequence.
+
+    Sliding-window layers hold only the window (llama.cpp llama_kv_cache_iswa:
+    min(n_ctx, pad(n_swa * n_seq + n_ubatch, 256)); transformers: the window per sequence).
+    """
+    cells = pad(tokens * w.batch, runtime.kv_pad)
+    swa = cells
+    if llm.sliding_window:
+        swa = min(cells, pad(llm.sliding_window.size * w.batch + runtime.swa_extra_cells(w), runtime.kv_pad))
+    return cells, swa
+
+
+def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[int, int]:
+    """KV cache bytes and the number of cells of the full-attention layers."""
+    cells, swa = kv_cells(llm, tokens, w, runtime)
+    k_dim, v_dim = kv_dims(llm)
+    per_elem = KV_TYPE_BYTES[w.kv_cache]
+    total = 0.0
+    for i in range(llm.num_layers):
+        n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
+        total += n * (k_dim + v_dim) * per_elem
+    return int(total), cells
+
+
+# ---------------------------------------------------------------------------------------------
+# Bytes of an LLM, layer by layer
+
+
+@dataclass(frozen=True)
+class LlmBytes:
+    """Weight bytes of an LLM at one precision, split the way the runtime places them."""
+
+    layer_stored: tuple[int, ...]  # per repeating layer, all experts (memory)
+    layer_read: tuple[int, ...]  # per repeating layer, bytes read per token (active experts only)
+    output_stored: int  # output norm + output.weight (lm head); for tied embeddings the token_embd copy
+    output_read: int
+    embd: int  # token_embd: host memory, a row lookup per token
+    active_params: int  # parameters multiplied per token (MoE: active experts), without token_embd and output
+    output_params: int
+    kv_elem_bytes_per_cell: tuple[float, ...]  # K + V bytes per cell per layer
+    sliding: tuple[bool, ...]
+    window: int | None
+
+
+@functools.lru_cache(maxsize=256)
+def _llm_bytes_cached(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str) -> LlmBytes:
+    return _llm_bytes(llm, runtime, precision, kv_type)
+
+
+def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f16") -> LlmBytes:
+    """Per-layer weight bytes (stored and read per token) at ``precision``, and KV bytes per cell.
+
+    Each tensor at the runtime's bytes for it; MoE expert tensors (``*_exps``) are read only for
+    the active experts: ``experts_per_token / num_experts`` of their bytes.
+    """
+    try:
+        return _llm_bytes_cached(llm, runtime, precision, kv_type)
+    except TypeError:  # an unhashable spec (lists inside): not cached
+        return _llm_bytes(llm, runtime, precision, kv_type)
+
+
+def _llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str) -> LlmBytes:
+    n = llm.num_layers
+    stored = [0] * n
+    read = [0.0] * n
+    out_s = out_r = embd = 0
+    active = out_p = 0
+    moe_frac = llm.moe.experts_per_token / llm.moe.num_experts if llm.moe else 1.0
+    for t, nb in zip(llm_tensors(llm), runtime.tensor_bytes(llm, precision)):
+        frac = moe_frac if t.role.endswith("_exps") else 1.0
+        if t.role == "token_embd":
+            embd += nb
+            if llm.tied_embeddings:  # the lm head is the same matrix: read fully per token
+                out_r += nb
+                out_p += t.numel
+        elif t.layer is None:  # output norm, output.weight
+            out_s += nb
+            out_r += nb
+            if t.ndim >= 2:
+                out_p += t.numel
+        else:
+            stored[t.layer] += nb
+            read[t.layer] += nb * frac
+            if t.ndim >= 2:
+                active += int(t.numel * frac)
+    k_dim, v_dim = kv_dims(llm)
+    per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
+    sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
+    return LlmBytes(
+        layer_stored=tuple(stored), layer_read=tuple(int(r) for r in read), output_stored=out_s, output_read=out_r,
+        embd=embd, active_params=active, output_params=out_p, kv_elem_bytes_per_cell=tuple([per] * n), sliding=sliding,
+        window=llm.sliding_window.size if llm.sliding_window else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Layer assignment
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which device each repeating layer and the output layer sit on (-1 = CPU)."""
+
+    layer_dev: tuple[int, ...]
+    output_dev: int
+    ngl: int
+
+
+def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
+    """llama.cpp ``load_tensors`` layer assignment for ``-ngl`` and a tensor split.
+
+    ``i_gpu_start = max(n_layer - ngl, 0)``, ``act = min(ngl, n_layer + 1)``; layer ``il`` (the
+    output layer is ``il = n_layer``) is on the CPU if ``il < i_gpu_start`` or ``il - i_gpu_start >=
+    act``, else on GPU ``upper_bound(splits, (il - i_gpu_start) / act)`` with ``splits`` the
+    cumulative normalised split fractions.
+    """
+    total = sum(splits) or 1.0
+    cum, acc = [], 0.0
+    for s in splits:
+        acc += s
+        cum.append(acc / total)
+    start = max(n_layer - ngl, 0)
+    act = min(ngl, n_layer + 1)
+
+    def dev(il: int) -> int:
+        if il < start or il - start >= act or act == 0:
+            return -1
+        x = (il - start) / act
+        for k, c in enumerate(cum):
+            if c > x:
+                return k
+        return len(cum) - 1
+
+    return Placement(tuple(dev(i) for i in range(n_layer)), dev(n_layer), ngl)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """Per-GPU memory that does not depend on the layer split (from the runtime's accounting)."""
+
+    compute_llm: int
+    compute_vis: int
+    vision_weights: int
+    overhead: int
+    embd_on_cpu: bool = True
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The devices a model is placed on: GPUs (main first) and system RAM."""
+
+    gpus: tuple[GpuSpec, ...]
+    usable: tuple[int, ...]
+    ram_bytes: int | None
+    ram_usable: int | None
+    ram_bw: float
+
+
+def devices_for(gpus: list[GpuSpec], w: Workload) -> Devices:
+    """Usable memory of each GPU (the display reserve on the first only) and of system RAM. On a
+    unified-memory system the CPU side may use the RAM beyond the GPU working set, less the OS."""
+    usable = tuple(gpu_info(g, w.headless if k == 0 else True).usable_bytes for k, g in enumerate(gpus))
+    ram_bytes, ram_bw_value = w.ram_bytes, w.ram_bandwidth_gbs
+    if gpus[0].unified_memory and ram_bytes is None:
+        ram_bytes = max(gpus[0].memory_bytes - usable[0], 0) + GUESS_OS_RAM_BYTES
+        ram_bw_value = ram_bw_value or gpus[0].memory_bandwidth_gbs
+    ram_usable = None if ram_bytes is None else max(ram_bytes - GUESS_OS_RAM_BYTES, 0)
+    return Devices(tuple(gpus), usable, ram_bytes, ram_usable, ram_bandwidth(ram_bw_value))
+
+
+def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: int, fixed: Fixed) -> list[DeviceShare]:
+    """Memory per device for a placement. KV lives with its layer (offload_kqv): ``cells`` per
+    full-attention layer, ``swa_cells`` per sliding-window layer (the memory estimate's figures); each
+    GPU holds a compute buffer and a runtime context; the vision tower (mmproj) sits on GPU 0."""
+    n = len(lb.layer_stored)
+    out: list[DeviceShare] = []
+    for d in [*range(len(dev.gpus)), -1]:
+        idx = [i for i in range(n) if pl.layer_dev[i] == d]
+        w = sum(lb.layer_stored[i] for i in idx)
+        has_out = pl.output_dev == d
+        if has_out:
+            w += lb.output_stored
+        kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
+        if d == (-1 if fixed.embd_on_cpu else 0):
+            w += lb.embd
+        first = idx[0] if idx else None
+        if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
+            out.append(DeviceShare(device="cpu", index=-1, layers=len(idx), first_layer=first, output_layer=has_out,
+                                   weights_bytes=w, kv_cache_bytes=kv, compute_bytes=0, overhead_bytes=0,
+                                   usable_bytes=dev.ram_usable, memory_bandwidth_gbs=dev.ram_bw))
+            continue
+        if d == 0:
+            w += fixed.vision_weights
+        comp = fixed.compute_llm + (fixed.compute_vis if d == 0 else 0)
+        out.append(DeviceShare(device=dev.gpus[d].id, index=d, layers=len(idx), first_layer=first, output_layer=has_out,
+                               weights_bytes=w, kv_cache_bytes=kv, compute_bytes=comp, overhead_bytes=fixed.overhead,
+                               usable_bytes=dev.usable[d], memory_bandwidth_gbs=dev.gpus[d].memory_bandwidth_gbs))
+    return out
+
+
+def _all_fit(shares: list[DeviceShare]) -> bool:
+    return all((d.headroom_bytes or 0) >= 0 for d in shares if d.index >= 0)
+
+
+def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells: int, fixed: Fixed) -> tuple[Offload, Placement]:
+    """The layer placement: all layers when they fit (or --offload none), --gpu-layers as given, or
+    the most layers whose every GPU share fits (what llama.cpp --fit / ollama do)."""
+    n = len(lb.layer_stored)
+    splits = [float(u) for u in dev.usable]  # llama.cpp default tensor split: proportional to free memory
+    full = n + 1
+    if w.gpu_layers is not None:
+        mode = "manual"
+        pl = assign_layers(n, min(max(w.gpu_layers, 0), full), splits)
+    else:
+        pl = assign_layers(n, full, splits)
+        if _all_fit(device_shares(pl, lb, dev, cells, swa_cells, fixed)) or w.offload == "none":
+            mode = "full"
+        else:
+            mode = "auto"
+            best = None
+            for ngl in range(full - 1, -1, -1):
+                cand = assign_layers(n, ngl, splits)
+                if _all_fit(device_shares(cand, lb, dev, cells, swa_cells, fixed)):
+                    best = cand
+                    break
+            pl = best or assign_layers(n, 0, splits)
+    shares = device_shares(pl, lb, dev, cells, swa_cells, fixed)
+    off = Offload(mode=mode, gpu_layers=pl.ngl if mode != "full" else full, total_layers=full, devices=shares,  # type: ignore[arg-type]
+                  ram_bytes=dev.ram_bytes, ram_usable_bytes=dev.ram_usable,
+                  ram_bandwidth_gbs=dev.ram_bw)
+    return off, pl
+
+
+def split_max_context(llm: LlmSpec, lb: LlmBytes, off: Offload, cells: int, batch: int, single: int | None) -> int | None:
+    """Largest context per sequence under a layer split: each card's headroom over the KV bytes
+    per cell of its layers (the compute buffer's growth with the context is neglected)."""
+    extra = None
+    for d in off.devices:
+        if d.index < 0 or d.layers == 0:
+            continue
+        first = d.first_layer or 0
+        per_cell = sum(lb.kv_elem_bytes_per_cell[i] for i in range(first, first + d.layers) if not lb.sliding[i])
+        if per_cell <= 0 or d.headroom_bytes is None:
+            continue
+        n = int(d.headroom_bytes // per_cell)
+        extra = n if extra is None else min(extra, n)
+    if extra is None:
+        return single
+    ctx = (cells + extra) // max(batch, 1) // 256 * 256  # steps of 256, as the single-GPU max context
+    return max(min(ctx, llm.max_context), 0) or None
+
+
+# ---------------------------------------------------------------------------------------------
+# Largest context and the cheapest change, on the main GPU
+
+
+def max_context(llm_max: int, image_tokens: int, fits: Callable[[int], bool]) -> int | None:
+    """Largest text+image context per sequence whose total fits the usable memory (steps of 256).
+    ``fits(text_tokens)`` answers for one text length."""
+    lo_text = 256
+    hi_text = max(lo_text, llm_max - image_tokens)
+    if not fits(lo_text):
+        return None
+    if fits(hi_text):
+        return hi_text + image_tokens
+    lo, hi = lo_text // 256, hi_text // 256  # invariant: fits(lo*256), not fits(hi*256)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid * 256):
+            lo = mid
+        else:
+            hi = mid
+    return lo * 256 + image_tokens
+
+
+def suggest(gpu: GpuSpec, w: Workload, runtime: Runtime, is_llm: bool, quant: str, text_tokens: int, context_tokens: int,
+            max_ctx: int | None, memory_for: Callable[[dict[str, object]], tuple[int, Verdict]]) -> Suggestion | None:
+    """The cheapest change that makes it fit: free switches first, then context, then precision.
+    ``memory_for(update)`` gives (total bytes, verdict) on the main GPU for the workload so changed."""
+    tries: list[tuple[str, list[str], dict[str, object]]] = list(runtime.suggestions(w))
+    if w.headless is False and gpu.category in ("consumer", "laptop"):
+        tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}))
+    images = context_tokens - text_tokens
+    if is_llm and max_ctx and max_ctx >= 2048 + images:
+        text = max_ctx - images
+        if text < text_tokens:
+            tries.append((f"shorten the context to {text} text tokens", ["--ctx", str(text)], {"context_tokens": text}))
+    if is_llm:
+        for q in runtime.smaller_precisions(quant):
+            change, flags = runtime.smaller_precision_change(q)
+            tries.append((change, flags, {"quant": q}))
+    for change, flags, update in tries:
+        total, verdict = memory_for(update)
+        if verdict == "fits":
+            return Suggestion(change=change, flags=flags, total_bytes=total, verdict=verdict)
+    # nothing alone: combine the free switches with the smallest precision tried
+    if tries:
+        combined: dict[str, object] = {}
+        all_flags: list[str] = []
+        for _, f, u in tries:
+            if "quant" in u or "context_tokens" in u:
+                continue
+            combined.update(u)
+            all_flags += f
+        smallest = [t for t in tries if "quant" in t[2]]  # tries are ordered best quality first
+        if smallest:
+            combined.update(smallest[-1][2])
+            all_flags += smallest[-1][1]
+        if combined:
+            total, verdict = memory_for(combined)
+            if verdict in ("fits", "tight"):
+                return Suggestion(change="combine: " + " ".join(all_flags), flags=all_flags, total_bytes=total, verdict=verdict)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict, decided once
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    headroom_bytes: int
+    max_context_tokens: int | None
+    suggestion: Suggestion | None
+    notes: list[str]
+
+
+DOES_NOT_FIT = "Does not fit entirely on the GPU; llama.cpp can keep some layers in system RAM (slower)."
+
+
+def _gib(n: int) -> str:
+    return f"{n / GiB:.1f}"
+
+
+def decide(memory: Memory, info: GpuInfo, runtime: Runtime, n_gpus: int, offload: Offload | None, notes: list[str],
+           max_ctx: int | None, suggestion: Callable[[], Suggestion | None], split_ctx: Callable[[Offload], int | None] | None,
+           decode_label: str | None) -> Decision:
+    """Verdict, headroom, largest context, suggestion and the notes that explain them.
+
+    On one GPU the runtime's rule on its headroom decides; under a layer placement the tightest
+    GPU decides, CPU layers make it ``offload`` (``no`` when system RAM cannot hold them), and a
+    --gpu-layers that does not fit is ``no``. ``notes`` are the pipeline's notes so far.
+    """
+    headroom = info.usable_bytes - memory.total_bytes
+    verdict = verdict_for(headroom, runtime)
+    main_notes = list(notes)
+    if verdict == "offload":
+        main_notes.insert(_first_after_context(main_notes), DOES_NOT_FIT)
+    sugg = suggestion() if verdict != "fits" else None
+    if offload is None:
+        return Decision(verdict, headroom, max_ctx, sugg, main_notes)
+    min_head = offload.min_gpu_headroom
+    drop = [n for n in main_notes if n != DOES_NOT_FIT]
+    if offload.mode == "full" and min_head < 0:  # --offload none and it does not fit
+        return Decision("no", min_head, max_ctx, sugg, ["Does not fit on the GPU and --offload none keeps every layer there.", *drop])
+    if offload.mode == "full":
+        if n_gpus == 1:
+            return Decision(verdict, headroom, max_ctx, sugg, main_notes)
+        v = "fits" if min_head >= runtime.margin_bytes else "tight" if min_head >= 0 else verdict
+        out_notes = main_notes
+        if v in ("fits", "tight"):
+            sugg = None
+            out_notes = drop
+            if split_ctx is not None:
+                max_ctx = split_ctx(offload)
+        split = ", ".join(f"{d.device}: {d.layers} layers" + (" + output" if d.output_layer else "") for d in offload.gpus)
+        return Decision(v, min_head, max_ctx, sugg, [f"Layer split over {n_gpus} GPUs ({split}); the KV cache of each layer stays with it.", *out_notes])
+    if offload.mode == "manual" and min_head < 0:
+        return Decision("no", headroom, max_ctx, sugg, [f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.", *drop])
+    if offload.gpu_layers >= offload.total_layers:
+        return Decision("fits" if min_head >= runtime.margin_bytes else "tight", min_head, max_ctx, sugg, drop)
+    if not runtime.offloads_layers:
+        return Decision(verdict, headroom, max_ctx, sugg, drop)
+    if offload.fits_in_ram is False:
+        cpu = offload.cpu
+        return Decision("no", min_head, max_ctx, sugg, [
+            f"Does not fit even with CPU offload: system RAM needs {_gib(cpu.total_bytes)} GiB for the CPU layers, "
+            f"{_gib(offload.ram_usable_bytes or 0)} GiB usable.", *drop])
+    if decode_label:
+        drop = [f"Does not fit entirely on the GPU; {decode_label} (CPU layers at {offload.ram_bandwidth_gbs:g} GB/s RAM).", *drop]
+    return Decision("offload", min_head, max_ctx, sugg, drop)
+
+
+def _first_after_context(notes: list[str]) -> int:
+    """The 'does not fit' note follows the context-exceeds-maximum note, as the pipeline orders them."""
+    return 1 if notes and notes[0].startswith("Context ") else 0

@@ -1,0 +1,313 @@
+"""The pipeline's result types: frozen dataclasses, printed with ``--json`` via ``to_json()``.
+
+Input (id / path) -> spec -> runtime accounting (:class:`Memory`) -> placement (:class:`Offload`)
+-> verdict (decided once, in placement.py) -> speed (:class:`Throughput`) -> :class:`Estimate`.
+Totals are computed from their parts (``__json_computed__``), never stored twice.
+docs/json.md is generated from the ``doc()`` texts here (docs/gen_json_md.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from vramcalc import __version__
+from vramcalc.errors import InputError
+from vramcalc.jsonable import Jsonable, doc
+from vramcalc.quant import WeightBytes
+
+Verdict = Literal["fits", "tight", "offload", "no"]
+KvType = Literal["f16", "q8_0", "q4_0"]
+ModelKind = Literal["llm", "vlm", "encoder"]
+
+#: Realistic default context: 4096 text tokens (+ image tokens), never the model maximum.
+DEFAULT_TEXT_CONTEXT = 4096
+#: Default micro-batch (llama.cpp common defaults: n_batch 2048, n_ubatch 512; field.md).
+DEFAULT_UBATCH = 512
+
+
+# ---------------------------------------------------------------------------------------------
+# What the user asks
+
+
+@dataclass(frozen=True)
+class Workload(Jsonable):
+    """What the user asks about: runtime, precision, context, images, batch, placement."""
+
+    runtime: str = doc("Runtime plugin name (vramcalc.runtimes): llama.cpp, transformers, ...", default="llama.cpp")
+    quant: str | None = doc("LLM weights: GGUF file type (llama.cpp) or torch format; None = runtime default.", default=None)
+    vision_quant: str | None = doc("Vision encoder + projector weights; None = the VLM's mmproj default (f16).", default=None)
+    context_tokens: int | None = doc("Text tokens per sequence; None = 4096.", default=None)
+    images: int | None = doc("Images per sequence; None = 1 for a VLM, 0 otherwise.", default=None)
+    image_size: tuple[int, int] | None = doc("(width, height) of each image in pixels.", default=None)
+    batch: int = doc("Parallel sequences (llama.cpp -np) or batch size.", default=1)
+    kv_cache: KvType = doc("KV cache type (llama.cpp -ctk/-ctv).", default="f16")
+    flash_attention: bool = doc("llama.cpp -fa (auto = on where the backend supports it).", default=True)
+    n_ubatch: int = doc("llama.cpp micro-batch (-ub).", default=DEFAULT_UBATCH)
+    headless: bool = doc("No display on this GPU: do not reserve desktop memory.", default=False)
+    gpu_layers: int | None = doc("llama.cpp -ngl (repeating layers + 1 for the output layer); None = all that fit.", default=None)
+    offload: Literal["auto", "none"] = doc("auto: when the model does not fit, keep the layers that do not fit in system RAM.", default="auto")
+    ram_bytes: int | None = doc("System RAM (for the CPU-offloaded part); None = not checked.", default=None)
+    ram_bandwidth_gbs: float | str | None = doc("System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None)
+
+    def __post_init__(self) -> None:
+        for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise InputError(f"{name} must be positive, got {v}.")
+        for name in ("images", "gpu_layers"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise InputError(f"{name} must be 0 or more, got {v}.")
+        if self.kv_cache not in ("f16", "q8_0", "q4_0"):
+            raise InputError(f"KV cache type must be f16, q8_0 or q4_0, got '{self.kv_cache}'.")
+        if self.offload not in ("auto", "none"):
+            raise InputError(f"offload must be auto or none, got '{self.offload}'.")
+
+    def with_(self, **update: Any) -> Workload:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **update)
+
+
+@dataclass(frozen=True)
+class FixedWeights:
+    """Weights known exactly (read from a model file's tensor headers, or computed once per
+    quantization by ``fit``). A part given here replaces the one the runtime derives from the
+    architecture and the workload's precision; its ``precision`` is the label shown."""
+
+    llm: WeightBytes | None = None
+    vision: WeightBytes | None = None
+    projector: WeightBytes | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimate
+
+
+@dataclass(frozen=True)
+class Inputs(Jsonable):
+    """The resolved inputs, echoed so a result is self-describing."""
+
+    model: str = doc("Resolved id (the alias you typed is not kept).")
+    model_name: str = doc("The model's name.")
+    model_kind: ModelKind = doc("llm | vlm | encoder.")
+    llm: str | None = doc("LLM id (null for an encoder workload).")
+    encoder: str | None = doc("Vision encoder id (null for an LLM).")
+    gpu: str = doc("GPU id (the first, main GPU of a split).")
+    gpu_name: str = doc("GPU name.")
+    runtime: str = doc("llama.cpp | transformers (a runtime plugin's name).")
+    quant: str = doc("LLM weights precision (GGUF file type or torch format).")
+    vision_quant: str | None = doc("Vision encoder + projector precision.")
+    text_tokens: int = doc("Text tokens per sequence.")
+    images: int = doc("Images per sequence.")
+    image_size: tuple[int, int] | None = doc("[width, height] of each image in pixels.")
+    image_tokens_per_image: int = doc("LLM tokens one image takes (the VLM's image-token policy).")
+    context_tokens: int = doc("Text + image tokens per sequence.")
+    batch: int = doc("Parallel sequences / batch size.")
+    kv_cache: str = doc("KV cache type.")
+    flash_attention: bool = doc("Flash attention on.")
+    n_ubatch: int = doc("Micro-batch.")
+    headless: bool = doc("No display reserve on the GPU.")
+    vramcalc_version: str = doc("vramcalc version that computed this.", default=__version__)
+
+
+@dataclass(frozen=True)
+class Params(Jsonable):
+    """Parameters by component."""
+
+    llm: int = doc("Language model parameters (all experts of an MoE).")
+    vision: int = doc("Vision encoder parameters.")
+    projector: int = doc("Projector parameters.")
+    __json_computed__ = ("total",)
+
+    @property
+    def total(self) -> int:
+        return self.llm + self.vision + self.projector
+
+
+@dataclass(frozen=True)
+class ComponentBytes(Jsonable):
+    """Bytes per component."""
+
+    llm: int = doc("Language model.", default=0)
+    vision: int = doc("Vision encoder.", default=0)
+    projector: int = doc("Projector.", default=0)
+
+
+@dataclass(frozen=True)
+class Memory(Jsonable):
+    """Where the memory goes, in bytes (the runtime's accounting). ``total_bytes`` must sit on the GPU."""
+
+    weights_bytes: ComponentBytes = doc("Weights of each component at its precision (the whole file's tensors).")
+    weights_host_bytes: int = doc("Part of the weights the runtime keeps in system RAM (llama.cpp: token embeddings).")
+    weights_bits_per_weight: float = doc("LLM weights: average bits per weight of the mixture.")
+    weights_by_type: dict[str, int] = doc("LLM weight bytes per tensor type (GGUF mixtures).")
+    kv_cache_bytes: int = doc("KV cache of every sequence at the full context.")
+    kv_cache_cells: int = doc("KV cells of the full-attention layers (context x batch, padded).")
+    compute_bytes: ComponentBytes = doc("Runtime buffers / activations: LLM compute buffer, vision encoder compute buffer.")
+    overhead_bytes: int = doc("Runtime overhead on the GPU: CUDA/Metal context, library workspaces.")
+    __json_computed__ = ("total_bytes",)
+
+    @property
+    def total_bytes(self) -> int:
+        """Weights on the device + KV cache + compute buffers + runtime overhead."""
+        w, c = self.weights_bytes, self.compute_bytes
+        return (w.llm - self.weights_host_bytes + w.vision + w.projector + self.kv_cache_bytes
+                + c.llm + c.vision + c.projector + self.overhead_bytes)
+
+
+@dataclass(frozen=True)
+class GpuInfo(Jsonable):
+    """The (main) GPU and the memory a model may use on it."""
+
+    id: str = doc("GPU id.")
+    name: str = doc("GPU name.")
+    memory_bytes: int = doc("Memory on the card (unified memory: the whole system RAM).")
+    usable_bytes: int = doc("Memory the model may use: the card less the display reserve / the OS share.")
+    unified_memory: bool = doc("CPU and GPU share one memory pool.")
+    memory_bandwidth_gbs: float = doc("Peak memory bandwidth, GB/s.")
+    __json_computed__ = ("reserved_bytes",)
+
+    @property
+    def reserved_bytes(self) -> int:
+        """Held by the desktop or the OS, not available to the model."""
+        return self.memory_bytes - self.usable_bytes
+
+
+@dataclass(frozen=True)
+class Suggestion(Jsonable):
+    """The cheapest change that makes the model fit."""
+
+    change: str = doc("What to change, in words.")
+    flags: list[str] = doc("The check options that make the change.")
+    total_bytes: int = doc("GPU memory needed after the change.")
+    verdict: Verdict = doc("Verdict after the change.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Placement
+
+
+@dataclass(frozen=True)
+class DeviceShare(Jsonable):
+    """What one device holds under a layer placement."""
+
+    device: str = doc("GPU id, or 'cpu' for system RAM.")
+    index: int = doc("GPU index (CUDA0 = 0); -1 for the CPU.")
+    layers: int = doc("Repeating layers on this device.")
+    first_layer: int | None = doc("First repeating layer on this device.")
+    output_layer: bool = doc("The output layer (output norm + lm head) is on this device.")
+    weights_bytes: int = doc("Weights on this device.")
+    kv_cache_bytes: int = doc("KV cache of this device's layers.")
+    compute_bytes: int = doc("Compute buffers on this device.")
+    overhead_bytes: int = doc("Runtime context on this device.")
+    usable_bytes: int | None = doc("Memory the model may use on this device (None: system RAM size not given).")
+    memory_bandwidth_gbs: float = doc("Peak memory bandwidth of this device, GB/s.")
+    __json_computed__ = ("total_bytes", "headroom_bytes")
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.compute_bytes + self.overhead_bytes
+
+    @property
+    def headroom_bytes(self) -> int | None:
+        return None if self.usable_bytes is None else self.usable_bytes - self.total_bytes
+
+
+@dataclass(frozen=True)
+class Offload(Jsonable):
+    """Layer placement: how many layers run on the GPU(s), and what each device holds."""
+
+    mode: Literal["full", "auto", "manual"] = doc("full = everything on the GPU(s); auto = most layers that fit; manual = --gpu-layers.")
+    gpu_layers: int = doc("llama.cpp -ngl: repeating layers + 1 for the output layer.")
+    total_layers: int = doc("n_layer + 1 (the output layer counts, as llama.cpp prints 'offloaded 33/33 layers').")
+    devices: list[DeviceShare] = doc("Each GPU, then the CPU (system RAM).")
+    ram_bytes: int | None = doc("System RAM given with --ram.")
+    ram_usable_bytes: int | None = doc("System RAM left to the model after the OS share.")
+    ram_bandwidth_gbs: float = doc("System RAM bandwidth used for CPU layers, GB/s.")
+    __json_computed__ = ("cpu_weights_bytes", "fits_in_ram")
+
+    @property
+    def cpu(self) -> DeviceShare:
+        return self.devices[-1]
+
+    @property
+    def gpus(self) -> list[DeviceShare]:
+        return [d for d in self.devices if d.index >= 0]
+
+    @property
+    def cpu_weights_bytes(self) -> int:
+        """Weights in system RAM (token embeddings + CPU layers)."""
+        return self.cpu.weights_bytes
+
+    @property
+    def fits_in_ram(self) -> bool | None:
+        return None if self.ram_usable_bytes is None else self.cpu.total_bytes <= self.ram_usable_bytes
+
+    @property
+    def min_gpu_headroom(self) -> int:
+        return min(d.headroom_bytes or 0 for d in self.gpus)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed
+
+
+@dataclass(frozen=True)
+class SpeedBasis(Jsonable):
+    """What a speed figure is computed from, so it can be reproduced by hand."""
+
+    factors: str = doc("Key of the fitted factors in data/calibration.yaml.")
+    calibrated: bool = doc("False where no published measurement backs this runtime/backend; the band is then wider.")
+    bytes: int | None = doc("Bytes read per token (decode) or moved per image (non-GEMM traffic).", default=None)
+    flops: int | None = doc("FLOPs of the step (prefill of the prompt, one image forward).", default=None)
+    bandwidth_gbs: float | None = doc("Peak memory bandwidth used (GB/s); several devices: bytes-weighted.", default=None)
+    effective_bandwidth_gbs: float | None = doc("Bytes per token x tokens/s: the bandwidth actually achieved.", default=None)
+    peak_tflops: float | None = doc("Peak dense FP16 TFLOPS the compute term uses.", default=None)
+    effective_tflops: float | None = doc("FLOPs / time: the compute rate actually achieved.", default=None)
+    fixed_s: float | None = doc("Fixed cost per step (per-layer launch overhead x layers).", default=None)
+
+
+@dataclass(frozen=True)
+class SpeedFigure(Jsonable):
+    """One speed with its band (the fit's residual spread)."""
+
+    value: float = doc("The estimate.")
+    low: float = doc("Low end of the band.")
+    high: float = doc("High end of the band.")
+    unit: Literal["tokens/s", "s", "images/s"] = doc("tokens/s, s or images/s.")
+    basis: SpeedBasis = doc("What the figure is computed from.")
+
+
+@dataclass(frozen=True)
+class Throughput(Jsonable):
+    """How fast: decode and prefill tokens/s, image encode and time to first token, images/s."""
+
+    decode_tokens_per_s: SpeedFigure | None = doc("One sequence, at the full context (KV cache read included).", default=None)
+    prefill_tokens_per_s: SpeedFigure | None = doc("Prompt processing of the whole context (text + image tokens).", default=None)
+    image_encode_s: SpeedFigure | None = doc("Vision encoder + projector, per image (all its crops).", default=None)
+    time_to_first_token_s: SpeedFigure | None = doc("Image encodes + prefill of the context.", default=None)
+    images_per_s: SpeedFigure | None = doc("Encoder workload: images per second at the batch size.", default=None)
+    notes: list[str] = doc("Caveats of the speed estimate.", default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# The answer
+
+
+@dataclass(frozen=True)
+class Estimate(Jsonable):
+    """The answer to 'will it run?' for one model, GPU(s) and workload (``vramcalc check --json``)."""
+
+    inputs: Inputs = doc("Every resolved setting.")
+    params: Params = doc("Parameters by component.")
+    memory: Memory = doc("The runtime's memory breakdown on the (main) GPU.")
+    gpu: GpuInfo = doc("The (main) GPU.")
+    verdict: Verdict = doc("fits (>= the runtime's free-memory margin left) | tight | offload (some layers in system RAM) | no.")
+    headroom_bytes: int = doc("Usable minus needed memory on the tightest GPU (negative: does not fit).")
+    max_context_tokens: int | None = doc("Largest context per sequence (text + images) that fits; None if none does.")
+    suggestion: Suggestion | None = doc("The cheapest change that makes it fit (None when it fits).")
+    notes: list[str] = doc("Caveats and explanations, most important first.")
+    throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
+    offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
