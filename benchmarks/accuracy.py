@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vramcalc import speed
+from vramcalc import placement, runtimes, speed
 from vramcalc.catalog import load_catalog
 from vramcalc.errors import UnknownEntryError
 from vramcalc.schema import GpuSpec, VisionEncoderSpec
@@ -159,7 +159,7 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 continue
             llm = cat.llm(MODEL_IDS[r["model"]])
             quant = r["quant"].upper()
-            lb = speed.llm_bytes(llm, "llama.cpp", quant)
+            lb = placement.llm_bytes(llm, runtimes.get("llama.cpp"), quant)
             meas = float(r["tokens_per_s"])
             if r["test"] == "tg128":
                 read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, TG_CONTEXT)
@@ -171,7 +171,7 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 flops = speed.prefill_flops(llm, lb, 512)
                 wbytes = sum(lb.layer_stored) + lb.output_stored
                 feats = {"flops": flops, "wbytes": wbytes, "ub": 1, "tokens": 512, "peak": speed.peak_tflops(gpu), "bw": gpu.memory_bandwidth_gbs}
-                rows.append(Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{speed._quant_key('llama.cpp', quant)}", meas, feats))
+                rows.append(Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{runtimes.get('llama.cpp').speed_key(quant)}", meas, feats))
 
 
 def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
@@ -191,11 +191,11 @@ def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             llm = cat.llm(mid)
             n_gpu = int(r["gpu"].rsplit("x", 1)[1])
             quant = TORCH_QUANTS[r["dtype_or_quant"]]
-            lb = speed.llm_bytes(llm, "transformers", quant)
+            lb = placement.llm_bytes(llm, runtimes.get("transformers"), quant)
             ctx = int(r["input_tokens"]) + int(r["generated_tokens"]) // 2
             read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, ctx)
             feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs, "n_gpu": n_gpu}
-            row = Row("decode", src, label, f"decode/transformers/cuda.{speed._quant_key('transformers', quant)}", float(m.group(1)), feats)
+            row = Row("decode", src, label, f"decode/transformers/cuda.{runtimes.get('transformers').speed_key(quant)}", float(m.group(1)), feats)
             if int(r["input_tokens"]) > 1:
                 row.subset = "transformers long prompt"
                 row.held_out = True
@@ -391,7 +391,7 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
         "guesses": {
             "cpu_bandwidth_efficiency": "decode.llama.cpp.cpu: a guess (0.6 of dual-channel peak); the calibration CPU rows are 12-channel EPYC servers, not desktops",
             "pcie_gbs": speed.GUESS_PCIE_GBS,
-            "os_ram_bytes": speed.GUESS_OS_RAM_BYTES,
+            "os_ram_bytes": placement.GUESS_OS_RAM_BYTES,
         },
     }
     cuda = doc["decode"].get("llama.cpp", {}).get("cuda", {})

@@ -120,7 +120,7 @@ def test_ollama_tags(tag: str, vid: str) -> None:
 
 
 def _tokens(vid: str, size: tuple[int, int] | None = None) -> int:
-    from vramcalc.estimate import image_tokens
+    from vramcalc.images import image_tokens
 
     v = vlm(vid)
     return image_tokens(v, encoder(v.encoder), size)[0]

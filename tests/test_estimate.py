@@ -5,17 +5,21 @@ from __future__ import annotations
 import pytest
 
 from vramcalc.catalog import load_catalog
-from vramcalc.estimate import (
-    Workload,
-    clip_compute_bytes,
-    estimate,
-    image_tokens,
-    kv_cache_bytes,
-    llamacpp_compute_bytes,
-)
+from vramcalc import placement, runtimes
+from vramcalc.estimate import Workload, estimate
+from vramcalc.images import image_tokens
+from vramcalc.runtimes.llamacpp import clip_compute_bytes
+from vramcalc.runtimes.llamacpp import compute_buffer_bytes as llamacpp_compute_bytes
 from vramcalc.params import count_params
 from vramcalc.schema import LlmSpec, SlidingWindow, VisionEncoderSpec
 from vramcalc.units import GiB, MiB
+
+
+
+def kv_cache_bytes(llm, tokens: int, batch: int, kv: str, runtime: str) -> tuple[int, int]:
+    """placement.kv_cache_bytes for one runtime's KV layout."""
+    return placement.kv_cache_bytes(llm, tokens, Workload(runtime=runtime, kv_cache=kv, batch=batch), runtimes.get(runtime))
+
 
 SRC_BUFFERS = "shared/calibration/llamacpp_buffers.csv"
 
@@ -147,7 +151,7 @@ def test_llava_next_tokens_match_transformers():
 
 def test_llava_7b_fits_rtx3060():
     cat = _cat()
-    est = estimate(cat.resolve_model("llava-7b"), cat.resolve_gpu("rtx3060"))
+    est = estimate(cat.resolve_model("llava-7b"), cat.resolve_gpu("rtx3060"), None, cat)
     m = est.memory
     assert est.verdict == "fits"
     assert est.inputs.model == "llava-1.6-mistral-7b" and est.inputs.quant == "Q4_K_M"
@@ -166,8 +170,8 @@ def test_max_context_is_the_boundary():
     est = estimate(model, gpu, w)
     assert est.verdict in ("offload", "no", "tight")
     if est.max_context_tokens:
-        at = estimate(model, gpu, w.model_copy(update={"context_tokens": est.max_context_tokens}))
-        over = estimate(model, gpu, w.model_copy(update={"context_tokens": est.max_context_tokens + 256}))
+        at = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens))
+        over = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens + 256))
         assert at.headroom_bytes >= 0 > over.headroom_bytes
 
 

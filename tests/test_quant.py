@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vramcalc.catalog import load_catalog
-from vramcalc.estimate import llm_weight_bytes
+from vramcalc import runtimes
 from vramcalc.quant import GGML_TYPES, ggml_type_bytes, normalize_precision
 from vramcalc.units import GiB
 
@@ -33,7 +33,7 @@ def test_gguf_file_size_matches_published(row):
     the tokenizer (< 1 MB) and the card rounds to 10 MB. Source: the `source` column of the row
     (TheBloke/Llama-2-7B-GGUF, Llama-2-13B-chat-GGUF, Mistral-7B-v0.1-GGUF model cards)."""
     llm = load_catalog().llm(MODEL_MAP[row["model"]])
-    got = llm_weight_bytes(llm, "llama.cpp", row["quant"]).bytes / 1e9
+    got = runtimes.get("llama.cpp").llm_weights(llm, row["quant"]).bytes / 1e9
     published = float(row["size_bytes_or_gb"])
     if row["quant"] in OLD_MIXTURES:
         assert 0.85 * published < got < published, (got, published)
@@ -44,7 +44,7 @@ def test_gguf_file_size_matches_published(row):
 def test_llama2_7b_q4_k_m_matches_llama_cpp_print():
     """llama.cpp prints `model size = 3.80 GiB (4.84 BPW)` for llama-2-7b.Q4_K_M.gguf (gguf_sizes.csv
     last row; issue 2)."""
-    wb = llm_weight_bytes(load_catalog().llm("llama-2-7b"), "llama.cpp", "Q4_K_M")
+    wb = runtimes.get("llama.cpp").llm_weights(load_catalog().llm("llama-2-7b"), "Q4_K_M")
     assert round(wb.bytes / GiB, 2) == 3.80
     assert round(wb.bits_per_weight, 2) == 4.84
 
@@ -56,7 +56,7 @@ def test_llama2_7b_q4_k_m_matches_llama_cpp_print():
 def test_llama7b_model_buffers_match_llama_cpp_log(quant, cuda_mib, host_mib):
     """`CUDA0 model buffer size` and the host part (token embeddings) printed by llama.cpp build 2459
     for open-llama-7b-v2 (LLaMA-7B shapes, vocab 32000) on a V100: shared/calibration/llamacpp_buffers.csv."""
-    wb = llm_weight_bytes(load_catalog().llm("llama-2-7b"), "llama.cpp", quant)
+    wb = runtimes.get("llama.cpp").llm_weights(load_catalog().llm("llama-2-7b"), quant)
     assert wb.host_bytes / 2**20 == pytest.approx(host_mib, abs=0.01)
     assert (wb.bytes - wb.host_bytes) / 2**20 == pytest.approx(cuda_mib, rel=0.001)
 
@@ -64,7 +64,7 @@ def test_llama7b_model_buffers_match_llama_cpp_log(quant, cuda_mib, host_mib):
 def test_llama2_13b_q5_k_m_model_buffer():
     """Llama-2-13B Q5_K_M: `model size = 8.60 GiB (5.67 BPW)`, CUDA buffer 8694.21 MiB + 107.42 MiB
     on the host (shared/calibration/llamacpp_buffers.csv, A100 80GB PCIe row)."""
-    wb = llm_weight_bytes(load_catalog().llm("llama-2-13b"), "llama.cpp", "Q5_K_M")
+    wb = runtimes.get("llama.cpp").llm_weights(load_catalog().llm("llama-2-13b"), "Q5_K_M")
     assert wb.host_bytes / 2**20 == pytest.approx(107.42, abs=0.01)
     assert (wb.bytes - wb.host_bytes) / 2**20 == pytest.approx(8694.21, rel=0.002)
     assert round(wb.bits_per_weight, 2) == pytest.approx(5.67, abs=0.01)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vramcalc import speed
+from vramcalc import placement, runtimes, speed
 from vramcalc.catalog import load_catalog
 from vramcalc.estimate import Workload, estimate
 from vramcalc.units import GiB
@@ -125,7 +125,7 @@ def test_moe_reads_only_active_experts(cat):
     # Mixtral 8x7B: "46.7B total parameters but only uses 12.9B parameters per token"
     # (Mistral AI, 'Mixtral of experts', 2023-12-11; recalled, not re-checked here).
     llm = cat.llm("mixtral-8x7b")
-    lb = speed.llm_bytes(llm, "transformers", "bf16")
+    lb = placement.llm_bytes(llm, runtimes.get("transformers"), "bf16")
     embd = llm.vocab_size * llm.hidden_size
     assert lb.active_params + lb.output_params + embd == pytest.approx(12.9e9, rel=0.01)
     # bytes read per token: bf16 = 2 bytes per active weight, far below the 93 GB the experts hold
@@ -139,18 +139,18 @@ def test_moe_reads_only_active_experts(cat):
 
 def test_assign_layers_output_layer_counts():
     # n_layer 32: -ngl 33 puts the output layer on the GPU, -ngl 32 keeps it on the CPU
-    full = speed.assign_layers(32, 33, [1.0])
-    assert full.layer_dev == [0] * 32 and full.output_dev == 0
-    most = speed.assign_layers(32, 32, [1.0])
-    assert most.layer_dev == [0] * 32 and most.output_dev == -1
+    full = placement.assign_layers(32, 33, [1.0])
+    assert list(full.layer_dev) == [0] * 32 and full.output_dev == 0
+    most = placement.assign_layers(32, 32, [1.0])
+    assert list(most.layer_dev) == [0] * 32 and most.output_dev == -1
     # -ngl 20: i_gpu_start = 12, the last 20 repeating layers on the GPU
-    part = speed.assign_layers(32, 20, [1.0])
-    assert part.layer_dev == [-1] * 12 + [0] * 20 and part.output_dev == -1
+    part = placement.assign_layers(32, 20, [1.0])
+    assert list(part.layer_dev) == [-1] * 12 + [0] * 20 and part.output_dev == -1
 
 
 def test_assign_layers_two_equal_gpus():
     # 80 layers + output, splits [0.5, 1.0]: layer il -> GPU upper_bound(il / 81): il <= 40 on GPU 0
-    pl = speed.assign_layers(80, 81, [24.0, 24.0])
+    pl = placement.assign_layers(80, 81, [24.0, 24.0])
     assert pl.layer_dev.count(0) == 41 and pl.layer_dev.count(1) == 39 and pl.output_dev == 1
 
 

@@ -31,11 +31,9 @@ def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec]
         elif work.quant and not _same_precision(work.quant, fm.quant, work.runtime):
             weights = FixedWeights(llm=None, vision=weights.vision, projector=weights.projector)
             notes.append(f"--quant {work.quant}: the weights are estimated at that precision, not read from the file ({fm.quant}).")
-    est = estimate(fm.model, gpu, work, fm.catalog(), weights)
     if fm.kind == "gguf" and weights is fm.weights:
         notes.insert(0, f"Weights read from the GGUF header of {fm.path.name}: every tensor's exact type and size.")
-    est.notes = notes + est.notes
-    return est
+    return estimate(fm.model, gpu, work, fm.catalog(), weights, notes=notes)
 
 
 def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool:

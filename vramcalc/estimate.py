@@ -197,7 +197,7 @@ def _requant(weights: FixedWeights | None, update: dict[str, object]) -> FixedWe
 
 
 def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | None = None, catalog: Catalog | None = None,
-             weights: FixedWeights | None = None) -> Estimate:
+             weights: FixedWeights | None = None, notes: list[str] | None = None) -> Estimate:
     """Memory, placement, verdict and speed of running ``model`` on ``gpu`` under ``workload``.
 
     Args:
@@ -206,6 +206,7 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
         workload: runtime, precision, context, images, batch; defaults if None.
         catalog: where a VLM's encoder and LLM ids are looked up (required for a VLM).
         weights: exact weights of some parts (a GGUF file's tensors), used instead of derived ones.
+        notes: what the input stage has to say (e.g. where a file's weights came from), shown first.
     """
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
@@ -260,4 +261,4 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
                lambda: suggest(main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for),
                split_ctx, decode_label(offload, thr))
     return Estimate(inputs=i, params=acc.params, memory=m, gpu=info, verdict=d.verdict, headroom_bytes=d.headroom_bytes,
-                    max_context_tokens=d.max_context_tokens, suggestion=d.suggestion, notes=d.notes, throughput=thr, offload=offload)
+                    max_context_tokens=d.max_context_tokens, suggestion=d.suggestion, notes=[*(notes or []), *d.notes], throughput=thr, offload=offload)
