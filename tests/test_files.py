@@ -752,3 +752,21 @@ def test_catalog_overlay_adds_file_specs_and_leaves_the_base_alone(tiny_gguf):
     assert cat.resolve_model("Tiny-Llama") is fm.llm  # normalized keys too
     assert "tiny-llama" in cat.ids("llms") and cat.resolve_gpu("rtx3060") == base.resolve_gpu("rtx3060")
     assert base.llm("llama-2-7b") is before and "tiny-llama" not in base.raw["llms"] and base.lookup(["llms"], "tiny-llama") is None
+
+
+def test_readers_exports_resolve_lazily():
+    """Every exported name resolves (to its owning module's object); looks_like_path, which every
+    `check` imports, loads no GGUF module and not the gguf package."""
+    import subprocess
+    import sys
+
+    import vramcalc.readers as readers
+
+    for name in readers.__all__:
+        value = getattr(readers, name)
+        owner = getattr(value, "__module__", None)
+        assert owner is None or owner.startswith(("vramcalc.readers.", "builtins", "typing")), (name, owner)
+    code = ("import sys; from vramcalc.readers import looks_like_path; "
+            "print(sorted(m for m in sys.modules if 'gguf' in m or m.startswith('numpy')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
