@@ -42,7 +42,7 @@ def tiny_gguf(tmp_path):
 
 def test_tiny_llama_exact_bytes_and_params(tiny_gguf):
     """Every tensor's bytes from ggml block layouts (Q4_K: 144 bytes per 256 weights, Q6_K: 210 per 256, F32: 4 per 1)."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     fm = load_model_files(tiny_gguf)
     # token_embd Q4_K 256x1000: 256000/256*144 = 144000
@@ -68,7 +68,7 @@ def test_reader_agrees_with_the_gguf_package_reader(tmp_path):
     """Our header walk returns what gguf.GGUFReader (which maps the whole file) returns."""
     import gguf
 
-    from vramcalc.files import read_gguf_header
+    from vramcalc.readers import read_gguf_header
 
     p = _tiny_llama(tmp_path / "t.gguf", qkv_bias=True)
     ours = read_gguf_header(p)
@@ -83,7 +83,7 @@ def test_reader_agrees_with_the_gguf_package_reader(tmp_path):
 
 def test_header_only_bytes_are_enough(tiny_gguf):
     """Nothing past the header is needed: parsing only the header's bytes gives the same result."""
-    from vramcalc.files import parse_gguf_header, read_gguf_header
+    from vramcalc.readers import parse_gguf_header, read_gguf_header
 
     full = read_gguf_header(tiny_gguf)
     head = tiny_gguf.read_bytes()[: full.data_offset]
@@ -92,7 +92,7 @@ def test_header_only_bytes_are_enough(tiny_gguf):
 
 
 def test_long_tokenizer_arrays_are_skipped(tmp_path):
-    from vramcalc.files import SkippedArray, read_gguf_header
+    from vramcalc.readers import SkippedArray, read_gguf_header
 
     p = write_gguf(tmp_path / "v.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), vocab=5000)
     h = read_gguf_header(p)
@@ -100,7 +100,7 @@ def test_long_tokenizer_arrays_are_skipped(tmp_path):
 
 
 def test_qwen2_biases_and_tied_embeddings(tmp_path):
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta = dict(TINY_META, **{"general.name": "Tiny Qwen2"})
     tensors = llama_tensors(**TINY, types={"attn_v": "Q8_0", "ffn_down": "Q8_0"}, tied=True, qkv_bias=True)
@@ -114,7 +114,7 @@ def test_qwen2_biases_and_tied_embeddings(tmp_path):
 
 
 def test_gemma2_sliding_window_and_post_norms(tmp_path):
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta = dict(TINY_META, **{"attention.key_length": 128, "attention.value_length": 128, "attention.sliding_window": 512,
                               "general.name": "Tiny Gemma 2"})
@@ -131,7 +131,7 @@ def test_gemma2_sliding_window_and_post_norms(tmp_path):
 
 def test_moe_experts(tmp_path):
     """A Mixtral-style llama MoE: experts stacked in 3-D ffn_*_exps tensors (ne0, ne1, n_expert)."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta = dict(TINY_META, **{"expert_count": 4, "expert_used_count": 2, "general.name": "Tiny MoE"})
     tensors = [t for t in llama_tensors(**TINY, types={}) if "ffn_gate." not in t[0] and "ffn_up." not in t[0] and "ffn_down." not in t[0]]
@@ -172,7 +172,7 @@ def test_llama2_7b_gguf_matches_catalog_entry(tmp_path, runner):
 
 def test_mmproj_makes_a_vlm(tmp_path, runner):
     """A LLaVA-style clip mmproj (2 tiny CLIP layers + a 2-layer MLP projector) with a llama GGUF."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     llm = _tiny_llama(tmp_path / "llm.gguf")
     h, ff = 64, 128
@@ -289,13 +289,13 @@ def test_published_configs_estimate_like_the_catalog(ref, cid):
     (parameters, memory, largest context) for a VLM at a 1024x768 image."""
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     cat = load_catalog()
-    fm = load_model_files(_ref(*ref.split("/")))
+    fm = load_model_files(_ref(*ref.split("/")), catalog=cat)
     gpu = cat.resolve_gpu("rtx4090")
     w = Workload(image_size=(1024, 768))
-    a = estimate(fm.model, gpu, w, fm.catalog(), fm.weights)
+    a = estimate(fm.model, gpu, w, fm.catalog(cat), fm.weights)
     b = estimate(cat.resolve_model(cid), gpu, w, cat)
     assert a.params == b.params
     assert a.memory.total_bytes == b.memory.total_bytes
@@ -311,11 +311,11 @@ def test_llava_hf_config_differs_only_by_its_padded_vocab():
     the catalog entry follows the original 32000: 64 rows of 4096 in embed_tokens and lm_head."""
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import estimate
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     cat = load_catalog()
     fm = load_model_files(_ref("vlm", "llava-v1.6-mistral-7b-hf.json"))
-    a = estimate(fm.model, cat.resolve_gpu("rtx4090"), None, fm.catalog())
+    a = estimate(fm.model, cat.resolve_gpu("rtx4090"), None, fm.catalog(cat))
     b = estimate(cat.resolve_model("llava-1.6-mistral-7b"), cat.resolve_gpu("rtx4090"), None, cat)
     assert a.params.total - b.params.total == 2 * 64 * 4096
     assert (a.params.vision, a.params.projector) == (b.params.vision, b.params.projector)
@@ -344,7 +344,7 @@ TINY_PARAMS = 2 * 6400 + 64 + 2 * (2 * 64 + 2 * 4096 + 2 * 2048 + 3 * 8192)
 
 
 def test_safetensors_folder_exact_counts(tmp_path, runner):
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     assert TINY_PARAMS == 86848
     (tmp_path / "config.json").write_text(json.dumps(TINY_CFG))
@@ -368,7 +368,7 @@ def test_safetensors_header_agrees_with_safetensors_package(tmp_path):
     st = pytest.importorskip("safetensors.numpy")
     from safetensors import safe_open
 
-    from vramcalc.files import read_safetensors_header
+    from vramcalc.readers import read_safetensors_header
 
     p = tmp_path / "real.safetensors"
     st.save_file({"a": np.zeros((3, 5), dtype=np.float16), "b": np.zeros((7,), dtype=np.float32)}, str(p))
@@ -490,7 +490,7 @@ def test_no_torch_and_no_gguf_for_catalog_commands(argv):
 
 
 def test_looks_like_path():
-    from vramcalc.files import looks_like_path
+    from vramcalc.readers import looks_like_path
 
     assert looks_like_path("./x.gguf") and looks_like_path("model.gguf") and looks_like_path("/abs/folder")
     assert not looks_like_path("llama-2-7b") and not looks_like_path("meta-llama/Llama-2-7b-hf")
@@ -503,7 +503,7 @@ def test_input_error_is_exit_code_2():
 def test_split_gguf_reads_every_part(tmp_path):
     """llama.cpp gguf-split: model-00001-of-00002.gguf holds the metadata and some tensors, the
     other part the rest; the weights are the sum over the parts."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     tensors = llama_tensors(**TINY, types={})
     half = len(tensors) // 2
@@ -517,7 +517,7 @@ def test_split_gguf_reads_every_part(tmp_path):
 
 
 def test_qwen3_moe_with_qk_norm(tmp_path):
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta = dict(TINY_META, **{"expert_count": 8, "expert_used_count": 2, "expert_feed_forward_length": 256, "attention.key_length": 64,
                               "general.name": "Tiny Qwen3 MoE"})
@@ -536,7 +536,7 @@ def test_qwen3_moe_with_qk_norm(tmp_path):
 
 def test_unknown_ggml_type_is_named(tmp_path):
     """A tensor type id the gguf package does not know (a newer quantization): a clean error."""
-    from vramcalc.files import read_gguf_header
+    from vramcalc.readers import read_gguf_header
 
     p = write_gguf(tmp_path / "one.gguf", "llama", {}, [("token_embd.weight", (256, 4), "F32")])
     raw = bytearray(p.read_bytes())
@@ -551,7 +551,7 @@ def test_unknown_ggml_type_is_named(tmp_path):
 
 def test_deepseek2_mla_and_shared_experts(tmp_path):
     """DeepSeek-V2-style: MLA attention (compressed KV), a leading dense layer, routed + shared experts."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta = dict(TINY_META, **{"attention.head_count_kv": 4, "attention.key_length": 96, "attention.value_length": 64,
                               "rope.dimension_count": 32, "attention.kv_lora_rank": 128, "expert_count": 4, "expert_used_count": 2,
@@ -582,7 +582,7 @@ def test_deepseek2_mla_and_shared_experts(tmp_path):
 
 def test_folder_of_ggufs_picks_the_model_and_its_mmproj(tmp_path):
     """A folder as ollama/LM Studio users keep it: the model (split in two parts) and an mmproj."""
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     tensors = llama_tensors(**TINY, types={})
     write_gguf(tmp_path / "tiny-00001-of-00002.gguf", "llama", dict(TINY_META, **{"split.count": 2}), tensors[:5], file_type=15)
@@ -628,7 +628,7 @@ MMPROJ_CASES = {
 @pytest.mark.parametrize("case", list(MMPROJ_CASES))
 def test_mmproj_projector_types(case, tmp_path):
     from vramcalc.estimate import Workload, estimate
-    from vramcalc.files import load_model_files
+    from vramcalc.readers import load_model_files
 
     meta, proj, size, kind, tokens = MMPROJ_CASES[case]
     meta = {**meta, "clip.vision.patch_size": 14, "clip.vision.embedding_length": 64, "clip.vision.feed_forward_length": 128,
@@ -639,6 +639,134 @@ def test_mmproj_projector_types(case, tmp_path):
     assert fm.model.image_tokens.kind == kind
     from vramcalc.catalog import load_catalog
 
-    est = estimate(fm.model, load_catalog().resolve_gpu("rtx3060"), Workload(image_size=size), fm.catalog(), fm.weights)
+    est = estimate(fm.model, load_catalog().resolve_gpu("rtx3060"), Workload(image_size=size), fm.catalog(load_catalog()), fm.weights)
     assert est.inputs.image_tokens_per_image == tokens
     assert est.memory.weights_bytes.projector == sum(nbytes(t, s) for _, s, t in proj)
+
+
+# ---------------------------------------------------------------------------------------------
+# readers/: file objects, module boundaries, the catalog overlay
+
+
+def test_gguf_header_from_file_objects(tiny_gguf):
+    """The header parser reads any seekable binary file object (an open file, io.BytesIO, later a
+    remote file) the same as a path, by plain reads of the header only."""
+    import io
+
+    from vramcalc.readers import read_gguf_header
+
+    want = read_gguf_header(tiny_gguf)
+    with open(tiny_gguf, "rb") as f:
+        f.seek(100)  # the reader starts from the file's beginning, wherever the object stands
+        from_file = read_gguf_header(f)
+        assert not f.closed  # the caller's object is left open
+    assert from_file.path == tiny_gguf and from_file.tensors == want.tensors and from_file.metadata == want.metadata
+    assert from_file.data_offset == want.data_offset and from_file.file_size == want.file_size
+    from_bytes = read_gguf_header(io.BytesIO(tiny_gguf.read_bytes()), name="remote/tiny.gguf")
+    assert from_bytes.tensors == want.tensors and from_bytes.metadata == want.metadata and str(from_bytes.path) == "remote/tiny.gguf"
+
+
+class _CountingReader:
+    """A seekable stream (read, seek, tell only) that counts the bytes read and returns at most 7 bytes per read."""
+
+    def __init__(self, data: bytes):
+        self.data, self.pos, self.read_bytes = data, 0, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(7, len(self.data) - self.pos if n < 0 else n)
+        out = self.data[self.pos : self.pos + n]
+        self.pos += len(out)
+        self.read_bytes += len(out)
+        return out
+
+    def seek(self, off: int, whence: int = 0) -> int:
+        self.pos = {0: off, 1: self.pos + off, 2: len(self.data) + off}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+def test_gguf_stream_reads_only_the_header_and_skips_long_arrays(tmp_path):
+    """A stream giving short reads parses the same; a 5,000-token vocabulary is skipped, not kept;
+    the tensor data is not read (a file with 10 MB of data costs the header plus one chunk at most)."""
+    from vramcalc.readers import SkippedArray, read_gguf_header
+    from vramcalc.readers.gguf import CHUNK_BYTES
+
+    p = write_gguf(tmp_path / "v.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), vocab=5000)
+    want = read_gguf_header(p)
+    data = p.read_bytes() + b"\0" * 10_000_000
+    stream = _CountingReader(data)
+    got = read_gguf_header(stream, name=str(p))
+    assert got.metadata == want.metadata and got.tensors == want.tensors and got.data_offset == want.data_offset
+    assert got.metadata["tokenizer.ggml.tokens"] == SkippedArray(5000)
+    assert got.file_size == len(data)
+    assert stream.read_bytes <= want.data_offset + CHUNK_BYTES
+
+
+def test_gguf_stream_cut_short_is_a_clean_error(tiny_gguf):
+    """A stream that ends inside the header: the same one-line InputError as a truncated file."""
+    import io
+
+    from vramcalc.readers import read_gguf_header
+
+    with pytest.raises(InputError, match="truncated or corrupt GGUF file"):
+        read_gguf_header(io.BytesIO(tiny_gguf.read_bytes()[:900]), name="cut.gguf")
+    with pytest.raises(InputError, match="not a GGUF file"):
+        read_gguf_header(io.BytesIO(b"PK\x03\x04" + b"\0" * 100))
+
+
+def test_readers_import_no_private_names_of_each_other():
+    """No module of vramcalc.readers imports another module's private (_x) names."""
+    import ast
+
+    import vramcalc.readers
+
+    folder = Path(vramcalc.readers.__file__).parent
+    modules = sorted(folder.glob("*.py"))
+    assert {m.stem for m in modules} >= {"__init__", "gguf", "gguf_spec", "safetensors", "hf_config"}
+    offenders = []
+    for mod in modules:
+        for node in ast.walk(ast.parse(mod.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vramcalc"):
+                offenders += [f"{mod.name}: from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                # module-attribute access such as gguf._Cursor on an imported vramcalc module
+                if isinstance(node.value, ast.Name) and node.value.id in {m.stem for m in modules}:
+                    offenders.append(f"{mod.name}: {node.value.id}.{node.attr}")
+    assert offenders == []
+    assert not (folder.parent / "files.py").exists()  # the old four-in-one module is gone
+
+
+def test_catalog_overlay_adds_file_specs_and_leaves_the_base_alone(tiny_gguf):
+    from vramcalc.catalog import load_catalog
+    from vramcalc.readers import load_model_files
+
+    base = load_catalog()
+    fm = load_model_files(tiny_gguf)
+    # a file model whose id shadows a catalog entry: the overlay answers with the file's spec
+    shadow = fm.llm.model_copy(update={"id": "llama-2-7b"})
+    before = base.llm("llama-2-7b")
+    cat = base.overlay([fm.llm, shadow])
+    assert cat.llm("tiny-llama") is fm.llm and cat.llm("llama-2-7b") is shadow
+    assert cat.resolve_model("Tiny-Llama") is fm.llm  # normalized keys too
+    assert "tiny-llama" in cat.ids("llms") and cat.resolve_gpu("rtx3060") == base.resolve_gpu("rtx3060")
+    assert base.llm("llama-2-7b") is before and "tiny-llama" not in base.raw["llms"] and base.lookup(["llms"], "tiny-llama") is None
+
+
+def test_readers_exports_resolve_lazily():
+    """Every exported name resolves (to its owning module's object); looks_like_path, which every
+    `check` imports, loads no GGUF module and not the gguf package."""
+    import subprocess
+    import sys
+
+    import vramcalc.readers as readers
+
+    for name in readers.__all__:
+        value = getattr(readers, name)
+        owner = getattr(value, "__module__", None)
+        assert owner is None or owner.startswith(("vramcalc.readers.", "builtins", "typing")), (name, owner)
+    code = ("import sys; from vramcalc.readers import looks_like_path; "
+            "print(sorted(m for m in sys.modules if 'gguf' in m or m.startswith('numpy')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -211,6 +211,20 @@ class Catalog:
     def llm(self, eid: str) -> LlmSpec:
         return self.get("llms", eid)  # type: ignore[return-value]
 
+    def overlay(self, entries: Iterable[Entry]) -> Catalog:
+        """A new catalog in which these validated specs (a model read from the user's files) also
+        resolve, by id and alias, over any entry with the same id; this catalog is unchanged."""
+        cat = Catalog(list(self.roots), {k: dict(v) for k, v in self.raw.items()}, list(self.problems),
+                      {k: dict(v) for k, v in self._keys.items()}, dict(self._validated))
+        for spec in entries:
+            kind = f"{spec.kind}s"  # type: ignore[attr-defined]  # gpu -> gpus, llm -> llms, ...
+            cat.raw.setdefault(kind, {})[spec.id] = RawEntry(kind, Path(f"<overlay>/{kind}/{spec.id}.yaml"), spec.model_dump(mode="json"))
+            norm = normalize_gpu if kind == "gpus" else normalize
+            for name in [spec.id, *spec.aliases]:
+                cat._keys.setdefault(kind, {})[norm(name)] = spec.id
+            cat._validated[(kind, spec.id)] = spec
+        return cat
+
 
 def _yaml_files(folder: Path) -> list[Path]:
     try:

@@ -186,7 +186,7 @@ def check(
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
-    from vramcalc.files import looks_like_path
+    from vramcalc.readers import looks_like_path
 
     is_file = looks_like_path(model)
     if mmproj and not is_file:
@@ -202,7 +202,7 @@ def check(
     if is_file:  # a model file or folder (cli_files.py)
         from vramcalc.cli_files import check_file
 
-        check_file(model, mmproj, cards, work, as_json)
+        check_file(model, mmproj, cards, work, as_json, cat)
         return
     est = estimate(spec, cards, work, cat)
     if as_json:

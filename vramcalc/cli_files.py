@@ -11,16 +11,18 @@ from vramcalc.cli import JsonOpt, _console, _print_json
 from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
     from vramcalc.estimate import Estimate, Workload
     from vramcalc.schema import GpuSpec
 
 
-def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload) -> Estimate:
+def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
     """The estimate for a model file/folder: exact weights where the files fix them."""
-    from vramcalc.estimate import FixedWeights, estimate
-    from vramcalc.files import load_model_files
+    from vramcalc.estimate import estimate
+    from vramcalc.results import FixedWeights
+    from vramcalc.readers import load_model_files
 
-    fm = load_model_files(path, mmproj, runtime=work.runtime)
+    fm = load_model_files(path, mmproj, runtime=work.runtime, catalog=catalog)
     weights = fm.weights
     notes = list(fm.notes)
     if weights is not None and weights.llm is not None:
@@ -33,7 +35,7 @@ def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec]
             notes.append(f"--quant {work.quant}: the weights are estimated at that precision, not read from the file ({fm.quant}).")
     if fm.kind == "gguf" and weights is fm.weights:
         notes.insert(0, f"Weights read from the GGUF header of {fm.path.name}: every tensor's exact type and size.")
-    return estimate(fm.model, gpu, work, fm.catalog(), weights, notes=notes)
+    return estimate(fm.model, gpu, work, fm.catalog(catalog), weights, notes=notes)
 
 
 def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool:
@@ -47,9 +49,11 @@ def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool
         return False
 
 
-def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, as_json: bool) -> None:
+def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, as_json: bool, catalog: Catalog | None = None) -> None:
     """`vramcalc check PATH`: called by cli.check when MODEL is a file or folder."""
-    est = estimate_file(path, mmproj, gpu, work)
+    from vramcalc.catalog import load_catalog
+
+    est = estimate_file(path, mmproj, gpu, work, catalog if catalog is not None else load_catalog())
     if as_json:
         _print_json(est.to_json())
         return
@@ -68,9 +72,9 @@ def import_(
 ) -> None:
     """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder."""
     from vramcalc.catalog import load_catalog, user_catalog_dir
-    from vramcalc.files import entry_data, load_model_files, renamed
+    from vramcalc.readers import entry_data, load_model_files, renamed
 
-    fm = load_model_files(path, mmproj)
+    fm = load_model_files(path, mmproj, catalog=load_catalog())
     if entry_id:
         fm = renamed(fm, entry_id)
     entries = fm.entries()

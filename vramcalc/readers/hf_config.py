@@ -1,0 +1,316 @@
+"""Hugging Face config.json -> catalog-schema specs: the ``PretrainedConfig`` fields, with the
+defaults of the transformers config classes for fields a config leaves out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vramcalc.errors import InputError
+from vramcalc.readers.common import anyres_tokens
+from vramcalc.schema import (
+    DynamicResolutionTokens,
+    FixedTokens,
+    LlmSpec,
+    Mla,
+    Moe,
+    Projector,
+    SlidingWindow,
+    VisionEncoderSpec,
+    VlmDefaults,
+    VlmSpec,
+    WindowAttention,
+)
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+
+
+
+#: Defaults of the transformers config classes for fields that published configs often omit
+#: (transformers models/<type>/configuration_<type>.py __init__ defaults).
+_HF_DEFAULTS: dict[str, dict[str, Any]] = {
+    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                  max_position_embeddings=2048, hidden_act="silu", tie_word_embeddings=False),
+    "mistral": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                    num_key_value_heads=8, max_position_embeddings=4096 * 32, hidden_act="silu", sliding_window=4096, tie_word_embeddings=False),
+    "qwen2": dict(vocab_size=151936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32, num_attention_heads=32,
+                  num_key_value_heads=32, max_position_embeddings=32768, hidden_act="silu", tie_word_embeddings=False),
+    "gemma3_text": dict(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
+                        num_key_value_heads=4, head_dim=256, max_position_embeddings=131072, hidden_activation="gelu_pytorch_tanh",
+                        sliding_window=4096, sliding_window_pattern=6, tie_word_embeddings=True),
+    "clip_vision_model": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                              patch_size=32, hidden_act="quick_gelu"),
+    "siglip_vision_model": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
+                                patch_size=16, hidden_act="gelu_pytorch_tanh"),
+}
+_HF_DEFAULTS["qwen3"] = _HF_DEFAULTS["qwen2"]
+
+#: HF model_type -> catalog family, for the text models this reader knows.
+HF_TEXT_TYPES = {
+    "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
+    "gemma3_text": "gemma3", "phi3": "phi3", "mixtral": "mixtral", "qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen3_moe",
+    "deepseek_v2": "deepseek_v2", "deepseek_v3": "deepseek_v3", "gpt_oss": "gpt-oss", "granite": "granite", "olmo2": "olmo2",
+}
+HF_VLM_TYPES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3")
+
+_ACTS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu",
+         "quick_gelu": "quick_gelu"}
+_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
+
+
+def _get(cfg: dict[str, Any], mt: str, key: str, where: Path, default: Any = ...) -> Any:
+    if cfg.get(key) is not None:
+        return cfg[key]
+    d = _HF_DEFAULTS.get(mt, {}).get(key)
+    if d is not None:
+        return d
+    if default is not ...:
+        return default
+    raise InputError(f"{where}: the config has no '{key}' (model_type '{mt}'), needed for the estimate.")
+
+
+def _pattern(layer_types: list[str]) -> list[bool]:
+    """Shortest repeating unit of a per-layer list of attention types."""
+    flags = [str(x).startswith("sliding") for x in layer_types]
+    for n in range(1, len(flags) + 1):
+        if all(flags[i] == flags[i % n] for i in range(len(flags))):
+            return flags[:n]
+    return flags
+
+
+def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_dtype: str | None = None) -> LlmSpec:
+    """An LlmSpec from a Hugging Face text config (the top level or a VLM's text_config)."""
+    mt = str(cfg.get("model_type") or "")
+    if mt == "gemma3":
+        mt = "gemma3_text"
+    if mt not in HF_TEXT_TYPES:
+        raise InputError(f"{where}: model_type '{mt or '(none)'}' is not supported; supported: {', '.join(sorted(HF_TEXT_TYPES))}.")
+
+    def g(key: str, default: Any = ...) -> Any:
+        return _get(cfg, mt, key, where, default)
+
+    hidden = int(g("hidden_size"))
+    heads = int(g("num_attention_heads"))
+    n_layers = int(g("num_hidden_layers"))
+    defaults = _HF_DEFAULTS.get(mt, {})
+    head_dim = cfg.get("head_dim") or defaults.get("head_dim")
+    if head_dim and int(head_dim) == hidden // heads:
+        head_dim = None
+    act_name = str(cfg.get("hidden_activation") or cfg.get("hidden_act") or defaults.get("hidden_activation")
+                   or defaults.get("hidden_act") or ("gelu_pytorch_tanh" if mt.startswith("gemma") else "silu"))
+    activation = "swiglu_oai" if mt == "gpt_oss" else _ACTS.get(act_name, "silu")
+    if activation == "quick_gelu":
+        activation = "gelu"
+    gemma = mt in ("gemma", "gemma2", "gemma3_text")
+    bias = bool(cfg.get("attention_bias", False))
+    moe = None
+    ff = int(g("intermediate_size", 0) or 0)
+    if mt in ("mixtral", "gpt_oss"):
+        moe = Moe(num_experts=int(g("num_local_experts")), experts_per_token=int(cfg.get("num_experts_per_tok") or g("experts_per_token")),
+                  expert_intermediate_size=ff, expert_bias=mt == "gpt_oss", router_bias=mt == "gpt_oss",
+                  expert_dtype="mxfp4" if (cfg.get("quantization_config") or {}).get("quant_method") == "mxfp4" else "native")
+    elif mt in ("qwen2_moe", "qwen3_moe"):
+        step = int(cfg.get("decoder_sparse_step") or 1)
+        only = set(cfg.get("mlp_only_layers") or [])
+        dense = [i for i in range(n_layers) if i in only or (i + 1) % step != 0]
+        shared = int(cfg.get("shared_expert_intermediate_size") or 0)
+        moe = Moe(num_experts=int(g("num_experts")), experts_per_token=int(g("num_experts_per_tok")),
+                  expert_intermediate_size=int(g("moe_intermediate_size")), shared_experts=1 if shared else 0,
+                  shared_expert_intermediate_size=shared or None, shared_expert_gate=bool(shared), dense_layers=dense)
+    elif mt in ("deepseek_v2", "deepseek_v3"):
+        n_routed = cfg.get("n_routed_experts")
+        if n_routed:
+            k_dense = int(cfg.get("first_k_dense_replace") or 0)
+            freq = int(cfg.get("moe_layer_freq") or 1)
+            dense = [i for i in range(n_layers) if i < k_dense or i % freq != 0]
+            moe = Moe(num_experts=int(n_routed), experts_per_token=int(g("num_experts_per_tok")),
+                      expert_intermediate_size=int(g("moe_intermediate_size")), shared_experts=int(cfg.get("n_shared_experts") or 0),
+                      dense_layers=dense, router_bias=mt == "deepseek_v3")
+    mla = None
+    if mt in ("deepseek_v2", "deepseek_v3"):
+        q_rank = cfg.get("q_lora_rank")
+        mla = Mla(kv_lora_rank=int(g("kv_lora_rank")), q_lora_rank=int(q_rank) if q_rank else None,
+                  qk_nope_head_dim=int(g("qk_nope_head_dim")), qk_rope_head_dim=int(g("qk_rope_head_dim")), v_head_dim=int(g("v_head_dim")))
+        head_dim = None
+    sliding = None
+    window = cfg.get("sliding_window") if "sliding_window" in cfg else defaults.get("sliding_window")
+    layer_types = cfg.get("layer_types")
+    if window and isinstance(layer_types, list) and layer_types:
+        pat = _pattern(layer_types)
+        if any(pat):
+            sliding = SlidingWindow(size=int(window), pattern=pat)
+    elif window and mt == "gemma2":
+        sliding = SlidingWindow(size=int(window), pattern=[True, False])
+    elif window and mt == "gemma3_text":
+        n = int(cfg.get("sliding_window_pattern") or 6)
+        sliding = SlidingWindow(size=int(window), pattern=[True] * (n - 1) + [False])
+    elif window and (mt == "mistral" or (mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"))):
+        sliding = SlidingWindow(size=int(window), pattern=[True])
+    dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or torch_dtype or "bfloat16"), "bf16")
+    return LlmSpec(
+        id=ident,
+        name=name,
+        source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)",
+        family=HF_TEXT_TYPES[mt],
+        num_layers=n_layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        num_kv_heads=int(cfg.get("num_key_value_heads") or defaults.get("num_key_value_heads") or heads),
+        head_dim=int(head_dim) if head_dim else None,
+        intermediate_size=ff or (moe.expert_intermediate_size if moe else 1),
+        gated_mlp=True,
+        activation=activation,  # type: ignore[arg-type]
+        vocab_size=int(g("vocab_size")),
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", defaults.get("tie_word_embeddings", gemma))),
+        qkv_bias=mt in ("qwen2", "qwen2_moe") or bias,
+        attn_out_bias=bias and mt not in ("qwen2", "qwen2_moe"),
+        mlp_bias=bool(cfg.get("mlp_bias", False)),
+        fused_qkv=mt == "phi3",
+        fused_gate_up=mt == "phi3",
+        qk_norm=mt in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2"),
+        extra_norms_per_layer=2 if mt in ("gemma2", "gemma3_text") else 0,
+        attention_sinks=mt == "gpt_oss",
+        max_context=int(g("max_position_embeddings")),
+        sliding_window=sliding,
+        moe=moe,
+        mla=mla,
+        dtype=dtype,  # type: ignore[arg-type]
+    )
+
+
+def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, name: str) -> VisionEncoderSpec:
+    """The vision tower of a HF VLM config (transformers modeling_clip / siglip / qwen2_vl / qwen2_5_vl layouts)."""
+    common = dict(id=ident, name=name, source=f"vision_config of the Hugging Face config {where} (read by vramcalc)")
+    if vlm_type in ("llava", "llava_next", "gemma3"):
+        mt = str(vc.get("model_type") or ("siglip_vision_model" if vlm_type == "gemma3" else "clip_vision_model"))
+        if mt not in ("clip_vision_model", "siglip_vision_model"):
+            raise InputError(f"{where}: vision_config model_type '{mt}' is not supported (clip_vision_model, siglip_vision_model).")
+        clip = mt == "clip_vision_model"
+
+        def g(key: str) -> Any:
+            return _get(vc, mt, key, where)
+
+        act = _ACTS.get(str(g("hidden_act")), "gelu")
+        return VisionEncoderSpec(
+            **common, family="clip" if clip else "siglip", image_size=int(g("image_size")), patch_size=int(g("patch_size")),
+            hidden_size=int(g("hidden_size")), num_layers=int(g("num_hidden_layers")), num_heads=int(g("num_attention_heads")),
+            intermediate_size=int(g("intermediate_size")), mlp_activation=act, class_token=clip, patch_bias=not clip,
+            pre_norm=clip, post_norm=True, dtype="fp16",  # type: ignore[arg-type]
+        )
+    # Qwen2-VL / Qwen2.5-VL vision transformers. Fallbacks for fields a vision_config leaves out: the
+    # published 7B vision_configs (shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json: depth 32,
+    # embed_dim 1280, mlp_ratio 4, num_heads 16, patch_size 14; Qwen2.5-VL-7B-Instruct.json: hidden_size
+    # 1280, intermediate_size 3420, window_size 112). The towers have no native size (dynamic
+    # resolution): image_size 32 patches (448 px) is only a nominal side, as the catalog entries use.
+    depth = int(vc.get("depth") or 32)
+    patch = int(vc.get("patch_size") or 14)
+    if vlm_type == "qwen2_vl":
+        embed = int(vc.get("embed_dim") or 1280)
+        return VisionEncoderSpec(
+            **common, family="qwen2_vit", image_size=patch * 32, patch_size=patch, temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+            hidden_size=embed, num_layers=depth, num_heads=int(vc.get("num_heads") or 16), intermediate_size=int(embed * float(vc.get("mlp_ratio") or 4)),
+            mlp_activation="quick_gelu", class_token=False, patch_bias=False, position_embedding="rope2d", post_norm=False, dtype="bf16",
+        )
+    hid = int(vc.get("hidden_size") or 1280)
+    full = vc.get("fullatt_block_indexes") or []
+    return VisionEncoderSpec(
+        **common, family="qwen25_vit", image_size=patch * 32, patch_size=patch, temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+        hidden_size=hid, num_layers=depth, num_heads=int(vc.get("num_heads") or 16), intermediate_size=int(vc.get("intermediate_size") or 3420),
+        mlp_activation="swiglu", norm="rmsnorm", class_token=False, patch_bias=False, mlp_bias=True, position_embedding="rope2d", post_norm=False,
+        window_attention=WindowAttention(window_size_px=int(vc.get("window_size") or 112), full_attention_layers=list(full)) if full else None,
+        dtype="bf16",
+    )
+
+
+@dataclass
+class ConfigModel:
+    """Specs read from a Hugging Face config.json."""
+
+    model: LlmSpec | VlmSpec
+    llm: LlmSpec
+    encoder: VisionEncoderSpec | None
+
+
+def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str, catalog: Catalog | None = None) -> ConfigModel:
+    """An LLM or a VLM (encoder + projector + LLM) from a config.json's contents.
+
+    ``catalog`` resolves the vision tower an original-LLaVA config names by its repo id
+    (``mm_vision_tower``); other configs describe every part themselves and need none.
+    """
+    if not isinstance(cfg, dict) or not ("model_type" in cfg or "architectures" in cfg):
+        raise InputError(f"{where}: not a model config (no 'model_type' or 'architectures' field).")
+    mt = str(cfg.get("model_type") or "")
+    if mt not in HF_VLM_TYPES:
+        llm = llm_from_hf(cfg, where, ident, name)
+        return ConfigModel(llm, llm, None)
+    text = cfg.get("text_config")
+    if mt == "llava" and text is None and cfg.get("mm_vision_tower"):
+        return _original_llava(cfg, where, ident, name, catalog)
+    if text is None:  # Qwen2-VL configs keep the text fields at the top level
+        text = {k: v for k, v in cfg.items() if k != "vision_config"}
+        text["model_type"] = "qwen2"
+    else:
+        text = dict(text)
+        text.setdefault("model_type", {"llava": "llama", "llava_next": "llama", "gemma3": "gemma3_text"}.get(mt, "qwen2"))
+    llm = llm_from_hf(text, where, ident + "-text", name + " (language model)", cfg.get("torch_dtype"))
+    vc = cfg.get("vision_config") or {}
+    enc = _vision_from_hf(mt, vc, where, ident + "-vision", name + " (vision tower)")
+    defaults = VlmDefaults()
+    if mt in ("llava", "llava_next"):
+        projector = Projector(kind="mlp", layers=2)
+        grid = enc.image_size // enc.patch_size
+        if mt == "llava_next":
+            # default: LlavaNextConfig.image_grid_pinpoints (transformers models/llava_next/configuration_llava_next.py)
+            pins = [tuple(int(x) for x in p) for p in cfg.get("image_grid_pinpoints") or [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]]
+            tokens, defaults = anyres_tokens(pins, newline=bool(cfg.get("use_image_newline_parameter", True)))
+        else:
+            tokens = FixedTokens(tokens=grid * grid)
+    elif mt == "gemma3":
+        per = int(cfg.get("mm_tokens_per_image") or 256)  # Gemma3Config default (transformers configuration_gemma3.py)
+        grid = enc.image_size // enc.patch_size
+        projector = Projector(kind="pooled_linear", merge=max(1, round(grid / per**0.5)))
+        tokens = FixedTokens(tokens=per)
+    else:
+        merge = int(vc.get("spatial_merge_size") or 2)
+        projector = Projector(kind="merger", merge=merge, norm=True, hidden_size=enc.hidden_size * merge**2)
+        # Qwen2-VL image processor defaults, as in gguf_mmproj above
+        tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
+        defaults = VlmDefaults(image_size=(1024, 768))  # a choice: the 4:3 photo the catalog VLMs assume (data/vlms notes)
+    vlm = VlmSpec(
+        id=ident, name=name, source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)", encoder=enc.id, llm=llm.id,
+        projector=projector, image_tokens=tokens, defaults=defaults,
+    )
+    return ConfigModel(vlm, llm, enc)
+
+
+def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str, catalog: Catalog | None) -> ConfigModel:
+    """A config in the original LLaVA repo's format (liuhaotian/llava-v1.5-7b): the LLM's fields at
+    the top level, the vision tower named by its HF repo id (mm_vision_tower), looked up in the catalog."""
+    text = {k: v for k, v in cfg.items() if not k.startswith("mm_")}
+    arch = " ".join(cfg.get("architectures") or [])
+    text["model_type"] = "mistral" if "Mistral" in arch else "llama"
+    llm = llm_from_hf(text, where, ident + "-text", name + " (language model)")
+    tower = str(cfg["mm_vision_tower"])
+    if catalog is None:
+        raise InputError(f"{where}: an original-LLaVA config names its vision tower by repo id ('{tower}'); reading it needs the catalog.")
+    hit = catalog.lookup(["encoders"], tower)
+    if hit is None:
+        raise InputError(f"{where}: vision tower '{tower}' (mm_vision_tower) is not in the catalog; add it under encoders/ first.")
+    enc = catalog.encoder(hit[1])
+    ptype = str(cfg.get("mm_projector_type") or "linear")
+    m = re.fullmatch(r"mlp(\d+)x_gelu", ptype)
+    projector = Projector(kind="mlp", layers=int(m.group(1))) if m else Projector(kind="linear", layers=1)
+    grid = enc.image_size // enc.patch_size
+    defaults = VlmDefaults()
+    pins = cfg.get("image_grid_pinpoints")
+    if str(cfg.get("image_aspect_ratio")) == "anyres" and pins:
+        tokens, defaults = anyres_tokens([tuple(int(x) for x in p) for p in pins], newline=True)
+    else:
+        tokens = FixedTokens(tokens=grid * grid)
+    vlm = VlmSpec(id=ident, name=name, source=f"LLaVA config {where} (mm_vision_tower {tower}; read by vramcalc)", encoder=enc.id,
+                  llm=llm.id, projector=projector, image_tokens=tokens, defaults=defaults)
+    return ConfigModel(vlm, llm, enc)

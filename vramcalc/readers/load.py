@@ -1,0 +1,197 @@
+"""A path -> a ``FileModel``: the entry point that picks the reader (GGUF, config.json, model folder)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vramcalc.errors import InputError
+from vramcalc.results import FixedWeights
+from vramcalc.quant import WeightBytes
+from vramcalc.readers.common import slug
+from vramcalc.readers.gguf import GgufHeader, has_gguf_magic, read_gguf_header
+from vramcalc.readers.gguf_spec import gguf_llm, gguf_mmproj
+from vramcalc.readers.hf_config import model_from_hf_config
+from vramcalc.readers.safetensors import SafetensorsSummary, summarize_safetensors
+from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+
+
+@dataclass
+class FileModel:
+    """A model read from the user's files, ready for ``estimate()``."""
+
+    path: Path
+    kind: str  # 'gguf' or 'hf'
+    model: LlmSpec | VlmSpec
+    llm: LlmSpec
+    encoder: VisionEncoderSpec | None
+    weights: FixedWeights | None  # exact weights where the files fix them
+    quant: str | None  # GGUF file type (Q4_K_M ...) or the checkpoint dtype
+    safetensors: SafetensorsSummary | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def catalog(self, base: Catalog) -> Catalog:
+        """``base`` with this model's parts added (they win over entries with the same id), for
+        ``vlm_parts``/``estimate``; ``base`` is unchanged."""
+        return base.overlay([spec for _, spec in self.entries()])
+
+    def entries(self) -> list[tuple[str, Any]]:
+        """(catalog folder, spec) for every entry ``import`` writes."""
+        out: list[tuple[str, Any]] = [("llms", self.llm)]
+        if self.encoder is not None:
+            out.append(("encoders", self.encoder))
+        if isinstance(self.model, VlmSpec):
+            out.append(("vlms", self.model))
+        return out
+
+
+def load_model_files(path: str | Path, mmproj: str | Path | None = None, runtime: str = "llama.cpp", catalog: Catalog | None = None) -> FileModel:
+    """Read a model from a GGUF file (+ mmproj), a config.json, or a model folder.
+
+    Args:
+        path: a ``.gguf`` file, a ``config.json``, or a folder holding ``config.json`` (and
+            ``*.safetensors``, whose headers give exact parameter counts and dtypes).
+        mmproj: a llama.cpp vision projector GGUF for a VLM (with a GGUF ``path``).
+        runtime: the runtime the estimate is for; safetensors weights are exact for transformers.
+        catalog: where a config's parts named by id are looked up (an original-LLaVA config's
+            ``mm_vision_tower``); None: no catalog, such a config is an error.
+
+    Raises:
+        InputError: a missing, truncated or corrupt file, or a model this reader does not know.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{p}: no such file or folder.")
+    if p.is_dir():
+        ggufs = sorted(p.glob("*.gguf"))
+        if (p / "config.json").is_file() and mmproj is None:
+            return _from_config(p / "config.json", runtime, catalog)
+        if len(ggufs) >= 1:
+            # later parts of a split GGUF are read through the first one
+            main = [g for g in ggufs if "mmproj" not in g.name.lower() and not re.search(r"-(?!00001)\d{5}-of-\d{5}\.gguf$", g.name)]
+            proj = [g for g in ggufs if "mmproj" in g.name.lower()]
+            if len(main) == 1:
+                return _from_gguf(main[0], mmproj or (proj[0] if len(proj) == 1 else None))
+            raise InputError(f"{p}: folder has no config.json and {len(main)} GGUF files; name the file to check.")
+        raise InputError(f"{p}: folder has no config.json (nor a .gguf file).")
+    if p.suffix.lower() == ".gguf" or has_gguf_magic(p):
+        return _from_gguf(p, mmproj)
+    if mmproj is not None:
+        raise InputError(f"{p}: --mmproj goes with a .gguf language model; a Hugging Face config describes its vision tower itself.")
+    if p.suffix.lower() == ".safetensors":
+        cfg = p.parent / "config.json"
+        if cfg.is_file():
+            return _from_config(cfg, runtime, catalog)
+        raise InputError(f"{p}: a safetensors file needs the model's config.json beside it.")
+    return _from_config(p, runtime, catalog)
+
+
+def _split_shards(h: GgufHeader) -> list[Path]:
+    """Other shards of a split GGUF (model-00001-of-00003.gguf), by llama.cpp's naming."""
+    count = h.metadata.get("split.count")
+    if not isinstance(count, int) or count <= 1:
+        return []
+    m = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", h.path.name)
+    if not m:
+        raise InputError(f"{h.path}: split GGUF ({count} parts) whose name does not follow -NNNNN-of-NNNNN.gguf.")
+    out = []
+    for i in range(1, count + 1):
+        q = h.path.with_name(h.path.name[: m.start()] + f"-{i:05d}-of-{count:05d}.gguf")
+        if q != h.path:
+            if not q.is_file():
+                raise InputError(f"{h.path}: part {i} of this split GGUF is missing: {q.name}.")
+            out.append(q)
+    return out
+
+
+def _from_gguf(path: Path, mmproj: str | Path | None) -> FileModel:
+    h = read_gguf_header(path)
+    if h.architecture == "clip":
+        raise InputError(f"{path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj.")
+    for shard in _split_shards(h):
+        sh = read_gguf_header(shard)
+        h.tensors.extend(sh.tensors)
+    spec, exact, notes = gguf_llm(h)
+    if h.metadata.get("split.count", 1) not in (None, 1):
+        notes.append(f"Split GGUF: {h.metadata['split.count']} parts read.")
+    if mmproj is None:
+        return FileModel(path, "gguf", spec, spec, None, FixedWeights(llm=exact), exact.precision, notes=notes)
+    mh = read_gguf_header(Path(mmproj).expanduser())
+    enc, vlm, wb_vis, wb_proj = gguf_mmproj(mh, spec)
+    return FileModel(path, "gguf", vlm, spec, enc, FixedWeights(llm=exact, vision=wb_vis, projector=wb_proj), exact.precision, notes=notes)
+
+
+def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileModel:
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{cfg_path}: cannot read as text: {e}.") from None
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{cfg_path}: not valid JSON ({e.msg} at line {e.lineno}).") from None
+    folder = cfg_path.parent
+    # the folder's name (as downloaded: 'Llama-2-7b-hf'), else the file's stem
+    name = folder.resolve().name if cfg_path.name == "config.json" else cfg_path.stem
+    cm = model_from_hf_config(cfg, cfg_path, slug(name), name, catalog)
+    shards = sorted(folder.glob("*.safetensors")) if cfg_path.name == "config.json" else []
+    notes: list[str] = []
+    summary = None
+    weights = None
+    quant = None
+    llm, model = cm.llm, cm.model
+    if shards:
+        summary = summarize_safetensors(shards)
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            try:
+                wanted = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+            except (json.JSONDecodeError, AttributeError, OSError):
+                wanted = set()
+            missing = sorted(w for w in wanted if not (folder / w).is_file())
+            if missing:
+                raise InputError(f"{index}: lists shards that are not in the folder: {', '.join(missing[:3])}.")
+        dtype = summary.main_dtype
+        quant = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}.get(dtype)
+        text_params = summary.params - summary.vision_params
+        llm = llm.model_copy(update={"published_params": text_params, **({"dtype": quant} if quant else {})})
+        if isinstance(model, VlmSpec):
+            model = model.model_copy(update={"published_params": summary.params})
+        else:
+            model = llm
+        notes.append(f"{len(shards)} safetensors file(s): {summary.params:,} parameters, mostly {dtype}.")
+        if runtime == "transformers" and quant:
+            # exact bytes of the checkpoint's tensors, as transformers loads them at their dtype
+            wb = WeightBytes(quant, bytes=summary.bytes, params=summary.params, by_type=dict(summary.bytes_by_dtype))
+            if summary.vision_params == 0:
+                weights = FixedWeights(llm=wb)
+    return FileModel(cfg_path, "hf", model, llm, cm.encoder, weights, quant, summary, notes)
+
+
+def renamed(fm: FileModel, new_id: str) -> FileModel:
+    """The same model under another catalog id (a VLM's parts get '-text' / '-vision' suffixes)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", new_id):
+        raise InputError(f"--id '{new_id}': ids are lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
+    if not isinstance(fm.model, VlmSpec):
+        llm = fm.llm.model_copy(update={"id": new_id})
+        return FileModel(fm.path, fm.kind, llm, llm, None, fm.weights, fm.quant, fm.safetensors, fm.notes)
+    llm = fm.llm.model_copy(update={"id": new_id + "-text"})
+    enc = fm.encoder.model_copy(update={"id": new_id + "-vision"}) if fm.encoder else None
+    vlm = fm.model.model_copy(update={"id": new_id, "llm": llm.id, "encoder": enc.id if enc else fm.model.encoder})
+    return FileModel(fm.path, fm.kind, vlm, llm, enc, fm.weights, fm.quant, fm.safetensors, fm.notes)
+
+
+def entry_data(spec: Any) -> dict[str, Any]:
+    """A spec as a catalog YAML mapping: non-default fields only, but with the discriminator
+    ``kind`` of nested unions (image_tokens) kept, so the entry validates when read back."""
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+    if isinstance(spec, VlmSpec):
+        tokens = spec.image_tokens.model_dump(mode="json", exclude_defaults=True)
+        data["image_tokens"] = {"kind": spec.image_tokens.kind, **tokens}
+    return data

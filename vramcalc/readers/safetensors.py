@@ -1,0 +1,82 @@
+"""safetensors headers: the 8-byte little-endian header length and the JSON header (dtype, shape,
+offsets of every tensor), the format's whole header (https://github.com/huggingface/safetensors#format).
+The tensor data is never read.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vramcalc.errors import InputError
+
+
+@dataclass
+class SafetensorsSummary:
+    """Parameter count and bytes by dtype over the tensors of one or more safetensors files."""
+
+    files: list[Path] = field(default_factory=list)
+    params: int = 0
+    bytes: int = 0
+    params_by_dtype: dict[str, int] = field(default_factory=dict)
+    bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    vision_params: int = 0  # tensors under a vision tower / projector prefix
+
+    @property
+    def main_dtype(self) -> str:
+        return max(self.params_by_dtype, key=self.params_by_dtype.get) if self.params_by_dtype else ""  # type: ignore[arg-type]
+
+
+_VISION_PREFIXES = ("vision_tower", "model.vision_tower", "visual", "model.visual", "vision_model", "model.vision_model",
+                    "multi_modal_projector", "model.multi_modal_projector", "mm_projector", "model.mm_projector", "vision_embed")
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file (8-byte little-endian length, then JSON); data is not read."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) < 8:
+            raise InputError(f"{path}: not a safetensors file (shorter than its 8-byte header length).")
+        (n,) = struct.unpack("<Q", raw)
+        # the safetensors library refuses headers over 100,000,000 bytes (MAX_HEADER_SIZE, safetensors
+        # src/tensor.rs; recalled, not re-checked here); 100 MiB is the same sanity bound, slightly looser
+        if n > size - 8 or n > 100 * 2**20:
+            raise InputError(f"{path}: truncated or corrupt safetensors file (header length {n} in a file of {size} bytes).")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON.") from None
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: corrupt safetensors file: the header is not a JSON object.")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    if 8 + n + end > size:
+        raise InputError(f"{path}: truncated safetensors file: its header declares {8 + n + end:,} bytes but the file has {size:,}.")
+    return header
+
+
+def summarize_safetensors(paths: list[Path]) -> SafetensorsSummary:
+    out = SafetensorsSummary(files=list(paths))
+    for p in paths:
+        for name, info in read_safetensors_header(p).items():
+            if name == "__metadata__":
+                continue
+            try:
+                dtype = str(info["dtype"])
+                numel = 1
+                for d in info["shape"]:
+                    numel *= int(d)
+                nbytes = int(info["data_offsets"][1]) - int(info["data_offsets"][0])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{p}: corrupt safetensors header: tensor '{name}' lacks dtype, shape or data_offsets.") from None
+            out.params += numel
+            out.bytes += nbytes
+            out.params_by_dtype[dtype] = out.params_by_dtype.get(dtype, 0) + numel
+            out.bytes_by_dtype[dtype] = out.bytes_by_dtype.get(dtype, 0) + nbytes
+            if name.startswith(_VISION_PREFIXES):
+                out.vision_params += numel
+    return out
