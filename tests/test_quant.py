@@ -9,7 +9,7 @@ import pytest
 
 from vramcalc.catalog import load_catalog
 from vramcalc import runtimes
-from vramcalc.quant import GGML_TYPES, ggml_type_bytes, normalize_precision
+from vramcalc.quant import GGML_TYPES, ggml_type_bytes, normalize_gguf_type, normalize_torch_format
 from vramcalc.units import GiB
 
 CAL = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration" / "gguf_sizes.csv"  # copied from shared/calibration
@@ -78,10 +78,10 @@ def test_block_layouts():
 
 
 def test_precision_names():
-    assert normalize_precision("q4_k_m") == "Q4_K_M"
-    assert normalize_precision("fp16") == "F16"
-    assert normalize_precision("NF4", "transformers") == "nf4"
+    assert normalize_gguf_type("q4_k_m") == "Q4_K_M"
+    assert normalize_gguf_type("fp16") == "F16"
+    assert normalize_torch_format("NF4") == "nf4"
     from vramcalc.errors import InputError
 
     with pytest.raises(InputError, match="Unknown llama.cpp quantization"):
-        normalize_precision("Q9_X")
+        normalize_gguf_type("Q9_X")

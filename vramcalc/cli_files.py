@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from vramcalc.cli import JsonOpt, _console, _print_json
+from vramcalc import runtimes
 from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
@@ -27,9 +28,10 @@ def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec]
     notes = list(fm.notes)
     if weights is not None and weights.llm is not None:
         gguf = fm.kind == "gguf"
-        if gguf and work.runtime != "llama.cpp":
+        rt = runtimes.get(work.runtime)
+        if gguf and rt.weights_format != "gguf":
             weights = FixedWeights(llm=None, vision=None, projector=None)
-            notes.append("transformers dequantizes a GGUF file on load: weights estimated at the model's dtype, not the file's types.")
+            notes.append(f"{rt.name} dequantizes a GGUF file on load: weights estimated at the model's dtype, not the file's types.")
         elif work.quant and not _same_precision(work.quant, fm.quant, work.runtime):
             weights = FixedWeights(llm=None, vision=weights.vision, projector=weights.projector)
             notes.append(f"--quant {work.quant}: the weights are estimated at that precision, not read from the file ({fm.quant}).")
@@ -39,12 +41,12 @@ def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec]
 
 
 def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool:
-    from vramcalc.quant import normalize_precision
 
     if file_quant is None:
         return False
     try:
-        return normalize_precision(asked, runtime) == normalize_precision(file_quant, runtime)  # type: ignore[arg-type]
+        rt = runtimes.get(runtime)
+        return rt.normalize_precision(asked) == rt.normalize_precision(file_quant)
     except InputError:
         return False
 

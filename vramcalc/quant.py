@@ -113,14 +113,18 @@ _TORCH_ALIASES = {"awq": "awq-int4", "gptq": "gptq-int4", "bnb-nf4": "nf4", "bnb
                   "bnb-int8": "int8", "8bit": "int8", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
 
 
-def normalize_precision(name: str, runtime: str = "llama.cpp") -> str:
-    """Canonical precision name for a runtime: 'q4_k_m' -> 'Q4_K_M'; 'fp16' -> 'F16' for llama.cpp."""
+def normalize_gguf_type(name: str) -> str:
+    """Canonical GGUF file type: 'q4_k_m' -> 'Q4_K_M', 'fp16' -> 'F16'."""
     low = name.strip().lower()
-    if runtime == "llama.cpp":
-        up = _GGUF_ALIASES.get(low, low.upper().replace("-", "_"))
-        if up in GGUF_FILE_TYPES:
-            return up
-        raise InputError(f"Unknown llama.cpp quantization '{name}'. Known: {', '.join(GGUF_FILE_TYPES)}.")
+    up = _GGUF_ALIASES.get(low, low.upper().replace("-", "_"))
+    if up in GGUF_FILE_TYPES:
+        return up
+    raise InputError(f"Unknown llama.cpp quantization '{name}'. Known: {', '.join(GGUF_FILE_TYPES)}.")
+
+
+def normalize_torch_format(name: str, runtime: str = "transformers") -> str:
+    """Canonical PyTorch weight format: 'bnb-nf4' -> 'nf4', 'bfloat16' -> 'bf16'."""
+    low = name.strip().lower()
     canon = _TORCH_ALIASES.get(low, low)
     if canon in TORCH_FORMATS:
         return canon

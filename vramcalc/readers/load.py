@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
+from vramcalc import runtimes
 from vramcalc.results import FixedWeights
 from vramcalc.quant import WeightBytes
 from vramcalc.readers.common import slug
@@ -166,7 +167,7 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
         else:
             model = llm
         notes.append(f"{len(shards)} safetensors file(s): {summary.params:,} parameters, mostly {dtype}.")
-        if runtime == "transformers" and quant:
+        if runtimes.get(runtime).weights_format == "checkpoint" and quant:
             # exact bytes of the checkpoint's tensors, as transformers loads them at their dtype
             wb = WeightBytes(quant, bytes=summary.bytes, params=summary.params, by_type=dict(summary.bytes_by_dtype))
             if summary.vision_params == 0:

@@ -33,10 +33,16 @@ class Runtime(Protocol):
     offloads_layers: bool
     #: Below this much free memory the verdict is ``tight`` (the margin the runtime's auto-fit keeps).
     margin_bytes: int
+    #: What it loads: "gguf" (a GGUF file's exact tensor types) or "checkpoint" (safetensors at their dtype).
+    weights_format: str
     #: The runtime runs PyTorch kernels: prefill and the vision tower use the timm-fitted GEMM factors.
     pytorch_kernels: bool
     #: Decode factors (a key of its calibration group) for precisions/backends it has none for; None: llama.cpp CUDA's.
     decode_fallback: str | None
+    #: How the tables name its compute memory: "compute buffer" (llama.cpp) or "activations" (PyTorch).
+    compute_label: str
+    #: It has a flash-attention switch worth showing (llama.cpp -fa).
+    flash_attention_switch: bool
     #: Named guesses (constant -> bytes) this runtime's accounting uses, for docs and review.
     guesses: dict[str, int]
 

@@ -22,7 +22,7 @@ from vramcalc.quant import (
     gguf_tensor_type,
     gguf_weight_bytes,
     mmproj_weight_bytes,
-    normalize_precision,
+    normalize_gguf_type,
 )
 from vramcalc.schema import VlmSpec
 from vramcalc.units import MiB
@@ -42,8 +42,9 @@ GUESS_METAL_RUNTIME_BYTES = 512 * MiB
 FIT_MARGIN_BYTES = 1024 * MiB
 #: llama.cpp pads the KV cache to 256 cells (llama-context: n_ctx = GGML_PAD(n_ctx, 256)).
 KV_PAD = 256
-#: The mmproj (clip) weight types llama.cpp's converter writes.
+#: The mmproj (clip) weight types llama.cpp's converter writes, and the PyTorch spellings of them.
 MMPROJ_TYPES = ("f32", "f16", "bf16", "q8_0")
+MMPROJ_ALIASES = {"fp16": "f16", "float16": "f16", "fp32": "f32", "float32": "f32", "bfloat16": "bf16"}
 
 
 def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
@@ -120,6 +121,9 @@ class LlamaCpp:
     offloads_layers = True
     pytorch_kernels = False
     decode_fallback = None
+    weights_format = "gguf"
+    compute_label = "compute buffer"
+    flash_attention_switch = True
     margin_bytes = FIT_MARGIN_BYTES
     guesses = {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
 
@@ -132,7 +136,7 @@ class LlamaCpp:
         return "F16" if llm is None else "Q4_K_M"
 
     def normalize_precision(self, name: str) -> str:
-        return normalize_precision(name, self.name)
+        return normalize_gguf_type(name)
 
     def precisions(self, llm: LlmSpec) -> list[str]:
         return list(GGUF_QUALITY_ORDER)
@@ -150,6 +154,7 @@ class LlamaCpp:
         """--vision-quant, else the VLM's published mmproj type (f16 for most), or for an encoder on its own --quant."""
         default = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else (w.quant or "f16")
         vq = (w.vision_quant or default).lower()
+        vq = MMPROJ_ALIASES.get(vq, vq)
         if vq not in MMPROJ_TYPES:
             raise InputError(f"--vision-quant for llama.cpp must be f32, f16, bf16 or q8_0 (mmproj types), got '{vq}'.")
         return vq

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from vramcalc.params import llm_tensors
-from vramcalc.quant import WeightBytes, normalize_precision, torch_weight_bytes
+from vramcalc.quant import WeightBytes, normalize_torch_format, torch_weight_bytes
 from vramcalc.schema import VlmSpec
 from vramcalc.units import MiB
 
@@ -58,6 +58,9 @@ class Transformers:
     offloads_layers = False
     pytorch_kernels = True
     decode_fallback = "cuda.bf16"  # bnb nf4/int8 and non-CUDA backends: the bf16 CUDA factors, uncalibrated
+    weights_format = "checkpoint"
+    compute_label = "activations"
+    flash_attention_switch = False
     margin_bytes = MARGIN_BYTES
     guesses = {"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES}
 
@@ -69,7 +72,7 @@ class Transformers:
         return (llm or model).dtype  # type: ignore[union-attr]
 
     def normalize_precision(self, name: str) -> str:
-        return normalize_precision(name, self.name)
+        return normalize_torch_format(name, self.name)
 
     def precisions(self, llm: LlmSpec) -> list[str]:
         return [llm.dtype if llm.dtype != "fp32" else "bf16", "int8", "nf4"]
@@ -85,7 +88,7 @@ class Transformers:
 
     def vision_precision(self, model: VlmSpec | VisionEncoderSpec, w: Workload) -> str:
         default = model.defaults.mmproj_dtype if isinstance(model, VlmSpec) else (w.quant or "f16")
-        return normalize_precision(w.vision_quant or ("fp16" if default == "f16" else default), self.name)
+        return normalize_torch_format(w.vision_quant or ("fp16" if default == "f16" else default), self.name)
 
     def llm_weights(self, llm: LlmSpec, precision: str) -> WeightBytes:
         return torch_weight_bytes(llm_tensors(llm), precision)
