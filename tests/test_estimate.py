@@ -41,7 +41,7 @@ def _cat():
     ],
 )
 def test_exact_parameter_counts(model, published, source):
-    assert count_params(_cat().resolve_model(model)).total == published, source
+    assert count_params(_cat().resolve_model(model), _cat()).total == published, source
 
 
 # --- KV cache ------------------------------------------------------------------------------

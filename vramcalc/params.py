@@ -17,8 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
+from typing import TYPE_CHECKING
 
 from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,12 +318,12 @@ def projector_tensors(proj: Projector, enc: VisionEncoderSpec, llm: LlmSpec, ima
 # --------------------------------------------------------------------------------------------
 
 
-def count_params(spec: LlmSpec | VisionEncoderSpec | VlmSpec, catalog=None) -> ParamCount:  # noqa: ANN001
+def count_params(spec: LlmSpec | VisionEncoderSpec | VlmSpec, catalog: Catalog | None = None) -> ParamCount:
     """Derived parameter count, by component.
 
     Args:
         spec: an LLM, a vision encoder, or a VLM (whose encoder and LLM are looked up in ``catalog``).
-        catalog: a ``Catalog``; defaults to the loaded built-in + user catalog.
+        catalog: the ``Catalog`` a VLM's encoder and LLM ids resolve in (required for a VLM).
 
     Returns:
         ParamCount with ``llm``, ``vision``, ``projector`` and ``total``.
@@ -344,12 +348,10 @@ class VlmParts:
     projector: tuple[Tensor, ...]
 
 
-def vlm_parts(vlm: VlmSpec, catalog=None) -> VlmParts:  # noqa: ANN001
-    """Resolve a VLM's encoder and LLM ids and build its projector tensors."""
+def vlm_parts(vlm: VlmSpec, catalog: Catalog | None) -> VlmParts:
+    """Resolve a VLM's encoder and LLM ids in ``catalog`` and build its projector tensors."""
     if catalog is None:
-        from vramcalc.catalog import load_catalog
-
-        catalog = load_catalog()
+        raise TypeError(f"{vlm.id}: a VLM's parts resolve in a catalog; none was given")
     enc = catalog.encoder(vlm.encoder)
     llm = catalog.llm(vlm.llm)
     if vlm.llm_overrides is not None:
