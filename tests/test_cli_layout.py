@@ -36,3 +36,26 @@ def test_no_private_imports_and_no_loops(path):
             assert module != "vramcalc.cli.app" and not (module == "vramcalc.cli" and "app" in names), f"{rel} imports the app"
             if rel != "cli/app.py":
                 assert module != "vramcalc.cli" or not names, f"{rel}: command modules import cli.options / cli.output, not the package"
+
+
+def test_print_json_takes_result_objects(capsys):
+    """The one JSON printer: result dataclasses (``to_json()``), pydantic models and plain dicts."""
+    import dataclasses
+    import json
+
+    from pydantic import BaseModel
+
+    from vramcalc.cli.output import print_json
+    from vramcalc.jsonable import Jsonable
+
+    @dataclasses.dataclass(frozen=True)
+    class Result(Jsonable):
+        a: int
+        b: tuple[str, ...]
+
+    class Model(BaseModel):
+        a: int
+
+    for obj, want in ((Result(1, ("x",)), {"a": 1, "b": ["x"]}), (Model(a=2), {"a": 2}), ({"a": 3}, {"a": 3})):
+        print_json(obj)
+        assert json.loads(capsys.readouterr().out) == want
