@@ -125,7 +125,7 @@ def test_missing_torch_gives_install_hint(monkeypatch):
 
 
 def test_cli_help_does_not_import_torch():
-    code = "import sys; from vramcalc.cli import app; import vramcalc.cli_probe, vramcalc.probe; assert 'torch' not in sys.modules"
+    code = "import sys; from vramcalc.cli import app; import vramcalc.cli.probe, vramcalc.probe; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

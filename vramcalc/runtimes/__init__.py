@@ -43,6 +43,8 @@ class Runtime(Protocol):
     compute_label: str
     #: It has a flash-attention switch worth showing (llama.cpp -fa).
     flash_attention_switch: bool
+    #: Why the margin is kept, as the verdict line says it ("llama.cpp --fit keeps free by default").
+    margin_note: str
     #: Named guesses (constant -> bytes) this runtime's accounting uses, for docs and review.
     guesses: dict[str, int]
 

@@ -124,6 +124,7 @@ class LlamaCpp:
     weights_format = "gguf"
     compute_label = "compute buffer"
     flash_attention_switch = True
+    margin_note = "llama.cpp --fit keeps free by default"
     margin_bytes = FIT_MARGIN_BYTES
     guesses = {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
 

@@ -61,6 +61,7 @@ class Transformers:
     weights_format = "checkpoint"
     compute_label = "activations"
     flash_attention_switch = False
+    margin_note = "kept free for PyTorch's caching allocator"
     margin_bytes = MARGIN_BYTES
     guesses = {"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES}
 

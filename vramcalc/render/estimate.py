@@ -1,4 +1,4 @@
-"""Rich renderings of result objects. One ``render_*`` per result type; meaning is never colour alone."""
+"""The estimate of ``check``: memory table, bar, verdict, speed section. Meaning is never colour alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from vramcalc.units import GiB, MiB, fmt_bytes, fmt_count
+from vramcalc import runtimes
+from vramcalc.units import fmt_bytes, fmt_count
 
 if TYPE_CHECKING:
     from vramcalc.estimate import Estimate
@@ -66,7 +67,8 @@ def render_estimate(est: Estimate) -> Group:
             setting.append(f"{i.batch} parallel sequences")
     else:
         setting.append(f"batch {i.batch} images at {i.image_size[0]}x{i.image_size[1]}" if i.image_size else f"batch {i.batch}")
-    if i.runtime == "llama.cpp":
+    rt = runtimes.get(i.runtime)
+    if rt.flash_attention_switch:
         setting.append("flash attention " + ("on" if i.flash_attention else "off"))
 
     t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
@@ -83,9 +85,9 @@ def render_estimate(est: Estimate) -> Group:
         t.add_row(f"Projector ({i.vision_quant})", fmt_count(est.params.projector), fmt_bytes(m.weights_bytes.projector))
     if i.llm:
         t.add_row(f"KV cache ({m.kv_cache_cells:,} cells, {i.kv_cache})", "", fmt_bytes(m.kv_cache_bytes))
-        t.add_row("LLM compute buffer" if i.runtime == "llama.cpp" else "LLM activations", "", fmt_bytes(m.compute_bytes.llm))
+        t.add_row(f"LLM {rt.compute_label}", "", fmt_bytes(m.compute_bytes.llm))
     if i.encoder:
-        t.add_row("Vision compute buffer" if i.runtime == "llama.cpp" else "Vision activations", "", fmt_bytes(m.compute_bytes.vision))
+        t.add_row(f"Vision {rt.compute_label}", "", fmt_bytes(m.compute_bytes.vision))
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
     t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
     reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})" if g.reserved_bytes else ""
@@ -116,7 +118,7 @@ def render_estimate(est: Estimate) -> Group:
     else:
         verdict.append(f" - exceeds usable memory by {fmt_bytes(-est.headroom_bytes)}")
     if est.verdict == "tight":
-        verdict.append(f" (under the {fmt_bytes(1024 * MiB)} llama.cpp keeps free by default)")
+        verdict.append(f" (under the {fmt_bytes(rt.margin_bytes)} {rt.margin_note})")
     lines: list[Any] = [title, Text(" · ".join(setting), style="dim"), Text(""), t, Text(""), bar, legend, Text(""), verdict]
     if i.llm:
         if est.max_context_tokens:
@@ -191,83 +193,3 @@ def render_speed(est: Estimate) -> list[Any]:
     for note in thr.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
     return lines
-
-
-def render_list(kind: str, rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
-    if not rows:
-        return Group(Text("No results found."))
-    t = Table(box=None, pad_edge=False, header_style="bold")
-    cols = LIST_COLUMNS[kind]
-    for header, _ in cols:
-        t.add_column(header, justify="right" if header in RIGHT else "left")
-    for r in rows:
-        t.add_row(*[fmt(r) for _, fmt in cols])
-    summary = Text(f"{len(rows)} shown · catalog: " + ", ".join(f"{n} {k}" for k, n in counts.items()), style="dim")
-    return Group(t, summary)
-
-
-RIGHT = {"Memory", "Bandwidth", "FP16 TFLOPS", "Params", "Layers", "Context", "Image", "Patch"}
-
-
-def _gb(r: dict[str, Any]) -> str:
-    n = r["memory_bytes"]
-    return f"{n / GiB:.0f} GiB" if n % GiB == 0 else fmt_bytes(n)
-
-
-LIST_COLUMNS: dict[str, list[tuple[str, Any]]] = {
-    "gpus": [
-        ("Id", lambda r: r["id"]),
-        ("Name", lambda r: r["name"]),
-        ("Memory", _gb),
-        ("Bandwidth", lambda r: f"{r['memory_bandwidth_gbs']:.0f} GB/s"),
-        ("FP16 TFLOPS", lambda r: f"{(r.get('fp16_tensor_tflops') or r.get('fp16_tflops') or 0):.1f}"),
-        ("Kind", lambda r: r["category"]),
-    ],
-    "llms": [
-        ("Id", lambda r: r["id"]),
-        ("Name", lambda r: r["name"]),
-        ("Params", lambda r: fmt_count(r["params"])),
-        ("Layers", lambda r: str(r["num_layers"])),
-        ("Context", lambda r: f"{r['max_context']:,}"),
-        ("Notes", lambda r: ", ".join(x for x in ("MoE" if r.get("moe") else "", "SWA" if r.get("sliding_window") else "", "MLA" if r.get("mla") else "") if x)),
-    ],
-    "encoders": [
-        ("Id", lambda r: r["id"]),
-        ("Name", lambda r: r["name"]),
-        ("Params", lambda r: fmt_count(r["params"])),
-        ("Image", lambda r: f"{r['image_size']} px"),
-        ("Patch", lambda r: str(r["patch_size"])),
-        ("Family", lambda r: r["family"]),
-    ],
-    "vlms": [
-        ("Id", lambda r: r["id"]),
-        ("Name", lambda r: r["name"]),
-        ("Params", lambda r: fmt_count(r["params"])),
-        ("Encoder", lambda r: r["encoder"]),
-        ("LLM", lambda r: r["llm"]),
-        ("Image tokens", lambda r: r["image_tokens"]["kind"]),
-    ],
-}
-
-
-def render_entry(data: dict[str, Any]) -> Table:
-    t = Table(box=None, pad_edge=False, show_header=False)
-    t.add_column(style="bold")
-    t.add_column()
-    for k, v in data.items():
-        if isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items() if b not in (None, [], False))
-        elif isinstance(v, list):
-            v = ", ".join(map(str, v))
-        t.add_row(k, str(v))
-    return t
-
-
-def render_validation(report: Any) -> Group:
-    lines: list[Any] = []
-    for p in report.problems:
-        lines.append(Text(f"✗ {p}", style="red"))
-    style = "green" if report.ok else "red"
-    counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
-    lines.append(Text(f"{'OK' if report.ok else 'FAILED'}: {report.checked} entries checked ({counts}), {len(report.problems)} problem(s).", style=style))
-    return Group(*lines)

@@ -1,14 +1,16 @@
-"""Models from the user's files on the command line: the file branch of `check`, and `vramcalc import`."""
+"""Models from the user's files on the command line: the file branch of `check` (``estimate_file``),
+and `vramcalc import`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from vramcalc.cli import JsonOpt, _console, _print_json
 from vramcalc import runtimes
+from vramcalc.cli.options import JsonOpt
+from vramcalc.cli.output import print_json
 from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
@@ -16,8 +18,10 @@ if TYPE_CHECKING:
     from vramcalc.estimate import Estimate, Workload
     from vramcalc.schema import GpuSpec
 
+IMPORT_EPILOG = "Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import ./Llama-2-7b-hf --write"
 
-def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
+
+def estimate_file(path: str, mmproj: str | None, gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
     """The estimate for a model file/folder: exact weights where the files fix them."""
     from vramcalc.estimate import estimate
     from vramcalc.results import FixedWeights
@@ -40,8 +44,7 @@ def estimate_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec]
     return estimate(fm.model, gpu, work, fm.catalog(catalog), weights, notes=notes)
 
 
-def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool:
-
+def _same_precision(asked: str, file_quant: str | None, runtime: str) -> bool:
     if file_quant is None:
         return False
     try:
@@ -51,23 +54,10 @@ def _same_precision(asked: str, file_quant: Optional[str], runtime: str) -> bool
         return False
 
 
-def check_file(path: str, mmproj: Optional[str], gpu: GpuSpec | list[GpuSpec], work: Workload, as_json: bool, catalog: Catalog | None = None) -> None:
-    """`vramcalc check PATH`: called by cli.check when MODEL is a file or folder."""
-    from vramcalc.catalog import load_catalog
-
-    est = estimate_file(path, mmproj, gpu, work, catalog if catalog is not None else load_catalog())
-    if as_json:
-        _print_json(est.to_json())
-        return
-    from vramcalc.render import render_estimate
-
-    _console().print(render_estimate(est))
-
-
 def import_(
     path: Annotated[Path, typer.Argument(help="A .gguf file, a config.json, or a model folder (config.json + *.safetensors).")],
-    mmproj: Annotated[Optional[Path], typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")] = None,
-    entry_id: Annotated[Optional[str], typer.Option("--id", help="Catalog id to give the entry (default: from the model's name).")] = None,
+    mmproj: Annotated[Path | None, typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")] = None,
+    entry_id: Annotated[str | None, typer.Option("--id", help="Catalog id to give the entry (default: from the model's name).")] = None,
     write: Annotated[bool, typer.Option("--write", help="Store the entries in the user catalog, so 'check ID' works from then on.")] = False,
     force: Annotated[bool, typer.Option("--force", help="With --write: replace an existing entry with the same id.")] = False,
     as_json: JsonOpt = False,
@@ -75,6 +65,7 @@ def import_(
     """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder."""
     from vramcalc.catalog import load_catalog, user_catalog_dir
     from vramcalc.readers import entry_data, load_model_files, renamed
+    from vramcalc.render.imports import entry_yaml, render_import
 
     fm = load_model_files(path, mmproj, catalog=load_catalog())
     if entry_id:
@@ -97,29 +88,14 @@ def import_(
         for d in docs:
             target = Path(d["path"])
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(_yaml(d["entry"]), encoding="utf-8")
+            target.write_text(entry_yaml(d["entry"]), encoding="utf-8")
         load_catalog.cache_clear()
     if as_json:
-        _print_json({"written": write, "entries": docs, "notes": fm.notes})
+        print_json({"written": write, "entries": docs, "notes": fm.notes})
         return
-    out = []
-    for d in docs:
-        out.append(f"# {d['kind']}/{d['id']}.yaml" + (f"  (written to {d['path']})" if write else ""))
-        out.append(_yaml(d["entry"]).rstrip())
-    typer.echo("\n---\n".join(_pairs(out)))
+    typer.echo(render_import(docs, write))
     for note in fm.notes:
         typer.echo(f"Note: {note}", err=True)
     if write:
         model_id = docs[-1]["id"]
         typer.echo(f"Stored in {root}. Try: vramcalc check {model_id} --gpu rtx3060", err=True)
-
-
-def _yaml(entry: dict[str, Any]) -> str:
-    """A catalog entry as the YAML ``import`` prints and writes (key order kept)."""
-    import yaml
-
-    return yaml.safe_dump(entry, sort_keys=False, allow_unicode=True, width=120)
-
-
-def _pairs(lines: list[str]) -> list[str]:
-    return ["\n".join(lines[i : i + 2]) for i in range(0, len(lines), 2)]

@@ -1,0 +1,5 @@
+"""python -m vramcalc.cli"""
+
+from vramcalc.cli.app import main
+
+main()

@@ -1,0 +1,61 @@
+"""The Typer app: its error mapping and the one place that registers every command.
+
+The command modules import only ``options`` and ``output`` (and the core, inside the command
+functions); this module imports them, never the other way round.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from vramcalc.cli import catalog, check, files, fit, probe
+from vramcalc.errors import VramcalcError
+
+# pydantic scans every installed distribution's entry points for plugins the first time it builds
+# a validator (~20 ms); this CLI uses none. (Set before any command runs: the core is imported inside them.)
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+
+class _Group(TyperGroup):
+    """Maps the core's known errors to 'Error: ...' on stderr and an exit code, for every command
+    (also under typer.testing.CliRunner); anything else keeps its traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # ctx: typer's click Context
+        try:
+            return super().invoke(ctx)
+        except VramcalcError as e:
+            if os.environ.get("VRAMCALC_DEBUG"):
+                raise
+            typer.echo(f"Error: {e}", err=True)
+            if e.exit_code == 1:
+                typer.echo("(set VRAMCALC_DEBUG=1 for a traceback)", err=True)
+            raise typer.Exit(e.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="vramcalc",
+    help="Will it run? VRAM, context and speed of LLMs and vision-language models on your GPU.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+# the order of `vramcalc --help`
+app.command("check", epilog=check.EPILOG)(check.check)
+app.command("list", epilog=catalog.LIST_EPILOG)(catalog.list_)
+app.command("show", epilog=catalog.SHOW_EPILOG)(catalog.show)
+app.command("validate", epilog=catalog.VALIDATE_EPILOG)(catalog.validate)
+app.command("fit", epilog=fit.EPILOG)(fit.fit)
+app.command("import", epilog=files.IMPORT_EPILOG)(files.import_)
+app.command("probe", epilog=probe.EPILOG, context_settings=probe.CONTEXT)(probe.probe)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,152 @@
+"""Option types, enums and parsers shared by the commands. Imports only typer (and, lazily, the core
+module a parser needs), so every command module can use it without pulling in the core."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+    from vramcalc.schema import GpuSpec
+
+OUTPUT = "Output"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (the object the table shows).", rich_help_panel=OUTPUT)]
+
+
+def runtime_name(value: str) -> str:
+    """--runtime: the name of a registered runtime plugin (vramcalc.runtimes)."""
+    from vramcalc import runtimes
+    from vramcalc.errors import InputError
+
+    try:
+        return runtimes.get(value).name
+    except InputError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+RUNTIME_HELP = "Memory accounting of this runtime: llama.cpp (GGUF; also ollama, LM Studio) or transformers (PyTorch)."
+RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", metavar="NAME", callback=runtime_name, help=RUNTIME_HELP)]
+
+
+class KvOpt(str, Enum):
+    f16 = "f16"
+    q8_0 = "q8_0"
+    q4_0 = "q4_0"
+
+
+class OffloadOpt(str, Enum):
+    auto = "auto"
+    none = "none"
+
+
+class Kind(str, Enum):
+    gpus = "gpus"
+    encoders = "encoders"
+    llms = "llms"
+    vlms = "vlms"
+
+
+class FitKind(str, Enum):
+    all = "all"
+    llm = "llm"
+    vlm = "vlm"
+
+
+class ProbeDtype(str, Enum):
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class ProbeDevice(str, Enum):
+    auto = "auto"
+    cuda = "cuda"
+    cpu = "cpu"
+
+
+def parse_size(value: str | None) -> tuple[int, int] | None:
+    """--image-size WIDTHxHEIGHT (also 'W×H') as pixels."""
+    if value is None:
+        return None
+    try:
+        w, h = (int(x) for x in value.lower().replace("×", "x").split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT in pixels, e.g. 1024x768, got '{value}'") from None
+    if w <= 0 or h <= 0:
+        raise typer.BadParameter("width and height must be positive")
+    return w, h
+
+
+def is_local(name: str) -> bool:
+    """--gpu local: the card in this machine."""
+    return name.strip().lower() == "local"
+
+
+def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
+    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090: the GPUs of a layer split, main GPU first."""
+    import re
+
+    out: list[GpuSpec] = []
+    for v in values:
+        m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(.+)", v)
+        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
+        if n < 1 or n > 16:
+            raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
+        if is_local(name):
+            out += [local_gpu_spec()] * n
+        else:
+            out += [cat.resolve_gpu(name)] * n
+    return out
+
+
+def local_gpu_spec() -> GpuSpec:
+    """--gpu local for any command: the detected card (vramcalc.localgpu); the CLI only prints its notice."""
+    from vramcalc.localgpu import detect_local_gpu
+
+    found = detect_local_gpu()
+    if found.notice:
+        typer.echo(f"Note: {found.notice}", err=True)
+    return found.spec
+
+
+def parse_ram(value: str | None) -> int | None:
+    """--ram 64 (GiB) or 64GiB / 48GB as bytes."""
+    if value is None:
+        return None
+    from vramcalc.units import GiB, parse_bytes
+
+    try:
+        return int(float(value) * GiB)
+    except ValueError:
+        pass
+    try:
+        return parse_bytes(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def parse_ram_bandwidth(value: str | None) -> Any | None:
+    """--ram-bandwidth in GB/s, or the names ddr4 / ddr5 (kept as strings for the core)."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("ddr4", "ddr5"):
+        return v
+    try:
+        x = float(v.removesuffix("gb/s").strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'") from None
+    if x <= 0:
+        raise typer.BadParameter("RAM bandwidth must be positive")
+    return x
+
+
+def dtype_quant(quant: str | None, dtype: str | None) -> str | None:
+    """--dtype is --quant under another name (each runtime knows the spellings of its precisions)."""
+    if dtype is None:
+        return quant
+    if quant is not None and quant.lower() != dtype.lower():
+        raise typer.BadParameter("give --quant or --dtype, not both")
+    return dtype
