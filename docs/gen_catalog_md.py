@@ -47,7 +47,8 @@ def section(title: str, cls) -> list[str]:
     return lines + [""]
 
 
-def main() -> None:
+def render() -> str:
+    """The text of docs/catalog.md (tests/test_docs.py compares it with the committed file)."""
     out = [INTRO]
     for title, cls in [
         ("GPU", schema.GpuSpec), ("Vision encoder", schema.VisionEncoderSpec), ("Window attention", schema.WindowAttention),
@@ -62,7 +63,11 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1] / "data"
     for rel in ("gpus/rtx3060-12gb.yaml", "encoders/clip-vit-l-14-336.yaml", "llms/llama-2-7b.yaml", "vlms/llava-1.6-mistral-7b.yaml"):
         out += [f"`data/{rel}`", "", "```yaml", (root / rel).read_text().rstrip(), "```", ""]
-    Path(__file__).with_name("catalog.md").write_text("\n".join(out))
+    return "\n".join(out)
+
+
+def main() -> None:
+    Path(__file__).with_name("catalog.md").write_text(render())
 
 
 if __name__ == "__main__":
