@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-
 # .ci/run installs every extra and sets this: there a skip is a missing dependency or a broken fixture,
 # so it fails (the gpu marker's skip without CUDA excepted). Read here, before _hermetic clears VRAMCALC_*.
 STRICT_SKIPS = os.environ.get("VRAMCALC_STRICT_SKIPS") == "1"

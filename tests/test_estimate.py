@@ -127,8 +127,8 @@ def test_llava_next_anyres_tokens():
 def test_llava_next_tokens_match_transformers():
     """Against transformers' own LLaVA-NeXT feature count for several aspect ratios."""
     pytest.importorskip("transformers")
-    from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
     import torch
+    from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
 
     cat = _cat()
     vlm = cat.resolve_model("llava-7b")

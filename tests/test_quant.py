@@ -91,7 +91,7 @@ def test_block_table_equals_the_gguf_package():
     # the types llama.cpp's quantization mixtures use are all there
     assert {"F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K", "IQ4_XS", "MXFP4"} <= set(ours)
     # and the test fixtures' hand-written table (tests/gguf_fixtures.py) agrees too
-    assert BLOCKS == {name: tuple(GGML_QUANT_SIZES[GGMLQuantizationType[name]]) for name in BLOCKS}
+    assert {name: tuple(GGML_QUANT_SIZES[GGMLQuantizationType[name]]) for name in BLOCKS} == BLOCKS
 
 
 def test_block_layouts():
@@ -107,5 +107,5 @@ def test_precision_names():
     assert normalize_precision("NF4", "transformers") == "nf4"
     from vramcalc.errors import InputError
 
-    with pytest.raises(InputError, match="Unknown llama.cpp quantization"):
+    with pytest.raises(InputError, match=r"Unknown llama\.cpp quantization"):
         normalize_precision("Q9_X")

@@ -165,7 +165,7 @@ def test_llama_70b_on_4090_offloads_with_speed(cat):
     assert 20 < off.gpu_layers < 81
     gpu = off.devices[0]
     assert gpu.layers == off.gpu_layers and not gpu.output_layer  # -ngl < 81: the output layer stays on the CPU
-    assert 0 <= gpu.headroom_bytes
+    assert gpu.headroom_bytes >= 0
     assert off.devices[-1].output_layer
     d = est.throughput.decode_tokens_per_s
     assert 0.5 < d.value < 10  # a sanity range, not a published figure (no partial-offload row in shared/calibration)

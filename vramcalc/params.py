@@ -14,11 +14,16 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
+from typing import TYPE_CHECKING, TypeVar
 
 from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +94,13 @@ def _linear(name: str, n_in: int, n_out: int, bias: bool, layer: int | None = No
 _CACHE: dict[int, tuple[object, tuple[Tensor, ...]]] = {}
 
 
-def _cached(fn):  # noqa: ANN001, ANN202
+_Spec = TypeVar("_Spec", LlmSpec, VisionEncoderSpec)
+
+
+def _cached(fn: Callable[[_Spec], tuple[Tensor, ...]]) -> Callable[[_Spec], tuple[Tensor, ...]]:
     """Memoize on the (frozen, but unhashable: it holds lists) spec object's identity."""
 
-    def wrapper(spec):  # noqa: ANN001, ANN202
+    def wrapper(spec: _Spec) -> tuple[Tensor, ...]:
         hit = _CACHE.get(id(spec))
         if hit is not None and hit[0] is spec:
             return hit[1]
@@ -314,7 +322,7 @@ def projector_tensors(proj: Projector, enc: VisionEncoderSpec, llm: LlmSpec, ima
 # --------------------------------------------------------------------------------------------
 
 
-def count_params(spec: LlmSpec | VisionEncoderSpec | VlmSpec, catalog=None) -> ParamCount:  # noqa: ANN001
+def count_params(spec: LlmSpec | VisionEncoderSpec | VlmSpec, catalog: Catalog | None = None) -> ParamCount:
     """Derived parameter count, by component.
 
     Args:
@@ -344,7 +352,7 @@ class VlmParts:
     projector: tuple[Tensor, ...]
 
 
-def vlm_parts(vlm: VlmSpec, catalog=None) -> VlmParts:  # noqa: ANN001
+def vlm_parts(vlm: VlmSpec, catalog: Catalog | None = None) -> VlmParts:
     """Resolve a VLM's encoder and LLM ids and build its projector tensors."""
     if catalog is None:
         from vramcalc.catalog import load_catalog
