@@ -44,7 +44,7 @@ def section(title: str, cls) -> list[str]:
         ann = _type(f.annotation).replace("|", "\\|")
         req = "yes" if f.is_required() else f"default `{f.default!r}`" if f.default is not None and not callable(f.default_factory) else "no"
         lines.append(f"| `{name}` | `{ann}` | {req} | {(f.description or '').replace('|', '/')} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render() -> str:

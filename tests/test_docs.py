@@ -27,3 +27,13 @@ def test_catalog_md_is_current():
     for heading in ("## GPU (`GpuSpec`)", "## LLM (`LlmSpec`)", "## VLM (`VlmSpec`)", "## Vision encoder (`VisionEncoderSpec`)"):
         assert heading in generated, heading
     assert generated == committed, "docs/catalog.md is out of date: run `python docs/gen_catalog_md.py` and commit it"
+
+
+def test_ci_ends_with_the_readme_test_command():
+    """.ci/run's last command is the README's "install everything ... and run the tests" line, verbatim."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    at = readme.index("# install everything (incl. the torch probe, CPU build) and run the tests")
+    command = readme[at + 1]
+    assert command.endswith("&& .venv/bin/pytest"), command
+    ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert ci[-1] == command
