@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ForwardRef
 
 from vramcalc import schema
 
@@ -30,6 +31,8 @@ This file is generated from the schema by `python docs/gen_catalog_md.py`.
 def _type(ann) -> str:
     if isinstance(ann, type):
         return ann.__name__
+    if isinstance(ann, ForwardRef):  # a field declared before its type; pydantic resolves it on first use
+        ann = ann.__forward_arg__
     s = str(ann).replace("typing.", "").replace("vramcalc.schema.", "")
     if "parse_bytes" in s:
         return "bytes (int, or '12 GiB')"
