@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ForwardRef
 
 from vramcalc import schema
 
@@ -30,6 +31,8 @@ This file is generated from the schema by `python docs/gen_catalog_md.py`.
 def _type(ann) -> str:
     if isinstance(ann, type):
         return ann.__name__
+    if isinstance(ann, ForwardRef):  # a field declared before its type; pydantic resolves it on first use
+        ann = ann.__forward_arg__
     s = str(ann).replace("typing.", "").replace("vramcalc.schema.", "")
     if "parse_bytes" in s:
         return "bytes (int, or '12 GiB')"
@@ -44,10 +47,11 @@ def section(title: str, cls) -> list[str]:
         ann = _type(f.annotation).replace("|", "\\|")
         req = "yes" if f.is_required() else f"default `{f.default!r}`" if f.default is not None and not callable(f.default_factory) else "no"
         lines.append(f"| `{name}` | `{ann}` | {req} | {(f.description or '').replace('|', '/')} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
-def main() -> None:
+def render() -> str:
+    """The text of docs/catalog.md (tests/test_docs.py compares it with the committed file)."""
     out = [INTRO]
     for title, cls in [
         ("GPU", schema.GpuSpec), ("Vision encoder", schema.VisionEncoderSpec), ("Window attention", schema.WindowAttention),
@@ -62,7 +66,11 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1] / "data"
     for rel in ("gpus/rtx3060-12gb.yaml", "encoders/clip-vit-l-14-336.yaml", "llms/llama-2-7b.yaml", "vlms/llava-1.6-mistral-7b.yaml"):
         out += [f"`data/{rel}`", "", "```yaml", (root / rel).read_text().rstrip(), "```", ""]
-    Path(__file__).with_name("catalog.md").write_text("\n".join(out))
+    return "\n".join(out)
+
+
+def main() -> None:
+    Path(__file__).with_name("catalog.md").write_text(render())
 
 
 if __name__ == "__main__":

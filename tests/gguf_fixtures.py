@@ -48,6 +48,8 @@ def write_gguf(path: Path, arch: str, meta: dict, tensors: list[tuple[str, tuple
             w.add_string(full, val)
         elif isinstance(val, list):
             w.add_array(full, val)
+        else:  # a value the writer calls above cannot store would otherwise vanish from the file
+            raise TypeError(f"{key}: no GGUF writer for {type(val).__name__}")
     if file_type is not None:
         w.add_file_type(file_type)
     if vocab:

@@ -148,8 +148,11 @@ def test_image_policy_consistent_with_encoder(vid: str) -> None:
             expected = math.ceil(grid / proj.merge) ** 2
         assert pol.tokens_per_tile == expected
     elif isinstance(pol, AnyresTokens):
+        assert pol.grid_pinpoints
         for w, h in pol.grid_pinpoints:
             assert w % enc.image_size == 0 and h % enc.image_size == 0
+    else:  # a new policy needs its own consistency rule here
+        pytest.fail(f"{vid}: no consistency check for image-token policy {type(pol).__name__}")
 
 
 def test_llava_1_5_takes_576_tokens_per_image() -> None:
@@ -211,6 +214,12 @@ def test_vision_extra_params_counted() -> None:
 
 
 PUBLISHED = [(k, i) for k in ("encoders", "vlms") for i in CAT.ids(k) if CAT.raw[k][i].data.get("published_params")]
+
+
+def test_most_vision_entries_cite_a_published_count() -> None:
+    kinds = [k for k, _ in PUBLISHED]
+    assert kinds.count("vlms") >= 20, kinds  # encoders mostly cite a tower inside a VLM total instead
+    assert {("encoders", "clip-vit-l-14-336"), ("vlms", "llava-1.6-34b")} <= set(PUBLISHED)
 
 
 @pytest.mark.parametrize("kind,eid", PUBLISHED)

@@ -131,8 +131,8 @@ def test_llava_next_anyres_tokens():
 def test_llava_next_tokens_match_transformers():
     """Against transformers' own LLaVA-NeXT feature count for several aspect ratios."""
     pytest.importorskip("transformers")
-    from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
     import torch
+    from transformers.models.llava_next.modeling_llava_next import get_anyres_image_grid_shape, unpad_image
 
     cat = _cat()
     vlm = cat.resolve_model("llava-7b")
@@ -163,16 +163,23 @@ def test_llava_7b_fits_rtx3060():
     assert est.max_context_tokens and est.max_context_tokens > est.inputs.context_tokens
 
 
-def test_max_context_is_the_boundary():
+@pytest.mark.parametrize("quant", ["Q8_0", "Q4_K_M"])
+def test_max_context_is_the_boundary(quant):
+    """Llama-3.1-8B (131,072 trained tokens) on a 12 GB card: memory, not the trained context, bounds the
+    context; at the largest context everything is on the GPU, one token more and it no longer is."""
     cat = _cat()
-    model, gpu = cat.resolve_model("llama-2-7b"), cat.resolve_gpu("rtx3060")
-    w = Workload(quant="F16", headless=True)
+    model, gpu = cat.resolve_model("llama-3.1-8b"), cat.resolve_gpu("rtx3060")
+    w = Workload(quant=quant, headless=True)
     est = estimate(model, gpu, w)
-    assert est.verdict in ("offload", "no", "tight")
-    if est.max_context_tokens:
-        at = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens))
-        over = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens + 256))
-        assert at.headroom_bytes >= 0 > over.headroom_bytes
+    assert est.verdict == "fits"
+    assert est.max_context_tokens is not None and 4096 < est.max_context_tokens < model.max_context
+    at = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens))
+    over = estimate(model, gpu, w.with_(context_tokens=est.max_context_tokens + 1))
+    assert at.verdict in ("fits", "tight") and at.headroom_bytes >= 0
+    assert at.gpu.usable_bytes - at.memory.total_bytes == at.headroom_bytes
+    # one more token: the whole model no longer fits the card (llama.cpp then moves layers to the CPU)
+    assert over.gpu.usable_bytes - over.memory.total_bytes < 0
+    assert over.verdict not in ("fits", "tight")
 
 
 def test_suggestion_makes_it_fit():

@@ -176,6 +176,7 @@ def test_cuda_probe_measures_and_matches(tmp_path):
 
     report = run_probe(encoders=["clip-vit-l-14-336", "siglip-so400m-14-384"], batches=[1, 8], device="cuda", quick=True)
     assert report.device == "cuda" and report.calibration is not None and report.calibration.copy_bandwidth_gbs > 0
+    assert len(report.rows) == 4  # 2 encoders x 2 batches: the loop below checks something
     for r in report.rows:
         assert r.status == "ok", r.message
         assert r.memory_source == "cuda" and r.latency_s.measured > 0 and r.reserved_bytes >= r.peak_allocated_bytes.measured

@@ -27,7 +27,16 @@ def _rows():
                 yield pytest.param(r, id=f"{r['model']}-{r['quant']}")
 
 
-@pytest.mark.parametrize("row", list(_rows()))
+ROWS = list(_rows())
+
+
+def test_every_published_file_is_compared():
+    # 3 models x 12 quantizations (TheBloke's Q2_K .. Q8_0): a CSV or filter change that lost rows fails here
+    assert len(ROWS) == 36
+    assert {r.values[0]["quant"] for r in ROWS} >= {"Q2_K", "Q3_K_M", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"}
+
+
+@pytest.mark.parametrize("row", ROWS)
 def test_gguf_file_size_matches_published(row):
     """Weights (tensor data) vs the published file size in GB (10^9); the file adds metadata and
     the tokenizer (< 1 MB) and the card rounds to 10 MB. Source: the `source` column of the row
@@ -70,6 +79,21 @@ def test_llama2_13b_q5_k_m_model_buffer():
     assert round(wb.bits_per_weight, 2) == pytest.approx(5.67, abs=0.01)
 
 
+def test_block_table_equals_the_gguf_package():
+    """Every GGML type vramcalc knows has the block layout of the gguf package's GGML_QUANT_SIZES
+    (gguf-py/gguf/constants.py, maintained with ggml's type_traits: (block size, type size))."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from gguf_fixtures import BLOCKS
+
+    ours = {name: (block, size) for name, (size, block) in GGML_TYPES.items()}
+    assert ours == {name: tuple(GGML_QUANT_SIZES[GGMLQuantizationType[name]]) for name in ours}
+    # the types llama.cpp's quantization mixtures use are all there
+    assert {"F16", "Q8_0", "Q6_K", "Q5_K", "Q4_K", "Q3_K", "Q2_K", "IQ4_XS", "MXFP4"} <= set(ours)
+    # and the test fixtures' hand-written table (tests/gguf_fixtures.py) agrees too
+    assert {name: tuple(GGML_QUANT_SIZES[GGMLQuantizationType[name]]) for name in BLOCKS} == BLOCKS
+
+
 def test_block_layouts():
     """Q4_K: 144 bytes per 256 weights, Q8_0: 34 per 32 (field.md, ggml type_traits)."""
     assert GGML_TYPES["Q4_K"] == (144, 256) and GGML_TYPES["Q8_0"] == (34, 32)
@@ -83,5 +107,5 @@ def test_precision_names():
     assert normalize_torch_format("NF4") == "nf4"
     from vramcalc.errors import InputError
 
-    with pytest.raises(InputError, match="Unknown llama.cpp quantization"):
+    with pytest.raises(InputError, match=r"Unknown llama\.cpp quantization"):
         normalize_gguf_type("Q9_X")

@@ -14,10 +14,11 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
 
@@ -93,10 +94,13 @@ def _linear(name: str, n_in: int, n_out: int, bias: bool, layer: int | None = No
 _CACHE: dict[int, tuple[object, tuple[Tensor, ...]]] = {}
 
 
-def _cached(fn):  # noqa: ANN001, ANN202
+_Spec = TypeVar("_Spec", LlmSpec, VisionEncoderSpec)
+
+
+def _cached(fn: Callable[[_Spec], tuple[Tensor, ...]]) -> Callable[[_Spec], tuple[Tensor, ...]]:
     """Memoize on the (frozen, but unhashable: it holds lists) spec object's identity."""
 
-    def wrapper(spec):  # noqa: ANN001, ANN202
+    def wrapper(spec: _Spec) -> tuple[Tensor, ...]:
         hit = _CACHE.get(id(spec))
         if hit is not None and hit[0] is spec:
             return hit[1]
