@@ -37,3 +37,12 @@ def test_ci_ends_with_the_readme_test_command():
     assert command.endswith("&& .venv/bin/pytest"), command
     ci = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
     assert ci[-1] == command
+
+
+def test_json_md_is_current():
+    """docs/json.md is generated from the result dataclasses (their fields and doc() texts)."""
+    mod = _load(ROOT / "docs" / "gen_json_md.py")
+    committed = (ROOT / "docs" / "json.md").read_text(encoding="utf-8")
+    assert mod.render() == committed, "docs/json.md is stale: run `python docs/gen_json_md.py --write`"
+    # every result field is documented
+    assert "| `max_context_tokens` |" in committed and "| `total_bytes` | int | *computed*" in committed
