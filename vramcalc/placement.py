@@ -14,7 +14,6 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
@@ -155,24 +154,12 @@ class LlmBytes:
     window: int | None
 
 
-@functools.lru_cache(maxsize=256)
-def _llm_bytes_cached(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str) -> LlmBytes:
-    return _llm_bytes(llm, runtime, precision, kv_type)
-
-
 def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f16") -> LlmBytes:
     """Per-layer weight bytes (stored and read per token) at ``precision``, and KV bytes per cell.
 
     Each tensor at the runtime's bytes for it; MoE expert tensors (``*_exps``) are read only for
     the active experts: ``experts_per_token / num_experts`` of their bytes.
     """
-    try:
-        return _llm_bytes_cached(llm, runtime, precision, kv_type)
-    except TypeError:  # an unhashable spec (lists inside): not cached
-        return _llm_bytes(llm, runtime, precision, kv_type)
-
-
-def _llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str) -> LlmBytes:
     n = llm.num_layers
     stored = [0] * n
     read = [0.0] * n

@@ -95,8 +95,6 @@ def peak_tflops(gpu: GpuSpec) -> float:
 # ---------------------------------------------------------------------------------------------
 # Bytes and FLOPs of an LLM, layer by layer
 
-    return torch_weight_bytes((t,), quant).bytes
-
 
 def kv_read_bytes(lb: LlmBytes, context: int, layers: range | None = None) -> float:
     """KV bytes read for one decoded token at ``context`` tokens (sliding layers: the window)."""

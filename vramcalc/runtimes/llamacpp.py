@@ -115,18 +115,18 @@ def file_type_bits(ftype: str) -> float:
 class LlamaCpp:
     """The llama.cpp runtime plugin."""
 
-    name = "llama.cpp"
-    kv_pad = KV_PAD
-    embeddings_on_host = True
-    offloads_layers = True
-    pytorch_kernels = False
-    decode_fallback = None
-    weights_format = "gguf"
-    compute_label = "compute buffer"
-    flash_attention_switch = True
-    margin_note = "llama.cpp --fit keeps free by default"
-    margin_bytes = FIT_MARGIN_BYTES
-    guesses = {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
+    name: str = "llama.cpp"
+    kv_pad: int = KV_PAD
+    embeddings_on_host: bool = True
+    offloads_layers: bool = True
+    pytorch_kernels: bool = False
+    decode_fallback: str | None = None
+    weights_format: str = "gguf"
+    compute_label: str = "compute buffer"
+    flash_attention_switch: bool = True
+    margin_note: str = "llama.cpp --fit keeps free by default"
+    margin_bytes: int = FIT_MARGIN_BYTES
+    guesses: dict[str, int] = {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
 
     def check(self, w: Workload) -> None:
         if w.kv_cache != "f16" and not w.flash_attention:

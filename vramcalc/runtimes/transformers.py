@@ -52,18 +52,18 @@ def vit_activation_bytes(enc: VisionEncoderSpec, patches: int, images: int) -> i
 class Transformers:
     """The transformers (PyTorch) runtime plugin."""
 
-    name = "transformers"
-    kv_pad = 1
-    embeddings_on_host = False  # accelerate puts the embedding on GPU 0
-    offloads_layers = False
-    pytorch_kernels = True
-    decode_fallback = "cuda.bf16"  # bnb nf4/int8 and non-CUDA backends: the bf16 CUDA factors, uncalibrated
-    weights_format = "checkpoint"
-    compute_label = "activations"
-    flash_attention_switch = False
-    margin_note = "kept free for PyTorch's caching allocator"
-    margin_bytes = MARGIN_BYTES
-    guesses = {"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES}
+    name: str = "transformers"
+    kv_pad: int = 1
+    embeddings_on_host: bool = False  # accelerate puts the embedding on GPU 0
+    offloads_layers: bool = False
+    pytorch_kernels: bool = True
+    decode_fallback: str | None = "cuda.bf16"  # bnb nf4/int8 and non-CUDA backends: the bf16 CUDA factors, uncalibrated
+    weights_format: str = "checkpoint"
+    compute_label: str = "activations"
+    flash_attention_switch: bool = False
+    margin_note: str = "kept free for PyTorch's caching allocator"
+    margin_bytes: int = MARGIN_BYTES
+    guesses: dict[str, int] = {"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES}
 
     def check(self, w: Workload) -> None:
         return None
