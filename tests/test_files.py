@@ -17,6 +17,7 @@ import pytest
 from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
 from vramcalc.cli import app
 from vramcalc.errors import InputError
+from vramcalc.schema import to_dict
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"  # copied from shared/reference
 
@@ -303,7 +304,7 @@ def test_published_configs_estimate_like_the_catalog(ref, cid):
     # the catalog notes where it chose another max_context than config.json)
     skip = {"id", "name", "aliases", "source", "notes", "published_params", "max_context", "dtype"}
     cat_llm = cat.llm(b.inputs.llm) if b.inputs.model_kind == "vlm" else cat.resolve_model(cid)
-    assert fm.llm.model_dump(exclude=skip) == cat_llm.model_dump(exclude=skip)
+    assert to_dict(fm.llm, exclude=skip) == to_dict(cat_llm, exclude=skip)
 
 
 def test_llava_hf_config_differs_only_by_its_padded_vocab():
@@ -427,12 +428,12 @@ def test_bad_config_or_folder_is_a_clean_error(case, tmp_path, runner):
 def test_import_prints_a_valid_catalog_entry(tiny_gguf, runner):
     import yaml
 
-    from vramcalc.schema import LlmSpec
+    from vramcalc.schema import LlmSpec, parse
 
     r = runner.invoke(app, ["import", str(tiny_gguf)])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("# llms/tiny-llama.yaml")
-    spec = LlmSpec.model_validate(yaml.safe_load(r.stdout))
+    spec = parse(LlmSpec, yaml.safe_load(r.stdout))
     assert spec.id == "tiny-llama" and spec.num_layers == 2 and spec.published_params == 1_692_928
 
 

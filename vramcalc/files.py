@@ -19,6 +19,7 @@ exact weights of the file where it fixes them (GGUF: every tensor's type and siz
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mmap
 import re
@@ -43,6 +44,7 @@ from vramcalc.schema import (
     VlmDefaults,
     VlmSpec,
     WindowAttention,
+    to_dict,
 )
 
 GGUF_MAGIC = b"GGUF"
@@ -590,7 +592,7 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         if ptype == "qwen25vl_merger":
             full = m.get("clip.vision.fullatt_block_indexes") or []
             if full:  # window 112 px: Qwen2.5-VL vision_config window_size (the mmproj does not store it)
-                enc = enc.model_copy(update={"window_attention": WindowAttention(window_size_px=112, full_attention_layers=list(full))})
+                enc = dataclasses.replace(enc, window_attention=WindowAttention(window_size_px=112, full_attention_layers=list(full)))
     wb_vis = _weight_bytes([x for x in h.tensors if not x.name.startswith("mm.")], "")
     wb_proj = _weight_bytes([x for x in h.tensors if x.name.startswith("mm.")], "")
     main = max(wb_vis.by_type, key=wb_vis.by_type.get) if wb_vis.by_type else "F16"  # type: ignore[arg-type]
@@ -1128,9 +1130,9 @@ def _from_config(cfg_path: Path, runtime: str) -> FileModel:
         dtype = summary.main_dtype
         quant = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}.get(dtype)
         text_params = summary.params - summary.vision_params
-        llm = llm.model_copy(update={"published_params": text_params, **({"dtype": quant} if quant else {})})
+        llm = dataclasses.replace(llm, published_params=text_params, **({"dtype": quant} if quant else {}))
         if isinstance(model, VlmSpec):
-            model = model.model_copy(update={"published_params": summary.params})
+            model = dataclasses.replace(model, published_params=summary.params)
         else:
             model = llm
         notes.append(f"{len(shards)} safetensors file(s): {summary.params:,} parameters, mostly {dtype}.")
@@ -1147,19 +1149,19 @@ def renamed(fm: FileModel, new_id: str) -> FileModel:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", new_id):
         raise InputError(f"--id '{new_id}': ids are lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
     if not isinstance(fm.model, VlmSpec):
-        llm = fm.llm.model_copy(update={"id": new_id})
+        llm = dataclasses.replace(fm.llm, id=new_id)
         return FileModel(fm.path, fm.kind, llm, llm, None, fm.weights, fm.quant, fm.safetensors, fm.notes)
-    llm = fm.llm.model_copy(update={"id": new_id + "-text"})
-    enc = fm.encoder.model_copy(update={"id": new_id + "-vision"}) if fm.encoder else None
-    vlm = fm.model.model_copy(update={"id": new_id, "llm": llm.id, "encoder": enc.id if enc else fm.model.encoder})
+    llm = dataclasses.replace(fm.llm, id=new_id + "-text")
+    enc = dataclasses.replace(fm.encoder, id=new_id + "-vision") if fm.encoder else None
+    vlm = dataclasses.replace(fm.model, id=new_id, llm=llm.id, encoder=enc.id if enc else fm.model.encoder)
     return FileModel(fm.path, fm.kind, vlm, llm, enc, fm.weights, fm.quant, fm.safetensors, fm.notes)
 
 
 def entry_data(spec: Any) -> dict[str, Any]:
     """A spec as a catalog YAML mapping: non-default fields only, but with the discriminator
     ``kind`` of nested unions (image_tokens) kept, so the entry validates when read back."""
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+    data = to_dict(spec, exclude_defaults=True, exclude={"kind"})
     if isinstance(spec, VlmSpec):
-        tokens = spec.image_tokens.model_dump(mode="json", exclude_defaults=True)
+        tokens = to_dict(spec.image_tokens, exclude_defaults=True)
         data["image_tokens"] = {"kind": spec.image_tokens.kind, **tokens}
     return data
