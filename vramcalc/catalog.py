@@ -1,9 +1,12 @@
 """Load the YAML catalog, index ids and aliases, resolve user queries.
 
 The built-in catalog ships as the package ``vramcalc.data`` (top-level ``data/`` in the repo);
-a user catalog can live in ``<user data dir>/catalog`` with the same sub-folders. Entries are
-parsed lazily: the index (ids and aliases) is built from the raw YAML, and an entry is validated
-the first time it is used. ``validate_catalog`` validates everything (``vramcalc validate``).
+a user catalog can live in ``<user data dir>/catalog`` with the same sub-folders. The index (ids and
+aliases) is built from the raw YAML. Without the cache an entry is validated the first time it is
+used; ``load_catalog`` keeps every entry validated in a pickle in ``<user data dir>/cache/``, keyed on
+each source file's path, size, mtime and ctime, the vramcalc version and the schema, so a start-up
+that hits it reads one file and imports neither pydantic nor the YAML files.
+``validate_catalog`` validates everything afresh (``vramcalc validate``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-import yaml
-
 from vramcalc.errors import CatalogError, UnknownEntryError
 
 if TYPE_CHECKING:
@@ -26,11 +27,6 @@ if TYPE_CHECKING:
 
 KIND_DIRS = ("gpus", "encoders", "llms", "vlms")
 KIND_LABEL = {"gpus": "GPU", "encoders": "encoder", "llms": "LLM", "vlms": "VLM"}
-
-try:  # libyaml is 5-10x faster than the pure-Python loader; PyYAML wheels ship it
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 # Words that GPU names carry or drop freely: 'NVIDIA GeForce RTX 3060' == 'RTX 3060' == 'rtx3060'.
 _GPU_NOISE = re.compile(r"^(nvidia|geforce|amd|radeon|intel|apple|tesla)+")
@@ -59,17 +55,48 @@ def user_catalog_dir() -> Path:
     return Path(base) / "catalog"
 
 
-@dataclass
 class RawEntry:
-    """One YAML file, parsed but not yet validated."""
+    """One YAML file, parsed but not necessarily validated.
 
-    kind: str  # folder name: gpus / encoders / llms / vlms
-    path: Path
-    data: dict[str, Any]
+    An entry that comes from the cache (so it validated) keeps only what the index needs (``head``:
+    id, name, aliases) and reads its ``data`` from the file on first use.
+    """
+
+    __slots__ = ("kind", "path", "_data", "_head")
+
+    def __init__(self, kind: str, path: Path, data: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> None:
+        self.kind = kind  # folder name: gpus / encoders / llms / vlms
+        self.path = path
+        self._data = data
+        self._head = head if head is not None else (data or {})
+
+    def __repr__(self) -> str:
+        return f"RawEntry({self.kind!r}, {str(self.path)!r})"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The YAML mapping."""
+        if self._data is None:
+            data = _parse(self.path)
+            self._data = data if isinstance(data, dict) else {}
+        return self._data
 
     @property
     def id(self) -> str:
-        return str(self.data.get("id", ""))
+        return str(self._head.get("id", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self._head.get("name", ""))
+
+    @property
+    def aliases(self) -> list[str]:
+        aliases = self._head.get("aliases") or []
+        return [str(a) for a in aliases] if isinstance(aliases, list) else []
+
+
+def _head(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in ("id", "name", "aliases") if k in data}
 
 
 @dataclass
@@ -81,14 +108,16 @@ class Catalog:
     problems: list[str] = field(default_factory=list)  # load-time problems (parse errors, duplicates)
     _keys: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> normalized key -> id
     _validated: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    _checked: dict[str, Entry | bytes | str] = field(default_factory=dict)  # cache: path -> entry (pickled), or its error
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, roots: Iterable[Path], cache: bool = False) -> Catalog:
         """Parse every ``<root>/<kind>/*.yaml``; later roots override earlier ones by id.
 
-        With ``cache``, parsed files are kept in ``<user data dir>/cache/`` keyed by path, size and
-        mtime, so a start-up reads one JSON file instead of parsing hundreds of YAML files.
+        With ``cache``, the parsed and validated entries come from (or go to) the cache file in
+        ``<user data dir>/cache/`` (see ``_load_cached``): a start-up reads one pickle instead of
+        parsing and validating hundreds of YAML files.
         """
         cat = cls(roots=[Path(r) for r in roots])
         for kind in KIND_DIRS:
@@ -96,23 +125,27 @@ class Catalog:
             cat._keys[kind] = {}
         files = [(kind, path) for root in cat.roots for kind in KIND_DIRS
                  for path in _yaml_files(root / kind)]
-        parsed = _parse_cached(files) if cache else {}
+        parsed: dict[str, Any] = {}
+        if cache:
+            parsed, cat._checked = _load_cached(files)
         owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
         for kind, path in files:
-            cat._add_file(kind, path, owner, parsed.get(str(path)))
+            key = str(path)
+            cat._add_file(kind, path, owner, parsed.get(key), head_only=isinstance(cat._checked.get(key), bytes))
         return cat
 
-    def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None) -> None:
+    def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None, head_only: bool = False) -> None:
+        """Index one file; with ``head_only``, ``data`` holds only the index fields of a valid entry."""
         if data is None:
             try:
                 data = _parse(path)
-            except yaml.YAMLError as e:
+            except _yaml_error() as e:
                 self.problems.append(f"{path}: not valid YAML: {e}")
                 return
         if not isinstance(data, dict):
             self.problems.append(f"{path}: expected a mapping of fields, got {type(data).__name__}")
             return
-        entry = RawEntry(kind, path, data)
+        entry = RawEntry(kind, path, None, data) if head_only else RawEntry(kind, path, data)
         eid = entry.id
         if not eid:
             self.problems.append(f"{path} -> id: field required")
@@ -125,11 +158,8 @@ class Catalog:
             return
         # a user catalog entry with the same id replaces the built-in one
         self.raw[kind][eid] = entry
-        aliases = data.get("aliases") or []
-        if not isinstance(aliases, list):
-            aliases = []
         norm = normalize_gpu if kind == "gpus" else normalize
-        for i, name in enumerate([eid, *map(str, aliases)]):
+        for i, name in enumerate([eid, *entry.aliases]):
             key = norm(name)
             where = f"{kind}/{eid} ({path.name})"
             other = owner.get(key)
@@ -152,7 +182,13 @@ class Catalog:
         raw = self.raw[kind].get(eid)
         if raw is None:
             raise UnknownEntryError(KIND_LABEL[kind], eid, [])
-        entry = validate_entry(raw)
+        checked = self._checked.get(str(raw.path))
+        if isinstance(checked, str):
+            raise CatalogError(checked)
+        if isinstance(checked, bytes):
+            entry = _safe_loads(checked, allow_specs=True)
+        else:
+            entry = checked if checked is not None else validate_entry(raw)
         self._validated[(kind, eid)] = entry
         return entry
 
@@ -183,7 +219,7 @@ class Catalog:
         for kind in kinds:
             norm = normalize_gpu if kind == "gpus" else normalize
             for eid, raw in self.raw[kind].items():
-                for name in [eid, *map(str, raw.data.get("aliases") or [])]:
+                for name in [eid, *raw.aliases]:
                     names.setdefault(norm(name), eid)
         q = normalize_gpu(query) if list(kinds) == ["gpus"] else normalize(query)
         close = difflib.get_close_matches(q, list(names), n=n * 3, cutoff=0.6)
@@ -220,44 +256,147 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 
 def _parse(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    import yaml  # not needed when the cache is current
+
+    # libyaml is 5-10x faster than the pure-Python loader; PyYAML wheels ship it
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
 
 
-def _parse_cached(files: list[tuple[str, Path]]) -> dict[str, Any]:
-    """Parsed YAML for ``files``, from a JSON cache keyed by (path, size, mtime) when it is current.
+def _yaml_error() -> type[Exception]:
+    import yaml
 
-    Files that do not parse are left out (``_add_file`` reports them). The cache lives in the user
-    data dir; if it cannot be written, nothing is cached.
-    """
-    import hashlib
-    import json
+    return yaml.YAMLError
 
-    stamps = []
-    for _, p in files:
-        st = p.stat()
-        stamps.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
-    key = hashlib.sha1("\n".join(stamps).encode()).hexdigest()[:16]
-    cache_file = user_catalog_dir().parent / "cache" / f"catalog-{key}.json"
+
+def __getattr__(name: str) -> Any:
+    if name == "_Loader":  # the libyaml loader, for speed.py's calibration (yaml is imported on demand)
+        import yaml
+
+        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: bump when the cache's layout changes
+_CACHE_FORMAT = 1
+_CACHE_MAGIC = b"vramcalc catalog cache\n"
+
+
+def _cache_file() -> Path:
+    return user_catalog_dir().parent / "cache" / "catalog.pickle"
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
+def _cache_key(files: list[tuple[str, Path]]) -> str:
+    """Everything a cached entry depends on: each source file (path, size, mtime, ctime), the
+    vramcalc version, the schema and units modules (a changed schema validates differently), Python."""
+    import sys
+
+    from vramcalc import __version__
+
+    here = Path(__file__).parent
+    head = [f"format {_CACHE_FORMAT}", f"vramcalc {__version__}", f"python {sys.version}",
+            _stamp(here / "schema.py"), _stamp(here / "units.py"), _stamp(Path(__file__))]
+    return "\n".join(head + [f"{kind}|{_stamp(p)}" for kind, p in files])
+
+
+def _safe_loads(data: bytes, allow_specs: bool) -> Any:
+    """Unpickle plain data and, with ``allow_specs``, the catalog's own spec dataclasses; a cache
+    file that names any other class or function is treated as corrupt, never run."""
+    import io
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if allow_specs and module == "vramcalc.schema" and not name.startswith("_"):
+                from vramcalc import schema
+
+                obj = getattr(schema, name, None)
+                if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
+                    return obj
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the catalog cache")
+
+    return Restricted(io.BytesIO(data)).load()
+
+
+def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes | str]] | None:
+    """(YAML mapping by path, pickled entry or error message by path) when the cache file is current
+    and intact; None when it is missing, stale, corrupt or tampered with. An entry that validated
+    keeps only its index fields in the first dict (``RawEntry.head``) and is unpickled on first use."""
+    import zlib
+
     try:
-        return json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    parsed: dict[str, Any] = {}
-    for _, p in files:
-        try:
-            parsed[str(p)] = _parse(p)
-        except yaml.YAMLError:
-            continue
+        blob = path.read_bytes()
+        if not blob.startswith(_CACHE_MAGIC):
+            return None
+        stored_key, crc, payload = _safe_loads(blob[len(_CACHE_MAGIC):], allow_specs=False)
+        if stored_key != key or zlib.crc32(payload) != crc:
+            return None
+        parsed, checked = _safe_loads(payload, allow_specs=False)
+        if isinstance(parsed, dict) and isinstance(checked, dict):
+            return parsed, checked
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never an error
+        return None
+    return None
+
+
+def _write_cache(path: Path, key: str, parsed: dict[str, Any], checked: dict[str, bytes | str]) -> None:
+    """Write atomically (temp file + rename); a cache that cannot be written is skipped."""
+    import pickle
+    import zlib
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        for old in cache_file.parent.glob("catalog-*.json"):
+        payload = pickle.dumps((parsed, checked), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = _CACHE_MAGIC + pickle.dumps((key, zlib.crc32(payload), payload), protocol=pickle.HIGHEST_PROTOCOL)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("catalog-*.json"):  # the cache format before 0.2
             old.unlink(missing_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(parsed, default=str), encoding="utf-8")
-        tmp.replace(cache_file)
-    except OSError:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except (OSError, pickle.PicklingError):
         pass
-    return parsed
+
+
+def _load_cached(files: list[tuple[str, Path]]) -> tuple[dict[str, Any], dict[str, Entry | bytes | str]]:
+    """YAML mappings (index fields only, for valid entries) and validated entries (pickled) or
+    their one-line errors, for ``files``, by path.
+
+    From the cache file when it is current; otherwise every file is parsed and validated (this
+    imports pydantic) and the cache is rewritten. Files that do not parse are left out
+    (``_add_file`` reports them).
+    """
+    import pickle
+
+    path = _cache_file()
+    key = _cache_key(files)
+    hit = _read_cache(path, key)
+    if hit is not None:
+        return hit  # type: ignore[return-value]
+    parsed: dict[str, Any] = {}
+    checked: dict[str, Entry | bytes | str] = {}
+    stored: dict[str, bytes | str] = {}
+    for kind, p in files:
+        k = str(p)
+        try:
+            data = parsed[k] = _parse(p)
+        except _yaml_error():
+            continue
+        if not isinstance(data, dict):
+            continue
+        try:
+            entry = checked[k] = validate_entry(RawEntry(kind, p, data))
+            stored[k] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        except CatalogError as e:
+            checked[k] = stored[k] = str(e)
+    heads = {k: _head(d) if isinstance(stored.get(k), bytes) else d for k, d in parsed.items()}
+    _write_cache(path, key, heads, stored)
+    # this run keeps the full mappings (validate and list read them) and the entries as objects
+    return parsed, checked
 
 
 def natural_key(s: str) -> list[Any]:
@@ -269,21 +408,18 @@ def validate_entry(raw: RawEntry) -> Entry:
     """Validate one raw entry; errors name the file and the field path."""
     from pydantic import ValidationError
 
-    from vramcalc.schema import KINDS
+    from vramcalc.schema import KINDS, parse
 
-    model = KINDS[raw.kind]
     try:
-        return model.model_validate(raw.data)
+        return parse(KINDS[raw.kind], raw.data)
     except ValidationError as e:
         raise CatalogError(format_validation_error(raw.path, e)) from e
 
 
 def format_validation_error(path: Path, err: Any) -> str:
-    lines = []
-    for item in err.errors():
-        loc = " -> ".join(str(p) for p in item["loc"]) or "(entry)"
-        lines.append(f"{path} -> {loc}: {item['msg']}")
-    return "\n".join(lines)
+    from vramcalc.schema import errors
+
+    return "\n".join(f"{path} -> {loc}: {msg}" for loc, msg in errors(err))
 
 
 @functools.cache
