@@ -11,14 +11,13 @@ that hits it reads one file and imports neither pydantic nor the YAML files.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import CatalogError, UnknownEntryError
 
@@ -42,7 +41,12 @@ def normalize_gpu(name: str) -> str:
 
 
 def builtin_catalog_dir() -> Path:
-    return Path(str(files("vramcalc.data")))
+    # find_spec, not importlib.resources.files: that imports tempfile, shutil, random... (~15 ms)
+    from importlib.util import find_spec
+
+    spec = find_spec("vramcalc.data")
+    assert spec is not None and spec.submodule_search_locations, "the vramcalc.data package is missing"
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def user_catalog_dir() -> Path:
@@ -62,7 +66,7 @@ class RawEntry:
     id, name, aliases) and reads its ``data`` from the file on first use.
     """
 
-    __slots__ = ("kind", "path", "_data", "_head")
+    __slots__ = ("_data", "_head", "kind", "path")
 
     def __init__(self, kind: str, path: Path, data: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> None:
         self.kind = kind  # folder name: gpus / encoders / llms / vlms
@@ -116,7 +120,7 @@ class Catalog:
         """Parse every ``<root>/<kind>/*.yaml``; later roots override earlier ones by id.
 
         With ``cache``, the parsed and validated entries come from (or go to) the cache file in
-        ``<user data dir>/cache/`` (see ``_load_cached``): a start-up reads one pickle instead of
+        ``<user data dir>/cache/`` (see ``_read_cache``): a start-up reads one pickle instead of
         parsing and validating hundreds of YAML files.
         """
         cat = cls(roots=[Path(r) for r in roots])
@@ -125,17 +129,44 @@ class Catalog:
             cat._keys[kind] = {}
         files = [(kind, path) for root in cat.roots for kind in KIND_DIRS
                  for path in _yaml_files(root / kind)]
-        parsed: dict[str, Any] = {}
-        if cache:
-            parsed, cat._checked = _load_cached(files)
-        owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
-        for kind, path in files:
-            key = str(path)
-            cat._add_file(kind, path, owner, parsed.get(key), head_only=isinstance(cat._checked.get(key), bytes))
+        if not cache:
+            cat._index(files, {})
+            return cat
+        cache_file, key = _cache_file(), _cache_key(files)
+        hit = _read_cache(cache_file, key)
+        if hit is not None:
+            heads, checked, index = hit
+            cat._checked = dict(checked)
+            cat._restore(index, heads)
+            return cat
+        parsed, cat._checked = _parse_and_validate(files)
+        cat._index(files, parsed)
+        # valid entries keep only their index fields in the cache (RawEntry.data re-reads the file)
+        stored: dict[str, bytes | str] = {}
+        for path, entry in cat._checked.items():
+            stored[path] = entry if isinstance(entry, str) else _pickle(entry)
+        heads = {p: _head(d) if isinstance(stored.get(p), bytes) else d for p, d in parsed.items()}
+        _write_cache(cache_file, key, heads, stored, cat._snapshot())
         return cat
 
-    def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None, head_only: bool = False) -> None:
-        """Index one file; with ``head_only``, ``data`` holds only the index fields of a valid entry."""
+    def _index(self, files: list[tuple[str, Path]], parsed: dict[str, Any]) -> None:
+        owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
+        for kind, path in files:
+            self._add_file(kind, path, owner, parsed.get(str(path)))
+
+    def _snapshot(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, dict[str, str]], list[str]]:
+        """The index as plain data, for the cache: (kind -> [(id, path)], normalized keys, problems)."""
+        return {k: [(eid, str(r.path)) for eid, r in v.items()] for k, v in self.raw.items()}, self._keys, self.problems
+
+    def _restore(self, index: Any, heads: dict[str, Any]) -> None:
+        raw, self._keys, self.problems = index
+        for kind, items in raw.items():
+            self.raw[kind] = {
+                eid: RawEntry(kind, Path(p), None, heads[p]) if isinstance(self._checked.get(p), bytes) else RawEntry(kind, Path(p), heads[p])
+                for eid, p in items
+            }
+
+    def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None) -> None:
         if data is None:
             try:
                 data = _parse(path)
@@ -145,7 +176,7 @@ class Catalog:
         if not isinstance(data, dict):
             self.problems.append(f"{path}: expected a mapping of fields, got {type(data).__name__}")
             return
-        entry = RawEntry(kind, path, None, data) if head_only else RawEntry(kind, path, data)
+        entry = RawEntry(kind, path, data)
         eid = entry.id
         if not eid:
             self.problems.append(f"{path} -> id: field required")
@@ -222,6 +253,8 @@ class Catalog:
                 for name in [eid, *raw.aliases]:
                     names.setdefault(norm(name), eid)
         q = normalize_gpu(query) if list(kinds) == ["gpus"] else normalize(query)
+        import difflib
+
         close = difflib.get_close_matches(q, list(names), n=n * 3, cutoff=0.6)
         # also offer entries whose key contains the query ('3060' -> rtx3060-12gb, rtx3060-8gb)
         close += [k for k in names if q and len(q) >= 3 and q in k]
@@ -278,7 +311,7 @@ def __getattr__(name: str) -> Any:
 
 
 #: bump when the cache's layout changes
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _CACHE_MAGIC = b"vramcalc catalog cache\n"
 
 
@@ -323,10 +356,16 @@ def _safe_loads(data: bytes, allow_specs: bool) -> Any:
     return Restricted(io.BytesIO(data)).load()
 
 
-def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes | str]] | None:
-    """(YAML mapping by path, pickled entry or error message by path) when the cache file is current
-    and intact; None when it is missing, stale, corrupt or tampered with. An entry that validated
-    keeps only its index fields in the first dict (``RawEntry.head``) and is unpickled on first use."""
+def _pickle(obj: Any) -> bytes:
+    import pickle
+
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes | str], Any] | None:
+    """(YAML mapping by path, pickled entry or error message by path, the catalog's index) when the
+    cache file is current and intact; None when it is missing, stale, corrupt or tampered with.
+    A valid entry keeps only its index fields in the first dict and is unpickled on first use."""
     import zlib
 
     try:
@@ -336,22 +375,23 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes |
         stored_key, crc, payload = _safe_loads(blob[len(_CACHE_MAGIC):], allow_specs=False)
         if stored_key != key or zlib.crc32(payload) != crc:
             return None
-        parsed, checked = _safe_loads(payload, allow_specs=False)
-        if isinstance(parsed, dict) and isinstance(checked, dict):
-            return parsed, checked
+        heads, checked, index = _safe_loads(payload, allow_specs=False)
+        raw, keys, problems = index
+        if isinstance(heads, dict) and isinstance(checked, dict) and isinstance(raw, dict) and isinstance(keys, dict) and isinstance(problems, list):
+            return heads, checked, index
     except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never an error
         return None
     return None
 
 
-def _write_cache(path: Path, key: str, parsed: dict[str, Any], checked: dict[str, bytes | str]) -> None:
+def _write_cache(path: Path, key: str, heads: dict[str, Any], stored: dict[str, bytes | str], index: Any) -> None:
     """Write atomically (temp file + rename); a cache that cannot be written is skipped."""
     import pickle
     import zlib
 
     try:
-        payload = pickle.dumps((parsed, checked), protocol=pickle.HIGHEST_PROTOCOL)
-        blob = _CACHE_MAGIC + pickle.dumps((key, zlib.crc32(payload), payload), protocol=pickle.HIGHEST_PROTOCOL)
+        payload = _pickle((heads, stored, index))
+        blob = _CACHE_MAGIC + _pickle((key, zlib.crc32(payload), payload))
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("catalog-*.json"):  # the cache format before 0.2
             old.unlink(missing_ok=True)
@@ -362,40 +402,22 @@ def _write_cache(path: Path, key: str, parsed: dict[str, Any], checked: dict[str
         pass
 
 
-def _load_cached(files: list[tuple[str, Path]]) -> tuple[dict[str, Any], dict[str, Entry | bytes | str]]:
-    """YAML mappings (index fields only, for valid entries) and validated entries (pickled) or
-    their one-line errors, for ``files``, by path.
-
-    From the cache file when it is current; otherwise every file is parsed and validated (this
-    imports pydantic) and the cache is rewritten. Files that do not parse are left out
-    (``_add_file`` reports them).
-    """
-    import pickle
-
-    path = _cache_file()
-    key = _cache_key(files)
-    hit = _read_cache(path, key)
-    if hit is not None:
-        return hit  # type: ignore[return-value]
+def _parse_and_validate(files: list[tuple[str, Path]]) -> tuple[dict[str, Any], dict[str, Entry | bytes | str]]:
+    """YAML mappings, and validated entries or their one-line errors, by path (imports pydantic).
+    Files that do not parse are left out (``_add_file`` reports them)."""
     parsed: dict[str, Any] = {}
     checked: dict[str, Entry | bytes | str] = {}
-    stored: dict[str, bytes | str] = {}
     for kind, p in files:
         k = str(p)
         try:
             data = parsed[k] = _parse(p)
         except _yaml_error():
             continue
-        if not isinstance(data, dict):
-            continue
-        try:
-            entry = checked[k] = validate_entry(RawEntry(kind, p, data))
-            stored[k] = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-        except CatalogError as e:
-            checked[k] = stored[k] = str(e)
-    heads = {k: _head(d) if isinstance(stored.get(k), bytes) else d for k, d in parsed.items()}
-    _write_cache(path, key, heads, stored)
-    # this run keeps the full mappings (validate and list read them) and the entries as objects
+        if isinstance(data, dict):
+            try:
+                checked[k] = validate_entry(RawEntry(kind, p, data))
+            except CatalogError as e:
+                checked[k] = str(e)
     return parsed, checked
 
 

@@ -16,6 +16,7 @@ like a model validator: at the entry level).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from vramcalc.units import parse_bytes
@@ -63,15 +64,8 @@ PositiveInt = Annotated[int, Check(gt=0)]
 NonNegInt = Annotated[int, Check(ge=0)]
 PositiveFloat = Annotated[float, Check(gt=0)]
 
-#: pydantic's config for every spec dataclass
+#: pydantic's config for every spec dataclass (each class without a spec base sets ``__pydantic_config__``)
 _CONFIG: Any = {"extra": "forbid"}
-_C = TypeVar("_C", bound=type)
-
-
-def _spec(cls: _C) -> _C:
-    """A catalog record: frozen, slotted, keyword-only dataclass, strict when pydantic validates it."""
-    cls.__pydantic_config__ = _CONFIG  # type: ignore[attr-defined]
-    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)  # type: ignore[return-value]
 
 
 def _f(description: str | None = None, **kwargs: Any) -> Any:
@@ -97,9 +91,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     """Fields every catalog entry has."""
+
+    __pydantic_config__ = _CONFIG
 
     id: Annotated[str, Check(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = _f(description="Stable lowercase id, e.g. 'rtx3060-12gb' or 'llama-2-7b'.")
     name: str = _f(description="Human-readable name as its maker writes it.")
@@ -112,7 +108,7 @@ class Entry:
 # GPUs
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GpuSpec(Entry):
     """A GPU (or a unified-memory system such as an Apple M-series chip)."""
 
@@ -150,7 +146,7 @@ class GpuSpec(Entry):
 # Vision encoders (ViT)
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VisionEncoderSpec(Entry):
     """A ViT image encoder as the VLMs use it (CLIP, SigLIP, DINOv2, InternViT, Qwen-VL ViT...)."""
 
@@ -206,9 +202,11 @@ class VisionEncoderSpec(Entry):
         return self.mlp_activation == "swiglu"
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WindowAttention:
     """Qwen2.5-VL windowed attention: most layers attend within windows, a few over the whole image."""
+
+    __pydantic_config__ = _CONFIG
 
     window_size_px: PositiveInt = _f(description="Window side in pixels (Qwen2.5-VL: 112).")
     full_attention_layers: list[NonNegInt] = _f(description="Layers that attend over the whole image.")
@@ -218,9 +216,11 @@ class WindowAttention:
 # LLMs
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SlidingWindow:
     """Sliding-window attention: which layers attend only to the last ``size`` tokens."""
+
+    __pydantic_config__ = _CONFIG
 
     size: PositiveInt = _f(description="Window in tokens.")
     pattern: Annotated[list[bool], Check(min_length=1)] = _f(
@@ -231,9 +231,11 @@ class SlidingWindow:
         return self.pattern[layer % len(self.pattern)]
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Moe:
     """Mixture of experts in the FFN."""
+
+    __pydantic_config__ = _CONFIG
 
     num_experts: PositiveInt
     experts_per_token: PositiveInt
@@ -251,9 +253,11 @@ class Moe:
             raise ValueError("experts_per_token cannot exceed num_experts")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Mla:
     """DeepSeek multi-head latent attention (compressed KV)."""
+
+    __pydantic_config__ = _CONFIG
 
     kv_lora_rank: PositiveInt
     q_lora_rank: PositiveInt | None = None
@@ -262,7 +266,7 @@ class Mla:
     v_head_dim: PositiveInt
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmSpec(Entry):
     """A decoder-only transformer language model."""
 
@@ -312,9 +316,11 @@ class LlmSpec(Entry):
 # VLMs
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Projector:
     """What maps vision features into the LLM's embedding space."""
+
+    __pydantic_config__ = _CONFIG
 
     kind: Literal["mlp", "linear", "merger", "pixel_shuffle_mlp", "resampler", "cross_attention", "pooled_linear", "other"] = _f(
         description=(
@@ -334,26 +340,32 @@ class Projector:
     extra_params: NonNegInt = _f(default=0, description="Parameters not covered by the shape above (documented in notes), e.g. resampler attention.")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FixedTokens:
     """The same number of tokens for every image (LLaVA-1.5, Gemma 3)."""
+
+    __pydantic_config__ = _CONFIG
 
     kind: Literal["fixed"] = "fixed"
     tokens: PositiveInt = _f(description="Image tokens per image (e.g. LLaVA-1.5: 576; Gemma 3: 256).")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AnyresTokens:
     """LLaVA-1.6 (LLaVA-NeXT) anyres: a base image plus a grid of encoder-sized tiles."""
+
+    __pydantic_config__ = _CONFIG
 
     kind: Literal["anyres"] = "anyres"
     grid_pinpoints: list[tuple[PositiveInt, PositiveInt]] = _f(description="Allowed (width, height) canvases in pixels.")
     newline_tokens: bool = _f(default=True, description="transformers adds one image_newline token per feature row.")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DynamicResolutionTokens:
     """Qwen2-VL / Qwen2.5-VL / Qwen3-VL: tokens follow the image size, within min/max pixels."""
+
+    __pydantic_config__ = _CONFIG
 
     kind: Literal["dynamic"] = "dynamic"
     min_pixels: PositiveInt
@@ -361,9 +373,11 @@ class DynamicResolutionTokens:
     factor: PositiveInt = _f(description="Side rounding in pixels: patch_size x merge (Qwen2-VL: 28, Qwen3-VL: 32).")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TileTokens:
     """InternVL / Idefics3 / MiniCPM-V style tiling into encoder-sized crops (+ a thumbnail)."""
+
+    __pydantic_config__ = _CONFIG
 
     kind: Literal["tiles"] = "tiles"
     tile_size: PositiveInt
@@ -378,9 +392,11 @@ ImageTokenPolicy = Annotated[
 ]
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VlmDefaults:
     """What a check assumes for this VLM when the command line does not say."""
+
+    __pydantic_config__ = _CONFIG
 
     image_size: tuple[PositiveInt, PositiveInt] | None = _f(
         default=None, description="(width, height) assumed when --image-size is not given; defaults to the encoder's native size."
@@ -388,16 +404,18 @@ class VlmDefaults:
     mmproj_dtype: Literal["f32", "f16", "bf16", "q8_0"] = _f(default="f16", description="llama.cpp mmproj file type usually published.")
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmOverrides:
     """Where a VLM's language model differs from the catalog LLM it names (padded vocab, untied head)."""
+
+    __pydantic_config__ = _CONFIG
 
     vocab_size: PositiveInt | None = None
     tied_embeddings: bool | None = None
     max_context: PositiveInt | None = None
 
 
-@_spec
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VlmSpec(Entry):
     """A vision-language model: encoder + projector + LLM + image-token policy."""
 
