@@ -337,23 +337,30 @@ def _cache_key(files: list[tuple[str, Path]]) -> str:
     return "\n".join(head + [f"{kind}|{_stamp(p)}" for kind, p in files])
 
 
+_UNPICKLERS: dict[bool, Any] = {}
+
+
 def _safe_loads(data: bytes, allow_specs: bool) -> Any:
     """Unpickle plain data and, with ``allow_specs``, the catalog's own spec dataclasses; a cache
     file that names any other class or function is treated as corrupt, never run."""
     import io
-    import pickle
 
-    class Restricted(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if allow_specs and module == "vramcalc.schema" and not name.startswith("_"):
-                from vramcalc import schema
+    cls = _UNPICKLERS.get(allow_specs)
+    if cls is None:
+        import pickle
 
-                obj = getattr(schema, name, None)
-                if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
-                    return obj
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the catalog cache")
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if allow_specs and module == "vramcalc.schema" and not name.startswith("_"):
+                    from vramcalc import schema
 
-    return Restricted(io.BytesIO(data)).load()
+                    obj = getattr(schema, name, None)
+                    if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
+                        return obj
+                raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the catalog cache")
+
+        cls = _UNPICKLERS[allow_specs] = Restricted
+    return cls(io.BytesIO(data)).load()
 
 
 def _pickle(obj: Any) -> bytes:
