@@ -11,7 +11,10 @@ warm-up run fills it, in a temporary VRAMCALC_HOME so the user's own catalog pla
 or a catalog edit; it has no target.
 
 Targets (issue 17): check --json <= 1.3x, fit over the whole catalog <= 2.5x, --help <= 1.1x.
-Usage: python benchmarks/startup.py [--runs N] [--json] [--check]   (--check: exit 1 if a target is missed)
+Usage: python benchmarks/startup.py [--runs N] [--json] [--check] [--before DIR]
+  --check: exit 1 if a target is missed. --before DIR: also run every command with DIR first on
+  PYTHONPATH (a folder holding an older `vramcalc` package, e.g. `git archive <rev> vramcalc | tar -x -C DIR`),
+  interleaved with the current code in the same rounds, for a before/after table.
 """
 
 from __future__ import annotations
@@ -57,17 +60,23 @@ def _run(cmd: list[str], env: dict[str, str], cold: bool) -> float:
     return time.perf_counter() - t
 
 
-def measure(runs: int) -> dict[str, float]:
-    """Median seconds per command (baseline first), interleaved over ``runs`` rounds."""
-    with tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home:
+def measure(runs: int, before: str | None = None) -> dict[str, float]:
+    """Median seconds per command (baseline first), interleaved over ``runs`` rounds; with
+    ``before``, each command also runs on the code in that folder ('before: ...' rows)."""
+    with tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home, tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home0:
         env = _env(home)
-        cmds = {BASELINE_NAME: BASELINE, **{f"vramcalc {k}": v for k, v in COMMANDS.items()}}
-        for name, cmd in cmds.items():  # warm the OS file cache, the byte-code and the catalog cache
-            _run(cmd, env, cold=False)
+        cmds = {BASELINE_NAME: (BASELINE, env)}
+        for k, v in COMMANDS.items():
+            if before:
+                env0 = {**_env(home0), "PYTHONPATH": before}
+                cmds[f"before: vramcalc {k}"] = (v, env0)
+            cmds[f"vramcalc {k}"] = (v, env)
+        for name, (cmd, e) in cmds.items():  # warm the OS file cache, the byte-code and the catalog cache
+            _run(cmd, e, cold=False)
         times: dict[str, list[float]] = {name: [] for name in cmds}
         for _ in range(runs):
-            for name, cmd in cmds.items():
-                times[name].append(_run(cmd, env, cold="cold cache" in name))
+            for name, (cmd, e) in cmds.items():
+                times[name].append(_run(cmd, e, cold="cold cache" in name))
         return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -76,10 +85,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed")
+    ap.add_argument("--before", metavar="DIR", help="folder with an older vramcalc package to compare with")
     args = ap.parse_args()
     if EXE is None:
         sys.exit("vramcalc is not installed in this environment")
-    med = measure(args.runs)
+    med = measure(args.runs, str(Path(args.before).resolve()) if args.before else None)
     base = med[BASELINE_NAME]
     rows = {name: {"median_s": t, "ratio": t / base} for name, t in med.items()}
     results = []
