@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from pathlib import Path
-from typing import ForwardRef
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from vramcalc import schema
 
@@ -12,7 +14,7 @@ INTRO = """# Catalog format
 The catalog is YAML, one file per entry, under `data/gpus/`, `data/encoders/`, `data/llms/`, `data/vlms/`
 (shipped in the wheel as `vramcalc/data`). A user catalog with the same layout lives in
 `<user data dir>/vramcalc/catalog/` (`vramcalc import --write` puts entries there) and overrides built-in
-entries with the same id. Every file is validated by the pydantic models in `vramcalc/schema.py`
+entries with the same id. Every file is validated by pydantic against the dataclasses in `vramcalc/schema.py`
 (`extra="forbid"`: an unknown key is an error) and cross-checked by `vramcalc validate`.
 
 Rules
@@ -28,26 +30,51 @@ This file is generated from the schema by `python docs/gen_catalog_md.py`.
 """
 
 
-def _type(ann) -> str:
-    if isinstance(ann, type):
-        return ann.__name__
-    if isinstance(ann, ForwardRef):  # a field declared before its type; pydantic resolves it on first use
-        ann = ann.__forward_arg__
-    s = str(ann).replace("typing.", "").replace("vramcalc.schema.", "")
-    if "parse_bytes" in s:
-        return "bytes (int, or '12 GiB')"
-    s = s.replace("Annotated[int, FieldInfo(annotation=NoneType, required=True, metadata=[Gt(gt=0)])]", "int > 0")
-    s = s.replace("Annotated[int, FieldInfo(annotation=NoneType, required=True, metadata=[Ge(ge=0)])]", "int >= 0")
-    return s if len(s) < 60 else s[:57] + "..."
+def _type(t: Any) -> str:
+    """A field's type as the YAML author sees it: 'int > 0', "bytes (int, or '12 GiB')", 'str | None'."""
+    origin, args = get_origin(t), get_args(t)
+    if origin is Annotated:
+        base, *meta = args
+        out = _type(base)
+        for m in meta:
+            if isinstance(m, schema.ByteSize):
+                return "bytes (int, or '12 GiB')"
+            kw = m.kwargs if isinstance(m, schema.Check) else {}
+            if "ge" in kw and "le" in kw:
+                out += f" in {kw['ge']}..{kw['le']}"
+            elif "gt" in kw or "ge" in kw:
+                out += f" > {kw['gt']}" if "gt" in kw else f" >= {kw['ge']}"
+            if "min_length" in kw:
+                out += f" (length >= {kw['min_length']})"
+            if "pattern" in kw:
+                out += f" matching {kw['pattern']}"
+        return out
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type(a) for a in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type(a) for a in args)}]"
+    if t is type(None):
+        return "None"
+    return t.__name__ if isinstance(t, type) else str(t)
 
 
-def section(title: str, cls) -> list[str]:
+def section(title: str, cls: type) -> list[str]:
     lines = [f"## {title} (`{cls.__name__}`)", "", (cls.__doc__ or "").strip(), "", "| field | type | required | description |", "|---|---|---|---|"]
-    for name, f in cls.model_fields.items():
-        ann = _type(f.annotation).replace("|", "\\|")
-        req = "yes" if f.is_required() else f"default `{f.default!r}`" if f.default is not None and not callable(f.default_factory) else "no"
-        lines.append(f"| `{name}` | `{ann}` | {req} | {(f.description or '').replace('|', '/')} |")
-    return [*lines, ""]
+    hints = get_type_hints(cls, include_extras=True)
+    docs = schema.field_docs(cls)
+    for f in dataclasses.fields(cls):
+        ann = _type(hints[f.name])
+        ann = (ann if len(ann) < 60 else ann[:57] + "...").replace("|", "\\|")
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            req = "yes"
+        elif f.default is not dataclasses.MISSING and f.default is not None:
+            req = f"default `{f.default!r}`"
+        else:
+            req = "no"
+        lines.append(f"| `{f.name}` | `{ann}` | {req} | {docs[f.name].replace('|', '/')} |")
+    return lines + [""]
 
 
 def render() -> str:

@@ -7,6 +7,8 @@ BLOCKS, written out independently of vramcalc), never from vramcalc's own output
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
 import struct
@@ -17,6 +19,7 @@ import pytest
 from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
 from vramcalc.cli import app
 from vramcalc.errors import InputError
+from vramcalc.schema import to_dict
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"  # copied from shared/reference
 
@@ -302,7 +305,7 @@ def test_published_configs_estimate_like_the_catalog(ref, cid):
     # the catalog notes where it chose another max_context than config.json)
     skip = {"id", "name", "aliases", "source", "notes", "published_params", "max_context", "dtype"}
     cat_llm = cat.llm(b.inputs.llm) if b.inputs.model_kind == "vlm" else cat.resolve_model(cid)
-    assert fm.llm.model_dump(exclude=skip) == cat_llm.model_dump(exclude=skip)
+    assert to_dict(fm.llm, exclude=skip) == to_dict(cat_llm, exclude=skip)
 
 
 def test_llava_hf_config_differs_only_by_its_padded_vocab():
@@ -426,12 +429,12 @@ def test_bad_config_or_folder_is_a_clean_error(case, tmp_path, runner):
 def test_import_prints_a_valid_catalog_entry(tiny_gguf, runner):
     import yaml
 
-    from vramcalc.schema import LlmSpec
+    from vramcalc.schema import LlmSpec, parse
 
     r = runner.invoke(app, ["import", str(tiny_gguf)])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("# llms/tiny-llama.yaml")
-    spec = LlmSpec.model_validate(yaml.safe_load(r.stdout))
+    spec = parse(LlmSpec, yaml.safe_load(r.stdout))
     assert spec.id == "tiny-llama" and spec.num_layers == 2 and spec.published_params == 1_692_928
 
 
@@ -744,7 +747,7 @@ def test_catalog_overlay_adds_file_specs_and_leaves_the_base_alone(tiny_gguf):
     base = load_catalog()
     fm = load_model_files(tiny_gguf)
     # a file model whose id shadows a catalog entry: the overlay answers with the file's spec
-    shadow = fm.llm.model_copy(update={"id": "llama-2-7b"})
+    shadow = dataclasses.replace(fm.llm, id="llama-2-7b")
     before = base.llm("llama-2-7b")
     cat = base.overlay([fm.llm, shadow])
     assert cat.llm("tiny-llama") is fm.llm and cat.llm("llama-2-7b") is shadow

@@ -4,6 +4,8 @@ small ones). The torch tests skip on a core-only install; CI installs the probe 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from vramcalc.catalog import load_catalog
@@ -61,7 +63,7 @@ def test_flops_scale_with_batch_and_window_attention_is_cheaper():
     spec = enc("qwen2.5-vl-vit")
     one = vit_flops(spec, 1, 896, 896)
     assert vit_flops(spec, 4, 896, 896).total == 4 * one.total
-    full = vit_flops(spec.model_copy(update={"window_attention": None}), 1, 896, 896)
+    full = vit_flops(dataclasses.replace(spec, window_attention=None), 1, 896, 896)
     assert one.attn_scores < full.attn_scores  # 28 of 32 layers attend within 8 x 8-patch windows
     assert one.mlp == full.mlp
 

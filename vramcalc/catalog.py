@@ -1,23 +1,23 @@
 """Load the YAML catalog, index ids and aliases, resolve user queries.
 
 The built-in catalog ships as the package ``vramcalc.data`` (top-level ``data/`` in the repo);
-a user catalog can live in ``<user data dir>/catalog`` with the same sub-folders. Entries are
-parsed lazily: the index (ids and aliases) is built from the raw YAML, and an entry is validated
-the first time it is used. ``validate_catalog`` validates everything (``vramcalc validate``).
+a user catalog can live in ``<user data dir>/catalog`` with the same sub-folders. The index (ids and
+aliases) is built from the raw YAML. Without the cache an entry is validated the first time it is
+used; ``load_catalog`` keeps every entry validated in a pickle in ``<user data dir>/cache/``, keyed on
+each source file's path, size, mtime and ctime, the vramcalc version and the schema, so a start-up
+that hits it reads one file and imports neither pydantic nor the YAML files.
+``validate_catalog`` validates everything afresh (``vramcalc validate``).
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import CatalogError, UnknownEntryError
 
@@ -26,11 +26,6 @@ if TYPE_CHECKING:
 
 KIND_DIRS = ("gpus", "encoders", "llms", "vlms")
 KIND_LABEL = {"gpus": "GPU", "encoders": "encoder", "llms": "LLM", "vlms": "VLM"}
-
-try:  # libyaml is 5-10x faster than the pure-Python loader; PyYAML wheels ship it
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 # Words that GPU names carry or drop freely: 'NVIDIA GeForce RTX 3060' == 'RTX 3060' == 'rtx3060'.
 _GPU_NOISE = re.compile(r"^(nvidia|geforce|amd|radeon|intel|apple|tesla)+")
@@ -46,7 +41,12 @@ def normalize_gpu(name: str) -> str:
 
 
 def builtin_catalog_dir() -> Path:
-    return Path(str(files("vramcalc.data")))
+    # find_spec, not importlib.resources.files: that imports tempfile, shutil, random... (~15 ms)
+    from importlib.util import find_spec
+
+    spec = find_spec("vramcalc.data")
+    assert spec is not None and spec.submodule_search_locations, "the vramcalc.data package is missing"
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def user_catalog_dir() -> Path:
@@ -59,17 +59,48 @@ def user_catalog_dir() -> Path:
     return Path(base) / "catalog"
 
 
-@dataclass
 class RawEntry:
-    """One YAML file, parsed but not yet validated."""
+    """One YAML file, parsed but not necessarily validated.
 
-    kind: str  # folder name: gpus / encoders / llms / vlms
-    path: Path
-    data: dict[str, Any]
+    An entry that comes from the cache (so it validated) keeps only what the index needs (``head``:
+    id, name, aliases) and reads its ``data`` from the file on first use.
+    """
+
+    __slots__ = ("_data", "_head", "kind", "path")
+
+    def __init__(self, kind: str, path: Path, data: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> None:
+        self.kind = kind  # folder name: gpus / encoders / llms / vlms
+        self.path = path
+        self._data = data
+        self._head = head if head is not None else (data or {})
+
+    def __repr__(self) -> str:
+        return f"RawEntry({self.kind!r}, {str(self.path)!r})"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The YAML mapping."""
+        if self._data is None:
+            data = _parse(self.path)
+            self._data = data if isinstance(data, dict) else {}
+        return self._data
 
     @property
     def id(self) -> str:
-        return str(self.data.get("id", ""))
+        return str(self._head.get("id", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self._head.get("name", ""))
+
+    @property
+    def aliases(self) -> list[str]:
+        aliases = self._head.get("aliases") or []
+        return [str(a) for a in aliases] if isinstance(aliases, list) else []
+
+
+def _head(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in ("id", "name", "aliases") if k in data}
 
 
 @dataclass
@@ -81,14 +112,16 @@ class Catalog:
     problems: list[str] = field(default_factory=list)  # load-time problems (parse errors, duplicates)
     _keys: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> normalized key -> id
     _validated: dict[tuple[str, str], Entry] = field(default_factory=dict)
+    _checked: dict[str, Entry | bytes | str] = field(default_factory=dict)  # cache: path -> entry (pickled), or its error
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
     def load(cls, roots: Iterable[Path], cache: bool = False) -> Catalog:
         """Parse every ``<root>/<kind>/*.yaml``; later roots override earlier ones by id.
 
-        With ``cache``, parsed files are kept in ``<user data dir>/cache/`` keyed by path, size and
-        mtime, so a start-up reads one JSON file instead of parsing hundreds of YAML files.
+        With ``cache``, the parsed and validated entries come from (or go to) the cache file in
+        ``<user data dir>/cache/`` (see ``_read_cache``): a start-up reads one pickle instead of
+        parsing and validating hundreds of YAML files.
         """
         cat = cls(roots=[Path(r) for r in roots])
         for kind in KIND_DIRS:
@@ -96,17 +129,48 @@ class Catalog:
             cat._keys[kind] = {}
         files = [(kind, path) for root in cat.roots for kind in KIND_DIRS
                  for path in _yaml_files(root / kind)]
-        parsed = _parse_cached(files) if cache else {}
+        if not cache:
+            cat._index(files, {})
+            return cat
+        cache_file, key = _cache_file(), _cache_key(files)
+        hit = _read_cache(cache_file, key)
+        if hit is not None:
+            heads, checked, index = hit
+            cat._checked = dict(checked)
+            cat._restore(index, heads)
+            return cat
+        parsed, cat._checked = _parse_and_validate(files)
+        cat._index(files, parsed)
+        # valid entries keep only their index fields in the cache (RawEntry.data re-reads the file)
+        stored: dict[str, bytes | str] = {}
+        for path, entry in cat._checked.items():
+            stored[path] = entry if isinstance(entry, str) else _pickle(entry)
+        heads = {p: _head(d) if isinstance(stored.get(p), bytes) else d for p, d in parsed.items()}
+        _write_cache(cache_file, key, heads, stored, cat._snapshot())
+        return cat
+
+    def _index(self, files: list[tuple[str, Path]], parsed: dict[str, Any]) -> None:
         owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
         for kind, path in files:
-            cat._add_file(kind, path, owner, parsed.get(str(path)))
-        return cat
+            self._add_file(kind, path, owner, parsed.get(str(path)))
+
+    def _snapshot(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, dict[str, str]], list[str]]:
+        """The index as plain data, for the cache: (kind -> [(id, path)], normalized keys, problems)."""
+        return {k: [(eid, str(r.path)) for eid, r in v.items()] for k, v in self.raw.items()}, self._keys, self.problems
+
+    def _restore(self, index: Any, heads: dict[str, Any]) -> None:
+        raw, self._keys, self.problems = index
+        for kind, items in raw.items():
+            self.raw[kind] = {
+                eid: RawEntry(kind, Path(p), None, heads[p]) if isinstance(self._checked.get(p), bytes) else RawEntry(kind, Path(p), heads[p])
+                for eid, p in items
+            }
 
     def _add_file(self, kind: str, path: Path, owner: dict[str, str], data: Any = None) -> None:
         if data is None:
             try:
                 data = _parse(path)
-            except yaml.YAMLError as e:
+            except _yaml_error() as e:
                 self.problems.append(f"{path}: not valid YAML: {e}")
                 return
         if not isinstance(data, dict):
@@ -125,11 +189,8 @@ class Catalog:
             return
         # a user catalog entry with the same id replaces the built-in one
         self.raw[kind][eid] = entry
-        aliases = data.get("aliases") or []
-        if not isinstance(aliases, list):
-            aliases = []
         norm = normalize_gpu if kind == "gpus" else normalize
-        for i, name in enumerate([eid, *map(str, aliases)]):
+        for i, name in enumerate([eid, *entry.aliases]):
             key = norm(name)
             where = f"{kind}/{eid} ({path.name})"
             other = owner.get(key)
@@ -152,7 +213,13 @@ class Catalog:
         raw = self.raw[kind].get(eid)
         if raw is None:
             raise UnknownEntryError(KIND_LABEL[kind], eid, [])
-        entry = validate_entry(raw)
+        checked = self._checked.get(str(raw.path))
+        if isinstance(checked, str):
+            raise CatalogError(checked)
+        if isinstance(checked, bytes):
+            entry = _safe_loads(checked, allow_specs=True)
+        else:
+            entry = checked if checked is not None else validate_entry(raw)
         self._validated[(kind, eid)] = entry
         return entry
 
@@ -183,9 +250,11 @@ class Catalog:
         for kind in kinds:
             norm = normalize_gpu if kind == "gpus" else normalize
             for eid, raw in self.raw[kind].items():
-                for name in [eid, *map(str, raw.data.get("aliases") or [])]:
+                for name in [eid, *raw.aliases]:
                     names.setdefault(norm(name), eid)
         q = normalize_gpu(query) if list(kinds) == ["gpus"] else normalize(query)
+        import difflib
+
         close = difflib.get_close_matches(q, list(names), n=n * 3, cutoff=0.6)
         # also offer entries whose key contains the query ('3060' -> rtx3060-12gb, rtx3060-8gb)
         close += [k for k in names if q and len(q) >= 3 and q in k]
@@ -214,11 +283,13 @@ class Catalog:
     def overlay(self, entries: Iterable[Entry]) -> Catalog:
         """A new catalog in which these validated specs (a model read from the user's files) also
         resolve, by id and alias, over any entry with the same id; this catalog is unchanged."""
+        from vramcalc.schema import to_dict
+
         cat = Catalog(list(self.roots), {k: dict(v) for k, v in self.raw.items()}, list(self.problems),
-                      {k: dict(v) for k, v in self._keys.items()}, dict(self._validated))
+                      {k: dict(v) for k, v in self._keys.items()}, dict(self._validated), dict(self._checked))
         for spec in entries:
             kind = f"{spec.kind}s"  # type: ignore[attr-defined]  # gpu -> gpus, llm -> llms, ...
-            cat.raw.setdefault(kind, {})[spec.id] = RawEntry(kind, Path(f"<overlay>/{kind}/{spec.id}.yaml"), spec.model_dump(mode="json"))
+            cat.raw.setdefault(kind, {})[spec.id] = RawEntry(kind, Path(f"<overlay>/{kind}/{spec.id}.yaml"), to_dict(spec))
             norm = normalize_gpu if kind == "gpus" else normalize
             for name in [spec.id, *spec.aliases]:
                 cat._keys.setdefault(kind, {})[norm(name)] = spec.id
@@ -234,44 +305,143 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 
 def _parse(path: Path) -> Any:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    import yaml  # not needed when the cache is current
+
+    # libyaml is 5-10x faster than the pure-Python loader; PyYAML wheels ship it
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
 
 
-def _parse_cached(files: list[tuple[str, Path]]) -> dict[str, Any]:
-    """Parsed YAML for ``files``, from a JSON cache keyed by (path, size, mtime) when it is current.
+def _yaml_error() -> type[Exception]:
+    import yaml
 
-    Files that do not parse are left out (``_add_file`` reports them). The cache lives in the user
-    data dir; if it cannot be written, nothing is cached.
-    """
-    import hashlib
-    import json
+    return yaml.YAMLError
 
-    stamps = []
-    for _, p in files:
-        st = p.stat()
-        stamps.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
-    key = hashlib.sha1("\n".join(stamps).encode()).hexdigest()[:16]
-    cache_file = user_catalog_dir().parent / "cache" / f"catalog-{key}.json"
+
+def __getattr__(name: str) -> Any:
+    if name == "_Loader":  # the libyaml loader, for speed.py's calibration (yaml is imported on demand)
+        import yaml
+
+        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: bump when the cache's layout changes
+_CACHE_FORMAT = 2
+_CACHE_MAGIC = b"vramcalc catalog cache\n"
+
+
+def _cache_file() -> Path:
+    return user_catalog_dir().parent / "cache" / "catalog.pickle"
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+
+
+def _cache_key(files: list[tuple[str, Path]]) -> str:
+    """Everything a cached entry depends on: each source file (path, size, mtime, ctime), the
+    vramcalc version, the schema and units modules (a changed schema validates differently), Python."""
+    import sys
+
+    from vramcalc import __version__
+
+    here = Path(__file__).parent
+    head = [f"format {_CACHE_FORMAT}", f"vramcalc {__version__}", f"python {sys.version}",
+            _stamp(here / "schema.py"), _stamp(here / "units.py"), _stamp(Path(__file__))]
+    return "\n".join(head + [f"{kind}|{_stamp(p)}" for kind, p in files])
+
+
+_UNPICKLERS: dict[bool, Any] = {}
+
+
+def _safe_loads(data: bytes, allow_specs: bool) -> Any:
+    """Unpickle plain data and, with ``allow_specs``, the catalog's own spec dataclasses; a cache
+    file that names any other class or function is treated as corrupt, never run."""
+    import io
+
+    cls = _UNPICKLERS.get(allow_specs)
+    if cls is None:
+        import pickle
+
+        class Restricted(pickle.Unpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                if allow_specs and module == "vramcalc.schema" and not name.startswith("_"):
+                    from vramcalc import schema
+
+                    obj = getattr(schema, name, None)
+                    if isinstance(obj, type) and hasattr(obj, "__dataclass_fields__"):
+                        return obj
+                raise pickle.UnpicklingError(f"{module}.{name} is not allowed in the catalog cache")
+
+        cls = _UNPICKLERS[allow_specs] = Restricted
+    return cls(io.BytesIO(data)).load()
+
+
+def _pickle(obj: Any) -> bytes:
+    import pickle
+
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes | str], Any] | None:
+    """(YAML mapping by path, pickled entry or error message by path, the catalog's index) when the
+    cache file is current and intact; None when it is missing, stale, corrupt or tampered with.
+    A valid entry keeps only its index fields in the first dict and is unpickled on first use."""
+    import zlib
+
     try:
-        return json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    parsed: dict[str, Any] = {}
-    for _, p in files:
-        try:
-            parsed[str(p)] = _parse(p)
-        except yaml.YAMLError:
-            continue
+        blob = path.read_bytes()
+        if not blob.startswith(_CACHE_MAGIC):
+            return None
+        stored_key, crc, payload = _safe_loads(blob[len(_CACHE_MAGIC):], allow_specs=False)
+        if stored_key != key or zlib.crc32(payload) != crc:
+            return None
+        heads, checked, index = _safe_loads(payload, allow_specs=False)
+        raw, keys, problems = index
+        if isinstance(heads, dict) and isinstance(checked, dict) and isinstance(raw, dict) and isinstance(keys, dict) and isinstance(problems, list):
+            return heads, checked, index
+    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never an error
+        return None
+    return None
+
+
+def _write_cache(path: Path, key: str, heads: dict[str, Any], stored: dict[str, bytes | str], index: Any) -> None:
+    """Write atomically (temp file + rename); a cache that cannot be written is skipped."""
+    import pickle
+    import zlib
+
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        for old in cache_file.parent.glob("catalog-*.json"):
+        payload = _pickle((heads, stored, index))
+        blob = _CACHE_MAGIC + _pickle((key, zlib.crc32(payload), payload))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("catalog-*.json"):  # the cache format before 0.2
             old.unlink(missing_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(parsed, default=str), encoding="utf-8")
-        tmp.replace(cache_file)
-    except OSError:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except (OSError, pickle.PicklingError):
         pass
-    return parsed
+
+
+def _parse_and_validate(files: list[tuple[str, Path]]) -> tuple[dict[str, Any], dict[str, Entry | bytes | str]]:
+    """YAML mappings, and validated entries or their one-line errors, by path (imports pydantic).
+    Files that do not parse are left out (``_add_file`` reports them)."""
+    parsed: dict[str, Any] = {}
+    checked: dict[str, Entry | bytes | str] = {}
+    for kind, p in files:
+        k = str(p)
+        try:
+            data = parsed[k] = _parse(p)
+        except _yaml_error():
+            continue
+        if isinstance(data, dict):
+            try:
+                checked[k] = validate_entry(RawEntry(kind, p, data))
+            except CatalogError as e:
+                checked[k] = str(e)
+    return parsed, checked
 
 
 def natural_key(s: str) -> list[Any]:
@@ -283,21 +453,18 @@ def validate_entry(raw: RawEntry) -> Entry:
     """Validate one raw entry; errors name the file and the field path."""
     from pydantic import ValidationError
 
-    from vramcalc.schema import KINDS
+    from vramcalc.schema import KINDS, parse
 
-    model = KINDS[raw.kind]
     try:
-        return model.model_validate(raw.data)
+        return parse(KINDS[raw.kind], raw.data)
     except ValidationError as e:
         raise CatalogError(format_validation_error(raw.path, e)) from e
 
 
 def format_validation_error(path: Path, err: Any) -> str:
-    lines = []
-    for item in err.errors():
-        loc = " -> ".join(str(p) for p in item["loc"]) or "(entry)"
-        lines.append(f"{path} -> {loc}: {item['msg']}")
-    return "\n".join(lines)
+    from vramcalc.schema import errors
+
+    return "\n".join(f"{path} -> {loc}: {msg}" for loc, msg in errors(err))
 
 
 @functools.cache

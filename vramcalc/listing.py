@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vramcalc.catalog import KIND_DIRS, load_catalog, normalize
+from vramcalc.schema import to_dict
 from vramcalc.units import GiB
 
 
@@ -21,8 +22,8 @@ def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
     q = normalize(query) if query else None
     items = []
     for eid in cat.ids(kind):
-        raw = cat.raw[kind][eid].data
-        if q and not any(q in normalize(str(n)) for n in [eid, raw.get("name", ""), *(raw.get("aliases") or [])]):
+        raw = cat.raw[kind][eid]
+        if q and not any(q in normalize(n) for n in [eid, raw.name, *raw.aliases]):
             continue
         e = cat.get(kind, eid)
         if vendor and getattr(e, "vendor", None) != vendor.lower():
@@ -31,7 +32,7 @@ def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
             continue
         if family and normalize(str(getattr(e, "family", ""))) != normalize(family):
             continue
-        row = e.model_dump(mode="json", exclude_none=True)
+        row = to_dict(e, exclude_none=True)
         if kind != "gpus":
             row["params"] = count_params(e, cat).total
         items.append(row)
@@ -45,7 +46,7 @@ def describe(query: str) -> dict[str, Any]:
 
     cat = load_catalog()
     e = cat.resolve_any(query)
-    data = e.model_dump(mode="json", exclude_none=True)
+    data = to_dict(e, exclude_none=True)
     if e.kind != "gpu":
         pc = count_params(e, cat)
         data["derived_params"] = {"llm": pc.llm, "vision": pc.vision, "projector": pc.projector, "total": pc.total}

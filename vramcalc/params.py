@@ -14,6 +14,7 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -372,6 +373,7 @@ def _overridden(llm: LlmSpec, vlm: VlmSpec) -> LlmSpec:
     key = (id(llm), id(vlm))
     hit = _OVERRIDDEN.get(key)
     if hit is None:
-        update = vlm.llm_overrides.model_dump(exclude_none=True)  # type: ignore[union-attr]
-        hit = _OVERRIDDEN[key] = llm.model_copy(update=update)
+        over = vlm.llm_overrides
+        update = {f.name: getattr(over, f.name) for f in dataclasses.fields(over) if getattr(over, f.name) is not None}  # type: ignore[arg-type]
+        hit = _OVERRIDDEN[key] = dataclasses.replace(llm, **update)
     return hit

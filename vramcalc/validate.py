@@ -63,7 +63,7 @@ class ValidationReport(ResultModel):
 def validate_catalog(cat: Catalog) -> tuple[list[Problem], int]:
     """All problems of a catalog and the number of entries checked."""
     from vramcalc.params import count_params
-    from vramcalc.schema import KINDS
+    from vramcalc.schema import KINDS, errors, parse
 
     problems: list[Problem] = [_load_problem(p) for p in cat.problems]
     checked = 0
@@ -72,11 +72,9 @@ def validate_catalog(cat: Catalog) -> tuple[list[Problem], int]:
         for eid, raw in cat.raw[kind].items():
             checked += 1
             try:
-                valid[(kind, eid)] = KINDS[kind].model_validate(raw.data)
+                valid[(kind, eid)] = parse(KINDS[kind], raw.data)
             except ValidationError as e:
-                for item in e.errors():
-                    loc = " -> ".join(str(p) for p in item["loc"]) or "(entry)"
-                    problems.append(Problem(str(raw.path), loc, item["msg"]))
+                problems += [Problem(str(raw.path), loc, msg) for loc, msg in errors(e)]
     for (kind, eid), entry in valid.items():
         raw = cat.raw[kind][eid]
         problems += _cross_checks(cat, kind, raw, entry, valid, count_params)

@@ -7,6 +7,7 @@ like the user catalog). ``local_gpu()`` (no torch) turns the detected card plus 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import statistics
@@ -83,7 +84,7 @@ def local_gpu(index: int = 0, found: GpuDiscovery | None = None) -> GpuSpec | No
     if prof is not None:
         note += f"; vramcalc probe measured {prof.copy_bandwidth_gbs:.0f} GB/s copy bandwidth at {prof.measured_at}"
     if base is not None:
-        return base.model_copy(update={**update, "notes": note})
+        return dataclasses.replace(base, **{**update, "notes": note})
     assert prof is not None
     return GpuSpec(
         id="local", name=dev.name, source="measured by vramcalc probe (NVML + microbenchmarks)", vendor="nvidia",

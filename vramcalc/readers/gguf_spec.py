@@ -7,6 +7,8 @@ llama.cpp vision projector (clip) header into a vision encoder and a VLM.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from typing import Any
 
@@ -339,7 +341,7 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         if ptype == "qwen25vl_merger":
             full = m.get("clip.vision.fullatt_block_indexes") or []
             if full:  # window 112 px: Qwen2.5-VL vision_config window_size (the mmproj does not store it)
-                enc = enc.model_copy(update={"window_attention": WindowAttention(window_size_px=112, full_attention_layers=list(full))})
+                enc = dataclasses.replace(enc, window_attention=WindowAttention(window_size_px=112, full_attention_layers=list(full)))
     wb_vis = _weight_bytes([x for x in h.tensors if not x.name.startswith("mm.")], "")
     wb_proj = _weight_bytes([x for x in h.tensors if x.name.startswith("mm.")], "")
     main = max(wb_vis.by_type, key=wb_vis.by_type.get) if wb_vis.by_type else "F16"  # type: ignore[arg-type]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from vramcalc.readers.gguf import GgufHeader, has_gguf_magic, read_gguf_header
 from vramcalc.readers.gguf_spec import gguf_llm, gguf_mmproj
 from vramcalc.readers.hf_config import model_from_hf_config
 from vramcalc.readers.safetensors import SafetensorsSummary, summarize_safetensors
-from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec
+from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec, to_dict
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
@@ -161,9 +163,9 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
         dtype = summary.main_dtype
         quant = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}.get(dtype)
         text_params = summary.params - summary.vision_params
-        llm = llm.model_copy(update={"published_params": text_params, **({"dtype": quant} if quant else {})})
+        llm = dataclasses.replace(llm, published_params=text_params, **({"dtype": quant} if quant else {}))
         if isinstance(model, VlmSpec):
-            model = model.model_copy(update={"published_params": summary.params})
+            model = dataclasses.replace(model, published_params=summary.params)
         else:
             model = llm
         notes.append(f"{len(shards)} safetensors file(s): {summary.params:,} parameters, mostly {dtype}.")
@@ -180,19 +182,19 @@ def renamed(fm: FileModel, new_id: str) -> FileModel:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", new_id):
         raise InputError(f"--id '{new_id}': ids are lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
     if not isinstance(fm.model, VlmSpec):
-        llm = fm.llm.model_copy(update={"id": new_id})
+        llm = dataclasses.replace(fm.llm, id=new_id)
         return FileModel(fm.path, fm.kind, llm, llm, None, fm.weights, fm.quant, fm.safetensors, fm.notes)
-    llm = fm.llm.model_copy(update={"id": new_id + "-text"})
-    enc = fm.encoder.model_copy(update={"id": new_id + "-vision"}) if fm.encoder else None
-    vlm = fm.model.model_copy(update={"id": new_id, "llm": llm.id, "encoder": enc.id if enc else fm.model.encoder})
+    llm = dataclasses.replace(fm.llm, id=new_id + "-text")
+    enc = dataclasses.replace(fm.encoder, id=new_id + "-vision") if fm.encoder else None
+    vlm = dataclasses.replace(fm.model, id=new_id, llm=llm.id, encoder=enc.id if enc else fm.model.encoder)
     return FileModel(fm.path, fm.kind, vlm, llm, enc, fm.weights, fm.quant, fm.safetensors, fm.notes)
 
 
 def entry_data(spec: Any) -> dict[str, Any]:
     """A spec as a catalog YAML mapping: non-default fields only, but with the discriminator
     ``kind`` of nested unions (image_tokens) kept, so the entry validates when read back."""
-    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"kind"})
+    data = to_dict(spec, exclude_defaults=True, exclude={"kind"})
     if isinstance(spec, VlmSpec):
-        tokens = spec.image_tokens.model_dump(mode="json", exclude_defaults=True)
+        tokens = to_dict(spec.image_tokens, exclude_defaults=True)
         data["image_tokens"] = {"kind": spec.image_tokens.kind, **tokens}
     return data
