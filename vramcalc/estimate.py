@@ -12,11 +12,11 @@ the :class:`~vramcalc.results.Estimate` that ``vramcalc check`` renders and prin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vramcalc import runtimes
 from vramcalc.images import encoder_tokens, image_size, image_tokens
+from vramcalc.jsonable import Jsonable, result
 from vramcalc.params import ParamCount, Tensor, count_params, encoder_tensors, vlm_parts
 from vramcalc.placement import (
     KV_TYPE_BYTES,
@@ -60,8 +60,8 @@ Model = LlmSpec | VlmSpec | VisionEncoderSpec
 __all__ = ["Estimate", "FixedWeights", "Workload", "account", "estimate", "model_parts"]
 
 
-@dataclass(frozen=True)
-class Parts:
+@result
+class Parts(Jsonable):
     """A model split into what the runtime accounts for: LLM, vision encoder, projector tensors."""
 
     model: Model
@@ -83,8 +83,8 @@ def model_parts(model: Model, catalog: Catalog | None) -> Parts:
     return Parts(model, "encoder", None, model, ())
 
 
-@dataclass(frozen=True)
-class Accounting:
+@result
+class Accounting(Jsonable):
     """The runtime's memory accounting of one workload on the main GPU, before placement."""
 
     inputs: Inputs

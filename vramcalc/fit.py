@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vramcalc import runtimes
 from vramcalc.errors import InputError, VramcalcError
 from vramcalc.estimate import account, estimate, model_parts
-from vramcalc.jsonable import Jsonable, doc
+from vramcalc.jsonable import Jsonable, doc, result
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
 from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
@@ -55,7 +54,7 @@ RANKING = (
 )
 
 
-@dataclass(frozen=True)
+@result
 class FitRow(Jsonable):
     """One catalog model at the best precision that fits."""
 
@@ -73,7 +72,7 @@ class FitRow(Jsonable):
     meets_min_speed: bool | None = doc("None when no --min-speed was given or no speed is known.", default=None)
 
 
-@dataclass(frozen=True)
+@result
 class FitResult(Jsonable):
     """``vramcalc fit``: the catalog ranked for one GPU and workload."""
 

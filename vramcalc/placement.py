@@ -14,9 +14,9 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
+from vramcalc.jsonable import Jsonable, result
 from vramcalc.params import llm_tensors
 from vramcalc.results import (
     DeviceShare,
@@ -138,8 +138,8 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
 # Bytes of an LLM, layer by layer
 
 
-@dataclass(frozen=True)
-class LlmBytes:
+@result
+class LlmBytes(Jsonable):
     """Weight bytes of an LLM at one precision, split the way the runtime places them."""
 
     layer_stored: tuple[int, ...]  # per repeating layer, all experts (memory)
@@ -197,8 +197,8 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
 # Layer assignment
 
 
-@dataclass(frozen=True)
-class Placement:
+@result
+class Placement(Jsonable):
     """Which device each repeating layer and the output layer sit on (-1 = CPU)."""
 
     layer_dev: tuple[int, ...]
@@ -234,8 +234,8 @@ def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
     return Placement(tuple(dev(i) for i in range(n_layer)), dev(n_layer), ngl)
 
 
-@dataclass(frozen=True)
-class Fixed:
+@result
+class Fixed(Jsonable):
     """Per-GPU memory that does not depend on the layer split (from the runtime's accounting)."""
 
     compute_llm: int
@@ -245,8 +245,8 @@ class Fixed:
     embd_on_cpu: bool = True
 
 
-@dataclass(frozen=True)
-class Devices:
+@result
+class Devices(Jsonable):
     """The devices a model is placed on: GPUs (main first) and system RAM."""
 
     gpus: tuple[GpuSpec, ...]
@@ -417,8 +417,8 @@ def suggest(gpu: GpuSpec, w: Workload, runtime: Runtime, is_llm: bool, quant: st
 # The verdict, decided once
 
 
-@dataclass(frozen=True)
-class Decision:
+@result
+class Decision(Jsonable):
     verdict: Verdict
     headroom_bytes: int
     max_context_tokens: int | None

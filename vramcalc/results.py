@@ -9,12 +9,11 @@ docs/json.md is generated from the ``doc()`` texts here (docs/gen_json_md.py).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from vramcalc import __version__
 from vramcalc.errors import InputError
-from vramcalc.jsonable import Jsonable, doc
+from vramcalc.jsonable import Jsonable, doc, result
 from vramcalc.quant import WeightBytes
 
 Verdict = Literal["fits", "tight", "offload", "no"]
@@ -31,7 +30,7 @@ DEFAULT_UBATCH = 512
 # What the user asks
 
 
-@dataclass(frozen=True)
+@result
 class Workload(Jsonable):
     """What the user asks about: runtime, precision, context, images, batch, placement."""
 
@@ -70,8 +69,8 @@ class Workload(Jsonable):
         return dataclasses.replace(self, **update)
 
 
-@dataclass(frozen=True)
-class FixedWeights:
+@result
+class FixedWeights(Jsonable):
     """Weights known exactly (read from a model file's tensor headers, or computed once per
     quantization by ``fit``). A part given here replaces the one the runtime derives from the
     architecture and the workload's precision; its ``precision`` is the label shown."""
@@ -85,7 +84,7 @@ class FixedWeights:
 # The estimate
 
 
-@dataclass(frozen=True)
+@result
 class Inputs(Jsonable):
     """The resolved inputs, echoed so a result is self-describing."""
 
@@ -112,7 +111,7 @@ class Inputs(Jsonable):
     vramcalc_version: str = doc("vramcalc version that computed this.", default=__version__)
 
 
-@dataclass(frozen=True)
+@result
 class Params(Jsonable):
     """Parameters by component."""
 
@@ -126,7 +125,7 @@ class Params(Jsonable):
         return self.llm + self.vision + self.projector
 
 
-@dataclass(frozen=True)
+@result
 class ComponentBytes(Jsonable):
     """Bytes per component."""
 
@@ -135,7 +134,7 @@ class ComponentBytes(Jsonable):
     projector: int = doc("Projector.", default=0)
 
 
-@dataclass(frozen=True)
+@result
 class Memory(Jsonable):
     """Where the memory goes, in bytes (the runtime's accounting). ``total_bytes`` must sit on the GPU."""
 
@@ -157,7 +156,7 @@ class Memory(Jsonable):
                 + c.llm + c.vision + c.projector + self.overhead_bytes)
 
 
-@dataclass(frozen=True)
+@result
 class GpuInfo(Jsonable):
     """The (main) GPU and the memory a model may use on it."""
 
@@ -175,7 +174,7 @@ class GpuInfo(Jsonable):
         return self.memory_bytes - self.usable_bytes
 
 
-@dataclass(frozen=True)
+@result
 class Suggestion(Jsonable):
     """The cheapest change that makes the model fit."""
 
@@ -189,7 +188,7 @@ class Suggestion(Jsonable):
 # Placement
 
 
-@dataclass(frozen=True)
+@result
 class DeviceShare(Jsonable):
     """What one device holds under a layer placement."""
 
@@ -215,7 +214,7 @@ class DeviceShare(Jsonable):
         return None if self.usable_bytes is None else self.usable_bytes - self.total_bytes
 
 
-@dataclass(frozen=True)
+@result
 class Offload(Jsonable):
     """Layer placement: how many layers run on the GPU(s), and what each device holds."""
 
@@ -254,7 +253,7 @@ class Offload(Jsonable):
 # Speed
 
 
-@dataclass(frozen=True)
+@result
 class SpeedBasis(Jsonable):
     """What a speed figure is computed from, so it can be reproduced by hand."""
 
@@ -269,7 +268,7 @@ class SpeedBasis(Jsonable):
     fixed_s: float | None = doc("Fixed cost per step (per-layer launch overhead x layers).", default=None)
 
 
-@dataclass(frozen=True)
+@result
 class SpeedFigure(Jsonable):
     """One speed with its band (the fit's residual spread)."""
 
@@ -280,7 +279,7 @@ class SpeedFigure(Jsonable):
     basis: SpeedBasis = doc("What the figure is computed from.")
 
 
-@dataclass(frozen=True)
+@result
 class Throughput(Jsonable):
     """How fast: decode and prefill tokens/s, image encode and time to first token, images/s."""
 
@@ -296,7 +295,7 @@ class Throughput(Jsonable):
 # The answer
 
 
-@dataclass(frozen=True)
+@result
 class Estimate(Jsonable):
     """The answer to 'will it run?' for one model, GPU(s) and workload (``vramcalc check --json``)."""
 

@@ -21,14 +21,11 @@ No I/O at import time: the calibration file is read on first use.
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import functools
 import math
-from dataclasses import dataclass
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
+from vramcalc.jsonable import Jsonable, result
 from vramcalc.placement import LlmBytes, Placement
 from vramcalc.results import Offload, SpeedBasis, SpeedFigure, Throughput
 
@@ -46,7 +43,9 @@ def calibration() -> dict:
     """The fitted factors (data/calibration.yaml), read on first use."""
     import yaml
 
-    text = (files("vramcalc.data") / "calibration.yaml").read_text(encoding="utf-8")
+    from vramcalc.catalog import builtin_catalog_dir
+
+    text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
     return yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
 
@@ -282,8 +281,8 @@ def _spread(f: dict[str, Any], calibrated: bool) -> float:
 # Speeds over a finished placement
 
 
-@dataclass(frozen=True)
-class SpeedInputs:
+@result
+class SpeedInputs(Jsonable):
     """What the speeds need from the memory estimate (so this module does not recompute it)."""
 
     kind: str  # llm / vlm / encoder
