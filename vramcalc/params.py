@@ -92,22 +92,26 @@ def _linear(name: str, n_in: int, n_out: int, bias: bool, layer: int | None = No
 # LLM
 
 
-_CACHE: dict[int, tuple[object, tuple[Tensor, ...]]] = {}
-
+#: Entries kept by each memo below; a full memo starts again (a catalog has a few hundred specs).
+MEMO_SIZE = 1024
 
 _Spec = TypeVar("_Spec", LlmSpec, VisionEncoderSpec)
 
 
 def _cached(fn: Callable[[_Spec], tuple[Tensor, ...]]) -> Callable[[_Spec], tuple[Tensor, ...]]:
-    """Memoize on the (frozen, but unhashable: it holds lists) spec object's identity."""
+    """Memoize a pure function of a spec on the spec's content. Specs are frozen but unhashable
+    (they hold lists), so the key is their repr, which names every field: two equal specs share an
+    entry, and a new spec never gets an answer computed for another one (as a key on id() could)."""
+    memo: dict[str, tuple[Tensor, ...]] = {}
 
     def wrapper(spec: _Spec) -> tuple[Tensor, ...]:
-        hit = _CACHE.get(id(spec))
-        if hit is not None and hit[0] is spec:
-            return hit[1]
-        out = fn(spec)
-        _CACHE[id(spec)] = (spec, out)
-        return out
+        key = repr(spec)
+        hit = memo.get(key)
+        if hit is None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            hit = memo[key] = fn(spec)
+        return hit
 
     wrapper.__doc__ = fn.__doc__
     wrapper.__name__ = fn.__name__
@@ -365,12 +369,12 @@ def vlm_parts(vlm: VlmSpec, catalog: Catalog | None) -> VlmParts:
     return VlmParts(vlm, enc, llm, projector_tensors(vlm.projector, enc, llm, image_newline=newline))
 
 
-_OVERRIDDEN: dict[tuple[int, int], LlmSpec] = {}
+_OVERRIDDEN: dict[tuple[str, str], LlmSpec] = {}
 
 
 def _overridden(llm: LlmSpec, vlm: VlmSpec) -> LlmSpec:
-    """The VLM's variant of its LLM, one object per (llm, vlm) so the tensor cache keeps working."""
-    key = (id(llm), id(vlm))
+    """The VLM's variant of its LLM (memoized on the content of the LLM and of the overrides)."""
+    key = (repr(llm), repr(vlm.llm_overrides))
     hit = _OVERRIDDEN.get(key)
     if hit is None:
         over = vlm.llm_overrides
