@@ -133,6 +133,7 @@ def fit(
         for eid in catalog.ids(k):
             try:
                 spec = catalog.get(k, eid)
+                assert isinstance(spec, (LlmSpec, VlmSpec))
                 row, info, order_k = _fit_one(spec, gpu, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")

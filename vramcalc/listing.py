@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vramcalc.catalog import KIND_DIRS, load_catalog, normalize
-from vramcalc.schema import to_dict
+from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec, to_dict
 from vramcalc.units import GiB
 
 
@@ -33,7 +33,7 @@ def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
         if family and normalize(str(getattr(e, "family", ""))) != normalize(family):
             continue
         row = to_dict(e, exclude_none=True)
-        if kind != "gpus":
+        if isinstance(e, (LlmSpec, VlmSpec, VisionEncoderSpec)):
             row["params"] = count_params(e, cat).total
         items.append(row)
     counts = {k: len(cat.raw[k]) for k in KIND_DIRS}
@@ -47,7 +47,7 @@ def describe(query: str) -> dict[str, Any]:
     cat = load_catalog()
     e = cat.resolve_any(query)
     data = to_dict(e, exclude_none=True)
-    if e.kind != "gpu":
+    if isinstance(e, (LlmSpec, VlmSpec, VisionEncoderSpec)):
         pc = count_params(e, cat)
         data["derived_params"] = {"llm": pc.llm, "vision": pc.vision, "projector": pc.projector, "total": pc.total}
     return data

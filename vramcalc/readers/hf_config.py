@@ -184,7 +184,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
 
 def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, name: str) -> VisionEncoderSpec:
     """The vision tower of a HF VLM config (transformers modeling_clip / siglip / qwen2_vl / qwen2_5_vl layouts)."""
-    common = dict(id=ident, name=name, source=f"vision_config of the Hugging Face config {where} (read by vramcalc)")
+    common: dict[str, Any] = dict(id=ident, name=name, source=f"vision_config of the Hugging Face config {where} (read by vramcalc)")
     if vlm_type in ("llava", "llava_next", "gemma3"):
         mt = str(vc.get("model_type") or ("siglip_vision_model" if vlm_type == "gemma3" else "clip_vision_model"))
         if mt not in ("clip_vision_model", "siglip_vision_model"):
@@ -198,8 +198,8 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
         return VisionEncoderSpec(
             **common, family="clip" if clip else "siglip", image_size=int(g("image_size")), patch_size=int(g("patch_size")),
             hidden_size=int(g("hidden_size")), num_layers=int(g("num_hidden_layers")), num_heads=int(g("num_attention_heads")),
-            intermediate_size=int(g("intermediate_size")), mlp_activation=act, class_token=clip, patch_bias=not clip,
-            pre_norm=clip, post_norm=True, dtype="fp16",  # type: ignore[arg-type]
+            intermediate_size=int(g("intermediate_size")), mlp_activation=act, class_token=clip, patch_bias=not clip,  # type: ignore[arg-type]
+            pre_norm=clip, post_norm=True, dtype="fp16",
         )
     # Qwen2-VL / Qwen2.5-VL vision transformers. Fallbacks for fields a vision_config leaves out: the
     # published 7B vision_configs (shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json: depth 32,

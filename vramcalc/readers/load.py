@@ -163,7 +163,9 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
         dtype = summary.main_dtype
         quant = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}.get(dtype)
         text_params = summary.params - summary.vision_params
-        llm = dataclasses.replace(llm, published_params=text_params, **({"dtype": quant} if quant else {}))
+        llm = dataclasses.replace(llm, published_params=text_params)
+        if quant:
+            llm = dataclasses.replace(llm, dtype=quant)  # type: ignore[arg-type]  # one of fp32 / fp16 / bf16
         if isinstance(model, VlmSpec):
             model = dataclasses.replace(model, published_params=summary.params)
         else:

@@ -92,9 +92,10 @@ def render_estimate(est: Estimate) -> Group:
     t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
     reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})" if g.reserved_bytes else ""
     cap = g.usable_bytes
-    n_gpus = sum(1 for d in est.offload.devices if d.index >= 0) if est.offload else 1
+    gpu_shares = est.offload.gpus if est.offload else []
+    n_gpus = len(gpu_shares) or 1
     if n_gpus > 1:  # a layer split: the cards' usable memory together (per card: the Layers line)
-        cap = sum(d.usable_bytes or 0 for d in est.offload.devices if d.index >= 0)
+        cap = sum(d.usable_bytes or 0 for d in gpu_shares)
         t.add_row(f"Usable on {n_gpus} GPUs", "", fmt_bytes(cap))
     else:
         t.add_row(f"Usable on GPU{reserved}", "", fmt_bytes(g.usable_bytes))
