@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from vramcalc.catalog import KIND_DIRS, load_catalog, normalize
+from typing import TYPE_CHECKING
+
+from vramcalc.catalog import KIND_DIRS, normalize
 from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec, to_dict
 from vramcalc.units import GiB
 
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
 
-def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
+
+def list_entries(cat: Catalog, kind: str, query: str | None = None, vendor: str | None = None,
                  min_memory_gib: float | None = None, family: str | None = None) -> dict[str, Any]:
     """Entries of one kind, filtered, with derived parameter counts for models.
 
@@ -18,7 +23,6 @@ def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
     """
     from vramcalc.params import count_params
 
-    cat = load_catalog()
     q = normalize(query) if query else None
     items = []
     for eid in cat.ids(kind):
@@ -40,11 +44,10 @@ def list_entries(kind: str, query: str | None = None, vendor: str | None = None,
     return {"kind": kind, "count": len(items), "catalog_counts": counts, "items": items}
 
 
-def describe(query: str) -> dict[str, Any]:
+def describe(cat: Catalog, query: str) -> dict[str, Any]:
     """One entry (any kind) with derived parameter counts; a VLM also shows its parts."""
     from vramcalc.params import count_params
 
-    cat = load_catalog()
     e = cat.resolve_any(query)
     data = to_dict(e, exclude_none=True)
     if isinstance(e, (LlmSpec, VlmSpec, VisionEncoderSpec)):

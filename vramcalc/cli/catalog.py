@@ -26,7 +26,9 @@ def list_(
     """List catalog entries, with filters."""
     from vramcalc.listing import list_entries
 
-    result = list_entries(kind.value, query=query, vendor=vendor, min_memory_gib=min_memory, family=family)
+    from vramcalc.catalog import load_catalog
+
+    result = list_entries(load_catalog(), kind.value, query=query, vendor=vendor, min_memory_gib=min_memory, family=family)
     if as_json:
         print_json(result)
         return
@@ -42,7 +44,9 @@ def show(
     """Show one catalog entry with its derived parameter count."""
     from vramcalc.listing import describe
 
-    data = describe(entry_id)
+    from vramcalc.catalog import load_catalog
+
+    data = describe(load_catalog(), entry_id)
     if as_json:
         print_json(data)
         return
