@@ -149,6 +149,22 @@ def test_gpu_local_unknown_card_without_profile_is_a_clean_error(runner, monkeyp
     assert r.exit_code == 2 and "vramcalc probe" in r.stderr and "Traceback" not in r.output
 
 
+
+@pytest.mark.parametrize("gpu", [("NVIDIA GeForce RTX 3060", "rtx3060-12gb"), ("NVIDIA Future GPU 9000", None)])
+def test_gpu_local_with_a_corrupt_probe_profile_is_a_clean_error(runner, monkeypatch, gpu):
+    """A tampered profile in the user data dir: one line naming the file, exit code 2, no traceback."""
+    from vramcalc.probe.bench import profile_path
+
+    name, catalog_id = gpu
+    _fake_discovery(monkeypatch, name, 12 * 2**30, catalog_id)
+    path = profile_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"gpu_name": "x", "copy_bandwidth_gbs": -5}', encoding="utf-8")
+    r = runner.invoke(app, ["check", "llava-7b", "--gpu", "local"])
+    assert r.exit_code == 2, r.output
+    assert "is not valid" in r.stderr and path.name in r.stderr and "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+
 def test_mmproj_needs_a_gguf_model(runner):
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060", "--mmproj", "x.gguf"])
     assert r.exit_code == 2 and "--mmproj" in r.output and "Traceback" not in r.output

@@ -112,6 +112,51 @@ def test_profile_round_trip_in_user_data_dir(tmp_path):
     assert load_profile("NVIDIA A100") is None
 
 
+
+_GOOD_PROFILE = {
+    "gpu_name": "NVIDIA H100 80GB HBM3", "catalog_id": None, "memory_bytes": 80 * 10**9, "copy_bandwidth_gbs": 2900,
+    "fp16_matmul_tflops": 700.0, "bf16_matmul_tflops": None, "matmul_size": 8192, "copy_bytes": 2**30,
+    "measured_at": "2026-01-01T00:00:00+00:00", "torch_version": "2.13.0",
+}
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("{not json", "Expecting property name"),
+    ("[1, 2]", "expected a JSON object"),
+    ("\xff\xfe", "codec can't decode"),
+    (json.dumps({**_GOOD_PROFILE, "extra": 1}), "unknown key 'extra'"),
+    (json.dumps({k: v for k, v in _GOOD_PROFILE.items() if k != "copy_bandwidth_gbs"}), "missing key 'copy_bandwidth_gbs'"),
+    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": "fast"}), "copy_bandwidth_gbs: expected a positive number"),
+    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": -1}), "copy_bandwidth_gbs: expected a positive number"),
+    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": float("nan")}), "got nan"),
+    (json.dumps({**_GOOD_PROFILE, "fp16_matmul_tflops": 1e400}), "fp16_matmul_tflops: expected a positive number or null"),
+    (json.dumps({**_GOOD_PROFILE, "matmul_size": True}), "matmul_size: expected a positive integer"),
+    (json.dumps({**_GOOD_PROFILE, "gpu_name": None}), "gpu_name: expected a string"),
+    ("[" * 100_000, ""),  # nesting beyond the parser's recursion limit
+])
+def test_corrupt_profile_is_a_one_line_input_error(text, reason):
+    """A profile in the user data dir is read back field by field: a corrupt or tampered file is an
+    InputError naming the file and the problem (the CLI prints it as one line), never a traceback."""
+    from vramcalc.errors import InputError
+    from vramcalc.probe.bench import load_profile, profile_path
+
+    path = profile_path(_GOOD_PROFILE["gpu_name"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode())
+    with pytest.raises(InputError) as err:
+        load_profile(_GOOD_PROFILE["gpu_name"])
+    msg = str(err.value)
+    assert reason in msg and str(path) in msg and "vramcalc probe" in msg and "\n" not in msg
+
+
+def test_profile_from_dict_accepts_a_valid_file_and_keeps_floats():
+    from vramcalc.probe.results import CalibrationProfile
+
+    prof = CalibrationProfile.from_dict(_GOOD_PROFILE)
+    assert prof.copy_bandwidth_gbs == 2900.0 and isinstance(prof.copy_bandwidth_gbs, float) and prof.path is None
+    assert prof.to_json() == {**_GOOD_PROFILE, "copy_bandwidth_gbs": 2900.0, "path": None}
+    assert CalibrationProfile.from_dict(prof.to_json()) == prof
+
 def test_missing_torch_gives_install_hint(monkeypatch):
     import importlib.util
 

@@ -17,14 +17,15 @@ FakeTensorMode + MemTracker, or a CUDA device); ``tests/test_vit.py`` does so fo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import ConfigDict, Field, computed_field
-
+from vramcalc.jsonable import Jsonable, doc
 from vramcalc.params import vision_grid
-from vramcalc.schema import ResultModel, VisionEncoderSpec
+from vramcalc.schema import VisionEncoderSpec
 
 Attention = Literal["sdpa", "eager", "flash"]
+ATTENTIONS: tuple[Attention, ...] = ("sdpa", "eager", "flash")
 
 #: Qwen2-VL / Qwen2.5-VL merge 2x2 neighbouring patches into one LLM token (spatial_merge_size=2 in
 #: transformers' Qwen2VLVisionConfig / Qwen2_5_VLVisionConfig).
@@ -32,37 +33,37 @@ QWEN_MERGE = 2
 QWEN_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
-class _Model(ResultModel):
-    model_config = ConfigDict(frozen=True)  # extra="forbid" and defer_build come from ResultModel
 
-
-class VitTokens(_Model):
+@dataclass(frozen=True, kw_only=True)
+class VitTokens(Jsonable):
     """How many tokens one image becomes."""
 
-    grid_w: int = Field(description="Patches across (image width / patch size, floored; Qwen: to an even count).")
-    grid_h: int = Field(description="Patches down.")
-    patches: int = Field(description="grid_w x grid_h.")
-    extra_tokens: int = Field(description="Class token + register tokens prepended to the patches.")
-    sequence_length: int = Field(description="Tokens each transformer layer sees per image.")
-    merged_tokens: int = Field(description="Tokens per image after the Qwen 2x2 patch merger (= patches elsewhere).")
+    grid_w: int = doc("Patches across (image width / patch size, floored; Qwen: to an even count).")
+    grid_h: int = doc("Patches down.")
+    patches: int = doc("grid_w x grid_h.")
+    extra_tokens: int = doc("Class token + register tokens prepended to the patches.")
+    sequence_length: int = doc("Tokens each transformer layer sees per image.")
+    merged_tokens: int = doc("Tokens per image after the Qwen 2x2 patch merger (= patches elsewhere).")
 
 
-class VitFlops(_Model):
+@dataclass(frozen=True, kw_only=True)
+class VitFlops(Jsonable):
     """Forward FLOPs of one batch, as FlopCounterMode counts them (2 FLOPs per multiply-accumulate)."""
 
-    patch_embed: int = Field(description="Patch-embedding convolution (2-D, or 3-D for Qwen).")
-    qkv_proj: int = Field(description="q, k, v projections, all layers.")
-    attn_scores: int = Field(description="q @ k^T, all layers (an N^2 term; per window for windowed layers).")
-    attn_weighted_sum: int = Field(description="softmax(scores) @ v, all layers (an N^2 term).")
-    out_proj: int = Field(description="Attention output projection, all layers.")
-    mlp: int = Field(description="MLP matmuls (fc1+fc2, or gate+up+down), all layers.")
-    pooling_head: int = Field(description="SigLIP attention-pooling head (MAP) matmuls; 0 when absent.")
-    merger: int = Field(description="Qwen patch merger MLP inside the transformers tower; 0 when absent.")
-    elementwise: int = Field(
-        description="Norms, activations, softmax and residual adds (approximate; NOT counted by FlopCounterMode, not in total)."
+    __json_computed__ = ("total",)
+
+    patch_embed: int = doc("Patch-embedding convolution (2-D, or 3-D for Qwen).")
+    qkv_proj: int = doc("q, k, v projections, all layers.")
+    attn_scores: int = doc("q @ k^T, all layers (an N^2 term; per window for windowed layers).")
+    attn_weighted_sum: int = doc("softmax(scores) @ v, all layers (an N^2 term).")
+    out_proj: int = doc("Attention output projection, all layers.")
+    mlp: int = doc("MLP matmuls (fc1+fc2, or gate+up+down), all layers.")
+    pooling_head: int = doc("SigLIP attention-pooling head (MAP) matmuls; 0 when absent.")
+    merger: int = doc("Qwen patch merger MLP inside the transformers tower; 0 when absent.")
+    elementwise: int = doc(
+        "Norms, activations, softmax and residual adds (approximate; NOT counted by FlopCounterMode, not in total)."
     )
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def total(self) -> int:
         """Matmul + convolution + attention FLOPs: what FlopCounterMode reports."""
@@ -72,34 +73,41 @@ class VitFlops(_Model):
         )
 
 
-class VitActivations(_Model):
+@dataclass(frozen=True, kw_only=True)
+class VitActivations(Jsonable):
     """Peak activation memory of the forward pass (bytes), and where it happens."""
 
-    input_bytes: int = Field(description="The pixel tensor handed to the model.")
-    layer_mlp_bytes: int = Field(description="Live set at the MLP activation of a transformer layer (excluding input).")
-    layer_attention_bytes: int = Field(description="Live set inside attention (excluding input); eager attention holds the N^2 scores.")
-    head_bytes: int = Field(description="Live set after the last layer: final norm, pooling head or merger (excluding input).")
-    peak_phase: Literal["mlp", "attention", "head"]
+    __json_computed__ = ("peak_bytes",)
 
-    @computed_field  # type: ignore[prop-decorator]
+    input_bytes: int = doc("The pixel tensor handed to the model.")
+    layer_mlp_bytes: int = doc("Live set at the MLP activation of a transformer layer (excluding input).")
+    layer_attention_bytes: int = doc("Live set inside attention (excluding input); eager attention holds the N^2 scores.")
+    head_bytes: int = doc("Live set after the last layer: final norm, pooling head or merger (excluding input).")
+    peak_phase: Literal["mlp", "attention", "head"] = doc("The phase with the largest live set.")
+
     @property
     def peak_bytes(self) -> int:
         """Input + the largest live set: what max_memory_allocated() shows above the weights."""
         return self.input_bytes + max(self.layer_mlp_bytes, self.layer_attention_bytes, self.head_bytes)
 
 
-class VitForward(_Model):
+@dataclass(frozen=True, kw_only=True)
+class VitForward(Jsonable):
     """The analytic forward pass of one encoder on one batch."""
 
-    encoder: str
-    batch: int
-    image_width: int
-    image_height: int
-    dtype_bytes: int
-    attention: Attention
-    tokens: VitTokens
-    flops: VitFlops
-    activations: VitActivations
+    encoder: str = doc("Catalog encoder id.")
+    batch: int = doc("Images per forward pass.")
+    image_width: int = doc("Image width in pixels.")
+    image_height: int = doc("Image height in pixels.")
+    dtype_bytes: int = doc("Bytes per activation element (2 for fp16/bf16, 4 for fp32).")
+    attention: Attention = doc("Attention implementation: sdpa, eager or flash.")
+    tokens: VitTokens = doc("Tokens per image.")
+    flops: VitFlops = doc("Forward FLOPs of the batch.")
+    activations: VitActivations = doc("Peak activation memory of the batch.")
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
 
 
 # --------------------------------------------------------------------------------------------

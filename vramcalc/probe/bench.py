@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vramcalc.errors import InputError
 from vramcalc.probe.results import CalibrationProfile, GpuDiscovery
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,16 +36,27 @@ def profile_path(gpu_name: str) -> Path:
 def save_profile(profile: CalibrationProfile) -> Path:
     path = profile_path(profile.gpu_name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = profile.model_copy(update={"path": str(path)})
-    path.write_text(json.dumps(profile.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    profile = dataclasses.replace(profile, path=str(path))
+    path.write_text(json.dumps(profile.to_json(), indent=2) + "\n", encoding="utf-8")
     return path
 
 
 def load_profile(gpu_name: str) -> CalibrationProfile | None:
+    """The saved profile of ``gpu_name``, or None where there is none.
+
+    Raises:
+        InputError: the file cannot be read or is not a valid profile (one line naming the file and
+            the first problem; the user deletes it or runs ``vramcalc probe`` again).
+    """
     path = profile_path(gpu_name)
     if not path.is_file():
         return None
-    return CalibrationProfile.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return CalibrationProfile.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise InputError(
+            f"The probe profile {path} is not valid ({e}). Delete it, or run 'vramcalc probe' to measure the GPU again."
+        ) from None
 
 
 def local_gpu(index: int = 0, found: GpuDiscovery | None = None) -> GpuSpec | None:

@@ -1,27 +1,48 @@
-"""Result objects of ``vramcalc probe`` (pydantic, no torch): predicted | measured | error % per row.
+"""Result objects of ``vramcalc probe`` (frozen dataclasses, no torch): predicted | measured | error % per row.
 
-``--json`` prints ``ProbeReport.model_dump(mode="json")``: the same object the table renders.
+``--json`` prints ``ProbeReport.to_json()``: the same object the table renders. The one object read
+back from disk, the calibration profile, is checked field by field in :meth:`CalibrationProfile.from_dict`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from pydantic import Field, computed_field
-
-from vramcalc.schema import ResultModel
-
-_Model = ResultModel
+from vramcalc.jsonable import Jsonable, doc
 
 
-class Compared(_Model):
+def _as_floats(obj: Any, *names: str) -> None:
+    """Store the ints among ``names`` as floats (a float field prints as 1000.0, never 1000)."""
+    for name in names:
+        v = getattr(obj, name)
+        if isinstance(v, int) and not isinstance(v, bool):
+            object.__setattr__(obj, name, float(v))
+
+
+def _finite(v: float) -> bool:
+    """A number a float can hold: not NaN or infinity (JSON files may say so), not an int beyond 1e308."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compared(Jsonable):
     """One quantity, predicted by the analytic model and measured on the real model."""
 
-    predicted: float | None = None
-    measured: float | None = None
+    __json_computed__ = ("error_pct",)
 
-    @computed_field  # type: ignore[prop-decorator]
+    predicted: float | None = doc("The analytic model's figure.", default=None)
+    measured: float | None = doc("The real model's figure.", default=None)
+
+    def __post_init__(self) -> None:
+        _as_floats(self, "predicted", "measured")
+
     @property
     def error_pct(self) -> float | None:
         """(predicted - measured) / measured x 100; positive = the model over-estimates."""
@@ -30,114 +51,169 @@ class Compared(_Model):
         return round((self.predicted - self.measured) / self.measured * 100, 3)
 
 
-class GpuProcess(_Model):
-    pid: int
-    used_bytes: int | None = Field(description="GPU memory NVML attributes to the process (None where the driver hides it).")
+@dataclass(frozen=True, kw_only=True)
+class GpuProcess(Jsonable):
+    pid: int = doc("Process id.")
+    used_bytes: int | None = doc("GPU memory NVML attributes to the process (None where the driver hides it).")
 
 
-class GpuDevice(_Model):
+@dataclass(frozen=True, kw_only=True)
+class GpuDevice(Jsonable):
     """One GPU as NVML reports it."""
 
-    index: int
-    name: str
-    catalog_id: str | None = Field(description="The catalog GPU this NVML name resolves to; None = unknown card.")
-    total_bytes: int
-    free_bytes: int
-    used_bytes: int
-    bus_width_bits: int | None = None
-    max_graphics_clock_mhz: int | None = None
-    max_memory_clock_mhz: int | None = None
-    compute_capability: str | None = None
-    processes: list[GpuProcess] = Field(default_factory=list)
+    index: int = doc("NVML device index.")
+    name: str = doc("NVML device name.")
+    catalog_id: str | None = doc("The catalog GPU this NVML name resolves to; None = unknown card.")
+    total_bytes: int = doc("Memory on the card.")
+    free_bytes: int = doc("Free memory when discovered.")
+    used_bytes: int = doc("Used memory when discovered.")
+    bus_width_bits: int | None = doc("Memory bus width.", default=None)
+    max_graphics_clock_mhz: int | None = doc("Maximum graphics clock.", default=None)
+    max_memory_clock_mhz: int | None = doc("Maximum memory clock.", default=None)
+    compute_capability: str | None = doc("CUDA compute capability, e.g. '8.6'.", default=None)
+    processes: list[GpuProcess] = doc("Processes using the GPU.", default_factory=list)
 
 
-class GpuDiscovery(_Model):
+@dataclass(frozen=True, kw_only=True)
+class GpuDiscovery(Jsonable):
     """What NVML found (or why it could not look)."""
 
-    available: bool
-    message: str | None = Field(default=None, description="Why there is no NVML information (no driver, no pynvml, no NVIDIA GPU).")
-    driver_version: str | None = None
-    cuda_driver_version: str | None = Field(default=None, description="Highest CUDA version the driver supports, e.g. '12.4'.")
-    devices: list[GpuDevice] = Field(default_factory=list)
+    available: bool = doc("NVML found at least one NVIDIA GPU.")
+    message: str | None = doc("Why there is no NVML information (no driver, no pynvml, no NVIDIA GPU).", default=None)
+    driver_version: str | None = doc("NVIDIA driver version.", default=None)
+    cuda_driver_version: str | None = doc("Highest CUDA version the driver supports, e.g. '12.4'.", default=None)
+    devices: list[GpuDevice] = doc("Every device NVML sees.", default_factory=list)
 
 
-class CalibrationProfile(_Model):
+@dataclass(frozen=True, kw_only=True)
+class CalibrationProfile(Jsonable):
     """Measured figures of the local GPU; ``--gpu local`` uses them in place of the datasheet for a card the catalog does not know."""
 
-    gpu_name: str
-    catalog_id: str | None
-    memory_bytes: int | None
-    copy_bandwidth_gbs: float = Field(description="Device-to-device copy: 2 x bytes / time (read + write), GB/s (10^9).")
-    fp16_matmul_tflops: float | None
-    bf16_matmul_tflops: float | None
-    matmul_size: int = Field(description="Square matmul side used (n x n @ n x n, 2 n^3 FLOPs).")
-    copy_bytes: int
-    measured_at: str = Field(description="UTC ISO timestamp.")
-    torch_version: str
-    path: str | None = Field(default=None, description="Where the profile was saved.")
+    gpu_name: str = doc("The device name the profile was measured on (CUDA / NVML).")
+    catalog_id: str | None = doc("The catalog GPU the card resolves to; None = unknown card.")
+    memory_bytes: int | None = doc("Memory NVML reports.")
+    copy_bandwidth_gbs: float = doc("Device-to-device copy: 2 x bytes / time (read + write), GB/s (10^9).")
+    fp16_matmul_tflops: float | None = doc("Dense fp16 matmul TFLOPS; None where it failed.")
+    bf16_matmul_tflops: float | None = doc("Dense bf16 matmul TFLOPS; None where it failed (e.g. pre-Ampere).")
+    matmul_size: int = doc("Square matmul side used (n x n @ n x n, 2 n^3 FLOPs).")
+    copy_bytes: int = doc("Bytes copied per timed copy.")
+    measured_at: str = doc("UTC ISO timestamp.")
+    torch_version: str = doc("torch version that measured it.")
+    path: str | None = doc("Where the profile was saved.", default=None)
+
+    def __post_init__(self) -> None:
+        _as_floats(self, "copy_bandwidth_gbs", "fp16_matmul_tflops", "bf16_matmul_tflops")
+
+    @classmethod
+    def from_dict(cls, data: object) -> CalibrationProfile:
+        """A profile from parsed JSON (a saved file): every field checked, no unknown keys.
+
+        Raises:
+            ValueError: a one-line reason (missing or unknown key, wrong type, a figure that is not a
+                finite positive number).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in data if k not in fields)
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r}")
+        kinds = {
+            "gpu_name": (str, False), "catalog_id": (str, True), "memory_bytes": (int, True),
+            "copy_bandwidth_gbs": (float, False), "fp16_matmul_tflops": (float, True), "bf16_matmul_tflops": (float, True),
+            "matmul_size": (int, False), "copy_bytes": (int, False), "measured_at": (str, False),
+            "torch_version": (str, False), "path": (str, True),
+        }
+        assert kinds.keys() == fields.keys()
+        values: dict[str, Any] = {}
+        for name, (kind, nullable) in kinds.items():
+            if name not in data:
+                if fields[name].default is not dataclasses.MISSING:
+                    continue
+                raise ValueError(f"missing key {name!r}")
+            v = data[name]
+            if v is None and nullable:
+                values[name] = None
+                continue
+            if kind is str:
+                ok = isinstance(v, str)
+            else:
+                ok = isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool) and _finite(v)
+                # bandwidth divides and sizes count: they must be positive; TFLOPS may round to 0.0
+                ok = ok and (v >= 0 if name.endswith("_tflops") else v > 0)
+            if not ok:
+                want = {str: "a string", int: "a positive integer", float: "a positive number"}[kind]
+                raise ValueError(f"{name}: expected {want}{' or null' if nullable else ''}, got {v!r:.40}")
+            values[name] = v
+        return cls(**values)
 
 
-class ProbeRow(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ProbeRow(Jsonable):
     """One encoder at one batch size and image size."""
 
-    encoder: str
-    model_class: str | None = Field(description="transformers class built (random weights); None when not available.")
-    device: Literal["cuda", "cpu"] = Field(description="Where the forward pass ran for latency (memory: see memory_source).")
-    memory_source: Literal["cuda", "simulated"] = Field(
-        description="cuda = torch.cuda.max_memory_allocated; simulated = FakeTensorMode + MemTracker (exact tensor accounting, no allocation)."
+    encoder: str = doc("Catalog encoder id.")
+    model_class: str | None = doc("transformers class built (random weights); None when not available.")
+    device: Literal["cuda", "cpu"] = doc("Where the forward pass ran for latency (memory: see memory_source).")
+    memory_source: Literal["cuda", "simulated"] = doc(
+        "cuda = torch.cuda.max_memory_allocated; simulated = FakeTensorMode + MemTracker (exact tensor accounting, no allocation)."
     )
-    dtype: Literal["fp16", "bf16", "fp32"]
-    attention: str
-    batch: int
-    image_width: int
-    image_height: int
-    tokens_per_image: int | None = None
-    status: Literal["ok", "oom", "not_available", "error"]
-    message: str | None = Field(default=None, description="e.g. 'does not fit at batch 64', or why the model is not available.")
-    weights_bytes: int | None = Field(default=None, description="Measured parameter + buffer bytes of the built model.")
-    flops: Compared = Field(default_factory=Compared, description="Forward FLOPs (FlopCounterMode convention).")
-    activation_bytes: Compared = Field(default_factory=Compared, description="Peak bytes above the weights during the forward pass (input included).")
-    peak_allocated_bytes: Compared = Field(default_factory=Compared, description="Weights + activations (CUDA: max_memory_allocated).")
-    reserved_bytes: int | None = Field(default=None, description="CUDA: max_memory_reserved (allocator cache included).")
-    process_bytes: int | None = Field(default=None, description="NVML: GPU memory used by this process (includes the CUDA context).")
-    latency_s: Compared = Field(
-        default_factory=Compared,
-        description="Median forward time in seconds (CUDA events on GPU, perf_counter on CPU); predicted on CUDA by the speed "
+    dtype: Literal["fp16", "bf16", "fp32"] = doc("Weights and activations dtype.")
+    attention: str = doc("Attention implementation (sdpa, eager, flash).")
+    batch: int = doc("Images per forward pass.")
+    image_width: int = doc("Image width in pixels.")
+    image_height: int = doc("Image height in pixels.")
+    tokens_per_image: int | None = doc("Tokens each layer sees per image (vit.py).", default=None)
+    status: Literal["ok", "oom", "not_available", "error"] = doc("ok, oom (out of memory), not_available or error.")
+    message: str | None = doc("e.g. 'does not fit at batch 64', or why the model is not available.", default=None)
+    weights_bytes: int | None = doc("Measured parameter + buffer bytes of the built model.", default=None)
+    flops: Compared = doc("Forward FLOPs (FlopCounterMode convention).", default_factory=Compared)
+    activation_bytes: Compared = doc("Peak bytes above the weights during the forward pass (input included).", default_factory=Compared)
+    peak_allocated_bytes: Compared = doc("Weights + activations (CUDA: max_memory_allocated).", default_factory=Compared)
+    reserved_bytes: int | None = doc("CUDA: max_memory_reserved (allocator cache included).", default=None)
+    process_bytes: int | None = doc("NVML: GPU memory used by this process (includes the CUDA context).", default=None)
+    latency_s: Compared = doc(
+        "Median forward time in seconds (CUDA events on GPU, perf_counter on CPU); predicted on CUDA by the speed "
         "model (`check --runtime transformers`) for the catalog GPU NVML found.",
+        default_factory=Compared,
     )
-    latency_dtype: str | None = Field(default=None, description="dtype the latency was measured at (CPU runs fp16 requests at bf16).")
-    notes: list[str] = Field(default_factory=list)
+    latency_dtype: str | None = doc("dtype the latency was measured at (CPU runs fp16 requests at bf16).", default=None)
+    notes: list[str] = doc("Caveats of this row.", default_factory=list)
 
 
-class ProbeSummary(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ProbeSummary(Jsonable):
     """Median and worst absolute error of the analytic model over the rows that measured it."""
 
-    rows_ok: int
-    rows_oom: int
-    rows_unavailable: int
-    activation_median_abs_error_pct: float | None
-    activation_worst_abs_error_pct: float | None
-    flops_median_abs_error_pct: float | None
-    flops_worst_abs_error_pct: float | None
-    latency_median_abs_error_pct: float | None = Field(default=None, description="CUDA rows whose GPU is in the catalog: the speed model's time per batch.")
-    latency_worst_abs_error_pct: float | None = None
-    line: str = Field(description="The one-line summary printed after the table.")
+    rows_ok: int = doc("Rows measured.")
+    rows_oom: int = doc("Rows out of memory.")
+    rows_unavailable: int = doc("Rows not available or failed.")
+    activation_median_abs_error_pct: float | None = doc("Activation memory: median |error %|.")
+    activation_worst_abs_error_pct: float | None = doc("Activation memory: worst |error %|.")
+    flops_median_abs_error_pct: float | None = doc("FLOPs: median |error %|.")
+    flops_worst_abs_error_pct: float | None = doc("FLOPs: worst |error %|.")
+    latency_median_abs_error_pct: float | None = doc(
+        "CUDA rows whose GPU is in the catalog: the speed model's time per batch.", default=None
+    )
+    latency_worst_abs_error_pct: float | None = doc("Latency: worst |error %|.", default=None)
+    line: str = doc("The one-line summary printed after the table.")
 
 
-class ProbeReport(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ProbeReport(Jsonable):
     """Everything one ``vramcalc probe`` run found."""
 
-    vramcalc_version: str
-    torch_version: str | None
-    transformers_version: str | None
-    started_at: str
-    device: Literal["cuda", "cpu"]
-    device_name: str | None
-    gpus: GpuDiscovery
-    calibration: CalibrationProfile | None = None
-    calibration_message: str | None = None
-    rows: list[ProbeRow]
-    summary: ProbeSummary
+    vramcalc_version: str = doc("vramcalc version.")
+    torch_version: str | None = doc("torch version.")
+    transformers_version: str | None = doc("transformers version.")
+    started_at: str = doc("UTC ISO timestamp.")
+    device: Literal["cuda", "cpu"] = doc("Where the forward passes ran.")
+    device_name: str | None = doc("CUDA device name; None on CPU.")
+    gpus: GpuDiscovery = doc("What NVML found.")
+    calibration: CalibrationProfile | None = doc("Microbenchmark results (CUDA only).", default=None)
+    calibration_message: str | None = doc("Why there are no microbenchmarks.", default=None)
+    rows: list[ProbeRow] = doc("One row per encoder, batch and image size.")
+    summary: ProbeSummary = doc("Errors over all rows.")
 
 
 def summarize(rows: list[ProbeRow], device: str) -> ProbeSummary:

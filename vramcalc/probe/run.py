@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
@@ -90,7 +91,7 @@ def _predicted(spec: VisionEncoderSpec, base: dict[str, Any], batch: int, dtype_
 
 
 def _error_row(row: ProbeRow, e: Exception) -> ProbeRow:
-    return row.model_copy(update={"status": "error", "message": f"{type(e).__name__}: {e}"})
+    return dataclasses.replace(row, status="error", message=f"{type(e).__name__}: {e}")
 
 
 def run_probe(
@@ -161,7 +162,7 @@ def run_probe(
             dev0 = gpus.devices[0] if gpus.devices else None
             calibration = run_microbenchmarks(device_name, dev0.catalog_id if dev0 else None, dev0.total_bytes if dev0 else None, quick)
             path = save_profile(calibration)
-            calibration = calibration.model_copy(update={"path": str(path)})
+            calibration = dataclasses.replace(calibration, path=str(path))
     else:
         calibration_message = "no CUDA device: microbenchmarks skipped; memory is simulated with FakeTensorMode, latency is CPU"
 
@@ -195,7 +196,7 @@ def run_probe(
                 done += 1
                 pred, row = _predicted(spec, base, b, nbytes, merger)
                 if oom_at is not None:
-                    rows.append(row.model_copy(update={"status": "oom", "message": f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"}))
+                    rows.append(dataclasses.replace(row, status="oom", message=f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"))
                     continue
                 try:
                     if built is None:
@@ -205,7 +206,7 @@ def run_probe(
                 except torch.cuda.OutOfMemoryError:
                     m = measure.CudaMeasurement(status="oom")
                 except ModelNotAvailable as e:
-                    rows.append(row.model_copy(update={"status": "not_available", "message": f"not available: {e}"}))
+                    rows.append(dataclasses.replace(row, status="not_available", message=f"not available: {e}"))
                     continue
                 except Exception as e:  # a model that fails to run is a result, not a crash
                     rows.append(_error_row(row, e))
@@ -213,10 +214,11 @@ def run_probe(
                 if m.status == "oom":
                     oom_at = b
                     why = f"does not fit at batch {b}" + ("" if built is not None else " (the weights alone ran out of memory)")
-                    rows.append(row.model_copy(update={"status": "oom", "message": why}))
+                    rows.append(dataclasses.replace(row, status="oom", message=why))
                     continue
                 wpred = _weights_predicted(spec, nbytes, merger)
-                rows.append(row.model_copy(update=dict(
+                rows.append(dataclasses.replace(
+                    row,
                     weights_bytes=m.weights_bytes,
                     flops=Compared(predicted=pred.flops.total, measured=m.flops),
                     activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=m.activation_bytes),
@@ -226,7 +228,7 @@ def run_probe(
                     reserved_bytes=m.reserved_bytes, process_bytes=process_gpu_bytes(os.getpid()),
                     latency_s=Compared(predicted=_latency_predicted(spec, gpu_id, b, w, h, dtype, catalog), measured=m.latency_s),
                     latency_dtype=dtype,
-                )))
+                ))
             del built
             torch.cuda.empty_cache()
             continue
@@ -268,12 +270,13 @@ def run_probe(
                 notes.append("CPU latency not measured (" + ("--quick" if quick else f"> {CPU_LATENCY_MAX_FLOPS:.0e} FLOPs") + ")")
             if sim.qwen:
                 notes.append("simulated with one packed SDPA call per batch (flash-varlen layout); transformers' SDPA path splits per image")
-            rows.append(row.model_copy(update=dict(
+            rows.append(dataclasses.replace(
+                row,
                 weights_bytes=s.weights_bytes,
                 flops=Compared(predicted=pred.flops.total, measured=s.flops),
                 activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=s.activation_bytes),
                 latency_s=Compared(measured=latency), latency_dtype=cpu_dtype if latency is not None else None, notes=notes,
-            )))
+            ))
         del cpu_model, sim
     if progress:
         progress(total, total, "done")
