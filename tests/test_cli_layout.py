@@ -39,23 +39,22 @@ def test_no_private_imports_and_no_loops(path):
 
 
 def test_print_json_takes_result_objects(capsys):
-    """The one JSON printer: result dataclasses (``to_json()``), pydantic models and plain dicts."""
-    import dataclasses
+    """The one JSON printer: result dataclasses (``to_json()``, computed totals included) and plain dicts."""
     import json
 
-    from pydantic import BaseModel
-
     from vramcalc.cli.output import print_json
-    from vramcalc.jsonable import Jsonable
+    from vramcalc.jsonable import Jsonable, result
 
-    @dataclasses.dataclass(frozen=True)
+    @result
     class Result(Jsonable):
         a: int
         b: tuple[str, ...]
+        __json_computed__ = ("twice",)
 
-    class Model(BaseModel):
-        a: int
+        @property
+        def twice(self) -> int:
+            return 2 * self.a
 
-    for obj, want in ((Result(1, ("x",)), {"a": 1, "b": ["x"]}), (Model(a=2), {"a": 2}), ({"a": 3}, {"a": 3})):
+    for obj, want in ((Result(1, ("x",)), {"a": 1, "b": ["x"], "twice": 2}), ({"a": 3}, {"a": 3})):
         print_json(obj)
         assert json.loads(capsys.readouterr().out) == want

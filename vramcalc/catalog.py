@@ -318,14 +318,6 @@ def _yaml_error() -> type[Exception]:
     return yaml.YAMLError
 
 
-def __getattr__(name: str) -> Any:
-    if name == "_Loader":  # the libyaml loader, for speed.py's calibration (yaml is imported on demand)
-        import yaml
-
-        return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 #: bump when the cache's layout changes
 _CACHE_FORMAT = 2
 _CACHE_MAGIC = b"vramcalc catalog cache\n"

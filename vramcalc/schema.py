@@ -91,24 +91,6 @@ def _f(description: str | None = None, **kwargs: Any) -> Any:
     return dataclasses.field(metadata={"description": description} if description else {}, **kwargs)
 
 
-def __getattr__(name: str) -> Any:
-    # ResultModel (the pydantic base of the result objects, until they are dataclasses) is built on
-    # first use, so that importing the specs does not import pydantic.
-    if name == "ResultModel":
-        from pydantic import BaseModel, ConfigDict
-
-        class ResultModel(BaseModel):
-            """Base of the result objects (Estimate, throughput, fit, probe rows): strict, and built on first
-            use (defer_build) because building ~40 validators at import would double the start-up time."""
-
-            model_config = ConfigDict(extra="forbid", defer_build=True)
-
-        ResultModel.__module__ = __name__
-        globals()["ResultModel"] = ResultModel
-        return ResultModel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
 class Entry(_Spec):
     """Fields every catalog entry has."""

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from vramcalc.catalog import KIND_DIRS, Catalog, RawEntry
 from vramcalc.errors import CatalogError
-from vramcalc.schema import ResultModel
+from vramcalc.jsonable import Jsonable, doc, result
 
 #: derived parameter count vs published_params (issue 6: within 0.5%)
 PARAMS_TOLERANCE = 0.005
@@ -53,11 +53,14 @@ class Problem:
         return f"{self.path} -> {self.field}: {self.message}"
 
 
-class ValidationReport(ResultModel):
-    ok: bool
-    checked: int
-    counts: dict[str, int]
-    problems: list[str] = Field(description="'<file> -> <field path>: <message>' per problem.")
+@result
+class ValidationReport(Jsonable):
+    """``vramcalc validate``: every catalog file checked."""
+
+    ok: bool = doc("No problem found.")
+    checked: int = doc("Entries checked.")
+    counts: dict[str, int] = doc("Entries per kind.")
+    problems: list[str] = doc("'<file> -> <field path>: <message>' per problem.")
 
 
 def validate_catalog(cat: Catalog) -> tuple[list[Problem], int]:

@@ -7,17 +7,16 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from vramcalc.jsonable import Jsonable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
 
 def to_jsonable(obj: Any) -> Any:
-    """The JSON value of a result: a result dataclass (``to_json()``), a pydantic model
-    (``model_dump(mode="json")``), or plain dicts and lists as they are."""
-    if hasattr(obj, "to_json"):
+    """The JSON value of a result: a result dataclass (``to_json()``), or plain dicts and lists as they are."""
+    if isinstance(obj, Jsonable):
         return obj.to_json()
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
     return obj
 
 
