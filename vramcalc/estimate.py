@@ -91,6 +91,7 @@ class Accounting(Jsonable):
     params: Params
     memory: Memory
     notes: list[str]
+    weights: FixedWeights  # every part's weights as accounted (reused when only the context changes)
     encoder_crops: int
     encoder_patches: int
     projector_params: int
@@ -169,6 +170,7 @@ def account(parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: Fixed
             overhead_bytes=rt.overhead_bytes(gpu),
         ),
         notes=notes,
+        weights=FixedWeights(llm=wb_llm, vision=wb_vis if enc else None, projector=wb_proj if parts.projector else None),
         encoder_crops=crops,
         encoder_patches=patches,
         projector_params=sum(t.numel for t in parts.projector),
@@ -217,13 +219,13 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
     info = gpu_info(main, w.headless)
     llm, enc = parts.llm, parts.encoder
 
-    def headroom_at(text: int) -> bool:
-        a = account(parts, main, w.with_(context_tokens=text), rt, weights, catalog)
+    def headroom_at(text: int) -> bool:  # only the context changes: the weights are the ones accounted
+        a = account(parts, main, w.with_(context_tokens=text), rt, acc.weights, catalog)
         return info.usable_bytes - a.memory.total_bytes >= 0
 
     def memory_for(update: dict[str, object]) -> tuple[int, Verdict]:
         changed = w.with_(**update)
-        a = account(parts, main, changed, rt, _requant(weights, update), catalog)
+        a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
         return a.memory.total_bytes, verdict_for(gpu_info(main, changed.headless).usable_bytes - a.memory.total_bytes, rt)
 
     i, m = acc.inputs, acc.memory

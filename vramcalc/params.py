@@ -15,12 +15,12 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from vramcalc.memo import spec_memo
 from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
 
 if TYPE_CHECKING:
@@ -92,33 +92,7 @@ def _linear(name: str, n_in: int, n_out: int, bias: bool, layer: int | None = No
 # LLM
 
 
-#: Entries kept by each memo below; a full memo starts again (a catalog has a few hundred specs).
-MEMO_SIZE = 1024
-
-_Spec = TypeVar("_Spec", LlmSpec, VisionEncoderSpec)
-
-
-def _cached(fn: Callable[[_Spec], tuple[Tensor, ...]]) -> Callable[[_Spec], tuple[Tensor, ...]]:
-    """Memoize a pure function of a spec on the spec's content. Specs are frozen but unhashable
-    (they hold lists), so the key is their repr, which names every field: two equal specs share an
-    entry, and a new spec never gets an answer computed for another one (as a key on id() could)."""
-    memo: dict[str, tuple[Tensor, ...]] = {}
-
-    def wrapper(spec: _Spec) -> tuple[Tensor, ...]:
-        key = repr(spec)
-        hit = memo.get(key)
-        if hit is None:
-            if len(memo) >= MEMO_SIZE:
-                memo.clear()
-            hit = memo[key] = fn(spec)
-        return hit
-
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__name__ = fn.__name__
-    return wrapper
-
-
-@_cached
+@spec_memo
 def llm_tensors(spec: LlmSpec) -> tuple[Tensor, ...]:
     """All weight tensors of a decoder-only LLM, in GGUF naming."""
     h = spec.hidden_size
@@ -222,7 +196,7 @@ def vision_grid(spec: VisionEncoderSpec, width: int | None = None, height: int |
     return w // spec.patch_size, hh // spec.patch_size
 
 
-@_cached
+@spec_memo
 def encoder_tensors(spec: VisionEncoderSpec) -> tuple[Tensor, ...]:
     """All weight tensors of a ViT tower, named like llama.cpp's clip/mtmd GGUF (``v.blk.N...``)."""
     h = spec.hidden_size

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from vramcalc.errors import InputError
+from vramcalc.memo import spec_memo
 from vramcalc.params import llm_tensors
 from vramcalc.quant import (
     GGML_TYPES,
@@ -20,7 +21,6 @@ from vramcalc.quant import (
     WeightBytes,
     ggml_type_bytes,
     gguf_tensor_type,
-    gguf_weight_bytes,
     mmproj_weight_bytes,
     normalize_gguf_type,
 )
@@ -161,14 +161,13 @@ class LlamaCpp:
         return vq
 
     def llm_weights(self, llm: LlmSpec, precision: str) -> WeightBytes:
-        return gguf_weight_bytes(llm_tensors(llm), quant_context(llm, precision))
+        return _llm_weights(llm, precision)
 
     def vision_weights(self, tensors: tuple[Tensor, ...], precision: str) -> WeightBytes:
         return mmproj_weight_bytes(tensors, precision)
 
     def tensor_bytes(self, llm: LlmSpec, precision: str) -> tuple[int, ...]:
-        q = quant_context(llm, precision)
-        return tuple(ggml_type_bytes(gguf_tensor_type(t, q), t.numel) for t in llm_tensors(llm))
+        return _tensor_bytes(llm, precision)
 
     def swa_extra_cells(self, w: Workload) -> int:
         """llama_kv_cache_iswa: min(n_ctx, pad(n_swa x n_seq + n_ubatch, 256))."""
@@ -185,27 +184,7 @@ class LlamaCpp:
         return GUESS_METAL_RUNTIME_BYTES if gpu.backend == "metal" else GUESS_CUDA_RUNTIME_BYTES
 
     def weight_floor(self, llm: LlmSpec) -> Callable[[str], int] | None:
-        """A lower bound of the on-GPU weight bytes of a file type, cheap to compute (``fit`` skips
-        the exact sum of file types that cannot fit even so).
-
-        llama.cpp's quantizer gives every 2-D tensor the file type's base type or a larger one (the
-        per-tensor rules and the row-length fallbacks only raise the bit width, for the file types fit
-        tries), and keeps 1-D tensors in F32; the token embedding stays in host memory.
-        """
-        n2d = n1d = 0
-        for t in llm_tensors(llm):
-            if t.role == "token_embd":
-                continue
-            if t.ndim >= 2:
-                n2d += t.numel
-            else:
-                n1d += t.numel
-
-        def floor(ftype: str) -> int:
-            # rounding the block count of the whole sum up stays below the per-tensor sum of rounded-up blocks
-            return ggml_type_bytes(GGUF_FILE_TYPES[ftype], n2d) + ggml_type_bytes("F32", n1d)
-
-        return floor
+        return _weight_floor(llm)
 
     def places_layers(self, n_gpus: int) -> bool:
         return True
@@ -227,3 +206,59 @@ class LlamaCpp:
 
     def speed_notes(self, gpu: GpuSpec) -> list[str]:
         return []
+
+
+# Memoized on the spec's content (vramcalc.memo): fit and the pipeline ask for the same model and
+# file type several times per run; what they return is read-only.
+
+
+@spec_memo
+def _typed(llm: LlmSpec, precision: str) -> tuple[tuple[str, int], ...]:
+    """(ggml type, bytes) of each tensor of ``llm_tensors(llm)`` in the file type ``precision``."""
+    q = quant_context(llm, precision)
+    out = []
+    for t in llm_tensors(llm):
+        ttype = gguf_tensor_type(t, q)
+        out.append((ttype, ggml_type_bytes(ttype, t.numel)))
+    return tuple(out)
+
+
+@spec_memo
+def _llm_weights(llm: LlmSpec, precision: str) -> WeightBytes:
+    """The file's weight bytes by type (quant.gguf_weight_bytes, from the memoized tensor types)."""
+    out = WeightBytes(precision)
+    for t, (ttype, nb) in zip(llm_tensors(llm), _typed(llm, precision), strict=True):
+        out.add(ttype, t.numel, nb)
+        if t.role == "token_embd":  # kept in host memory (quant.gguf_weight_bytes says why)
+            out.host_bytes += nb
+    return out
+
+
+@spec_memo
+def _tensor_bytes(llm: LlmSpec, precision: str) -> tuple[int, ...]:
+    return tuple(nb for _, nb in _typed(llm, precision))
+
+
+@spec_memo
+def _weight_floor(llm: LlmSpec) -> Callable[[str], int]:
+    """A lower bound of the on-GPU weight bytes of a file type, cheap to compute (``fit`` skips
+    the exact sum of file types that cannot fit even so).
+
+    llama.cpp's quantizer gives every 2-D tensor the file type's base type or a larger one (the
+    per-tensor rules and the row-length fallbacks only raise the bit width, for the file types fit
+    tries), and keeps 1-D tensors in F32; the token embedding stays in host memory.
+    """
+    n2d = n1d = 0
+    for t in llm_tensors(llm):
+        if t.role == "token_embd":
+            continue
+        if t.ndim >= 2:
+            n2d += t.numel
+        else:
+            n1d += t.numel
+
+    def floor(ftype: str) -> int:
+        # rounding the block count of the whole sum up stays below the per-tensor sum of rounded-up blocks
+        return ggml_type_bytes(GGUF_FILE_TYPES[ftype], n2d) + ggml_type_bytes("F32", n1d)
+
+    return floor
