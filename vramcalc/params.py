@@ -15,7 +15,7 @@ names from llama.cpp ``gguf-py/gguf/constants.py`` (MODEL_TENSOR names).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import prod
 from typing import TYPE_CHECKING
@@ -29,24 +29,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Tensor:
-    """One weight tensor: GGUF name, shape (ne0 first), and whether it is an expert tensor."""
+    """One weight tensor: GGUF name, shape (ne0 first), and its repeating layer (None: outside the blocks).
+
+    ``numel``, ``ndim`` and ``role`` ('attn_v', 'ffn_down_exps', 'token_embd', ...: the name without
+    block prefix and suffix) are worked out once, when the tensor is made: ``fit`` reads them for every
+    tensor of every catalog model at several precisions.
+    """
 
     name: str
     shape: tuple[int, ...]
     layer: int | None = None
+    numel: int = field(init=False, repr=False, compare=False)
+    ndim: int = field(init=False, repr=False, compare=False)
+    role: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def numel(self) -> int:
-        return prod(self.shape)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def role(self) -> str:
-        """'attn_v', 'ffn_down_exps', 'token_embd', ...: the name without block prefix and suffix."""
-        return _role(self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numel", prod(self.shape))
+        object.__setattr__(self, "ndim", len(self.shape))
+        object.__setattr__(self, "role", _role(self.name))
 
 
 @lru_cache(maxsize=None)

@@ -298,8 +298,24 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
     return out
 
 
-def _all_fit(shares: list[DeviceShare]) -> bool:
-    return all((d.headroom_bytes or 0) >= 0 for d in shares if d.index >= 0)
+def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: int, fixed: Fixed) -> bool:
+    """Whether every GPU's share of ``device_shares(...)`` fits, without building the shares: the
+    same sums in the same order (the search over -ngl asks this for every candidate)."""
+    n_gpu = len(dev.gpus)
+    w = [0] * n_gpu
+    kv = [0.0] * n_gpu
+    for i, d in enumerate(pl.layer_dev):
+        if d >= 0:
+            w[d] += lb.layer_stored[i]
+            kv[d] += (swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i]
+    for d in range(n_gpu):
+        total = w[d] + (lb.output_stored if pl.output_dev == d else 0) + int(kv[d])
+        if d == 0:
+            total += fixed.vision_weights + fixed.compute_vis + (0 if fixed.embd_on_cpu else lb.embd)
+        total += fixed.compute_llm + fixed.overhead
+        if dev.usable[d] - total < 0:
+            return False
+    return True
 
 
 def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells: int, fixed: Fixed) -> tuple[Offload, Placement]:
@@ -313,14 +329,14 @@ def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells:
         pl = assign_layers(n, min(max(w.gpu_layers, 0), full), splits)
     else:
         pl = assign_layers(n, full, splits)
-        if _all_fit(device_shares(pl, lb, dev, cells, swa_cells, fixed)) or w.offload == "none":
+        if _gpus_fit(pl, lb, dev, cells, swa_cells, fixed) or w.offload == "none":
             mode = "full"
         else:
             mode = "auto"
             best = None
             for ngl in range(full - 1, -1, -1):
                 cand = assign_layers(n, ngl, splits)
-                if _all_fit(device_shares(cand, lb, dev, cells, swa_cells, fixed)):
+                if _gpus_fit(cand, lb, dev, cells, swa_cells, fixed):
                     best = cand
                     break
             pl = best or assign_layers(n, 0, splits)
