@@ -8,6 +8,7 @@ patches per crop); ``encoder_tokens()`` is the sequence one crop gives the encod
 
 from __future__ import annotations
 
+import functools
 import math
 
 from vramcalc.params import vision_grid
@@ -79,13 +80,19 @@ def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple
     return hb, wb
 
 
+@functools.lru_cache(maxsize=64)
+def tile_grids(min_tiles: int, max_tiles: int) -> tuple[tuple[int, int], ...]:
+    """InternVL's ``target_ratios``: the (columns, rows) grids of min..max tiles, fewest tiles first."""
+    return tuple(sorted(
+        {(i, j) for n in range(min_tiles, max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
+         if min_tiles <= i * j <= max_tiles},
+        key=lambda r: r[0] * r[1],
+    ))
+
+
 def internvl_tiles(w: int, h: int, pol: TileTokens) -> int:
     """InternVL ``dynamic_preprocess``: the tile grid closest to the image aspect ratio (+ thumbnail)."""
-    ratios = sorted(
-        {(i, j) for n in range(pol.min_tiles, pol.max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-         if pol.min_tiles <= i * j <= pol.max_tiles},
-        key=lambda r: r[0] * r[1],
-    )
+    ratios = tile_grids(pol.min_tiles, pol.max_tiles)
     aspect = w / h
     best, best_diff = (1, 1), float("inf")
     area = w * h
