@@ -69,13 +69,25 @@ _CONFIG: Any = {"extra": "forbid"}
 
 
 class _Spec:
-    """Base of the spec dataclasses: ``==`` and ``repr`` as dataclasses write them, but written once
-    here instead of generated per class (``eq=False, repr=False``: a third less import time). Specs
-    are unhashable, as they hold lists."""
+    """Base of the spec dataclasses: ``==``, ``repr`` and freezing as dataclasses write them, but
+    written once here instead of generated per class (``eq=False, repr=False`` and no ``frozen``: the
+    generated functions were most of the import time). A field set by ``__init__`` cannot be set
+    again or deleted (``dataclasses.FrozenInstanceError``). Specs are unhashable, as they hold lists."""
 
     __slots__ = ()
     __hash__ = None  # type: ignore[assignment]
     __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:  # not set yet: __init__ is filling the slot
+            object.__setattr__(self, name, value)
+            return
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -91,7 +103,7 @@ def _f(description: str | None = None, **kwargs: Any) -> Any:
     return dataclasses.field(metadata={"description": description} if description else {}, **kwargs)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class Entry(_Spec):
     """Fields every catalog entry has."""
 
@@ -108,7 +120,7 @@ class Entry(_Spec):
 # GPUs
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class GpuSpec(Entry):
     """A GPU (or a unified-memory system such as an Apple M-series chip)."""
 
@@ -146,7 +158,7 @@ class GpuSpec(Entry):
 # Vision encoders (ViT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class VisionEncoderSpec(Entry):
     """A ViT image encoder as the VLMs use it (CLIP, SigLIP, DINOv2, InternViT, Qwen-VL ViT...)."""
 
@@ -202,7 +214,7 @@ class VisionEncoderSpec(Entry):
         return self.mlp_activation == "swiglu"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class WindowAttention(_Spec):
     """Qwen2.5-VL windowed attention: most layers attend within windows, a few over the whole image."""
 
@@ -216,7 +228,7 @@ class WindowAttention(_Spec):
 # LLMs
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class SlidingWindow(_Spec):
     """Sliding-window attention: which layers attend only to the last ``size`` tokens."""
 
@@ -231,7 +243,7 @@ class SlidingWindow(_Spec):
         return self.pattern[layer % len(self.pattern)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class Moe(_Spec):
     """Mixture of experts in the FFN."""
 
@@ -253,7 +265,7 @@ class Moe(_Spec):
             raise ValueError("experts_per_token cannot exceed num_experts")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class Mla(_Spec):
     """DeepSeek multi-head latent attention (compressed KV)."""
 
@@ -266,7 +278,7 @@ class Mla(_Spec):
     v_head_dim: PositiveInt
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LlmSpec(Entry):
     """A decoder-only transformer language model."""
 
@@ -316,7 +328,7 @@ class LlmSpec(Entry):
 # VLMs
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class Projector(_Spec):
     """What maps vision features into the LLM's embedding space."""
 
@@ -340,7 +352,7 @@ class Projector(_Spec):
     extra_params: NonNegInt = _f(default=0, description="Parameters not covered by the shape above (documented in notes), e.g. resampler attention.")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class FixedTokens(_Spec):
     """The same number of tokens for every image (LLaVA-1.5, Gemma 3)."""
 
@@ -350,7 +362,7 @@ class FixedTokens(_Spec):
     tokens: PositiveInt = _f(description="Image tokens per image (e.g. LLaVA-1.5: 576; Gemma 3: 256).")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class AnyresTokens(_Spec):
     """LLaVA-1.6 (LLaVA-NeXT) anyres: a base image plus a grid of encoder-sized tiles."""
 
@@ -361,7 +373,7 @@ class AnyresTokens(_Spec):
     newline_tokens: bool = _f(default=True, description="transformers adds one image_newline token per feature row.")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class DynamicResolutionTokens(_Spec):
     """Qwen2-VL / Qwen2.5-VL / Qwen3-VL: tokens follow the image size, within min/max pixels."""
 
@@ -373,7 +385,7 @@ class DynamicResolutionTokens(_Spec):
     factor: PositiveInt = _f(description="Side rounding in pixels: patch_size x merge (Qwen2-VL: 28, Qwen3-VL: 32).")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class TileTokens(_Spec):
     """InternVL / Idefics3 / MiniCPM-V style tiling into encoder-sized crops (+ a thumbnail)."""
 
@@ -392,7 +404,7 @@ ImageTokenPolicy = Annotated[
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class VlmDefaults(_Spec):
     """What a check assumes for this VLM when the command line does not say."""
 
@@ -404,7 +416,7 @@ class VlmDefaults(_Spec):
     mmproj_dtype: Literal["f32", "f16", "bf16", "q8_0"] = _f(default="f16", description="llama.cpp mmproj file type usually published.")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LlmOverrides(_Spec):
     """Where a VLM's language model differs from the catalog LLM it names (padded vocab, untied head)."""
 
@@ -415,7 +427,7 @@ class LlmOverrides(_Spec):
     max_context: PositiveInt | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False, repr=False)
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class VlmSpec(Entry):
     """A vision-language model: encoder + projector + LLM + image-token policy."""
 
