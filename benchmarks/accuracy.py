@@ -166,12 +166,27 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs}
                 rows.append(Row("decode", src, label, f"decode/llama.cpp/{backend}", meas, feats))
             elif speed.peak_tflops(gpu) <= 0:
-                skips.append(Skip(src, label, "prefill: no matrix rate for this pre-Volta GPU in the catalog (no tensor cores; FP32 rate not recorded)"))
+                skips.append(
+                    Skip(
+                        src,
+                        label,
+                        "prefill: no matrix rate for this pre-Volta GPU in the catalog (no tensor cores; FP32 rate not recorded)",
+                    )
+                )
             else:
                 flops = speed.prefill_flops(llm, lb, 512)
                 wbytes = sum(lb.layer_stored) + lb.output_stored
-                feats = {"flops": flops, "wbytes": wbytes, "ub": 1, "tokens": 512, "peak": speed.peak_tflops(gpu), "bw": gpu.memory_bandwidth_gbs}
-                rows.append(Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{runtimes.get('llama.cpp').speed_key(quant)}", meas, feats))
+                feats = {
+                    "flops": flops,
+                    "wbytes": wbytes,
+                    "ub": 1,
+                    "tokens": 512,
+                    "peak": speed.peak_tflops(gpu),
+                    "bw": gpu.memory_bandwidth_gbs,
+                }
+                rows.append(
+                    Row("prefill", src, label, f"prefill/llama.cpp/{backend}.{runtimes.get('llama.cpp').speed_key(quant)}", meas, feats)
+                )
 
 
 def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
@@ -195,7 +210,9 @@ def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             ctx = int(r["input_tokens"]) + int(r["generated_tokens"]) // 2
             read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, ctx)
             feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs, "n_gpu": n_gpu}
-            row = Row("decode", src, label, f"decode/transformers/cuda.{runtimes.get('transformers').speed_key(quant)}", float(m.group(1)), feats)
+            row = Row(
+                "decode", src, label, f"decode/transformers/cuda.{runtimes.get('transformers').speed_key(quant)}", float(m.group(1)), feats
+            )
             if int(r["input_tokens"]) > 1:
                 row.subset = "transformers long prompt"
                 row.held_out = True
@@ -204,8 +221,14 @@ def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
 
 # timm ViT names -> (hidden, depth, heads, mlp); timm models/vision_transformer.py model defs.
 TIMM_SIZES = {
-    "tiny": (192, 12, 3, 768), "small": (384, 12, 6, 1536), "medium": (512, 12, 8, 2048), "base": (768, 12, 12, 3072),
-    "large": (1024, 24, 16, 4096), "huge": (1280, 32, 16, 5120), "giant": (1408, 40, 16, 6144), "gigantic": (1664, 48, 16, 8192),
+    "tiny": (192, 12, 3, 768),
+    "small": (384, 12, 6, 1536),
+    "medium": (512, 12, 8, 2048),
+    "base": (768, 12, 12, 3072),
+    "large": (1024, 24, 16, 4096),
+    "huge": (1280, 32, 16, 5120),
+    "giant": (1408, 40, 16, 6144),
+    "gigantic": (1664, 48, 16, 8192),
     "so400m": (1152, 27, 16, 4304),
 }
 _TIMM_RE = re.compile(r"^(vit|deit|deit3)_(tiny|small|medium|base|large|huge|giant|gigantic|so400m)_(distilled_)?patch(\d+)_(.*)$")
@@ -224,10 +247,20 @@ def timm_spec(name: str, img: int) -> VisionEncoderSpec | None:
     h, depth, heads, mlp = TIMM_SIZES[size]
     siglip = "siglip" in rest
     return VisionEncoderSpec(
-        id="timm-" + re.sub(r"[^a-z0-9]+", "-", name.lower()), name=name, source="timm model name (vision_transformer.py defs)",
-        family="siglip" if siglip else "clip", image_size=img, patch_size=int(patch), hidden_size=h, num_layers=depth,
-        num_heads=heads, intermediate_size=mlp, mlp_activation="gelu", class_token=not siglip,
-        register_tokens=1 if distilled else 0, pooling_head="map" if siglip else "none",
+        id="timm-" + re.sub(r"[^a-z0-9]+", "-", name.lower()),
+        name=name,
+        source="timm model name (vision_transformer.py defs)",
+        family="siglip" if siglip else "clip",
+        image_size=img,
+        patch_size=int(patch),
+        hidden_size=h,
+        num_layers=depth,
+        num_heads=heads,
+        intermediate_size=mlp,
+        mlp_activation="gelu",
+        class_token=not siglip,
+        register_tokens=1 if distilled else 0,
+        pooling_head="map" if siglip else "none",
     )
 
 
@@ -246,8 +279,13 @@ def timm_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 skips.append(Skip(src, label, "timm variant outside the plain-ViT shape (pooling/registers/RoPE/rel-pos/hybrid)"))
                 continue
             patches = vit_tokens(spec).sequence_length
-            feats = {"flops": speed.vit_flops(spec, patches), "ew": speed.vit_elementwise_bytes(spec, patches), "peak": peak, "bw": gpu.memory_bandwidth_gbs,
-                     "timm_gmacs": float(r["gmacs"])}
+            feats = {
+                "flops": speed.vit_flops(spec, patches),
+                "ew": speed.vit_elementwise_bytes(spec, patches),
+                "peak": peak,
+                "bw": gpu.memory_bandwidth_gbs,
+                "timm_gmacs": float(r["gmacs"]),
+            }
             rows.append(Row("vit", src, label, "vit/transformers/cuda", float(r["samples_per_s"]), feats))
 
 
@@ -269,7 +307,7 @@ def _lstsq(a_rows: list[list[float]], b: list[float]) -> list[float]:
     """Least squares for a 1- or 2-column design (normal equations; no numpy in the core path)."""
     k = len(a_rows[0])
     ata = [[sum(r[i] * r[j] for r in a_rows) for j in range(k)] for i in range(k)]
-    atb = [sum(r[i] * y for r, y in zip(a_rows, b)) for i in range(k)]
+    atb = [sum(r[i] * y for r, y in zip(a_rows, b, strict=False)) for i in range(k)]
     if k == 1:
         return [atb[0] / ata[0][0]]
     det = ata[0][0] * ata[1][1] - ata[0][1] * ata[1][0]
@@ -300,24 +338,24 @@ def fit_group(metric: str, train: list[Row], pooled_tau: float | None, overlap: 
         xs = [r.feats["bytes"] / (r.feats["bw"] * 1e9) for r in train]
         ls = [r.feats["layers"] for r in train]
         if len(train) >= 4 or pooled_tau is None:
-            a, tau = _lstsq([[x / ti, l_ / ti] for x, l_, ti in zip(xs, ls, t)], [1.0] * len(t))
+            a, tau = _lstsq([[x / ti, l_ / ti] for x, l_, ti in zip(xs, ls, t, strict=False)], [1.0] * len(t))
             if tau < 0 or a <= 0:
-                (a,) = _lstsq([[x / ti] for x, ti in zip(xs, t)], [1.0] * len(t))
+                (a,) = _lstsq([[x / ti] for x, ti in zip(xs, t, strict=False)], [1.0] * len(t))
                 tau = 0.0
         else:
             tau = pooled_tau
-            (a,) = _lstsq([[x / ti] for x, ti in zip(xs, t)], [1 - tau * l_ / ti for l_, ti in zip(ls, t)])
+            (a,) = _lstsq([[x / ti] for x, ti in zip(xs, t, strict=False)], [1 - tau * l_ / ti for l_, ti in zip(ls, t, strict=False)])
         return {"bandwidth_efficiency": round(1 / a, 4), "per_layer_s": float(f"{tau:.4g}")}
     if metric == "prefill":
         t = [r.feats["tokens"] / r.measured for r in train]
         mem = [r.feats["ub"] * r.feats["wbytes"] / (r.feats["bw"] * 1e9) for r in train]
         fx = [r.feats["flops"] / (r.feats["peak"] * 1e12) for r in train]
-        (a,) = _lstsq([[x / ti] for x, ti in zip(fx, t)], [1 - m / ti for m, ti in zip(mem, t)])
+        (a,) = _lstsq([[x / ti] for x, ti in zip(fx, t, strict=False)], [1 - m / ti for m, ti in zip(mem, t, strict=False)])
         return {"compute_efficiency": round(1 / a, 4)}
     t = [1 / r.measured for r in train]
     fx = [r.feats["flops"] / (r.feats["peak"] * 1e12) for r in train]
     mx = [r.feats["ew"] / (r.feats["bw"] * 1e9) for r in train]
-    a, b = _lstsq([[x / ti, m / ti] for x, m, ti in zip(fx, mx, t)], [1.0] * len(t))
+    a, b = _lstsq([[x / ti, m / ti] for x, m, ti in zip(fx, mx, t, strict=False)], [1.0] * len(t))
     return {"compute_efficiency": round(1 / a, 4), "bandwidth_efficiency": round(1 / b, 4)}
 
 
@@ -389,15 +427,20 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
         "generated": time.strftime("%Y-%m-%d"),
         "uncalibrated_spread_log": round(math.log(2), 3),
         "guesses": {
-            "cpu_bandwidth_efficiency": "decode.llama.cpp.cpu: a guess (0.6 of dual-channel peak); the calibration CPU rows are 12-channel EPYC servers, not desktops",
+            "cpu_bandwidth_efficiency": "decode.llama.cpp.cpu: a guess (0.6 of dual-channel peak); the "
+            "calibration CPU rows are 12-channel EPYC servers, not desktops",
             "pcie_gbs": speed.GUESS_PCIE_GBS,
             "os_ram_bytes": placement.GUESS_OS_RAM_BYTES,
         },
     }
     cuda = doc["decode"].get("llama.cpp", {}).get("cuda", {})
     doc["decode"].setdefault("llama.cpp", {})["cpu"] = {
-        "bandwidth_efficiency": 0.6, "per_layer_s": cuda.get("per_layer_s", 0.0), "spread_log": round(math.log(2), 3),
-        "rows": [], "held_out": [], "n_train": 0,
+        "bandwidth_efficiency": 0.6,
+        "per_layer_s": cuda.get("per_layer_s", 0.0),
+        "spread_log": round(math.log(2), 3),
+        "rows": [],
+        "held_out": [],
+        "n_train": 0,
     }
     CAL_YAML.write_text(yaml.safe_dump({**head, **doc}, sort_keys=False, width=120), encoding="utf-8")
 
@@ -425,7 +468,12 @@ def _summary(rows: list[Row]) -> tuple[int, float, float]:
 
 METRICS = [
     ("decode", "decode tokens/s (llama.cpp tg128)", lambda r: r.group.startswith("decode/llama.cpp"), 0.10),
-    ("decode-tf", "decode tokens/s (transformers, 1-token prompt)", lambda r: r.group.startswith("decode/transformers") and not r.subset, None),
+    (
+        "decode-tf",
+        "decode tokens/s (transformers, 1-token prompt)",
+        lambda r: r.group.startswith("decode/transformers") and not r.subset,
+        None,
+    ),
     ("prefill", "prefill tokens/s (llama.cpp pp512)", lambda r: r.metric == "prefill", 0.20),
     ("vit", "ViT images/s (timm, RTX 3090, AMP fp16)", lambda r: r.metric == "vit", 0.15),
 ]
@@ -438,7 +486,9 @@ def summary_lines(rows: list[Row]) -> list[str]:
         n, med, p90 = _summary(sel)
         hn, hmed, hp90 = _summary([r for r in sel if r.held_out])
         tgt = f" (target <= {target:.0%}: {'met' if med <= target else 'NOT met'})" if target else ""
-        out.append(f"{title}: {n} rows, median abs error {med:.1%}, p90 {p90:.1%}; held out: {hn} rows, median {hmed:.1%}, p90 {hp90:.1%}{tgt}")
+        out.append(
+            f"{title}: {n} rows, median abs error {med:.1%}, p90 {p90:.1%}; held out: {hn} rows, median {hmed:.1%}, p90 {hp90:.1%}{tgt}"
+        )
     return out
 
 
@@ -464,10 +514,17 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
             f"p90 {p90:.1%}. transformers decode slows with the context far more than the KV bytes read explain (Qwen2-7B: -54% at "
             "30k tokens); the model only adds the KV read, so it is optimistic there."
         )
-    lines += ["", "## Largest misses", "",
-              "Rows off by more than 30%, and what they have in common (a property the model does not carry):", ""]
-    misses = sorted((r for r in rows if r.predicted and not r.subset and abs(r.predicted / r.measured - 1) > 0.30),
-                    key=lambda r: -abs(math.log(r.predicted / r.measured)))
+    lines += [
+        "",
+        "## Largest misses",
+        "",
+        "Rows off by more than 30%, and what they have in common (a property the model does not carry):",
+        "",
+    ]
+    misses = sorted(
+        (r for r in rows if r.predicted and not r.subset and abs(r.predicted / r.measured - 1) > 0.30),
+        key=lambda r: -abs(math.log(r.predicted / r.measured)),
+    )
     for r in misses:
         lines.append(f"- {r.source} {r.label}: {r.predicted / r.measured - 1:+.0%}")
     lines += [

@@ -40,8 +40,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"fit --gpu {gpu.id}: {rows} rows, median {median * 1000:.0f} ms over {args.runs} runs "
-              f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
+        print(
+            f"fit --gpu {gpu.id}: {rows} rows, median {median * 1000:.0f} ms over {args.runs} runs "
+            f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
+        )
     if args.max_seconds is not None and median > args.max_seconds:
         print(f"median {median:.2f} s exceeds --max-seconds {args.max_seconds}", file=sys.stderr)
         sys.exit(1)

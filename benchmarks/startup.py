@@ -71,7 +71,7 @@ def measure(runs: int, before: str | None = None) -> dict[str, float]:
                 env0 = {**_env(home0), "PYTHONPATH": before}
                 cmds[f"before: vramcalc {k}"] = (v, env0)
             cmds[f"vramcalc {k}"] = (v, env)
-        for name, (cmd, e) in cmds.items():  # warm the OS file cache, the byte-code and the catalog cache
+        for cmd, e in cmds.values():  # warm the OS file cache, the byte-code and the catalog cache
             _run(cmd, e, cold=False)
         times: dict[str, list[float]] = {name: [] for name in cmds}
         for _ in range(runs):

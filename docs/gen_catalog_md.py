@@ -61,7 +61,14 @@ def _type(t: Any) -> str:
 
 
 def section(title: str, cls: type) -> list[str]:
-    lines = [f"## {title} (`{cls.__name__}`)", "", (cls.__doc__ or "").strip(), "", "| field | type | required | description |", "|---|---|---|---|"]
+    lines = [
+        f"## {title} (`{cls.__name__}`)",
+        "",
+        (cls.__doc__ or "").strip(),
+        "",
+        "| field | type | required | description |",
+        "|---|---|---|---|",
+    ]
     hints = get_type_hints(cls, include_extras=True)
     docs = schema.field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -74,18 +81,26 @@ def section(title: str, cls: type) -> list[str]:
         else:
             req = "no"
         lines.append(f"| `{f.name}` | `{ann}` | {req} | {docs[f.name].replace('|', '/')} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render() -> str:
     """The text of docs/catalog.md (tests/test_docs.py compares it with the committed file)."""
     out = [INTRO]
     for title, cls in [
-        ("GPU", schema.GpuSpec), ("Vision encoder", schema.VisionEncoderSpec), ("Window attention", schema.WindowAttention),
-        ("LLM", schema.LlmSpec), ("Sliding window", schema.SlidingWindow), ("Mixture of experts", schema.Moe),
-        ("Multi-head latent attention", schema.Mla), ("VLM", schema.VlmSpec), ("Projector", schema.Projector),
-        ("Image tokens: fixed", schema.FixedTokens), ("Image tokens: LLaVA-NeXT anyres", schema.AnyresTokens),
-        ("Image tokens: dynamic resolution", schema.DynamicResolutionTokens), ("Image tokens: tiles", schema.TileTokens),
+        ("GPU", schema.GpuSpec),
+        ("Vision encoder", schema.VisionEncoderSpec),
+        ("Window attention", schema.WindowAttention),
+        ("LLM", schema.LlmSpec),
+        ("Sliding window", schema.SlidingWindow),
+        ("Mixture of experts", schema.Moe),
+        ("Multi-head latent attention", schema.Mla),
+        ("VLM", schema.VlmSpec),
+        ("Projector", schema.Projector),
+        ("Image tokens: fixed", schema.FixedTokens),
+        ("Image tokens: LLaVA-NeXT anyres", schema.AnyresTokens),
+        ("Image tokens: dynamic resolution", schema.DynamicResolutionTokens),
+        ("Image tokens: tiles", schema.TileTokens),
         ("VLM defaults", schema.VlmDefaults),
     ]:
         out += section(title, cls)

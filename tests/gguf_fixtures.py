@@ -16,8 +16,19 @@ import numpy as np
 
 #: ggml type_traits: blck_size, type_size (ggml/src/ggml.c; Q4_K: 256 weights in 144 bytes = 2 fp16
 #: scales + 12 bytes of 6-bit scales/mins + 128 bytes of 4-bit quants; Q6_K: 128 + 64 + 16 + 2 = 210).
-BLOCKS = {"F32": (1, 4), "F16": (1, 2), "BF16": (1, 2), "Q8_0": (32, 34), "Q4_0": (32, 18), "Q4_K": (256, 144),
-          "Q5_K": (256, 176), "Q6_K": (256, 210), "Q3_K": (256, 110), "Q2_K": (256, 84), "MXFP4": (32, 17)}
+BLOCKS = {
+    "F32": (1, 4),
+    "F16": (1, 2),
+    "BF16": (1, 2),
+    "Q8_0": (32, 34),
+    "Q4_0": (32, 18),
+    "Q4_K": (256, 144),
+    "Q5_K": (256, 176),
+    "Q6_K": (256, 210),
+    "Q3_K": (256, 110),
+    "Q2_K": (256, 84),
+    "MXFP4": (32, 17),
+}
 
 
 def nbytes(ggml_type: str, shape: tuple[int, ...]) -> int:
@@ -27,8 +38,15 @@ def nbytes(ggml_type: str, shape: tuple[int, ...]) -> int:
     return n // block * size
 
 
-def write_gguf(path: Path, arch: str, meta: dict, tensors: list[tuple[str, tuple[int, ...], str]],
-               file_type: int | None = None, vocab: int | None = None, data: bool = True) -> Path:
+def write_gguf(
+    path: Path,
+    arch: str,
+    meta: dict,
+    tensors: list[tuple[str, tuple[int, ...], str]],
+    file_type: int | None = None,
+    vocab: int | None = None,
+    data: bool = True,
+) -> Path:
     """Write a GGUF file. ``tensors``: (name, shape with ne0 first, GGML type name).
 
     ``data=False`` stops after the tensor infos (a header-only, i.e. truncated, file).
@@ -69,8 +87,18 @@ def write_gguf(path: Path, arch: str, meta: dict, tensors: list[tuple[str, tuple
     return path
 
 
-def llama_tensors(n_layers: int, hidden: int, heads: int, kv_heads: int, ff: int, vocab: int, types: dict[str, str],
-                  tied: bool = False, qkv_bias: bool = False, head_dim: int | None = None) -> list[tuple[str, tuple[int, ...], str]]:
+def llama_tensors(
+    n_layers: int,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    ff: int,
+    vocab: int,
+    types: dict[str, str],
+    tied: bool = False,
+    qkv_bias: bool = False,
+    head_dim: int | None = None,
+) -> list[tuple[str, tuple[int, ...], str]]:
     """Tensor list of a llama-style model (llama.cpp names, ne0 first); types by role, default F32 for 1-D."""
     hd = head_dim or hidden // heads
     out = [("token_embd.weight", (hidden, vocab), types.get("token_embd", "Q4_K"))]
@@ -81,8 +109,11 @@ def llama_tensors(n_layers: int, hidden: int, heads: int, kv_heads: int, ff: int
         out.append((f"{b}.attn_k.weight", (hidden, kv_heads * hd), types.get("attn_k", "Q4_K")))
         out.append((f"{b}.attn_v.weight", (hidden, kv_heads * hd), types.get("attn_v", "Q6_K")))
         if qkv_bias:
-            out += [(f"{b}.attn_q.bias", (heads * hd,), "F32"), (f"{b}.attn_k.bias", (kv_heads * hd,), "F32"),
-                    (f"{b}.attn_v.bias", (kv_heads * hd,), "F32")]
+            out += [
+                (f"{b}.attn_q.bias", (heads * hd,), "F32"),
+                (f"{b}.attn_k.bias", (kv_heads * hd,), "F32"),
+                (f"{b}.attn_v.bias", (kv_heads * hd,), "F32"),
+            ]
         out.append((f"{b}.attn_output.weight", (heads * hd, hidden), types.get("attn_output", "Q4_K")))
         out.append((f"{b}.ffn_norm.weight", (hidden,), "F32"))
         out.append((f"{b}.ffn_gate.weight", (hidden, ff), types.get("ffn_gate", "Q4_K")))

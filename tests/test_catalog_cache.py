@@ -132,7 +132,7 @@ def _tampered(blob: bytes, marker: Path) -> bytes:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    key, _, _ = pickle.loads(blob[len(catalog_mod._CACHE_MAGIC):])
+    key, _, _ = pickle.loads(blob[len(catalog_mod._CACHE_MAGIC) :])
     import zlib
 
     payload = pickle.dumps(({}, {"x": Evil()}))
@@ -153,9 +153,9 @@ def test_corrupt_cache_is_rebuilt(root, tmp_path, damage):
         cache.write_bytes(blob[: len(blob) // 2])
     elif damage == "flipped byte":
         i = len(blob) - 200
-        cache.write_bytes(blob[:i] + bytes([blob[i] ^ 0x01]) + blob[i + 1:])
+        cache.write_bytes(blob[:i] + bytes([blob[i] ^ 0x01]) + blob[i + 1 :])
     elif damage == "other magic":
-        cache.write_bytes(b"vramcalc catalog cache v0\n" + blob[len(catalog_mod._CACHE_MAGIC):])
+        cache.write_bytes(b"vramcalc catalog cache v0\n" + blob[len(catalog_mod._CACHE_MAGIC) :])
     elif damage == "tampered":
         cache.write_bytes(_tampered(blob, marker))
     elif damage == "directory":

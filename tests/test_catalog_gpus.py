@@ -147,9 +147,28 @@ def test_counts():
 @pytest.mark.parametrize(
     "gid",
     [
-        "rtx3060-12gb", "rtx3060-8gb", "rtx3090", "rtx4060ti-8gb", "rtx4060ti-16gb", "rtx4090", "rtx5090",
-        "a100-pcie-40gb", "a100-sxm4-40gb", "a100-pcie-80gb", "a100-sxm4-80gb", "h100-sxm", "h100-pcie", "l4", "t4",
-        "rx7900xtx", "m1-8c-16gb", "m2-max-30c-64gb", "m3-max-40c-128gb", "m4-max-40c-128gb", "dgx-spark", "strix-halo-128gb",
+        "rtx3060-12gb",
+        "rtx3060-8gb",
+        "rtx3090",
+        "rtx4060ti-8gb",
+        "rtx4060ti-16gb",
+        "rtx4090",
+        "rtx5090",
+        "a100-pcie-40gb",
+        "a100-sxm4-40gb",
+        "a100-pcie-80gb",
+        "a100-sxm4-80gb",
+        "h100-sxm",
+        "h100-pcie",
+        "l4",
+        "t4",
+        "rx7900xtx",
+        "m1-8c-16gb",
+        "m2-max-30c-64gb",
+        "m3-max-40c-128gb",
+        "m4-max-40c-128gb",
+        "dgx-spark",
+        "strix-halo-128gb",
     ],
 )
 def test_required_entries_exist(gid: str):
@@ -279,8 +298,12 @@ def test_h100_published():
 def test_a100_published():
     # NVIDIA A100 datasheet: FP16/BF16 tensor 312 TFLOPS dense, INT8 624 TOPS dense;
     # 40 GB HBM2 1,555 GB/s; 80 GB HBM2e 1,935 GB/s (PCIe) / 2,039 GB/s (SXM).
-    for gid, mem, bw in [("a100-sxm4-40gb", 40, 1555), ("a100-pcie-40gb", 40, 1555),
-                         ("a100-pcie-80gb", 80, 1935), ("a100-sxm4-80gb", 80, 2039)]:
+    for gid, mem, bw in [
+        ("a100-sxm4-40gb", 40, 1555),
+        ("a100-pcie-40gb", 40, 1555),
+        ("a100-pcie-80gb", 80, 1935),
+        ("a100-sxm4-80gb", 80, 2039),
+    ]:
         s = gpu(gid)
         assert s.memory_bytes == mem * GiB and s.memory_bandwidth_gbs == bw, gid
         assert s.fp16_tensor_tflops == 312 and s.bf16_tensor_tflops == 312 and s.int8_tensor_tops == 624, gid
@@ -289,8 +312,7 @@ def test_a100_published():
 def test_t4_and_l4_published():
     # NVIDIA T4 datasheet: 16 GB GDDR6, 320+ GB/s, mixed-precision 65 TFLOPS, INT8 130 TOPS, 70 W, no BF16.
     t4 = gpu("Tesla T4")
-    assert (t4.memory_bytes, t4.memory_bandwidth_gbs, t4.fp16_tensor_tflops, t4.int8_tensor_tops, t4.tdp_w) == (
-        16 * GiB, 320, 65, 130, 70)
+    assert (t4.memory_bytes, t4.memory_bandwidth_gbs, t4.fp16_tensor_tflops, t4.int8_tensor_tops, t4.tdp_w) == (16 * GiB, 320, 65, 130, 70)
     assert t4.bf16_tensor_tflops is None
     # NVIDIA L4 datasheet: 24 GB, 300 GB/s, FP16 tensor 242 TFLOPS with sparsity (121 dense), 72 W.
     l4 = gpu("NVIDIA L4")

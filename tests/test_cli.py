@@ -15,8 +15,17 @@ def test_check_table_shows_breakdown_and_bar(runner):
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060"], env={"COLUMNS": "120"})
     assert r.exit_code == 0, r.output
     out = r.stdout
-    for text in ("llava-1.6-mistral-7b", "rtx3060-12gb", "LLM weights (Q4_K_M)", "Vision encoder", "KV cache",
-                 "Vision compute buffer", "Total on GPU", "Verdict: FITS", "Largest context"):
+    for text in (
+        "llava-1.6-mistral-7b",
+        "rtx3060-12gb",
+        "LLM weights (Q4_K_M)",
+        "Vision encoder",
+        "KV cache",
+        "Vision compute buffer",
+        "Total on GPU",
+        "Verdict: FITS",
+        "Largest context",
+    ):
         assert text in out, text
     assert "█" in out and "·" in out  # the bar, with free space
 
@@ -92,20 +101,25 @@ def test_validate_builtin_catalog(runner):
 
 def test_validate_reports_file_and_field(runner, tmp_path):
     (tmp_path / "gpus").mkdir()
-    (tmp_path / "gpus" / "bad.yaml").write_text("id: bad\nname: Bad\nvendor: nvidia\ncategory: consumer\narchitecture: x\n"
-                                                  "memory_bytes: -1\nmemory_bandwidth_gbs: 100\nsource: test fixture\ncolour: red\n")
+    (tmp_path / "gpus" / "bad.yaml").write_text(
+        "id: bad\nname: Bad\nvendor: nvidia\ncategory: consumer\narchitecture: x\n"
+        "memory_bytes: -1\nmemory_bandwidth_gbs: 100\nsource: test fixture\ncolour: red\n"
+    )
     r = runner.invoke(app, ["validate", str(tmp_path)])
     assert r.exit_code == 1
     assert "bad.yaml -> memory_bytes" in r.stdout and "bad.yaml -> colour" in r.stdout
 
 
-@pytest.mark.parametrize("cmd", [
-    ["check", "llava-7b", "--gpu", "rtx3060", "--json"],
-    ["check", "llava-7b", "--gpu", "rtx3060"],
-    ["list", "llms"],
-    ["show", "rtx3060"],
-    ["validate"],
-])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["check", "llava-7b", "--gpu", "rtx3060", "--json"],
+        ["check", "llava-7b", "--gpu", "rtx3060"],
+        ["list", "llms"],
+        ["show", "rtx3060"],
+        ["validate"],
+    ],
+)
 def test_light_commands_never_import_torch(cmd):
     code = (
         "import sys; from vramcalc.cli import app\n"
@@ -119,8 +133,9 @@ def test_light_commands_never_import_torch(cmd):
 
 
 def test_python_dash_m():
-    r = subprocess.run([sys.executable, "-m", "vramcalc", "check", "llava-7b", "--gpu", "rtx3060", "--json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "vramcalc", "check", "llava-7b", "--gpu", "rtx3060", "--json"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["verdict"] == "fits"
 
@@ -149,7 +164,6 @@ def test_gpu_local_unknown_card_without_profile_is_a_clean_error(runner, monkeyp
     assert r.exit_code == 2 and "vramcalc probe" in r.stderr and "Traceback" not in r.output
 
 
-
 @pytest.mark.parametrize("gpu", [("NVIDIA GeForce RTX 3060", "rtx3060-12gb"), ("NVIDIA Future GPU 9000", None)])
 def test_gpu_local_with_a_corrupt_probe_profile_is_a_clean_error(runner, monkeypatch, gpu):
     """A tampered profile in the user data dir: one line naming the file, exit code 2, no traceback."""
@@ -164,6 +178,7 @@ def test_gpu_local_with_a_corrupt_probe_profile_is_a_clean_error(runner, monkeyp
     assert r.exit_code == 2, r.output
     assert "is not valid" in r.stderr and path.name in r.stderr and "Traceback" not in r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
 
 def test_mmproj_needs_a_gguf_model(runner):
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060", "--mmproj", "x.gguf"])

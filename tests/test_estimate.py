@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from vramcalc.catalog import load_catalog
 from vramcalc import placement, runtimes
+from vramcalc.catalog import load_catalog
 from vramcalc.estimate import Workload, estimate
 from vramcalc.images import image_tokens
+from vramcalc.params import count_params
 from vramcalc.runtimes.llamacpp import clip_compute_bytes
 from vramcalc.runtimes.llamacpp import compute_buffer_bytes as llamacpp_compute_bytes
-from vramcalc.params import count_params
 from vramcalc.schema import LlmSpec, SlidingWindow, VisionEncoderSpec
 from vramcalc.units import GiB, MiB
-
 
 
 def kv_cache_bytes(llm, tokens: int, batch: int, kv: str, runtime: str) -> tuple[int, int]:
@@ -47,7 +46,10 @@ def test_exact_parameter_counts(model, published, source):
 # --- KV cache ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "n_ctx", "kv_mib"), [("llama-2-7b", 512, 256.0), ("llama-2-7b", 2048, 1024.0), ("llama-2-13b", 512, 400.0), ("llama-2-13b", 4096, 3200.0)])
+@pytest.mark.parametrize(
+    ("model", "n_ctx", "kv_mib"),
+    [("llama-2-7b", 512, 256.0), ("llama-2-7b", 2048, 1024.0), ("llama-2-13b", 512, 400.0), ("llama-2-13b", 4096, 3200.0)],
+)
 def test_kv_cache_matches_llama_cpp_log(model, n_ctx, kv_mib):
     """`KV self size` / `KV buffer size` lines in shared/calibration/llamacpp_buffers.csv (f16 KV)."""
     kv, cells = kv_cache_bytes(_cat().llm(model), n_ctx, 1, "f16", "llama.cpp")
@@ -57,8 +59,19 @@ def test_kv_cache_matches_llama_cpp_log(model, n_ctx, kv_mib):
 def test_kv_cache_gqa_quantized_and_padded():
     """Llama-3.1-8B (8 KV heads x 128): llama.cpp prints `K (f16): 512.00 MiB, V (f16): 512.00 MiB`
     at 8192 cells, and 272.00 MiB each for q8_0 (34 bytes per 32 values). 5000 tokens pad to 5120."""
-    llm = LlmSpec(id="l31", name="x", source="HF meta-llama/Llama-3.1-8B config.json", family="llama", num_layers=32,
-                  hidden_size=4096, num_heads=32, num_kv_heads=8, intermediate_size=14336, vocab_size=128256, max_context=131072)
+    llm = LlmSpec(
+        id="l31",
+        name="x",
+        source="HF meta-llama/Llama-3.1-8B config.json",
+        family="llama",
+        num_layers=32,
+        hidden_size=4096,
+        num_heads=32,
+        num_kv_heads=8,
+        intermediate_size=14336,
+        vocab_size=128256,
+        max_context=131072,
+    )
     assert kv_cache_bytes(llm, 8192, 1, "f16", "llama.cpp")[0] == 1024 * MiB
     assert kv_cache_bytes(llm, 8192, 1, "q8_0", "llama.cpp")[0] == 544 * MiB
     assert kv_cache_bytes(llm, 5000, 1, "f16", "llama.cpp")[1] == 5120
@@ -69,9 +82,21 @@ def test_kv_cache_sliding_window_layers_hold_only_the_window():
     """Gemma-2-9B (HF config: 42 layers, 8 KV heads x 256, sliding 4096 on every other layer):
     at 32768 tokens the 21 global layers hold 32768 cells and the 21 local ones 4096 + n_ubatch
     (llama.cpp llama_kv_cache_iswa), so the cache is well under half the naive size."""
-    llm = LlmSpec(id="g2", name="x", source="shared/reference/hf_configs/llm/gemma-2-9b.json", family="gemma2", num_layers=42,
-                  hidden_size=3584, num_heads=16, num_kv_heads=8, head_dim=256, intermediate_size=14336, vocab_size=256000,
-                  max_context=8192, sliding_window=SlidingWindow(size=4096, pattern=[True, False]))
+    llm = LlmSpec(
+        id="g2",
+        name="x",
+        source="shared/reference/hf_configs/llm/gemma-2-9b.json",
+        family="gemma2",
+        num_layers=42,
+        hidden_size=3584,
+        num_heads=16,
+        num_kv_heads=8,
+        head_dim=256,
+        intermediate_size=14336,
+        vocab_size=256000,
+        max_context=8192,
+        sliding_window=SlidingWindow(size=4096, pattern=[True, False]),
+    )
     per_cell_layer = 2 * 8 * 256 * 2
     kv, _ = kv_cache_bytes(llm, 32768, 1, "f16", "llama.cpp")
     assert kv == 21 * 32768 * per_cell_layer + 21 * (4096 + 512) * per_cell_layer
@@ -80,35 +105,69 @@ def test_kv_cache_sliding_window_layers_hold_only_the_window():
 # --- compute buffers -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "n_ctx", "fa", "mib", "tol"), [
-    ("llama-2-7b", 512, False, 70.5, 0.01),
-    ("llama-2-7b", 2048, False, 164.0, 0.03),
-    ("llama-2-13b", 512, False, 81.0, 0.03),
-    ("llama-2-13b", 4096, False, 359.57, 0.02),
-])
+@pytest.mark.parametrize(
+    ("model", "n_ctx", "fa", "mib", "tol"),
+    [
+        ("llama-2-7b", 512, False, 70.5, 0.01),
+        ("llama-2-7b", 2048, False, 164.0, 0.03),
+        ("llama-2-13b", 512, False, 81.0, 0.03),
+        ("llama-2-13b", 4096, False, 359.57, 0.02),
+    ],
+)
 def test_llm_compute_buffer_matches_llama_cpp_log(model, n_ctx, fa, mib, tol):
-    """`CUDA0 compute buffer size` at n_ubatch 512, pre-flash-attention builds (""" + SRC_BUFFERS + ")."""
+    """`CUDA0 compute buffer size` at n_ubatch 512, pre-flash-attention builds (""" + SRC_BUFFERS + ")."
     got = llamacpp_compute_bytes(_cat().llm(model), n_ctx, 512, fa) / MiB
     assert got == pytest.approx(mib, rel=tol)
 
 
 def _siglip_gemma3():
     # Gemma 3 vision tower: SigLIP so400m at 896 px (shared/reference/hf_configs/vlm/gemma-3-27b-it.json vision_config)
-    return VisionEncoderSpec(id="s", name="s", source="gemma-3-27b-it.json vision_config", family="siglip", image_size=896, patch_size=14,
-                             hidden_size=1152, num_layers=27, num_heads=16, intermediate_size=4304, mlp_activation="gelu_tanh", class_token=False)
+    return VisionEncoderSpec(
+        id="s",
+        name="s",
+        source="gemma-3-27b-it.json vision_config",
+        family="siglip",
+        image_size=896,
+        patch_size=14,
+        hidden_size=1152,
+        num_layers=27,
+        num_heads=16,
+        intermediate_size=4304,
+        mlp_activation="gelu_tanh",
+        class_token=False,
+    )
 
 
 def _qwen2vl_vit():
     # shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json vision_config: depth 32, embed_dim 1280, 16 heads, mlp_ratio 4
-    return VisionEncoderSpec(id="q", name="q", source="Qwen2-VL-7B-Instruct.json vision_config", family="qwen2_vit", image_size=448, patch_size=14,
-                             temporal_patch_size=2, hidden_size=1280, num_layers=32, num_heads=16, intermediate_size=5120,
-                             mlp_activation="quick_gelu", class_token=False, position_embedding="rope2d", post_norm=False)
+    return VisionEncoderSpec(
+        id="q",
+        name="q",
+        source="Qwen2-VL-7B-Instruct.json vision_config",
+        family="qwen2_vit",
+        image_size=448,
+        patch_size=14,
+        temporal_patch_size=2,
+        hidden_size=1280,
+        num_layers=32,
+        num_heads=16,
+        intermediate_size=5120,
+        mlp_activation="quick_gelu",
+        class_token=False,
+        position_embedding="rope2d",
+        post_norm=False,
+    )
 
 
-@pytest.mark.parametrize(("enc", "patches", "fa", "published_mib"), [
-    (_siglip_gemma3, 4096, False, 1132), (_siglip_gemma3, 4096, True, 121),
-    (_qwen2vl_vit, 46 * 46 * 4, False, 4598), (_qwen2vl_vit, 46 * 46 * 4, True, 267),
-])
+@pytest.mark.parametrize(
+    ("enc", "patches", "fa", "published_mib"),
+    [
+        (_siglip_gemma3, 4096, False, 1132),
+        (_siglip_gemma3, 4096, True, 121),
+        (_qwen2vl_vit, 46 * 46 * 4, False, 4598),
+        (_qwen2vl_vit, 46 * 46 * 4, True, 267),
+    ],
+)
 def test_clip_compute_buffer_matches_published(enc, patches, fa, published_mib):
     """llama.cpp clip compute buffers, flash attention off/on (field.md, from gguf-parser-go#44 on
     MI300X): Gemma 3 1132/121 MiB, Qwen2-VL 4598/267 MiB (warm-up 46x46 merged tokens)."""

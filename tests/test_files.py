@@ -8,7 +8,6 @@ BLOCKS, written out independently of vramcalc), never from vramcalc's own output
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import shutil
 import struct
@@ -25,8 +24,15 @@ REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs" 
 
 # tiny llama: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
 TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
-TINY_META = {"block_count": 2, "context_length": 2048, "embedding_length": 256, "feed_forward_length": 512,
-             "attention.head_count": 4, "attention.head_count_kv": 2, "general.name": "Tiny Llama"}
+TINY_META = {
+    "block_count": 2,
+    "context_length": 2048,
+    "embedding_length": 256,
+    "feed_forward_length": 512,
+    "attention.head_count": 4,
+    "attention.head_count_kv": 2,
+    "general.name": "Tiny Llama",
+}
 
 
 def _tiny_llama(path: Path, **kw) -> Path:
@@ -58,10 +64,20 @@ def test_tiny_llama_exact_bytes_and_params(tiny_gguf):
     assert fm.weights.llm.host_bytes == 144000  # token_embd stays in host memory under llama.cpp
     # params: 2 x 256000 (embd, output) + 2 x (2x256 + 65536 + 2x32768 + 65536 + 3x131072) + 256
     assert fm.weights.llm.params == 2 * 256000 + 2 * 590336 + 256 == 1_692_928
-    assert fm.weights.llm.by_type == {"Q4_K": 144000 + 2 * (36864 + 18432 + 36864 + 2 * 73728),
-                                      "Q6_K": 210000 + 2 * (26880 + 107520), "F32": 5 * 1024}
+    assert fm.weights.llm.by_type == {
+        "Q4_K": 144000 + 2 * (36864 + 18432 + 36864 + 2 * 73728),
+        "Q6_K": 210000 + 2 * (26880 + 107520),
+        "F32": 5 * 1024,
+    }
     spec = fm.llm
-    assert (spec.num_layers, spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.intermediate_size, spec.vocab_size) == (2, 256, 4, 2, 512, 1000)
+    assert (spec.num_layers, spec.hidden_size, spec.num_heads, spec.num_kv_heads, spec.intermediate_size, spec.vocab_size) == (
+        2,
+        256,
+        4,
+        2,
+        512,
+        1000,
+    )
     assert spec.family == "llama" and not spec.tied_embeddings and not spec.qkv_bias and spec.max_context == 2048
     assert fm.quant == "Q4_K_M" and spec.id == "tiny-llama"
     assert fm.notes == []  # the tensors are exactly those of the architecture model
@@ -119,8 +135,10 @@ def test_qwen2_biases_and_tied_embeddings(tmp_path):
 def test_gemma2_sliding_window_and_post_norms(tmp_path):
     from vramcalc.readers import load_model_files
 
-    meta = dict(TINY_META, **{"attention.key_length": 128, "attention.value_length": 128, "attention.sliding_window": 512,
-                              "general.name": "Tiny Gemma 2"})
+    meta = dict(
+        TINY_META,
+        **{"attention.key_length": 128, "attention.value_length": 128, "attention.sliding_window": 512, "general.name": "Tiny Gemma 2"},
+    )
     hd = 128
     tensors = llama_tensors(**TINY, types={}, tied=True, head_dim=hd)
     for i in range(2):
@@ -139,8 +157,12 @@ def test_moe_experts(tmp_path):
     meta = dict(TINY_META, **{"expert_count": 4, "expert_used_count": 2, "general.name": "Tiny MoE"})
     tensors = [t for t in llama_tensors(**TINY, types={}) if "ffn_gate." not in t[0] and "ffn_up." not in t[0] and "ffn_down." not in t[0]]
     for i in range(2):
-        tensors += [(f"blk.{i}.ffn_gate_inp.weight", (256, 4), "F32"), (f"blk.{i}.ffn_gate_exps.weight", (256, 512, 4), "Q4_K"),
-                    (f"blk.{i}.ffn_up_exps.weight", (256, 512, 4), "Q4_K"), (f"blk.{i}.ffn_down_exps.weight", (512, 256, 4), "Q6_K")]
+        tensors += [
+            (f"blk.{i}.ffn_gate_inp.weight", (256, 4), "F32"),
+            (f"blk.{i}.ffn_gate_exps.weight", (256, 512, 4), "Q4_K"),
+            (f"blk.{i}.ffn_up_exps.weight", (256, 512, 4), "Q4_K"),
+            (f"blk.{i}.ffn_down_exps.weight", (512, 256, 4), "Q6_K"),
+        ]
     fm = load_model_files(write_gguf(tmp_path / "m.gguf", "llama", meta, tensors))
     moe = fm.llm.moe
     assert moe is not None and (moe.num_experts, moe.experts_per_token, moe.expert_intermediate_size) == (4, 2, 512)
@@ -161,8 +183,16 @@ def test_llama2_7b_gguf_matches_catalog_entry(tmp_path, runner):
     spec = load_catalog().resolve_model("llama-2-7b")
     q = QuantContext("Q4_K_M", n_layers=32, n_gqa=1)
     tensors = [(t.name, t.shape, gguf_tensor_type(t, q)) for t in llm_tensors(spec)]
-    meta = {"block_count": 32, "context_length": 4096, "embedding_length": 4096, "feed_forward_length": 11008,
-            "attention.head_count": 32, "attention.head_count_kv": 32, "rope.dimension_count": 128, "general.name": "Llama 2 7B"}
+    meta = {
+        "block_count": 32,
+        "context_length": 4096,
+        "embedding_length": 4096,
+        "feed_forward_length": 11008,
+        "attention.head_count": 32,
+        "attention.head_count_kv": 32,
+        "rope.dimension_count": 128,
+        "general.name": "Llama 2 7B",
+    }
     p = write_gguf(tmp_path / "llama-2-7b.Q4_K_M.gguf", "llama", meta, tensors, file_type=15, vocab=32000)
     assert p.stat().st_size > 4e9  # a real-sized file ...
     a = json.loads(runner.invoke(app, ["check", str(p), "--gpu", "rtx3060", "--json"]).stdout)
@@ -179,20 +209,42 @@ def test_mmproj_makes_a_vlm(tmp_path, runner):
 
     llm = _tiny_llama(tmp_path / "llm.gguf")
     h, ff = 64, 128
-    tensors = [("v.patch_embd.weight", (14, 14, 3, h), "F16"), ("v.class_embd", (h,), "F32"),
-               ("v.position_embd.weight", (h, 577), "F32"), ("v.pre_ln.weight", (h,), "F32"), ("v.pre_ln.bias", (h,), "F32")]
+    tensors = [
+        ("v.patch_embd.weight", (14, 14, 3, h), "F16"),
+        ("v.class_embd", (h,), "F32"),
+        ("v.position_embd.weight", (h, 577), "F32"),
+        ("v.pre_ln.weight", (h,), "F32"),
+        ("v.pre_ln.bias", (h,), "F32"),
+    ]
     for i in range(2):
         b = f"v.blk.{i}"
         for n in ("ln1", "ln2"):
             tensors += [(f"{b}.{n}.weight", (h,), "F32"), (f"{b}.{n}.bias", (h,), "F32")]
         for n in ("attn_q", "attn_k", "attn_v", "attn_out"):
             tensors += [(f"{b}.{n}.weight", (h, h), "F16"), (f"{b}.{n}.bias", (h,), "F32")]
-        tensors += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_up.bias", (ff,), "F32"),
-                    (f"{b}.ffn_down.weight", (ff, h), "F16"), (f"{b}.ffn_down.bias", (h,), "F32")]
-    tensors += [("mm.0.weight", (h, 256), "F16"), ("mm.0.bias", (256,), "F32"), ("mm.2.weight", (256, 256), "F16"), ("mm.2.bias", (256,), "F32")]
-    meta = {"clip.projector_type": "mlp", "clip.has_vision_encoder": True, "clip.vision.image_size": 336, "clip.vision.patch_size": 14,
-            "clip.vision.embedding_length": h, "clip.vision.feed_forward_length": ff, "clip.vision.block_count": 2,
-            "clip.vision.attention.head_count": 4, "general.name": "tiny clip"}
+        tensors += [
+            (f"{b}.ffn_up.weight", (h, ff), "F16"),
+            (f"{b}.ffn_up.bias", (ff,), "F32"),
+            (f"{b}.ffn_down.weight", (ff, h), "F16"),
+            (f"{b}.ffn_down.bias", (h,), "F32"),
+        ]
+    tensors += [
+        ("mm.0.weight", (h, 256), "F16"),
+        ("mm.0.bias", (256,), "F32"),
+        ("mm.2.weight", (256, 256), "F16"),
+        ("mm.2.bias", (256,), "F32"),
+    ]
+    meta = {
+        "clip.projector_type": "mlp",
+        "clip.has_vision_encoder": True,
+        "clip.vision.image_size": 336,
+        "clip.vision.patch_size": 14,
+        "clip.vision.embedding_length": h,
+        "clip.vision.feed_forward_length": ff,
+        "clip.vision.block_count": 2,
+        "clip.vision.attention.head_count": 4,
+        "general.name": "tiny clip",
+    }
     mm = write_gguf(tmp_path / "mmproj.gguf", "clip", meta, tensors)
     fm = load_model_files(llm, mm)
     assert fm.model.kind == "vlm" and fm.encoder is not None and fm.encoder.num_layers == 2
@@ -228,10 +280,16 @@ BAD_GGUF = {
     "cut-in-metadata": (lambda d, ok: _cut(ok, d / "c2.gguf", 120), "truncated or corrupt"),
     "cut-in-tensor-infos": (lambda d, ok: _cut(ok, d / "c3.gguf", 900), "truncated or corrupt"),
     "cut-in-data": (lambda d, ok: _cut(ok, d / "c4.gguf", ok.stat().st_size - 1000), "truncated GGUF file"),
-    "header-only": (lambda d, ok: write_gguf(d / "h.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), data=False), "truncated GGUF file"),
+    "header-only": (
+        lambda d, ok: write_gguf(d / "h.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), data=False),
+        "truncated GGUF file",
+    ),
     "bad-version": (lambda d, ok: _write(d / "v.gguf", b"GGUF" + struct.pack("<I", 7) + b"\0" * 40), "unsupported GGUF version 7"),
     "absurd-counts": (lambda d, ok: _write(d / "a.gguf", b"GGUF" + struct.pack("<IQQ", 3, 2**40, 2**40) + b"\0" * 40), "corrupt GGUF"),
-    "unsupported-arch": (lambda d, ok: write_gguf(d / "mamba.gguf", "mamba", TINY_META, llama_tensors(**TINY, types={})), "architecture 'mamba' is not supported"),
+    "unsupported-arch": (
+        lambda d, ok: write_gguf(d / "mamba.gguf", "mamba", TINY_META, llama_tensors(**TINY, types={})),
+        "architecture 'mamba' is not supported",
+    ),
 }
 
 
@@ -276,12 +334,22 @@ def test_config_folder_matches_catalog_entry(tmp_path, runner):
 
 # (reference config file, catalog id): every published config the catalog also describes
 REF_PAIRS = [
-    ("llm/Llama-2-7b.json", "llama-2-7b"), ("llm/Llama-3.1-8B.json", "llama-3.1-8b"), ("llm/Mistral-7B-v0.1.json", "mistral-7b-v0.1"),
-    ("llm/Qwen2.5-7B.json", "qwen2.5-7b"), ("llm/Qwen2.5-0.5B.json", "qwen2.5-0.5b"), ("llm/Qwen3-8B.json", "qwen3-8b"),
-    ("llm/Qwen3-30B-A3B.json", "qwen3-30b-a3b"), ("llm/gemma-2-9b.json", "gemma-2-9b"), ("llm/Phi-3-mini-4k-instruct.json", "phi-3-mini"),
-    ("llm/Mixtral-8x7B-v0.1.json", "mixtral-8x7b"), ("llm/DeepSeek-V2-Lite.json", "deepseek-v2-lite"), ("llm/gpt-oss-20b.json", "gpt-oss-20b"),
-    ("vlm/gemma-3-4b-it.json", "gemma-3-4b"), ("vlm/Qwen2-VL-7B-Instruct.json", "qwen2-vl-7b"),
-    ("vlm/Qwen2.5-VL-7B-Instruct.json", "qwen2.5-vl-7b"), ("vlm/llava-v1.5-7b.json", "llava-1.5-7b"),
+    ("llm/Llama-2-7b.json", "llama-2-7b"),
+    ("llm/Llama-3.1-8B.json", "llama-3.1-8b"),
+    ("llm/Mistral-7B-v0.1.json", "mistral-7b-v0.1"),
+    ("llm/Qwen2.5-7B.json", "qwen2.5-7b"),
+    ("llm/Qwen2.5-0.5B.json", "qwen2.5-0.5b"),
+    ("llm/Qwen3-8B.json", "qwen3-8b"),
+    ("llm/Qwen3-30B-A3B.json", "qwen3-30b-a3b"),
+    ("llm/gemma-2-9b.json", "gemma-2-9b"),
+    ("llm/Phi-3-mini-4k-instruct.json", "phi-3-mini"),
+    ("llm/Mixtral-8x7B-v0.1.json", "mixtral-8x7b"),
+    ("llm/DeepSeek-V2-Lite.json", "deepseek-v2-lite"),
+    ("llm/gpt-oss-20b.json", "gpt-oss-20b"),
+    ("vlm/gemma-3-4b-it.json", "gemma-3-4b"),
+    ("vlm/Qwen2-VL-7B-Instruct.json", "qwen2-vl-7b"),
+    ("vlm/Qwen2.5-VL-7B-Instruct.json", "qwen2.5-vl-7b"),
+    ("vlm/llava-v1.5-7b.json", "llava-1.5-7b"),
 ]
 
 
@@ -324,20 +392,35 @@ def test_llava_hf_config_differs_only_by_its_padded_vocab():
     assert a.inputs.image_tokens_per_image == b.inputs.image_tokens_per_image
 
 
-TINY_CFG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 128,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
-            "max_position_embeddings": 512, "torch_dtype": "bfloat16"}
+TINY_CFG = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 100,
+    "max_position_embeddings": 512,
+    "torch_dtype": "bfloat16",
+}
 
 
 def _tiny_hf_tensors(dtype: str = "BF16") -> dict:
     t = {"model.embed_tokens.weight": (dtype, (100, 64)), "model.norm.weight": (dtype, (64,)), "lm_head.weight": (dtype, (100, 64))}
     for i in range(2):
         p = f"model.layers.{i}"
-        t |= {f"{p}.input_layernorm.weight": (dtype, (64,)), f"{p}.post_attention_layernorm.weight": (dtype, (64,)),
-              f"{p}.self_attn.q_proj.weight": (dtype, (64, 64)), f"{p}.self_attn.k_proj.weight": (dtype, (32, 64)),
-              f"{p}.self_attn.v_proj.weight": (dtype, (32, 64)), f"{p}.self_attn.o_proj.weight": (dtype, (64, 64)),
-              f"{p}.mlp.gate_proj.weight": (dtype, (128, 64)), f"{p}.mlp.up_proj.weight": (dtype, (128, 64)),
-              f"{p}.mlp.down_proj.weight": (dtype, (64, 128))}
+        t |= {
+            f"{p}.input_layernorm.weight": (dtype, (64,)),
+            f"{p}.post_attention_layernorm.weight": (dtype, (64,)),
+            f"{p}.self_attn.q_proj.weight": (dtype, (64, 64)),
+            f"{p}.self_attn.k_proj.weight": (dtype, (32, 64)),
+            f"{p}.self_attn.v_proj.weight": (dtype, (32, 64)),
+            f"{p}.self_attn.o_proj.weight": (dtype, (64, 64)),
+            f"{p}.mlp.gate_proj.weight": (dtype, (128, 64)),
+            f"{p}.mlp.up_proj.weight": (dtype, (128, 64)),
+            f"{p}.mlp.down_proj.weight": (dtype, (64, 128)),
+        }
     return t
 
 
@@ -376,7 +459,7 @@ def test_safetensors_header_agrees_with_safetensors_package(tmp_path):
     st.save_file({"a": np.zeros((3, 5), dtype=np.float16), "b": np.zeros((7,), dtype=np.float32)}, str(p))
     ours = {k: (v["dtype"], tuple(v["shape"])) for k, v in read_safetensors_header(p).items() if k != "__metadata__"}
     with safe_open(str(p), framework="numpy") as f:
-        theirs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}
+        theirs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape())) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     assert ours == theirs == {"a": ("F16", (3, 5)), "b": ("F32", (7,))}
 
 
@@ -485,8 +568,10 @@ def test_no_torch_and_no_gguf_for_catalog_commands(argv):
     import subprocess
     import sys
 
-    code = (f"import sys; from vramcalc.cli import main; sys.argv=['vramcalc', *{argv!r}];\n"
-            "try: main()\nexcept SystemExit: pass\nassert 'gguf' not in sys.modules and 'torch' not in sys.modules, 'imported'")
+    code = (
+        f"import sys; from vramcalc.cli import main; sys.argv=['vramcalc', *{argv!r}];\n"
+        "try: main()\nexcept SystemExit: pass\nassert 'gguf' not in sys.modules and 'torch' not in sys.modules, 'imported'"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -521,13 +606,26 @@ def test_split_gguf_reads_every_part(tmp_path):
 def test_qwen3_moe_with_qk_norm(tmp_path):
     from vramcalc.readers import load_model_files
 
-    meta = dict(TINY_META, **{"expert_count": 8, "expert_used_count": 2, "expert_feed_forward_length": 256, "attention.key_length": 64,
-                              "general.name": "Tiny Qwen3 MoE"})
+    meta = dict(
+        TINY_META,
+        **{
+            "expert_count": 8,
+            "expert_used_count": 2,
+            "expert_feed_forward_length": 256,
+            "attention.key_length": 64,
+            "general.name": "Tiny Qwen3 MoE",
+        },
+    )
     tensors = [t for t in llama_tensors(**TINY, types={}) if not t[0].split(".")[-2].startswith("ffn_") or "norm" in t[0]]
     for i in range(2):
-        tensors += [(f"blk.{i}.attn_q_norm.weight", (64,), "F32"), (f"blk.{i}.attn_k_norm.weight", (64,), "F32"),
-                    (f"blk.{i}.ffn_gate_inp.weight", (256, 8), "F32"), (f"blk.{i}.ffn_gate_exps.weight", (256, 256, 8), "Q4_K"),
-                    (f"blk.{i}.ffn_up_exps.weight", (256, 256, 8), "Q4_K"), (f"blk.{i}.ffn_down_exps.weight", (256, 256, 8), "Q6_K")]
+        tensors += [
+            (f"blk.{i}.attn_q_norm.weight", (64,), "F32"),
+            (f"blk.{i}.attn_k_norm.weight", (64,), "F32"),
+            (f"blk.{i}.ffn_gate_inp.weight", (256, 8), "F32"),
+            (f"blk.{i}.ffn_gate_exps.weight", (256, 256, 8), "Q4_K"),
+            (f"blk.{i}.ffn_up_exps.weight", (256, 256, 8), "Q4_K"),
+            (f"blk.{i}.ffn_down_exps.weight", (256, 256, 8), "Q6_K"),
+        ]
     fm = load_model_files(write_gguf(tmp_path / "q3.gguf", "qwen3moe", meta, tensors))
     s = fm.llm
     assert s.family == "qwen3_moe" and s.qk_norm and s.moe.num_experts == 8 and s.moe.expert_intermediate_size == 256
@@ -555,24 +653,50 @@ def test_deepseek2_mla_and_shared_experts(tmp_path):
     """DeepSeek-V2-style: MLA attention (compressed KV), a leading dense layer, routed + shared experts."""
     from vramcalc.readers import load_model_files
 
-    meta = dict(TINY_META, **{"attention.head_count_kv": 4, "attention.key_length": 96, "attention.value_length": 64,
-                              "rope.dimension_count": 32, "attention.kv_lora_rank": 128, "expert_count": 4, "expert_used_count": 2,
-                              "expert_shared_count": 1, "leading_dense_block_count": 1, "expert_feed_forward_length": 256,
-                              "general.name": "Tiny DeepSeek"})
+    meta = dict(
+        TINY_META,
+        **{
+            "attention.head_count_kv": 4,
+            "attention.key_length": 96,
+            "attention.value_length": 64,
+            "rope.dimension_count": 32,
+            "attention.kv_lora_rank": 128,
+            "expert_count": 4,
+            "expert_used_count": 2,
+            "expert_shared_count": 1,
+            "leading_dense_block_count": 1,
+            "expert_feed_forward_length": 256,
+            "general.name": "Tiny DeepSeek",
+        },
+    )
     t = [("token_embd.weight", (256, 1000), "Q4_K")]
     for i in range(2):
         b = f"blk.{i}"
-        t += [(f"{b}.attn_norm.weight", (256,), "F32"), (f"{b}.attn_q.weight", (256, 384), "F16"),
-              (f"{b}.attn_kv_a_mqa.weight", (256, 160), "F16"), (f"{b}.attn_kv_a_norm.weight", (128,), "F32"),
-              (f"{b}.attn_kv_b.weight", (128, 512), "F16"), (f"{b}.attn_output.weight", (256, 256), "Q4_K"),
-              (f"{b}.ffn_norm.weight", (256,), "F32")]
+        t += [
+            (f"{b}.attn_norm.weight", (256,), "F32"),
+            (f"{b}.attn_q.weight", (256, 384), "F16"),
+            (f"{b}.attn_kv_a_mqa.weight", (256, 160), "F16"),
+            (f"{b}.attn_kv_a_norm.weight", (128,), "F32"),
+            (f"{b}.attn_kv_b.weight", (128, 512), "F16"),
+            (f"{b}.attn_output.weight", (256, 256), "Q4_K"),
+            (f"{b}.ffn_norm.weight", (256,), "F32"),
+        ]
         if i == 0:
-            t += [(f"{b}.ffn_gate.weight", (256, 512), "Q4_K"), (f"{b}.ffn_up.weight", (256, 512), "Q4_K"), (f"{b}.ffn_down.weight", (512, 256), "Q6_K")]
+            t += [
+                (f"{b}.ffn_gate.weight", (256, 512), "Q4_K"),
+                (f"{b}.ffn_up.weight", (256, 512), "Q4_K"),
+                (f"{b}.ffn_down.weight", (512, 256), "Q6_K"),
+            ]
         else:
-            t += [(f"{b}.ffn_gate_inp.weight", (256, 4), "F32"), (f"{b}.ffn_gate_exps.weight", (256, 256, 4), "Q4_K"),
-                  (f"{b}.ffn_up_exps.weight", (256, 256, 4), "Q4_K"), (f"{b}.ffn_down_exps.weight", (256, 256, 4), "Q6_K"),
-                  (f"{b}.ffn_gate_shexp.weight", (256, 256), "Q4_K"), (f"{b}.ffn_up_shexp.weight", (256, 256), "Q4_K"),
-                  (f"{b}.ffn_down_shexp.weight", (256, 256), "Q6_K")]
+            t += [
+                (f"{b}.ffn_gate_inp.weight", (256, 4), "F32"),
+                (f"{b}.ffn_gate_exps.weight", (256, 256, 4), "Q4_K"),
+                (f"{b}.ffn_up_exps.weight", (256, 256, 4), "Q4_K"),
+                (f"{b}.ffn_down_exps.weight", (256, 256, 4), "Q6_K"),
+                (f"{b}.ffn_gate_shexp.weight", (256, 256), "Q4_K"),
+                (f"{b}.ffn_up_shexp.weight", (256, 256), "Q4_K"),
+                (f"{b}.ffn_down_shexp.weight", (256, 256), "Q6_K"),
+            ]
     t += [("output_norm.weight", (256,), "F32"), ("output.weight", (256, 1000), "Q6_K")]
     fm = load_model_files(write_gguf(tmp_path / "ds.gguf", "deepseek2", meta, t))
     s = fm.llm
@@ -591,7 +715,7 @@ def test_folder_of_ggufs_picks_the_model_and_its_mmproj(tmp_path):
     write_gguf(tmp_path / "tiny-00002-of-00002.gguf", "llama", {"split.count": 2}, tensors[5:])
     fm = load_model_files(tmp_path)
     assert fm.weights.llm.bytes == 1_107_152 and fm.model.kind == "llm"
-    with pytest.raises(InputError, match="--mmproj goes with a .gguf"):
+    with pytest.raises(InputError, match=r"--mmproj goes with a \.gguf"):
         load_model_files(_ref("llm", "Llama-2-7b.json"), mmproj=tmp_path / "x.gguf")
 
 
@@ -603,7 +727,12 @@ def _clip_tensors(h: int = 64, ff: int = 128, layers: int = 2, cls: bool = True,
         t.append(("v.position_embd.weight", (h, n_pos), "F32"))
     for i in range(layers):
         b = f"v.blk.{i}"
-        t += [(f"{b}.ln1.weight", (h,), "F32"), (f"{b}.ln1.bias", (h,), "F32"), (f"{b}.ln2.weight", (h,), "F32"), (f"{b}.ln2.bias", (h,), "F32")]
+        t += [
+            (f"{b}.ln1.weight", (h,), "F32"),
+            (f"{b}.ln1.bias", (h,), "F32"),
+            (f"{b}.ln2.weight", (h,), "F32"),
+            (f"{b}.ln2.bias", (h,), "F32"),
+        ]
         for n in ("attn_q", "attn_k", "attn_v", "attn_out"):
             t += [(f"{b}.{n}.weight", (h, h), "F16"), (f"{b}.{n}.bias", (h,), "F32")]
         t += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_down.weight", (ff, h), "F16")]
@@ -614,16 +743,34 @@ MMPROJ_CASES = {
     # LLaVA-1.6 anyres (clip.vision.image_grid_pinpoints, flattened pairs) at 672x672: the 336 px base image,
     # 24 x 24 = 576 tokens, + the 2 x 2 grid of 336 px tiles, 48 x 48 = 2,304, + one newline per row of
     # the grid, 48: 576 + 2,304 + 48 = 2,928 (LLaVA-NeXT's pack_image_features; the catalog's llava-1.6 too)
-    "llava-1.6-anyres": ({"clip.projector_type": "mlp", "clip.vision.image_size": 336,
-                          "clip.vision.image_grid_pinpoints": [336, 672, 672, 336, 672, 672, 1008, 336, 336, 1008]},
-                         [("mm.0.weight", (64, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], None, "anyres", 2928),
+    "llava-1.6-anyres": (
+        {
+            "clip.projector_type": "mlp",
+            "clip.vision.image_size": 336,
+            "clip.vision.image_grid_pinpoints": [336, 672, 672, 336, 672, 672, 1008, 336, 336, 1008],
+        },
+        [("mm.0.weight", (64, 256), "F16"), ("mm.2.weight", (256, 256), "F16")],
+        None,
+        "anyres",
+        2928,
+    ),
     # Gemma 3: 896 px / 14 = 64 patches a side, pooled 4x4 -> 256 tokens
-    "gemma3": ({"clip.projector_type": "gemma3", "clip.vision.image_size": 896, "clip.vision.projector.scale_factor": 4},
-               [("mm.input_projection.weight", (64, 256), "F16"), ("mm.soft_emb_norm.weight", (64,), "F32")], None, "fixed", 256),
+    "gemma3": (
+        {"clip.projector_type": "gemma3", "clip.vision.image_size": 896, "clip.vision.projector.scale_factor": 4},
+        [("mm.input_projection.weight", (64, 256), "F16"), ("mm.soft_emb_norm.weight", (64,), "F32")],
+        None,
+        "fixed",
+        256,
+    ),
     # Qwen2-VL merger: 1024x768 -> smart_resize to 1036x756 (factor 28) -> 74 x 54 patches of 14, merged
     # 2 x 2 -> 37 x 27 = 999 tokens
-    "qwen2vl": ({"clip.projector_type": "qwen2vl_merger", "clip.vision.image_size": 560},
-                [("mm.0.weight", (256, 256), "F16"), ("mm.2.weight", (256, 256), "F16")], (1024, 768), "dynamic", 999),
+    "qwen2vl": (
+        {"clip.projector_type": "qwen2vl_merger", "clip.vision.image_size": 560},
+        [("mm.0.weight", (256, 256), "F16"), ("mm.2.weight", (256, 256), "F16")],
+        (1024, 768),
+        "dynamic",
+        999,
+    ),
 }
 
 
@@ -633,8 +780,15 @@ def test_mmproj_projector_types(case, tmp_path):
     from vramcalc.readers import load_model_files
 
     meta, proj, size, kind, tokens = MMPROJ_CASES[case]
-    meta = {**meta, "clip.vision.patch_size": 14, "clip.vision.embedding_length": 64, "clip.vision.feed_forward_length": 128,
-            "clip.vision.block_count": 2, "clip.vision.attention.head_count": 4, "general.name": case}
+    meta = {
+        **meta,
+        "clip.vision.patch_size": 14,
+        "clip.vision.embedding_length": 64,
+        "clip.vision.feed_forward_length": 128,
+        "clip.vision.block_count": 2,
+        "clip.vision.attention.head_count": 4,
+        "general.name": case,
+    }
     vis = _clip_tensors(cls=case != "gemma3", n_pos=0 if case == "qwen2vl" else 577)
     mm = write_gguf(tmp_path / "mmproj.gguf", "clip", meta, vis + proj)
     fm = load_model_files(_tiny_llama(tmp_path / "llm.gguf"), mm)
@@ -732,10 +886,14 @@ def test_readers_import_no_private_names_of_each_other():
         for node in ast.walk(ast.parse(mod.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vramcalc"):
                 offenders += [f"{mod.name}: from {node.module} import {a.name}" for a in node.names if a.name.startswith("_")]
-            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
-                # module-attribute access such as gguf._Cursor on an imported vramcalc module
-                if isinstance(node.value, ast.Name) and node.value.id in {m.stem for m in modules}:
-                    offenders.append(f"{mod.name}: {node.value.id}.{node.attr}")
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in {m.stem for m in modules}
+            ):  # module-attribute access such as gguf._Cursor on an imported vramcalc module
+                offenders.append(f"{mod.name}: {node.value.id}.{node.attr}")
     assert offenders == []
     assert not (folder.parent / "files.py").exists()  # the old four-in-one module is gone
 
@@ -768,7 +926,9 @@ def test_readers_exports_resolve_lazily():
         value = getattr(readers, name)
         owner = getattr(value, "__module__", None)
         assert owner is None or owner.startswith(("vramcalc.readers.", "builtins", "typing")), (name, owner)
-    code = ("import sys; from vramcalc.readers import looks_like_path; "
-            "print(sorted(m for m in sys.modules if 'gguf' in m or m.startswith('numpy')))")
+    code = (
+        "import sys; from vramcalc.readers import looks_like_path; "
+        "print(sorted(m for m in sys.modules if 'gguf' in m or m.startswith('numpy')))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

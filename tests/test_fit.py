@@ -40,8 +40,17 @@ def test_ranking_is_as_documented(rtx3060_fit):
 
     r, _ = rtx3060_fit
     order = r.precisions
-    keys = [(row.verdict not in ("fits", "tight"), row.meets_min_speed is False, QUALITY_TIER.get(row.quant, 0),
-             -row.llm_params, order.index(row.quant), row.model) for row in r.rows]
+    keys = [
+        (
+            row.verdict not in ("fits", "tight"),
+            row.meets_min_speed is False,
+            QUALITY_TIER.get(row.quant, 0),
+            -row.llm_params,
+            order.index(row.quant),
+            row.model,
+        )
+        for row in r.rows
+    ]
     assert keys == sorted(keys)
 
 
@@ -134,8 +143,9 @@ def test_gpu_local_uses_the_detected_card(runner, monkeypatch):
     import vramcalc.probe.gpu as probe_gpu
     from vramcalc.probe.results import GpuDevice, GpuDiscovery
 
-    dev = GpuDevice(index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30,
-                    used_bytes=2**30)
+    dev = GpuDevice(
+        index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30, used_bytes=2**30
+    )
     monkeypatch.setattr(probe_gpu, "discover_gpus", lambda nvml=None: GpuDiscovery(available=True, devices=[dev]))
     r = runner.invoke(app, ["fit", "--gpu", "local", "--json", "--kind", "llm"])
     assert r.exit_code == 0, r.output

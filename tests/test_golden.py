@@ -39,10 +39,10 @@ def diff(a, b, path: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} items -> {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in diff(x, y, f"{path}[{i}]")]
-    if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
-            return []
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=False)) for d in diff(x, y, f"{path}[{i}]")]
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    if (isinstance(a, float) or isinstance(b, float)) and numbers and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12):
+        return []
     if a != b:
         return [f"{path}: {a!r} -> {b!r}"]
     return []
@@ -56,11 +56,12 @@ def test_diff_finds_changes():
 
 def test_golden_record_unchanged():
     rec = _record_module()
-    golden = [json.loads(line) for line in gzip.open(GOLDEN, "rt", encoding="utf-8")]
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as f:
+        golden = [json.loads(line) for line in f]
     assert len(golden) > 2000  # every catalog model on five GPUs, two runtimes, four option sets, fit on four
     now = rec.run_all([g["args"] for g in golden], jobs=2)
     problems = []
-    for g, n in zip(golden, now):
+    for g, n in zip(golden, now, strict=True):
         d = diff({k: v for k, v in g.items() if k != "args"}, {k: v for k, v in n.items() if k != "args"})
         if d:
             problems.append(f"{' '.join(g['args'])}: " + "; ".join(d[:4]) + (f" (+{len(d) - 4})" if len(d) > 4 else ""))

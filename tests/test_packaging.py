@@ -7,12 +7,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,9 +30,16 @@ def _build_wheel(tmp_path: Path) -> Path:
     pytest.importorskip("build")
     # build from a clean copy: a stale build/ folder in the checkout would leak old files into the wheel
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
-    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(src)],
-                       check=False, capture_output=True, text=True, timeout=300)
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(src)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     return next(tmp_path.glob("vramcalc-*.whl"))
 
@@ -45,7 +52,9 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_wheel_contains_catalog_and_every_module(wheel, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
-    yaml_in_repo = sorted(p.relative_to(ROOT / "data").as_posix() for p in [*(ROOT / "data").glob("*/*.yaml"), *(ROOT / "data").glob("*.yaml")])
+    yaml_in_repo = sorted(
+        p.relative_to(ROOT / "data").as_posix() for p in [*(ROOT / "data").glob("*/*.yaml"), *(ROOT / "data").glob("*.yaml")]
+    )
     yaml_in_wheel = sorted(n.removeprefix("vramcalc/data/") for n in names if n.startswith("vramcalc/data/") and n.endswith(".yaml"))
     assert yaml_in_wheel == yaml_in_repo
     py_in_repo = {p.relative_to(ROOT).as_posix() for p in (ROOT / "vramcalc").rglob("*.py") if "__pycache__" not in p.parts}
@@ -55,8 +64,15 @@ def test_wheel_contains_catalog_and_every_module(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = "from vramcalc.catalog import load_catalog; c = load_catalog(); print(c.resolve_model('llava-7b').id, len(c.raw['gpus']))"
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "VRAMCALC_HOME": str(tmp_path / "home")}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "VRAMCALC_HOME": str(tmp_path / "home")},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("llava-1.6-mistral-7b ")
 
@@ -77,17 +93,32 @@ def test_wheel_installed_in_a_fresh_venv_runs_the_commands(wheel, tmp_path):
     venv.create(env_dir, with_pip=False, symlinks=os.name != "nt")
     bindir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / ("python.exe" if os.name == "nt" else "python")
-    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     # appended after the venv's own site-packages, so the wheel's vramcalc wins over any editable install
     (Path(purelib) / "zz-test-deps.pth").write_text("\n".join(_test_site_dirs()) + "\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME") and not k.startswith("VRAMCALC_")}
     env |= {"VRAMCALC_HOME": str(tmp_path / "home"), "PIP_DISABLE_PIP_VERSION_CHECK": "1", "COLUMNS": "80"}
-    r = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
-                       check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    where = subprocess.run([str(py), "-c", "import vramcalc.cli; print(vramcalc.cli.__file__)"],
-                           check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    where = subprocess.run(
+        [str(py), "-c", "import vramcalc.cli; print(vramcalc.cli.__file__)"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(env_dir), where.stdout  # the wheel's copy, not the checkout
     exe = bindir / ("vramcalc.exe" if os.name == "nt" else "vramcalc")

@@ -83,13 +83,37 @@ def test_compared_and_summary():
     assert Compared(predicted=110, measured=100).error_pct == 10.0
     assert Compared(predicted=None, measured=100).error_pct is None
     rows = [
-        ProbeRow(encoder="a", model_class="X", device="cpu", memory_source="simulated", dtype="fp16", attention="sdpa", batch=b,
-                 image_width=224, image_height=224, status="ok", activation_bytes=Compared(predicted=100 + e, measured=100),
-                 flops=Compared(predicted=1000, measured=1000))
+        ProbeRow(
+            encoder="a",
+            model_class="X",
+            device="cpu",
+            memory_source="simulated",
+            dtype="fp16",
+            attention="sdpa",
+            batch=b,
+            image_width=224,
+            image_height=224,
+            status="ok",
+            activation_bytes=Compared(predicted=100 + e, measured=100),
+            flops=Compared(predicted=1000, measured=1000),
+        )
         for b, e in ((1, 1), (2, -3), (4, 5))
     ]
-    rows.append(ProbeRow(encoder="b", model_class="X", device="cuda", memory_source="cuda", dtype="fp16", attention="sdpa", batch=64,
-                         image_width=224, image_height=224, status="oom", message="does not fit at batch 64"))
+    rows.append(
+        ProbeRow(
+            encoder="b",
+            model_class="X",
+            device="cuda",
+            memory_source="cuda",
+            dtype="fp16",
+            attention="sdpa",
+            batch=64,
+            image_width=224,
+            image_height=224,
+            status="oom",
+            message="does not fit at batch 64",
+        )
+    )
     s = summarize(rows, "cpu")
     assert s.activation_median_abs_error_pct == 3.0 and s.activation_worst_abs_error_pct == 5.0
     assert s.flops_worst_abs_error_pct == 0.0 and s.rows_oom == 1
@@ -101,9 +125,16 @@ def test_profile_round_trip_in_user_data_dir(tmp_path):
     from vramcalc.probe.results import CalibrationProfile
 
     prof = CalibrationProfile(
-        gpu_name="NVIDIA H100 80GB HBM3", catalog_id=None, memory_bytes=80 * 10**9, copy_bandwidth_gbs=2900.0,
-        fp16_matmul_tflops=700.0, bf16_matmul_tflops=710.0, matmul_size=8192, copy_bytes=2**30,
-        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        catalog_id=None,
+        memory_bytes=80 * 10**9,
+        copy_bandwidth_gbs=2900.0,
+        fp16_matmul_tflops=700.0,
+        bf16_matmul_tflops=710.0,
+        matmul_size=8192,
+        copy_bytes=2**30,
+        measured_at="2026-01-01T00:00:00+00:00",
+        torch_version="2.13.0",
     )
     path = save_profile(prof)
     # VRAMCALC_HOME (set by the conftest) is the base: <home>/profiles/<gpu>.json
@@ -112,28 +143,37 @@ def test_profile_round_trip_in_user_data_dir(tmp_path):
     assert load_profile("NVIDIA A100") is None
 
 
-
 _GOOD_PROFILE = {
-    "gpu_name": "NVIDIA H100 80GB HBM3", "catalog_id": None, "memory_bytes": 80 * 10**9, "copy_bandwidth_gbs": 2900,
-    "fp16_matmul_tflops": 700.0, "bf16_matmul_tflops": None, "matmul_size": 8192, "copy_bytes": 2**30,
-    "measured_at": "2026-01-01T00:00:00+00:00", "torch_version": "2.13.0",
+    "gpu_name": "NVIDIA H100 80GB HBM3",
+    "catalog_id": None,
+    "memory_bytes": 80 * 10**9,
+    "copy_bandwidth_gbs": 2900,
+    "fp16_matmul_tflops": 700.0,
+    "bf16_matmul_tflops": None,
+    "matmul_size": 8192,
+    "copy_bytes": 2**30,
+    "measured_at": "2026-01-01T00:00:00+00:00",
+    "torch_version": "2.13.0",
 }
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("{not json", "Expecting property name"),
-    ("[1, 2]", "expected a JSON object"),
-    ("\xff\xfe", "codec can't decode"),
-    (json.dumps({**_GOOD_PROFILE, "extra": 1}), "unknown key 'extra'"),
-    (json.dumps({k: v for k, v in _GOOD_PROFILE.items() if k != "copy_bandwidth_gbs"}), "missing key 'copy_bandwidth_gbs'"),
-    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": "fast"}), "copy_bandwidth_gbs: expected a positive number"),
-    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": -1}), "copy_bandwidth_gbs: expected a positive number"),
-    (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": float("nan")}), "got nan"),
-    (json.dumps({**_GOOD_PROFILE, "fp16_matmul_tflops": 1e400}), "fp16_matmul_tflops: expected a positive number or null"),
-    (json.dumps({**_GOOD_PROFILE, "matmul_size": True}), "matmul_size: expected a positive integer"),
-    (json.dumps({**_GOOD_PROFILE, "gpu_name": None}), "gpu_name: expected a string"),
-    ("[" * 100_000, ""),  # nesting beyond the parser's recursion limit
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "Expecting property name"),
+        ("[1, 2]", "expected a JSON object"),
+        ("\xff\xfe", "codec can't decode"),
+        (json.dumps({**_GOOD_PROFILE, "extra": 1}), "unknown key 'extra'"),
+        (json.dumps({k: v for k, v in _GOOD_PROFILE.items() if k != "copy_bandwidth_gbs"}), "missing key 'copy_bandwidth_gbs'"),
+        (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": "fast"}), "copy_bandwidth_gbs: expected a positive number"),
+        (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": -1}), "copy_bandwidth_gbs: expected a positive number"),
+        (json.dumps({**_GOOD_PROFILE, "copy_bandwidth_gbs": float("nan")}), "got nan"),
+        (json.dumps({**_GOOD_PROFILE, "fp16_matmul_tflops": 1e400}), "fp16_matmul_tflops: expected a positive number or null"),
+        (json.dumps({**_GOOD_PROFILE, "matmul_size": True}), "matmul_size: expected a positive integer"),
+        (json.dumps({**_GOOD_PROFILE, "gpu_name": None}), "gpu_name: expected a string"),
+        ("[" * 100_000, ""),  # nesting beyond the parser's recursion limit
+    ],
+)
 def test_corrupt_profile_is_a_one_line_input_error(text, reason):
     """A profile in the user data dir is read back field by field: a corrupt or tampered file is an
     InputError naming the file and the problem (the CLI prints it as one line), never a traceback."""
@@ -156,6 +196,7 @@ def test_profile_from_dict_accepts_a_valid_file_and_keeps_floats():
     assert prof.copy_bandwidth_gbs == 2900.0 and isinstance(prof.copy_bandwidth_gbs, float) and prof.path is None
     assert prof.to_json() == {**_GOOD_PROFILE, "copy_bandwidth_gbs": 2900.0, "path": None}
     assert CalibrationProfile.from_dict(prof.to_json()) == prof
+
 
 def test_missing_torch_gives_install_hint(monkeypatch):
     import importlib.util
@@ -180,12 +221,33 @@ def test_cli_probe_quick_json(runner):
     pytest.importorskip("transformers")
     from vramcalc.cli import app
 
-    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "--encoder", "clip-vit-b-16", "siglip-b-16-224", "eva02-clip-l-14", "--batch", "1", "2", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "probe",
+            "--quick",
+            "--device",
+            "cpu",
+            "--encoder",
+            "clip-vit-b-16",
+            "siglip-b-16-224",
+            "eva02-clip-l-14",
+            "--batch",
+            "1",
+            "2",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     rows = data["rows"]
     assert [(r["encoder"], r["batch"]) for r in rows] == [
-        ("clip-vit-b-16", 1), ("clip-vit-b-16", 2), ("siglip-b-16-224", 1), ("siglip-b-16-224", 2), ("eva02-clip-l-14", 1), ("eva02-clip-l-14", 2)
+        ("clip-vit-b-16", 1),
+        ("clip-vit-b-16", 2),
+        ("siglip-b-16-224", 1),
+        ("siglip-b-16-224", 2),
+        ("eva02-clip-l-14", 1),
+        ("eva02-clip-l-14", 2),
     ]
     ok = [r for r in rows if r["status"] == "ok"]
     assert len(ok) == 4 and all(r["memory_source"] == "simulated" for r in ok)
@@ -202,7 +264,9 @@ def test_cli_probe_table_markdown_and_bad_batch(runner, tmp_path):
     from vramcalc.cli import app
 
     md = tmp_path / "probe-cpu.md"
-    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224", "--markdown", str(md)], env={"COLUMNS": "200"})
+    res = runner.invoke(
+        app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224", "--markdown", str(md)], env={"COLUMNS": "200"}
+    )
     assert res.exit_code == 0, res.output
     assert "siglip-b-16-224" in res.stdout and "activation memory error median" in res.stdout
     text = md.read_text()
@@ -265,17 +329,26 @@ def test_cuda_branch_control_flow_without_a_gpu(monkeypatch):
         tried.append(batch)
         if batch >= 8:
             return measure.CudaMeasurement(status="oom", weights_bytes=weights_bytes)
-        return measure.CudaMeasurement(status="ok", weights_bytes=weights_bytes, activation_bytes=5_000_000 * batch,
-                                       peak_allocated_bytes=weights_bytes + 5_000_000 * batch, reserved_bytes=2 * weights_bytes,
-                                       latency_s=0.01, flops=35_000_000_000 * batch)
+        return measure.CudaMeasurement(
+            status="ok",
+            weights_bytes=weights_bytes,
+            activation_bytes=5_000_000 * batch,
+            peak_allocated_bytes=weights_bytes + 5_000_000 * batch,
+            reserved_bytes=2 * weights_bytes,
+            latency_s=0.01,
+            flops=35_000_000_000 * batch,
+        )
 
     monkeypatch.setattr(measure, "cuda_run", fake_cuda_run)
     monkeypatch.setattr("vramcalc.probe.gpu.process_gpu_bytes", lambda pid, index=0, nvml=None: 123)
     from vramcalc.probe.results import GpuDevice
 
-    card = GpuDevice(index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30, used_bytes=2**30)
-    report = run.run_probe(encoders=["clip-vit-b-16"], batches=[1, 8, 16], device="cuda", benchmark=False,
-                           gpus=GpuDiscovery(available=True, devices=[card]))
+    card = GpuDevice(
+        index=0, name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", total_bytes=12 * 2**30, free_bytes=11 * 2**30, used_bytes=2**30
+    )
+    report = run.run_probe(
+        encoders=["clip-vit-b-16"], batches=[1, 8, 16], device="cuda", benchmark=False, gpus=GpuDiscovery(available=True, devices=[card])
+    )
     assert tried == [1, 8]
     ok, oom8, oom16 = report.rows
     assert ok.status == "ok" and ok.memory_source == "cuda" and ok.process_bytes == 123 and ok.flops.measured == 35e9
@@ -293,7 +366,24 @@ def test_cli_probe_image_size_and_bf16(runner):
     pytest.importorskip("transformers")
     from vramcalc.cli import app
 
-    res = runner.invoke(app, ["probe", "--quick", "--device", "cpu", "-e", "siglip-b-16-224", "--image-size", "320x256", "--dtype", "bf16", "--batch", "3", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "probe",
+            "--quick",
+            "--device",
+            "cpu",
+            "-e",
+            "siglip-b-16-224",
+            "--image-size",
+            "320x256",
+            "--dtype",
+            "bf16",
+            "--batch",
+            "3",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     (row,) = json.loads(res.stdout)["rows"]
     # 320/16 x 256/16 = 20 x 16 patches with interpolated position embeddings; bf16 runs as asked
@@ -311,11 +401,20 @@ def test_local_gpu_overlays_the_measured_profile(monkeypatch):
     plain = local_gpu()
     # catalog (datasheet) figure: NVIDIA's RTX 3060 12 GB spec, 192-bit GDDR6 at 15 Gbps = 192 x 15 / 8 = 360 GB/s
     assert plain.id == "rtx3060-12gb" and plain.memory_bandwidth_gbs == 360
-    save_profile(CalibrationProfile(
-        gpu_name="NVIDIA GeForce RTX 3060", catalog_id="rtx3060-12gb", memory_bytes=12 * 2**30, copy_bandwidth_gbs=331.5,
-        fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
-        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
-    ))
+    save_profile(
+        CalibrationProfile(
+            gpu_name="NVIDIA GeForce RTX 3060",
+            catalog_id="rtx3060-12gb",
+            memory_bytes=12 * 2**30,
+            copy_bandwidth_gbs=331.5,
+            fp16_matmul_tflops=25.0,
+            bf16_matmul_tflops=25.5,
+            matmul_size=8192,
+            copy_bytes=2**30,
+            measured_at="2026-01-01T00:00:00+00:00",
+            torch_version="2.13.0",
+        )
+    )
     # a known card keeps its datasheet figures (the speed model's efficiencies are fitted against them);
     # the measurement is reported in the notes
     known = local_gpu()
@@ -325,10 +424,19 @@ def test_local_gpu_overlays_the_measured_profile(monkeypatch):
 
     dev = GpuDevice(index=0, name="NVIDIA Future GPU", catalog_id=None, total_bytes=12 * 2**30, free_bytes=0, used_bytes=0)
     monkeypatch.setattr(gpu_mod, "discover_gpus", lambda nvml=None: GpuDiscovery(available=True, devices=[dev]))
-    save_profile(CalibrationProfile(
-        gpu_name="NVIDIA Future GPU", catalog_id=None, memory_bytes=12 * 2**30, copy_bandwidth_gbs=331.5,
-        fp16_matmul_tflops=25.0, bf16_matmul_tflops=25.5, matmul_size=8192, copy_bytes=2**30,
-        measured_at="2026-01-01T00:00:00+00:00", torch_version="2.13.0",
-    ))
+    save_profile(
+        CalibrationProfile(
+            gpu_name="NVIDIA Future GPU",
+            catalog_id=None,
+            memory_bytes=12 * 2**30,
+            copy_bandwidth_gbs=331.5,
+            fp16_matmul_tflops=25.0,
+            bf16_matmul_tflops=25.5,
+            matmul_size=8192,
+            copy_bytes=2**30,
+            measured_at="2026-01-01T00:00:00+00:00",
+            torch_version="2.13.0",
+        )
+    )
     measured = local_gpu()
     assert measured.memory_bandwidth_gbs == 331.5 and measured.fp16_tensor_tflops == 25.0 and measured.memory_bytes == 12 * 2**30

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from vramcalc.catalog import load_catalog
 from vramcalc import runtimes
+from vramcalc.catalog import load_catalog
 from vramcalc.quant import GGML_TYPES, ggml_type_bytes, normalize_gguf_type, normalize_torch_format
 from vramcalc.units import GiB
 

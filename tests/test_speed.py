@@ -257,8 +257,9 @@ def test_cli_check_speed_and_options():
     d = json.loads(r.stdout)
     assert d["throughput"]["decode_tokens_per_s"]["value"] > 0
     assert len([x for x in d["offload"]["devices"] if x["index"] >= 0]) == 2
-    r = CliRunner().invoke(app, ["check", "llama-3.1-70b", "--gpu", "rtx4090", "--gpu-layers", "30", "--ram", "64",
-                                 "--ram-bandwidth", "ddr4", "--json"])
+    r = CliRunner().invoke(
+        app, ["check", "llama-3.1-70b", "--gpu", "rtx4090", "--gpu-layers", "30", "--ram", "64", "--ram-bandwidth", "ddr4", "--json"]
+    )
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout)
     assert d["offload"]["gpu_layers"] == 30 and d["offload"]["ram_bandwidth_gbs"] == 51.2

@@ -29,6 +29,7 @@ def _edit(rel, fn):
         data = yaml.safe_load(p.read_text())
         fn(data)
         p.write_text(yaml.safe_dump(data, sort_keys=False))
+
     return apply
 
 
@@ -43,6 +44,7 @@ def _drop(rel, key):
 def _write(rel, text):
     def apply(root: Path) -> None:
         (root / rel).write_text(text)
+
     return apply
 
 
@@ -63,10 +65,15 @@ MUTATIONS = {
     "inconsistent head count": (_set(ENC, "num_heads", 15), ENC, "num_heads"),
     "kv heads do not divide heads": (_set(LLM, "num_kv_heads", 5), LLM, "(entry)"),
     "parameter count off by 5%": (_edit(LLM, _published_off), LLM, "published_params"),
-    "image tokens vs encoder": (_write(VLM.replace("llava-1.6-mistral-7b", "bad-vlm"),
-                                       "id: bad-vlm\nname: Bad\nsource: test fixture\nencoder: clip-vit-l-14-336\nllm: llama-2-7b\n"
-                                       "projector: {kind: mlp}\nimage_tokens: {kind: fixed, tokens: 600}\n"),
-                                "vlms/bad-vlm.yaml", "image_tokens -> tokens"),
+    "image tokens vs encoder": (
+        _write(
+            VLM.replace("llava-1.6-mistral-7b", "bad-vlm"),
+            "id: bad-vlm\nname: Bad\nsource: test fixture\nencoder: clip-vit-l-14-336\nllm: llama-2-7b\n"
+            "projector: {kind: mlp}\nimage_tokens: {kind: fixed, tokens: 600}\n",
+        ),
+        "vlms/bad-vlm.yaml",
+        "image_tokens -> tokens",
+    ),
     "bandwidth vs bus width": (_set(GPU, "memory_bandwidth_gbs", 3600), GPU, "memory_bandwidth_gbs"),
     "invalid YAML": (_write(LLM, "id: llama-2-7b\nname: [unclosed\n"), LLM, "(file)"),
     "empty sliding-window pattern": (_set(LLM, "sliding_window", {"size": 4096, "pattern": []}), LLM, "sliding_window -> pattern"),
@@ -105,7 +112,8 @@ def test_cli_fails_on_a_mutated_user_catalog(runner, tmp_path):
     (tmp_path / "llms").mkdir()
     (tmp_path / "llms" / "tiny.yaml").write_text(
         "id: tiny\nname: Tiny\nsource: test fixture\nfamily: llama\nnum_layers: 2\nhidden_size: 64\nnum_heads: 4\n"
-        "num_kv_heads: 4\nintermediate_size: 128\nvocab_size: 100\nmax_context: 512\npublished_params: 999\n")
+        "num_kv_heads: 4\nintermediate_size: 128\nvocab_size: 100\nmax_context: 512\npublished_params: 999\n"
+    )
     r = runner.invoke(app, ["validate", str(tmp_path)])
     assert r.exit_code == 1
     assert "tiny.yaml -> published_params" in r.stdout

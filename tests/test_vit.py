@@ -101,8 +101,16 @@ def _buildable() -> list[str]:
 # vramcalc.probe.models.transformers_class_name gives (EVA-CLIP and MoonViT have no transformers class;
 # Mllama tiles, Qwen3-VL DeepStack indexes and SigLIP2 NaFlex are not wired in; 'other' families)
 NOT_BUILDABLE = {
-    "eva02-clip-l-14", "eva02-clip-l-14-336", "glm4v-vit", "llama4-vit", "mllama-vit", "moondream2-siglip-378",
-    "moonvit", "qwen3-vl-vit-300m", "qwen3-vl-vit-400m", "siglip2-so400m-16-naflex",
+    "eva02-clip-l-14",
+    "eva02-clip-l-14-336",
+    "glm4v-vit",
+    "llama4-vit",
+    "mllama-vit",
+    "moondream2-siglip-378",
+    "moonvit",
+    "qwen3-vl-vit-300m",
+    "qwen3-vl-vit-400m",
+    "siglip2-so400m-16-naflex",
 }
 
 
@@ -140,9 +148,18 @@ def test_catalog_encoder_matches_fake_tensor_measurement(eid):
 
 def _tiny(family: str, **kw) -> VisionEncoderSpec:
     base = dict(
-        id=f"tiny-{family.replace('_', '-')}", name="tiny", source="test: a small config of this family", family=family,
-        image_size=56, patch_size=14, hidden_size=64, num_layers=2, num_heads=4, intermediate_size=256,
-        mlp_activation="gelu", class_token=True,
+        id=f"tiny-{family.replace('_', '-')}",
+        name="tiny",
+        source="test: a small config of this family",
+        family=family,
+        image_size=56,
+        patch_size=14,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=256,
+        mlp_activation="gelu",
+        class_token=True,
     )
     base.update(kw)
     return VisionEncoderSpec(**base)

@@ -127,8 +127,7 @@ class Catalog:
         for kind in KIND_DIRS:
             cat.raw[kind] = {}
             cat._keys[kind] = {}
-        files = [(kind, path) for root in cat.roots for kind in KIND_DIRS
-                 for path in _yaml_files(root / kind)]
+        files = [(kind, path) for root in cat.roots for kind in KIND_DIRS for path in _yaml_files(root / kind)]
         if not cache:
             cat._index(files, {})
             return cat
@@ -162,7 +161,9 @@ class Catalog:
         raw, self._keys, self.problems = index
         for kind, items in raw.items():
             self.raw[kind] = {
-                eid: RawEntry(kind, Path(p), None, heads[p]) if isinstance(self._checked.get(p), bytes) else RawEntry(kind, Path(p), heads[p])
+                eid: RawEntry(kind, Path(p), None, heads[p])
+                if isinstance(self._checked.get(p), bytes)
+                else RawEntry(kind, Path(p), heads[p])
                 for eid, p in items
             }
 
@@ -285,8 +286,14 @@ class Catalog:
         resolve, by id and alias, over any entry with the same id; this catalog is unchanged."""
         from vramcalc.schema import to_dict
 
-        cat = Catalog(list(self.roots), {k: dict(v) for k, v in self.raw.items()}, list(self.problems),
-                      {k: dict(v) for k, v in self._keys.items()}, dict(self._validated), dict(self._checked))
+        cat = Catalog(
+            list(self.roots),
+            {k: dict(v) for k, v in self.raw.items()},
+            list(self.problems),
+            {k: dict(v) for k, v in self._keys.items()},
+            dict(self._validated),
+            dict(self._checked),
+        )
         for spec in entries:
             kind = f"{spec.kind}s"  # type: ignore[attr-defined]  # gpu -> gpus, llm -> llms, ...
             cat.raw.setdefault(kind, {})[spec.id] = RawEntry(kind, Path(f"<overlay>/{kind}/{spec.id}.yaml"), to_dict(spec))
@@ -340,8 +347,14 @@ def _cache_key(files: list[tuple[str, Path]]) -> str:
     from vramcalc import __version__
 
     here = Path(__file__).parent
-    head = [f"format {_CACHE_FORMAT}", f"vramcalc {__version__}", f"python {sys.version}",
-            _stamp(here / "schema.py"), _stamp(here / "units.py"), _stamp(Path(__file__))]
+    head = [
+        f"format {_CACHE_FORMAT}",
+        f"vramcalc {__version__}",
+        f"python {sys.version}",
+        _stamp(here / "schema.py"),
+        _stamp(here / "units.py"),
+        _stamp(Path(__file__)),
+    ]
     return "\n".join(head + [f"{kind}|{_stamp(p)}" for kind, p in files])
 
 
@@ -387,14 +400,20 @@ def _read_cache(path: Path, key: str) -> tuple[dict[str, Any], dict[str, bytes |
         blob = path.read_bytes()
         if not blob.startswith(_CACHE_MAGIC):
             return None
-        stored_key, crc, payload = _safe_loads(blob[len(_CACHE_MAGIC):], allow_specs=False)
+        stored_key, crc, payload = _safe_loads(blob[len(_CACHE_MAGIC) :], allow_specs=False)
         if stored_key != key or zlib.crc32(payload) != crc:
             return None
         heads, checked, index = _safe_loads(payload, allow_specs=False)
         raw, keys, problems = index
-        if isinstance(heads, dict) and isinstance(checked, dict) and isinstance(raw, dict) and isinstance(keys, dict) and isinstance(problems, list):
+        if (
+            isinstance(heads, dict)
+            and isinstance(checked, dict)
+            and isinstance(raw, dict)
+            and isinstance(keys, dict)
+            and isinstance(problems, list)
+        ):
             return heads, checked, index
-    except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never an error
+    except Exception:
         return None
     return None
 

@@ -26,9 +26,7 @@ class UnknownEntryError(VramcalcError, KeyError):
             msg += " Did you mean " + ", ".join(f"'{s}'" for s in self.suggestions) + "?"
         plural = {"GPU": "gpus", "model": "llms / vlms", "encoder": "encoders"}.get(self.kind, "")
         if plural:
-            msg += f" Run 'vramcalc list {plural.split(' ')[0]}'" + (
-                " or 'vramcalc list vlms'." if self.kind == "model" else "."
-            )
+            msg += f" Run 'vramcalc list {plural.split(' ')[0]}'" + (" or 'vramcalc list vlms'." if self.kind == "model" else ".")
         return msg
 
 

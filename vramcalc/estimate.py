@@ -97,8 +97,9 @@ class Accounting(Jsonable):
     projector_params: int
 
 
-def account(parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: FixedWeights | None = None,
-            catalog: Catalog | None = None) -> Accounting:
+def account(
+    parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: FixedWeights | None = None, catalog: Catalog | None = None
+) -> Accounting:
     """What each part needs on ``gpu`` under the runtime's rules (``weights``: exact parts, e.g. a GGUF file's)."""
     fixed = weights or FixedWeights()
     model, llm, enc, kind = parts.model, parts.llm, parts.encoder, parts.kind
@@ -126,7 +127,9 @@ def account(parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: Fixed
     text = w.context_tokens or (DEFAULT_TEXT_CONTEXT if llm else 0)
     # Llama 3.2 Vision (transformers models/mllama): the text stream holds one <|image|> token per
     # image; the image states are keys/values of the cross-attention layers only.
-    xattn_layers = len(model.projector.cross_attention_layers) if isinstance(model, VlmSpec) and model.projector.kind == "cross_attention" else 0
+    xattn_layers = (
+        len(model.projector.cross_attention_layers) if isinstance(model, VlmSpec) and model.projector.kind == "cross_attention" else 0
+    )
     ctx = text + n_images * (1 if xattn_layers else tok_per_image)
     if llm is not None and ctx > llm.max_context:
         notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
@@ -148,15 +151,32 @@ def account(parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: Fixed
 
     info = gpu_info(gpu, w.headless)
     if info.reserved_bytes and not gpu.unified_memory:
-        notes.append(f"{info.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
+        notes.append(
+            f"{info.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display)."
+        )
     pc = _param_count(parts, fixed, weights is not None, catalog)
     return Accounting(
         inputs=Inputs(
-            model=model.id, model_name=model.name, model_kind=kind, llm=llm.id if llm else None,
-            encoder=enc.id if enc else None, gpu=gpu.id, gpu_name=gpu.name, runtime=rt.name, quant=quant,
-            vision_quant=vq, text_tokens=text, images=n_images, image_size=size,
-            image_tokens_per_image=tok_per_image, context_tokens=ctx, batch=w.batch, kv_cache=w.kv_cache,
-            flash_attention=w.flash_attention, n_ubatch=w.n_ubatch, headless=w.headless,
+            model=model.id,
+            model_name=model.name,
+            model_kind=kind,
+            llm=llm.id if llm else None,
+            encoder=enc.id if enc else None,
+            gpu=gpu.id,
+            gpu_name=gpu.name,
+            runtime=rt.name,
+            quant=quant,
+            vision_quant=vq,
+            text_tokens=text,
+            images=n_images,
+            image_size=size,
+            image_tokens_per_image=tok_per_image,
+            context_tokens=ctx,
+            batch=w.batch,
+            kv_cache=w.kv_cache,
+            flash_attention=w.flash_attention,
+            n_ubatch=w.n_ubatch,
+            headless=w.headless,
         ),
         params=Params(llm=pc.llm, vision=pc.vision, projector=pc.projector),
         memory=Memory(
@@ -179,15 +199,23 @@ def account(parts: Parts, gpu: GpuSpec, w: Workload, rt: Runtime, weights: Fixed
 
 def _param_count(parts: Parts, fixed: FixedWeights, given: bool, catalog: Catalog | None) -> ParamCount:
     """Derived counts; exact counts of a file's tensors where given."""
-    complete = fixed.llm is not None and (parts.encoder is None or (fixed.vision is not None and (fixed.projector is not None or not parts.projector)))
+    complete = fixed.llm is not None and (
+        parts.encoder is None or (fixed.vision is not None and (fixed.projector is not None or not parts.projector))
+    )
     if complete:
         assert fixed.llm is not None
-        return ParamCount(llm=fixed.llm.params, vision=fixed.vision.params if fixed.vision else 0,
-                          projector=fixed.projector.params if fixed.projector else 0)
+        return ParamCount(
+            llm=fixed.llm.params,
+            vision=fixed.vision.params if fixed.vision else 0,
+            projector=fixed.projector.params if fixed.projector else 0,
+        )
     pc = count_params(parts.model, catalog) if parts.kind != "encoder" else count_params(parts.encoder)  # type: ignore[arg-type]
     if given:
-        pc = ParamCount(llm=fixed.llm.params if fixed.llm else pc.llm, vision=fixed.vision.params if fixed.vision else pc.vision,
-                        projector=fixed.projector.params if fixed.projector else pc.projector)
+        pc = ParamCount(
+            llm=fixed.llm.params if fixed.llm else pc.llm,
+            vision=fixed.vision.params if fixed.vision else pc.vision,
+            projector=fixed.projector.params if fixed.projector else pc.projector,
+        )
     return pc
 
 
@@ -198,8 +226,14 @@ def _requant(weights: FixedWeights | None, update: dict[str, object]) -> FixedWe
     return FixedWeights(llm=None, vision=weights.vision, projector=weights.projector)
 
 
-def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | None = None, catalog: Catalog | None = None,
-             weights: FixedWeights | None = None, notes: list[str] | None = None) -> Estimate:
+def estimate(
+    model: Model,
+    gpu: GpuSpec | list[GpuSpec],
+    workload: Workload | None = None,
+    catalog: Catalog | None = None,
+    weights: FixedWeights | None = None,
+    notes: list[str] | None = None,
+) -> Estimate:
     """Memory, placement, verdict and speed of running ``model`` on ``gpu`` under ``workload``.
 
     Args:
@@ -237,9 +271,13 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
     if llm is not None:
         lb = llm_bytes(llm, rt, i.quant, i.kv_cache)
         cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
-        fixed = Fixed(compute_llm=m.compute_bytes.llm, compute_vis=m.compute_bytes.vision,
-                      vision_weights=m.weights_bytes.vision + m.weights_bytes.projector, overhead=m.overhead_bytes,
-                      embd_on_cpu=rt.embeddings_on_host)
+        fixed = Fixed(
+            compute_llm=m.compute_bytes.llm,
+            compute_vis=m.compute_bytes.vision,
+            vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
+            overhead=m.overhead_bytes,
+            embd_on_cpu=rt.embeddings_on_host,
+        )
         if rt.places_layers(len(gpus)):
             offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed)
         else:
@@ -247,9 +285,17 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
 
     # --- speed over the placement
     s = SpeedInputs(
-        kind=i.model_kind, runtime=rt, quant=i.quant, context_tokens=i.context_tokens, images=i.images,
-        image_tokens_per_image=i.image_tokens_per_image, encoder_crops=acc.encoder_crops, encoder_patches=acc.encoder_patches,
-        batch=1 if i.model_kind == "encoder" else i.batch, image_batch=w.batch, n_ubatch=i.n_ubatch,
+        kind=i.model_kind,
+        runtime=rt,
+        quant=i.quant,
+        context_tokens=i.context_tokens,
+        images=i.images,
+        image_tokens_per_image=i.image_tokens_per_image,
+        encoder_crops=acc.encoder_crops,
+        encoder_patches=acc.encoder_patches,
+        batch=1 if i.model_kind == "encoder" else i.batch,
+        image_batch=w.batch,
+        n_ubatch=i.n_ubatch,
         projector_params=acc.projector_params,
     )
     thr, speed_notes = throughput(llm, enc, gpus, s, lb, placement, dev.ram_bw)
@@ -257,10 +303,32 @@ def estimate(model: Model, gpu: GpuSpec | list[GpuSpec], workload: Workload | No
     # --- the verdict, decided once
     split_ctx = None
     if llm is not None and lb is not None:
+
         def split_ctx(off):  # noqa: ANN001, ANN202
             return split_max_context(llm, lb, off, m.kv_cache_cells, i.batch, single_ctx)
-    d = decide(m, info, rt, len(gpus), offload, [*acc.notes, *speed_notes], single_ctx,
-               lambda: suggest(main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for),
-               split_ctx, decode_label(offload, thr))
-    return Estimate(inputs=i, params=acc.params, memory=m, gpu=info, verdict=d.verdict, headroom_bytes=d.headroom_bytes,
-                    max_context_tokens=d.max_context_tokens, suggestion=d.suggestion, notes=[*(notes or []), *d.notes], throughput=thr, offload=offload)
+
+    d = decide(
+        m,
+        info,
+        rt,
+        len(gpus),
+        offload,
+        [*acc.notes, *speed_notes],
+        single_ctx,
+        lambda: suggest(main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for),
+        split_ctx,
+        decode_label(offload, thr),
+    )
+    return Estimate(
+        inputs=i,
+        params=acc.params,
+        memory=m,
+        gpu=info,
+        verdict=d.verdict,
+        headroom_bytes=d.headroom_bytes,
+        max_context_tokens=d.max_context_tokens,
+        suggestion=d.suggestion,
+        notes=[*(notes or []), *d.notes],
+        throughput=thr,
+        offload=offload,
+    )

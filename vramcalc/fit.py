@@ -28,9 +28,7 @@ without benchmarks; the table shows the precision so a heavily quantized pick is
 
 from __future__ import annotations
 
-from typing import Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from vramcalc import runtimes
 from vramcalc.errors import InputError, VramcalcError
@@ -145,9 +143,15 @@ def fit(
         ginfo = gpu_info(gpu, headless)
     rows.sort(key=lambda r: _rank(r, order))
     return FitResult(
-        gpu=ginfo, runtime=runtime, context_tokens=ctx, images=images, kind=kind, min_speed=min_speed,
+        gpu=ginfo,
+        runtime=runtime,
+        context_tokens=ctx,
+        images=images,
+        kind=kind,
+        min_speed=min_speed,
         precisions=order or rt.precision_label(),
-        rows=rows, skipped=skipped,
+        rows=rows,
+        skipped=skipped,
     )
 
 
@@ -157,8 +161,15 @@ def _rank(r: FitRow, order: list[str]) -> tuple:
     return (not runs, r.meets_min_speed is False, QUALITY_TIER.get(r.quant, 0), -r.llm_params, q, r.model)
 
 
-def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog: Catalog, work: Workload, rt: Runtime, min_speed: float | None,
-             cache: dict[tuple[str, str], WeightBytes]) -> tuple[FitRow, GpuInfo, list[str]]:
+def _fit_one(
+    spec: LlmSpec | VlmSpec,
+    gpu: GpuSpec,
+    catalog: Catalog,
+    work: Workload,
+    rt: Runtime,
+    min_speed: float | None,
+    cache: dict[tuple[str, str], WeightBytes],
+) -> tuple[FitRow, GpuInfo, list[str]]:
     parts = model_parts(spec, catalog)
     llm = parts.llm
     assert llm is not None
@@ -210,10 +221,18 @@ def _fit_one(spec: LlmSpec | VlmSpec, gpu: GpuSpec, catalog: Catalog, work: Work
     assert chosen is not None
     q, est, speed, meets = chosen
     row = FitRow(
-        model=spec.id, name=spec.name, kind="vlm" if isinstance(spec, VlmSpec) else "llm",
-        llm_params=est.params.llm, params=est.params.total, quant=q, total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes, max_context_tokens=est.max_context_tokens, decode_tokens_per_s=speed,
-        verdict=est.verdict, meets_min_speed=meets,
+        model=spec.id,
+        name=spec.name,
+        kind="vlm" if isinstance(spec, VlmSpec) else "llm",
+        llm_params=est.params.llm,
+        params=est.params.total,
+        quant=q,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes,
+        max_context_tokens=est.max_context_tokens,
+        decode_tokens_per_s=speed,
+        verdict=est.verdict,
+        meets_min_speed=meets,
     )
     return row, est.gpu, order
 

@@ -83,11 +83,18 @@ def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple
 @functools.lru_cache(maxsize=64)
 def tile_grids(min_tiles: int, max_tiles: int) -> tuple[tuple[int, int], ...]:
     """InternVL's ``target_ratios``: the (columns, rows) grids of min..max tiles, fewest tiles first."""
-    return tuple(sorted(
-        {(i, j) for n in range(min_tiles, max_tiles + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-         if min_tiles <= i * j <= max_tiles},
-        key=lambda r: r[0] * r[1],
-    ))
+    return tuple(
+        sorted(
+            {
+                (i, j)
+                for n in range(min_tiles, max_tiles + 1)
+                for i in range(1, n + 1)
+                for j in range(1, n + 1)
+                if min_tiles <= i * j <= max_tiles
+            },
+            key=lambda r: r[0] * r[1],
+        )
+    )
 
 
 def internvl_tiles(w: int, h: int, pol: TileTokens) -> int:

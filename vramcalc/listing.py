@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vramcalc.catalog import KIND_DIRS, normalize
 from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec, to_dict
@@ -14,8 +12,14 @@ if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
 
 
-def list_entries(cat: Catalog, kind: str, query: str | None = None, vendor: str | None = None,
-                 min_memory_gib: float | None = None, family: str | None = None) -> dict[str, Any]:
+def list_entries(
+    cat: Catalog,
+    kind: str,
+    query: str | None = None,
+    vendor: str | None = None,
+    min_memory_gib: float | None = None,
+    family: str | None = None,
+) -> dict[str, Any]:
     """Entries of one kind, filtered, with derived parameter counts for models.
 
     Returns ``{"kind", "count", "catalog_counts", "items"}``; each item is the entry's fields

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from math import prod
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,7 @@ class Tensor:
         object.__setattr__(self, "role", _role(self.name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _role(name: str) -> str:
     # cached: `fit` asks for the role of every tensor of every catalog model at several precisions
     parts = name.split(".")

@@ -14,7 +14,8 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from vramcalc.jsonable import Jsonable, result
 from vramcalc.params import llm_tensors
@@ -66,8 +67,14 @@ def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
         usable = total - GUESS_DISPLAY_BYTES
     else:
         usable = total
-    return GpuInfo(id=gpu.id, name=gpu.name, memory_bytes=total, usable_bytes=usable,
-                   unified_memory=gpu.unified_memory, memory_bandwidth_gbs=gpu.memory_bandwidth_gbs)
+    return GpuInfo(
+        id=gpu.id,
+        name=gpu.name,
+        memory_bytes=total,
+        usable_bytes=usable,
+        unified_memory=gpu.unified_memory,
+        memory_bandwidth_gbs=gpu.memory_bandwidth_gbs,
+    )
 
 
 def ram_bandwidth(value: str | float | None) -> float:
@@ -166,7 +173,7 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
     out_s = out_r = embd = 0
     active = out_p = 0
     moe_frac = llm.moe.experts_per_token / llm.moe.num_experts if llm.moe else 1.0
-    for t, nb in zip(llm_tensors(llm), runtime.tensor_bytes(llm, precision)):
+    for t, nb in zip(llm_tensors(llm), runtime.tensor_bytes(llm, precision), strict=True):
         frac = moe_frac if t.role.endswith("_exps") else 1.0
         if t.role == "token_embd":
             embd += nb
@@ -187,8 +194,15 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
     per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
     return LlmBytes(
-        layer_stored=tuple(stored), layer_read=tuple(int(r) for r in read), output_stored=out_s, output_read=out_r,
-        embd=embd, active_params=active, output_params=out_p, kv_elem_bytes_per_cell=tuple([per] * n), sliding=sliding,
+        layer_stored=tuple(stored),
+        layer_read=tuple(int(r) for r in read),
+        output_stored=out_s,
+        output_read=out_r,
+        embd=embd,
+        active_params=active,
+        output_params=out_p,
+        kv_elem_bytes_per_cell=tuple([per] * n),
+        sliding=sliding,
         window=llm.sliding_window.size if llm.sliding_window else None,
     )
 
@@ -285,16 +299,40 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
             w += lb.embd
         first = idx[0] if idx else None
         if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
-            out.append(DeviceShare(device="cpu", index=-1, layers=len(idx), first_layer=first, output_layer=has_out,
-                                   weights_bytes=w, kv_cache_bytes=kv, compute_bytes=0, overhead_bytes=0,
-                                   usable_bytes=dev.ram_usable, memory_bandwidth_gbs=dev.ram_bw))
+            out.append(
+                DeviceShare(
+                    device="cpu",
+                    index=-1,
+                    layers=len(idx),
+                    first_layer=first,
+                    output_layer=has_out,
+                    weights_bytes=w,
+                    kv_cache_bytes=kv,
+                    compute_bytes=0,
+                    overhead_bytes=0,
+                    usable_bytes=dev.ram_usable,
+                    memory_bandwidth_gbs=dev.ram_bw,
+                )
+            )
             continue
         if d == 0:
             w += fixed.vision_weights
         comp = fixed.compute_llm + (fixed.compute_vis if d == 0 else 0)
-        out.append(DeviceShare(device=dev.gpus[d].id, index=d, layers=len(idx), first_layer=first, output_layer=has_out,
-                               weights_bytes=w, kv_cache_bytes=kv, compute_bytes=comp, overhead_bytes=fixed.overhead,
-                               usable_bytes=dev.usable[d], memory_bandwidth_gbs=dev.gpus[d].memory_bandwidth_gbs))
+        out.append(
+            DeviceShare(
+                device=dev.gpus[d].id,
+                index=d,
+                layers=len(idx),
+                first_layer=first,
+                output_layer=has_out,
+                weights_bytes=w,
+                kv_cache_bytes=kv,
+                compute_bytes=comp,
+                overhead_bytes=fixed.overhead,
+                usable_bytes=dev.usable[d],
+                memory_bandwidth_gbs=dev.gpus[d].memory_bandwidth_gbs,
+            )
+        )
     return out
 
 
@@ -324,6 +362,7 @@ def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells:
     n = len(lb.layer_stored)
     splits = [float(u) for u in dev.usable]  # llama.cpp default tensor split: proportional to free memory
     full = n + 1
+    mode: Literal["full", "auto", "manual"]
     if w.gpu_layers is not None:
         mode = "manual"
         pl = assign_layers(n, min(max(w.gpu_layers, 0), full), splits)
@@ -341,9 +380,15 @@ def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells:
                     break
             pl = best or assign_layers(n, 0, splits)
     shares = device_shares(pl, lb, dev, cells, swa_cells, fixed)
-    off = Offload(mode=mode, gpu_layers=pl.ngl if mode != "full" else full, total_layers=full, devices=shares,  # type: ignore[arg-type]
-                  ram_bytes=dev.ram_bytes, ram_usable_bytes=dev.ram_usable,
-                  ram_bandwidth_gbs=dev.ram_bw)
+    off = Offload(
+        mode=mode,
+        gpu_layers=pl.ngl if mode != "full" else full,
+        total_layers=full,
+        devices=shares,
+        ram_bytes=dev.ram_bytes,
+        ram_usable_bytes=dev.ram_usable,
+        ram_bandwidth_gbs=dev.ram_bw,
+    )
     return off, pl
 
 
@@ -389,8 +434,17 @@ def max_context(llm_max: int, image_tokens: int, fits: Callable[[int], bool]) ->
     return lo * 256 + image_tokens
 
 
-def suggest(gpu: GpuSpec, w: Workload, runtime: Runtime, is_llm: bool, quant: str, text_tokens: int, context_tokens: int,
-            max_ctx: int | None, memory_for: Callable[[dict[str, object]], tuple[int, Verdict]]) -> Suggestion | None:
+def suggest(
+    gpu: GpuSpec,
+    w: Workload,
+    runtime: Runtime,
+    is_llm: bool,
+    quant: str,
+    text_tokens: int,
+    context_tokens: int,
+    max_ctx: int | None,
+    memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
+) -> Suggestion | None:
     """The cheapest change that makes it fit: free switches first, then context, then precision.
     ``memory_for(update)`` gives (total bytes, verdict) on the main GPU for the workload so changed."""
     tries: list[tuple[str, list[str], dict[str, object]]] = list(runtime.suggestions(w))
@@ -449,9 +503,18 @@ def _gib(n: int) -> str:
     return f"{n / GiB:.1f}"
 
 
-def decide(memory: Memory, info: GpuInfo, runtime: Runtime, n_gpus: int, offload: Offload | None, notes: list[str],
-           max_ctx: int | None, suggestion: Callable[[], Suggestion | None], split_ctx: Callable[[Offload], int | None] | None,
-           decode_label: str | None) -> Decision:
+def decide(
+    memory: Memory,
+    info: GpuInfo,
+    runtime: Runtime,
+    n_gpus: int,
+    offload: Offload | None,
+    notes: list[str],
+    max_ctx: int | None,
+    suggestion: Callable[[], Suggestion | None],
+    split_ctx: Callable[[Offload], int | None] | None,
+    decode_label: str | None,
+) -> Decision:
     """Verdict, headroom, largest context, suggestion and the notes that explain them.
 
     On one GPU the runtime's rule on its headroom decides; under a layer placement the tightest
@@ -481,18 +544,34 @@ def decide(memory: Memory, info: GpuInfo, runtime: Runtime, n_gpus: int, offload
             if split_ctx is not None:
                 max_ctx = split_ctx(offload)
         split = ", ".join(f"{d.device}: {d.layers} layers" + (" + output" if d.output_layer else "") for d in offload.gpus)
-        return Decision(v, min_head, max_ctx, sugg, [f"Layer split over {n_gpus} GPUs ({split}); the KV cache of each layer stays with it.", *out_notes])
+        return Decision(
+            v, min_head, max_ctx, sugg, [f"Layer split over {n_gpus} GPUs ({split}); the KV cache of each layer stays with it.", *out_notes]
+        )
     if offload.mode == "manual" and min_head < 0:
-        return Decision("no", headroom, max_ctx, sugg, [f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.", *drop])
+        return Decision(
+            "no",
+            headroom,
+            max_ctx,
+            sugg,
+            [f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.", *drop],
+        )
     if offload.gpu_layers >= offload.total_layers:
         return Decision("fits" if min_head >= runtime.margin_bytes else "tight", min_head, max_ctx, sugg, drop)
     if not runtime.offloads_layers:
         return Decision(verdict, headroom, max_ctx, sugg, drop)
     if offload.fits_in_ram is False:
         cpu = offload.cpu
-        return Decision("no", min_head, max_ctx, sugg, [
-            f"Does not fit even with CPU offload: system RAM needs {_gib(cpu.total_bytes)} GiB for the CPU layers, "
-            f"{_gib(offload.ram_usable_bytes or 0)} GiB usable.", *drop])
+        return Decision(
+            "no",
+            min_head,
+            max_ctx,
+            sugg,
+            [
+                f"Does not fit even with CPU offload: system RAM needs {_gib(cpu.total_bytes)} GiB for the CPU layers, "
+                f"{_gib(offload.ram_usable_bytes or 0)} GiB usable.",
+                *drop,
+            ],
+        )
     if decode_label:
         drop = [f"Does not fit entirely on the GPU; {decode_label} (CPU layers at {offload.ram_bandwidth_gbs:g} GB/s RAM).", *drop]
     return Decision("offload", min_head, max_ctx, sugg, drop)

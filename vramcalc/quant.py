@@ -10,8 +10,8 @@ block / weights per block), as listed in shared/reference/field.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from vramcalc.errors import InputError
 from vramcalc.params import Tensor
@@ -83,9 +83,19 @@ GGUF_QUALITY_ORDER = ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "IQ4_XS", "Q3_K
 # When a row length is not a multiple of the block size, llama.cpp falls back (llama-quant.cpp,
 # "tensor cols ... are not divisible by ..., required for ..."): K-quants -> legacy quants.
 _FALLBACK = {
-    "IQ2_XXS": "IQ4_NL", "IQ2_XS": "IQ4_NL", "IQ2_S": "IQ4_NL", "IQ3_XXS": "IQ4_NL", "IQ3_S": "IQ4_NL",
-    "IQ1_S": "IQ4_NL", "IQ1_M": "IQ4_NL", "Q2_K": "IQ4_NL", "Q3_K": "IQ4_NL", "IQ4_XS": "IQ4_NL",
-    "Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0",
+    "IQ2_XXS": "IQ4_NL",
+    "IQ2_XS": "IQ4_NL",
+    "IQ2_S": "IQ4_NL",
+    "IQ3_XXS": "IQ4_NL",
+    "IQ3_S": "IQ4_NL",
+    "IQ1_S": "IQ4_NL",
+    "IQ1_M": "IQ4_NL",
+    "Q2_K": "IQ4_NL",
+    "Q3_K": "IQ4_NL",
+    "IQ4_XS": "IQ4_NL",
+    "Q4_K": "Q5_0",
+    "Q5_K": "Q5_1",
+    "Q6_K": "Q8_0",
 }
 
 #: PyTorch-side formats: (bits per quantized weight incl. its scales, what stays in 16-bit).
@@ -107,10 +117,28 @@ TORCH_FORMATS: dict[str, float] = {
     "gptq-int8": 8.0 + 24 / 128,
 }
 
-_GGUF_ALIASES = {"q8": "Q8_0", "q4": "Q4_0", "fp16": "F16", "float16": "F16", "fp32": "F32", "float32": "F32",
-                 "bfloat16": "BF16", "mxfp4": "MXFP4_MOE"}
-_TORCH_ALIASES = {"awq": "awq-int4", "gptq": "gptq-int4", "bnb-nf4": "nf4", "bnb4": "nf4", "4bit": "nf4",
-                  "bnb-int8": "int8", "8bit": "int8", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
+_GGUF_ALIASES = {
+    "q8": "Q8_0",
+    "q4": "Q4_0",
+    "fp16": "F16",
+    "float16": "F16",
+    "fp32": "F32",
+    "float32": "F32",
+    "bfloat16": "BF16",
+    "mxfp4": "MXFP4_MOE",
+}
+_TORCH_ALIASES = {
+    "awq": "awq-int4",
+    "gptq": "gptq-int4",
+    "bnb-nf4": "nf4",
+    "bnb4": "nf4",
+    "4bit": "nf4",
+    "bnb-int8": "int8",
+    "8bit": "int8",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+    "float32": "fp32",
+}
 
 
 def normalize_gguf_type(name: str) -> str:
@@ -186,15 +214,11 @@ def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
                 new = "Q4_K" if q.n_gqa >= 4 else "Q3_K"
             elif ft == "IQ3_XXS":
                 new = "Q4_K" if q.n_gqa >= 4 else "IQ3_S"
-            elif ft in ("IQ3_S", "IQ3_M") and q.n_gqa >= 4:
-                new = "Q4_K"
-            elif ft == "IQ3_M":
+            elif (ft in ("IQ3_S", "IQ3_M") and q.n_gqa >= 4) or ft == "IQ3_M":
                 new = "Q4_K"
             elif ft == "Q3_K_M":
                 new = "Q5_K" if i < 2 else "Q4_K"
-            elif ft == "Q3_K_L":
-                new = "Q5_K"
-            elif ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4:
+            elif ft == "Q3_K_L" or (ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4):
                 new = "Q5_K"
             elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
                 new = "Q6_K"
@@ -238,9 +262,7 @@ def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
         elif ft in ("Q4_K_M", "Q5_K_M"):
             if _use_more_bits(i, n):
                 new = "Q6_K"
-        elif ft == "Q4_K_S" and i < n // 8:
-            new = "Q5_K"
-        elif ft in ("IQ4_NL", "IQ4_XS") and i < n // 8:
+        elif (ft == "Q4_K_S" and i < n // 8) or (ft in ("IQ4_NL", "IQ4_XS") and i < n // 8):
             new = "Q5_K"
     elif role.endswith("_exps") and default == "MXFP4":
         new = "MXFP4"

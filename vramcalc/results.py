@@ -46,9 +46,13 @@ class Workload(Jsonable):
     n_ubatch: int = doc("llama.cpp micro-batch (-ub).", default=DEFAULT_UBATCH)
     headless: bool = doc("No display on this GPU: do not reserve desktop memory.", default=False)
     gpu_layers: int | None = doc("llama.cpp -ngl (repeating layers + 1 for the output layer); None = all that fit.", default=None)
-    offload: Literal["auto", "none"] = doc("auto: when the model does not fit, keep the layers that do not fit in system RAM.", default="auto")
+    offload: Literal["auto", "none"] = doc(
+        "auto: when the model does not fit, keep the layers that do not fit in system RAM.", default="auto"
+    )
     ram_bytes: int | None = doc("System RAM (for the CPU-offloaded part); None = not checked.", default=None)
-    ram_bandwidth_gbs: float | str | None = doc("System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None)
+    ram_bandwidth_gbs: float | str | None = doc(
+        "System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None
+    )
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
@@ -152,8 +156,17 @@ class Memory(Jsonable):
     def total_bytes(self) -> int:
         """Weights on the device + KV cache + compute buffers + runtime overhead."""
         w, c = self.weights_bytes, self.compute_bytes
-        return (w.llm - self.weights_host_bytes + w.vision + w.projector + self.kv_cache_bytes
-                + c.llm + c.vision + c.projector + self.overhead_bytes)
+        return (
+            w.llm
+            - self.weights_host_bytes
+            + w.vision
+            + w.projector
+            + self.kv_cache_bytes
+            + c.llm
+            + c.vision
+            + c.projector
+            + self.overhead_bytes
+        )
 
 
 @result

@@ -109,9 +109,13 @@ class Entry(_Spec):
 
     __pydantic_config__ = _CONFIG
 
-    id: Annotated[str, Check(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = _f(description="Stable lowercase id, e.g. 'rtx3060-12gb' or 'llama-2-7b'.")
+    id: Annotated[str, Check(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = _f(
+        description="Stable lowercase id, e.g. 'rtx3060-12gb' or 'llama-2-7b'."
+    )
     name: str = _f(description="Human-readable name as its maker writes it.")
-    aliases: list[str] = _f(default_factory=list, description="Other names that resolve to this entry (NVML names, ollama tags, HF repo ids).")
+    aliases: list[str] = _f(
+        default_factory=list, description="Other names that resolve to this entry (NVML names, ollama tags, HF repo ids)."
+    )
     source: Annotated[str, Check(min_length=8)] = _f(description="Where the numbers come from (URL, file at a commit, datasheet).")
     notes: str | None = _f(default=None, description="Caveats, and the reason for each choice where sources disagree.")
 
@@ -135,7 +139,9 @@ class GpuSpec(Entry):
     bus_width_bits: PositiveInt | None = None
     memory_bandwidth_gbs: PositiveFloat = _f(description="Peak memory bandwidth in GB/s (10^9 bytes/s).")
     fp16_tflops: PositiveFloat | None = _f(default=None, description="FP16 non-tensor (shader) TFLOPS.")
-    fp16_tensor_tflops: PositiveFloat | None = _f(default=None, description="Dense FP16 tensor-core TFLOPS (FP32 accumulate where the maker lists both).")
+    fp16_tensor_tflops: PositiveFloat | None = _f(
+        default=None, description="Dense FP16 tensor-core TFLOPS (FP32 accumulate where the maker lists both)."
+    )
     bf16_tensor_tflops: PositiveFloat | None = _f(default=None, description="Dense BF16 tensor-core TFLOPS.")
     int8_tensor_tops: PositiveFloat | None = _f(default=None, description="Dense INT8 tensor TOPS, where published.")
     unified_memory: bool = _f(default=False, description="CPU and GPU share one memory pool.")
@@ -164,10 +170,23 @@ class VisionEncoderSpec(Entry):
 
     kind: Literal["encoder"] = "encoder"
     family: Literal[
-        "clip", "siglip", "siglip2", "dinov2", "eva_clip", "internvit", "qwen2_vit", "qwen25_vit", "qwen3_vit",
-        "pixtral", "mllama", "moonvit", "other",
+        "clip",
+        "siglip",
+        "siglip2",
+        "dinov2",
+        "eva_clip",
+        "internvit",
+        "qwen2_vit",
+        "qwen25_vit",
+        "qwen3_vit",
+        "pixtral",
+        "mllama",
+        "moonvit",
+        "other",
     ] = _f(description="Which implementation (transformers class) the tower follows.")
-    image_size: PositiveInt = _f(description="Native (pre-training) square image side in pixels; dynamic-resolution towers: a typical side.")
+    image_size: PositiveInt = _f(
+        description="Native (pre-training) square image side in pixels; dynamic-resolution towers: a typical side."
+    )
     patch_size: PositiveInt
     num_channels: PositiveInt = 3
     temporal_patch_size: PositiveInt = _f(default=1, description="Qwen2-VL style 3-D patches (2 frames); 1 for ordinary ViTs.")
@@ -201,9 +220,13 @@ class VisionEncoderSpec(Entry):
     dtype: Literal["fp32", "fp16", "bf16"] = _f(default="bf16", description="Dtype the weights are published in.")
     extra_params: NonNegInt = _f(
         default=0,
-        description="Tower parameters not covered by the shape above (documented in notes), e.g. Llama 3.2 Vision tile position embeddings.",
+        description=(
+            "Tower parameters not covered by the shape above (documented in notes), e.g. Llama 3.2 Vision tile position embeddings."
+        ),
     )
-    published_params: PositiveInt | None = _f(default=None, description="Published exact parameter count of the tower, used only to cross-check the derived count.")
+    published_params: PositiveInt | None = _f(
+        default=None, description="Published exact parameter count of the tower, used only to cross-check the derived count."
+    )
 
     @property
     def head_dim_(self) -> int:
@@ -236,7 +259,9 @@ class SlidingWindow(_Spec):
 
     size: PositiveInt = _f(description="Window in tokens.")
     pattern: Annotated[list[bool], Check(min_length=1)] = _f(
-        description="Repeats over the layers; true = sliding-window layer. [true] = every layer; Gemma 2 [true, false]; Gemma 3 [true]*5 + [false].",
+        description=(
+            "Repeats over the layers; true = sliding-window layer. [true] = every layer; Gemma 2 [true, false]; Gemma 3 [true]*5 + [false]."
+        ),
     )
 
     def is_sliding(self, layer: int) -> bool:
@@ -253,9 +278,13 @@ class Moe(_Spec):
     experts_per_token: PositiveInt
     expert_intermediate_size: PositiveInt
     shared_experts: NonNegInt = 0
-    shared_expert_intermediate_size: PositiveInt | None = _f(default=None, description="Per shared expert; defaults to expert_intermediate_size.")
+    shared_expert_intermediate_size: PositiveInt | None = _f(
+        default=None, description="Per shared expert; defaults to expert_intermediate_size."
+    )
     shared_expert_gate: bool = _f(default=False, description="Qwen2-MoE style sigmoid gate on the shared expert.")
-    dense_layers: list[NonNegInt] = _f(default_factory=list, description="Layers with an ordinary dense FFN (intermediate_size) instead of experts.")
+    dense_layers: list[NonNegInt] = _f(
+        default_factory=list, description="Layers with an ordinary dense FFN (intermediate_size) instead of experts."
+    )
     expert_bias: bool = _f(default=False, description="Expert FFNs have biases (gpt-oss).")
     router_bias: bool = False
     expert_dtype: Literal["native", "mxfp4"] = _f(default="native", description="gpt-oss ships experts in MXFP4.")
@@ -297,19 +326,25 @@ class LlmSpec(Entry):
     qkv_bias: bool = _f(default=False, description="q/k/v projections have biases (Qwen2).")
     attn_out_bias: bool = False
     mlp_bias: bool = False
-    fused_qkv: bool = _f(default=False, description="One fused qkv projection (Phi-3); same parameter count, matters for GGUF quant mixtures.")
+    fused_qkv: bool = _f(
+        default=False, description="One fused qkv projection (Phi-3); same parameter count, matters for GGUF quant mixtures."
+    )
     fused_gate_up: bool = _f(default=False, description="One fused gate_up projection (Phi-3).")
     norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
     norm_bias: bool = _f(default=False, description="LayerNorm with a bias term.")
     qk_norm: bool = _f(default=False, description="Per-head RMSNorm on q and k (Qwen3, Gemma 3).")
-    extra_norms_per_layer: NonNegInt = _f(default=0, description="Norms beyond the two per layer (Gemma 2/3 post-attention and post-FFN norms: 2).")
+    extra_norms_per_layer: NonNegInt = _f(
+        default=0, description="Norms beyond the two per layer (Gemma 2/3 post-attention and post-FFN norms: 2)."
+    )
     attention_sinks: bool = _f(default=False, description="Per-head learned sink logits (gpt-oss).")
     max_context: PositiveInt = _f(description="Maximum context length the model was trained for.")
     sliding_window: SlidingWindow | None = None
     moe: Moe | None = None
     mla: Mla | None = None
     dtype: Literal["fp32", "fp16", "bf16"] = _f(default="bf16", description="Dtype the weights are published in.")
-    published_params: PositiveInt | None = _f(default=None, description="Published exact parameter count, used only to cross-check the derived count.")
+    published_params: PositiveInt | None = _f(
+        default=None, description="Published exact parameter count, used only to cross-check the derived count."
+    )
 
     @property
     def head_dim_(self) -> int:
@@ -338,18 +373,25 @@ class Projector(_Spec):
         description=(
             "mlp = LLaVA mlp2x_gelu; merger = Qwen-VL patch merger (merge x merge patches -> MLP); pixel_shuffle_mlp = InternVL / "
             "Idefics3 / SmolVLM (pixel shuffle then MLP); resampler = learned queries with cross-attention (MiniCPM-V); "
-            "cross_attention = Llama 3.2 Vision (gated cross-attention layers inside the LLM); pooled_linear = Gemma 3 (avg-pool + norm + linear)."
+            "cross_attention = Llama 3.2 Vision (gated cross-attention layers inside the LLM); "
+            "pooled_linear = Gemma 3 (avg-pool + norm + linear)."
         )
     )
     layers: PositiveInt = _f(default=2, description="Linear layers in the MLP.")
     hidden_size: PositiveInt | None = _f(default=None, description="Width of the MLP's hidden layer; defaults to the LLM hidden size.")
-    input_size: PositiveInt | None = _f(default=None, description="Feature width going in; defaults to encoder hidden (x merge^2 for merger / pixel shuffle).")
+    input_size: PositiveInt | None = _f(
+        default=None, description="Feature width going in; defaults to encoder hidden (x merge^2 for merger / pixel shuffle)."
+    )
     merge: PositiveInt = _f(default=1, description="Spatial merge / pixel-shuffle factor per side (Qwen merger 2, InternVL 2, Idefics3 3).")
     norm: bool = _f(default=False, description="A norm before the MLP (Qwen merger ln_q, InternVL mlp1 LayerNorm).")
     bias: bool = True
     num_queries: PositiveInt | None = _f(default=None, description="Resampler: learned queries per image.")
-    cross_attention_layers: list[NonNegInt] = _f(default_factory=list, description="Llama 3.2 Vision: LLM layers that are cross-attention layers.")
-    extra_params: NonNegInt = _f(default=0, description="Parameters not covered by the shape above (documented in notes), e.g. resampler attention.")
+    cross_attention_layers: list[NonNegInt] = _f(
+        default_factory=list, description="Llama 3.2 Vision: LLM layers that are cross-attention layers."
+    )
+    extra_params: NonNegInt = _f(
+        default=0, description="Parameters not covered by the shape above (documented in notes), e.g. resampler attention."
+    )
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
@@ -399,9 +441,7 @@ class TileTokens(_Spec):
     thumbnail: bool = True
 
 
-ImageTokenPolicy = Annotated[
-    FixedTokens | AnyresTokens | DynamicResolutionTokens | TileTokens, Check(discriminator="kind")
-]
+ImageTokenPolicy = Annotated[FixedTokens | AnyresTokens | DynamicResolutionTokens | TileTokens, Check(discriminator="kind")]
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
@@ -437,12 +477,15 @@ class VlmSpec(Entry):
     projector: Projector
     image_tokens: ImageTokenPolicy
     defaults: VlmDefaults = _f(default_factory=VlmDefaults)
-    llm_overrides: LlmOverrides | None = _f(default=None, description="Fields of the LLM entry that this VLM's checkpoint changes (say why in notes).")
+    llm_overrides: LlmOverrides | None = _f(
+        default=None, description="Fields of the LLM entry that this VLM's checkpoint changes (say why in notes)."
+    )
     published_params: PositiveInt | None = _f(default=None, description="Published exact total parameter count.")
 
     def __post_init__(self) -> None:  # references are case-insensitive
         object.__setattr__(self, "encoder", self.encoder.lower())
         object.__setattr__(self, "llm", self.llm.lower())
+
 
 AnyEntry = GpuSpec | VisionEncoderSpec | LlmSpec | VlmSpec
 
@@ -495,8 +538,9 @@ def errors(err: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def to_dict(spec: Any, *, exclude_none: bool = False, exclude_defaults: bool = False,
-            exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+def to_dict(
+    spec: Any, *, exclude_none: bool = False, exclude_defaults: bool = False, exclude: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """A spec as JSON values (fields in order, nested specs as dicts, tuples as lists); the
     ``exclude*`` options as in pydantic's ``model_dump`` (``exclude`` applies to the top level only)."""
     out = {}

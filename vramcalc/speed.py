@@ -47,7 +47,7 @@ def calibration() -> dict:
 
     text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
-    return yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
+    return yaml.load(text, Loader=loader)
 
 
 def _factors(*path: str) -> dict:
@@ -55,7 +55,6 @@ def _factors(*path: str) -> dict:
     for p in path:
         node = node[p]
     return node
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,7 +223,6 @@ def _round_sig(x: float, sig: int = 4) -> float:
     return round(x, sig - 1 - math.floor(math.log10(abs(x))))
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Fitted factors, by the runtime's calibration keys
 
@@ -299,8 +297,15 @@ class SpeedInputs(Jsonable):
     projector_params: int
 
 
-def throughput(llm: LlmSpec | None, enc: VisionEncoderSpec | None, gpus: list[GpuSpec], s: SpeedInputs,
-               lb: LlmBytes | None, pl: Placement | None, ram_bw: float) -> tuple[Throughput, list[str]]:
+def throughput(
+    llm: LlmSpec | None,
+    enc: VisionEncoderSpec | None,
+    gpus: list[GpuSpec],
+    s: SpeedInputs,
+    lb: LlmBytes | None,
+    pl: Placement | None,
+    ram_bw: float,
+) -> tuple[Throughput, list[str]]:
     """Decode, prefill, image encode, time to first token (or images/s for an encoder), and notes."""
     notes: list[str] = []
     thr_notes: list[str] = []
@@ -330,12 +335,21 @@ def throughput(llm: LlmSpec | None, enc: VisionEncoderSpec | None, gpus: list[Gp
             t += s.images * encode.value
             lo_t += s.images * encode.low
             hi_t += s.images * encode.high
-        basis = SpeedBasis(flops=prefill.basis.flops, factors="image_encode_s x images + context / prefill_tokens_per_s",
-                           calibrated=prefill.basis.calibrated)
+        basis = SpeedBasis(
+            flops=prefill.basis.flops,
+            factors="image_encode_s x images + context / prefill_tokens_per_s",
+            calibrated=prefill.basis.calibrated,
+        )
         r = _round_sig
         ttft = SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
-    thr = Throughput(decode_tokens_per_s=decode, prefill_tokens_per_s=prefill, image_encode_s=encode,
-                     time_to_first_token_s=ttft, images_per_s=images_per_s, notes=thr_notes)
+    thr = Throughput(
+        decode_tokens_per_s=decode,
+        prefill_tokens_per_s=prefill,
+        image_encode_s=encode,
+        time_to_first_token_s=ttft,
+        images_per_s=images_per_s,
+        notes=thr_notes,
+    )
     return thr, notes
 
 
@@ -375,8 +389,12 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
     spread = sum(dt * sp for dt, sp in spreads) / t
     tps = 1.0 / t
     basis = SpeedBasis(
-        bytes=int(bytes_total), bandwidth_gbs=round(bw_weighted / bytes_total, 1), effective_bandwidth_gbs=round(bytes_total * tps / 1e9, 1),
-        fixed_s=_round_sig(fixed_s), factors=" + ".join(dict.fromkeys(keys)), calibrated=calibrated,
+        bytes=int(bytes_total),
+        bandwidth_gbs=round(bw_weighted / bytes_total, 1),
+        effective_bandwidth_gbs=round(bytes_total * tps / 1e9, 1),
+        fixed_s=_round_sig(fixed_s),
+        factors=" + ".join(dict.fromkeys(keys)),
+        calibrated=calibrated,
     )
     return _figure(tps, spread, "tokens/s", basis)
 
@@ -422,8 +440,11 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
     spread = sum(dt * sp for dt, sp in spreads) / t
     tps = tokens / t
     basis = SpeedBasis(
-        flops=int(total_flops), peak_tflops=round(max(peaks), 2), effective_tflops=round(total_flops / t / 1e12, 2),
-        factors=" + ".join(dict.fromkeys(keys)), calibrated=calibrated,
+        flops=int(total_flops),
+        peak_tflops=round(max(peaks), 2),
+        effective_tflops=round(total_flops / t / 1e12, 2),
+        factors=" + ".join(dict.fromkeys(keys)),
+        calibrated=calibrated,
     )
     return _figure(tps, spread, "tokens/s", basis), t
 
@@ -454,8 +475,13 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
     spread = _spread(f, calibrated)
     basis = SpeedBasis(
-        flops=int(f_img), bytes=int(ew), bandwidth_gbs=bw, peak_tflops=round(peak, 2), effective_tflops=round(f_img / t / 1e12, 2),
-        factors=key, calibrated=calibrated,
+        flops=int(f_img),
+        bytes=int(ew),
+        bandwidth_gbs=bw,
+        peak_tflops=round(peak, 2),
+        effective_tflops=round(f_img / t / 1e12, 2),
+        factors=key,
+        calibrated=calibrated,
     )
     per_image = _figure(t, spread, "s", basis)
     ips = _figure(1.0 / t, spread, "images/s", basis)

@@ -116,33 +116,67 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
         else:
             rel = derived / e.published_params - 1
             if abs(rel) > PARAMS_TOLERANCE:
-                out.append(Problem(path, "published_params",
-                                   f"derived count {derived:,} is {rel:+.2%} off the published {e.published_params:,} "
-                                   f"(tolerance {PARAMS_TOLERANCE:.1%}); fix the architecture fields or the published figure"))
+                out.append(
+                    Problem(
+                        path,
+                        "published_params",
+                        f"derived count {derived:,} is {rel:+.2%} off the published {e.published_params:,} "
+                        f"(tolerance {PARAMS_TOLERANCE:.1%}); fix the architecture fields or the published figure",
+                    )
+                )
     if kind == "encoders":
         if e.head_dim is None and e.hidden_size % e.num_heads:
-            out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
+            out.append(
+                Problem(
+                    path,
+                    "num_heads",
+                    f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count",
+                )
+            )
         if e.family in ("clip", "siglip", "siglip2", "dinov2") and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
-            out.append(Problem(path, "head_dim", f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires"))
+            out.append(
+                Problem(
+                    path,
+                    "head_dim",
+                    f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires",
+                )
+            )
         # image_size need not be a multiple of patch_size: SigLIP so400m/14-384 (HF config) has 27 patches a side, the
         # stride-14 patch convolution drops the last 6 px
         if e.image_size < e.patch_size:
             out.append(Problem(path, "image_size", f"image_size {e.image_size} is smaller than patch_size {e.patch_size}"))
     if kind == "llms":
         if e.head_dim is None and e.hidden_size % e.num_heads:
-            out.append(Problem(path, "num_heads", f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count"))
+            out.append(
+                Problem(
+                    path,
+                    "num_heads",
+                    f"hidden_size {e.hidden_size} is not divisible by num_heads {e.num_heads}; set head_dim or fix the head count",
+                )
+            )
         # these implementations derive head_dim = hidden_size // num_heads (their HF configs have no head_dim)
         if e.family in HEAD_DIM_DERIVED and e.head_dim and e.head_dim * e.num_heads != e.hidden_size:
-            out.append(Problem(path, "head_dim", f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires"))
+            out.append(
+                Problem(
+                    path,
+                    "head_dim",
+                    f"head_dim x num_heads = {e.head_dim * e.num_heads} != hidden_size {e.hidden_size}, which {e.family} requires",
+                )
+            )
     if kind == "gpus" and e.bus_width_bits and e.memory_type:
         mtype = re.sub(r"[^A-Z0-9]", "", e.memory_type.upper())
         rng = DATA_RATE_GBPS.get(mtype)
         if rng:
             rate = e.memory_bandwidth_gbs * 8 / e.bus_width_bits
             if not rng[0] <= rate <= rng[1]:
-                out.append(Problem(path, "memory_bandwidth_gbs",
-                                   f"{e.memory_bandwidth_gbs} GB/s over a {e.bus_width_bits}-bit bus means {rate:.1f} Gbit/s per pin, "
-                                   f"outside {rng[0]}-{rng[1]} for {e.memory_type}; check the bandwidth, bus width or memory type"))
+                out.append(
+                    Problem(
+                        path,
+                        "memory_bandwidth_gbs",
+                        f"{e.memory_bandwidth_gbs} GB/s over a {e.bus_width_bits}-bit bus means {rate:.1f} Gbit/s per pin, "
+                        f"outside {rng[0]}-{rng[1]} for {e.memory_type}; check the bandwidth, bus width or memory type",
+                    )
+                )
     return out
 
 
@@ -155,8 +189,13 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
     if pol.kind == "tiles":
         expect = (-(-(pol.tile_size // enc.patch_size) // merge)) ** 2  # ceil: DeepSeek-VL2 pads 27 -> 28 patches before 2x2
         if pol.tokens_per_tile != expect and vlm.projector.kind in ("pixel_shuffle_mlp", "mlp", "merger", "linear"):
-            out.append(Problem(path, "image_tokens -> tokens_per_tile",
-                               f"{pol.tokens_per_tile} != ({pol.tile_size}/{enc.patch_size})^2 / {merge}^2 = {expect}"))
+            out.append(
+                Problem(
+                    path,
+                    "image_tokens -> tokens_per_tile",
+                    f"{pol.tokens_per_tile} != ({pol.tile_size}/{enc.patch_size})^2 / {merge}^2 = {expect}",
+                )
+            )
     elif pol.kind == "dynamic":
         if pol.factor != enc.patch_size * merge:
             out.append(Problem(path, "image_tokens -> factor", f"{pol.factor} != patch_size {enc.patch_size} x merge {merge}"))
@@ -165,12 +204,21 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
     elif pol.kind == "fixed" and vlm.projector.kind in ("mlp", "linear", "pixel_shuffle_mlp", "merger"):
         expect = grid // merge**2
         if pol.tokens not in (expect, expect + 1):  # +1: some keep the class token
-            out.append(Problem(path, "image_tokens -> tokens",
-                               f"{pol.tokens} != ({enc.image_size}/{enc.patch_size})^2 / {merge}^2 = {expect} for encoder {enc.id}"))
+            out.append(
+                Problem(
+                    path,
+                    "image_tokens -> tokens",
+                    f"{pol.tokens} != ({enc.image_size}/{enc.patch_size})^2 / {merge}^2 = {expect} for encoder {enc.id}",
+                )
+            )
     elif pol.kind == "anyres":
         for i, (w, h) in enumerate(pol.grid_pinpoints):
             if w % enc.image_size or h % enc.image_size:
-                out.append(Problem(path, f"image_tokens -> grid_pinpoints -> {i}", f"{w}x{h} is not a multiple of the encoder's {enc.image_size} px"))
+                out.append(
+                    Problem(
+                        path, f"image_tokens -> grid_pinpoints -> {i}", f"{w}x{h} is not a multiple of the encoder's {enc.image_size} px"
+                    )
+                )
     return out
 
 

@@ -33,7 +33,6 @@ QWEN_MERGE = 2
 QWEN_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class VitTokens(Jsonable):
     """How many tokens one image becomes."""
@@ -60,16 +59,20 @@ class VitFlops(Jsonable):
     mlp: int = doc("MLP matmuls (fc1+fc2, or gate+up+down), all layers.")
     pooling_head: int = doc("SigLIP attention-pooling head (MAP) matmuls; 0 when absent.")
     merger: int = doc("Qwen patch merger MLP inside the transformers tower; 0 when absent.")
-    elementwise: int = doc(
-        "Norms, activations, softmax and residual adds (approximate; NOT counted by FlopCounterMode, not in total)."
-    )
+    elementwise: int = doc("Norms, activations, softmax and residual adds (approximate; NOT counted by FlopCounterMode, not in total).")
 
     @property
     def total(self) -> int:
         """Matmul + convolution + attention FLOPs: what FlopCounterMode reports."""
         return (
-            self.patch_embed + self.qkv_proj + self.attn_scores + self.attn_weighted_sum + self.out_proj + self.mlp
-            + self.pooling_head + self.merger
+            self.patch_embed
+            + self.qkv_proj
+            + self.attn_scores
+            + self.attn_weighted_sum
+            + self.out_proj
+            + self.mlp
+            + self.pooling_head
+            + self.merger
         )
 
 
@@ -217,8 +220,15 @@ def vit_flops(
     elementwise = 5 * rows * d * norms + 8 * rows * ff * layers + 2 * rows * d * layers
     elementwise += 5 * (scores // (2 * hd)) if hd else 0
     return VitFlops(
-        patch_embed=patch_embed, qkv_proj=qkv * layers, attn_scores=scores, attn_weighted_sum=scores,
-        out_proj=out * layers, mlp=mlp, pooling_head=head, merger=merger, elementwise=elementwise,
+        patch_embed=patch_embed,
+        qkv_proj=qkv * layers,
+        attn_scores=scores,
+        attn_weighted_sum=scores,
+        out_proj=out * layers,
+        mlp=mlp,
+        pooling_head=head,
+        merger=merger,
+        elementwise=elementwise,
     )
 
 
@@ -354,7 +364,10 @@ def activation_breakdown(
     phases = {"mlp": mlp_set, "attention": attn_set, "head": head_set}
     peak = max(phases, key=lambda k: phases[k])
     return VitActivations(
-        input_bytes=input_bytes, layer_mlp_bytes=mlp_set, layer_attention_bytes=attn_set, head_bytes=head_set,
+        input_bytes=input_bytes,
+        layer_mlp_bytes=mlp_set,
+        layer_attention_bytes=attn_set,
+        head_bytes=head_set,
         peak_phase=peak,  # type: ignore[arg-type]
     )
 
@@ -408,7 +421,12 @@ def vit_forward(
     h = height or spec.image_size
     t = vit_tokens(spec, w, h)
     return VitForward(
-        encoder=spec.id, batch=batch, image_width=w, image_height=h, dtype_bytes=dtype_bytes, attention=attention,
+        encoder=spec.id,
+        batch=batch,
+        image_width=w,
+        image_height=h,
+        dtype_bytes=dtype_bytes,
+        attention=attention,
         tokens=t,
         flops=vit_flops(spec, batch, w, h, merger_out_size, attention),
         activations=activation_breakdown(spec, batch, t.patches, dtype_bytes, attention, merger_out_size),

@@ -24,9 +24,8 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """List catalog entries, with filters."""
-    from vramcalc.listing import list_entries
-
     from vramcalc.catalog import load_catalog
+    from vramcalc.listing import list_entries
 
     result = list_entries(load_catalog(), kind.value, query=query, vendor=vendor, min_memory_gib=min_memory, family=family)
     if as_json:
@@ -42,9 +41,8 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one catalog entry with its derived parameter count."""
-    from vramcalc.listing import describe
-
     from vramcalc.catalog import load_catalog
+    from vramcalc.listing import describe
 
     data = describe(load_catalog(), entry_id)
     if as_json:
@@ -56,7 +54,10 @@ def show(
 
 
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Catalog directories (holding gpus/, encoders/, llms/, vlms/); default: the built-in catalog.")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Catalog directories (holding gpus/, encoders/, llms/, vlms/); default: the built-in catalog."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every catalog file: schema, references, unique ids, parameter counts, consistency."""

@@ -24,23 +24,88 @@ EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama
 
 def check(
     model: Annotated[str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).")],
-    gpu: Annotated[list[str], typer.Option("--gpu", "-g", help="GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060'). Repeat it, or write 2xrtx3090, for a llama.cpp layer split over several GPUs.")],
-    quant: Annotated[str | None, typer.Option("--quant", "-q", help="LLM weights: GGUF type (Q4_K_M, Q8_0, F16 ...) or, for transformers, bf16/fp16/fp8/int8/nf4/gptq-int4/awq-int4. Default: Q4_K_M / the model's dtype.")] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")] = None,
+    gpu: Annotated[
+        list[str],
+        typer.Option(
+            "--gpu",
+            "-g",
+            help=(
+                "GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060'). Repeat it, or write "
+                "2xrtx3090, for a llama.cpp layer split over several GPUs."
+            ),
+        ),
+    ],
+    quant: Annotated[
+        str | None,
+        typer.Option(
+            "--quant",
+            "-q",
+            help=(
+                "LLM weights: GGUF type (Q4_K_M, Q8_0, F16 ...) or, for transformers, "
+                "bf16/fp16/fp8/int8/nf4/gptq-int4/awq-int4. Default: Q4_K_M / the model's dtype."
+            ),
+        ),
+    ] = None,
+    ctx: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
+    ] = None,
     images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
-    image_size: Annotated[str | None, typer.Option("--image-size", help="Image size WIDTHxHEIGHT (dynamic-resolution and tiling VLMs depend on it).")] = None,
+    image_size: Annotated[
+        str | None, typer.Option("--image-size", help="Image size WIDTHxHEIGHT (dynamic-resolution and tiling VLMs depend on it).")
+    ] = None,
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Parallel sequences (llama.cpp -np) or batch size.")] = 1,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
-    flash_attn: Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (llama.cpp -fa; on by default where supported).")] = True,
-    vision_quant: Annotated[str | None, typer.Option("--vision-quant", help="Vision encoder + projector: f16 (default), f32, bf16, q8_0; transformers: fp16/bf16/int8/nf4.")] = None,
+    flash_attn: Annotated[
+        bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (llama.cpp -fa; on by default where supported).")
+    ] = True,
+    vision_quant: Annotated[
+        str | None,
+        typer.Option(
+            "--vision-quant", help="Vision encoder + projector: f16 (default), f32, bf16, q8_0; transformers: fp16/bf16/int8/nf4."
+        ),
+    ] = None,
     runtime: RuntimeOpt = "llama.cpp",
     ubatch: Annotated[int, typer.Option("--ubatch", min=1, help="llama.cpp micro-batch (-ub).")] = 512,
-    headless: Annotated[bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")] = False,
-    gpu_layers: Annotated[int | None, typer.Option("--gpu-layers", "-ngl", min=0, help="llama.cpp -ngl: layers on the GPU (repeating layers + 1 for the output layer). Default: all that fit.", rich_help_panel="Offload")] = None,
-    offload: Annotated[OffloadOpt, typer.Option("--offload", help="auto: when the model does not fit, keep the layers that do not fit in system RAM (slower); none: GPU only.", rich_help_panel="Offload")] = OffloadOpt.auto,
-    ram: Annotated[str | None, typer.Option("--ram", help="System RAM, e.g. 64 or 64GiB (a bare number is GiB): checks that the offloaded part fits.", rich_help_panel="Offload")] = None,
-    ram_bandwidth: Annotated[str | None, typer.Option("--ram-bandwidth", help="System RAM bandwidth in GB/s, or ddr4 (dual channel DDR4-3200, 51.2) / ddr5 (dual channel DDR5-5600, 89.6, the default).", rich_help_panel="Offload")] = None,
-    dtype: Annotated[str | None, typer.Option("--dtype", help="Alias of --quant for encoder workloads and transformers (fp16, bf16, fp32).")] = None,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
+    ] = False,
+    gpu_layers: Annotated[
+        int | None,
+        typer.Option(
+            "--gpu-layers",
+            "-ngl",
+            min=0,
+            help="llama.cpp -ngl: layers on the GPU (repeating layers + 1 for the output layer). Default: all that fit.",
+            rich_help_panel="Offload",
+        ),
+    ] = None,
+    offload: Annotated[
+        OffloadOpt,
+        typer.Option(
+            "--offload",
+            help="auto: when the model does not fit, keep the layers that do not fit in system RAM (slower); none: GPU only.",
+            rich_help_panel="Offload",
+        ),
+    ] = OffloadOpt.auto,
+    ram: Annotated[
+        str | None,
+        typer.Option(
+            "--ram",
+            help="System RAM, e.g. 64 or 64GiB (a bare number is GiB): checks that the offloaded part fits.",
+            rich_help_panel="Offload",
+        ),
+    ] = None,
+    ram_bandwidth: Annotated[
+        str | None,
+        typer.Option(
+            "--ram-bandwidth",
+            help="System RAM bandwidth in GB/s, or ddr4 (dual channel DDR4-3200, 51.2) / ddr5 (dual channel DDR5-5600, 89.6, the default).",
+            rich_help_panel="Offload",
+        ),
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="Alias of --quant for encoder workloads and transformers (fp16, bf16, fp32).")
+    ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -61,9 +126,20 @@ def check(
     spec = None if is_file else cat.resolve_model(model)
     cards = resolve_gpus(cat, gpu)
     work = Workload(
-        runtime=runtime, quant=dtype_quant(quant, dtype), vision_quant=vision_quant, context_tokens=ctx, images=images,
-        image_size=parse_size(image_size), batch=batch, kv_cache=kv_cache.value, flash_attention=flash_attn,
-        n_ubatch=ubatch, headless=headless, gpu_layers=gpu_layers, offload=offload.value, ram_bytes=parse_ram(ram),
+        runtime=runtime,
+        quant=dtype_quant(quant, dtype),
+        vision_quant=vision_quant,
+        context_tokens=ctx,
+        images=images,
+        image_size=parse_size(image_size),
+        batch=batch,
+        kv_cache=kv_cache.value,
+        flash_attention=flash_attn,
+        n_ubatch=ubatch,
+        headless=headless,
+        gpu_layers=gpu_layers,
+        offload=offload.value,
+        ram_bytes=parse_ram(ram),
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
     )
     if is_file:  # a model file or folder (cli/files.py)

@@ -24,8 +24,8 @@ IMPORT_EPILOG = "Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import
 def estimate_file(path: str, mmproj: str | None, gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
     """The estimate for a model file/folder: exact weights where the files fix them."""
     from vramcalc.estimate import estimate
-    from vramcalc.results import FixedWeights
     from vramcalc.readers import load_model_files
+    from vramcalc.results import FixedWeights
 
     fm = load_model_files(path, mmproj, runtime=work.runtime, catalog=catalog)
     weights = fm.weights
@@ -56,9 +56,13 @@ def _same_precision(asked: str, file_quant: str | None, runtime: str) -> bool:
 
 def import_(
     path: Annotated[Path, typer.Argument(help="A .gguf file, a config.json, or a model folder (config.json + *.safetensors).")],
-    mmproj: Annotated[Path | None, typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")] = None,
+    mmproj: Annotated[
+        Path | None, typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")
+    ] = None,
     entry_id: Annotated[str | None, typer.Option("--id", help="Catalog id to give the entry (default: from the model's name).")] = None,
-    write: Annotated[bool, typer.Option("--write", help="Store the entries in the user catalog, so 'check ID' works from then on.")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="Store the entries in the user catalog, so 'check ID' works from then on.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="With --write: replace an existing entry with the same id.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,7 +84,10 @@ def import_(
         if write:
             assert cat is not None
             if spec.id in cat.raw[folder] and not force:
-                raise InputError(f"'{spec.id}' is already a built-in {folder[:-1]} id; pass --id NAME to store it under another id, or --force to shadow it.")
+                raise InputError(
+                    f"'{spec.id}' is already a built-in {folder[:-1]} id; pass --id NAME to store it "
+                    f"under another id, or --force to shadow it."
+                )
             if target.exists() and not force:
                 raise InputError(f"{target} exists; pass --force to replace it, or --id NAME.")
         docs.append({"kind": folder, "id": spec.id, "path": str(target), "entry": data})

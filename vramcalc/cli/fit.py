@@ -9,17 +9,27 @@ import typer
 from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt, is_local, local_gpu_spec
 from vramcalc.cli.output import console, print_json
 
-EPILOG = "Examples: vramcalc fit --gpu rtx3060 | vramcalc fit --gpu 'RTX 4090' --ctx 16384 --kind vlm | vramcalc fit --gpu local --min-speed 20"
+EPILOG = (
+    "Examples: vramcalc fit --gpu rtx3060 | vramcalc fit --gpu 'RTX 4090' --ctx 16384 --kind vlm | vramcalc fit --gpu local --min-speed 20"
+)
 
 
 def fit(
-    gpu: Annotated[str, typer.Option("--gpu", "-g", help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML).")],
-    ctx: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")] = None,
+    gpu: Annotated[
+        str, typer.Option("--gpu", "-g", help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML).")
+    ],
+    ctx: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
+    ] = None,
     images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence for VLMs (default 1).")] = None,
     kind: Annotated[FitKind, typer.Option("--kind", help="Which models: llm, vlm or all.")] = FitKind.all,
-    min_speed: Annotated[float | None, typer.Option("--min-speed", help="Only precisions that decode at least this many tokens/s (where a speed is known).")] = None,
+    min_speed: Annotated[
+        float | None, typer.Option("--min-speed", help="Only precisions that decode at least this many tokens/s (where a speed is known).")
+    ] = None,
     runtime: RuntimeOpt = "llama.cpp",
-    headless: Annotated[bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")] = False,
+    headless: Annotated[
+        bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
+    ] = False,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show only the first N rows (the JSON always has all).")] = None,
     as_json: JsonOpt = False,
 ) -> None:

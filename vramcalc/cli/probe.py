@@ -18,13 +18,30 @@ CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 def probe(
     ctx: typer.Context,
-    encoder: Annotated[list[str] | None, typer.Option("--encoder", "-e", help="Encoder id or alias; repeat it, or list several after one --encoder. Default: every catalog encoder.")] = None,
-    batch: Annotated[list[str] | None, typer.Option("--batch", "-b", help="Batch sizes; repeat it, or list several after one --batch (default 1 4 16; --quick: 1).")] = None,
-    image_size: Annotated[str | None, typer.Option("--image-size", help="WIDTHxHEIGHT in pixels (default: each encoder's native size).")] = None,
+    encoder: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder", "-e", help="Encoder id or alias; repeat it, or list several after one --encoder. Default: every catalog encoder."
+        ),
+    ] = None,
+    batch: Annotated[
+        list[str] | None,
+        typer.Option("--batch", "-b", help="Batch sizes; repeat it, or list several after one --batch (default 1 4 16; --quick: 1)."),
+    ] = None,
+    image_size: Annotated[
+        str | None, typer.Option("--image-size", help="WIDTHxHEIGHT in pixels (default: each encoder's native size).")
+    ] = None,
     dtype: Annotated[ProbeDtype, typer.Option("--dtype", help="Weights and activations dtype.")] = ProbeDtype.fp16,
     quick: Annotated[bool, typer.Option("--quick", help="Batch 1, short microbenchmarks, CPU latency for one encoder only.")] = False,
-    device: Annotated[ProbeDevice, typer.Option("--device", help="auto: CUDA if torch sees a GPU, else CPU latency + simulated memory (FakeTensorMode).")] = ProbeDevice.auto,
-    markdown: Annotated[str | None, typer.Option("--markdown", help="Also write the report as Markdown to this file (e.g. docs/probe-h100.md).", rich_help_panel=OUTPUT)] = None,
+    device: Annotated[
+        ProbeDevice, typer.Option("--device", help="auto: CUDA if torch sees a GPU, else CPU latency + simulated memory (FakeTensorMode).")
+    ] = ProbeDevice.auto,
+    markdown: Annotated[
+        str | None,
+        typer.Option(
+            "--markdown", help="Also write the report as Markdown to this file (e.g. docs/probe-h100.md).", rich_help_panel=OUTPUT
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the real vision encoders (transformers, random weights) and compare memory and FLOPs with vramcalc's model."""
@@ -49,8 +66,12 @@ def probe(
 
     err = err_console()
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("probe", total=None)
 
@@ -58,8 +79,13 @@ def probe(
             bar.update(task, completed=done, total=total, description=desc)
 
         report = run_probe(
-            encoders=encoders, batches=batches, image_size=size, dtype=dtype.value,
-            device=device.value, quick=quick, progress=progress,
+            encoders=encoders,
+            batches=batches,
+            image_size=size,
+            dtype=dtype.value,
+            device=device.value,
+            quick=quick,
+            progress=progress,
         )
     if markdown:
         from pathlib import Path

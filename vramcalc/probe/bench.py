@@ -11,7 +11,7 @@ import dataclasses
 import json
 import re
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,8 +99,14 @@ def local_gpu(index: int = 0, found: GpuDiscovery | None = None) -> GpuSpec | No
         return dataclasses.replace(base, **{**update, "notes": note})
     assert prof is not None
     return GpuSpec(
-        id="local", name=dev.name, source="measured by vramcalc probe (NVML + microbenchmarks)", vendor="nvidia",
-        category="consumer", architecture="unknown", notes=note, **update,
+        id="local",
+        name=dev.name,
+        source="measured by vramcalc probe (NVML + microbenchmarks)",
+        vendor="nvidia",
+        category="consumer",
+        architecture="unknown",
+        notes=note,
+        **update,
     )
 
 
@@ -147,10 +153,14 @@ def run_microbenchmarks(gpu_name: str, catalog_id: str | None, memory_bytes: int
             tflops[name] = None
     torch.cuda.empty_cache()
     return CalibrationProfile(
-        gpu_name=gpu_name, catalog_id=catalog_id, memory_bytes=memory_bytes,
+        gpu_name=gpu_name,
+        catalog_id=catalog_id,
+        memory_bytes=memory_bytes,
         copy_bandwidth_gbs=round(bandwidth, 1),
         fp16_matmul_tflops=round(tflops["fp16"], 1) if tflops["fp16"] else None,
         bf16_matmul_tflops=round(tflops["bf16"], 1) if tflops["bf16"] else None,
-        matmul_size=n, copy_bytes=nbytes, measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        matmul_size=n,
+        copy_bytes=nbytes,
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         torch_version=torch.__version__,
     )

@@ -45,7 +45,9 @@ def discover_gpus(nvml: Any = None) -> GpuDiscovery:
     try:
         nvml.nvmlInit()
     except Exception as e:  # NVMLError_LibraryNotFound / DriverNotLoaded on machines without an NVIDIA driver
-        return GpuDiscovery(available=False, message=f"No NVIDIA driver found (NVML: {_str(e) or type(e).__name__}); running without a GPU.")
+        return GpuDiscovery(
+            available=False, message=f"No NVIDIA driver found (NVML: {_str(e) or type(e).__name__}); running without a GPU."
+        )
     try:
         driver = _try(nvml.nvmlSystemGetDriverVersion)
         cuda = _try(nvml.nvmlSystemGetCudaDriverVersion)
@@ -60,8 +62,12 @@ def discover_gpus(nvml: Any = None) -> GpuDiscovery:
             procs = _try(nvml.nvmlDeviceGetComputeRunningProcesses, h) or []
             devices.append(
                 GpuDevice(
-                    index=i, name=name, catalog_id=match_catalog_gpu(name),
-                    total_bytes=int(mem.total), free_bytes=int(mem.free), used_bytes=int(mem.used),
+                    index=i,
+                    name=name,
+                    catalog_id=match_catalog_gpu(name),
+                    total_bytes=int(mem.total),
+                    free_bytes=int(mem.free),
+                    used_bytes=int(mem.used),
                     bus_width_bits=_try(nvml.nvmlDeviceGetMemoryBusWidth, h),
                     max_graphics_clock_mhz=_try(nvml.nvmlDeviceGetMaxClockInfo, h, nvml.NVML_CLOCK_GRAPHICS),
                     max_memory_clock_mhz=_try(nvml.nvmlDeviceGetMaxClockInfo, h, nvml.NVML_CLOCK_MEM),
@@ -70,7 +76,13 @@ def discover_gpus(nvml: Any = None) -> GpuDiscovery:
                 )
             )
         message = None if devices else "NVML found no NVIDIA GPU."
-        return GpuDiscovery(available=bool(devices), message=message, driver_version=_str(driver) if driver else None, cuda_driver_version=cuda_s, devices=devices)
+        return GpuDiscovery(
+            available=bool(devices),
+            message=message,
+            driver_version=_str(driver) if driver else None,
+            cuda_driver_version=cuda_s,
+            devices=devices,
+        )
     finally:
         _try(nvml.nvmlShutdown)
 

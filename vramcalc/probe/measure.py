@@ -149,7 +149,7 @@ def _register_packed_attention() -> str:
         # windows of unequal size (Qwen2.5-VL): one SDPA per window, like transformers' SDPA path
         outs = [
             torch.nn.functional.scaled_dot_product_attention(a, b_, c, scale=scaling)
-            for a, b_, c in zip(q.split(lengths, dim=2), k.split(lengths, dim=2), v.split(lengths, dim=2))
+            for a, b_, c in zip(q.split(lengths, dim=2), k.split(lengths, dim=2), v.split(lengths, dim=2), strict=False)
         ]
         return torch.cat(outs, dim=2).transpose(1, 2), None
 
@@ -170,7 +170,9 @@ class Simulator:
         from vramcalc.probe.models import ModelNotAvailable, build_model
 
         if spec.family in ("qwen2_vit", "qwen25_vit") and attn == "eager":
-            raise ModelNotAvailable("eager attention of Qwen-VL towers splits per image with cu_seqlens.tolist(), which FakeTensorMode cannot run")
+            raise ModelNotAvailable(
+                "eager attention of Qwen-VL towers splits per image with cu_seqlens.tolist(), which FakeTensorMode cannot run"
+            )
         self.spec = spec
         self.dtype = torch_dtype(dtype)
         self.qwen = spec.family in ("qwen2_vit", "qwen25_vit")
@@ -280,7 +282,18 @@ class CudaMeasurement:
     flops: int | None = None
 
 
-def cuda_run(model: Any, make_inputs: Any, batch: int, width: int, height: int, dtype: Any, extra: dict[str, Any], weights_bytes: int, repeats: int = 5, warmup: int = 2) -> CudaMeasurement:
+def cuda_run(
+    model: Any,
+    make_inputs: Any,
+    batch: int,
+    width: int,
+    height: int,
+    dtype: Any,
+    extra: dict[str, Any],
+    weights_bytes: int,
+    repeats: int = 5,
+    warmup: int = 2,
+) -> CudaMeasurement:
     """Peak allocated / reserved memory and median latency of one configuration on the current CUDA device.
 
     The warm-up passes allocate the cuBLAS workspace and settle the caching allocator; the baseline is
@@ -315,8 +328,13 @@ def cuda_run(model: Any, make_inputs: Any, batch: int, width: int, height: int, 
         reserved = torch.cuda.max_memory_reserved()
         flops = count_flops_real(model, inputs, extra)
         return CudaMeasurement(
-            status="ok", weights_bytes=weights_bytes, activation_bytes=peak - base, peak_allocated_bytes=peak,
-            reserved_bytes=reserved, latency_s=statistics.median(times), flops=flops,
+            status="ok",
+            weights_bytes=weights_bytes,
+            activation_bytes=peak - base,
+            peak_allocated_bytes=peak,
+            reserved_bytes=reserved,
+            latency_s=statistics.median(times),
+            flops=flops,
         )
     except torch.cuda.OutOfMemoryError:
         return CudaMeasurement(status="oom", weights_bytes=weights_bytes)

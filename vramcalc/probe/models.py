@@ -43,7 +43,8 @@ MODEL_CLASSES = {
 
 _NOT_AVAILABLE = {
     "eva_clip": "EVA-CLIP has no transformers model class (it ships as open_clip/timm code)",
-    "siglip2": "Siglip2VisionModel (NaFlex) resizes its position table with spatial_shapes[i].tolist(), which FakeTensorMode cannot run; not wired in yet",
+    "siglip2": "Siglip2VisionModel (NaFlex) resizes its position table with "
+    "spatial_shapes[i].tolist(), which FakeTensorMode cannot run; not wired in yet",
     "qwen3_vit": "Qwen3VLVisionModel needs its DeepStack layer indexes, which the catalog schema does not record yet",
     "mllama": "MllamaVisionModel takes tiled images with aspect-ratio ids; not wired into the probe yet",
     "moonvit": "MoonViT (Kimi-VL) has no transformers class in this version",
@@ -86,17 +87,30 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
         raise ModelNotAvailable(f"{cls} needs head_dim x heads == hidden_size ({spec.head_dim_} x {heads} != {d})")
     act = _ACT[spec.mlp_activation]
     table_size = _position_table_side(spec) * spec.patch_size  # the pre-training resolution of the position table
+    cfg: Any  # the transformers config class of the family
     if fam == "clip":
         if spec.gated_mlp or spec.norm != "layernorm" or spec.class_token is False:
             raise ModelNotAvailable("CLIPVisionModel has a plain MLP, LayerNorm and a class token")
         cfg = transformers.CLIPVisionConfig(
-            hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=table_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
+            hidden_size=d,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            image_size=table_size,
+            patch_size=spec.patch_size,
+            num_channels=spec.num_channels,
+            hidden_act=act,
         )
     elif fam == "siglip":
         cfg = transformers.SiglipVisionConfig(
-            hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=table_size, patch_size=spec.patch_size, num_channels=spec.num_channels, hidden_act=act,
+            hidden_size=d,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            image_size=table_size,
+            patch_size=spec.patch_size,
+            num_channels=spec.num_channels,
+            hidden_act=act,
             vision_use_head=spec.pooling_head == "map",
         )
     elif fam == "dinov2":
@@ -110,9 +124,16 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
                 raise ModelNotAvailable(f"Dinov2 MLP width is hidden x mlp_ratio (an integer); {inter} / {d} is not")
             ratio = inter // d
         kw: dict[str, Any] = dict(
-            hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, mlp_ratio=ratio,
-            image_size=spec.image_size, patch_size=spec.patch_size, num_channels=spec.num_channels,
-            qkv_bias=spec.qkv_bias, use_swiglu_ffn=spec.gated_mlp, hidden_act=act,
+            hidden_size=d,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            mlp_ratio=ratio,
+            image_size=spec.image_size,
+            patch_size=spec.patch_size,
+            num_channels=spec.num_channels,
+            qkv_bias=spec.qkv_bias,
+            use_swiglu_ffn=spec.gated_mlp,
+            hidden_act=act,
         )
         if spec.register_tokens:
             cfg = transformers.Dinov2WithRegistersConfig(num_register_tokens=spec.register_tokens, **kw)
@@ -120,10 +141,17 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
             cfg = transformers.Dinov2Config(**kw)
     elif fam == "internvit":
         cfg = transformers.InternVLVisionConfig(
-            hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            image_size=[spec.image_size, spec.image_size], patch_size=[spec.patch_size, spec.patch_size],
-            num_channels=spec.num_channels, attention_bias=spec.qkv_bias, use_qk_norm=spec.qk_norm,
-            norm_type="layer_norm" if spec.norm == "layernorm" else "rms_norm", hidden_act=act,
+            hidden_size=d,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            image_size=[spec.image_size, spec.image_size],
+            patch_size=[spec.patch_size, spec.patch_size],
+            num_channels=spec.num_channels,
+            attention_bias=spec.qkv_bias,
+            use_qk_norm=spec.qk_norm,
+            norm_type="layer_norm" if spec.norm == "layernorm" else "rms_norm",
+            hidden_act=act,
             # InternViT has no final norm; transformers then pools by mean (use_mean_pooling, Identity norm)
             use_mean_pooling=not spec.post_norm,
         )
@@ -131,16 +159,30 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
         if inter % d:
             raise ModelNotAvailable("Qwen2-VL ViT MLP width is embed_dim x mlp_ratio (integer)")
         cfg = transformers.Qwen2VLVisionConfig(
-            depth=layers, embed_dim=d, hidden_size=merger_out_size or d, mlp_ratio=inter // d, num_heads=heads,
-            in_channels=spec.num_channels, patch_size=spec.patch_size, temporal_patch_size=spec.temporal_patch_size,
-            spatial_merge_size=2, hidden_act=act,
+            depth=layers,
+            embed_dim=d,
+            hidden_size=merger_out_size or d,
+            mlp_ratio=inter // d,
+            num_heads=heads,
+            in_channels=spec.num_channels,
+            patch_size=spec.patch_size,
+            temporal_patch_size=spec.temporal_patch_size,
+            spatial_merge_size=2,
+            hidden_act=act,
         )
     elif fam == "qwen25_vit":
         win = spec.window_attention
         cfg = transformers.Qwen2_5_VLVisionConfig(
-            depth=layers, hidden_size=d, intermediate_size=inter, num_heads=heads, in_channels=spec.num_channels,
-            patch_size=spec.patch_size, temporal_patch_size=spec.temporal_patch_size, spatial_merge_size=2,
-            out_hidden_size=merger_out_size or d, hidden_act=act,
+            depth=layers,
+            hidden_size=d,
+            intermediate_size=inter,
+            num_heads=heads,
+            in_channels=spec.num_channels,
+            patch_size=spec.patch_size,
+            temporal_patch_size=spec.temporal_patch_size,
+            spatial_merge_size=2,
+            out_hidden_size=merger_out_size or d,
+            hidden_act=act,
             window_size=win.window_size_px if win else 112,
             fullatt_block_indexes=list(win.full_attention_layers) if win else list(range(layers)),
         )
@@ -148,8 +190,14 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
         if not spec.gated_mlp:
             raise ModelNotAvailable("PixtralVisionModel has a gated (SwiGLU) MLP")
         cfg = transformers.PixtralVisionConfig(
-            hidden_size=d, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
-            num_channels=spec.num_channels, image_size=spec.image_size, patch_size=spec.patch_size, hidden_act="silu",
+            hidden_size=d,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_channels=spec.num_channels,
+            image_size=spec.image_size,
+            patch_size=spec.patch_size,
+            hidden_act="silu",
         )
     else:  # pragma: no cover - guarded by transformers_class_name
         raise ModelNotAvailable(f"family {fam!r} is not supported")

@@ -119,10 +119,17 @@ class CalibrationProfile(Jsonable):
         if unknown:
             raise ValueError(f"unknown key {unknown[0]!r}")
         kinds = {
-            "gpu_name": (str, False), "catalog_id": (str, True), "memory_bytes": (int, True),
-            "copy_bandwidth_gbs": (float, False), "fp16_matmul_tflops": (float, True), "bf16_matmul_tflops": (float, True),
-            "matmul_size": (int, False), "copy_bytes": (int, False), "measured_at": (str, False),
-            "torch_version": (str, False), "path": (str, True),
+            "gpu_name": (str, False),
+            "catalog_id": (str, True),
+            "memory_bytes": (int, True),
+            "copy_bandwidth_gbs": (float, False),
+            "fp16_matmul_tflops": (float, True),
+            "bf16_matmul_tflops": (float, True),
+            "matmul_size": (int, False),
+            "copy_bytes": (int, False),
+            "measured_at": (str, False),
+            "torch_version": (str, False),
+            "path": (str, True),
         }
         assert kinds.keys() == fields.keys()
         values: dict[str, Any] = {}
@@ -246,10 +253,16 @@ def summarize(rows: list[ProbeRow], device: str) -> ProbeSummary:
         + (f"; latency (speed model) error median {pct(lm)}, worst {pct(lw)}" if lat else "")
     )
     return ProbeSummary(
-        rows_ok=ok, rows_oom=oom, rows_unavailable=na,
-        activation_median_abs_error_pct=am, activation_worst_abs_error_pct=aw,
-        flops_median_abs_error_pct=fm, flops_worst_abs_error_pct=fw,
-        latency_median_abs_error_pct=lm, latency_worst_abs_error_pct=lw, line=line,
+        rows_ok=ok,
+        rows_oom=oom,
+        rows_unavailable=na,
+        activation_median_abs_error_pct=am,
+        activation_worst_abs_error_pct=aw,
+        flops_median_abs_error_pct=fm,
+        flops_worst_abs_error_pct=fw,
+        latency_median_abs_error_pct=lm,
+        latency_worst_abs_error_pct=lw,
+        line=line,
     )
 
 
@@ -278,11 +291,13 @@ def to_markdown(report: ProbeReport) -> str:
     c = report.calibration
     if c:
         lines.append(
-            f"- measured: copy {c.copy_bandwidth_gbs:.0f} GB/s, fp16 matmul {c.fp16_matmul_tflops} TFLOPS, bf16 {c.bf16_matmul_tflops} TFLOPS (n = {c.matmul_size})"
+            f"- measured: copy {c.copy_bandwidth_gbs:.0f} GB/s, fp16 matmul {c.fp16_matmul_tflops} TFLOPS, "
+            f"bf16 {c.bf16_matmul_tflops} TFLOPS (n = {c.matmul_size})"
         )
     lines += [
         "",
-        "| encoder | batch | image | activations predicted | measured | err % | FLOPs err % | peak allocated | reserved | latency measured | predicted | err % | status |",
+        "| encoder | batch | image | activations predicted | measured | err % | FLOPs err % | peak allocated "
+        "| reserved | latency measured | predicted | err % | status |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report.rows:
@@ -292,7 +307,8 @@ def to_markdown(report: ProbeReport) -> str:
         lines.append(
             f"| {r.encoder} | {r.batch} | {r.image_width}x{r.image_height} | {size(r.activation_bytes.predicted)} | "
             f"{size(r.activation_bytes.measured)} | {pct(r.activation_bytes.error_pct)} | {pct(r.flops.error_pct)} | "
-            f"{size(r.peak_allocated_bytes.measured)} | {size(r.reserved_bytes)} | {lat_m} | {lat_p} | {pct(r.latency_s.error_pct)} | {status} |"
+            f"{size(r.peak_allocated_bytes.measured)} | {size(r.reserved_bytes)} | {lat_m} | "
+            f"{lat_p} | {pct(r.latency_s.error_pct)} | {status} |"
         )
     lines += ["", report.summary.line, ""]
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import dataclasses
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from vramcalc.errors import ProbeUnavailableError
@@ -34,9 +34,7 @@ def require_torch() -> None:
     """Raise ProbeUnavailableError unless torch and transformers can be imported (checked without importing)."""
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
-        raise ProbeUnavailableError(
-            f"vramcalc probe needs {' and '.join(missing)}. Install with: pip install 'vramcalc[probe]'"
-        )
+        raise ProbeUnavailableError(f"vramcalc probe needs {' and '.join(missing)}. Install with: pip install 'vramcalc[probe]'")
 
 
 def _merger_out_size(spec: VisionEncoderSpec, catalog: Any) -> int | None:
@@ -53,14 +51,21 @@ def _merger_out_size(spec: VisionEncoderSpec, catalog: Any) -> int | None:
     return None
 
 
-def _latency_predicted(spec: VisionEncoderSpec, gpu_id: str | None, batch: int, width: int, height: int, dtype: str, catalog: Any) -> float | None:
+def _latency_predicted(
+    spec: VisionEncoderSpec, gpu_id: str | None, batch: int, width: int, height: int, dtype: str, catalog: Any
+) -> float | None:
     """Seconds per batch from the speed model (what ``vramcalc check ENCODER --gpu GPU --runtime transformers`` says)."""
     if gpu_id is None:
         return None
     try:
         from vramcalc.estimate import Workload, estimate
 
-        est = estimate(spec, catalog.resolve_gpu(gpu_id), Workload(runtime="transformers", quant=dtype, batch=batch, image_size=(width, height)), catalog)
+        est = estimate(
+            spec,
+            catalog.resolve_gpu(gpu_id),
+            Workload(runtime="transformers", quant=dtype, batch=batch, image_size=(width, height)),
+            catalog,
+        )
         ips = est.throughput.images_per_s if est.throughput else None
         return batch / ips.value if ips and ips.value else None
     except Exception:  # the speed model is another module's contract; the probe still measures without it
@@ -136,16 +141,17 @@ def run_probe(
         transformers_class_name,
     )
 
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     gpus = gpus if gpus is not None else discover_gpus()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ProbeUnavailableError("--device cuda: torch sees no CUDA device (CPU-only torch build, or no NVIDIA driver). Use --device cpu.")
+        raise ProbeUnavailableError(
+            "--device cuda: torch sees no CUDA device (CPU-only torch build, or no NVIDIA driver). Use --device cpu."
+        )
     catalog = load_catalog()
-    specs: list[VisionEncoderSpec] = (
-        [catalog.resolve(["encoders"], e, "encoder") for e in encoders] if encoders else catalog.entries("encoders")  # type: ignore[misc]
-    )
+    found = [catalog.resolve(["encoders"], e, "encoder") for e in encoders] if encoders else catalog.entries("encoders")
+    specs = [e for e in found if isinstance(e, VisionEncoderSpec)]  # every encoders/ entry is one
     batches = sorted(set(batches or (QUICK_BATCHES if quick else DEFAULT_BATCHES)))
     nbytes = int(TORCH_FORMATS[dtype]) // 8  # bytes per weight
     tdtype = measure.torch_dtype(dtype)
@@ -174,8 +180,14 @@ def run_probe(
         w, h = image_size or (spec.image_size, spec.image_size)
         merger = _merger_out_size(spec, catalog)
         base: dict[str, Any] = {
-            "encoder": spec.id, "dtype": dtype, "attention": attention, "image_width": w, "image_height": h,
-            "device": device, "memory_source": "cuda" if device == "cuda" else "simulated", "model_class": None,
+            "encoder": spec.id,
+            "dtype": dtype,
+            "attention": attention,
+            "image_width": w,
+            "image_height": h,
+            "device": device,
+            "memory_source": "cuda" if device == "cuda" else "simulated",
+            "model_class": None,
         }
         try:
             base["model_class"] = transformers_class_name(spec)
@@ -196,7 +208,11 @@ def run_probe(
                 done += 1
                 pred, row = _predicted(spec, base, b, nbytes, merger)
                 if oom_at is not None:
-                    rows.append(dataclasses.replace(row, status="oom", message=f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"))
+                    rows.append(
+                        dataclasses.replace(
+                            row, status="oom", message=f"does not fit at batch {b} (batch {oom_at} already ran out of memory)"
+                        )
+                    )
                     continue
                 try:
                     if built is None:
@@ -217,18 +233,21 @@ def run_probe(
                     rows.append(dataclasses.replace(row, status="oom", message=why))
                     continue
                 wpred = _weights_predicted(spec, nbytes, merger)
-                rows.append(dataclasses.replace(
-                    row,
-                    weights_bytes=m.weights_bytes,
-                    flops=Compared(predicted=pred.flops.total, measured=m.flops),
-                    activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=m.activation_bytes),
-                    peak_allocated_bytes=Compared(
-                        predicted=(wpred + pred.activations.peak_bytes) if wpred else None, measured=m.peak_allocated_bytes
-                    ),
-                    reserved_bytes=m.reserved_bytes, process_bytes=process_gpu_bytes(os.getpid()),
-                    latency_s=Compared(predicted=_latency_predicted(spec, gpu_id, b, w, h, dtype, catalog), measured=m.latency_s),
-                    latency_dtype=dtype,
-                ))
+                rows.append(
+                    dataclasses.replace(
+                        row,
+                        weights_bytes=m.weights_bytes,
+                        flops=Compared(predicted=pred.flops.total, measured=m.flops),
+                        activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=m.activation_bytes),
+                        peak_allocated_bytes=Compared(
+                            predicted=(wpred + pred.activations.peak_bytes) if wpred else None, measured=m.peak_allocated_bytes
+                        ),
+                        reserved_bytes=m.reserved_bytes,
+                        process_bytes=process_gpu_bytes(os.getpid()),
+                        latency_s=Compared(predicted=_latency_predicted(spec, gpu_id, b, w, h, dtype, catalog), measured=m.latency_s),
+                        latency_dtype=dtype,
+                    )
+                )
             del built
             torch.cuda.empty_cache()
             continue
@@ -261,7 +280,9 @@ def run_probe(
             if want_latency:
                 timed_quick = True
                 if cpu_model is None:
-                    cpu_model = build_model(spec, dtype=cpu_tdtype, device="cpu", attn=attention if attention != "flash" else "sdpa", merger_out_size=merger)
+                    cpu_model = build_model(
+                        spec, dtype=cpu_tdtype, device="cpu", attn=attention if attention != "flash" else "sdpa", merger_out_size=merger
+                    )
                 inputs = cpu_model.make_inputs(b, w, h, cpu_tdtype)
                 latency = measure.cpu_latency(cpu_model.model, inputs, extra, repeats=1 if quick else 3)
                 if cpu_dtype != dtype:
@@ -269,19 +290,33 @@ def run_probe(
             else:
                 notes.append("CPU latency not measured (" + ("--quick" if quick else f"> {CPU_LATENCY_MAX_FLOPS:.0e} FLOPs") + ")")
             if sim.qwen:
-                notes.append("simulated with one packed SDPA call per batch (flash-varlen layout); transformers' SDPA path splits per image")
-            rows.append(dataclasses.replace(
-                row,
-                weights_bytes=s.weights_bytes,
-                flops=Compared(predicted=pred.flops.total, measured=s.flops),
-                activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=s.activation_bytes),
-                latency_s=Compared(measured=latency), latency_dtype=cpu_dtype if latency is not None else None, notes=notes,
-            ))
+                notes.append(
+                    "simulated with one packed SDPA call per batch (flash-varlen layout); transformers' SDPA path splits per image"
+                )
+            rows.append(
+                dataclasses.replace(
+                    row,
+                    weights_bytes=s.weights_bytes,
+                    flops=Compared(predicted=pred.flops.total, measured=s.flops),
+                    activation_bytes=Compared(predicted=pred.activations.peak_bytes, measured=s.activation_bytes),
+                    latency_s=Compared(measured=latency),
+                    latency_dtype=cpu_dtype if latency is not None else None,
+                    notes=notes,
+                )
+            )
         del cpu_model, sim
     if progress:
         progress(total, total, "done")
     return ProbeReport(
-        vramcalc_version=vramcalc.__version__, torch_version=torch.__version__, transformers_version=transformers.__version__,
-        started_at=started, device=device, device_name=device_name, gpus=gpus, calibration=calibration,  # type: ignore[arg-type]
-        calibration_message=calibration_message, rows=rows, summary=summarize(rows, device),
+        vramcalc_version=vramcalc.__version__,
+        torch_version=torch.__version__,
+        transformers_version=transformers.__version__,
+        started_at=started,
+        device=device,  # type: ignore[arg-type]  # "cuda" or "cpu", checked above
+        device_name=device_name,
+        gpus=gpus,
+        calibration=calibration,  # type: ignore[arg-type]
+        calibration_message=calibration_message,
+        rows=rows,
+        summary=summarize(rows, device),
     )

@@ -84,8 +84,9 @@ def gguf_constants() -> tuple[Any, Any, Any]:
     try:
         from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
     except ImportError as e:  # a dependency of vramcalc: only a broken install lacks it
-        raise InputError(f"Reading GGUF files needs the 'gguf' package, a dependency of vramcalc that is missing here ({e}); "
-                         "reinstall vramcalc.") from e
+        raise InputError(
+            f"Reading GGUF files needs the 'gguf' package, a dependency of vramcalc that is missing here ({e}); reinstall vramcalc."
+        ) from e
     return GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 
@@ -108,7 +109,7 @@ class _Cursor:
     def fill(self, n: int, what: str) -> int:
         """Make the window hold the ``n`` bytes at ``pos`` (bounds already checked); their index in ``buf``."""
         i = self.pos - self.start
-        if 0 <= i and i + n <= len(self.buf):
+        if i >= 0 and i + n <= len(self.buf):
             return i
         parts, got = [], 0
         try:
@@ -120,8 +121,10 @@ class _Cursor:
             while got < n:
                 chunk = self.f.read(max(n - got, CHUNK_BYTES))
                 if not chunk:
-                    raise InputError(f"{self.path}: truncated or corrupt GGUF file: {what} runs past the end of the file "
-                                     f"(it ends at {self.pos + got} bytes).")
+                    raise InputError(
+                        f"{self.path}: truncated or corrupt GGUF file: {what} runs past the end of the file "
+                        f"(it ends at {self.pos + got} bytes)."
+                    )
                 if not isinstance(chunk, bytes | bytearray | memoryview):
                     raise TypeError(f"GGUF header reader: expected a binary stream, read {type(chunk).__name__}")
                 parts.append(bytes(chunk))
@@ -222,7 +225,9 @@ def read_gguf_header(source: str | os.PathLike[str] | IO[bytes], name: str | Non
             raise InputError(f"{path}: cannot open: {e.strerror or e}.") from None
         with f:
             return _parse(f, Path(name) if name else path, os.fstat(f.fileno()).st_size)
-    label = name or next((a for a in (getattr(source, "name", None), getattr(source, "path", None)) if isinstance(a, str) and a), "<stream>")
+    label = name or next(
+        (a for a in (getattr(source, "name", None), getattr(source, "path", None)) if isinstance(a, str) and a), "<stream>"
+    )
     path = Path(label)
     try:
         size = source.seek(0, io.SEEK_END)
@@ -269,7 +274,9 @@ def _parse(f: IO[bytes], path: Path, size: int) -> GgufHeader:
     # each metadata entry takes at least 12 bytes (key length 8 + value type 4), each tensor info at least 28
     # (name length 8 + n_dims 4 + type 4 + offset 8 = 24, and 8 per dimension: 32 for a 1-D tensor)
     if n_kv * 12 > size or n_tensors * 28 > size:
-        raise InputError(f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes.")
+        raise InputError(
+            f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes."
+        )
     meta: dict[str, Any] = {}
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")

@@ -8,7 +8,6 @@ llama.cpp vision projector (clip) header into a vision encoder and a VLM.
 from __future__ import annotations
 
 import dataclasses
-
 import re
 from typing import Any
 
@@ -29,7 +28,6 @@ from vramcalc.schema import (
     VlmSpec,
     WindowAttention,
 )
-
 
 #: llama.cpp architectures (general.architecture) whose tensors the catalog schema models, with
 #: the family name the catalog uses and the FFN activation (llama.cpp src/llama-model.cpp).
@@ -53,6 +51,7 @@ GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
 #: Sliding-window layer patterns per architecture (llama.cpp llama-model.cpp: gemma2 every other
 #: layer, gemma3 5 of 6, gpt-oss every other); others use sliding_window only if the key says.
 _SWA_PATTERNS = {"gemma2": [True, False], "gemma3": [True] * 5 + [False], "gpt-oss": [True, False]}
+
 
 def _req(h: GgufHeader, key: str) -> Any:
     v = h.arch_key(key)
@@ -101,7 +100,9 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
     arch = h.architecture
     if arch not in GGUF_ARCHITECTURES:
         if arch == "clip":
-            raise InputError(f"{h.path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj.")
+            raise InputError(
+                f"{h.path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj."
+            )
         raise InputError(
             f"{h.path}: GGUF architecture '{arch or '(none)'}' is not supported; supported: {', '.join(sorted(GGUF_ARCHITECTURES))}."
         )
@@ -173,8 +174,13 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         # value_length (kv_lora_rank + rope, kv_lora_rank) and the per-head ones in *_mla
         k_len = int(h.arch_key("attention.key_length_mla") or _req(h, "attention.key_length"))
         v_len = int(h.arch_key("attention.value_length_mla") or _req(h, "attention.value_length"))
-        mla = Mla(kv_lora_rank=kv_rank, q_lora_rank=int(q_rank) if q_rank else None, qk_nope_head_dim=k_len - rope,
-                  qk_rope_head_dim=rope, v_head_dim=v_len)
+        mla = Mla(
+            kv_lora_rank=kv_rank,
+            q_lora_rank=int(q_rank) if q_rank else None,
+            qk_nope_head_dim=k_len - rope,
+            qk_rope_head_dim=rope,
+            v_head_dim=v_len,
+        )
 
     fused_qkv = has("attn_qkv.weight")
     head_dim = None
@@ -261,9 +267,15 @@ def _compare_layout(spec: LlmSpec, h: GgufHeader, notes: list[str]) -> None:
     missing = sorted(set(derived) - set(actual))
     differ = sorted(n for n in set(actual) & set(derived) if actual[n] != derived[n])
     if extra:
-        notes.append(f"{len(extra)} tensor(s) in the file beyond the architecture model (counted exactly): {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else ""))
+        notes.append(
+            f"{len(extra)} tensor(s) in the file beyond the architecture model (counted exactly): {', '.join(extra[:3])}"
+            + (" ..." if len(extra) > 3 else "")
+        )
     if missing or differ:
-        notes.append(f"The file's layout differs from the architecture model in {len(missing) + len(differ)} tensor(s); weights are the file's, KV cache and buffers follow the model.")
+        notes.append(
+            f"The file's layout differs from the architecture model in {len(missing) + len(differ)} tensor(s); "
+            f"weights are the file's, KV cache and buffers follow the model."
+        )
 
 
 #: llama.cpp clip projector types (clip.projector_type) this reader turns into a VLM.

@@ -29,36 +29,107 @@ if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
 
 
-
 #: Defaults of the transformers config classes for fields that published configs often omit
 #: (transformers models/<type>/configuration_<type>.py __init__ defaults).
 _HF_DEFAULTS: dict[str, dict[str, Any]] = {
-    "llama": dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                  max_position_embeddings=2048, hidden_act="silu", tie_word_embeddings=False),
-    "mistral": dict(vocab_size=32000, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                    num_key_value_heads=8, max_position_embeddings=4096 * 32, hidden_act="silu", sliding_window=4096, tie_word_embeddings=False),
-    "qwen2": dict(vocab_size=151936, hidden_size=4096, intermediate_size=22016, num_hidden_layers=32, num_attention_heads=32,
-                  num_key_value_heads=32, max_position_embeddings=32768, hidden_act="silu", tie_word_embeddings=False),
-    "gemma3_text": dict(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26, num_attention_heads=8,
-                        num_key_value_heads=4, head_dim=256, max_position_embeddings=131072, hidden_activation="gelu_pytorch_tanh",
-                        sliding_window=4096, sliding_window_pattern=6, tie_word_embeddings=True),
-    "clip_vision_model": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                              patch_size=32, hidden_act="quick_gelu"),
-    "siglip_vision_model": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, image_size=224,
-                                patch_size=16, hidden_act="gelu_pytorch_tanh"),
+    "llama": dict(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        max_position_embeddings=2048,
+        hidden_act="silu",
+        tie_word_embeddings=False,
+    ),
+    "mistral": dict(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=4096 * 32,
+        hidden_act="silu",
+        sliding_window=4096,
+        tie_word_embeddings=False,
+    ),
+    "qwen2": dict(
+        vocab_size=151936,
+        hidden_size=4096,
+        intermediate_size=22016,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=32768,
+        hidden_act="silu",
+        tie_word_embeddings=False,
+    ),
+    "gemma3_text": dict(
+        vocab_size=262208,
+        hidden_size=2304,
+        intermediate_size=9216,
+        num_hidden_layers=26,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=256,
+        max_position_embeddings=131072,
+        hidden_activation="gelu_pytorch_tanh",
+        sliding_window=4096,
+        sliding_window_pattern=6,
+        tie_word_embeddings=True,
+    ),
+    "clip_vision_model": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        hidden_act="quick_gelu",
+    ),
+    "siglip_vision_model": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=16,
+        hidden_act="gelu_pytorch_tanh",
+    ),
 }
 _HF_DEFAULTS["qwen3"] = _HF_DEFAULTS["qwen2"]
 
 #: HF model_type -> catalog family, for the text models this reader knows.
 HF_TEXT_TYPES = {
-    "llama": "llama", "mistral": "mistral", "qwen2": "qwen2", "qwen3": "qwen3", "gemma": "gemma", "gemma2": "gemma2",
-    "gemma3_text": "gemma3", "phi3": "phi3", "mixtral": "mixtral", "qwen2_moe": "qwen2_moe", "qwen3_moe": "qwen3_moe",
-    "deepseek_v2": "deepseek_v2", "deepseek_v3": "deepseek_v3", "gpt_oss": "gpt-oss", "granite": "granite", "olmo2": "olmo2",
+    "llama": "llama",
+    "mistral": "mistral",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "gemma": "gemma",
+    "gemma2": "gemma2",
+    "gemma3_text": "gemma3",
+    "phi3": "phi3",
+    "mixtral": "mixtral",
+    "qwen2_moe": "qwen2_moe",
+    "qwen3_moe": "qwen3_moe",
+    "deepseek_v2": "deepseek_v2",
+    "deepseek_v3": "deepseek_v3",
+    "gpt_oss": "gpt-oss",
+    "granite": "granite",
+    "olmo2": "olmo2",
 }
 HF_VLM_TYPES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3")
 
-_ACTS = {"silu": "silu", "swish": "silu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu",
-         "quick_gelu": "quick_gelu"}
+_ACTS = {
+    "silu": "silu",
+    "swish": "silu",
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu",
+    "quick_gelu": "quick_gelu",
+}
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
 
 
@@ -100,8 +171,13 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     head_dim = cfg.get("head_dim") or defaults.get("head_dim")
     if head_dim and int(head_dim) == hidden // heads:
         head_dim = None
-    act_name = str(cfg.get("hidden_activation") or cfg.get("hidden_act") or defaults.get("hidden_activation")
-                   or defaults.get("hidden_act") or ("gelu_pytorch_tanh" if mt.startswith("gemma") else "silu"))
+    act_name = str(
+        cfg.get("hidden_activation")
+        or cfg.get("hidden_act")
+        or defaults.get("hidden_activation")
+        or defaults.get("hidden_act")
+        or ("gelu_pytorch_tanh" if mt.startswith("gemma") else "silu")
+    )
     activation = "swiglu_oai" if mt == "gpt_oss" else _ACTS.get(act_name, "silu")
     if activation == "quick_gelu":
         activation = "gelu"
@@ -110,31 +186,52 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     moe = None
     ff = int(g("intermediate_size", 0) or 0)
     if mt in ("mixtral", "gpt_oss"):
-        moe = Moe(num_experts=int(g("num_local_experts")), experts_per_token=int(cfg.get("num_experts_per_tok") or g("experts_per_token")),
-                  expert_intermediate_size=ff, expert_bias=mt == "gpt_oss", router_bias=mt == "gpt_oss",
-                  expert_dtype="mxfp4" if (cfg.get("quantization_config") or {}).get("quant_method") == "mxfp4" else "native")
+        moe = Moe(
+            num_experts=int(g("num_local_experts")),
+            experts_per_token=int(cfg.get("num_experts_per_tok") or g("experts_per_token")),
+            expert_intermediate_size=ff,
+            expert_bias=mt == "gpt_oss",
+            router_bias=mt == "gpt_oss",
+            expert_dtype="mxfp4" if (cfg.get("quantization_config") or {}).get("quant_method") == "mxfp4" else "native",
+        )
     elif mt in ("qwen2_moe", "qwen3_moe"):
         step = int(cfg.get("decoder_sparse_step") or 1)
         only = set(cfg.get("mlp_only_layers") or [])
         dense = [i for i in range(n_layers) if i in only or (i + 1) % step != 0]
         shared = int(cfg.get("shared_expert_intermediate_size") or 0)
-        moe = Moe(num_experts=int(g("num_experts")), experts_per_token=int(g("num_experts_per_tok")),
-                  expert_intermediate_size=int(g("moe_intermediate_size")), shared_experts=1 if shared else 0,
-                  shared_expert_intermediate_size=shared or None, shared_expert_gate=bool(shared), dense_layers=dense)
+        moe = Moe(
+            num_experts=int(g("num_experts")),
+            experts_per_token=int(g("num_experts_per_tok")),
+            expert_intermediate_size=int(g("moe_intermediate_size")),
+            shared_experts=1 if shared else 0,
+            shared_expert_intermediate_size=shared or None,
+            shared_expert_gate=bool(shared),
+            dense_layers=dense,
+        )
     elif mt in ("deepseek_v2", "deepseek_v3"):
         n_routed = cfg.get("n_routed_experts")
         if n_routed:
             k_dense = int(cfg.get("first_k_dense_replace") or 0)
             freq = int(cfg.get("moe_layer_freq") or 1)
             dense = [i for i in range(n_layers) if i < k_dense or i % freq != 0]
-            moe = Moe(num_experts=int(n_routed), experts_per_token=int(g("num_experts_per_tok")),
-                      expert_intermediate_size=int(g("moe_intermediate_size")), shared_experts=int(cfg.get("n_shared_experts") or 0),
-                      dense_layers=dense, router_bias=mt == "deepseek_v3")
+            moe = Moe(
+                num_experts=int(n_routed),
+                experts_per_token=int(g("num_experts_per_tok")),
+                expert_intermediate_size=int(g("moe_intermediate_size")),
+                shared_experts=int(cfg.get("n_shared_experts") or 0),
+                dense_layers=dense,
+                router_bias=mt == "deepseek_v3",
+            )
     mla = None
     if mt in ("deepseek_v2", "deepseek_v3"):
         q_rank = cfg.get("q_lora_rank")
-        mla = Mla(kv_lora_rank=int(g("kv_lora_rank")), q_lora_rank=int(q_rank) if q_rank else None,
-                  qk_nope_head_dim=int(g("qk_nope_head_dim")), qk_rope_head_dim=int(g("qk_rope_head_dim")), v_head_dim=int(g("v_head_dim")))
+        mla = Mla(
+            kv_lora_rank=int(g("kv_lora_rank")),
+            q_lora_rank=int(q_rank) if q_rank else None,
+            qk_nope_head_dim=int(g("qk_nope_head_dim")),
+            qk_rope_head_dim=int(g("qk_rope_head_dim")),
+            v_head_dim=int(g("v_head_dim")),
+        )
         head_dim = None
     sliding = None
     window = cfg.get("sliding_window") if "sliding_window" in cfg else defaults.get("sliding_window")
@@ -196,10 +293,20 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
 
         act = _ACTS.get(str(g("hidden_act")), "gelu")
         return VisionEncoderSpec(
-            **common, family="clip" if clip else "siglip", image_size=int(g("image_size")), patch_size=int(g("patch_size")),
-            hidden_size=int(g("hidden_size")), num_layers=int(g("num_hidden_layers")), num_heads=int(g("num_attention_heads")),
-            intermediate_size=int(g("intermediate_size")), mlp_activation=act, class_token=clip, patch_bias=not clip,  # type: ignore[arg-type]
-            pre_norm=clip, post_norm=True, dtype="fp16",
+            **common,
+            family="clip" if clip else "siglip",
+            image_size=int(g("image_size")),
+            patch_size=int(g("patch_size")),
+            hidden_size=int(g("hidden_size")),
+            num_layers=int(g("num_hidden_layers")),
+            num_heads=int(g("num_attention_heads")),
+            intermediate_size=int(g("intermediate_size")),
+            mlp_activation=act,  # type: ignore[arg-type]  # one of the _ACTS values
+            class_token=clip,
+            patch_bias=not clip,
+            pre_norm=clip,
+            post_norm=True,
+            dtype="fp16",
         )
     # Qwen2-VL / Qwen2.5-VL vision transformers. Fallbacks for fields a vision_config leaves out: the
     # published 7B vision_configs (shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json: depth 32,
@@ -211,17 +318,44 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
     if vlm_type == "qwen2_vl":
         embed = int(vc.get("embed_dim") or 1280)
         return VisionEncoderSpec(
-            **common, family="qwen2_vit", image_size=patch * 32, patch_size=patch, temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
-            hidden_size=embed, num_layers=depth, num_heads=int(vc.get("num_heads") or 16), intermediate_size=int(embed * float(vc.get("mlp_ratio") or 4)),
-            mlp_activation="quick_gelu", class_token=False, patch_bias=False, position_embedding="rope2d", post_norm=False, dtype="bf16",
+            **common,
+            family="qwen2_vit",
+            image_size=patch * 32,
+            patch_size=patch,
+            temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+            hidden_size=embed,
+            num_layers=depth,
+            num_heads=int(vc.get("num_heads") or 16),
+            intermediate_size=int(embed * float(vc.get("mlp_ratio") or 4)),
+            mlp_activation="quick_gelu",
+            class_token=False,
+            patch_bias=False,
+            position_embedding="rope2d",
+            post_norm=False,
+            dtype="bf16",
         )
     hid = int(vc.get("hidden_size") or 1280)
     full = vc.get("fullatt_block_indexes") or []
     return VisionEncoderSpec(
-        **common, family="qwen25_vit", image_size=patch * 32, patch_size=patch, temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
-        hidden_size=hid, num_layers=depth, num_heads=int(vc.get("num_heads") or 16), intermediate_size=int(vc.get("intermediate_size") or 3420),
-        mlp_activation="swiglu", norm="rmsnorm", class_token=False, patch_bias=False, mlp_bias=True, position_embedding="rope2d", post_norm=False,
-        window_attention=WindowAttention(window_size_px=int(vc.get("window_size") or 112), full_attention_layers=list(full)) if full else None,
+        **common,
+        family="qwen25_vit",
+        image_size=patch * 32,
+        patch_size=patch,
+        temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+        hidden_size=hid,
+        num_layers=depth,
+        num_heads=int(vc.get("num_heads") or 16),
+        intermediate_size=int(vc.get("intermediate_size") or 3420),
+        mlp_activation="swiglu",
+        norm="rmsnorm",
+        class_token=False,
+        patch_bias=False,
+        mlp_bias=True,
+        position_embedding="rope2d",
+        post_norm=False,
+        window_attention=WindowAttention(window_size_px=int(vc.get("window_size") or 112), full_attention_layers=list(full))
+        if full
+        else None,
         dtype="bf16",
     )
 
@@ -265,7 +399,10 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         grid = enc.image_size // enc.patch_size
         if mt == "llava_next":
             # default: LlavaNextConfig.image_grid_pinpoints (transformers models/llava_next/configuration_llava_next.py)
-            pins = [tuple(int(x) for x in p) for p in cfg.get("image_grid_pinpoints") or [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]]
+            pins = [
+                tuple(int(x) for x in p)
+                for p in cfg.get("image_grid_pinpoints") or [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+            ]
             tokens, defaults = anyres_tokens(pins, newline=bool(cfg.get("use_image_newline_parameter", True)))
         else:
             tokens = FixedTokens(tokens=grid * grid)
@@ -281,8 +418,14 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
         defaults = VlmDefaults(image_size=(1024, 768))  # a choice: the 4:3 photo the catalog VLMs assume (data/vlms notes)
     vlm = VlmSpec(
-        id=ident, name=name, source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)", encoder=enc.id, llm=llm.id,
-        projector=projector, image_tokens=tokens, defaults=defaults,
+        id=ident,
+        name=name,
+        source=f"Hugging Face config {where} (model_type {mt}; read by vramcalc)",
+        encoder=enc.id,
+        llm=llm.id,
+        projector=projector,
+        image_tokens=tokens,
+        defaults=defaults,
     )
     return ConfigModel(vlm, llm, enc)
 
@@ -311,6 +454,14 @@ def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str, cat
         tokens, defaults = anyres_tokens([tuple(int(x) for x in p) for p in pins], newline=True)
     else:
         tokens = FixedTokens(tokens=grid * grid)
-    vlm = VlmSpec(id=ident, name=name, source=f"LLaVA config {where} (mm_vision_tower {tower}; read by vramcalc)", encoder=enc.id,
-                  llm=llm.id, projector=projector, image_tokens=tokens, defaults=defaults)
+    vlm = VlmSpec(
+        id=ident,
+        name=name,
+        source=f"LLaVA config {where} (mm_vision_tower {tower}; read by vramcalc)",
+        encoder=enc.id,
+        llm=llm.id,
+        projector=projector,
+        image_tokens=tokens,
+        defaults=defaults,
+    )
     return ConfigModel(vlm, llm, enc)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vramcalc.errors import InputError
 from vramcalc import runtimes
-from vramcalc.results import FixedWeights
+from vramcalc.errors import InputError
 from vramcalc.quant import WeightBytes
 from vramcalc.readers.common import slug
 from vramcalc.readers.gguf import GgufHeader, has_gguf_magic, read_gguf_header
 from vramcalc.readers.gguf_spec import gguf_llm, gguf_mmproj
 from vramcalc.readers.hf_config import model_from_hf_config
 from vramcalc.readers.safetensors import SafetensorsSummary, summarize_safetensors
+from vramcalc.results import FixedWeights
 from vramcalc.schema import LlmSpec, VisionEncoderSpec, VlmSpec, to_dict
 
 if TYPE_CHECKING:
@@ -54,7 +53,9 @@ class FileModel:
         return out
 
 
-def load_model_files(path: str | Path, mmproj: str | Path | None = None, runtime: str = "llama.cpp", catalog: Catalog | None = None) -> FileModel:
+def load_model_files(
+    path: str | Path, mmproj: str | Path | None = None, runtime: str = "llama.cpp", catalog: Catalog | None = None
+) -> FileModel:
     """Read a model from a GGUF file (+ mmproj), a config.json, or a model folder.
 
     Args:

@@ -30,8 +30,19 @@ class SafetensorsSummary:
         return max(self.params_by_dtype, key=self.params_by_dtype.get) if self.params_by_dtype else ""  # type: ignore[arg-type]
 
 
-_VISION_PREFIXES = ("vision_tower", "model.vision_tower", "visual", "model.visual", "vision_model", "model.vision_model",
-                    "multi_modal_projector", "model.multi_modal_projector", "mm_projector", "model.mm_projector", "vision_embed")
+_VISION_PREFIXES = (
+    "vision_tower",
+    "model.vision_tower",
+    "visual",
+    "model.visual",
+    "vision_model",
+    "model.vision_model",
+    "multi_modal_projector",
+    "model.multi_modal_projector",
+    "mm_projector",
+    "model.mm_projector",
+    "vision_embed",
+)
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
@@ -53,7 +64,10 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
             raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON.") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors file: the header is not a JSON object.")
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    end = max(
+        (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
+        default=0,
+    )
     if 8 + n + end > size:
         raise InputError(f"{path}: truncated safetensors file: its header declares {8 + n + end:,} bytes but the file has {size:,}.")
     return header

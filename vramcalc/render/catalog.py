@@ -47,7 +47,12 @@ LIST_COLUMNS: dict[str, list[tuple[str, Any]]] = {
         ("Params", lambda r: fmt_count(r["params"])),
         ("Layers", lambda r: str(r["num_layers"])),
         ("Context", lambda r: f"{r['max_context']:,}"),
-        ("Notes", lambda r: ", ".join(x for x in ("MoE" if r.get("moe") else "", "SWA" if r.get("sliding_window") else "", "MLA" if r.get("mla") else "") if x)),
+        (
+            "Notes",
+            lambda r: ", ".join(
+                x for x in ("MoE" if r.get("moe") else "", "SWA" if r.get("sliding_window") else "", "MLA" if r.get("mla") else "") if x
+            ),
+        ),
     ],
     "encoders": [
         ("Id", lambda r: r["id"]),
@@ -87,5 +92,10 @@ def render_validation(report: Any) -> Group:
         lines.append(Text(f"✗ {p}", style="red"))
     style = "green" if report.ok else "red"
     counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
-    lines.append(Text(f"{'OK' if report.ok else 'FAILED'}: {report.checked} entries checked ({counts}), {len(report.problems)} problem(s).", style=style))
+    lines.append(
+        Text(
+            f"{'OK' if report.ok else 'FAILED'}: {report.checked} entries checked ({counts}), {len(report.problems)} problem(s).",
+            style=style,
+        )
+    )
     return Group(*lines)

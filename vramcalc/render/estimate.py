@@ -90,7 +90,11 @@ def render_estimate(est: Estimate) -> Group:
         t.add_row(f"Vision {rt.compute_label}", "", fmt_bytes(m.compute_bytes.vision))
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
     t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
-    reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})" if g.reserved_bytes else ""
+    reserved = (
+        f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})"
+        if g.reserved_bytes
+        else ""
+    )
     cap = g.usable_bytes
     gpu_shares = est.offload.gpus if est.offload else []
     n_gpus = len(gpu_shares) or 1
@@ -128,8 +132,11 @@ def render_estimate(est: Estimate) -> Group:
             lines.append(Text("No context fits at this precision."))
     if est.suggestion:
         s = est.suggestion
-        lines.append(Text.assemble(("Suggestion: ", "bold"), f"{s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict})  ",
-                                   (" ".join(s.flags), "cyan")))
+        lines.append(
+            Text.assemble(
+                ("Suggestion: ", "bold"), f"{s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict})  ", (" ".join(s.flags), "cyan")
+            )
+        )
     lines += render_speed(est)
     for note in est.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
@@ -159,7 +166,10 @@ def render_speed(est: Estimate) -> list[Any]:
         b = f.basis
         cpu = next((d for d in off.devices if d.index < 0 and (d.layers or d.output_layer)), None) if off else None
         if b.bytes is not None and b.effective_bandwidth_gbs is not None and cpu is not None and f is thr.decode_tokens_per_s:
-            out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective (GPU + {cpu.memory_bandwidth_gbs:g} GB/s RAM)"
+            out = (
+                f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective "
+                f"(GPU + {cpu.memory_bandwidth_gbs:g} GB/s RAM)"
+            )
         elif b.bytes is not None and b.effective_bandwidth_gbs is not None:
             out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} of {b.bandwidth_gbs:,.0f} GB/s"
         elif b.flops is not None and b.effective_tflops is not None:

@@ -20,13 +20,23 @@ def render_fit(r: FitResult, limit: int | None = None) -> Group:
     g = r.gpu
     ctx = f"{r.context_tokens:,}" if r.context_tokens else "4,096"
     head = Text.assemble(
-        "What runs on ", (g.name, "bold"), f" [{g.id}]: {fmt_bytes(g.usable_bytes)} usable of {fmt_bytes(g.memory_bytes)}, ",
+        "What runs on ",
+        (g.name, "bold"),
+        f" [{g.id}]: {fmt_bytes(g.usable_bytes)} usable of {fmt_bytes(g.memory_bytes)}, ",
         f"{r.runtime}, context {ctx} text tokens" + (f", {r.images} image(s)" if r.images is not None else "") + ".",
     )
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("model", no_wrap=True, overflow="ellipsis", min_width=12)
-    for col, just in (("kind", "left"), ("params", "right"), ("quant", "left"), ("memory", "right"),
-                      ("free", "right"), ("max ctx", "right"), ("tok/s", "right"), ("verdict", "left")):
+    for col, just in (
+        ("kind", "left"),
+        ("params", "right"),
+        ("quant", "left"),
+        ("memory", "right"),
+        ("free", "right"),
+        ("max ctx", "right"),
+        ("tok/s", "right"),
+        ("verdict", "left"),
+    ):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     rows = r.rows if limit is None else r.rows[:limit]
     for row in rows:
@@ -49,5 +59,7 @@ def render_fit(r: FitResult, limit: int | None = None) -> Group:
         parts.append(Text(f"... {len(r.rows) - limit} more (--limit, or --json for all).", style="dim"))
     parts.append(Text(f"Best quantization that fits, from {' > '.join(r.precisions)}. Order: {r.ranking}.", style="dim"))
     if r.skipped:
-        parts.append(Text(f"Skipped {len(r.skipped)} catalog entr{'y' if len(r.skipped) == 1 else 'ies'}: " + "; ".join(r.skipped[:3]), style="dim"))
+        parts.append(
+            Text(f"Skipped {len(r.skipped)} catalog entr{'y' if len(r.skipped) == 1 else 'ies'}: " + "; ".join(r.skipped[:3]), style="dim")
+        )
     return Group(*parts)

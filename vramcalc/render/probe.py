@@ -50,14 +50,27 @@ def render_notes(report: ProbeReport) -> list[str]:
     for text, encs in by_text.items():
         who = ", ".join(encs) if len(encs) <= 4 else f"{len(encs)} encoders"
         lines.append(f"  {text} ({who})")
-    return (["Notes:"] + lines) if lines else []
+    return (["Notes:", *lines]) if lines else []
 
 
 def render_probe(report: ProbeReport) -> Table:
     """predicted | measured | error % of activation memory and FLOPs, one row per configuration."""
     mem = "CUDA allocator" if report.device == "cuda" else "simulated (FakeTensorMode)"
     t = Table(title=f"vramcalc probe: {report.device_name or 'CPU'}; memory: {mem}", title_justify="left")
-    for col in ("encoder", "batch", "image", "tokens", "activations", "measured", "err %", "FLOPs", "measured", "err %", "latency", "status"):
+    for col in (
+        "encoder",
+        "batch",
+        "image",
+        "tokens",
+        "activations",
+        "measured",
+        "err %",
+        "FLOPs",
+        "measured",
+        "err %",
+        "latency",
+        "status",
+    ):
         t.add_column(col, justify="left" if col in ("encoder", "status", "image") else "right")
 
     def pct(v: float | None) -> str:
@@ -69,8 +82,17 @@ def render_probe(report: ProbeReport) -> Table:
             lat += f" ({r.latency_s.error_pct:+.0f}%)"
         status = {"ok": "ok", "oom": "OOM", "not_available": "n/a", "error": "error"}[r.status]
         t.add_row(
-            r.encoder, str(r.batch), f"{r.image_width}x{r.image_height}", str(r.tokens_per_image or "-"),
-            fmt_bytes(r.activation_bytes.predicted), fmt_bytes(r.activation_bytes.measured), pct(r.activation_bytes.error_pct),
-            fmt_flops(r.flops.predicted), fmt_flops(r.flops.measured), pct(r.flops.error_pct), lat, status,
+            r.encoder,
+            str(r.batch),
+            f"{r.image_width}x{r.image_height}",
+            str(r.tokens_per_image or "-"),
+            fmt_bytes(r.activation_bytes.predicted),
+            fmt_bytes(r.activation_bytes.measured),
+            pct(r.activation_bytes.error_pct),
+            fmt_flops(r.flops.predicted),
+            fmt_flops(r.flops.measured),
+            pct(r.flops.error_pct),
+            lat,
+            status,
         )
     return t

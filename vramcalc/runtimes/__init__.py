@@ -8,13 +8,14 @@ Built in: ``llama.cpp`` (llamacpp.py; also what ollama and LM Studio run) and ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
-    from vramcalc.quant import WeightBytes
     from vramcalc.params import Tensor
+    from vramcalc.quant import WeightBytes
     from vramcalc.results import Workload
     from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
 
@@ -46,7 +47,7 @@ class Runtime(Protocol):
     #: Why the margin is kept, as the verdict line says it ("llama.cpp --fit keeps free by default").
     margin_note: str
     #: Named guesses (constant -> bytes) this runtime's accounting uses, for docs and review.
-    guesses: dict[str, int]
+    guesses: Mapping[str, int]
 
     def check(self, w: Workload) -> None:
         """Raise InputError for a workload the runtime cannot run (e.g. a setting that needs another)."""

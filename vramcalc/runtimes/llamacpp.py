@@ -8,7 +8,9 @@ buffer at the image size. Layers that do not fit run from system RAM (-ngl).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from vramcalc.errors import InputError
 from vramcalc.memo import spec_memo
@@ -126,7 +128,9 @@ class LlamaCpp:
     flash_attention_switch: bool = True
     margin_note: str = "llama.cpp --fit keeps free by default"
     margin_bytes: int = FIT_MARGIN_BYTES
-    guesses: dict[str, int] = {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
+    guesses: Mapping[str, int] = MappingProxyType(
+        {"GUESS_CUDA_RUNTIME_BYTES": GUESS_CUDA_RUNTIME_BYTES, "GUESS_METAL_RUNTIME_BYTES": GUESS_METAL_RUNTIME_BYTES}
+    )
 
     def check(self, w: Workload) -> None:
         if w.kv_cache != "f16" and not w.flash_attention:
@@ -147,8 +151,11 @@ class LlamaCpp:
 
     def smaller_precisions(self, current: str) -> list[str]:
         order = GGUF_QUALITY_ORDER
-        start = order.index(current) + 1 if current in order else next(
-            (i for i, q in enumerate(order) if file_type_bits(q) < file_type_bits(current)), len(order))
+        start = (
+            order.index(current) + 1
+            if current in order
+            else next((i for i, q in enumerate(order) if file_type_bits(q) < file_type_bits(current)), len(order))
+        )
         return list(order[start:])
 
     def vision_precision(self, model: VlmSpec | VisionEncoderSpec, w: Workload) -> str:

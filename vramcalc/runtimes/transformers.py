@@ -8,7 +8,9 @@ in a way worth estimating, so a model that does not fit gets the verdict ``no``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from vramcalc.params import llm_tensors
 from vramcalc.quant import WeightBytes, normalize_torch_format, torch_weight_bytes
@@ -63,7 +65,7 @@ class Transformers:
     flash_attention_switch: bool = False
     margin_note: str = "kept free for PyTorch's caching allocator"
     margin_bytes: int = MARGIN_BYTES
-    guesses: dict[str, int] = {"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES}
+    guesses: Mapping[str, int] = MappingProxyType({"GUESS_TORCH_CONTEXT_BYTES": GUESS_TORCH_CONTEXT_BYTES})
 
     def check(self, w: Workload) -> None:
         return None
