@@ -14,10 +14,12 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from vramcalc.jsonable import Jsonable, result
+from vramcalc.memo import spec_memo
 from vramcalc.params import llm_tensors
 from vramcalc.results import (
     DeviceShare,
@@ -161,6 +163,7 @@ class LlmBytes(Jsonable):
     window: int | None
 
 
+@spec_memo
 def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f16") -> LlmBytes:
     """Per-layer weight bytes (stored and read per token) at ``precision``, and KV bytes per cell.
 
@@ -236,16 +239,14 @@ def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
     start = max(n_layer - ngl, 0)
     act = min(ngl, n_layer + 1)
 
+    last = len(cum) - 1
+
     def dev(il: int) -> int:
         if il < start or il - start >= act or act == 0:
             return -1
-        x = (il - start) / act
-        for k, c in enumerate(cum):
-            if c > x:
-                return k
-        return len(cum) - 1
+        return min(bisect.bisect_right(cum, (il - start) / act), last)  # upper_bound
 
-    return Placement(tuple(dev(i) for i in range(n_layer)), dev(n_layer), ngl)
+    return Placement(tuple([dev(i) for i in range(n_layer)]), dev(n_layer), ngl)
 
 
 @result
