@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Literal
 
 from vramcalc import runtimes
 from vramcalc.errors import InputError, VramcalcError
-from vramcalc.estimate import account, estimate, model_parts
+from vramcalc.estimate import Parts, account, estimate, model_parts
 from vramcalc.jsonable import Jsonable, doc, result
+from vramcalc.params import encoder_tensors
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
 from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
@@ -185,7 +186,7 @@ def _fit_one(
     def on_device(wb: WeightBytes) -> int:
         return wb.bytes - (wb.host_bytes if rt.embeddings_on_host else 0)
 
-    vision = _vision_weights(spec, parts.encoder, parts.projector, work, rt) if isinstance(spec, VlmSpec) else {}
+    vision = _vision_weights(spec, parts, work, rt) if isinstance(spec, VlmSpec) else {}
 
     def fixed(q: str) -> FixedWeights:
         return FixedWeights(llm=weights(q), **vision)
@@ -237,13 +238,12 @@ def _fit_one(
     return row, est.gpu, order
 
 
-def _vision_weights(spec: VlmSpec, encoder: object, projector: tuple, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:  # type: ignore[type-arg]
+def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:
     """The VLM's encoder and projector weights at its default mmproj/vision precision, computed
-    once (estimate() would recompute them for every context it tries)."""
-    from vramcalc.params import encoder_tensors
-
+    once for every precision of the LLM that fit tries."""
+    assert parts.encoder is not None
     vq = rt.vision_precision(spec, work)
-    out = {"vision": rt.vision_weights(encoder_tensors(encoder), vq)}  # type: ignore[arg-type]
-    if projector:
-        out["projector"] = rt.vision_weights(projector, vq)
+    out = {"vision": rt.vision_weights(encoder_tensors(parts.encoder), vq)}
+    if parts.projector:
+        out["projector"] = rt.vision_weights(parts.projector, vq)
     return out

@@ -36,7 +36,7 @@ def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | N
 
     ``size`` is (width, height); None means the VLM's default image size.
     """
-    w, h = size or vlm.defaults.image_size or (enc.image_size, enc.image_size)
+    w, h = image_size(vlm, enc, size)
     pol = vlm.image_tokens
     native = native_tokens(enc)
     if isinstance(pol, FixedTokens):

@@ -497,7 +497,7 @@ class Decision(Jsonable):
     notes: list[str]
 
 
-DOES_NOT_FIT = "Does not fit entirely on the GPU; llama.cpp can keep some layers in system RAM (slower)."
+DOES_NOT_FIT = "Does not fit entirely on the GPU; {runtime} can keep some layers in system RAM (slower)."
 
 
 def _gib(n: int) -> str:
@@ -525,13 +525,14 @@ def decide(
     headroom = info.usable_bytes - memory.total_bytes
     verdict = verdict_for(headroom, runtime)
     main_notes = list(notes)
+    does_not_fit = DOES_NOT_FIT.format(runtime=runtime.name)
     if verdict == "offload":
-        main_notes.insert(_first_after_context(main_notes), DOES_NOT_FIT)
+        main_notes.insert(_first_after_context(main_notes), does_not_fit)
     sugg = suggestion() if verdict != "fits" else None
     if offload is None:
         return Decision(verdict, headroom, max_ctx, sugg, main_notes)
     min_head = offload.min_gpu_headroom
-    drop = [n for n in main_notes if n != DOES_NOT_FIT]
+    drop = [n for n in main_notes if n != does_not_fit]
     if offload.mode == "full" and min_head < 0:  # --offload none and it does not fit
         return Decision("no", min_head, max_ctx, sugg, ["Does not fit on the GPU and --offload none keeps every layer there.", *drop])
     if offload.mode == "full":

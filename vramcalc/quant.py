@@ -297,20 +297,6 @@ class WeightBytes:
         self.by_type[ttype] = self.by_type.get(ttype, 0) + nbytes
 
 
-def gguf_weight_bytes(tensors: Iterable[Tensor], ctx: QuantContext) -> WeightBytes:
-    """Bytes of every tensor at the type llama.cpp's quantizer assigns (the file's tensor data)."""
-    out = WeightBytes(ctx.ftype)
-    for t in tensors:
-        ttype = gguf_tensor_type(t, ctx)
-        nb = ggml_type_bytes(ttype, t.numel)
-        out.add(ttype, t.numel, nb)
-        if t.role == "token_embd":
-            # llama.cpp keeps the input embedding on the CPU (llama-model.cpp: tok_embd is
-            # assigned to the input layer's buffer type, the host), whatever -ngl is.
-            out.host_bytes += nb
-    return out
-
-
 def mmproj_weight_bytes(tensors: Iterable[Tensor], dtype: str) -> WeightBytes:
     """A llama.cpp mmproj (clip) file: 2-D weights at ``dtype``, 1-D and embeddings in F32.
 

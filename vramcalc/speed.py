@@ -50,13 +50,6 @@ def calibration() -> dict:
     return yaml.load(text, Loader=loader)
 
 
-def _factors(*path: str) -> dict:
-    node = calibration()
-    for p in path:
-        node = node[p]
-    return node
-
-
 # ---------------------------------------------------------------------------------------------
 # Hardware: backend and peak compute
 

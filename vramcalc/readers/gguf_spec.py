@@ -252,7 +252,7 @@ def _weight_bytes(tensors: list[GgufTensorInfo], label: str) -> WeightBytes:
     for x in tensors:
         wb.add(x.ggml_type, x.numel, x.nbytes)
         if x.name == "token_embd.weight":
-            wb.host_bytes += x.nbytes  # llama.cpp keeps the input embedding in host memory (see quant.gguf_weight_bytes)
+            wb.host_bytes += x.nbytes  # llama.cpp keeps the input embedding in host memory (see runtimes.llamacpp)
     return wb
 
 

@@ -232,11 +232,13 @@ def _typed(llm: LlmSpec, precision: str) -> tuple[tuple[str, int], ...]:
 
 @spec_memo
 def _llm_weights(llm: LlmSpec, precision: str) -> WeightBytes:
-    """The file's weight bytes by type (quant.gguf_weight_bytes, from the memoized tensor types)."""
+    """Bytes of every tensor at the type llama.cpp's quantizer assigns (the file's tensor data), by type."""
     out = WeightBytes(precision)
     for t, (ttype, nb) in zip(llm_tensors(llm), _typed(llm, precision), strict=True):
         out.add(ttype, t.numel, nb)
-        if t.role == "token_embd":  # kept in host memory (quant.gguf_weight_bytes says why)
+        if t.role == "token_embd":
+            # llama.cpp keeps the input embedding on the CPU (llama-model.cpp: tok_embd is assigned
+            # to the input layer's buffer type, the host), whatever -ngl is
             out.host_bytes += nb
     return out
 
