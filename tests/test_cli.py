@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +72,20 @@ def test_unknown_gpu_did_you_mean(runner):
     assert r.exit_code == 2 and "Did you mean 'rtx3060" in r.stderr
 
 
-@pytest.mark.parametrize("args", [["--image-size", "banana"], ["--kv-cache", "q3"], ["--ctx", "0"], ["--quant", "Q9_Z"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--image-size", "banana"],
+        ["--kv-cache", "q3"],
+        ["--ctx", "0"],
+        ["--quant", "Q9_Z"],
+        ["--ram", "inf"],
+        ["--ram", "-5"],
+        ["--ram", "0"],
+        ["--ram-bandwidth", "nan"],
+        ["--ram-bandwidth", "inf"],
+    ],
+)
 def test_bad_values_are_usage_errors(runner, args):
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060", *args])
     assert r.exit_code == 2, r.output
@@ -183,3 +197,16 @@ def test_gpu_local_with_a_corrupt_probe_profile_is_a_clean_error(runner, monkeyp
 def test_mmproj_needs_a_gguf_model(runner):
     r = runner.invoke(app, ["check", "llava-7b", "--gpu", "rtx3060", "--mmproj", "x.gguf"])
     assert r.exit_code == 2 and "--mmproj" in r.output and "Traceback" not in r.output
+
+
+def test_output_paths_fail_cleanly(runner, tmp_path, monkeypatch):
+    """An output that cannot be written is a one-line error; probe checks its --markdown folder
+    before it measures anything."""
+    r = runner.invoke(app, ["probe", "--quick", "--markdown", str(tmp_path / "no" / "dir" / "x.md")])
+    assert r.exit_code == 2 and "--markdown" in r.output and "Traceback" not in r.output
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("", encoding="utf-8")
+    monkeypatch.setenv("VRAMCALC_HOME", str(blocker))
+    cfg = Path(__file__).parent / "fixtures" / "reference" / "hf_configs" / "llm" / "Llama-2-7b.json"
+    r = runner.invoke(app, ["import", str(cfg), "--write", "--id", "my-llama"])
+    assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output

@@ -44,7 +44,3 @@ class InputError(VramcalcError):
 
 class ProbeUnavailableError(VramcalcError):
     """The probe needs torch/transformers or a device that is not there."""
-
-
-class ProbeFailedError(VramcalcError):
-    """The probe ran but a measurement failed."""

@@ -94,8 +94,11 @@ def import_(
     if write:
         for d in docs:
             target = Path(d["path"])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(entry_yaml(d["entry"]), encoding="utf-8")
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(entry_yaml(d["entry"]), encoding="utf-8")
+            except OSError as e:
+                raise InputError(f"cannot write {target}: {e.strerror}") from None
         load_catalog.cache_clear()
     if as_json:
         print_json({"written": write, "entries": docs, "notes": fm.notes})

@@ -3,6 +3,7 @@ module a parser needs), so every command module can use it without pulling in th
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -118,13 +119,19 @@ def parse_ram(value: str | None) -> int | None:
     from vramcalc.units import GiB, parse_bytes
 
     try:
-        return int(float(value) * GiB)
+        x = float(value)
     except ValueError:
-        pass
-    try:
-        return parse_bytes(value)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        try:
+            n = parse_bytes(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--ram") from None
+    else:
+        if not math.isfinite(x):
+            raise typer.BadParameter(f"expected a size in GiB, got '{value}'", param_hint="--ram")
+        n = int(x * GiB)
+    if n <= 0:
+        raise typer.BadParameter("system RAM must be positive", param_hint="--ram")
+    return n
 
 
 def parse_ram_bandwidth(value: str | None) -> Any | None:
@@ -137,9 +144,9 @@ def parse_ram_bandwidth(value: str | None) -> Any | None:
     try:
         x = float(v.removesuffix("gb/s").strip())
     except ValueError:
-        raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'") from None
-    if x <= 0:
-        raise typer.BadParameter("RAM bandwidth must be positive")
+        raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'", param_hint="--ram-bandwidth") from None
+    if not math.isfinite(x) or x <= 0:
+        raise typer.BadParameter(f"RAM bandwidth must be a positive number of GB/s, got '{value}'", param_hint="--ram-bandwidth")
     return x
 
 

@@ -3,12 +3,14 @@ only when the command runs (inside ``run_probe``), never when the CLI is loaded.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from vramcalc.cli.options import OUTPUT, JsonOpt, ProbeDevice, ProbeDtype, parse_size
 from vramcalc.cli.output import console, err_console, print_json
+from vramcalc.errors import InputError
 
 EPILOG = "Examples: vramcalc probe --quick | vramcalc probe --encoder clip-vit-l-14-336 --batch 1 8 32 | vramcalc probe --device cpu --json"
 
@@ -53,6 +55,8 @@ def probe(
     if bad:
         raise typer.BadParameter(f"no such option: {bad[0]}")
     encoders, batches = _split(encoder, extra), _split_int(batch, extra)
+    if markdown and not Path(markdown).resolve().parent.is_dir():  # before the measurement, not after it
+        raise typer.BadParameter(f"no folder for '{markdown}'", param_hint="--markdown")
     require_torch()
     from rich.progress import (
         BarColumn,
@@ -88,11 +92,12 @@ def probe(
             progress=progress,
         )
     if markdown:
-        from pathlib import Path
-
         from vramcalc.probe.results import to_markdown
 
-        Path(markdown).write_text(to_markdown(report), encoding="utf-8")
+        try:
+            Path(markdown).write_text(to_markdown(report), encoding="utf-8")
+        except OSError as e:
+            raise InputError(f"cannot write {markdown}: {e.strerror}") from None
         err.print(f"Wrote {markdown}")
     if as_json:
         if not report.gpus.available and report.gpus.message:
