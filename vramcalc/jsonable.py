@@ -26,6 +26,12 @@ def result(cls: type[_T]) -> type[_T]:
     return dataclasses.dataclass(eq=False, repr=False)(cls)
 
 
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(dataclasses.field, doc))
+def kw_result(cls: type[_T]) -> type[_T]:
+    """:func:`result` with keyword-only fields (for results with many optional ones)."""
+    return dataclasses.dataclass(eq=False, repr=False, kw_only=True)(cls)
+
+
 class Jsonable:
     """Base of result dataclasses: ``to_json()`` gives the object ``--json`` prints.
 

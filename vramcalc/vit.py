@@ -17,10 +17,9 @@ FakeTensorMode + MemTracker, or a CUDA device); ``tests/test_vit.py`` does so fo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
-from vramcalc.jsonable import Jsonable, doc
+from vramcalc.jsonable import Jsonable, doc, kw_result
 from vramcalc.params import vision_grid
 from vramcalc.schema import VisionEncoderSpec
 
@@ -33,7 +32,7 @@ QWEN_MERGE = 2
 QWEN_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class VitTokens(Jsonable):
     """How many tokens one image becomes."""
 
@@ -45,7 +44,7 @@ class VitTokens(Jsonable):
     merged_tokens: int = doc("Tokens per image after the Qwen 2x2 patch merger (= patches elsewhere).")
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class VitFlops(Jsonable):
     """Forward FLOPs of one batch, as FlopCounterMode counts them (2 FLOPs per multiply-accumulate)."""
 
@@ -76,7 +75,7 @@ class VitFlops(Jsonable):
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class VitActivations(Jsonable):
     """Peak activation memory of the forward pass (bytes), and where it happens."""
 
@@ -94,7 +93,7 @@ class VitActivations(Jsonable):
         return self.input_bytes + max(self.layer_mlp_bytes, self.layer_attention_bytes, self.head_bytes)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class VitForward(Jsonable):
     """The analytic forward pass of one encoder on one batch."""
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from vramcalc.jsonable import Jsonable, doc
+from vramcalc.jsonable import Jsonable, doc, kw_result
 
 
 def _as_floats(obj: Any, *names: str) -> None:
@@ -31,7 +30,7 @@ def _finite(v: float) -> bool:
         return False
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class Compared(Jsonable):
     """One quantity, predicted by the analytic model and measured on the real model."""
 
@@ -51,13 +50,13 @@ class Compared(Jsonable):
         return round((self.predicted - self.measured) / self.measured * 100, 3)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class GpuProcess(Jsonable):
     pid: int = doc("Process id.")
     used_bytes: int | None = doc("GPU memory NVML attributes to the process (None where the driver hides it).")
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class GpuDevice(Jsonable):
     """One GPU as NVML reports it."""
 
@@ -74,7 +73,7 @@ class GpuDevice(Jsonable):
     processes: list[GpuProcess] = doc("Processes using the GPU.", default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class GpuDiscovery(Jsonable):
     """What NVML found (or why it could not look)."""
 
@@ -85,7 +84,7 @@ class GpuDiscovery(Jsonable):
     devices: list[GpuDevice] = doc("Every device NVML sees.", default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class CalibrationProfile(Jsonable):
     """Measured figures of the local GPU; ``--gpu local`` uses them in place of the datasheet for a card the catalog does not know."""
 
@@ -155,7 +154,7 @@ class CalibrationProfile(Jsonable):
         return cls(**values)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class ProbeRow(Jsonable):
     """One encoder at one batch size and image size."""
 
@@ -188,7 +187,7 @@ class ProbeRow(Jsonable):
     notes: list[str] = doc("Caveats of this row.", default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class ProbeSummary(Jsonable):
     """Median and worst absolute error of the analytic model over the rows that measured it."""
 
@@ -206,7 +205,7 @@ class ProbeSummary(Jsonable):
     line: str = doc("The one-line summary printed after the table.")
 
 
-@dataclass(frozen=True, kw_only=True)
+@kw_result
 class ProbeReport(Jsonable):
     """Everything one ``vramcalc probe`` run found."""
 
