@@ -107,12 +107,12 @@ def render() -> str:
     out.append("## Examples\n")
     root = Path(__file__).resolve().parents[1] / "data"
     for rel in ("gpus/rtx3060-12gb.yaml", "encoders/clip-vit-l-14-336.yaml", "llms/llama-2-7b.yaml", "vlms/llava-1.6-mistral-7b.yaml"):
-        out += [f"`data/{rel}`", "", "```yaml", (root / rel).read_text().rstrip(), "```", ""]
+        out += [f"`data/{rel}`", "", "```yaml", (root / rel).read_text(encoding="utf-8").rstrip(), "```", ""]
     return "\n".join(out)
 
 
 def main() -> None:
-    Path(__file__).with_name("catalog.md").write_text(render())
+    Path(__file__).with_name("catalog.md").write_text(render(), encoding="utf-8")
 
 
 if __name__ == "__main__":

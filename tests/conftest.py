@@ -15,11 +15,17 @@ STRICT_SKIPS = os.environ.get("VRAMCALC_STRICT_SKIPS") == "1"
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     rep = yield
-    if STRICT_SKIPS and rep.skipped and "gpu" not in item.keywords:
+    if STRICT_SKIPS and rep.skipped and item.get_closest_marker("gpu") is None:
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
         rep.outcome = "failed"
         rep.longrepr = f"skipped under VRAMCALC_STRICT_SKIPS=1 (CI installs every extra): {reason}"
     return rep
+
+
+def pytest_collectreport(report):
+    """A whole module skipped at collection (importorskip at the top) fails under strict skips too."""
+    if STRICT_SKIPS and report.skipped:
+        report.outcome = "failed"
 
 
 @pytest.fixture(autouse=True)

@@ -922,6 +922,7 @@ def test_readers_exports_resolve_lazily():
 
     import vramcalc.readers as readers
 
+    assert {"load_model_files", "read_gguf_header", "read_safetensors_header", "looks_like_path"} <= set(readers.__all__)
     for name in readers.__all__:
         value = getattr(readers, name)
         owner = getattr(value, "__module__", None)

@@ -171,7 +171,7 @@ _GOOD_PROFILE = {
         (json.dumps({**_GOOD_PROFILE, "fp16_matmul_tflops": 1e400}), "fp16_matmul_tflops: expected a positive number or null"),
         (json.dumps({**_GOOD_PROFILE, "matmul_size": True}), "matmul_size: expected a positive integer"),
         (json.dumps({**_GOOD_PROFILE, "gpu_name": None}), "gpu_name: expected a string"),
-        ("[" * 100_000, ""),  # nesting beyond the parser's recursion limit
+        ("[" * 100_000, "recursion"),  # nesting beyond the parser's recursion limit (RecursionError's text)
     ],
 )
 def test_corrupt_profile_is_a_one_line_input_error(text, reason):
