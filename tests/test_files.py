@@ -933,3 +933,59 @@ def test_readers_exports_resolve_lazily():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+# --- hostile files: a one-line error naming the problem, never a hang, a traceback or a number from garbage
+
+_CFG = {
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 1000,
+}
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"num_attention_heads": 0}, "num_heads: Input should be greater than 0"),
+        ({"num_hidden_layers": -2}, "not a plausible model"),
+        ({"num_hidden_layers": 10**10}, "not a plausible model"),
+        ({"num_attention_heads": "abc"}, "corrupt or unsupported model file"),
+        ({"hidden_size": -256}, "hidden_size"),
+        ({"sliding_window": 128, "layer_types": ["sliding_attention"] * 60_000}, "layer_types lists 60000 layers"),
+    ],
+)
+def test_contradictory_config_is_an_input_error(tmp_path, update, message):
+    from vramcalc.errors import InputError
+    from vramcalc.readers import load_model_files
+
+    p = _text(tmp_path / "config.json", json.dumps({**_CFG, **update}))
+    with pytest.raises(InputError, match=message):
+        load_model_files(p)
+
+
+def test_special_files_are_refused_without_reading(tmp_path):
+    import os
+
+    from vramcalc.errors import InputError
+    from vramcalc.readers import load_model_files
+
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    for p in (fifo, Path("/dev/zero")):
+        with pytest.raises(InputError, match="not a regular file"):
+            load_model_files(p)
+
+
+def test_gguf_with_an_absurd_layer_count_is_refused(tmp_path):
+    from vramcalc.errors import InputError
+    from vramcalc.readers import load_model_files
+
+    meta = {**TINY_META, "block_count": 2**31}
+    p = write_gguf(tmp_path / "deep.gguf", "llama", meta, llama_tensors(**TINY, types={}), file_type=15)
+    with pytest.raises(InputError, match="not a plausible model"):
+        load_model_files(p)

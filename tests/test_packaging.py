@@ -31,7 +31,11 @@ def _build_wheel(tmp_path: Path) -> Path:
     # build from a clean copy: a stale build/ folder in the checkout would leak old files into the wheel
     src = tmp_path / "src"
     shutil.copytree(
-        ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"
+        ),
     )
     r = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(src)],

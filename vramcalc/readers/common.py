@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from vramcalc.errors import InputError
 from vramcalc.schema import AnyresTokens, VlmDefaults
 
 
@@ -27,3 +28,17 @@ def looks_like_path(text: str) -> bool:
     if text.startswith(("./", "../", "/", "~", ".\\")) or text.endswith((".gguf", ".json", ".safetensors")):
         return True
     return Path(text).exists()
+
+
+#: Most repeating layers a model file may declare: a choice, far above any published model (the
+#: deepest in the catalog have about 100), so that a hostile layer count is refused before the readers
+#: build one entry per layer.
+MAX_LAYERS = 1024
+
+
+def layer_count(value: object, where: object) -> int:
+    """A declared number of repeating layers, checked: an integer in 1..MAX_LAYERS."""
+    n = int(value)  # type: ignore[call-overload]
+    if not 1 <= n <= MAX_LAYERS:
+        raise InputError(f"{where}: {n} layers is not a plausible model (1..{MAX_LAYERS}).")
+    return n

@@ -13,7 +13,7 @@ from typing import Any
 
 from vramcalc.errors import InputError
 from vramcalc.quant import GGUF_FILE_TYPES, WeightBytes
-from vramcalc.readers.common import anyres_tokens, slug
+from vramcalc.readers.common import anyres_tokens, layer_count, slug
 from vramcalc.readers.gguf import GgufHeader, GgufTensorInfo, gguf_constants
 from vramcalc.schema import (
     DynamicResolutionTokens,
@@ -114,7 +114,7 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         raise InputError(f"{h.path}: GGUF file has no 2-D token_embd.weight tensor.")
     hidden = int(h.arch_key("embedding_length") or emb.shape[0])
     vocab = emb.shape[1]
-    n_layers = int(_req(h, "block_count"))
+    n_layers = layer_count(_req(h, "block_count"), h.path)
     n_heads = _one(_req(h, "attention.head_count"))
     n_kv = _one(h.arch_key("attention.head_count_kv") or n_heads)
     key_len = h.arch_key("attention.key_length")

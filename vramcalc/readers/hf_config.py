@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
-from vramcalc.readers.common import anyres_tokens
+from vramcalc.readers.common import anyres_tokens, layer_count
 from vramcalc.schema import (
     DynamicResolutionTokens,
     FixedTokens,
@@ -166,7 +166,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
 
     hidden = int(g("hidden_size"))
     heads = int(g("num_attention_heads"))
-    n_layers = int(g("num_hidden_layers"))
+    n_layers = layer_count(g("num_hidden_layers"), where)
     defaults = _HF_DEFAULTS.get(mt, {})
     head_dim = cfg.get("head_dim") or defaults.get("head_dim")
     if head_dim and int(head_dim) == hidden // heads:
@@ -237,6 +237,8 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     window = cfg.get("sliding_window") if "sliding_window" in cfg else defaults.get("sliding_window")
     layer_types = cfg.get("layer_types")
     if window and isinstance(layer_types, list) and layer_types:
+        if len(layer_types) != n_layers:
+            raise InputError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers says {n_layers}.")
         pat = _pattern(layer_types)
         if any(pat):
             sliding = SlidingWindow(size=int(window), pattern=pat)
@@ -298,7 +300,7 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
             image_size=int(g("image_size")),
             patch_size=int(g("patch_size")),
             hidden_size=int(g("hidden_size")),
-            num_layers=int(g("num_hidden_layers")),
+            num_layers=layer_count(g("num_hidden_layers"), where),
             num_heads=int(g("num_attention_heads")),
             intermediate_size=int(g("intermediate_size")),
             mlp_activation=act,  # type: ignore[arg-type]  # one of the _ACTS values

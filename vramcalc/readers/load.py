@@ -70,10 +70,49 @@ def load_model_files(
         InputError: a missing, truncated or corrupt file, or a model this reader does not know.
     """
     p = Path(path).expanduser()
+    try:
+        fm = _load(p, mmproj, runtime, catalog)
+    except InputError:
+        raise
+    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+        # a field the readers take at face value broke the arithmetic (0 heads, a list for a number...)
+        raise InputError(f"{p}: corrupt or unsupported model file ({type(e).__name__}: {e}).") from None
+    _validate(fm)
+    return fm
+
+
+def _validate(fm: FileModel) -> None:
+    """The specs read from the files pass the catalog's schema (positive sizes, known enums, ...), so
+    a contradictory file is an error naming the field, never an estimate from garbage."""
+    from pydantic import ValidationError
+
+    from vramcalc.schema import errors, parse
+
+    for _, spec in fm.entries():
+        try:
+            parse(type(spec), to_dict(spec))
+        except ValidationError as e:
+            field, msg = errors(e)[0]
+            raise InputError(f"{fm.path}: {field}: {msg} (as read from the file).") from None
+
+
+def _regular(p: Path) -> Path:
+    """Only regular files are read: a FIFO or a device (/dev/zero) would block or never end."""
+    if not p.is_file():
+        raise InputError(f"{p}: not a regular file.")
+    return p
+
+
+#: The largest config.json read whole: a choice (real ones are a few KB; the largest reference config
+#: in tests/fixtures/reference/hf_configs is under 20 KB), so a huge or endless file is refused.
+MAX_CONFIG_BYTES = 16 * 2**20
+
+
+def _load(p: Path, mmproj: str | Path | None, runtime: str, catalog: Catalog | None) -> FileModel:
     if not p.exists():
         raise InputError(f"{p}: no such file or folder.")
     if p.is_dir():
-        ggufs = sorted(p.glob("*.gguf"))
+        ggufs = sorted(g for g in p.glob("*.gguf") if g.is_file())
         if (p / "config.json").is_file() and mmproj is None:
             return _from_config(p / "config.json", runtime, catalog)
         if len(ggufs) >= 1:
@@ -84,6 +123,7 @@ def load_model_files(
                 return _from_gguf(main[0], mmproj or (proj[0] if len(proj) == 1 else None))
             raise InputError(f"{p}: folder has no config.json and {len(main)} GGUF files; name the file to check.")
         raise InputError(f"{p}: folder has no config.json (nor a .gguf file).")
+    _regular(p)
     if p.suffix.lower() == ".gguf" or has_gguf_magic(p):
         return _from_gguf(p, mmproj)
     if mmproj is not None:
@@ -126,13 +166,17 @@ def _from_gguf(path: Path, mmproj: str | Path | None) -> FileModel:
         notes.append(f"Split GGUF: {h.metadata['split.count']} parts read.")
     if mmproj is None:
         return FileModel(path, "gguf", spec, spec, None, FixedWeights(llm=exact), exact.precision, notes=notes)
-    mh = read_gguf_header(Path(mmproj).expanduser())
+    mh = read_gguf_header(_regular(Path(mmproj).expanduser()))
     enc, vlm, wb_vis, wb_proj = gguf_mmproj(mh, spec)
     return FileModel(path, "gguf", vlm, spec, enc, FixedWeights(llm=exact, vision=wb_vis, projector=wb_proj), exact.precision, notes=notes)
 
 
 def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileModel:
     try:
+        if _regular(cfg_path).stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(
+                f"{cfg_path}: {cfg_path.stat().st_size:,} bytes is too large for a config.json (at most {MAX_CONFIG_BYTES:,})."
+            )
         text = cfg_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{cfg_path}: cannot read as text: {e}.") from None
@@ -144,7 +188,7 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
     # the folder's name (as downloaded: 'Llama-2-7b-hf'), else the file's stem
     name = folder.resolve().name if cfg_path.name == "config.json" else cfg_path.stem
     cm = model_from_hf_config(cfg, cfg_path, slug(name), name, catalog)
-    shards = sorted(folder.glob("*.safetensors")) if cfg_path.name == "config.json" else []
+    shards = sorted(s for s in folder.glob("*.safetensors") if s.is_file()) if cfg_path.name == "config.json" else []
     notes: list[str] = []
     summary = None
     weights = None
