@@ -33,8 +33,8 @@ def root(tmp_path: Path) -> Path:
     return r
 
 
-def _cache() -> Path:
-    return catalog_mod._cache_file()
+def _cache(root: Path) -> Path:
+    return catalog_mod._cache_file([root])
 
 
 def _load(root: Path) -> Catalog:
@@ -43,13 +43,13 @@ def _load(root: Path) -> Catalog:
 
 def test_hit_returns_equal_entries_and_writes_one_file(root):
     first = _load(root)
-    assert _cache().is_file()
+    assert _cache(root).is_file()
     second = _load(root)
     assert isinstance(second._checked[str(root / GPU)], bytes)  # came from the cache
     for kind, eid in (("gpus", "rtx3060-12gb"), ("llms", "llama-2-7b")):
         assert second.get(kind, eid) == first.get(kind, eid) == Catalog.load([root]).get(kind, eid)
     assert second.raw["gpus"]["rtx3060-12gb"].data == first.raw["gpus"]["rtx3060-12gb"].data  # read back lazily
-    assert sorted(p.name for p in _cache().parent.iterdir()) == ["catalog.pickle"]
+    assert sorted(p.name for p in _cache(root).parent.iterdir()) == [_cache(root).name]
 
 
 def test_hit_imports_neither_pydantic_nor_yaml(tmp_path):
@@ -122,7 +122,7 @@ def test_invalid_entry_has_the_same_error_from_the_cache(root):
 
 def _good_blob(root: Path) -> bytes:
     _load(root)
-    return _cache().read_bytes()
+    return _cache(root).read_bytes()
 
 
 def _tampered(blob: bytes, marker: Path) -> bytes:
@@ -144,7 +144,7 @@ def test_corrupt_cache_is_rebuilt(root, tmp_path, damage):
     blob = _good_blob(root)
     expect = to_dict(Catalog.load([root]).get("llms", "llama-2-7b"))
     marker = tmp_path / "pwned"
-    cache = _cache()
+    cache = _cache(root)
     if damage == "garbage":
         cache.write_bytes(b"\x80\x04not a pickle at all")
     elif damage == "empty":
@@ -166,7 +166,7 @@ def test_corrupt_cache_is_rebuilt(root, tmp_path, damage):
     assert isinstance(cat.get("gpus", "rtx3060-12gb"), GpuSpec)
     assert not marker.exists()
     if damage != "directory":  # rebuilt: the next load is a hit again
-        assert _cache().read_bytes() != b"" and isinstance(_load(root)._checked[str(root / LLM)], bytes)
+        assert _cache(root).read_bytes() != b"" and isinstance(_load(root)._checked[str(root / LLM)], bytes)
 
 
 def test_cache_never_unpickles_other_classes():
@@ -179,5 +179,15 @@ def test_cache_never_unpickles_other_classes():
 def test_unwritable_cache_dir_still_loads(root, monkeypatch, tmp_path):
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("")
-    monkeypatch.setattr(catalog_mod, "_cache_file", lambda: blocker / "cache" / "catalog.pickle")
+    monkeypatch.setattr(catalog_mod, "_cache_file", lambda roots: blocker / "cache" / "catalog.pickle")
     assert _load(root).get("gpus", "rtx3060-12gb").id == "rtx3060-12gb"
+
+
+def test_each_set_of_roots_keeps_its_own_cache(root, tmp_path):
+    """Loading the catalog without the user folder (import --write does) leaves the other cache alone."""
+    other = tmp_path / "other-root"
+    shutil.copytree(root, other)
+    _load(root)
+    Catalog.load([other], cache=True)
+    assert _cache(root) != catalog_mod._cache_file([other]) and _cache(root).is_file()
+    assert isinstance(_load(root)._checked[str(root / GPU)], bytes)  # still a hit

@@ -989,3 +989,28 @@ def test_gguf_with_an_absurd_layer_count_is_refused(tmp_path):
     p = write_gguf(tmp_path / "deep.gguf", "llama", meta, llama_tensors(**TINY, types={}), file_type=15)
     with pytest.raises(InputError, match="not a plausible model"):
         load_model_files(p)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": "F16", "shape": [-5], "data_offsets": [0, 0]},  # negative dimension
+        {"dtype": "F16", "shape": [10**12], "data_offsets": [0, 2]},  # a trillion elements in 2 bytes
+        {"dtype": "F16", "shape": [3], "data_offsets": []},  # no offsets
+        {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]},  # end before begin
+    ],
+)
+def test_safetensors_header_that_contradicts_itself_is_refused(tmp_path, entry):
+    """Sizes in a safetensors header must agree: shape x bytes per element (the format's dtype table)
+    spans data_offsets; otherwise the parameter count would be invented from garbage."""
+    import struct
+
+    from vramcalc.errors import InputError
+    from vramcalc.readers.safetensors import summarize_safetensors
+
+    header = json.dumps({"w": entry}).encode()
+    p = tmp_path / "model.safetensors"
+    data = b"\0" * max((entry["data_offsets"] or [0, 0])[1], 8)
+    p.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    with pytest.raises(InputError, match="corrupt safetensors header"):
+        summarize_safetensors([p])

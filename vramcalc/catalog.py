@@ -131,7 +131,7 @@ class Catalog:
         if not cache:
             cat._index(files, {})
             return cat
-        cache_file, key = _cache_file(), _cache_key(files)
+        cache_file, key = _cache_file(cat.roots), _cache_key(files)
         hit = _read_cache(cache_file, key)
         if hit is not None:
             heads, checked, index = hit
@@ -319,10 +319,11 @@ def _parse(path: Path) -> Any:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
 
 
-def _yaml_error() -> type[Exception]:
+def _yaml_error() -> tuple[type[Exception], ...]:
+    """What reading one catalog file can raise: bad YAML, bytes that are not UTF-8, an unreadable file."""
     import yaml
 
-    return yaml.YAMLError
+    return (yaml.YAMLError, UnicodeDecodeError, OSError)
 
 
 #: bump when the cache's layout changes
@@ -330,8 +331,13 @@ _CACHE_FORMAT = 2
 _CACHE_MAGIC = b"vramcalc catalog cache\n"
 
 
-def _cache_file() -> Path:
-    return user_catalog_dir().parent / "cache" / "catalog.pickle"
+def _cache_file(roots: list[Path]) -> Path:
+    """One cache per set of catalog roots (with and without the user catalog), so loading one does
+    not throw away the other's."""
+    import hashlib
+
+    tag = hashlib.sha1("\n".join(str(r) for r in roots).encode()).hexdigest()[:12]
+    return user_catalog_dir().parent / "cache" / f"catalog-{tag}.pickle"
 
 
 def _stamp(path: Path) -> str:

@@ -6,6 +6,7 @@ The tensor data is never read.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,27 @@ _VISION_PREFIXES = (
 )
 
 
+#: Bytes per element of the safetensors dtypes (the format's Dtype enum, safetensors README "Format");
+#: a tensor's data_offsets must span shape x this.
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+
+
 def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file (8-byte little-endian length, then JSON); data is not read."""
     path = Path(path)
@@ -64,10 +86,13 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
             raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON.") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors file: the header is not a JSON object.")
-    end = max(
-        (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
-        default=0,
-    )
+    try:
+        end = max(
+            (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
+            default=0,
+        )
+    except (IndexError, TypeError, ValueError):
+        raise InputError(f"{path}: corrupt safetensors header: a tensor's data_offsets is not [begin, end].") from None
     if 8 + n + end > size:
         raise InputError(f"{path}: truncated safetensors file: its header declares {8 + n + end:,} bytes but the file has {size:,}.")
     return header
@@ -81,12 +106,17 @@ def summarize_safetensors(paths: list[Path]) -> SafetensorsSummary:
                 continue
             try:
                 dtype = str(info["dtype"])
-                numel = 1
-                for d in info["shape"]:
-                    numel *= int(d)
-                nbytes = int(info["data_offsets"][1]) - int(info["data_offsets"][0])
-            except (KeyError, TypeError, ValueError):
+                dims = [int(d) for d in info["shape"]]
+                begin, end = (int(x) for x in info["data_offsets"])
+            except (KeyError, IndexError, TypeError, ValueError):
                 raise InputError(f"{p}: corrupt safetensors header: tensor '{name}' lacks dtype, shape or data_offsets.") from None
+            numel = math.prod(dims)
+            nbytes = end - begin
+            size = DTYPE_BYTES.get(dtype)
+            if min(dims, default=0) < 0 or not 0 <= begin <= end or (size is not None and nbytes != numel * size):
+                raise InputError(
+                    f"{p}: corrupt safetensors header: tensor '{name}' has shape {dims} in {dtype} but data_offsets [{begin}, {end}]."
+                )
             out.params += numel
             out.bytes += nbytes
             out.params_by_dtype[dtype] = out.params_by_dtype.get(dtype, 0) + numel
