@@ -54,7 +54,7 @@ def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
 def render_estimate(est: Estimate) -> Group:
     i, m, g = est.inputs, est.memory, est.gpu
     title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (g.name, "bold"), f"  [{g.id}]")
-    setting = [i.runtime, f"{i.quant} ({m.weights_bits_per_weight:.2f} bpw)"]
+    setting = [i.runtime, f"{i.quant} ({m.weights_bits_per_weight:.2f} bpw)" if i.llm else i.quant]
     if i.vision_quant:
         setting.append(f"vision {i.vision_quant}")
     if i.model_kind != "encoder":
@@ -164,7 +164,7 @@ def render_speed(est: Estimate) -> list[Any]:
 
     def basis(f: Any) -> str:
         b = f.basis
-        cpu = next((d for d in off.devices if d.index < 0 and (d.layers or d.output_layer)), None) if off else None
+        cpu = off.cpu if off and (off.cpu.layers or off.cpu.output_layer) else None
         if b.bytes is not None and b.effective_bandwidth_gbs is not None and cpu is not None and f is thr.decode_tokens_per_s:
             out = (
                 f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective "
@@ -192,7 +192,7 @@ def render_speed(est: Estimate) -> list[Any]:
         why = "image encode + prefill of the context" if thr.image_encode_s else "prefill of the context"
         t.add_row("Time to first token", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", why)
     lines: list[Any] = [Text(""), t]
-    if off is not None and (off.mode != "full" or len([d for d in off.devices if d.index >= 0]) > 1):
+    if off is not None and (off.mode != "full" or len(off.gpus) > 1):
         parts = []
         for d in off.devices:
             if d.index < 0 and d.layers == 0 and not d.output_layer:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc.render.estimate import VERDICT_TEXT
+from vramcalc.results import DEFAULT_TEXT_CONTEXT
 from vramcalc.units import fmt_bytes, fmt_count
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 def render_fit(r: FitResult, limit: int | None = None) -> Group:
     """The header line, one row per model (the first ``limit``), and how the rows were chosen."""
     g = r.gpu
-    ctx = f"{r.context_tokens:,}" if r.context_tokens else "4,096"
+    ctx = f"{r.context_tokens or DEFAULT_TEXT_CONTEXT:,}"
     head = Text.assemble(
         "What runs on ",
         (g.name, "bold"),
