@@ -112,6 +112,7 @@ def check(
     as_json: JsonOpt = False,
     source: SourceOpt = None,
     offline: OfflineOpt = False,
+    click_ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes the command's context
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -142,12 +143,9 @@ def check(
         raise typer.BadParameter("--mmproj goes with a .gguf MODEL file; a Hub repo or Ollama model brings its own projector", param_hint="--mmproj")
     spec = found.spec
     if found.settings:  # Ollama's settings where the command line left the default
-        import click
-        from click.core import ParameterSource
-
-        params = click.get_current_context().get_parameter_source
+        params = click_ctx.get_parameter_source
         names = {"context_tokens": "ctx", "batch": "batch", "flash_attention": "flash_attn", "kv_cache": "kv_cache"}
-        picked = {k: v for k, v in found.settings.items() if k in names and params(names[k]) in (ParameterSource.DEFAULT, None)}
+        picked = {k: v for k, v in found.settings.items() if k in names and getattr(params(names[k]), "name", "DEFAULT") == "DEFAULT"}
         if picked:
             ctx = picked.get("context_tokens", ctx)
             batch = picked.get("batch", batch)
