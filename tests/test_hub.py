@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hub_fakes import FakeHub
 
 from gguf_fixtures import llama_tensors, write_gguf, write_safetensors
-from hub_fakes import FakeHub
 from vramcalc.cli import app
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"
@@ -99,7 +99,7 @@ def clip_tensors(h: int = 64, ff: int = 128) -> list:
         t += [(f"{b}.ln1.weight", (h,), "F32"), (f"{b}.ln2.weight", (h,), "F32")]
         t += [(f"{b}.{n}.weight", (h, h), "F16") for n in ("attn_q", "attn_k", "attn_v", "attn_out")]
         t += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_down.weight", (ff, h), "F16")]
-    return t + [("mm.0.weight", (h, 256), "F16"), ("mm.2.weight", (256, 256), "F16")]
+    return [*t, ("mm.0.weight", (h, 256), "F16"), ("mm.2.weight", (256, 256), "F16")]
 
 
 CLIP_META = {
@@ -228,7 +228,9 @@ def test_qwen3_gguf_repo_with_quant_equals_the_local_file(hub, files, runner):
     assert files["q4"].stat().st_size > 4e9  # a real-sized file, of which only the header was read
     # the client's count is the server's: the model_info request and the range reads
     assert (src["requests"], src["bytes_read"]) == (len(log), sum(e.sent for e in log))
-    print(f"\nQwen3-8B Q4_K_M: header {header_end:,} bytes; read {gguf_bytes:,} bytes in {gguf_requests} range requests; total {hub.stats()}")
+    print(
+        f"\nQwen3-8B Q4_K_M: header {header_end:,} bytes; read {gguf_bytes:,} bytes in {gguf_requests} range requests; total {hub.stats()}"
+    )
 
 
 def test_second_check_makes_no_request_and_offline_answers_from_the_cache(hub, runner, monkeypatch):

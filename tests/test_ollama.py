@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hub_fakes import FakeHub, FakeOllama, ollama_model
 
 from gguf_fixtures import llama_tensors, write_gguf
-from hub_fakes import FakeHub, FakeOllama, ollama_model
 from vramcalc.cli import app
 
 # Qwen3-30B-A3B's hyper-parameters (tests/fixtures/reference/hf_configs/llm/Qwen3-30B-A3B.json):
@@ -52,7 +52,7 @@ def qwen3moe_tensors() -> list:
             (f"{b}.ffn_up_exps.weight", (c["hidden"], c["eff"], c["experts"]), "Q4_K"),
             (f"{b}.ffn_down_exps.weight", (c["eff"], c["hidden"], c["experts"]), "Q6_K"),
         ]
-    return t + [("output_norm.weight", (c["hidden"],), "F32"), ("output.weight", (c["hidden"], c["vocab"]), "Q6_K")]
+    return [*t, ("output_norm.weight", (c["hidden"],), "F32"), ("output.weight", (c["hidden"], c["vocab"]), "Q6_K")]
 
 
 TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
@@ -107,7 +107,10 @@ def store(blobs, tmp_path, monkeypatch):
 @pytest.fixture()
 def registry(blobs, store, monkeypatch):
     with FakeOllama() as server:
-        for (ns, model, tag), m in {("library", "qwen3", "30b-a3b"): blobs["qwen3"], ("library", "tinyllava", "7b"): blobs["tinyllava"]}.items():
+        for (ns, model, tag), m in {
+            ("library", "qwen3", "30b-a3b"): blobs["qwen3"],
+            ("library", "tinyllava", "7b"): blobs["tinyllava"],
+        }.items():
             server.manifests[(ns, model, tag)] = m.manifest
             server.blobs.update(m.blobs)
         monkeypatch.setenv("VRAMCALC_OLLAMA_REGISTRY", server.url)

@@ -117,15 +117,17 @@ def check(
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
     MODEL may also be a file or folder: a .gguf (exact weights from its header), a config.json,
-    or a Hugging Face model folder (config.json + *.safetensors headers).
+    or a Hugging Face model folder (config.json + *.safetensors headers); a Hugging Face repo
+    (org/name, org/name:Q4_K_M, hf.co/org/name:QUANT, a huggingface.co URL, each with @REV) or an
+    Ollama tag (qwen3:30b-a3b), read by their headers only. Order: catalog id/alias, local path,
+    Ollama store, then the Hub / the Ollama registry.
     """
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
-    from vramcalc.readers import looks_like_path
-
     from vramcalc.cli.files import resolve_name
+    from vramcalc.readers import looks_like_path
 
     cards = resolve_gpus(cat, gpu)
     if mmproj and not looks_like_path(model):
@@ -140,7 +142,9 @@ def check(
         vision_quant=vision_quant,
     )
     if mmproj and found.path is None:
-        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file; a Hub repo or Ollama model brings its own projector", param_hint="--mmproj")
+        raise typer.BadParameter(
+            "--mmproj goes with a .gguf MODEL file; a Hub repo or Ollama model brings its own projector", param_hint="--mmproj"
+        )
     spec = found.spec
     if found.settings:  # Ollama's settings where the command line left the default
         params = click_ctx.get_parameter_source

@@ -67,7 +67,9 @@ def import_(
     path: Annotated[
         str,
         typer.Argument(
-            help="A .gguf file, a config.json, a model folder (config.json + *.safetensors), a Hub repo (org/name[:QUANT]) or an Ollama tag."
+            help=(
+                "A .gguf file, a config.json, a model folder (config.json + *.safetensors), a Hub repo (org/name[:QUANT]) or an Ollama tag."
+            )
         ),
     ],
     mmproj: Annotated[

@@ -16,7 +16,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from vramcalc.errors import InputError
 
@@ -209,7 +209,7 @@ class _Cursor:
 
 
 def read_gguf_header(
-    source: str | os.PathLike[str] | IO[bytes], name: str | None = None, read_bytes: tuple[int, int] | None = None
+    source: str | os.PathLike[str] | IO[bytes] | io.RawIOBase, name: str | None = None, read_bytes: tuple[int, int] | None = None
 ) -> GgufHeader:
     """Parse a GGUF file's header (metadata + tensor infos); the tensor data is never read.
 
@@ -244,7 +244,7 @@ def read_gguf_header(
         source.seek(0)
     except (OSError, AttributeError) as e:
         raise InputError(f"{path}: cannot read a GGUF header from a stream that cannot seek ({e}).") from None
-    return _parse(source, path, int(size), read_bytes)
+    return _parse(cast("IO[bytes]", source), path, int(size), read_bytes)
 
 
 def parse_gguf_header(buf: Any, path: str | os.PathLike[str], file_size: int) -> GgufHeader:

@@ -165,9 +165,15 @@ def _hub() -> Any:
     global _CLIENT_SET
     try:
         import huggingface_hub
-        import httpx2
+
+        try:
+            import httpx2  # huggingface_hub 2.x
+        except ImportError:  # 1.x used httpx, with the same API
+            import httpx as httpx2  # type: ignore[no-redef,import-not-found]
     except ImportError as e:
-        raise InputError(f"Reading models from the Hugging Face Hub needs the 'huggingface_hub' package ({e}); pip install huggingface_hub.") from None
+        raise InputError(
+            f"Reading models from the Hugging Face Hub needs the 'huggingface_hub' package ({e}); pip install huggingface_hub."
+        ) from None
     if not _CLIENT_SET:
 
         def count(response: Any) -> None:
@@ -205,9 +211,7 @@ def _explain(e: BaseException, repo: str, what: str) -> InputError:
     if isinstance(e, he.EntryNotFoundError):
         return RemoteNotFound(f"{repo}: no file {what} in the repo.")
     if isinstance(e, he.RepositoryNotFoundError):
-        return RemoteNotFound(
-            f"{repo}: no such model repo on the Hub (or it is private: log in with hf auth login or set HF_TOKEN)."
-        )
+        return RemoteNotFound(f"{repo}: no such model repo on the Hub (or it is private: log in with hf auth login or set HF_TOKEN).")
     if isinstance(e, he.OfflineModeIsEnabled):
         return InputError(f"{repo}: offline (HF_HUB_OFFLINE) and nothing cached for it.")
     if isinstance(e, he.HfHubHTTPError):
@@ -227,7 +231,7 @@ def _call(repo: str, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
         return fn(*args, **kw)
     except InputError:
         raise
-    except Exception as e:  # huggingface_hub and httpx errors, mapped to one line  # noqa: BLE001
+    except Exception as e:  # huggingface_hub and httpx errors, mapped to one line
         raise _explain(e, repo, what) from None
 
 
@@ -248,7 +252,15 @@ class HubRepo:
                 raise InputError(f"{ref.repo}: offline, and nothing is cached for it (run once online to cache its headers).")
             hub = _hub()
             api = hub.HfApi(endpoint=_endpoint())
-            mi = _call(ref.repo, f"revision {self.revision}", api.model_info, ref.repo, revision=self.revision, files_metadata=True, timeout=timeout_s())
+            mi = _call(
+                ref.repo,
+                f"revision {self.revision}",
+                api.model_info,
+                ref.repo,
+                revision=self.revision,
+                files_metadata=True,
+                timeout=timeout_s(),
+            )
             self.read_from_network = True
             try:
                 files = {s.rfilename: int(s.size or 0) for s in (mi.siblings or [])}
@@ -390,8 +402,10 @@ def load_hub_model(
     choices, mmproj = gguf_choices(repo.files)
     has_config = "config.json" in repo.files
     gguf_quant = ref.quant or (quant if quant and not has_config else None)
-    use_gguf = bool(choices) and (ref.file is None or ref.file.lower().endswith(".gguf")) and (
-        not has_config or rt.weights_format == "gguf" or ref.quant is not None
+    use_gguf = (
+        bool(choices)
+        and (ref.file is None or ref.file.lower().endswith(".gguf"))
+        and (not has_config or rt.weights_format == "gguf" or ref.quant is not None)
     )
     label = f"{ref.repo}"
     if use_gguf:

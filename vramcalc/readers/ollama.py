@@ -56,7 +56,9 @@ class OllamaRef:
         return f"{base}:{self.tag}"
 
 
-_NAME = re.compile(r"(?:(?:registry\.ollama\.ai|ollama\.com)/)?(?:([a-z0-9][a-z0-9._-]*)/)?([a-z0-9][a-z0-9._-]*)(?::([a-z0-9_][a-z0-9._-]*))?", re.I)
+_NAME = re.compile(
+    r"(?:(?:registry\.ollama\.ai|ollama\.com)/)?(?:([a-z0-9][a-z0-9._-]*)/)?([a-z0-9][a-z0-9._-]*)(?::([a-z0-9_][a-z0-9._-]*))?", re.I
+)
 
 
 def parse_ollama_ref(text: str) -> OllamaRef | None:
@@ -182,7 +184,7 @@ class _Http:
     def get(self, url: str, headers: dict[str, str], limit: int, what: str) -> tuple[int, bytes]:
         req = urllib.request.Request(url, headers={"User-Agent": "vramcalc", **headers})
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s()) as r:  # noqa: S310  # https or the test's loopback
+            with urllib.request.urlopen(req, timeout=timeout_s()) as r:  # https or the test's loopback
                 ctype = r.headers.get("Content-Type", "")
                 declared = r.headers.get("Content-Length")
                 body = r.read(limit + 1)
@@ -196,11 +198,14 @@ class _Http:
             raise InputError(f"{self.ref.label}: the Ollama registry answered HTTP {e.code} for {what}.") from None
         except TimeoutError:
             raise InputError(
-                f"{self.ref.label}: the Ollama registry did not answer within {timeout_s():g} s (VRAMCALC_HTTP_TIMEOUT); try again or use --offline."
+                f"{self.ref.label}: the Ollama registry did not answer within {timeout_s():g} s "
+                "(VRAMCALC_HTTP_TIMEOUT); try again or use --offline."
             ) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise InputError(f"{self.ref.label}: cannot reach the Ollama registry at {registry_url()} ({reason}); check the network, or use --offline.") from None
+            raise InputError(
+                f"{self.ref.label}: cannot reach the Ollama registry at {registry_url()} ({reason}); check the network, or use --offline."
+            ) from None
         self.traffic.add(len(body))
         if "html" in ctype.lower():
             raise InputError(f"{self.ref.label}: the Ollama registry answered an HTML page for {what}, not the {what}.")
