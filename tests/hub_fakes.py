@@ -90,6 +90,15 @@ class _Base(BaseHTTPRequestHandler):
             h["X-Error-Code"] = code
         self._send(status, json.dumps({"error": msg}).encode(), h)
 
+    def _redirect(self, location: str, extra: dict[str, str]) -> None:
+        self.send_response(302 if self.owner.__class__.__name__ == "FakeHub" else 307)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.owner.log.append(Logged(self.command, self.path, self.headers.get("Range"), 0))
+
     def _file(self, path: Path, extra: dict[str, str]) -> None:
         size = path.stat().st_size
         rng = self.headers.get("Range")
@@ -163,6 +172,9 @@ class _HubHandler(_Base):
         m = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
         if m:
             return self._resolve(m.group(1), m.group(2), m.group(3))
+        m = re.fullmatch(r"/cdn/([^/]+/[^/]+)/([0-9a-f]{40})/(.+)", path)
+        if m:
+            return self._cdn(m.group(1), m.group(2), m.group(3))
         return self._error(404, None, "no such route")
 
     def _repo(self, repo: str, rev: str) -> FakeRepo | None:
@@ -194,7 +206,19 @@ class _HubHandler(_Base):
         if p is None:
             return self._error(404, "EntryNotFound", f"{f} does not exist on {rev}")
         etag = hashlib.sha256(f.encode() + r.commit.encode()).hexdigest()
+        if f.endswith((".gguf", ".safetensors")):  # LFS files: the Hub redirects to its CDN
+            return self._redirect(
+                f"/cdn/{repo}/{r.commit}/{f}",
+                {"X-Repo-Commit": r.commit, "X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(p.stat().st_size)},
+            )
         return self._file(p, {"X-Repo-Commit": r.commit, "ETag": f'"{etag}"'})
+
+    def _cdn(self, repo: str, commit: str, f: str) -> None:
+        r = self.owner.repos.get(repo)
+        p = r.files.get(f) if r is not None and r.commit == commit else None
+        if p is None:
+            return self._error(404, None, "no such object")
+        return self._file(p, {})
 
 
 class FakeHub(FakeServer):
@@ -227,10 +251,12 @@ class _OllamaHandler(_Base):
             return self._send(200, body, ctype="application/vnd.docker.distribution.manifest.v2+json")
         m = re.fullmatch(r"/v2/([^/]+)/([^/]+)/blobs/(sha256:[0-9a-f]{64})", path)
         if m:
-            p = self.owner.blobs.get(m.group(3))
-            if p is None:
+            if m.group(3) not in self.owner.blobs:
                 return self._error(404, None, "blob unknown")
-            return self._file(p, {"Docker-Content-Digest": m.group(3)})
+            return self._redirect(f"/cdn/blobs/{m.group(3)}", {})  # the registry redirects blobs to its CDN
+        m = re.fullmatch(r"/cdn/blobs/(sha256:[0-9a-f]{64})", path)
+        if m and m.group(1) in self.owner.blobs:
+            return self._file(self.owner.blobs[m.group(1)], {"Docker-Content-Digest": m.group(1)})
         return self._error(404, None, "no such route")
 
 

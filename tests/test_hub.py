@@ -218,8 +218,10 @@ def test_qwen3_gguf_repo_with_quant_equals_the_local_file(hub, files, runner):
     assert src["kind"] == "hf" and src["repo"] == "unsloth/Qwen3-8B-GGUF" and src["files"] == ["Qwen3-8B-Q4_K_M.gguf"]
     assert src["commit"] == hub.repos["unsloth/Qwen3-8B-GGUF"].commit
     header_end = read_gguf_header(files["q4"]).data_offset
+    # each range read is a request to resolve/ and one to the CDN it redirects to (as on the Hub)
     gguf_bytes = sum(e.sent for e in log if e.path.endswith(".gguf"))
-    gguf_requests = sum(1 for e in log if e.path.endswith(".gguf"))
+    gguf_requests = sum(1 for e in log if e.path.endswith(".gguf") and e.path.startswith("/cdn/"))
+    assert sum(1 for e in log if e.path.endswith(".gguf")) == 2 * gguf_requests
     # the whole tokenizer must be read (its strings are length-prefixed, and the tensor infos follow
     # them), and past its end at most what the last read asked (each read doubles the last, up to
     # GGUF_READ_BYTES[1] = 4 MiB)

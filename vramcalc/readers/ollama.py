@@ -180,11 +180,21 @@ class _Http:
 
     def __init__(self, ref: OllamaRef):
         self.ref, self.traffic = ref, Traffic()
+        traffic = self.traffic
+
+        class CountingRedirects(urllib.request.HTTPRedirectHandler):
+            """The registry redirects blobs to a CDN: each hop is a request (the Range header goes along)."""
+
+            def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+                traffic.add(0)
+                return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+        self.opener = urllib.request.build_opener(CountingRedirects())
 
     def get(self, url: str, headers: dict[str, str], limit: int, what: str) -> tuple[int, bytes]:
         req = urllib.request.Request(url, headers={"User-Agent": "vramcalc", **headers})
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s()) as r:  # https or the test's loopback
+            with self.opener.open(req, timeout=timeout_s()) as r:  # https, or the tests' loopback
                 ctype = r.headers.get("Content-Type", "")
                 declared = r.headers.get("Content-Length")
                 body = r.read(limit + 1)
