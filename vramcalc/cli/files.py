@@ -200,14 +200,14 @@ def resolve_name(
     href = parse_hub_ref(name) if source in (None, "hf") else None
     oref = parse_ollama_ref(name) if source in (None, "ollama") and not (href and href.explicit) else None
     if oref is not None:
-        from vramcalc.readers.ollama import find_in_store, load_from_store, store_roots
+        from vramcalc.readers.ollama import find_in_store, load_from_store
 
         found = find_in_store(oref)
         if found:
             fm, src, params = load_from_store(oref, *found)
             order.append(f"Ollama store: {oref.label} found")
             return _remote(fm, src, order, params)
-        order.append(f"Ollama store: no {oref.label} in {', '.join(str(r) for r in store_roots())}")
+        order.append(f"Ollama store: no {oref.label}")
     misses: list[str] = []
     if href is not None and (source == "hf" or "/" in name):
         from vramcalc.readers.hub import load_hub_model
