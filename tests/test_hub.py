@@ -415,14 +415,19 @@ def test_a_stalled_server_times_out(hub, runner):
 
 
 def test_html_and_truncated_answers(hub, runner, files):
+    """A proxy's HTML page instead of the API's JSON or the file's bytes, and a body cut short."""
     hub.behaviour.html = True
     out = _fails(runner, "unsloth/Qwen3-8B-GGUF")
-    assert "not what was asked for" in out or "HTML" in out
+    assert "unsloth/Qwen3-8B-GGUF: the Hub's answer for revision main is not JSON (an HTML page" in out
     hub.behaviour.html = False
-    _check(runner, "unsloth/Qwen3-8B-GGUF:Q8_0", "--gpu", "rtx3060")  # the file list is cached now
+    _check(runner, "bartowski/tiny-llava-GGUF:Q8_0", "--vision-quant", "f32", "--gpu", "rtx3060")  # caches the file list
+    hub.behaviour.html = True
+    out = _fails(runner, "bartowski/tiny-llava-GGUF")
+    assert "bartowski/tiny-llava-GGUF/tiny-llava-Q4_K_M.gguf: the server answered an HTML page, not the file" in out
+    hub.behaviour.html = False
     hub.behaviour.truncate = True
     out = _fails(runner, "bartowski/tiny-llava-GGUF")
-    assert "bartowski/tiny-llava-GGUF" in out
+    assert "bartowski/tiny-llava-GGUF: the Hub's answer for tiny-llava-Q4_K_M.gguf was cut short (a truncated body" in out
 
 
 def test_catalog_ids_never_import_huggingface_hub():
@@ -452,3 +457,23 @@ def test_import_writes_source_with_repo_and_commit(hub, runner):
     # the stored entry answers by id
     check = _check(runner, entry["id"], "--gpu", "rtx3060", "--quant", "Q4_K_M")
     assert check["inputs"]["model"] == entry["id"]
+
+
+def test_import_ollama_tag_writes_its_manifest_as_source(files, tmp_path, runner, monkeypatch):
+    """`import` takes Ollama names too (the local store here)."""
+    from hub_fakes import ollama_model
+
+    root = tmp_path / "models"
+    m = ollama_model(files["llava_q4"], files["mmproj_f16"])
+    mf = root / "manifests" / "registry.ollama.ai" / "library" / "tinyllava" / "7b"
+    mf.parent.mkdir(parents=True)
+    mf.write_bytes(m.manifest)
+    (root / "blobs").mkdir()
+    for digest, p in m.blobs.items():
+        (root / "blobs" / digest.replace(":", "-")).symlink_to(p)
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    r = runner.invoke(app, ["import", "tinyllava:7b", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert [e["kind"] for e in d["entries"]] == ["llms", "encoders", "vlms"]
+    assert all(e["entry"]["source"].startswith("Ollama tinyllava:7b, manifest sha256:") for e in d["entries"])

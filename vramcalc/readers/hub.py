@@ -217,6 +217,10 @@ def _explain(e: BaseException, repo: str, what: str) -> InputError:
     if isinstance(e, he.HfHubHTTPError):
         status = getattr(getattr(e, "response", None), "status_code", "?")
         return InputError(f"{repo}: the Hub answered HTTP {status} for {what}.")
+    if (isinstance(e, ValueError) and "JSON" in name) or "Expecting value" in str(e):
+        return InputError(f"{repo}: the Hub's answer for {what} is not JSON (an HTML page from a proxy or a login portal?).")
+    if name == "RemoteProtocolError" or "without sending complete message body" in str(e) or "IncompleteRead" in name:
+        return InputError(f"{repo}: the Hub's answer for {what} was cut short (a truncated body: {str(e)[:160]}).")
     if "Timeout" in name:
         return InputError(f"{repo}: the Hub did not answer within {timeout_s():g} s (VRAMCALC_HTTP_TIMEOUT); try again or use --offline.")
     if isinstance(e, OSError) or "Connect" in name or "Network" in name or "Transport" in name or "Protocol" in name:
@@ -351,7 +355,7 @@ class HubRepo:
         repo = self.ref.repo
 
         def fetch(off: int, n: int) -> bytes:
-            return _call(repo, f, _range_get, hub, url, headers, off, n, f)
+            return _call(repo, f, _range_get, hub, url, headers, off, n, f"{repo}/{f}")
 
         rf = RecordingFile(fetch, size, Path(f).name)
         h = read_gguf_header(rf, name=Path(f).name, read_bytes=GGUF_READ_BYTES)
