@@ -11,6 +11,7 @@ not change a number.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,15 @@ def files(tmp_path_factory):
     meta = dict(TINY_META, **{"general.name": "Tiny Split", "split.count": 2})
     write_gguf(s / "tiny-split-Q4_K_M-00001-of-00002.gguf", "llama", meta, tensors[:half], file_type=15)
     write_gguf(s / "tiny-split-Q4_K_M-00002-of-00002.gguf", "llama", {"split.count": 2}, tensors[half:])
+    # a text model's safetensors repo: the real Qwen3-8B config.json, one safetensors file (sparse data)
+    t = root / "Qwen3-8B-Base-Copy"
+    t.mkdir()
+    shutil.copy(REF / "llm" / "Qwen3-8B.json", t / "config.json")
+    write_safetensors(
+        t / "model.safetensors",
+        {"model.embed_tokens.weight": ("BF16", (151936, 4096)), "model.layers.0.mlp.up_proj.weight": ("BF16", (12288, 4096))},
+    )
+    out["text"] = t
     # Qwen/Qwen2.5-VL-7B-Instruct: the real config.json, sharded safetensors headers (sparse data)
     v = root / "Qwen2.5-VL-7B-Instruct"
     v.mkdir()
@@ -185,6 +195,7 @@ def hub(files, tmp_path, monkeypatch):
         server.add("bartowski/tiny-llava-GGUF", _repo_files(files["llava"]))
         server.add("someone/tiny-split-GGUF", _repo_files(files["split"]))
         server.add("Qwen/Qwen2.5-VL-7B-Instruct", _repo_files(files["vl"]))
+        server.add("someone/Qwen3-8B-Base-Copy", _repo_files(files["text"]))
         server.add("meta-llama/Gated-Model", _repo_files(files["llava"]), gated=True)
         yield server
 
@@ -243,6 +254,8 @@ def test_second_check_makes_no_request_and_offline_answers_from_the_cache(hub, r
     assert second["source"]["cached"] and second["source"]["requests"] == 0
     first.pop("source"), second.pop("source")
     assert first == second
+    cache = Path(os.environ["VRAMCALC_HOME"]) / "cache" / "hub"  # the user cache dir; VRAMCALC_HOME/cache when set
+    assert any(p.name.startswith("Qwen3-8B-Q4_K_M.gguf") for p in cache.rglob("*"))
     offline = _check(runner, "unsloth/Qwen3-8B-GGUF:Q4_K_M", "--gpu", "rtx3060", "--offline")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     env_offline = _check(runner, "unsloth/Qwen3-8B-GGUF:Q4_K_M", "--gpu", "rtx3060")
@@ -284,6 +297,17 @@ def test_safetensors_vlm_repo_with_transformers_equals_the_local_folder(hub, fil
     shard_gets = [e for e in log if e.path.endswith(".safetensors") and e.method == "GET"]
     assert shard_gets and all(e.range and e.sent <= 100_001 for e in shard_gets)
     print(f"\nQwen2.5-VL-7B: {src['requests']} requests, {src['bytes_read']:,} bytes")
+
+
+@pytest.mark.parametrize("runtime", ["transformers", "llama.cpp"])
+def test_safetensors_text_repo_equals_the_local_folder(hub, files, runner, runtime):
+    """transformers: the checkpoint's exact bytes from the headers; llama.cpp: the GGUF mixture modelled
+    from the architecture, as for a catalog model."""
+    remote = _check(runner, "someone/Qwen3-8B-Base-Copy", "--gpu", "rtx4090", "--runtime", runtime)
+    local = _check(runner, str(files["text"]), "--gpu", "rtx4090", "--runtime", runtime)
+    src = _same(remote, local)
+    assert src["files"] == ["config.json", "model.safetensors"]
+    assert remote["inputs"]["quant"] == ("bf16" if runtime == "transformers" else "Q4_K_M")
 
 
 def test_bartowski_style_repo_with_mmproj_equals_the_local_files(hub, files, runner):
