@@ -157,3 +157,33 @@ def dtype_quant(quant: str | None, dtype: str | None) -> str | None:
     if quant is not None and quant.lower() != dtype.lower():
         raise typer.BadParameter("give --quant or --dtype, not both")
     return dtype
+
+
+class BackendOpt(str, Enum):
+    """llama.cpp backends (--backend)."""
+
+    cuda = "cuda"
+    rocm = "rocm"
+    vulkan = "vulkan"
+    metal = "metal"
+    sycl = "sycl"
+    cpu = "cpu"
+
+
+BackendOption = Annotated[
+    BackendOpt | None,
+    typer.Option(
+        "--backend",
+        help="llama.cpp backend for the speeds. Default: the GPU vendor's usual one (CUDA, ROCm, Metal, SYCL).",
+        rich_help_panel="Speed",
+    ),
+]
+DepthOption = Annotated[
+    int | None,
+    typer.Option(
+        "--depth",
+        min=0,
+        help="Speeds with N tokens already in the KV cache (llama-bench -d): decode at N, prefill of 512 tokens after N.",
+        rich_help_panel="Speed",
+    ),
+]
