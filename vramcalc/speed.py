@@ -82,6 +82,12 @@ def peak_tflops(gpu: GpuSpec) -> float:
         # Maxwell/Pascal: no tensor cores and FP16 at 1/64 rate on most; llama.cpp runs FP32/dp4a
         # kernels there, whose rate the catalog does not carry: no compute estimate (0)
         return 0.0
+    if gpu.vendor == "amd" and (gpu.compute_capability or "").startswith(("gfx11", "gfx12")) and not gpu.fp16_tensor_tflops:
+        # RDNA 3/3.5/4: AMD's FP16 figure counts dual issue, which GEMMs do not reach: measured FP16
+        # GEMMs on the Radeon 8060S (gfx1151) run at 30-32 TFLOPS of its 59 (shared/reference/
+        # gpu_specs.csv row 'Radeon 8060S': ROCm issues 5807 mamf-finder, 4566 hipBLASLt), i.e. half.
+        # RDNA 4's WMMA rate is not in the sources read: the same half is taken (see docs/accuracy.md)
+        return (gpu.fp16_tflops or 0.0) / 2
     return gpu.fp16_tensor_tflops or gpu.fp16_tflops or gpu.bf16_tensor_tflops or 0.0
 
 
