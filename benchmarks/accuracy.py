@@ -360,8 +360,10 @@ def transformers_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             quant = TORCH_QUANTS[r["dtype_or_quant"]]
             lb = placement.llm_bytes(llm, runtimes.get("transformers"), quant)
             ctx = int(r["input_tokens"]) + int(r["generated_tokens"]) // 2
-            read = sum(lb.layer_read) + lb.output_read + speed.kv_read_bytes(lb, ctx)
-            feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs, "n_gpu": n_gpu}
+            rt = runtimes.get("transformers")
+            kv_mult = rt.decode_kv_traffic(llm) if hasattr(rt, "decode_kv_traffic") else 1.0
+            read = sum(lb.layer_read) + lb.output_read + kv_mult * speed.kv_read_bytes(lb, ctx)
+            feats = {"bytes": read, "layers": llm.num_layers + 1, "bw": gpu.memory_bandwidth_gbs, "n_gpu": n_gpu, "vendor": gpu.vendor}
             row = Row(
                 "decode", src, label, f"decode/transformers/cuda.{runtimes.get('transformers').speed_key(quant)}", float(m.group(1)), feats
             )
@@ -889,7 +891,13 @@ METRICS = [
     ("decode", "decode tokens/s (llama.cpp llama-bench tg)", lambda r: r.metric == "decode" and _is_llamacpp(r), (0.06, None, 0.06)),
     ("prefill", "prefill tokens/s (llama.cpp llama-bench pp)", lambda r: r.metric == "prefill", (0.10, 0.35, None)),
     ("pg", "prompt + generation tokens/s (llama-bench pp4096+tg128)", lambda r: r.metric == "pg", None),
-    ("decode-tf", "decode tokens/s (transformers, 1-token prompt)", lambda r: r.group.startswith("decode/transformers"), None),
+    ("decode-tf", "decode tokens/s (transformers, 1-token prompt)", lambda r: r.group.startswith("decode/transformers") and not r.subset, None),
+    (
+        "decode-tf-long",
+        "decode tokens/s (transformers after a 6k-30k prompt; not fitted)",
+        lambda r: r.subset == "transformers long prompt",
+        None,
+    ),
     ("vit", "ViT images/s (timm, RTX 3090, AMP fp16)", lambda r: r.metric == "vit", (0.08, None, None)),
     ("encode", "VLM image encode s (llama.cpp mtmd)", lambda r: r.metric == "encode", (0.25, None, None)),
     ("moe-offload", "MoE expert-offload decode (--n-cpu-moe)", lambda r: r.metric == "moe-offload", (0.15, None, None)),
@@ -897,7 +905,7 @@ METRICS = [
 
 
 def _sel(rows: list[Row], pred) -> list[Row]:  # noqa: ANN001
-    return [r for r in rows if pred(r) and not r.subset]
+    return [r for r in rows if pred(r) and (not r.subset or r.subset == "transformers long prompt")]
 
 
 def target_results(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
@@ -1005,8 +1013,6 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
     lines += ["", MISS_NOTES, "", "## Rows", ""]
     for key, title, pred, _ in METRICS:
         sel = [r for r in rows if pred(r)]
-        if key == "decode-tf":
-            sel = [r for r in rows if r.group.startswith("decode/transformers")]
         if key == "decode":
             sel = [r for r in rows if r.metric == "decode" and _is_llamacpp(r)]
         if not sel:

@@ -591,9 +591,11 @@ def decode_parts(
     """The per-device parts of one decoded token for a layer placement (``split_decode_time``)."""
     n = llm.num_layers
     parts = []
+    traffic = getattr(s.runtime, "decode_kv_traffic", None)  # KV bytes moved per token, in cache sizes (transformers)
+    kv_mult = traffic(llm) if callable(traffic) else 1.0
     for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
-        b = sum(lb.layer_read[i] for i in idx) + kv_read_bytes(lb, context, idx) * s.batch  # type: ignore[arg-type]
+        b = sum(lb.layer_read[i] for i in idx) + kv_mult * kv_read_bytes(lb, context, idx) * s.batch  # type: ignore[arg-type]
         if pl.output_dev == d:
             b += lb.output_read
         if b == 0:
