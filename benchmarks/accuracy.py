@@ -211,7 +211,13 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             tg = r["test"] == "tg128"
             feats = bench_feats(llm, lb, gpu, quant, 0 if tg else 512, 128 if tg else 0, 0, 512)
             if feats is None:
-                skips.append(Skip(src, label, "prefill: no matrix rate for this pre-Volta GPU in the catalog (no tensor cores; FP32 rate not recorded)"))
+                skips.append(
+                    Skip(
+                        src,
+                        label,
+                        "prefill: no matrix rate for this pre-Volta GPU in the catalog (no tensor cores; FP32 rate not recorded)",
+                    )
+                )
                 continue
             feats.update(gpu_feats(gpu, backend), era="old" if any(m in r["build"] for m in OLD_BUILD_MARKERS) else "current")
             feats["build"] = r["build"] or "ref 8e672ef"
@@ -249,7 +255,13 @@ MODEL_NAME_IDS = {
     "qwen2 14B": "qwen2.5-14b",
     "qwen2 1.5B": "deepseek-r1-distill-qwen-1.5b",
 }
-_QUANT_NAMES = {"Q4_K - Medium": "Q4_K_M", "Q2_K - Medium": "Q2_K", "Q2_K_M": "Q2_K", "IQ4_NL - 4.5 bpw": "IQ4_NL", "IQ4_XS - 4.25 bpw": "IQ4_XS"}
+_QUANT_NAMES = {
+    "Q4_K - Medium": "Q4_K_M",
+    "Q2_K - Medium": "Q2_K",
+    "Q2_K_M": "Q2_K",
+    "IQ4_NL - 4.5 bpw": "IQ4_NL",
+    "IQ4_XS - 4.25 bpw": "IQ4_XS",
+}
 _TEST_RE = re.compile(r"^(pp|tg)(\d+)(?:@d(\d+))?$")
 _PG_RE = re.compile(r"^pp(\d+)\+tg(\d+)$")
 DEFAULT_BENCH_UBATCH = 512  # llama-bench default -ub
@@ -283,7 +295,9 @@ def models_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 skips.append(Skip(src, label, "fork of llama.cpp (ik_llama.cpp, turboquant, aicss-genai), not upstream"))
                 continue
             if r["n_cpu_moe"]:
-                skips.append(Skip(src, label, "MoE expert offload (n_cpu_moe): model (gemma-4 26B-A4B, Qwen3.6-35B-A3B) not in the catalog"))
+                skips.append(
+                    Skip(src, label, "MoE expert offload (n_cpu_moe): model (gemma-4 26B-A4B, Qwen3.6-35B-A3B) not in the catalog")
+                )
                 continue
             backend = BACKENDS.get(r["backend"].split("/")[0].strip())
             if backend == "cpu":
@@ -306,7 +320,7 @@ def models_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             quant = _QUANT_NAMES.get(q, q).upper()
             try:
                 lb = placement.llm_bytes(llm, rt, quant)
-            except Exception:  # noqa: BLE001 - a quant name the catalog cannot price
+            except Exception:  # a quant name the catalog cannot price
                 skips.append(Skip(src, label, f"quantization {q!r} not modelled"))
                 continue
             test = r["test"]
@@ -467,7 +481,11 @@ def mtmd_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             if "RTX 4070 Laptop" in r["gpu"] and r["model"].startswith("ggml-org/Qwen2.5-VL-3B"):
                 vid, gid, size = "qwen2.5-vl-3b", "rtx4070-laptop", (980, 728)  # 35 x 26 = 910 tokens of 28 px
             else:
-                why = "GPU not named (or CPU encode: no CPU entries)" if "RX 7900 XTX" not in r["gpu"] else "model not in the catalog (Qwen3.5)"
+                why = (
+                    "GPU not named (or CPU encode: no CPU entries)"
+                    if "RX 7900 XTX" not in r["gpu"]
+                    else "model not in the catalog (Qwen3.5)"
+                )
                 skips.append(Skip(src, label, why))
                 continue
             vlm, gpu = cat.get("vlms", vid), cat.resolve_gpu(gid)
@@ -478,7 +496,16 @@ def mtmd_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 skips.append(Skip(src, label, "the catalog policy does not give the row's token count"))
                 continue
             feats = {"backend": "cuda", "vendor": gpu.vendor, "gpu_id": gpu.id, "flops": enc.basis.flops, "peak": enc.basis.peak_tflops}
-            rows.append(Row("encode", src, label + " (GPU named in the author's other log)", "encode/llama.cpp/cuda", 1000 / float(r["encode_ms"]), feats))
+            rows.append(
+                Row(
+                    "encode",
+                    src,
+                    label + " (GPU named in the author's other log)",
+                    "encode/llama.cpp/cuda",
+                    1000 / float(r["encode_ms"]),
+                    feats,
+                )
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,7 +570,7 @@ def _solve(a_rows: list[list[float]], b: list[float], w: list[float]) -> list[fl
     k = len(a_rows[0])
     ata = [[sum(wi * r[i] * r[j] for r, wi in zip(a_rows, w, strict=True)) for j in range(k)] for i in range(k)]
     atb = [sum(wi * r[i] * y for r, y, wi in zip(a_rows, b, w, strict=True)) for i in range(k)]
-    m = [row[:] + [v] for row, v in zip(ata, atb, strict=True)]
+    m = [[*row, v] for row, v in zip(ata, atb, strict=True)]
     for c in range(k):
         piv = max(range(c, k), key=lambda i: abs(m[i][c]))
         m[c], m[piv] = m[piv], m[c]
@@ -699,7 +726,11 @@ def fit_llamacpp_decode(train: list[Row]) -> dict:
     doc: dict = {"decode": {}, "decode_bandwidth": {}, "decode_era": {}}
     for m in mcs:
         rows_m = [r for r in train if r.feats["mc"] == m]
-        doc["decode_bandwidth"][m] = {"bandwidth_efficiency": round(1 / theta[("mc", m)], 4), "rows": [r.source for r in rows_m], "n_train": len(rows_m)}
+        doc["decode_bandwidth"][m] = {
+            "bandwidth_efficiency": round(1 / theta[("mc", m)], 4),
+            "rows": [r.source for r in rows_m],
+            "n_train": len(rows_m),
+        }
     for b in sorted({r.feats["backend"] for r in train}):
         rows_b = [r for r in train if TAU_GROUPS.get(r.feats["backend"], r.feats["backend"]) == TAU_GROUPS.get(b, b)]
         doc["decode"][b] = {
@@ -710,7 +741,11 @@ def fit_llamacpp_decode(train: list[Row]) -> dict:
             "rows": [r.source for r in rows_b],
             "n_train": len(rows_b),
         }
-    era: dict = {"about": "per backend: the per-layer cost builds before mid-2024 paid on top (kernels launched one by one); not used for predictions"}
+    era: dict = {
+        "about": (
+            "per backend: the per-layer cost builds before mid-2024 paid on top (kernels launched one by one); not used for predictions"
+        )
+    }
     for b in olds:
         old = [r for r in train if r.feats.get("era") == "old" and r.feats["backend"] == b]
         era[b] = {"extra_per_layer_s": float(f"{theta[('old', b)]:.4g}"), "rows": [r.source for r in old]}
@@ -725,6 +760,7 @@ def fit_llamacpp_prefill(train: list[Row], cal: dict) -> tuple[dict, dict]:
     (eta_small x peak). eta_c per backend and weight class; eta_moe, eta_attn, eta_small are
     kernel properties shared by the backends (fitted where rows exist: CUDA and ROCm).
     Weighted relative least squares; returns (groups, kernels)."""
+
     def design(r: Row) -> tuple[dict, float]:
         x = r.feats
         t = x["tokens"] / r.measured
@@ -776,7 +812,9 @@ def fit(rows: list[Row]) -> dict:
     doc["decode"]["llama.cpp"] = dec["decode"]
     doc["decode_bandwidth"]["llama.cpp"] = dec["decode_bandwidth"]
     doc["decode_era"]["llama.cpp"] = dec["decode_era"]
-    doc["prefill"]["llama.cpp"], doc["prefill_kernels"]["llama.cpp"] = fit_llamacpp_prefill([r for r in train if r.metric == "prefill"], doc)
+    doc["prefill"]["llama.cpp"], doc["prefill_kernels"]["llama.cpp"] = fit_llamacpp_prefill(
+        [r for r in train if r.metric == "prefill"], doc
+    )
     # llama.cpp image encode (clip/mtmd): t = FLOPs / (eta x FP16 GEMM peak), per backend
     enc_rows = [r for r in rows if r.metric == "encode"]
     for b in sorted({r.feats["backend"] for r in enc_rows}):
@@ -865,7 +903,6 @@ def evaluate(rows: list[Row]) -> None:
         r.predicted = predict(r, cal)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Report
 
@@ -891,7 +928,12 @@ METRICS = [
     ("decode", "decode tokens/s (llama.cpp llama-bench tg)", lambda r: r.metric == "decode" and _is_llamacpp(r), (0.06, None, 0.06)),
     ("prefill", "prefill tokens/s (llama.cpp llama-bench pp)", lambda r: r.metric == "prefill", (0.10, 0.35, None)),
     ("pg", "prompt + generation tokens/s (llama-bench pp4096+tg128)", lambda r: r.metric == "pg", None),
-    ("decode-tf", "decode tokens/s (transformers, 1-token prompt)", lambda r: r.group.startswith("decode/transformers") and not r.subset, None),
+    (
+        "decode-tf",
+        "decode tokens/s (transformers, 1-token prompt)",
+        lambda r: r.group.startswith("decode/transformers") and not r.subset,
+        None,
+    ),
     (
         "decode-tf-long",
         "decode tokens/s (transformers after a 6k-30k prompt; not fitted)",
@@ -949,7 +991,7 @@ def summary_lines(rows: list[Row]) -> list[str]:
         if n == 0:
             out.append(f"{title}: no expressible row")
             continue
-        fn, fmed, fp90, fsg = _stats([r for r in sel if not r.held_out])
+        fn, fmed, _, _ = _stats([r for r in sel if not r.held_out])
         hn, hmed, hp90, hsg = _stats([r for r in sel if r.held_out])
         out.append(
             f"{title}: {n} rows, median {med:.1%}, p90 {p90:.1%}, signed {sg:+.1%}; fitted on: {fn} rows, median {fmed:.1%}; "
@@ -959,7 +1001,10 @@ def summary_lines(rows: list[Row]) -> list[str]:
 
 
 def _breakdown(rows: list[Row], key, title: str) -> list[str]:  # noqa: ANN001
-    lines = [f"| {title} | rows | median | p90 | signed median | held-out rows | held-out median | held-out signed |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"| {title} | rows | median | p90 | signed median | held-out rows | held-out median | held-out signed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     vals = sorted({key(r) for r in rows})
     for v in vals:
         sel = [r for r in rows if key(r) == v]
@@ -967,7 +1012,14 @@ def _breakdown(rows: list[Row], key, title: str) -> list[str]:  # noqa: ANN001
         hn, hmed, _, hsg = _stats([r for r in sel if r.held_out])
         h = f"{hn} | {hmed:.1%} | {hsg:+.1%}" if hn else "0 | - | -"
         lines.append(f"| {v} | {n} | {med:.1%} | {p90:.1%} | {sg:+.1%} | {h} |")
-    return lines + [""]
+    return [*lines, ""]
+
+
+def _ubatch_class(r: Row) -> str:
+    u = r.feats.get("ubatch_tokens", 512)
+    if u <= 8:
+        return "a: 1-8 tokens (matrix-vector)"
+    return "b: 9-255 tokens (sweeps)" if u < 256 else "c: 256+ tokens (llama-bench default 512)"
 
 
 def write_report(rows: list[Row], skips: list[Skip]) -> str:
@@ -977,7 +1029,8 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         "Generated by `python benchmarks/accuracy.py` from `benchmarks/calibration/` (copies of `../shared/calibration/`) and",
         "`data/calibration.yaml`; do not edit. Error = predicted / measured - 1 (signed: + means the model is too fast).",
         "llama.cpp rows are held out by unit: within each backend every third GPU (scoreboard rows) or setup (build, GPU,",
-        "model, weights of a sweep), with all its rows, is left out of the fit; transformers and ViT rows: every fourth row. Nothing is looked up per GPU or per",
+        "model, weights of a sweep), with all its rows, is left out of the fit; transformers and ViT rows: every fourth row.",
+        "Nothing is looked up per GPU or per",
         "model: a GPU enters through its catalog bandwidth, memory class (HBM / GDDR / LPDDR), FP16 rates and architecture;",
         "the factors belong to a backend, a weight class (quantized / F16) and a build era.",
         "",
@@ -996,6 +1049,8 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         lines += _breakdown(sel, lambda r: r.feats["vendor"], "vendor")
         lines += _breakdown(sel, lambda r: "old (before mid-2024)" if r.feats.get("era") == "old" else "current", "build era")
         lines += _breakdown(sel, lambda r: "at depth (@d)" if r.feats.get("depth") else "empty cache", "depth")
+        if key == "prefill":
+            lines += _breakdown(sel, _ubatch_class, "micro-batch (-ub)")
         lines += _breakdown(sel, lambda r: r.source.split(":")[0], "file")
     lines += [
         "",
@@ -1033,19 +1088,35 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
             lines.append(f"| {ss[0].source.split(':')[0]} ({len(ss)} rows) | e.g. {ss[0].label} | {reason} |")
         else:
             lines += [f"| {s_.source} | {s_.label} | {reason} |" for s_ in ss]
-    lines += ["", NOT_COVERED_NOTES, ""]
+    lines += ["", NOT_COVERED_NOTES, "", "## See also", "", SEE_ALSO, ""]
     text = "\n".join(lines)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
     return text
 
 
-MISS_NOTES = """Causes, as far as the rows show them: Intel Arc under Vulkan and old Vulkan builds (2024) are far slower than
-the Vulkan factor, which the 2025 NVIDIA rows set (the Arc A770 SYCL and Vulkan rows differ 2x between builds);
-micro-batch sweeps at n_ubatch 1-16 are bound by the weight passes and the per-layer cost, which the model
-carries but the CUDA kernels of those builds vary around (the PR tables exist because they changed);
-prefill at depth 32k with flash attention spends most of its time in the attention kernel, whose efficiency
-is not a separate factor here."""
+MISS_NOTES = """Causes, as far as the rows show them:
+
+- RX 7900 XT behind a Raspberry Pi 5 (models.csv:172-175): 14B Q4_K_M at 7.16 t/s is 13x below the card's
+  bandwidth bound while a 1B on an RTX 3060 behind a Pi CM5 is not: not a resident-in-VRAM run. Reported, not fitted.
+- Intel Arc A770 under Vulkan (2024 builds): 2-5x slower than the Vulkan factors, which NVIDIA and AMD rows set.
+  One Intel GPU only: a factor for it would be a per-GPU answer, so it is not fitted (and not enforced in --check).
+- DeepSeek-V2-Lite (MLA, 64 experts, 6 active) prompt at micro-batches of 1-64 tokens: +35% to +150%. With few
+  tokens per expert the expert matmuls run as many small matrix-vector products; the model has the expert bytes
+  each micro-batch touches and one MoE-kernel efficiency, not a cost per active expert.
+- Micro-batches of 1-8 dense tokens (llama 8B): -33% to -40%. One small-batch efficiency cannot follow the
+  matrix-vector kernels, whose cost grows with each extra column.
+- Turing (Quadro RTX 6000/8000, +70%) and Volta (V100, +34%) prompt processing: llama.cpp's quantized kernels reach
+  less per FP16-shader TFLOP there than on Ampere and newer (Volta has no int8 MMA, Turing a smaller one); an
+  architecture-generation factor would rest on one chip each, so it is not fitted.
+- Vulkan prompt processing spreads by GPU generation and build (RTX 3090 -43%, RTX 2080 Ti +84% to +125% at
+  pp4096): cooperative-matrix support differs between them (cause not established from these rows).
+- Builds before mid-2024 (RTX 3090 pp512 2024-01 +49%, M2 Max 2023-09 +59%): the era term is fitted for decode only.
+- transformers after 14k-30k prompts with AWQ (Qwen2-72B, +51% to +207%): the AWQ kernels slow down with the context
+  beyond the KV traffic modelled (cache copy + repeat_kv); bf16 and GPTQ rows are within about 40%."""
+
+SEE_ALSO = """Related reports: serving runtimes (vLLM, SGLang, MLX) are measured in docs/accuracy_serving.md where present;
+the comparison with llama.cpp's own memory estimate lives with the llama.cpp parity work."""
 
 NOT_COVERED_NOTES = """Also not covered by a published row here: MoE expert offload (the two n_cpu_moe sweeps use models the catalog
 lacks, gemma-4 26B-A4B and Qwen3.6-35B-A3B, on unnamed or absent GPUs: the speed function is tested with

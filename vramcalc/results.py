@@ -53,8 +53,12 @@ class Workload(Jsonable):
     ram_bandwidth_gbs: float | str | None = doc(
         "System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None
     )
-    backend: str | None = doc("llama.cpp backend for the speeds (cuda, rocm, vulkan, metal, sycl, cpu); None = the GPU vendor's usual one.", default=None)
-    depth: int | None = doc("Tokens already in the KV cache where decode and prefill speeds are given (llama-bench -d); None = full context.", default=None)
+    backend: str | None = doc(
+        "llama.cpp backend for the speeds (cuda, rocm, vulkan, metal, sycl, cpu); None = the GPU vendor's usual one.", default=None
+    )
+    depth: int | None = doc(
+        "Tokens already in the KV cache where decode and prefill speeds are given (llama-bench -d); None = full context.", default=None
+    )
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
@@ -308,7 +312,9 @@ class Throughput(Jsonable):
     time_to_first_token_s: SpeedFigure | None = doc("Image encodes + prefill of the context.", default=None)
     images_per_s: SpeedFigure | None = doc("Encoder workload: images per second at the batch size.", default=None)
     notes: list[str] = doc("Caveats of the speed estimate.", default_factory=list)
-    backend: str | None = doc("llama.cpp backend the speeds are for (cuda, rocm, vulkan, metal, sycl, cpu); None for PyTorch runtimes.", default=None)
+    backend: str | None = doc(
+        "llama.cpp backend the speeds are for (cuda, rocm, vulkan, metal, sycl, cpu); None for PyTorch runtimes.", default=None
+    )
     depth_tokens: int | None = doc(
         "--depth: tokens already in the KV cache; decode is then at that depth and prefill is a 512-token prompt after it "
         "(llama-bench tg/pp512 @ d). None: decode at the full context, prefill of the whole context.",

@@ -221,22 +221,14 @@ def prefill_flops_parts(llm: LlmSpec, lb: LlmBytes, tokens: int, start: int = 0)
     return float(dense), float(experts), attn
 
 
-@functools.cache
-def _expert_active_params(llm: LlmSpec) -> float:
+def expert_active_params(llm: LlmSpec) -> float:
+    """Parameters of the routed experts one token multiplies (k of E experts per MoE layer)."""
     from vramcalc.params import llm_tensors
 
     if not llm.moe:
         return 0.0
     k = llm.moe.experts_per_token / llm.moe.num_experts
     return k * sum(t.numel for t in llm_tensors(llm) if t.role.endswith("_exps"))
-
-
-def expert_active_params(llm: LlmSpec) -> float:
-    """Parameters of the routed experts one token multiplies (k of E experts per MoE layer)."""
-    try:
-        return _expert_active_params(llm)
-    except TypeError:  # an unhashable spec: not memoised
-        return _expert_active_params.__wrapped__(llm)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -592,10 +584,11 @@ def decode_parts(
     n = llm.num_layers
     parts = []
     traffic = getattr(s.runtime, "decode_kv_traffic", None)  # KV bytes moved per token, in cache sizes (transformers)
-    kv_mult = traffic(llm) if callable(traffic) else 1.0
+    kv_mult = float(traffic(llm)) if callable(traffic) else 1.0
     for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
-        b = sum(lb.layer_read[i] for i in idx) + kv_mult * kv_read_bytes(lb, context, idx) * s.batch  # type: ignore[arg-type]
+        kv = kv_read_bytes(lb, context, idx)  # type: ignore[arg-type]
+        b = sum(lb.layer_read[i] for i in idx) + kv_mult * kv * s.batch
         if pl.output_dev == d:
             b += lb.output_read
         if b == 0:
@@ -663,7 +656,12 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         if share == 0 and pl.output_dev != d:
             continue
         flops = (total_flops - 2 * lb.output_params * s.batch) * share + (2 * lb.output_params * s.batch if pl.output_dev == d else 0)
-        kw = {"attn_flops": attn_f * share, "attn_peak": peak_tflops(gpus[max(d, 0)]), "expert_flops": exp_f * share, "ubatch_tokens": ub_tokens}
+        kw: dict[str, Any] = {
+            "attn_flops": attn_f * share,
+            "attn_peak": peak_tflops(gpus[max(d, 0)]),
+            "expert_flops": exp_f * share,
+            "ubatch_tokens": ub_tokens,
+        }
         wbytes = ubatch_weight_bytes(llm, lb, idx, ub_tokens) + (lb.output_stored if pl.output_dev == d else 0)
         layers = len(idx) + (1 if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vramcalc.params import llm_tensors
 from vramcalc.quant import WeightBytes, normalize_torch_format, torch_weight_bytes
@@ -133,7 +133,7 @@ class Transformers:
     #: attention implementation the speed model assumes (transformers' default since 4.36)
     attn_implementation: str = "sdpa"
 
-    def decode_kv_traffic(self, llm: Any) -> float:
+    def decode_kv_traffic(self, llm: LlmSpec) -> float:
         """KV-cache bytes moved per decoded token, in units of the cache at the current context:
         1 read by the attention, 2 for DynamicCache.update's torch.cat (a read and a write of the
         whole layer cache each token, transformers cache_utils), and with ``eager`` / ``sdpa`` 2 x
@@ -142,7 +142,7 @@ class Transformers:
         Checked against the Qwen2 long-prompt speeds of transformers_peak_mem.csv (docs/accuracy.md)."""
         if self.attn_implementation == "flash_attention_2" or not llm.num_kv_heads:
             return 3.0
-        return 3.0 + 2.0 * llm.num_heads / llm.num_kv_heads
+        return 3.0 + 2.0 * float(llm.num_heads) / float(llm.num_kv_heads)
 
     def speed_notes(self, gpu: GpuSpec) -> list[str]:
         if gpu.backend == "metal":
