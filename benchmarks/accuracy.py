@@ -1103,7 +1103,9 @@ MISS_NOTES = """Causes, as far as the rows show them:
   One Intel GPU only: a factor for it would be a per-GPU answer, so it is not fitted (and not enforced in --check).
 - DeepSeek-V2-Lite (MLA, 64 experts, 6 active) prompt at micro-batches of 1-64 tokens: +35% to +150%. With few
   tokens per expert the expert matmuls run as many small matrix-vector products; the model has the expert bytes
-  each micro-batch touches and one MoE-kernel efficiency, not a cost per active expert.
+  each micro-batch touches and one MoE-kernel efficiency, not a cost per active expert. These rows are the master
+  side of PR 15525 ("MoE helper in device code, better tile sizes"), which reworked exactly this path (its PR
+  column is up to 1.6x faster), so a per-expert cost fitted on them would describe a superseded build.
 - Micro-batches of 1-8 dense tokens (llama 8B): -33% to -40%. One small-batch efficiency cannot follow the
   matrix-vector kernels, whose cost grows with each extra column.
 - Turing (Quadro RTX 6000/8000, +70%) and Volta (V100, +34%) prompt processing: llama.cpp's quantized kernels reach

@@ -101,6 +101,9 @@ def test_backend_that_cannot_run_on_the_vendor_is_an_input_error(cat):
         estimate(cat.llm("llama-3.1-8b"), cat.resolve_gpu("rtx4090"), Workload(backend="metal"), cat)
     with pytest.raises(InputError):
         Workload(backend="opencl")
+    # transformers runs on PyTorch's device: a llama.cpp backend is a usage error, not silently ignored
+    with pytest.raises(InputError):
+        estimate(cat.llm("llama-3.1-8b"), cat.resolve_gpu("rtx4090"), Workload(runtime="transformers", backend="vulkan"), cat)
 
 
 def test_cli_backend_and_depth_options():

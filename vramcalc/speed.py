@@ -494,7 +494,12 @@ def throughput(
     decode = prefill = encode = images_per_s = ttft = None
     t_prefill = 0.0
     gpu0 = gpus[0]
-    backend = None if s.runtime.pytorch_kernels else backend_for(gpu0, s.backend)
+    if s.runtime.pytorch_kernels and s.backend is not None:
+        from vramcalc.errors import InputError
+
+        raise InputError(f"--backend chooses a llama.cpp backend; the {s.runtime.name} runtime runs on PyTorch's device.")
+    # an encoder workload is a PyTorch job (timm-fitted factors): no llama.cpp backend to show
+    backend = None if s.runtime.pytorch_kernels or s.kind == "encoder" else backend_for(gpu0, s.backend)
     aggregate = None
     if llm is not None and lb is not None and pl is not None:
         decode = _decode(llm, lb, pl, gpus, s, ram_bw)
