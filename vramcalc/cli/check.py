@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from vramcalc.cli.options import (
+    BackendOption,
+    DepthOption,
     JsonOpt,
     KvOpt,
     OfflineOpt,
@@ -109,6 +111,8 @@ def check(
         str | None, typer.Option("--dtype", help="Alias of --quant for encoder workloads and transformers (fp16, bf16, fp32).")
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
+    backend: BackendOption = None,
+    depth: DepthOption = None,
     as_json: JsonOpt = False,
     source: SourceOpt = None,
     offline: OfflineOpt = False,
@@ -171,6 +175,8 @@ def check(
         offload=offload.value,
         ram_bytes=parse_ram(ram),
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
+        backend=backend.value if backend is not None else None,
+        depth=depth,
     )
     if found.path is not None:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file

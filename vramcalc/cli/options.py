@@ -174,3 +174,33 @@ OfflineOpt = Annotated[
         rich_help_panel="Model source",
     ),
 ]
+
+
+class BackendOpt(str, Enum):
+    """llama.cpp backends (--backend)."""
+
+    cuda = "cuda"
+    rocm = "rocm"
+    vulkan = "vulkan"
+    metal = "metal"
+    sycl = "sycl"
+    cpu = "cpu"
+
+
+BackendOption = Annotated[
+    BackendOpt | None,
+    typer.Option(
+        "--backend",
+        help="llama.cpp backend for the speeds. Default: the GPU vendor's usual one (CUDA, ROCm, Metal, SYCL).",
+        rich_help_panel="Speed",
+    ),
+]
+DepthOption = Annotated[
+    int | None,
+    typer.Option(
+        "--depth",
+        min=0,
+        help="Speeds with N tokens already in the KV cache (llama-bench -d): decode at N, prefill of 512 tokens after N.",
+        rich_help_panel="Speed",
+    ),
+]

@@ -151,6 +151,9 @@ def _secs(x: float) -> str:
     return f"{x:.2f} s" if x < 10 else f"{x:.0f} s"
 
 
+BACKEND_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL", "cpu": "CPU"}
+
+
 def render_speed(est: Estimate) -> list[Any]:
     """The speed section: each figure with its band and the basis it is computed from."""
     thr, off = est.throughput, est.offload
@@ -191,7 +194,13 @@ def render_speed(est: Estimate) -> list[Any]:
         f = thr.time_to_first_token_s
         why = "image encode + prefill of the context" if thr.image_encode_s else "prefill of the context"
         t.add_row("Time to first token", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", why)
+    if thr.decode_aggregate_tokens_per_s:
+        f = thr.decode_aggregate_tokens_per_s
+        t.add_row("Decode, all sequences", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", "parallel sequences together")
     lines: list[Any] = [Text(""), t]
+    if thr.backend:
+        where = f"; decode and prefill at depth {thr.depth_tokens:,}" if thr.depth_tokens is not None else ""
+        lines.append(Text(f"Speeds for llama.cpp's {BACKEND_NAMES.get(thr.backend, thr.backend)} backend (--backend){where}.", style="dim"))
     if off is not None and (off.mode != "full" or len(off.gpus) > 1):
         parts = []
         for d in off.devices:
