@@ -17,6 +17,7 @@ from vramcalc.cli.options import (
     parse_size,
     resolve_gpus,
 )
+from vramcalc.cli import serving_options as so
 from vramcalc.cli.output import console, print_json
 
 EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama-3.1-8b --gpu 'RTX 4090' --ctx 32768 --kv-cache q8_0"
@@ -108,6 +109,19 @@ def check(
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
+    gpu_memory_utilization: so.FractionOpt = None,
+    max_model_len: so.MaxLenOpt = None,
+    max_num_seqs: so.SeqsOpt = None,
+    max_num_batched_tokens: so.BatchedOpt = None,
+    kv_cache_dtype: so.KvDtype = so.KvDtypeOpt.auto,
+    tensor_parallel_size: so.TpOpt = None,
+    pipeline_parallel_size: so.PpOpt = None,
+    nodes: so.NodesOpt = 1,
+    enforce_eager: so.EagerOpt = False,
+    limit_mm_per_prompt: so.MmOpt = None,
+    wired_limit_mb: so.WiredOpt = None,
+    concurrency: so.ConcOpt = None,
+    gen_tokens: so.GenOpt = None,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -141,6 +155,21 @@ def check(
         offload=offload.value,
         ram_bytes=parse_ram(ram),
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
+        serving=so.serving_options(
+            gpu_memory_utilization,
+            max_model_len,
+            max_num_seqs,
+            max_num_batched_tokens,
+            kv_cache_dtype,
+            tensor_parallel_size,
+            pipeline_parallel_size,
+            nodes,
+            enforce_eager,
+            limit_mm_per_prompt,
+            wired_limit_mb,
+            concurrency,
+            gen_tokens,
+        ),
     )
     if is_file:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
@@ -151,6 +180,11 @@ def check(
         est = estimate(spec, cards, work, cat)
     if as_json:
         print_json(est)
+        return
+    if est.serving is not None:  # a serving runtime's answer (runtimes/serving.py)
+        from vramcalc.render.serving import render_serving
+
+        console().print(render_serving(est))
         return
     from vramcalc.render.estimate import render_estimate
 
