@@ -442,6 +442,7 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
         "held_out": [],
         "n_train": 0,
     }
+    doc["serving"] = yaml.safe_load(CAL_YAML.read_text(encoding="utf-8")).get("serving", {})  # benchmarks/accuracy_serving.py owns it
     CAL_YAML.write_text(yaml.safe_dump({**head, **doc}, sort_keys=False, width=120), encoding="utf-8")
 
 
