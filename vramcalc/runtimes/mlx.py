@@ -255,16 +255,21 @@ class Mlx(Transformers):
 
         # speeds
         cal = serving_calibration()["mlx"]
-        spread_cal = cal.get("spread_log") or calibration()["uncalibrated_spread_log"]
-        k = math.exp(spread_cal)
+        unc = calibration()["uncalibrated_spread_log"]
 
-        def fig(v: float, unit: str, basis: SpeedBasis) -> SpeedFigure:
+        def fig(v: float, unit: str, basis: SpeedBasis, group: dict) -> SpeedFigure:
+            k = math.exp(group.get("spread_log") or unc)
             return SpeedFigure(value=float(f"{v:.4g}"), low=float(f"{v / k:.4g}"), high=float(f"{v * k:.4g}"), unit=unit, basis=basis)  # type: ignore[arg-type]
 
         read = active_read_bytes(llm, precision) + kv_bytes(llm, prompt + gen // 2) // 1
         t_tok = decode_time(read, llm.num_layers, gpu.memory_bandwidth_gbs, cal["decode"])
         calibrated = bool(cal["decode"].get("rows"))
-        dec = fig(1 / t_tok, "tokens/s", SpeedBasis(factors="serving.mlx.decode", calibrated=calibrated, bytes=read, bandwidth_gbs=gpu.memory_bandwidth_gbs))
+        dec = fig(
+            1 / t_tok,
+            "tokens/s",
+            SpeedBasis(factors="serving.mlx.decode", calibrated=calibrated, bytes=read, bandwidth_gbs=gpu.memory_bandwidth_gbs),
+            cal["decode"],
+        )
         pk = peak_tflops(gpu)
         speeds = {"generation": dec}
         thr = Throughput(decode_tokens_per_s=dec, notes=[])
@@ -272,10 +277,10 @@ class Mlx(Transformers):
             flops = 2 * active_params(llm) * prompt
             t_pf = flops / (cal["prefill"]["compute_efficiency"] * pk * 1e12)
             pb = SpeedBasis(factors="serving.mlx.prefill", calibrated=bool(cal["prefill"].get("rows")), flops=flops, peak_tflops=pk)
-            speeds["prompt"] = fig(prompt / t_pf, "tokens/s", pb)
-            speeds["ttft"] = fig(t_pf, "s", pb)
+            speeds["prompt"] = fig(prompt / t_pf, "tokens/s", pb, cal["prefill"])
+            speeds["ttft"] = fig(t_pf, "s", pb, cal["prefill"])
             thr = Throughput(decode_tokens_per_s=dec, prefill_tokens_per_s=speeds["prompt"], time_to_first_token_s=speeds["ttft"], notes=[])
-        thr_notes = [f"Speeds: the roofline with the mlx-lm factors fitted on mlx_memory.csv (band x/÷{k:.2f})."]
+        thr_notes = ["Speeds: the roofline with the mlx-lm factors fitted on mlx_memory.csv (M4 Max, mlx_lm.benchmark); bands from the fit's residuals."]
         thr = Throughput(
             decode_tokens_per_s=thr.decode_tokens_per_s,
             prefill_tokens_per_s=thr.prefill_tokens_per_s,

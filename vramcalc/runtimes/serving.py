@@ -300,6 +300,7 @@ class ServingRuntime:
                     lower.append("--kv-cache-dtype fp8")
             if smallest is not None and smallest > s.tp:
                 lower.append(f"{self.tp_flag} {smallest}")
+            lower += self._alternatives(llm, gpu, n_node, opts, precision, est_len)
             if est_len > 0:
                 sugg = Suggestion(
                     change=f"lower the maximum request length to {est_len} tokens",
@@ -404,6 +405,30 @@ class ServingRuntime:
             offload=None,
             serving=ans,
         )
+
+    def _alternatives(self, llm: LlmSpec, gpu: GpuSpec, n_node: int, opts: Any, precision: str, est_len: int) -> list[str]:
+        """Settings that make room for longer requests: a larger share, fewer sequences in the profile
+        run (a smaller sampler peak), an fp8 KV cache; each with the longest request it then holds."""
+        from dataclasses import replace
+
+        out = []
+        steps: list[tuple[str, dict[str, Any]]] = []
+        if (opts.memory_fraction or 0.9) < 0.95:
+            steps.append((f"{self.fraction_flag} 0.95", {"memory_fraction": 0.95}))
+        if self.needs_full_request and (opts.max_num_seqs or 256) > 64:
+            steps.append((f"{self.seqs_flag} 64", {"max_num_seqs": 64}))
+        if opts.kv_cache_dtype != "fp8":
+            steps.append(("--kv-cache-dtype fp8", {"kv_cache_dtype": "fp8"}))
+        flags: list[str] = []
+        upd: dict[str, Any] = {}
+        for flag, u in steps:
+            flags.append(flag)
+            upd.update(u)
+            _, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision)
+            longest = min(max(0, g.kv_cache_bytes) // g.kv_bytes_per_token for g in st)
+            if longest > est_len:
+                out.append(f"{' '.join(flags)} {self.len_flag} {longest // 256 * 256 or longest}")
+        return out
 
     def _v_per_token(self, llm: LlmSpec, g: Any, s: Any) -> int:
         return kv_per_token(llm, g.layers, s.tp, s.kv_elem)[1]
