@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vramcalc import runtimes  # noqa: E402
-from vramcalc.catalog import load_catalog  # noqa: E402
-from vramcalc.runtimes import mlx as mlxrt  # noqa: E402
-from vramcalc.runtimes.serving import kv_per_token, stage_weight_bytes  # noqa: E402
-from vramcalc.runtimes.vllm import Setup, activation_peak  # noqa: E402
-from vramcalc.units import GiB  # noqa: E402
+from vramcalc import runtimes
+from vramcalc.catalog import load_catalog
+from vramcalc.runtimes import mlx as mlxrt
+from vramcalc.runtimes.serving import kv_per_token, stage_weight_bytes
+from vramcalc.runtimes.vllm import Setup, activation_peak
+from vramcalc.units import GiB
 
 CAL = ROOT / "benchmarks" / "calibration"
 CAL_YAML = ROOT / "data" / "calibration.yaml"
@@ -70,16 +70,46 @@ class VRow:
 
 
 VLLM_ROWS = [
-    VRow(2, "llama-3-8b", "bf16", max_model_len=8192, compare=("weights", "activation", "kv"), note="V0 dev build; max_model_len default 8192"),
+    VRow(
+        2,
+        "llama-3-8b",
+        "bf16",
+        max_model_len=8192,
+        compare=("weights", "activation", "kv"),
+        note="V0 dev build; max_model_len default 8192",
+    ),
     VRow(3, "llama-3-8b", "bf16", tp=2, max_model_len=8192, compare=("weights", "activation"), note="TP2; KV truncated"),
     VRow(5, "qwen3-235b-a22b", "fp8", tp=4, era="v1", compare=("tokens_from_kv",), note="KV GiB given: block sizing only"),
     VRow(9, "qwen3-4b", "fp16", compare=("weights",), note="Strix Halo ROCm; other args unknown"),
     VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), note="Marlin MXFP4 on H100"),
     VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), note="A100 memory size not stated"),
     VRow(14, "qwen2.5-1.5b", "bf16", max_model_len=32768, fraction=0.5, note="T4: fp16 compute; XFormers"),
-    VRow(17, "deepseek-r1-distill-qwen-32b", "fp16", tp=8, max_model_len=32768, fraction=0.8, block_size=32, note="fine-tune of R1-Distill-Qwen-32B; ROCm blocks of 32"),
-    VRow(19, "qwen2.5-1.5b", "bf16", max_model_len=4096, fraction=0.85, note="Qwen2.5-Math-1.5B: the Qwen2.5-1.5B architecture (weights 2.88 GiB agree)"),
-    VRow(34, "llama-3-8b", "bf16", max_model_len=8192, compare=("weights", "tokens_from_kv"), note="server args not in excerpt (activation 9.37 GiB): weights and block sizing only"),
+    VRow(
+        17,
+        "deepseek-r1-distill-qwen-32b",
+        "fp16",
+        tp=8,
+        max_model_len=32768,
+        fraction=0.8,
+        block_size=32,
+        note="fine-tune of R1-Distill-Qwen-32B; ROCm blocks of 32",
+    ),
+    VRow(
+        19,
+        "qwen2.5-1.5b",
+        "bf16",
+        max_model_len=4096,
+        fraction=0.85,
+        note="Qwen2.5-Math-1.5B: the Qwen2.5-1.5B architecture (weights 2.88 GiB agree)",
+    ),
+    VRow(
+        34,
+        "llama-3-8b",
+        "bf16",
+        max_model_len=8192,
+        compare=("weights", "tokens_from_kv"),
+        note="server args not in excerpt (activation 9.37 GiB): weights and block sizing only",
+    ),
 ]
 VLLM_NOT = {
     4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
@@ -143,9 +173,7 @@ def fit_vllm(vr: dict[int, dict[str, str]]) -> dict:
             else:
                 (multi if multi_gpu(r) else single).append((nt, line))
         g = fnum(r["cudagraph_gib"])
-        if g is not None and "weights + non-torch" not in r["notes"]:
-            graphs.append((g, line))
-        elif g is not None:
+        if (g is not None and "weights + non-torch" not in r["notes"]) or g is not None:
             graphs.append((g, line))
         tot = fnum(r["total_gpu_gib"])
         gname = r["gpu"].lower()
@@ -269,7 +297,10 @@ def eval_sglang(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
     w = stage_weight_bytes(cat.get("llms", "qwen2.5-32b"), "bf16", 4, 1)[0] / GiB
     ms["weights"] = Metric("weights")
     ms["weights"].add(5, w, float(sr[5]["weights_gb"]))
-    details.append(f"| sglang_memory.csv:5 | qwen2.5-32b bf16 TP4 | weights {w:.2f} vs {sr[5]['weights_gb']} GiB (name inferred: Qwen2 ~32B, 14 shards) |")
+    details.append(
+        f"| sglang_memory.csv:5 | qwen2.5-32b bf16 TP4 | weights {w:.2f} vs {sr[5]['weights_gb']} GiB "
+        "(name inferred: Qwen2 ~32B, 14 shards) |"
+    )
     return ms, details
 
 
@@ -345,7 +376,12 @@ def fit_mlx(cat) -> dict:  # noqa: ANN001
     res_pf = sorted(abs(math.log(e / eta_pf)) for e in pf)
     spread_pf = res_pf[min(len(res_pf) - 1, math.ceil(0.9 * len(res_pf)) - 1)]
     return {
-        "decode": {"bandwidth_efficiency": round(1 / a, 4), "per_layer_s": float(f"{b:.4g}"), "spread_log": round(max(spread, 0.1), 3), "rows": train},
+        "decode": {
+            "bandwidth_efficiency": round(1 / a, 4),
+            "per_layer_s": float(f"{b:.4g}"),
+            "spread_log": round(max(spread, 0.1), 3),
+            "rows": train,
+        },
         "prefill": {"compute_efficiency": round(eta_pf, 4), "spread_log": round(max(spread_pf, 0.1), 3), "rows": train},
         "note": "the decode efficiency stops at the physical bound 1.0 (the unconstrained fit gives 1.06 with a smaller per-layer time)",
         "about": "fitted on the M4 Max mlx-lm BENCHMARKS.md rows; the M3 Ultra / M2 Max (Rapid-MLX) rows are held out",
@@ -356,7 +392,10 @@ def eval_mlx(cat) -> tuple[dict[str, Metric], list[str], dict[int, str]]:  # noq
     from vramcalc.estimate import estimate
     from vramcalc.results import ServingOptions, Workload
 
-    ms = {k: Metric(k) for k in ("peak", "generation tok/s (held out)", "prompt tok/s (held out)", "generation tok/s (train)", "prompt tok/s (train)")}
+    ms = {
+        k: Metric(k)
+        for k in ("peak", "generation tok/s (held out)", "prompt tok/s (held out)", "generation tok/s (train)", "prompt tok/s (train)")
+    }
     details = []
     got, nots = mlx_rows(cat)
     # Rapid-MLX prints one peak per submission (all its buckets): the largest bucket's peak
@@ -372,7 +411,12 @@ def eval_mlx(cat) -> tuple[dict[str, Metric], list[str], dict[int, str]]:  # noq
         dev = MLX_DEVICES.get(r["device"])
         line_txt = f"peak {peak / 1e9:.2f} vs {r['peak_memory_gb']} GB"
         if dev:
-            est = estimate(llm, cat.resolve_gpu(dev), Workload(runtime="mlx", quant=prec, context_tokens=p, serving=ServingOptions(generation_tokens=g or 128)), cat)
+            est = estimate(
+                llm,
+                cat.resolve_gpu(dev),
+                Workload(runtime="mlx", quant=prec, context_tokens=p, serving=ServingOptions(generation_tokens=g or 128)),
+                cat,
+            )
             assert est.serving is not None
             tag = "train" if "BENCHMARKS" in r["source"] else "held out"
             gen_p = est.serving.speeds["generation"].value
@@ -476,7 +520,12 @@ def main() -> int:
     if not a.check:
         REPORT.write_text(text, encoding="utf-8")
     missed = []
-    for key, metric in (("vllm weights", vm["weights"]), ("vllm KV tokens", vm["KV tokens"]), ("vllm activation peak", vm["activation peak"]), ("mlx peak", mm["peak"])):
+    for key, metric in (
+        ("vllm weights", vm["weights"]),
+        ("vllm KV tokens", vm["KV tokens"]),
+        ("vllm activation peak", vm["activation peak"]),
+        ("mlx peak", mm["peak"]),
+    ):
         s = metric.summary()
         if s and s[0] > TARGETS[key]:
             missed.append(f"{key}: median {s[0]:.1%} > {TARGETS[key]:.0%}")

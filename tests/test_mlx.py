@@ -66,7 +66,20 @@ def test_a_low_wired_limit_says_what_to_raise(runner):
     from vramcalc.cli import app
 
     r = runner.invoke(
-        app, ["check", "qwen3-30b-a3b", "--runtime", "mlx", "--quant", "8bit", "--gpu", "m4-max-40c-128gb", "--wired-limit-mb", "16384", "--json"]
+        app,
+        [
+            "check",
+            "qwen3-30b-a3b",
+            "--runtime",
+            "mlx",
+            "--quant",
+            "8bit",
+            "--gpu",
+            "m4-max-40c-128gb",
+            "--wired-limit-mb",
+            "16384",
+            "--json",
+        ],
     )
     est = json.loads(r.stdout)
     assert est["verdict"] == "no" and est["suggestion"]["flags"][0] == "--wired-limit-mb"

@@ -38,7 +38,19 @@ def test_pool_end_to_end_qwen3_235b(runner):
 
     r = runner.invoke(
         app,
-        ["check", "qwen3-235b-a22b", "--runtime", "sglang", "--gpu", "4xh100-sxm", "--quant", "fp8", "--mem-fraction-static", "0.93", "--json"],
+        [
+            "check",
+            "qwen3-235b-a22b",
+            "--runtime",
+            "sglang",
+            "--gpu",
+            "4xh100-sxm",
+            "--quant",
+            "fp8",
+            "--mem-fraction-static",
+            "0.93",
+            "--json",
+        ],
     )
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)["serving"]

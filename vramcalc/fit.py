@@ -280,7 +280,7 @@ def _fit_own(
         est = estimate(spec, gpus, work.with_(quant=q), catalog)
         speed = decode_speed(est)
         meets = None if min_speed is None or speed is None else speed >= min_speed
-        if chosen is None or est.verdict in ("fits", "tight") and chosen[1].verdict not in ("fits", "tight"):
+        if chosen is None or (est.verdict in ("fits", "tight") and chosen[1].verdict not in ("fits", "tight")):
             chosen = (q, est, speed, meets)
         if est.verdict in ("fits", "tight") and meets is not False:
             chosen = (q, est, speed, meets)

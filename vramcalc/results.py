@@ -54,7 +54,9 @@ class Workload(Jsonable):
         "System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None
     )
     serving: ServingOptions | None = doc(
-        "Serving-runtime settings (vLLM / SGLang / MLX: memory fraction, max model len, TP/PP...); None = defaults.", default=None
+        "Serving-runtime settings (vLLM / SGLang / MLX: memory fraction, max model len, TP/PP...); None = defaults.",
+        omit_none=True,
+        default=None,
     )
 
     def __post_init__(self) -> None:
@@ -327,7 +329,9 @@ class Estimate(Jsonable):
     throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
     offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
     serving: ServingAnswer | None = doc(
-        "Serving runtimes (vLLM, SGLang, MLX): the runtime's own memory accounting, KV pool and command line.", default=None
+        "Serving runtimes (vLLM, SGLang, MLX): the runtime's own memory accounting, KV pool and command line (absent otherwise).",
+        omit_none=True,
+        default=None,
     )
 
 
@@ -354,8 +358,15 @@ class ServingOptions(Jsonable):
     generation_tokens: int | None = doc("MLX: tokens generated after the prompt (mlx_lm.benchmark -g); None = 128.", default=None)
 
     def __post_init__(self) -> None:
-        for name in ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "tensor_parallel", "pipeline_parallel", "concurrency",
-                     "generation_tokens"):
+        for name in (
+            "max_model_len",
+            "max_num_seqs",
+            "max_num_batched_tokens",
+            "tensor_parallel",
+            "pipeline_parallel",
+            "concurrency",
+            "generation_tokens",
+        ):
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise InputError(f"{name} must be positive, got {v}.")

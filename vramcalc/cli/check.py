@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+import vramcalc.cli.serving_options as so
 from vramcalc.cli.options import (
     JsonOpt,
     KvOpt,
@@ -17,7 +18,6 @@ from vramcalc.cli.options import (
     parse_size,
     resolve_gpus,
 )
-from vramcalc.cli import serving_options as so
 from vramcalc.cli.output import console, print_json
 
 EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama-3.1-8b --gpu 'RTX 4090' --ctx 32768 --kv-cache q8_0"

@@ -63,7 +63,9 @@ PpOpt = Annotated[
     int | None,
     typer.Option("--pipeline-parallel-size", "--pp", min=1, help="Pipeline stages (default: --nodes).", rich_help_panel=PANEL),
 ]
-NodesOpt = Annotated[int, typer.Option("--nodes", min=1, max=64, help="Nodes, each with the --gpu GPUs (PP across them).", rich_help_panel=PANEL)]
+NodesOpt = Annotated[
+    int, typer.Option("--nodes", min=1, max=64, help="Nodes, each with the --gpu GPUs (PP across them).", rich_help_panel=PANEL)
+]
 EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs.", rich_help_panel=PANEL)]
 MmOpt = Annotated[
     str | None,
@@ -75,7 +77,9 @@ WiredOpt = Annotated[
 ]
 ConcOpt = Annotated[
     int | None,
-    typer.Option("--concurrency", min=1, help="Requests at once for the aggregate speed (default: what the pool holds).", rich_help_panel=PANEL),
+    typer.Option(
+        "--concurrency", min=1, help="Requests at once for the aggregate speed (default: what the pool holds).", rich_help_panel=PANEL
+    ),
 ]
 GenOpt = Annotated[int | None, typer.Option("--gen-tokens", min=1, help="MLX: tokens generated (default 128).", rich_help_panel=PANEL)]
 

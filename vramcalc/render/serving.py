@@ -44,7 +44,10 @@ def render_serving(est: Estimate) -> Group:
     mlx = s.peak_bytes is not None
     title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (est.gpu.name, "bold"), f"  [{est.gpu.id}]")
     if mlx:
-        setting = f"{i.runtime} {i.quant} ({est.memory.weights_bits_per_weight:.2f} bpw), prompt {i.text_tokens:,} + {i.context_tokens - i.text_tokens:,} generated tokens"
+        gen = i.context_tokens - i.text_tokens
+        setting = (
+            f"{i.runtime} {i.quant} ({est.memory.weights_bits_per_weight:.2f} bpw), prompt {i.text_tokens:,} + {gen:,} generated tokens"
+        )
     else:
         setting = (
             f"{i.runtime} {i.quant}, TP {s.tensor_parallel} x PP {s.pipeline_parallel}, fraction {s.memory_fraction:g}, "

@@ -3,7 +3,8 @@
 A runtime is any object with the attributes and methods of :class:`Runtime`; ``register()`` adds
 one under its ``name`` and ``--runtime NAME`` picks it. No other module compares runtime names.
 Built in: ``llama.cpp`` (llamacpp.py; also what ollama and LM Studio run), ``transformers``
-(transformers.py), and the serving runtimes ``vllm`` (vllm.py), ``sglang`` (sglang.py) and ``mlx`` (mlx.py). docs/architecture.md shows what a new runtime touches (only its own module).
+(transformers.py), and the serving runtimes ``vllm`` (vllm.py), ``sglang`` (sglang.py) and ``mlx``
+(mlx.py). docs/architecture.md shows what a new runtime touches (only its own module).
 """
 
 from __future__ import annotations

@@ -233,7 +233,11 @@ class Mlx(Transformers):
             f"mlx-lm peak = weights {peak_gb(wbytes)} + max(KV at the prompt + last prompt chunk {peak_gb(act)}, KV at "
             f"{prompt + gen} tokens {peak_gb(kv_end)}) = {peak_gb(peak)} (mlx-lm prints GB = 1e9 bytes).",
             f"Wired limit {gib(limit)}"
-            + (" (iogpu.wired_limit_mb)" if opts.wired_limit_mb else " (Metal's recommended working set; sudo sysctl iogpu.wired_limit_mb=N raises it)")
+            + (
+                " (iogpu.wired_limit_mb)"
+                if opts.wired_limit_mb
+                else " (Metal's recommended working set; sudo sysctl iogpu.wired_limit_mb=N raises it)"
+            )
             + ".",
         ]
         sugg = None
@@ -243,7 +247,10 @@ class Mlx(Transformers):
             if peak + self.margin_bytes <= gpu.memory_bytes - 8 * GiB:
                 lower.append(f"--wired-limit-mb {need_mb} (sudo sysctl iogpu.wired_limit_mb={need_mb})")
                 sugg = Suggestion(
-                    change=f"raise the wired limit to {need_mb} MB", flags=["--wired-limit-mb", str(need_mb)], total_bytes=peak, verdict="fits"
+                    change=f"raise the wired limit to {need_mb} MB",
+                    flags=["--wired-limit-mb", str(need_mb)],
+                    total_bytes=peak,
+                    verdict="fits",
                 )
             for q in self.smaller_precisions(precision):
                 p2 = peak_bytes(llm, q, prompt, gen, step)[0]
@@ -251,13 +258,15 @@ class Mlx(Transformers):
                     lower.append(f"--quant {q}")
                     sugg = sugg or Suggestion(change=f"use a {q} MLX conversion", flags=["--quant", q], total_bytes=p2, verdict="fits")
                     break
-            out_notes.insert(0, f"Peak {peak_gb(peak)} exceeds the wired limit {gib(limit)}: macOS pages the weights and generation crawls.")
+            out_notes.insert(
+                0, f"Peak {peak_gb(peak)} exceeds the wired limit {gib(limit)}: macOS pages the weights and generation crawls."
+            )
 
         # speeds
         cal = serving_calibration()["mlx"]
         unc = calibration()["uncalibrated_spread_log"]
 
-        def fig(v: float, unit: str, basis: SpeedBasis, group: dict) -> SpeedFigure:
+        def fig(v: float, unit: str, basis: SpeedBasis, group: dict[str, Any]) -> SpeedFigure:
             k = math.exp(group.get("spread_log") or unc)
             return SpeedFigure(value=float(f"{v:.4g}"), low=float(f"{v / k:.4g}"), high=float(f"{v * k:.4g}"), unit=unit, basis=basis)  # type: ignore[arg-type]
 
@@ -280,7 +289,10 @@ class Mlx(Transformers):
             speeds["prompt"] = fig(prompt / t_pf, "tokens/s", pb, cal["prefill"])
             speeds["ttft"] = fig(t_pf, "s", pb, cal["prefill"])
             thr = Throughput(decode_tokens_per_s=dec, prefill_tokens_per_s=speeds["prompt"], time_to_first_token_s=speeds["ttft"], notes=[])
-        thr_notes = ["Speeds: the roofline with the mlx-lm factors fitted on mlx_memory.csv (M4 Max, mlx_lm.benchmark); bands from the fit's residuals."]
+        thr_notes = [
+            "Speeds: the roofline with the mlx-lm factors fitted on mlx_memory.csv (M4 Max, mlx_lm.benchmark); "
+            "bands from the fit's residuals."
+        ]
         thr = Throughput(
             decode_tokens_per_s=thr.decode_tokens_per_s,
             prefill_tokens_per_s=thr.prefill_tokens_per_s,

@@ -125,7 +125,7 @@ def gib(n: float) -> str:
 # Calibration (data/calibration.yaml, section ``serving``)
 
 
-def serving_calibration() -> dict:
+def serving_calibration() -> dict[str, Any]:
     """The ``serving`` section of data/calibration.yaml (fitted constants with what they were fitted on)."""
     from vramcalc.speed import calibration
 
@@ -200,9 +200,7 @@ class ServingRuntime:
     def _run(self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str) -> tuple[Any, list[Any]]:
         s = self.setup(llm, gpu, n_gpus, opts, llm.dtype)  # type: ignore[attr-defined]
         if llm.num_heads % s.tp:
-            raise InputError(
-                f"Total number of attention heads ({llm.num_heads}) must be divisible by tensor parallel size ({s.tp})."
-            )
+            raise InputError(f"Total number of attention heads ({llm.num_heads}) must be divisible by tensor parallel size ({s.tp}).")
         if s.pp > llm.num_layers:
             raise InputError(f"Pipeline parallel size {s.pp} exceeds the model's {llm.num_layers} layers.")
         return s, self.stages(llm, precision, s)  # type: ignore[attr-defined]
@@ -231,7 +229,6 @@ class ServingRuntime:
             ServingAnswer,
             ServingOptions,
             Suggestion,
-            Throughput,
         )
 
         parts = model_parts(model, catalog)
@@ -258,8 +255,14 @@ class ServingRuntime:
         if parts.encoder is not None:
             vq = "bf16" if precision not in ("fp16",) else "fp16"
             vis_bytes = sum(tensor_bytes(t, vq) for t in (*encoder_tensors(parts.encoder), *parts.projector))
-            stages = [replace(stages[0], weights_bytes=stages[0].weights_bytes + vis_bytes, kv_cache_bytes=stages[0].kv_cache_bytes - vis_bytes), *stages[1:]]
-            stages = [replace(g, kv_cache_tokens=max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size) for g in stages]
+            stages = [
+                replace(stages[0], weights_bytes=stages[0].weights_bytes + vis_bytes, kv_cache_bytes=stages[0].kv_cache_bytes - vis_bytes),
+                *stages[1:],
+            ]
+            stages = [
+                replace(g, kv_cache_tokens=max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size)
+                for g in stages
+            ]
             out_notes.append(
                 f"Vision encoder + projector ({gib(vis_bytes)}) counted whole on each GPU of the first stage; the encoder's "
                 "profile run (largest image --limit-mm-per-prompt allows) is not modelled."
@@ -324,7 +327,9 @@ class ServingRuntime:
         if s.pp > 1:
             out_notes.append(
                 "Pipeline stages: "
-                + "; ".join(f"stage {g.stage}: {g.layers} layers, weights {gib(g.weights_bytes)}, KV {g.kv_cache_tokens:,} tokens" for g in stages)
+                + "; ".join(
+                    f"stage {g.stage}: {g.layers} layers, weights {gib(g.weights_bytes)}, KV {g.kv_cache_tokens:,} tokens" for g in stages
+                )
                 + ". The pool is the smallest stage's."
             )
         model_id = next((a for a in getattr(model, "aliases", []) if "/" in a), model.id)
@@ -386,7 +391,9 @@ class ServingRuntime:
             ),
             params=Params(llm=pc.llm, vision=pc.vision, projector=pc.projector),
             memory=Memory(
-                weights_bytes=ComponentBytes(llm=tight.weights_bytes - vis_bytes * (tight.stage == 0), vision=vis_bytes * (tight.stage == 0)),
+                weights_bytes=ComponentBytes(
+                    llm=tight.weights_bytes - vis_bytes * (tight.stage == 0), vision=vis_bytes * (tight.stage == 0)
+                ),
                 weights_host_bytes=0,
                 weights_bits_per_weight=0.0,
                 weights_by_type={},
@@ -433,7 +440,9 @@ class ServingRuntime:
     def _v_per_token(self, llm: LlmSpec, g: Any, s: Any) -> int:
         return kv_per_token(llm, g.layers, s.tp, s.kv_elem)[1]
 
-    def speeds(self, llm: LlmSpec, gpu: GpuSpec, precision: str, s: Any, stages: list[Any], conc: int, ctx: int) -> tuple[dict, Any]:
+    def speeds(
+        self, llm: LlmSpec, gpu: GpuSpec, precision: str, s: Any, stages: list[Any], conc: int, ctx: int
+    ) -> tuple[dict[str, Any], Any]:
         """Decode per request and aggregate at ``conc`` requests of ``ctx`` tokens, prefill and TTFT."""
         import math
 
@@ -457,8 +466,7 @@ class ServingRuntime:
 
         def fig(v: float, unit: str, basis: SpeedBasis) -> SpeedFigure:
             k = math.exp(spread)
-            r = lambda x: float(f"{x:.4g}")  # noqa: E731
-            return SpeedFigure(value=r(v), low=r(v / k), high=r(v * k), unit=unit, basis=basis)  # type: ignore[arg-type]
+            return SpeedFigure(value=_r4(v), low=_r4(v / k), high=_r4(v * k), unit=unit, basis=basis)  # type: ignore[arg-type]
 
         t1, b1 = step(1)
         tc, bc = step(conc)
@@ -487,6 +495,10 @@ class ServingRuntime:
             time_to_first_token_s=thr.time_to_first_token_s,
             notes=notes,
         )
+
+
+def _r4(x: float) -> float:
+    return float(f"{x:.4g}")
 
 
 def replace_basis(b: Any, nbytes: int) -> Any:

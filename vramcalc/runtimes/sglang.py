@@ -125,6 +125,7 @@ class Sglang(Vllm):
         ]
         if 0 < g.kv_cache_tokens < s.max_model_len:
             notes.append(
-                f"The pool holds {g.kv_cache_tokens:,} tokens, fewer than --context-length {s.max_model_len}: one long request cannot be held whole."
+                f"The pool holds {g.kv_cache_tokens:,} tokens, fewer than --context-length {s.max_model_len}: "
+                "one long request cannot be held whole."
             )
         return notes

@@ -194,7 +194,10 @@ class Vllm(ServingRuntime, Transformers):
     def start_error(self, s: Setup, g: ServingGpu, max_len: int) -> str:
         """vLLM's own words (v1/core/kv_cache_utils.py check_enough_kv_cache_memory)."""
         if g.kv_cache_bytes <= 0:
-            return "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing the engine."
+            return (
+                "ValueError: No available memory for the cache blocks. "
+                "Try increasing `gpu_memory_utilization` when initializing the engine."
+            )
         need = s.max_model_len * g.kv_bytes_per_token
         return (
             f"ValueError: To serve at least one request with the models's max seq len ({s.max_model_len}), "
@@ -223,7 +226,7 @@ class Vllm(ServingRuntime, Transformers):
         if s.eager:
             parts.append("--enforce-eager")
         if opts.mm_items is not None:
-            parts += ["--limit-mm-per-prompt", f'\'{{"image": {opts.mm_items}}}\'']
+            parts += ["--limit-mm-per-prompt", f"'{{\"image\": {opts.mm_items}}}'"]
         return " ".join(parts)
 
     def describe(self, s: Setup, g: ServingGpu) -> list[str]:
