@@ -40,14 +40,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @functools.cache
 def calibration() -> dict:
-    """The fitted factors (data/calibration.yaml), read on first use."""
-    import yaml
+    """The fitted factors (data/calibration.yaml), read on first use; kept parsed in the derived-value
+    cache (vramcalc.diskmemo, keyed on the file's content), so a start-up need not import yaml."""
+    from vramcalc import diskmemo
 
-    from vramcalc.catalog import builtin_catalog_dir
+    def parse() -> dict:
+        import yaml
 
-    text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
-    return yaml.load(text, Loader=loader)
+        from vramcalc.catalog import builtin_catalog_dir
+
+        text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
+        return yaml.load(text, Loader=loader)
+
+    out = diskmemo.cached("calibration.yaml", (), parse, decode=_dict)
+    return out
+
+
+def _dict(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError("calibration data is a mapping")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ import vramcalc.cli.serving_options as so
 from vramcalc.cli.options import (
     JsonOpt,
     KvOpt,
+    OfflineOpt,
     OffloadOpt,
     RuntimeOpt,
+    SourceOpt,
     dtype_quant,
     parse_ram,
     parse_ram_bandwidth,
@@ -109,6 +111,9 @@ def check(
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
+    source: SourceOpt = None,
+    offline: OfflineOpt = False,
+    click_ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes the command's context
     gpu_memory_utilization: so.FractionOpt = None,
     max_model_len: so.MaxLenOpt = None,
     max_num_seqs: so.SeqsOpt = None,
@@ -126,19 +131,44 @@ def check(
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
     MODEL may also be a file or folder: a .gguf (exact weights from its header), a config.json,
-    or a Hugging Face model folder (config.json + *.safetensors headers).
+    or a Hugging Face model folder (config.json + *.safetensors headers); a Hugging Face repo
+    (org/name, org/name:Q4_K_M, hf.co/org/name:QUANT, a huggingface.co URL, each with @REV) or an
+    Ollama tag (qwen3:30b-a3b), read by their headers only. Order: catalog id/alias, local path,
+    Ollama store, then the Hub / the Ollama registry.
     """
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
+    from vramcalc.cli.files import resolve_name
     from vramcalc.readers import looks_like_path
 
-    is_file = looks_like_path(model)
-    if mmproj and not is_file:
-        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
-    spec = None if is_file else cat.resolve_model(model)
     cards = resolve_gpus(cat, gpu)
+    if mmproj and not looks_like_path(model):
+        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
+    found = resolve_name(
+        model,
+        cat,
+        source=source,
+        offline=offline,
+        runtime=runtime,
+        quant=dtype_quant(quant, dtype),
+        vision_quant=vision_quant,
+    )
+    if mmproj and found.path is None:
+        raise typer.BadParameter(
+            "--mmproj goes with a .gguf MODEL file; a Hub repo or Ollama model brings its own projector", param_hint="--mmproj"
+        )
+    spec = found.spec
+    if found.settings:  # Ollama's settings where the command line left the default
+        params = click_ctx.get_parameter_source
+        names = {"context_tokens": "ctx", "batch": "batch", "flash_attention": "flash_attn", "kv_cache": "kv_cache"}
+        picked = {k: v for k, v in found.settings.items() if k in names and getattr(params(names[k]), "name", "DEFAULT") == "DEFAULT"}
+        if picked:
+            ctx = picked.get("context_tokens", ctx)
+            batch = picked.get("batch", batch)
+            flash_attn = picked.get("flash_attention", flash_attn)
+            kv_cache = KvOpt(picked.get("kv_cache", kv_cache.value))
     work = Workload(
         runtime=runtime,
         quant=dtype_quant(quant, dtype),
@@ -171,16 +201,23 @@ def check(
             gen_tokens,
         ),
     )
-    if is_file:  # a model file or folder (cli/files.py)
+    if found.path is not None:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
 
-        est = estimate_file(model, mmproj, cards, work, cat)
+        est = estimate_file(found.path, mmproj, cards, work, cat)
+    elif found.fm is not None:  # read from the Hub or Ollama (cli/files.py)
+        from vramcalc.cli.files import estimate_file_model
+
+        est = estimate_file_model(found.fm, cards, work, cat)
     else:
         assert spec is not None
         est = estimate(spec, cards, work, cat)
     if as_json:
-        print_json(est)
+        print_json(est if found.source is None else {**est.to_json(), "source": found.source.to_json()})
         return
+    if found.source is not None:
+        typer.echo(f"Resolved {model}: {' -> '.join(found.source.order)}", err=True)
+        console().print(found.source.line(), markup=False)
     if est.serving is not None:  # a serving runtime's answer (runtimes/serving.py)
         from vramcalc.render.serving import render_serving
 

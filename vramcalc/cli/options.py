@@ -160,3 +160,20 @@ def dtype_quant(quant: str | None, dtype: str | None) -> str | None:
     if quant is not None and quant.lower() != dtype.lower():
         raise typer.BadParameter("give --quant or --dtype, not both")
     return dtype
+
+
+SOURCE_HELP = (
+    "Where MODEL is looked up (default: in this order): catalog (ids, aliases), file (a local path), "
+    "ollama (the local store, then the registry), hf (the Hugging Face Hub)."
+)
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", metavar="catalog|file|ollama|hf", help=SOURCE_HELP, rich_help_panel="Model source")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Make no network request: Hub and Ollama-registry models come from vramcalc's cache (also HF_HUB_OFFLINE=1).",
+        rich_help_panel="Model source",
+    ),
+]
