@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_hub import files, hub  # noqa: F401  (the fake Hub on loopback and its repos)
 
 from vramcalc.catalog import load_catalog
 from vramcalc.runtimes.serving import kv_per_token, pp_layers, stage_weight_bytes
@@ -143,3 +144,20 @@ def test_bad_settings_are_usage_errors(runner, args, message):
 
     r = runner.invoke(app, ["check", "llama-3.1-8b", "--runtime", "vllm", *args])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_a_hub_checkpoint_under_vllm_uses_its_header_bytes(hub, files, runner):  # noqa: F811
+    """A Hugging Face repo (the fake Hub of tests/test_hub.py on loopback) under vLLM: the weights are the
+    checkpoint's bytes from its safetensors headers, the same as the local folder, split by the TP rules."""
+    from vramcalc.cli import app
+
+    def run(*args):
+        r = runner.invoke(app, ["check", *args, "--runtime", "vllm", "--gpu", "2xrtx4090", "--max-model-len", "8192", "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    remote = run("someone/Qwen3-8B-Base-Copy")
+    local = run(str(files["text"]))
+    assert remote["serving"]["gpus"] == local["serving"]["gpus"]
+    assert any("Weights read from the checkpoint" in n for n in remote["notes"])
+    assert remote["serving"]["kv_cache_tokens"] > 0 and remote["serving"]["tensor_parallel"] == 2

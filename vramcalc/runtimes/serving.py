@@ -197,13 +197,31 @@ class ServingRuntime:
     def places_layers(self, n_gpus: int) -> bool:
         return False
 
+    #: Exact weights / derived weights of the checkpoint being estimated (a file's headers); 1 = derived.
+    _scale: float = 1.0
+
     def _run(self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str) -> tuple[Any, list[Any]]:
+        from dataclasses import replace
+
         s = self.setup(llm, gpu, n_gpus, opts, llm.dtype)  # type: ignore[attr-defined]
         if llm.num_heads % s.tp:
             raise InputError(f"Total number of attention heads ({llm.num_heads}) must be divisible by tensor parallel size ({s.tp}).")
         if s.pp > llm.num_layers:
             raise InputError(f"Pipeline parallel size {s.pp} exceeds the model's {llm.num_layers} layers.")
-        return s, self.stages(llm, precision, s)  # type: ignore[attr-defined]
+        stages = self.stages(llm, precision, s)  # type: ignore[attr-defined]
+        if self._scale != 1.0:  # weights read from the checkpoint: the same split, the exact total
+            out = []
+            for g in stages:
+                extra = int(g.weights_bytes * (self._scale - 1))
+                kv = g.kv_cache_bytes - extra
+                step = self.block_size * g.kv_bytes_per_token
+                out.append(
+                    replace(
+                        g, weights_bytes=g.weights_bytes + extra, kv_cache_bytes=kv, kv_cache_tokens=max(0, kv) // step * self.block_size
+                    )
+                )
+            stages = out
+        return s, stages
 
     #: The runtime refuses to start unless one request of max_model_len fits (vLLM); SGLang only needs a token.
     needs_full_request: bool = True
@@ -216,20 +234,8 @@ class ServingRuntime:
         self, model: Any, gpus: list[GpuSpec], w: Workload, catalog: Catalog | None, weights: Any = None, notes: list[str] | None = None
     ) -> Estimate:
         """The whole estimate by this runtime's rules (the optional ``Runtime.estimate_own`` hook)."""
-        from dataclasses import replace
-
         from vramcalc.estimate import model_parts
-        from vramcalc.params import count_params, encoder_tensors
-        from vramcalc.results import (
-            ComponentBytes,
-            Estimate,
-            Inputs,
-            Memory,
-            Params,
-            ServingAnswer,
-            ServingOptions,
-            Suggestion,
-        )
+        from vramcalc.results import ServingOptions
 
         parts = model_parts(model, catalog)
         llm = parts.llm
@@ -243,6 +249,40 @@ class ServingRuntime:
         opts = w.serving or ServingOptions()
         n_node = len(gpus)
         precision = self.normalize_precision(w.quant or llm.dtype)  # type: ignore[attr-defined]
+        out_notes: list[str] = []
+        fixed = getattr(weights, "llm", None)
+        self._scale = 1.0
+        if fixed is not None and fixed.bytes:
+            derived = sum(tensor_bytes(t, precision) for t in llm_tensors(llm))
+            self._scale = fixed.bytes / derived
+            out_notes.append(
+                f"Weights read from the checkpoint ({gib(fixed.bytes)} in all, {fixed.precision}), split over the GPUs by the "
+                f"sharding rules of {precision} ({self._scale:.3f} x the derived size)."
+            )
+        try:
+            return self._estimate(model, parts, llm, gpu, opts, n_node, precision, w, catalog, notes, out_notes)
+        finally:
+            self._scale = 1.0
+
+    def _estimate(
+        self,
+        model: Any,
+        parts: Any,
+        llm: LlmSpec,
+        gpu: GpuSpec,
+        opts: Any,
+        n_node: int,
+        precision: str,
+        w: Workload,
+        catalog: Catalog | None,
+        notes: list[str] | None,
+        out_notes: list[str],
+    ) -> Estimate:
+        from dataclasses import replace
+
+        from vramcalc.params import count_params, encoder_tensors
+        from vramcalc.results import ComponentBytes, Estimate, Inputs, Memory, Params, ServingAnswer, Suggestion
+
         s, stages = self._run(llm, gpu, n_node, opts, precision)
         if s.tp * s.pp > n_node * opts.nodes:
             raise InputError(
@@ -250,7 +290,6 @@ class ServingRuntime:
             )
         if s.tp > n_node:
             raise InputError(f"tensor parallelism stays inside a node: {self.tp_flag} {s.tp} > {n_node} GPUs per node.")
-        out_notes: list[str] = []
         vis_bytes = 0
         if parts.encoder is not None:
             vq = "bf16" if precision not in ("fp16",) else "fp16"
