@@ -51,9 +51,12 @@ def render_serving(est: Estimate) -> Group:
     else:
         setting = (
             f"{i.runtime} {i.quant}, TP {s.tensor_parallel} x PP {s.pipeline_parallel}, fraction {s.memory_fraction:g}, "
-            f"max len {s.max_model_len:,}, KV {s.kv_cache_dtype}, {s.max_num_seqs or 'auto'} seqs, "
-            f"{s.max_num_batched_tokens:,} batched tokens"
+            f"max len {s.max_model_len:,}, KV {s.kv_cache_dtype}"
         )
+        if s.max_num_seqs:
+            setting += f", {s.max_num_seqs} seqs"
+        if s.max_num_batched_tokens:
+            setting += f", {s.max_num_batched_tokens:,} batched tokens"
     t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
     t.add_column("Per GPU" if not mlx else "Memory")
     for g in s.gpus:
@@ -64,7 +67,8 @@ def render_serving(est: Estimate) -> Group:
     ]
     if not mlx:
         rows.append(("non-torch (CUDA, NCCL)", [g.non_torch_bytes for g in s.gpus]))
-    rows.append(("activation peak" if not mlx else "prefill activations", [g.activation_bytes for g in s.gpus]))
+    if any(g.activation_bytes for g in s.gpus):
+        rows.append(("activation peak" if not mlx else "prefill activations", [g.activation_bytes for g in s.gpus]))
     rows.append(("KV cache" if mlx else "KV pool (the rest)", [max(0, g.kv_cache_bytes) for g in s.gpus]))
     for label, vals in rows:
         t.add_row(label, *[_gib(v) for v in vals])
