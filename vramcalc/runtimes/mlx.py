@@ -303,6 +303,7 @@ class Mlx(Transformers):
         cmd = f"mlx_lm.generate --model {mlx_repo(model_id, precision)} --max-tokens {gen} --prompt <{prompt} tokens>"
         if opts.max_num_batched_tokens:
             cmd += f" --prefill-step-size {step}"
+        out_notes.append("The command's repo follows mlx-community's naming (a guess: check the conversion exists).")
         g = ServingGpu(
             stage=0,
             layers=llm.num_layers,
