@@ -247,6 +247,9 @@ def estimate(
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
     gpus = list(gpu) if isinstance(gpu, (list, tuple)) else [gpu]
+    own = getattr(rt, "estimate_own", None)  # optional hook: a serving runtime's own accounting (runtimes/serving.py)
+    if own is not None:
+        return own(model, gpus, w, catalog, weights, notes)  # type: ignore[no-any-return]
     main = gpus[0]
     parts = model_parts(model, catalog)
     acc = account(parts, main, w, rt, weights, catalog)

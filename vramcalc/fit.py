@@ -28,6 +28,7 @@ without benchmarks; the table shows the precision so a heavily quantized pick is
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Literal
 
 from vramcalc import runtimes
@@ -37,11 +38,12 @@ from vramcalc.jsonable import Jsonable, doc, result
 from vramcalc.params import encoder_tensors
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
-from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
+from vramcalc.results import DEFAULT_TEXT_CONTEXT, Estimate, FixedWeights, GpuInfo, Verdict, Workload
 from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
+    from vramcalc.results import ServingOptions
     from vramcalc.runtimes import Runtime
 
 #: Quality tier of each precision (0 best), see the ranking above.
@@ -102,6 +104,8 @@ def fit(
     min_speed: float | None = None,
     runtime: str = "llama.cpp",
     headless: bool = False,
+    n_gpus: int = 1,
+    serving: ServingOptions | None = None,
 ) -> FitResult:
     """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
 
@@ -114,6 +118,8 @@ def fit(
         min_speed: keep only precisions whose decode speed reaches this many tokens/s (when known).
         runtime: 'llama.cpp' (GGUF quantizations) or 'transformers'.
         headless: the GPU drives no display.
+        n_gpus: GPUs of this kind (a serving runtime shards over them: tensor parallelism).
+        serving: serving-runtime settings (runtimes with their own accounting, ``estimate_own``).
 
     Returns:
         FitResult with one row per model, sorted as described in the module docstring.
@@ -121,11 +127,21 @@ def fit(
     if min_speed is not None and min_speed <= 0:
         raise InputError("--min-speed must be a positive number of tokens per second.")
     rt = runtimes.get(runtime)
+    own = getattr(rt, "estimate_own", None) is not None  # a runtime with its own accounting (runtimes/serving.py)
+    if n_gpus > 1 and not own:
+        raise InputError(f"fit over {n_gpus} GPUs is for the serving runtimes (vllm, sglang); {runtime} ranks one GPU.")
+    if own:
+        from vramcalc.results import ServingOptions
+
+        opts = serving or ServingOptions()
+        if opts.max_model_len is None:  # rank at --ctx tokens per request, not at each model's maximum
+            opts = dataclasses.replace(opts, max_model_len=ctx or DEFAULT_TEXT_CONTEXT)
+        serving = opts
     kinds = ["llms", "vlms"] if kind == "all" else [kind + "s"]
     weights_cache: dict[tuple[str, str], WeightBytes] = {}
     rows: list[FitRow] = []
     skipped: list[str] = []
-    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless)
+    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless, serving=serving)
     ginfo = None
     order: list[str] = []
     for k in kinds:
@@ -133,7 +149,10 @@ def fit(
             try:
                 spec = catalog.get(k, eid)
                 assert isinstance(spec, (LlmSpec, VlmSpec))
-                row, info, order_k = _fit_one(spec, gpu, catalog, base_work, rt, min_speed, weights_cache)
+                if own:
+                    row, info, order_k = _fit_own(spec, [gpu] * n_gpus, catalog, base_work, rt, min_speed)
+                else:
+                    row, info, order_k = _fit_one(spec, gpu, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
@@ -247,3 +266,40 @@ def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) ->
     if parts.projector:
         out["projector"] = rt.vision_weights(parts.projector, vq)
     return out
+
+
+def _fit_own(
+    spec: LlmSpec | VlmSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload, rt: Runtime, min_speed: float | None
+) -> tuple[FitRow, GpuInfo, list[str]]:
+    """A runtime with its own accounting: the full estimate at each precision, best first, until one starts."""
+    parts = model_parts(spec, catalog)
+    assert parts.llm is not None
+    order = rt.precisions(parts.llm)
+    chosen = None
+    for q in order:
+        est = estimate(spec, gpus, work.with_(quant=q), catalog)
+        speed = decode_speed(est)
+        meets = None if min_speed is None or speed is None else speed >= min_speed
+        if chosen is None or (est.verdict in ("fits", "tight") and chosen[1].verdict not in ("fits", "tight")):
+            chosen = (q, est, speed, meets)
+        if est.verdict in ("fits", "tight") and meets is not False:
+            chosen = (q, est, speed, meets)
+            break
+        chosen = chosen if chosen[1].verdict in ("fits", "tight") else (q, est, speed, meets)
+    assert chosen is not None
+    q, est, speed, meets = chosen
+    row = FitRow(
+        model=spec.id,
+        name=spec.name,
+        kind="vlm" if isinstance(spec, VlmSpec) else "llm",
+        llm_params=est.params.llm,
+        params=est.params.total,
+        quant=q,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.headroom_bytes,
+        max_context_tokens=est.max_context_tokens,
+        decode_tokens_per_s=speed,
+        verdict=est.verdict,
+        meets_min_speed=meets,
+    )
+    return row, est.gpu, order

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from vramcalc import __version__
 from vramcalc.errors import InputError
-from vramcalc.jsonable import Jsonable, doc, result
+from vramcalc.jsonable import Jsonable, doc, kw_result, result
 from vramcalc.quant import WeightBytes
 
 Verdict = Literal["fits", "tight", "offload", "no"]
@@ -58,6 +58,11 @@ class Workload(Jsonable):
     )
     depth: int | None = doc(
         "Tokens already in the KV cache where decode and prefill speeds are given (llama-bench -d); None = full context.", default=None
+    )
+    serving: ServingOptions | None = doc(
+        "Serving-runtime settings (vLLM / SGLang / MLX: memory fraction, max model len, TP/PP...); None = defaults.",
+        omit_none=True,
+        default=None,
     )
 
     def __post_init__(self) -> None:
@@ -345,3 +350,108 @@ class Estimate(Jsonable):
     notes: list[str] = doc("Caveats and explanations, most important first.")
     throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
     offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
+    serving: ServingAnswer | None = doc(
+        "Serving runtimes (vLLM, SGLang, MLX): the runtime's own memory accounting, KV pool and command line (absent otherwise).",
+        omit_none=True,
+        default=None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving runtimes (vLLM, SGLang, MLX): runtimes/serving.py fills these
+
+
+@kw_result
+class ServingOptions(Jsonable):
+    """Settings of a serving runtime, under neutral names (the CLI takes each runtime's own spelling)."""
+
+    memory_fraction: float | None = doc("vLLM --gpu-memory-utilization / SGLang --mem-fraction-static; None = default.", default=None)
+    max_model_len: int | None = doc("vLLM --max-model-len / SGLang --context-length; None = the model's maximum.", default=None)
+    max_num_seqs: int | None = doc("vLLM --max-num-seqs / SGLang --max-running-requests; None = default.", default=None)
+    max_num_batched_tokens: int | None = doc("vLLM --max-num-batched-tokens (the profile run's tokens); None = default.", default=None)
+    kv_cache_dtype: str = doc("auto (the model dtype) or fp8.", default="auto")
+    tensor_parallel: int | None = doc("GPUs per pipeline stage (--tensor-parallel-size / --tp); None = GPUs per node.", default=None)
+    pipeline_parallel: int | None = doc("Pipeline stages (--pipeline-parallel-size); None = --nodes.", default=None)
+    nodes: int = doc("Nodes, each with the --gpu GPUs (TP inside a node, PP across nodes).", default=1)
+    enforce_eager: bool = doc("No CUDA graphs.", default=False)
+    mm_items: int | None = doc("--limit-mm-per-prompt images per prompt (VLMs); None = default.", default=None)
+    wired_limit_mb: int | None = doc("MLX: macOS iogpu.wired_limit_mb when raised; None = the default working set.", default=None)
+    concurrency: int | None = doc("Concurrent requests the speed figures are given at; None = 1 and the maximum.", default=None)
+    generation_tokens: int | None = doc("MLX: tokens generated after the prompt (mlx_lm.benchmark -g); None = 128.", default=None)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_model_len",
+            "max_num_seqs",
+            "max_num_batched_tokens",
+            "tensor_parallel",
+            "pipeline_parallel",
+            "concurrency",
+            "generation_tokens",
+        ):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise InputError(f"{name} must be positive, got {v}.")
+        if self.nodes <= 0:
+            raise InputError(f"nodes must be positive, got {self.nodes}.")
+        if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
+            raise InputError(f"the memory fraction must be in (0, 1], got {self.memory_fraction}.")
+        if self.kv_cache_dtype not in ("auto", "fp8"):
+            raise InputError(f"KV cache dtype must be auto or fp8, got '{self.kv_cache_dtype}'.")
+        if self.wired_limit_mb is not None and self.wired_limit_mb <= 0:
+            raise InputError(f"wired limit must be positive, got {self.wired_limit_mb}.")
+        if self.mm_items is not None and self.mm_items < 0:
+            raise InputError(f"images per prompt must be 0 or more, got {self.mm_items}.")
+
+
+@result
+class ServingGpu(Jsonable):
+    """What one GPU of a serving runtime holds (one per pipeline stage: the TP ranks of a stage are alike)."""
+
+    stage: int = doc("Pipeline stage (node under --nodes); its TP ranks hold the same.")
+    layers: int = doc("Decoder layers of this stage.")
+    usable_bytes: int = doc("Total x the memory fraction (vLLM requested memory; SGLang: the static share); MLX: the wired limit.")
+    weights_bytes: int = doc("Weights on one GPU of this stage (sharded by TP; embeddings on the first stage, head on the last).")
+    non_torch_bytes: int = doc("CUDA context, NCCL buffers (vLLM non_torch_memory); MLX: 0.")
+    activation_bytes: int = doc("Activation peak of the profile run (vLLM); MLX: the prefill step's activations.")
+    kv_cache_bytes: int = doc("KV pool on this GPU: what is left, in whole blocks (MLX: the cache at the context).")
+    kv_bytes_per_token: int = doc("KV bytes one token takes on this GPU (all its layers).")
+    kv_cache_tokens: int = doc("Tokens the KV pool holds (blocks x block size).")
+    __json_computed__ = ("total_bytes",)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.non_torch_bytes + self.activation_bytes + self.kv_cache_bytes
+
+
+@result
+class ServingAnswer(Jsonable):
+    """A serving runtime's answer: does it start, how many tokens the KV pool holds, how many requests at once."""
+
+    runtime_version: str = doc("Runtime version whose rules are modelled.")
+    starts: bool = doc("The server starts (the KV pool holds at least one request of max_model_len).")
+    error: str | None = doc("The runtime's own start-up error, as it words it, when it does not start.")
+    lower: list[str] = doc("Settings to change so it starts, cheapest first.")
+    tensor_parallel: int = doc("TP size.")
+    pipeline_parallel: int = doc("PP size (nodes).")
+    memory_fraction: float = doc("gpu_memory_utilization / mem_fraction_static used (MLX: 1).")
+    max_model_len: int = doc("Tokens per request (vLLM max_model_len, SGLang context_length, MLX prompt + generation).")
+    max_num_seqs: int = doc("Requests scheduled at once (vLLM max_num_seqs, SGLang max_running_requests; MLX 1).")
+    max_num_batched_tokens: int = doc("Tokens of the profile run / one prefill step.")
+    kv_cache_dtype: str = doc("KV element type (bf16/fp16/fp8).")
+    block_size: int = doc("KV block in tokens (vLLM 16; SGLang 1 token per slot; MLX cache step 256).")
+    kv_cache_tokens: int = doc("Tokens the KV pool holds (vLLM 'GPU KV cache size', SGLang max_total_num_tokens).")
+    max_concurrency: float = doc("kv_cache_tokens / max_model_len (vLLM 'Maximum concurrency for N tokens per request').")
+    k_cache_bytes: int = doc("K part of the KV pool per GPU (SGLang 'K size'); MLA: the latent.")
+    v_cache_bytes: int = doc("V part of the KV pool per GPU (SGLang 'V size').")
+    cuda_graph_bytes: int = doc("CUDA graph memory (outside the fraction in the modelled versions); 0 with --enforce-eager.")
+    smallest_tp: int | None = doc("Smallest TP size (on these GPUs) that starts; None if none does.")
+    peak_bytes: int | None = doc("MLX: peak memory as mlx-lm reports it (mx.get_peak_memory).", default=None)
+    command: str = doc("The command line that reproduces the estimate.", default="")
+    gpus: list[ServingGpu] = doc("Per-GPU accounting, one per pipeline stage.", default_factory=list)
+    speeds: dict[str, SpeedFigure] = doc(
+        "Speeds: decode_per_request / decode_aggregate at 'concurrency', prefill, ttft (MLX: prompt / generation).",
+        default_factory=dict,
+    )
+    concurrency: int = doc("Concurrent requests the aggregate figure is given at.", default=1)
+    notes: list[str] = doc("How each figure was computed, caveats.", default_factory=list)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+import vramcalc.cli.serving_options as so
 from vramcalc.cli.options import (
     BackendOption,
     DepthOption,
@@ -117,6 +118,19 @@ def check(
     source: SourceOpt = None,
     offline: OfflineOpt = False,
     click_ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes the command's context
+    gpu_memory_utilization: so.FractionOpt = None,
+    max_model_len: so.MaxLenOpt = None,
+    max_num_seqs: so.SeqsOpt = None,
+    max_num_batched_tokens: so.BatchedOpt = None,
+    kv_cache_dtype: so.KvDtype = so.KvDtypeOpt.auto,
+    tensor_parallel_size: so.TpOpt = None,
+    pipeline_parallel_size: so.PpOpt = None,
+    nodes: so.NodesOpt = 1,
+    enforce_eager: so.EagerOpt = False,
+    limit_mm_per_prompt: so.MmOpt = None,
+    wired_limit_mb: so.WiredOpt = None,
+    concurrency: so.ConcOpt = None,
+    gen_tokens: so.GenOpt = None,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -177,6 +191,21 @@ def check(
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
         backend=backend.value if backend is not None else None,
         depth=depth,
+        serving=so.serving_options(
+            gpu_memory_utilization,
+            max_model_len,
+            max_num_seqs,
+            max_num_batched_tokens,
+            kv_cache_dtype,
+            tensor_parallel_size,
+            pipeline_parallel_size,
+            nodes,
+            enforce_eager,
+            limit_mm_per_prompt,
+            wired_limit_mb,
+            concurrency,
+            gen_tokens,
+        ),
     )
     if found.path is not None:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
@@ -192,9 +221,14 @@ def check(
     if as_json:
         print_json(est if found.source is None else {**est.to_json(), "source": found.source.to_json()})
         return
-    from vramcalc.render.estimate import render_estimate
-
     if found.source is not None:
         typer.echo(f"Resolved {model}: {' -> '.join(found.source.order)}", err=True)
         console().print(found.source.line(), markup=False)
+    if est.serving is not None:  # a serving runtime's answer (runtimes/serving.py)
+        from vramcalc.render.serving import render_serving
+
+        console().print(render_serving(est))
+        return
+    from vramcalc.render.estimate import render_estimate
+
     console().print(render_estimate(est))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt, is_local, local_gpu_spec
+from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -38,8 +38,13 @@ def fit(
     from vramcalc.fit import fit as run_fit
 
     cat = load_catalog()
-    card = local_gpu_spec() if is_local(gpu) else cat.resolve_gpu(gpu)
-    result = run_fit(card, cat, ctx=ctx, images=images, kind=kind.value, min_speed=min_speed, runtime=runtime, headless=headless)
+    from vramcalc.cli.options import resolve_gpus
+
+    cards = resolve_gpus(cat, [gpu])  # 2xrtx3090: a serving runtime shards over them
+    card = cards[0]
+    result = run_fit(
+        card, cat, ctx=ctx, images=images, kind=kind.value, min_speed=min_speed, runtime=runtime, headless=headless, n_gpus=len(cards)
+    )
     if as_json:
         print_json(result)
         return

@@ -28,7 +28,10 @@ def runtime_name(value: str) -> str:
         raise typer.BadParameter(str(e)) from None
 
 
-RUNTIME_HELP = "Memory accounting of this runtime: llama.cpp (GGUF; also ollama, LM Studio) or transformers (PyTorch)."
+RUNTIME_HELP = (
+    "Memory accounting of this runtime: llama.cpp (GGUF; also ollama, LM Studio), transformers (PyTorch), "
+    "vllm, sglang (servers: KV pool, TP/PP) or mlx (Apple silicon)."
+)
 RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", metavar="NAME", callback=runtime_name, help=RUNTIME_HELP)]
 
 
