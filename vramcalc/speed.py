@@ -362,7 +362,9 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
         b = sum(lb.layer_read[i] for i in idx) + kv_read_bytes(lb, ctx, idx) * s.batch  # type: ignore[arg-type]
         if pl.output_dev == d:
             b += lb.output_read
-        if b == 0:
+        _, moved_read, moved_layers = pl.moved_delta(d)  # tensor rules (experts in RAM): bytes read per device
+        b += moved_read
+        if b <= 0:
             continue
         if d == -1:
             f, key, cal = cpu_decode_factors()
@@ -370,7 +372,7 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
         else:
             f, key, cal = decode_factors(s.runtime, gpus[d].backend, s.quant)
             bw = gpus[d].memory_bandwidth_gbs
-        layers = len(idx) + (1 if pl.output_dev == d else 0)
+        layers = len(idx) + (1 if pl.output_dev == d else 0) + moved_layers
         dt = decode_time(b, layers, bw, f)
         t += dt
         fixed_s += layers * f["per_layer_s"]
@@ -410,10 +412,12 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
     for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
         share = (len(idx) / n) if n else 0
-        if share == 0 and pl.output_dev != d:
+        if share == 0 and pl.output_dev != d and not (d == -1 and pl.cpu_moved_bytes):
             continue
         flops = (total_flops - 2 * lb.output_params * s.batch) * share + (2 * lb.output_params * s.batch if pl.output_dev == d else 0)
-        wbytes = sum(lb.layer_stored[i] for i in idx) + (lb.output_stored if pl.output_dev == d else 0)
+        wbytes = sum(lb.layer_stored[i] for i in idx) + (lb.output_stored if pl.output_dev == d else 0) + pl.moved_delta(d)[0]
+        if share == 0 and pl.output_dev != d and wbytes <= 0:
+            continue
         g = gpus[d] if d >= 0 else gpus[0]
         peak = peak_tflops(g)
         f, key, cal = prefill_factors(s.runtime, g.backend, s.runtime.speed_key(s.quant))

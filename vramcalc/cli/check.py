@@ -7,15 +7,22 @@ from typing import Annotated
 import typer
 
 from vramcalc.cli.options import (
+    PLACEMENT,
+    FitOpt,
     JsonOpt,
     KvOpt,
     OffloadOpt,
     RuntimeOpt,
+    SplitModeOpt,
     dtype_quant,
+    mib,
+    parallel_batch,
+    parse_overrides,
     parse_ram,
     parse_ram_bandwidth,
     parse_size,
-    resolve_gpus,
+    parse_tensor_split,
+    resolve_gpus_free,
 )
 from vramcalc.cli.output import console, print_json
 
@@ -108,6 +115,60 @@ def check(
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
+    n_cpu_moe: Annotated[
+        int | None,
+        typer.Option("--n-cpu-moe", "-ncmoe", min=0, help="Expert tensors of the first N layers in system RAM.", rich_help_panel=PLACEMENT),
+    ] = None,
+    cpu_moe: Annotated[
+        bool, typer.Option("--cpu-moe", "-cmoe", help="Every expert tensor in system RAM.", rich_help_panel=PLACEMENT)
+    ] = False,
+    override_tensor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-tensor",
+            "-ot",
+            metavar="PATTERN=BUF",
+            help="Regex over GGUF tensor names = CPU or CUDAn, e.g. 'exps=CPU' (first match wins; repeatable).",
+            rich_help_panel=PLACEMENT,
+        ),
+    ] = None,
+    tensor_split: Annotated[
+        str | None,
+        typer.Option("--tensor-split", "-ts", help="Share of the layers per GPU, e.g. 3,1 (default: by free memory).", rich_help_panel=PLACEMENT),
+    ] = None,
+    split_mode: Annotated[
+        SplitModeOpt, typer.Option("--split-mode", "-sm", help="layer (default) or none (main GPU only).", rich_help_panel=PLACEMENT)
+    ] = SplitModeOpt.layer,
+    main_gpu: Annotated[int, typer.Option("--main-gpu", "-mg", min=0, help="GPU index for --split-mode none.", rich_help_panel=PLACEMENT)] = 0,
+    cache_type_k: Annotated[
+        KvOpt | None, typer.Option("--cache-type-k", "-ctk", help="K cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
+    ] = None,
+    cache_type_v: Annotated[
+        KvOpt | None, typer.Option("--cache-type-v", "-ctv", help="V cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
+    ] = None,
+    parallel: Annotated[
+        int | None, typer.Option("--parallel", "-np", min=1, help="llama.cpp slots: parallel sequences (= --batch).", rich_help_panel=PLACEMENT)
+    ] = None,
+    kv_unified: Annotated[
+        bool, typer.Option("--kv-unified", "-kvu", help="One KV buffer shared by all sequences.", rich_help_panel=PLACEMENT)
+    ] = False,
+    no_mmproj_offload: Annotated[
+        bool, typer.Option("--no-mmproj-offload", help="Vision projector in system RAM, run on the CPU.", rich_help_panel=PLACEMENT)
+    ] = False,
+    no_warmup: Annotated[
+        bool, typer.Option("--no-warmup", help="No warm-up run (vision buffer sized for your image).", rich_help_panel=PLACEMENT)
+    ] = False,
+    fit: Annotated[
+        FitOpt,
+        typer.Option("--fit", help="on: place as llama.cpp's --fit would when it does not fit (default).", rich_help_panel=PLACEMENT),
+    ] = FitOpt.on,
+    fit_target: Annotated[
+        int, typer.Option("--fit-target", min=0, metavar="MiB", help="Memory --fit keeps free per GPU.", rich_help_panel=PLACEMENT)
+    ] = 1024,
+    reserve: Annotated[
+        int | None,
+        typer.Option("--reserve", min=0, metavar="MiB", help="Memory other programs hold on each GPU.", rich_help_panel=PLACEMENT),
+    ] = None,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -124,7 +185,8 @@ def check(
     if mmproj and not is_file:
         raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
     spec = None if is_file else cat.resolve_model(model)
-    cards = resolve_gpus(cat, gpu)
+    cards, in_use = resolve_gpus_free(cat, gpu)
+    batch, n_parallel = parallel_batch(batch, parallel)
     work = Workload(
         runtime=runtime,
         quant=dtype_quant(quant, dtype),
@@ -141,7 +203,25 @@ def check(
         offload=offload.value,
         ram_bytes=parse_ram(ram),
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
+        n_cpu_moe=n_cpu_moe,
+        cpu_moe=cpu_moe,
+        override_tensor=parse_overrides(override_tensor),
+        tensor_split=parse_tensor_split(tensor_split),
+        split_mode=split_mode.value,
+        main_gpu=main_gpu,
+        cache_type_k=cache_type_k.value if cache_type_k else None,
+        cache_type_v=cache_type_v.value if cache_type_v else None,
+        n_parallel=n_parallel,
+        kv_unified=kv_unified,
+        mmproj_offload=not no_mmproj_offload,
+        warmup=not no_warmup,
+        fit=fit == FitOpt.on,
+        fit_target_bytes=mib(fit_target),
+        reserve_bytes=mib(reserve),
     )
+    if in_use is not None:  # --gpu local: NVML's free memory is what there is (no display guess on top)
+        work = work.with_(headless=True, reserve_bytes=work.reserve_bytes + in_use)
+        typer.echo(f"Note: --gpu local: {in_use / 2**30:.2f} GiB of the card in use (NVML); counting free memory only.", err=True)
     if is_file:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
 
