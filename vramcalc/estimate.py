@@ -153,7 +153,13 @@ def account(
         kv, cells = kv_cache_bytes(llm, ctx, w, rt)
         if xattn_layers:
             kv += int(
-                n_images * tok_per_image * w.batch * xattn_layers * llm.num_kv_heads * llm.head_dim_ * (KV_TYPE_BYTES[w.k_type] + KV_TYPE_BYTES[w.v_type])
+                n_images
+                * tok_per_image
+                * w.batch
+                * xattn_layers
+                * llm.num_kv_heads
+                * llm.head_dim_
+                * (KV_TYPE_BYTES[w.k_type] + KV_TYPE_BYTES[w.v_type])
             )
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
     compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
@@ -168,9 +174,8 @@ def account(
     if w.reserve_bytes:
         notes.append(f"{w.reserve_bytes // MiB} MiB of each GPU held by other programs (--reserve, or in use per NVML for --gpu local).")
     if info.reserved_bytes - w.reserve_bytes and not gpu.unified_memory:
-        notes.append(
-            f"{(info.reserved_bytes - w.reserve_bytes) // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display)."
-        )
+        display = info.reserved_bytes - w.reserve_bytes
+        notes.append(f"{display // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
     pc = _param_count(parts, fixed, weights is not None, catalog)
     return Accounting(
         inputs=Inputs(
@@ -278,7 +283,9 @@ def estimate(
     def memory_for(update: dict[str, object]) -> tuple[int, Verdict]:
         changed = w.with_(**update)
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
-        return a.memory.total_bytes, verdict_for(gpu_info(main, changed.headless, changed.reserve_bytes).usable_bytes - a.memory.total_bytes, rt)
+        return a.memory.total_bytes, verdict_for(
+            gpu_info(main, changed.headless, changed.reserve_bytes).usable_bytes - a.memory.total_bytes, rt
+        )
 
     i, m = acc.inputs, acc.memory
     single_ctx = max_context(llm.max_context, i.context_tokens - i.text_tokens, headroom_at) if llm is not None else None

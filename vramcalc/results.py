@@ -293,7 +293,9 @@ class Offload(Jsonable):
     tensor_overrides: list[str] = doc("llama.cpp -ot rules applied (PATTERN=BUFFER), first match wins.", default_factory=list)
     tensor_split: list[float] | None = doc("Share of the layers per GPU (llama.cpp -ts, normalised); None on one GPU.", default=None)
     cpu_moved_bytes: int = doc("Weights that tensor rules (experts) keep in system RAM although their layer is on a GPU.", default=0)
-    fit_target_bytes: int | None = doc("Memory the automatic placement kept free per GPU (llama.cpp --fit-target); None if not automatic.", default=None)
+    fit_target_bytes: int | None = doc(
+        "Memory the automatic placement kept free per GPU (llama.cpp --fit-target); None if not automatic.", default=None
+    )
     __json_computed__ = ("cpu_weights_bytes", "fits_in_ram")
 
     @property

@@ -134,12 +134,16 @@ def check(
     ] = None,
     tensor_split: Annotated[
         str | None,
-        typer.Option("--tensor-split", "-ts", help="Share of the layers per GPU, e.g. 3,1 (default: by free memory).", rich_help_panel=PLACEMENT),
+        typer.Option(
+            "--tensor-split", "-ts", help="Share of the layers per GPU, e.g. 3,1 (default: by free memory).", rich_help_panel=PLACEMENT
+        ),
     ] = None,
     split_mode: Annotated[
         SplitModeOpt, typer.Option("--split-mode", "-sm", help="layer (default) or none (main GPU only).", rich_help_panel=PLACEMENT)
     ] = SplitModeOpt.layer,
-    main_gpu: Annotated[int, typer.Option("--main-gpu", "-mg", min=0, help="GPU index for --split-mode none.", rich_help_panel=PLACEMENT)] = 0,
+    main_gpu: Annotated[
+        int, typer.Option("--main-gpu", "-mg", min=0, help="GPU index for --split-mode none.", rich_help_panel=PLACEMENT)
+    ] = 0,
     cache_type_k: Annotated[
         KvOpt | None, typer.Option("--cache-type-k", "-ctk", help="K cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
     ] = None,
@@ -147,7 +151,8 @@ def check(
         KvOpt | None, typer.Option("--cache-type-v", "-ctv", help="V cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
     ] = None,
     parallel: Annotated[
-        int | None, typer.Option("--parallel", "-np", min=1, help="llama.cpp slots: parallel sequences (= --batch).", rich_help_panel=PLACEMENT)
+        int | None,
+        typer.Option("--parallel", "-np", min=1, help="llama.cpp slots: parallel sequences (= --batch).", rich_help_panel=PLACEMENT),
     ] = None,
     kv_unified: Annotated[
         bool, typer.Option("--kv-unified", "-kvu", help="One KV buffer shared by all sequences.", rich_help_panel=PLACEMENT)

@@ -44,7 +44,15 @@ def fit(
     cat = load_catalog()
     card = local_gpu_spec() if is_local(gpu) else cat.resolve_gpu(gpu)
     result = run_fit(
-        card, cat, ctx=ctx, images=images, kind=kind.value, min_speed=min_speed, runtime=runtime, headless=headless, ram_bytes=parse_ram(ram)
+        card,
+        cat,
+        ctx=ctx,
+        images=images,
+        kind=kind.value,
+        min_speed=min_speed,
+        runtime=runtime,
+        headless=headless,
+        ram_bytes=parse_ram(ram),
     )
     if as_json:
         print_json(result)

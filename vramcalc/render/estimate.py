@@ -90,11 +90,8 @@ def render_estimate(est: Estimate) -> Group:
         t.add_row(f"Vision {rt.compute_label}", "", fmt_bytes(m.compute_bytes.vision))
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
     t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
-    reserved = (
-        f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display' if not i.headless and not _reserved(est) else 'reserved'})"
-        if g.reserved_bytes
-        else ""
-    )
+    kept = "OS share" if g.unified_memory else "display" if not i.headless and not _reserved(est) else "reserved"
+    reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {kept})" if g.reserved_bytes else ""
     cap = g.usable_bytes
     gpu_shares = est.offload.gpus if est.offload else []
     n_gpus = len(gpu_shares) or 1
