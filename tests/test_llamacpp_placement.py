@@ -410,3 +410,34 @@ def test_bad_placement_options_are_one_line_usage_errors(runner, args):
     r = runner.invoke(app, ["check", "qwen3-30b-a3b", "--gpu", "rtx4090", *args])
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output
+
+
+def test_command_names_the_users_gguf(runner, tmp_path):
+    from tests.test_files import _tiny_llama
+
+    path = str(_tiny_llama(tmp_path / "tiny-Q4_K_M.gguf"))
+    d = run(runner, path, "--gpu", "rtx4090")
+    cmd = d["llama_server"]
+    assert cmd[cmd.index("-m") + 1] == path
+
+
+def test_fit_on_two_gpus_fills_them_and_the_command_reproduces_it(runner):
+    """fit.cpp on several GPUs sets the tensor split to layer counts per device; the printed command
+    (-ngl, --n-cpu-moe, -ts) given back to vramcalc gives the same memory per device."""
+    auto = run(runner, "gpt-oss-120b", "--gpu", "2xrtx3090")
+    cmd = auto["llama_server"]
+    assert auto["verdict"] == "offload" and "--n-cpu-moe" in cmd and "-ts" in cmd
+    assert all(g["headroom_bytes"] >= 1024 * MiB for g in auto["offload"]["devices"][:2])
+    again = run(
+        runner,
+        "gpt-oss-120b",
+        "--gpu",
+        "2xrtx3090",
+        "--gpu-layers",
+        cmd[cmd.index("-ngl") + 1],
+        "--n-cpu-moe",
+        cmd[cmd.index("--n-cpu-moe") + 1],
+        "--tensor-split",
+        cmd[cmd.index("-ts") + 1],
+    )
+    assert [d["total_bytes"] for d in again["offload"]["devices"]] == [d["total_bytes"] for d in auto["offload"]["devices"]]

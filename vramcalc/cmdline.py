@@ -42,6 +42,8 @@ def server_command(model: object, i: Inputs, w: Workload, off: Offload | None, n
             args += ["--n-cpu-moe", str(off.n_cpu_moe)]
     if n_gpus > 1 and w.tensor_split is not None:
         args += ["-ts", ",".join(_num(x) for x in w.tensor_split)]
+    elif n_gpus > 1 and off is not None:  # the layer counts placed (llama.cpp's default split follows free memory at run time)
+        args += ["-ts", ",".join(str(d.layers + (1 if d.output_layer else 0)) for d in off.gpus)]
     if w.split_mode != "layer":
         args += ["-sm", w.split_mode]
     if w.main_gpu:
@@ -69,3 +71,15 @@ def shell_line(args: list[str]) -> str:
     import shlex
 
     return " ".join(shlex.quote(a) for a in args)
+
+
+def with_files(args: list[str] | None, model_path: str, mmproj: str | None) -> list[str] | None:
+    """The command line for the user's own files: ``-m`` (and ``--mmproj``) name them. A folder or
+    config.json is not a GGUF file: the placeholder name stays."""
+    if args is None or not model_path.lower().endswith(".gguf"):
+        return args
+    out = list(args)
+    out[out.index("-m") + 1] = model_path
+    if mmproj and "--mmproj" in out:
+        out[out.index("--mmproj") + 1] = mmproj
+    return out

@@ -353,9 +353,12 @@ def estimate(
             if not off2.cpu_moved_bytes or off2.gpu_layers < off2.total_layers or off2.fits_in_ram is False:
                 return None
             n = off2.n_cpu_moe or 0
+            flags = ["--n-cpu-moe", str(n)]
+            if n_gpus_ > 1 and w.tensor_split is None:  # the layer counts per GPU the placement chose
+                flags += ["--tensor-split", ",".join(str(d.layers + (1 if d.output_layer else 0)) for d in off2.gpus)]
             return Suggestion(
                 change=f"keep the experts of {n} layers in system RAM (same weights, slower decode)",
-                flags=["--n-cpu-moe", str(n)],
+                flags=flags,
                 total_bytes=off2.gpus[0].total_bytes,
                 verdict="offload",
             )

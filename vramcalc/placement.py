@@ -516,18 +516,31 @@ def place_layers(
             is_moe = moves is not None and any(r != s for r, s in zip(lb.layer_read, lb.layer_stored, strict=True))
             if w.fit and is_moe and not w.expert_overrides:
                 assert moves is not None
-                all_cpu = at(full, moves(n))
-                if fits(all_cpu):  # the fewest first layers whose experts go to RAM (monotone: bisect)
-                    lo, hi = 0, n  # fits(hi), not fits(lo)
+                greedy = len(dev.gpus) > 1 and w.tensor_split is None
+
+                def with_experts(k: int) -> Placement | None:
+                    """Every layer on the GPUs, the experts of the first k in RAM; several GPUs: filled
+                    front to back (fit.cpp sets the tensor split to layer counts per device)."""
+                    moved = moves(k)
+                    if greedy:
+                        counts = _fill_counts(lb, moved, dev, cells, swa_cells, fixed, margin)
+                        return None if counts is None else assign_layers(n, full, counts, moved, embd_dev)
+                    p = at(full, moved)
+                    return p if fits(p) else None
+
+                all_cpu = with_experts(n)
+                if all_cpu is not None:  # the fewest first layers whose experts go to RAM (monotone: bisect)
+                    lo, hi, best = 0, n, all_cpu  # with_experts(hi) fits, with_experts(lo) does not
                     while hi - lo > 1:
                         mid = (lo + hi) // 2
-                        if fits(at(full, moves(mid))):
-                            hi = mid
+                        cand_m = with_experts(mid)
+                        if cand_m is not None:
+                            hi, best = mid, cand_m
                         else:
                             lo = mid
-                    best, n_cpu_moe = at(full, moves(hi)), hi
+                    n_cpu_moe = hi
                 else:
-                    user_moved, n_cpu_moe = all_cpu.moved, n
+                    user_moved, n_cpu_moe = moves(n), n
             if best is None:
                 for ngl in range(full - 1, -1, -1):
                     cand = at(ngl, user_moved)
@@ -551,6 +564,37 @@ def place_layers(
         fit_target_bytes=margin if mode == "auto" else None,
     )
     return off, pl
+
+
+def _fill_counts(
+    lb: LlmBytes, moved: tuple[Moved, ...], dev: Devices, cells: int, swa_cells: int, fixed: Fixed, margin: int
+) -> list[float] | None:
+    """Layers per GPU filling the GPUs in order (the output layer on the last), each up to its usable
+    memory less ``margin`` and its fixed buffers, with ``moved`` bytes taken out; None if they do not all fit."""
+    n = len(lb.layer_stored)
+    out_moved = [0] * (n + 1)
+    for m in moved:
+        if m.dest == -1 and m.layer >= 0:
+            out_moved[m.layer] += m.stored
+        elif m.dest == -1 and m.layer == OUTPUT_BUCKET:
+            out_moved[n] += m.stored
+    need = [
+        lb.layer_stored[i] - out_moved[i] + int((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i]) for i in range(n)
+    ]
+    need.append(lb.output_stored - out_moved[n])
+    counts = [0.0] * len(dev.gpus)
+    i = 0
+    for d in range(len(dev.gpus)):
+        cap = dev.usable[d] - margin - fixed.compute_llm - fixed.overhead
+        if d == 0:
+            cap -= (0 if fixed.vision_on_cpu else fixed.vision_weights + fixed.compute_vis) + (0 if fixed.embd_on_cpu else lb.embd)
+        used = 0
+        last = d == len(dev.gpus) - 1
+        while i < n + 1 and used + need[i] <= cap and (last or i < n):
+            used += need[i]
+            counts[d] += 1
+            i += 1
+    return counts if i == n + 1 else None
 
 
 def split_max_context(llm: LlmSpec, lb: LlmBytes, off: Offload, cells: int, batch: int, single: int | None) -> int | None:

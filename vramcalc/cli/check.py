@@ -231,6 +231,12 @@ def check(
         from vramcalc.cli.files import estimate_file
 
         est = estimate_file(model, mmproj, cards, work, cat)
+        if est.llama_server is not None:  # the command names the user's files
+            import dataclasses
+
+            from vramcalc.cmdline import with_files
+
+            est = dataclasses.replace(est, llama_server=with_files(est.llama_server, model, mmproj))
     else:
         assert spec is not None
         est = estimate(spec, cards, work, cat)
