@@ -441,3 +441,11 @@ def test_fit_on_two_gpus_fills_them_and_the_command_reproduces_it(runner):
         cmd[cmd.index("-ts") + 1],
     )
     assert [d["total_bytes"] for d in again["offload"]["devices"]] == [d["total_bytes"] for d in auto["offload"]["devices"]]
+
+
+def test_llama_options_are_refused_by_other_runtimes(runner):
+    r = runner.invoke(app, ["check", "qwen3-30b-a3b", "--gpu", "rtx4090", "--runtime", "transformers", "--cpu-moe"])
+    assert r.exit_code == 2 and "llama.cpp options" in r.output
+    d = run(runner, "qwen3-30b-a3b", "--gpu", "2xrtx3090", "--runtime", "transformers")
+    assert d["llama_server"] is None and d["llama_fit_context_tokens"] is None
+    assert d["offload"]["cpu_moved_bytes"] == 0 and d["offload"]["fit_target_bytes"] is None

@@ -269,6 +269,7 @@ def estimate(
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
     gpus = list(gpu) if isinstance(gpu, (list, tuple)) else [gpu]
+    _check_llama_options(rt, w)
     gpus = _split_mode_gpus(gpus, w)
     main = gpus[0]
     parts = model_parts(model, catalog)
@@ -320,7 +321,10 @@ def estimate(
                 assert llm is not None
                 return moved_bytes(llm, rt, quant, w, n_gpus, n)
 
-            offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed, moves)
+            if _llama_like(rt):
+                offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed, moves)
+            else:  # no tensor rules and no llama.cpp --fit in other runtimes' placements
+                offload, placement = place_layers(lb, dev, w.with_(fit=False), cells, swa_cells, fixed)
         else:
             placement = Placement((0,) * llm.num_layers, 0, llm.num_layers + 1)
 
@@ -343,7 +347,15 @@ def estimate(
 
     # --- expert offload as a suggestion (MoE under llama.cpp), before a lower precision
     experts = None
-    if llm is not None and llm.moe and lb is not None and offload is not None and not offload.cpu_moved_bytes and not w.expert_overrides:
+    if (
+        llm is not None
+        and llm.moe
+        and lb is not None
+        and offload is not None
+        and _llama_like(rt)
+        and not offload.cpu_moved_bytes
+        and not w.expert_overrides
+    ):
         lb_, fixed_, cells_, swa_ = lb, fixed, cells, swa_cells
         quant_, n_gpus_ = i.quant, len(gpus)
 
@@ -412,7 +424,7 @@ def _llama_fit_context(
     --fit-target free on each, never below 4096 (then --fit moves layers / experts instead). None when
     the runtime has no such fit or --fit off."""
     llm = parts.llm
-    if llm is None or not w.fit or getattr(rt, "server_command", None) is None:
+    if llm is None or not w.fit or not _llama_like(rt):
         return None
     n = len(usable)
     budget = sum(usable) - n * w.fit_target_bytes
@@ -430,6 +442,28 @@ def _llama_fit_context(
         return lo + images
     best = max_context(llm.max_context, images, fits)
     return max(best or 0, lo + images)
+
+
+def _llama_like(rt: Runtime) -> bool:
+    """The runtime takes llama.cpp's placement options (tensor rules, --fit, split modes): it has a
+    llama-server command line (runtimes/llamacpp.py ``server_command``)."""
+    return getattr(rt, "server_command", None) is not None
+
+
+LLAMA_ONLY = ("n_cpu_moe", "cpu_moe", "override_tensor", "tensor_split", "cache_type_k", "cache_type_v", "kv_unified")
+
+
+def _check_llama_options(rt: Runtime, w: Workload) -> None:
+    """llama.cpp's placement options are refused for a runtime that has none of them."""
+    from vramcalc.errors import InputError
+
+    if _llama_like(rt):
+        return
+    given = [name for name in LLAMA_ONLY if getattr(w, name)]
+    if w.split_mode != "layer" or w.main_gpu or not w.mmproj_offload:
+        given.append("split_mode/main_gpu/mmproj_offload")
+    if given:
+        raise InputError(f"{', '.join(given)}: llama.cpp options, not available with --runtime {rt.name}.")
 
 
 def _split_mode_gpus(gpus: list[GpuSpec], w: Workload) -> list[GpuSpec]:

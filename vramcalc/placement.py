@@ -561,7 +561,7 @@ def place_layers(
         tensor_overrides=[f"{p}={b}" for p, b in w.override_tensor],
         tensor_split=[round(x / (sum(splits) or 1.0), 4) for x in splits] if len(dev.gpus) > 1 else None,
         cpu_moved_bytes=pl.cpu_moved_bytes,
-        fit_target_bytes=margin if mode == "auto" else None,
+        fit_target_bytes=margin if mode == "auto" and w.fit else None,
     )
     return off, pl
 
