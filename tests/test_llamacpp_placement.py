@@ -449,3 +449,25 @@ def test_llama_options_are_refused_by_other_runtimes(runner):
     d = run(runner, "qwen3-30b-a3b", "--gpu", "2xrtx3090", "--runtime", "transformers")
     assert d["llama_server"] is None and d["llama_fit_context_tokens"] is None
     assert d["offload"]["cpu_moved_bytes"] == 0 and d["offload"]["fit_target_bytes"] is None
+
+
+def test_each_offloaded_expert_layer_adds_a_fixed_decode_time():
+    """The form of the decode model under expert offload: every layer whose experts move to RAM adds the
+    same time per token (its active experts read at RAM bandwidth + a per-layer cost), so 1/tok/s is
+    affine in --n-cpu-moe. Published sweep (shared/calibration/llamacpp_bench_models.csv, gemma-4-26B-A4B
+    Q4_K_XL, ROCm fork build on an RDNA2 card, source 'code-index find_string id 65772530325'): tg128
+    102 / 68 / 44 / 28 tok/s at n-cpu-moe 0 / 2 / 6 / 12, i.e. +2.45, +2.00, +2.17 ms per layer: the
+    same slope within 25%. vramcalc's slope for Qwen3-30B-A3B Q4_K_M is constant within 10% (the Q4_K_M
+    mixture gives some layers' ffn_down_exps Q6_K, so those layers move more bytes)."""
+    sweep = {0: 102, 2: 68, 6: 44, 12: 28}
+    ns = sorted(sweep)
+    slopes = [(1 / sweep[b] - 1 / sweep[a]) / (b - a) for a, b in zip(ns, ns[1:], strict=False)]
+    assert max(slopes) / min(slopes) < 1.25
+    cat = load_catalog()
+    m, g = cat.resolve_model("qwen3-30b-a3b"), cat.resolve_gpu("rtx4090")
+    t = {
+        n: 1 / estimate(m, g, Workload(n_cpu_moe=n, gpu_layers=49, headless=True), cat).throughput.decode_tokens_per_s.value
+        for n in (0, 2, 6, 12)
+    }
+    ours = [(t[b] - t[a]) / (b - a) for a, b in zip(ns, ns[1:], strict=False)]
+    assert max(ours) / min(ours) < 1.10
