@@ -15,6 +15,7 @@ Sources the numbers are pinned to:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from types import SimpleNamespace
@@ -461,7 +462,7 @@ def test_each_offloaded_expert_layer_adds_a_fixed_decode_time():
     mixture gives some layers' ffn_down_exps Q6_K, so those layers move more bytes)."""
     sweep = {0: 102, 2: 68, 6: 44, 12: 28}
     ns = sorted(sweep)
-    slopes = [(1 / sweep[b] - 1 / sweep[a]) / (b - a) for a, b in zip(ns, ns[1:], strict=False)]
+    slopes = [(1 / sweep[b] - 1 / sweep[a]) / (b - a) for a, b in itertools.pairwise(ns)]
     assert max(slopes) / min(slopes) < 1.25
     cat = load_catalog()
     m, g = cat.resolve_model("qwen3-30b-a3b"), cat.resolve_gpu("rtx4090")
@@ -469,5 +470,5 @@ def test_each_offloaded_expert_layer_adds_a_fixed_decode_time():
         n: 1 / estimate(m, g, Workload(n_cpu_moe=n, gpu_layers=49, headless=True), cat).throughput.decode_tokens_per_s.value
         for n in (0, 2, 6, 12)
     }
-    ours = [(t[b] - t[a]) / (b - a) for a, b in zip(ns, ns[1:], strict=False)]
+    ours = [(t[b] - t[a]) / (b - a) for a, b in itertools.pairwise(ns)]
     assert max(ours) / min(ours) < 1.10
