@@ -420,9 +420,10 @@ def _llama_fit_context(
     parts: Parts, main: GpuSpec, w: Workload, rt: Runtime, acc: Accounting, catalog: Catalog | None, usable: tuple[int, ...]
 ) -> int | None:
     """The context per sequence llama-server would pick without -c (llama.cpp --fit on, common/fit.cpp
-    step 2): the model's training context, lowered until the model, KV and buffers of all devices leave
-    --fit-target free on each, never below 4096 (then --fit moves layers / experts instead). None when
-    the runtime has no such fit or --fit off."""
+    step 2): the model's training context when the model, KV and buffers of all devices leave
+    --fit-target free on each; else fit.cpp's linear interpolation of the memory between the training
+    context and 4096 (--fit-ctx), rounded down to 256, never below 4096 (then --fit moves layers or
+    experts instead). None when the runtime has no such fit or --fit off."""
     llm = parts.llm
     if llm is None or not w.fit or not _llama_like(rt):
         return None
@@ -430,18 +431,19 @@ def _llama_fit_context(
     budget = sum(usable) - n * w.fit_target_bytes
     images = acc.inputs.context_tokens - acc.inputs.text_tokens
 
-    def fits(text: int) -> bool:
-        m = account(parts, main, w.with_(context_tokens=text), rt, acc.weights, catalog).memory
-        return m.total_bytes + (n - 1) * (m.compute_bytes.llm + m.overhead_bytes) <= budget
+    def used(ctx: int) -> int:
+        m = account(parts, main, w.with_(context_tokens=max(ctx - images, 1)), rt, acc.weights, catalog).memory
+        return m.total_bytes + (n - 1) * (m.compute_bytes.llm + m.overhead_bytes)
 
-    top = max(llm.max_context - images, 256)
-    if fits(top):
-        return top + images
-    lo = max(FIT_MIN_CTX - images, 256)
-    if not fits(lo):
-        return lo + images
-    best = max_context(llm.max_context, images, fits)
-    return max(best or 0, lo + images)
+    hi, lo = max(llm.max_context, FIT_MIN_CTX), FIT_MIN_CTX
+    used_hi = used(hi)
+    if used_hi <= budget or hi == lo:
+        return hi
+    used_lo = used(lo)
+    if used_lo >= budget:
+        return lo
+    ctx = lo + (hi - lo) * (budget - used_lo) // (used_hi - used_lo)
+    return max(ctx - ctx % 256, lo)
 
 
 def _llama_like(rt: Runtime) -> bool:
