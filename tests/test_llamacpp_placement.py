@@ -142,6 +142,7 @@ def test_ram_check_for_experts(cat):
     m, g = cat.resolve_model("gpt-oss-120b"), cat.resolve_gpu("rtx4090")
     e = estimate(m, g, Workload(quant="MXFP4", cpu_moe=True, ram_bytes=32 * GiB), cat)
     assert e.verdict == "no" and e.offload.fits_in_ram is False and "System RAM needs" in e.notes[0]
+    assert e.max_context_tokens is None
 
 
 def test_user_rules_that_do_not_fit_are_no(cat):

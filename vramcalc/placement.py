@@ -816,11 +816,11 @@ def _decide_moved(
         return Decision(
             "no", min_head, max_ctx, sugg, [f"With {where} in system RAM a GPU is still short of {_gib(-min_head)} GiB ({why}).", *drop]
         )
-    if off.fits_in_ram is False:
+    if off.fits_in_ram is False:  # no context runs: the weights alone do not fit in RAM
         return Decision(
             "no",
             min_head,
-            max_ctx,
+            None,
             sugg,
             [
                 f"System RAM needs {_gib(off.cpu.total_bytes)} GiB for {where}"
