@@ -29,6 +29,7 @@ without benchmarks; the table shows the precision so a heavily quantized pick is
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from vramcalc import runtimes
@@ -106,6 +107,7 @@ def fit(
     headless: bool = False,
     n_gpus: int = 1,
     serving: ServingOptions | None = None,
+    ram_bytes: int | None = None,
 ) -> FitResult:
     """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
 
@@ -120,6 +122,7 @@ def fit(
         headless: the GPU drives no display.
         n_gpus: GPUs of this kind (a serving runtime shards over them: tensor parallelism).
         serving: serving-runtime settings (runtimes with their own accounting, ``estimate_own``).
+        ram_bytes: system RAM: MoE expert offload may then use a precision above the default.
 
     Returns:
         FitResult with one row per model, sorted as described in the module docstring.
@@ -141,7 +144,7 @@ def fit(
     weights_cache: dict[tuple[str, str], WeightBytes] = {}
     rows: list[FitRow] = []
     skipped: list[str] = []
-    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless, serving=serving)
+    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless, serving=serving, ram_bytes=ram_bytes)
     ginfo = None
     order: list[str] = []
     for k in kinds:
@@ -228,7 +231,10 @@ def _fit_one(
                 break
         elif headroom >= 0:
             tight.append(q)
-    candidates = fitting + tight or [order[-1]]
+    candidates = fitting + tight
+    if not candidates or QUALITY_TIER.get(candidates[0], 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
+        candidates = _expert_offload(spec, gpu, catalog, work, rt, llm, order, fixed) or candidates
+    candidates = candidates or [order[-1]]
 
     chosen = None
     for q in candidates:
@@ -255,6 +261,31 @@ def _fit_one(
         meets_min_speed=meets,
     )
     return row, est.gpu, order
+
+
+def _expert_offload(
+    spec: LlmSpec | VlmSpec,
+    gpu: GpuSpec,
+    catalog: Catalog,
+    work: Workload,
+    rt: Runtime,
+    llm: LlmSpec,
+    order: list[str],
+    fixed: Callable[[str], FixedWeights],
+) -> list[str]:
+    """A MoE model that fits at no precision: before a lower precision, the experts of some layers in
+    system RAM (llama.cpp --n-cpu-moe, as its --fit places them) with every layer on the GPU. With
+    --ram, the best precision whose RAM part fits; without it, only the runtime's default precision
+    (system RAM unknown: a larger file is not assumed to fit)."""
+    if llm.moe is None or not rt.offloads_layers:
+        return []
+    tries = order if work.ram_bytes is not None else [rt.normalize_precision(rt.default_precision(spec, llm))]
+    for q in tries:
+        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q))
+        off = est.offload
+        if off is not None and off.cpu_moved_bytes and off.gpu_layers >= off.total_layers and est.verdict == "offload":
+            return [q]
+    return []
 
 
 def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:

@@ -64,6 +64,39 @@ class Workload(Jsonable):
         omit_none=True,
         default=None,
     )
+    # --- llama.cpp placements (issue 9): defaults keep the figures of a plain run
+    n_cpu_moe: int | None = doc("llama.cpp --n-cpu-moe: expert tensors of the first N layers in system RAM.", default=None)
+    cpu_moe: bool = doc("llama.cpp --cpu-moe: every expert tensor in system RAM.", default=False)
+    override_tensor: tuple[tuple[str, str], ...] = doc(
+        "llama.cpp -ot: (regex over GGUF tensor names, buffer type CPU / CUDAn), first match wins.", default=()
+    )
+    tensor_split: tuple[float, ...] | None = doc("llama.cpp -ts: share of the layers per GPU; None = by free memory.", default=None)
+    split_mode: Literal["layer", "row", "none"] = doc("llama.cpp -sm: layer (default), row, none (main GPU only).", default="layer")
+    main_gpu: int = doc("llama.cpp -mg: the GPU for split mode none (and KV/intermediates with row).", default=0)
+    cache_type_k: KvType | None = doc("llama.cpp -ctk: K cache type; None = kv_cache.", default=None)
+    cache_type_v: KvType | None = doc("llama.cpp -ctv: V cache type; None = kv_cache.", default=None)
+    n_parallel: int = doc("llama.cpp -np: server slots (KV streams); the CLI sets batch to it too.", default=1)
+    kv_unified: bool = doc("llama.cpp --kv-unified: one KV buffer shared by all sequences.", default=False)
+    mmproj_offload: bool = doc("llama.cpp: the vision projector (mmproj) on the GPU; False = --no-mmproj-offload.", default=True)
+    warmup: bool = doc("llama.cpp warm-up run (reserves the vision buffer at its warm-up image size); False = --no-warmup.", default=True)
+    fit: bool = doc("llama.cpp --fit on: when it does not fit, place as llama.cpp's fit would (keep fit_target free).", default=True)
+    fit_target_bytes: int = doc("llama.cpp --fit-target: memory --fit keeps free per GPU.", default=1024 * 1024 * 1024)
+    reserve_bytes: int = doc("Memory other programs hold on each GPU (--reserve): not usable.", default=0)
+
+    @property
+    def k_type(self) -> str:
+        """K cache type (-ctk), kv_cache unless set."""
+        return self.cache_type_k or self.kv_cache
+
+    @property
+    def v_type(self) -> str:
+        """V cache type (-ctv), kv_cache unless set."""
+        return self.cache_type_v or self.kv_cache
+
+    @property
+    def expert_overrides(self) -> bool:
+        """Some tensor is placed by a rule (--n-cpu-moe, --cpu-moe, -ot) rather than by its layer."""
+        return bool(self.n_cpu_moe or self.cpu_moe or self.override_tensor)
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
@@ -82,6 +115,22 @@ class Workload(Jsonable):
             raise InputError(f"depth must be 0 or more, got {self.depth}.")
         if self.backend is not None and self.backend.lower() not in ("cuda", "rocm", "vulkan", "metal", "sycl", "cpu"):
             raise InputError(f"backend must be one of cuda, rocm, vulkan, metal, sycl, cpu; got '{self.backend}'.")
+        for name in ("cache_type_k", "cache_type_v"):
+            v = getattr(self, name)
+            if v is not None and v not in ("f16", "q8_0", "q4_0"):
+                raise InputError(f"{name} must be f16, q8_0 or q4_0, got '{v}'.")
+        if self.n_cpu_moe is not None and self.n_cpu_moe < 0:
+            raise InputError(f"n_cpu_moe must be 0 or more, got {self.n_cpu_moe}.")
+        if self.n_parallel <= 0:
+            raise InputError(f"n_parallel must be positive, got {self.n_parallel}.")
+        if self.tensor_split is not None and (
+            any(not (x >= 0) or x == float("inf") for x in self.tensor_split) or sum(self.tensor_split) <= 0
+        ):
+            raise InputError("tensor_split must be non-negative finite shares with a positive sum.")
+        if self.split_mode not in ("layer", "row", "none"):
+            raise InputError(f"split_mode must be layer, row or none, got '{self.split_mode}'.")
+        if self.main_gpu < 0 or self.fit_target_bytes < 0 or self.reserve_bytes < 0:
+            raise InputError("main_gpu, fit_target and reserve must be 0 or more.")
 
     def with_(self, **update: Any) -> Workload:
         """A copy with some settings changed."""
@@ -253,6 +302,15 @@ class Offload(Jsonable):
     ram_bytes: int | None = doc("System RAM given with --ram.")
     ram_usable_bytes: int | None = doc("System RAM left to the model after the OS share.")
     ram_bandwidth_gbs: float = doc("System RAM bandwidth used for CPU layers, GB/s.")
+    n_cpu_moe: int | None = doc(
+        "llama.cpp --n-cpu-moe: layers whose expert tensors sit in system RAM (given, or chosen by --fit).", default=None
+    )
+    tensor_overrides: list[str] = doc("llama.cpp -ot rules applied (PATTERN=BUFFER), first match wins.", default_factory=list)
+    tensor_split: list[float] | None = doc("Share of the layers per GPU (llama.cpp -ts, normalised); None on one GPU.", default=None)
+    cpu_moved_bytes: int = doc("Weights that tensor rules (experts) keep in system RAM although their layer is on a GPU.", default=0)
+    fit_target_bytes: int | None = doc(
+        "Memory the automatic placement kept free per GPU (llama.cpp --fit-target); None if not automatic.", default=None
+    )
     __json_computed__ = ("cpu_weights_bytes", "fits_in_ram")
 
     @property
@@ -350,6 +408,15 @@ class Estimate(Jsonable):
     notes: list[str] = doc("Caveats and explanations, most important first.")
     throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
     offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
+    llama_server: list[str] | None = doc(
+        "llama.cpp: the llama-server command line (argument list) that reproduces this placement; None for other runtimes.",
+        default=None,
+    )
+    llama_fit_context_tokens: int | None = doc(
+        "llama.cpp by itself (llama-server without -c, --fit on): the context per sequence its --fit would set "
+        "(the training context lowered until --fit-target stays free, not below 4096); None with --fit off or other runtimes.",
+        default=None,
+    )
     serving: ServingAnswer | None = doc(
         "Serving runtimes (vLLM, SGLang, MLX): the runtime's own memory accounting, KV pool and command line (absent otherwise).",
         omit_none=True,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt
+from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt, parse_ram
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -32,6 +32,10 @@ def fit(
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show only the first N rows (the JSON always has all).")] = None,
     as_json: JsonOpt = False,
+    ram: Annotated[
+        str | None,
+        typer.Option("--ram", help="System RAM (64 or 64GiB): MoE models may keep experts there (llama.cpp --n-cpu-moe)."),
+    ] = None,
 ) -> None:
     """What can I run on GPU? Every catalog model at the best quantization that fits, most capable first."""
     from vramcalc.catalog import load_catalog
@@ -40,10 +44,19 @@ def fit(
     cat = load_catalog()
     from vramcalc.cli.options import resolve_gpus
 
-    cards = resolve_gpus(cat, [gpu])  # 2xrtx3090: a serving runtime shards over them
+    cards = resolve_gpus(cat, [gpu])  # 2xrtx3090: a serving runtime shards over them; local: the detected card
     card = cards[0]
     result = run_fit(
-        card, cat, ctx=ctx, images=images, kind=kind.value, min_speed=min_speed, runtime=runtime, headless=headless, n_gpus=len(cards)
+        card,
+        cat,
+        ctx=ctx,
+        images=images,
+        kind=kind.value,
+        min_speed=min_speed,
+        runtime=runtime,
+        headless=headless,
+        n_gpus=len(cards),
+        ram_bytes=parse_ram(ram),
     )
     if as_json:
         print_json(result)
