@@ -280,8 +280,13 @@ def _parse(f: IO[bytes], path: Path, size: int) -> GgufHeader:
     meta: dict[str, Any] = {}
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")
+        if key in meta:  # a second value would silently replace the first (llama.cpp's gguf.cpp refuses it too)
+            raise InputError(f"{path}: corrupt GGUF file: metadata key '{key}' appears twice.")
         vtype = cur.scalar("I", f"metadata '{key}'")
-        meta[key] = cur.value(vtype, f"metadata '{key}'")
+        try:
+            meta[key] = cur.value(vtype, f"metadata '{key}'")
+        except RecursionError:  # arrays of arrays nested thousands deep: no real file nests more than twice
+            raise InputError(f"{path}: corrupt GGUF file: metadata '{key}' nests arrays too deeply.") from None
     tensors: list[GgufTensorInfo] = []
     for i in range(n_tensors):
         name = cur.string(f"tensor info #{i}")

@@ -67,6 +67,14 @@ DTYPE_BYTES = {
 }
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (a tensor named twice would be counted once, silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
 def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file (8-byte little-endian length, then JSON); data is not read."""
     path = Path(path)
@@ -81,9 +89,9 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         if n > size - 8 or n > 100 * 2**20:
             raise InputError(f"{path}: truncated or corrupt safetensors file (header length {n} in a file of {size} bytes).")
         try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON.") from None
+            header = json.loads(f.read(n), object_pairs_hook=_no_duplicates)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: bad JSON, a 5,000-digit integer, a repeated tensor
+            raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON (or names a tensor twice).") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors file: the header is not a JSON object.")
     try:
