@@ -224,17 +224,27 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
 
 def validate_paths(paths: list[Path] | None) -> ValidationReport:
     """Validate the built-in catalog (no paths) or the given catalog directories / YAML files."""
-    from vramcalc.catalog import builtin_catalog_dir
+    from vramcalc.catalog import builtin_catalog_dir, user_catalog_dir
 
     if not paths:
-        cat = Catalog.load([builtin_catalog_dir()])
+        # the built-in catalog and, when there is one, the user's own (vramcalc import --write)
+        roots = [builtin_catalog_dir()]
+        try:
+            if user_catalog_dir().is_dir():
+                roots.append(user_catalog_dir())
+        except OSError:
+            pass
+        cat = Catalog.load(roots)
     else:
         roots = []
         for p in paths:
-            if p.is_file() or (p.is_dir() and p.name in KIND_DIRS):
-                raise CatalogError(f"{p}: give a catalog directory (the folder that holds gpus/, encoders/, llms/, vlms/)")
-            if not p.is_dir():
-                raise CatalogError(f"{p}: no such directory")
+            try:
+                if p.is_file() or (p.is_dir() and p.name in KIND_DIRS):
+                    raise CatalogError(f"{p}: give a catalog directory (the folder that holds gpus/, encoders/, llms/, vlms/)")
+                if not p.is_dir():
+                    raise CatalogError(f"{p}: no such directory")
+            except OSError as e:
+                raise CatalogError(f"{str(p)[:120]}: cannot read: {e.strerror or e}") from None
             roots.append(p)
         # a user catalog may reference built-in entries: load it on top of the built-in one
         cat = Catalog.load([builtin_catalog_dir(), *roots])
