@@ -135,11 +135,16 @@ def clip_tensors(h: int = 64, ff: int = 128, layers: int = 2, llm_hidden: int = 
     t = [("v.patch_embd.weight", (14, 14, 3, h), "F16"), ("v.class_embd", (h,), "F32"), ("v.position_embd.weight", (h, 577), "F32")]
     for i in range(layers):
         b = f"v.blk.{i}"
-        t += [(f"{b}.ln1.weight", (h,), "F32"), (f"{b}.ln1.bias", (h,), "F32"), (f"{b}.ln2.weight", (h,), "F32"), (f"{b}.ln2.bias", (h,), "F32")]
+        t += [
+            (f"{b}.ln1.weight", (h,), "F32"),
+            (f"{b}.ln1.bias", (h,), "F32"),
+            (f"{b}.ln2.weight", (h,), "F32"),
+            (f"{b}.ln2.bias", (h,), "F32"),
+        ]
         for n in ("attn_q", "attn_k", "attn_v", "attn_out"):
             t += [(f"{b}.{n}.weight", (h, h), "F16"), (f"{b}.{n}.bias", (h,), "F32")]
         t += [(f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_down.weight", (ff, h), "F16")]
-    return t + [("mm.0.weight", (h, llm_hidden), "F16"), ("mm.2.weight", (llm_hidden, llm_hidden), "F16")]
+    return [*t, ("mm.0.weight", (h, llm_hidden), "F16"), ("mm.2.weight", (llm_hidden, llm_hidden), "F16")]
 
 
 #: a tiny llama config.json (hidden 256, 4 heads, 2 KV heads, 2 layers)

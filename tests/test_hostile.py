@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-
-from gguf_fixtures import write_safetensors
 from hostile_builders import (
     ARRAY,
     BOOL,
@@ -37,6 +34,8 @@ from hostile_builders import (
     tiny_tensors,
     write_config,
 )
+
+from gguf_fixtures import write_safetensors
 from vramcalc.cli import app
 from vramcalc.errors import InputError
 
@@ -145,7 +144,7 @@ def _input_error(path, mmproj=None, runtime="llama.cpp") -> str:
     with pytest.raises(InputError) as e:
         load_model_files(path, mmproj, runtime=runtime)
     msg = str(e.value)
-    assert "\n" not in msg and str(Path(path).name) in msg or (mmproj and Path(mmproj).name in msg), msg
+    assert ("\n" not in msg and str(Path(path).name) in msg) or (mmproj and Path(mmproj).name in msg), msg
     return msg
 
 
@@ -165,14 +164,23 @@ GGUF_CASES = {
     "head_count float": (dict(meta=tiny_meta(attention__head_count=(F32, 4.5))), "'llama.attention.head_count' is 4.5"),
     "head_count 0": (dict(meta=tiny_meta(attention__head_count=(U32, 0))), "'llama.attention.head_count' is 0"),
     "head_count 2^40": (dict(meta=tiny_meta(attention__head_count=(U64, 2**40))), "'llama.attention.head_count' is 1,099,511,627,776"),
-    "head_count 3 (attn_q has 256 outputs)": (dict(meta=tiny_meta(attention__head_count=(U32, 3), attention__head_count_kv=(U32, 1))), "does not fit blk.0.attn_q.weight"),
+    "head_count 3 (attn_q has 256 outputs)": (
+        dict(meta=tiny_meta(attention__head_count=(U32, 3), attention__head_count_kv=(U32, 1))),
+        "does not fit blk.0.attn_q.weight",
+    ),
     "head_count_kv 0": (dict(meta=tiny_meta(attention__head_count_kv=(U32, 0))), "'llama.attention.head_count_kv' is 0"),
     "head_count_kv 3": (dict(meta=tiny_meta(attention__head_count_kv=(U32, 3))), "head_count_kv' 3 does not divide"),
     "block_count 2^63": (dict(meta=tiny_meta(block_count=(U64, 2**63))), "'llama.block_count' is 9,223,372,036,854,775,808"),
     "block_count float": (dict(meta=tiny_meta(block_count=(F32, 2.0))), "'llama.block_count' is 2.0 (a number)"),
     "block_count bool": (dict(meta=tiny_meta(block_count=(BOOL, True))), "'llama.block_count' is True (a boolean)"),
-    "block_count 3 with 2 layers of tensors": (dict(meta=tiny_meta(block_count=(U32, 3))), "block_count' is 3 but the file's layer tensors"),
-    "block_count 1 with 2 layers of tensors": (dict(meta=tiny_meta(block_count=(U32, 1))), "block_count' is 1 but the file's layer tensors"),
+    "block_count 3 with 2 layers of tensors": (
+        dict(meta=tiny_meta(block_count=(U32, 3))),
+        "block_count' is 3 but the file's layer tensors",
+    ),
+    "block_count 1 with 2 layers of tensors": (
+        dict(meta=tiny_meta(block_count=(U32, 1))),
+        "block_count' is 1 but the file's layer tensors",
+    ),
     "embedding_length contradicts token_embd": (dict(meta=tiny_meta(embedding_length=(U32, 512))), "token_embd.weight has rows of 256"),
     "embedding_length string": (dict(meta=tiny_meta(embedding_length=(STRING, "abc"))), "'llama.embedding_length' is 'abc'"),
     "context_length 2^63": (dict(meta=tiny_meta(context_length=(U64, 2**63))), "'llama.context_length' is 9,223,372,036,854,775,808"),
@@ -180,8 +188,14 @@ GGUF_CASES = {
     "general.name a list": (dict(meta=tiny_meta(general__name=(ARRAY, (U32, [1])))), "'general.name' is [1] (a list)"),
     "general.file_type a string": (dict(meta=tiny_meta(general__file_type=(STRING, "x"))), "'general.file_type' is 'x'"),
     "duplicate key, same value": (dict(meta=[*tiny_meta(), ("llama.block_count", U32, 2)]), "'llama.block_count' appears twice"),
-    "duplicate key, other value": (dict(meta=[*tiny_meta(), ("llama.embedding_length", U32, 512)]), "'llama.embedding_length' appears twice"),
-    "arrays nested 100,000 deep": (dict(meta=[*tiny_meta(), ("llama.deep", ARRAY, nested_array(100_000))]), "'llama.deep' nests arrays too deeply"),
+    "duplicate key, other value": (
+        dict(meta=[*tiny_meta(), ("llama.embedding_length", U32, 512)]),
+        "'llama.embedding_length' appears twice",
+    ),
+    "arrays nested 100,000 deep": (
+        dict(meta=[*tiny_meta(), ("llama.deep", ARRAY, nested_array(100_000))]),
+        "'llama.deep' nests arrays too deeply",
+    ),
     "duplicated tensor": (dict(tensors=[*_T, _T[1]]), "tensor 'blk.0.attn_norm.weight' appears twice"),
     "overlapping offsets": (dict(offsets=[0] * len(_T)), "overlap"),
     "unaligned offsets": (dict(offsets=_offsets(1)), "not a multiple of 32"),
@@ -204,13 +218,21 @@ def test_the_untouched_tiny_gguf_reads(tmp_path):
 
 MMPROJ_CASES = {
     "no tensors": (clip_meta(), [], "no vision tower or projector tensors"),
-    "projector for another model": (clip_meta(), clip_tensors(llm_hidden=512), "outputs 512 features but the language model's hidden size is 256"),
+    "projector for another model": (
+        clip_meta(),
+        clip_tensors(llm_hidden=512),
+        "outputs 512 features but the language model's hidden size is 256",
+    ),
     "embedding_length contradicts patch_embd": (
         clip_meta(clip__vision__embedding_length=(U32, 128)),
         clip_tensors(),
         "'clip.vision.embedding_length' is 128 but v.patch_embd.weight makes 64",
     ),
-    "block_count contradicts v.blk": (clip_meta(clip__vision__block_count=(U32, 40)), clip_tensors(), "'clip.vision.block_count' does not match"),
+    "block_count contradicts v.blk": (
+        clip_meta(clip__vision__block_count=(U32, 40)),
+        clip_tensors(),
+        "'clip.vision.block_count' does not match",
+    ),
     "head_count 0": (clip_meta(clip__vision__attention__head_count=(U32, 0)), clip_tensors(), "'clip.vision.attention.head_count' is 0"),
     "patch_size 0": (clip_meta(clip__vision__patch_size=(U32, 0)), clip_tensors(), "'clip.vision.patch_size' is 0"),
     "image_size a string": (clip_meta(clip__vision__image_size=(STRING, "x")), clip_tensors(), "'clip.vision.image_size' is 'x'"),

@@ -23,9 +23,40 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Heal
 
 #: hostile spellings people (and scripts) pass: huge integers, nan/inf, units, unicode digits, long text
 SPECIAL = [
-    "nan", "inf", "-inf", "1e309", "1e300", "0", "-0", "-1", "", " ", "٣", "1_000", "0x10", "64GiB", "12 MiB",
-    "9" * 5000, "9" * 310, "9223372036854775808", "18446744073709551616", "1024x768", "0x0", "-5x5", "1e5x1e5",
-    "x", "×", "a" * 300, "../../etc/passwd", "-ngl", "--json", "q4_k_m", "Q8_0", "ddr5", "1.5", "3.0e2",
+    "nan",
+    "inf",
+    "-inf",
+    "1e309",
+    "1e300",
+    "0",
+    "-0",
+    "-1",
+    "",
+    " ",
+    "٣",
+    "1_000",
+    "0x10",
+    "64GiB",
+    "12 MiB",
+    "9" * 5000,
+    "9" * 310,
+    "9223372036854775808",
+    "18446744073709551616",
+    "1024x768",
+    "0x0",
+    "-5x5",
+    "1e5x1e5",
+    "x",
+    "×",
+    "a" * 300,
+    "../../etc/passwd",
+    "-ngl",
+    "--json",
+    "q4_k_m",
+    "Q8_0",
+    "ddr5",
+    "1.5",
+    "3.0e2",
 ]
 VALUE = st.one_of(
     st.sampled_from(SPECIAL),
@@ -121,7 +152,13 @@ def test_path_arguments(runner, cmd, path, prefix):
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(opts=st.lists(st.tuples(st.sampled_from(["--batch", "--image-size", "--markdown", "--encoder", "--dtype", "--device"]), VALUE), min_size=1, max_size=3))
+@given(
+    opts=st.lists(
+        st.tuples(st.sampled_from(["--batch", "--image-size", "--markdown", "--encoder", "--dtype", "--device"]), VALUE),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_probe_options_are_checked_before_measuring(runner, monkeypatch, opts):
     from vramcalc.errors import ProbeUnavailableError
 

@@ -16,10 +16,6 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from gguf_fixtures import write_safetensors  # noqa: E402
 from hostile_builders import (  # noqa: E402
     ARRAY,
     BOOL,
@@ -39,6 +35,10 @@ from hostile_builders import (  # noqa: E402
     tiny_meta,
     tiny_tensors,
 )
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gguf_fixtures import write_safetensors  # noqa: E402
 from vramcalc.errors import InputError  # noqa: E402
 
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
@@ -88,7 +88,13 @@ def _estimate_is_sane(fm) -> None:
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
-    est = estimate(fm.model, cat.resolve_gpu("rtx3060"), Workload(runtime="llama.cpp" if fm.kind == "gguf" else "transformers"), fm.catalog(cat), fm.weights)
+    est = estimate(
+        fm.model,
+        cat.resolve_gpu("rtx3060"),
+        Workload(runtime="llama.cpp" if fm.kind == "gguf" else "transformers"),
+        fm.catalog(cat),
+        fm.weights,
+    )
     total = est.memory.total_bytes
     assert math.isfinite(total) and 0 < total < 1e18
 
@@ -125,7 +131,11 @@ def test_gguf_metadata_fields(over):
     drop=st.sets(st.integers(0, 20), max_size=3),
     dup=st.sets(st.integers(0, 20), max_size=2),
     shift=st.sampled_from([None, 0, 1, 16, 32, -32]),
-    dims=st.dictionaries(st.sampled_from(["hidden", "heads", "kv_heads", "ff", "vocab", "n_layers"]), st.sampled_from([1, 2, 3, 32, 64, 256, 257]), max_size=2),
+    dims=st.dictionaries(
+        st.sampled_from(["hidden", "heads", "kv_heads", "ff", "vocab", "n_layers"]),
+        st.sampled_from([1, 2, 3, 32, 64, 256, 257]),
+        max_size=2,
+    ),
 )
 def test_gguf_tensor_lists(drop, dup, shift, dims):
     try:
@@ -158,7 +168,10 @@ def tiny_bytes():
 
 
 @settings(max_examples=80, **SETTINGS)
-@given(flips=st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), min_size=1, max_size=4), cut=st.one_of(st.none(), st.integers(0, 1600)))
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 1500), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 1600)),
+)
 def test_gguf_bytes(tiny_bytes, flips, cut):
     data = bytearray(tiny_bytes)
     for pos, b in flips:
@@ -175,12 +188,29 @@ def test_gguf_bytes(tiny_bytes, flips, cut):
 
 
 @settings(max_examples=40, **SETTINGS)
-@given(meta=st.dictionaries(st.sampled_from(["general.name", "general.architecture", "llama.block_count", "llama.embedding_length", "llama.attention.head_count", "llama.context_length", "llama.attention.head_count_kv"]), st.one_of(st.integers(-5, 2**64), st.floats(), st.text(max_size=5), st.booleans(), st.lists(st.integers(-2, 9), max_size=3)), max_size=7))
+@given(
+    meta=st.dictionaries(
+        st.sampled_from(
+            [
+                "general.name",
+                "general.architecture",
+                "llama.block_count",
+                "llama.embedding_length",
+                "llama.attention.head_count",
+                "llama.context_length",
+                "llama.attention.head_count_kv",
+            ]
+        ),
+        st.one_of(st.integers(-5, 2**64), st.floats(), st.text(max_size=5), st.booleans(), st.lists(st.integers(-2, 9), max_size=3)),
+        max_size=7,
+    )
+)
 def test_gguf_spec_layer(meta):
     """gguf_spec.gguf_llm on an in-memory header: any metadata values, the tiny llama's tensors."""
+    from hostile_builders import nbytes
+
     from vramcalc.readers.gguf import GgufHeader, GgufTensorInfo
     from vramcalc.readers.gguf_spec import gguf_llm
-    from hostile_builders import nbytes
 
     tensors, off = [], 0
     for name, shape, t in tiny_tensors():
@@ -198,7 +228,26 @@ def test_gguf_spec_layer(meta):
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(over=st.dictionaries(st.sampled_from(["clip__vision__embedding_length", "clip__vision__image_size", "clip__vision__patch_size", "clip__vision__block_count", "clip__vision__attention__head_count", "clip__vision__feed_forward_length", "clip__projector_type", "clip__vision__image_grid_pinpoints", "clip__vision__spatial_merge_size"]), GGUF_VALUE, max_size=2), llm_hidden=st.sampled_from([256, 256, 512]))
+@given(
+    over=st.dictionaries(
+        st.sampled_from(
+            [
+                "clip__vision__embedding_length",
+                "clip__vision__image_size",
+                "clip__vision__patch_size",
+                "clip__vision__block_count",
+                "clip__vision__attention__head_count",
+                "clip__vision__feed_forward_length",
+                "clip__projector_type",
+                "clip__vision__image_grid_pinpoints",
+                "clip__vision__spatial_merge_size",
+            ]
+        ),
+        GGUF_VALUE,
+        max_size=2,
+    ),
+    llm_hidden=st.sampled_from([256, 256, 512]),
+)
 def test_mmproj_fields(over, llm_hidden):
     with tempfile.TemporaryDirectory() as d:
         llm = raw_gguf(Path(d) / "m.gguf", tiny_meta(), tiny_tensors())
@@ -211,7 +260,14 @@ def test_mmproj_fields(over, llm_hidden):
 
 
 JSON_VALUE = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text(max_size=6), st.sampled_from([0, 1, 2, 4, 256, 4096, 10**6])),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False),
+        st.text(max_size=6),
+        st.sampled_from([0, 1, 2, 4, 256, 4096, 10**6]),
+    ),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
     max_leaves=6,
 )
@@ -250,7 +306,10 @@ def test_hf_config_fields(over):
 
 
 @settings(max_examples=25, **SETTINGS)
-@given(over=st.dictionaries(st.sampled_from(CONFIG_KEYS), JSON_VALUE, max_size=2), text=st.sampled_from([None, "[", "{}", "null", '{"a": 1, "a": 2}', "\ud800"]))
+@given(
+    over=st.dictionaries(st.sampled_from(CONFIG_KEYS), JSON_VALUE, max_size=2),
+    text=st.sampled_from([None, "[", "{}", "null", '{"a": 1, "a": 2}', "\ud800"]),
+)
 def test_config_json_files(over, text):
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / "m"
@@ -267,7 +326,9 @@ ST_ENTRY = st.fixed_dictionaries(
     {},
     optional={
         "dtype": st.sampled_from(["F16", "BF16", "F32", "I8", "F8_E4M3", "Q4", "", "f16"]),
-        "shape": st.one_of(st.lists(st.integers(-3, 2**40), max_size=3), st.text(max_size=3), st.integers(-2, 5), st.lists(st.floats(), max_size=2)),
+        "shape": st.one_of(
+            st.lists(st.integers(-3, 2**40), max_size=3), st.text(max_size=3), st.integers(-2, 5), st.lists(st.floats(), max_size=2)
+        ),
         "data_offsets": st.one_of(st.lists(st.integers(-5, 2**20), max_size=3), st.none(), st.text(max_size=2)),
     },
 )
@@ -300,10 +361,20 @@ def test_safetensors_headers(header):
 YAML_TEXT = st.one_of(
     st.text(max_size=60),
     st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
-    st.sampled_from(["a: &a [1]\nb: *a\n", "id: x\n\t- bad", "- 1\n- 2", "id: rtx3060-12gb\n", "id: 2024-01-01\n", "{" * 500, "id: !!python/object:os.system x"]),
-    st.dictionaries(st.sampled_from(["id", "name", "aliases", "source", "vendor", "memory_bytes", "family", "num_layers"]), JSON_VALUE, max_size=5).map(
-        lambda d: json.dumps(d)
+    st.sampled_from(
+        [
+            "a: &a [1]\nb: *a\n",
+            "id: x\n\t- bad",
+            "- 1\n- 2",
+            "id: rtx3060-12gb\n",
+            "id: 2024-01-01\n",
+            "{" * 500,
+            "id: !!python/object:os.system x",
+        ]
     ),
+    st.dictionaries(
+        st.sampled_from(["id", "name", "aliases", "source", "vendor", "memory_bytes", "family", "num_layers"]), JSON_VALUE, max_size=5
+    ).map(lambda d: json.dumps(d)),
 )
 
 
@@ -322,7 +393,11 @@ def mini_builtin(tmp_path_factory):
 
 
 @settings(max_examples=50, **SETTINGS)
-@given(text=YAML_TEXT, kind=st.sampled_from(["gpus", "llms", "encoders", "vlms"]), name=st.sampled_from(["x", "rtx3060-12gb", "llava-1.5-7b", "vicuna-7b-v1.5"]))
+@given(
+    text=YAML_TEXT,
+    kind=st.sampled_from(["gpus", "llms", "encoders", "vlms"]),
+    name=st.sampled_from(["x", "rtx3060-12gb", "llava-1.5-7b", "vicuna-7b-v1.5"]),
+)
 def test_user_catalog_yaml(mini_builtin, text, kind, name):
     from vramcalc.catalog import Catalog
 

@@ -229,7 +229,10 @@ class Catalog:
                 other = owner.get(norm(name)) or owner.get(normalize(name))
                 if other and not other.startswith(f"{kind}/{eid} "):
                     loc = "id" if i == 0 else f"aliases -> {i - 1}"
-                    self.problems.append(f"{path} -> {loc}: '{name}' collides with {other}; a user entry may replace a built-in one only by the same id and kind (entry skipped)")
+                    self.problems.append(
+                        f"{path} -> {loc}: '{name}' collides with {other}; a user entry may replace a built-in one "
+                        "only by the same id and kind (entry skipped)"
+                    )
                     return
         # a user catalog entry with the same id replaces the built-in one
         self.raw[kind][eid] = entry
@@ -372,18 +375,18 @@ def _scan(folder: Path) -> tuple[list[Path], list[str]]:
         return [], []
     except OSError as e:
         return [], [f"{folder}: cannot list the folder: {e.strerror or e}"]
-    for e in entries:
-        if not e.name.endswith(".yaml"):
+    for de in entries:
+        if not de.name.endswith(".yaml"):
             continue
         try:
-            regular = e.is_file()  # follows symlinks: a dangling one is not a file
+            regular = de.is_file()  # follows symlinks: a dangling one is not a file
         except OSError:
             regular = False
         if regular:
-            files.append(Path(e.path))
+            files.append(Path(de.path))
         else:
-            what = "a dangling symlink" if e.is_symlink() and not os.path.exists(e.path) else "not a regular file"
-            odd.append(f"{e.path}: {what} (skipped)")
+            what = "a dangling symlink" if de.is_symlink() and not os.path.exists(de.path) else "not a regular file"
+            odd.append(f"{de.path}: {what} (skipped)")
     return sorted(files), odd
 
 

@@ -330,15 +330,17 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
             if v is not None and v > hi:
                 bad(f, f"{v:,} is above any GPU made (at most {hi:,}); a unit mistake (GFLOPS or MB/s typed as T/G?)")
         if e.fp16_tflops and e.fp16_tensor_tflops and e.fp16_tensor_tflops < e.fp16_tflops:
-            bad("fp16_tensor_tflops", f"{e.fp16_tensor_tflops} is below the shader FP16 {e.fp16_tflops}: tensor and shader figures swapped?")
+            bad(
+                "fp16_tensor_tflops", f"{e.fp16_tensor_tflops} is below the shader FP16 {e.fp16_tflops}: tensor and shader figures swapped?"
+            )
         cc = e.compute_capability
-        if e.vendor == "nvidia" and cc and _cc(cc) >= 8.0 and e.fp16_tensor_tflops and e.bf16_tensor_tflops:
-            if abs(e.bf16_tensor_tflops / e.fp16_tensor_tflops - 1) > 0.02:
-                bad(
-                    "bf16_tensor_tflops",
-                    f"{e.bf16_tensor_tflops} != fp16_tensor_tflops {e.fp16_tensor_tflops}: NVIDIA tensor cores (compute "
-                    "capability 8.0+) run dense FP16 and BF16 at one rate; a sparse (2x) figure, or the FP16-accumulate one?",
-                )
+        nvidia_bf16 = e.vendor == "nvidia" and cc and _cc(cc) >= 8.0 and e.fp16_tensor_tflops and e.bf16_tensor_tflops
+        if nvidia_bf16 and abs(e.bf16_tensor_tflops / e.fp16_tensor_tflops - 1) > 0.02:
+            bad(
+                "bf16_tensor_tflops",
+                f"{e.bf16_tensor_tflops} != fp16_tensor_tflops {e.fp16_tensor_tflops}: NVIDIA tensor cores (compute "
+                "capability 8.0+) run dense FP16 and BF16 at one rate; a sparse (2x) figure, or the FP16-accumulate one?",
+            )
         # TFLOPS vs architecture: GPUs of one architecture share their tensor/shader ratio (2 on GeForce,
         # 4 on most workstation and datacenter parts, 7.4 on Hopper)
         if e.fp16_tflops and e.fp16_tensor_tflops:
@@ -356,8 +358,8 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
             if len(peers) >= 2 and not any(abs(ratio / p - 1) <= 0.03 for p in peers):
                 bad(
                     "fp16_tensor_tflops",
-                    f"tensor/shader FP16 ratio {ratio:.3g} matches no other {e.architecture} or {e.category} GPU ({', '.join(sorted({f'{p:.3g}' for p in peers}))}); "
-                    "a sparse, swapped or mistyped figure?",
+                    f"tensor/shader FP16 ratio {ratio:.3g} matches no other {e.architecture} or {e.category} GPU "
+                    f"({', '.join(sorted({f'{p:.3g}' for p in peers}))}); a sparse, swapped or mistyped figure?",
                 )
         # TFLOPS vs core count: one architecture's cores run at about one rate
         if e.fp16_tflops and e.gpu_cores:
@@ -372,7 +374,8 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
                 if not 0.7 <= per_core / mid <= 1.43:
                     bad(
                         "fp16_tflops",
-                        f"{per_core:.3g} TFLOPS per core, while other {e.architecture} parts do about {mid:.3g}: check the TFLOPS or gpu_cores",
+                        f"{per_core:.3g} TFLOPS per core, while other {e.architecture} parts do about {mid:.3g}: "
+                        "check the TFLOPS or gpu_cores",
                     )
         return out
 
@@ -423,7 +426,10 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
         total = llm.num_layers + len(proj.cross_attention_layers)
         over = [i for i in proj.cross_attention_layers if i >= total]
         if over:
-            bad("projector -> cross_attention_layers", f"layer {over[0]} is beyond the {total} layers of the LLM and its cross-attention layers")
+            bad(
+                "projector -> cross_attention_layers",
+                f"layer {over[0]} is beyond the {total} layers of the LLM and its cross-attention layers",
+            )
     # parameter count vs the size in the name (most useful where published_params is missing)
     if kind in ("llms", "vlms"):
         size = name_size(e.name)
@@ -434,8 +440,8 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
                 pc = count_params(e, cat)
             except (CatalogError, KeyError):
                 return out
-            lo, hi = NAME_SIZE_RANGE
-            if not any(lo <= n / size <= hi for n in {pc.total, pc.llm} if n):
+            low, high = NAME_SIZE_RANGE
+            if not any(low <= n / size <= high for n in {pc.total, pc.llm} if n):
                 bad(
                     "name",
                     f"the fields give {pc.total / 1e9:.3g} B parameters but the name says {size / 1e9:.3g} B; "

@@ -54,11 +54,15 @@ def check(
     ctx: Annotated[
         int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096); image tokens are added.")
     ] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence (default 1 for a VLM).")] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence (default 1 for a VLM).")
+    ] = None,
     image_size: Annotated[
         str | None, typer.Option("--image-size", help="Image size WIDTHxHEIGHT (dynamic-resolution and tiling VLMs depend on it).")
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", min=1, max=MAX_BATCH, help="Parallel sequences (llama.cpp -np) or batch size.")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", "-b", min=1, max=MAX_BATCH, help="Parallel sequences (llama.cpp -np) or batch size.")
+    ] = 1,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
     flash_attn: Annotated[
         bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (llama.cpp -fa; on by default where supported).")

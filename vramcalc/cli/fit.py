@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import MAX_CTX, MAX_IMAGES, MAX_ROWS, MAX_SPEED, FitKind, JsonOpt, RuntimeOpt, finite_float, is_local, local_gpu_spec
+from vramcalc.cli.options import (
+    MAX_CTX,
+    MAX_IMAGES,
+    MAX_ROWS,
+    MAX_SPEED,
+    FitKind,
+    JsonOpt,
+    RuntimeOpt,
+    finite_float,
+    is_local,
+    local_gpu_spec,
+)
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -25,13 +36,19 @@ def fit(
     kind: Annotated[FitKind, typer.Option("--kind", help="Which models: llm, vlm or all.")] = FitKind.all,
     min_speed: Annotated[
         float | None,
-        typer.Option("--min-speed", callback=finite_float("--min-speed", 0, MAX_SPEED), help="Only precisions that decode at least this many tokens/s (where a speed is known).")
+        typer.Option(
+            "--min-speed",
+            callback=finite_float("--min-speed", 0, MAX_SPEED),
+            help="Only precisions that decode at least this many tokens/s (where a speed is known).",
+        ),
     ] = None,
     runtime: RuntimeOpt = "llama.cpp",
     headless: Annotated[
         bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, max=MAX_ROWS, help="Show only the first N rows (the JSON always has all).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, max=MAX_ROWS, help="Show only the first N rows (the JSON always has all).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """What can I run on GPU? Every catalog model at the best quantization that fits, most capable first."""

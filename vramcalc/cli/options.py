@@ -151,7 +151,8 @@ def parse_ram_bandwidth(value: str | None) -> Any | None:
         raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'", param_hint="--ram-bandwidth") from None
     if not math.isfinite(x) or not 0 < x <= MAX_RAM_BANDWIDTH:
         raise typer.BadParameter(
-            f"RAM bandwidth must be a positive number of GB/s up to {MAX_RAM_BANDWIDTH:,.0f}, got '{value[:40]}'", param_hint="--ram-bandwidth"
+            f"RAM bandwidth must be a positive number of GB/s up to {MAX_RAM_BANDWIDTH:,.0f}, got '{value[:40]}'",
+            param_hint="--ram-bandwidth",
         )
     return x
 

@@ -13,7 +13,17 @@ from typing import Any
 
 from vramcalc.errors import InputError
 from vramcalc.quant import GGUF_FILE_TYPES, WeightBytes
-from vramcalc.readers.common import MAX_EXPERTS, MAX_LAYERS, MAX_TOKENS, MAX_WIDTH, anyres_tokens, checked_int, layer_count, show_value, slug
+from vramcalc.readers.common import (
+    MAX_EXPERTS,
+    MAX_LAYERS,
+    MAX_TOKENS,
+    MAX_WIDTH,
+    anyres_tokens,
+    checked_int,
+    layer_count,
+    show_value,
+    slug,
+)
 from vramcalc.readers.gguf import GgufHeader, GgufTensorInfo, gguf_constants
 from vramcalc.schema import (
     DynamicResolutionTokens,
@@ -380,15 +390,16 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
     if not blocks or not any(x.name.startswith("mm.") for x in h.tensors):
         raise InputError(f"{h.path}: this mmproj has no vision tower or projector tensors (v.blk.*, mm.*).")
     if blocks != set(range(n_layers)) or _int(h, "clip.vision.block_count", 1, MAX_LAYERS, default=n_layers) != n_layers:
-        raise InputError(f"{h.path}: GGUF metadata 'clip.vision.block_count' does not match the v.blk.* tensors (v.blk.0 .. v.blk.{max(blocks)}).")
+        raise InputError(
+            f"{h.path}: GGUF metadata 'clip.vision.block_count' does not match the v.blk.* tensors (v.blk.0 .. v.blk.{max(blocks)})."
+        )
     patch_t = t.get("v.patch_embd.weight")
     if patch_t is not None and len(patch_t.shape) == 4 and patch_t.shape[3] != hidden:
         raise InputError(
-            f"{h.path}: GGUF metadata 'clip.vision.embedding_length' is {hidden:,} but v.patch_embd.weight makes {patch_t.shape[3]:,} channels."
+            f"{h.path}: GGUF metadata 'clip.vision.embedding_length' is {hidden:,} "
+            f"but v.patch_embd.weight makes {patch_t.shape[3]:,} channels."
         )
-    proj = sorted(
-        (int(mp.group(1)), x) for x in h.tensors if (mp := re.fullmatch(r"mm\.(\d+)\.weight", x.name)) and len(x.shape) == 2
-    )
+    proj = sorted((int(mp.group(1)), x) for x in h.tensors if (mp := re.fullmatch(r"mm\.(\d+)\.weight", x.name)) and len(x.shape) == 2)
     if ptype != "gemma3" and proj and proj[-1][1].shape[1] != llm.hidden_size:
         last = proj[-1][1]
         raise InputError(

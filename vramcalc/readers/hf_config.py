@@ -412,9 +412,7 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
         mlp_bias=True,
         position_embedding="rope2d",
         post_norm=False,
-        window_attention=WindowAttention(window_size_px=vi("window_size", 112, 1, 2**16), full_attention_layers=full)
-        if full
-        else None,
+        window_attention=WindowAttention(window_size_px=vi("window_size", 112, 1, 2**16), full_attention_layers=full) if full else None,
         dtype="bf16",
     )
 
@@ -532,4 +530,7 @@ def _pinpoints(cfg: dict[str, Any], where: Path) -> list[tuple[int, int]] | None
     ok = isinstance(pins, list) and 0 < len(pins) <= 256 and all(isinstance(p, list) and len(p) == 2 for p in pins)
     if not ok:
         raise InputError(f"{where}: 'image_grid_pinpoints' is {show_value(pins)}; expected a list of [width, height] pairs.")
-    return [(checked_int(p[0], f"{where}: 'image_grid_pinpoints'", 1, 2**16), checked_int(p[1], f"{where}: 'image_grid_pinpoints'", 1, 2**16)) for p in pins]
+    return [
+        (checked_int(p[0], f"{where}: 'image_grid_pinpoints'", 1, 2**16), checked_int(p[1], f"{where}: 'image_grid_pinpoints'", 1, 2**16))
+        for p in pins
+    ]

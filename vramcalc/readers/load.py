@@ -234,7 +234,9 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
         if index.is_file():
             data = load_json(index, "safetensors index", MAX_INDEX_BYTES)
             wmap = data.get("weight_map") if isinstance(data, dict) else None
-            if not isinstance(wmap, dict) or not all(isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in wmap.values()):
+            if not isinstance(wmap, dict) or not all(
+                isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in wmap.values()
+            ):
                 raise InputError(f"{index}: not a safetensors index: 'weight_map' must map tensor names to shard file names.")
             wanted = set(wmap.values())
             missing = sorted(w for w in wanted if not (folder / w).is_file())
