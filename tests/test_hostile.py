@@ -579,3 +579,47 @@ def test_cold_and_warm_runs_validate_alike(runner):
         res = _cli(runner, "show", "dated")
         outs.append((res.exit_code, "dated.yaml -> notes" in res.stderr))
     assert outs[0] == outs[1] == (2, True), outs
+
+
+# ---------------------------------------------------------------------------------------------
+# Found by benchmarks/fuzz.py (seed 14), kept as regression tests
+
+
+def test_mmproj_pinpoints_that_are_not_whole_tiles_are_refused(tmp_path):
+    """Pinpoints 237x200 with a 336 px tower gave a ZeroDivisionError in the estimate: the file's VLM
+    now passes the image-token checks `validate` makes of catalog VLMs."""
+    meta = clip_meta(clip__vision__image_grid_pinpoints=(ARRAY, (U32, [237, 200, 219, 179])))
+    mm = raw_gguf(tmp_path / "mmproj.gguf", meta, clip_tensors())
+    assert "is not a multiple of the encoder's 336 px" in _input_error(tiny_llama(tmp_path / "m.gguf"), mm)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": "F16", "shape": "3", "data_offsets": [0, 6]},  # a string read as the list [3]
+        {"dtype": "F16", "shape": [1.5], "data_offsets": [0, 2]},  # int(1.5) = 1
+        {"dtype": "F16", "shape": [True], "data_offsets": [0, 2]},
+        {"dtype": 5, "shape": [1], "data_offsets": [0, 2]},
+        {"dtype": "F16", "shape": [1], "data_offsets": {"0": 0, "1": 2}},
+        {"dtype": "F16", "shape": [1], "data_offsets": [0, 2, 4]},
+    ],
+)
+def test_safetensors_fields_of_the_wrong_type(tmp_path, entry):
+    import struct
+
+    from vramcalc.readers.safetensors import summarize_safetensors
+
+    header = json.dumps({"w": entry}).encode()
+    p = tmp_path / "model.safetensors"
+    p.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 64)
+    with pytest.raises(InputError, match="corrupt safetensors"):
+        summarize_safetensors([p])
+
+
+def test_a_user_file_whose_id_is_not_its_name_replaces_nothing():
+    from vramcalc.catalog import load_catalog
+
+    _write_yaml(_user("llms") / "x.yaml", _llm_entry("qwen2.5-7b", name="not me", num_layers=14))
+    cat = load_catalog()
+    assert cat.llm("qwen2.5-7b").name != "not me"
+    assert any("x.yaml -> id: 'qwen2.5-7b' must match the file name" in p for p in cat.user_problems)

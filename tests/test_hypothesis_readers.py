@@ -416,5 +416,9 @@ def test_user_catalog_yaml(mini_builtin, text, kind, name):
                     assert cat.get(k, eid).id == eid
             for k in cat.raw:
                 for eid, raw in cat.raw[k].items():
-                    if raw.path.parent.parent == user and cache:
-                        assert cat.get(k, eid).id == eid  # a user entry left in the index validates
+                    if raw.path.parent.parent == user:
+                        # a user entry in the index is the file of that name and kind, and (loaded with the
+                        # cache, which validates) it validates
+                        assert (k, raw.path.stem) == (kind, eid)
+                        if cache:
+                            assert cat.get(k, eid).id == eid

@@ -212,6 +212,8 @@ class Catalog:
             return
         if path.stem != eid:
             self.problems.append(f"{path} -> id: '{eid}' must match the file name '{path.stem}.yaml'")
+            if self.is_user(path):  # a user file may not replace another entry under a different name
+                return
         prev = self.raw[kind].get(eid)
         if prev is not None and prev.path.parent.parent == path.parent.parent:
             self.problems.append(f"{path} -> id: duplicate id '{eid}' (also in {prev.path})")

@@ -181,6 +181,12 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
     return out
 
 
+def image_token_problems(vlm, enc) -> list[str]:  # noqa: ANN001
+    """'<field>: <message>' for each way a VLM's image-token policy disagrees with its encoder: the
+    same checks `validate` makes, for specs read from model files (vramcalc.readers)."""
+    return [f"{p.field}: {p.message}" for p in _image_token_checks("", vlm, enc)]
+
+
 def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
     """The policy must agree with the encoder's image and patch size (and the projector's merge)."""
     out: list[Problem] = []

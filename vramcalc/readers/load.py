@@ -96,6 +96,13 @@ def _validate(fm: FileModel) -> None:
         except ValidationError as e:
             field, msg = errors(e)[0]
             raise InputError(f"{fm.path}: {field}: {msg} (as read from the file).") from None
+    if isinstance(fm.model, VlmSpec) and fm.encoder is not None:
+        from vramcalc.validate import image_token_problems
+
+        # the cross-checks `validate` makes of catalog VLMs (anyres pinpoints that are not whole tiles divided by zero)
+        problems = image_token_problems(fm.model, fm.encoder)
+        if problems:
+            raise InputError(f"{fm.path}: {problems[0]} (as read from the file).")
 
 
 def _short(p: Path) -> str:

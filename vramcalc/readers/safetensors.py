@@ -99,7 +99,7 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
             (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
             default=0,
         )
-    except (IndexError, TypeError, ValueError):
+    except (IndexError, KeyError, TypeError, ValueError):
         raise InputError(f"{path}: corrupt safetensors header: a tensor's data_offsets is not [begin, end].") from None
     if 8 + n + end > size:
         raise InputError(f"{path}: truncated safetensors file: its header declares {8 + n + end:,} bytes but the file has {size:,}.")
@@ -113,11 +113,24 @@ def summarize_safetensors(paths: list[Path]) -> SafetensorsSummary:
             if name == "__metadata__":
                 continue
             try:
-                dtype = str(info["dtype"])
-                dims = [int(d) for d in info["shape"]]
-                begin, end = (int(x) for x in info["data_offsets"])
-            except (KeyError, IndexError, TypeError, ValueError):
+                dtype, dims, offsets = info["dtype"], info["shape"], info["data_offsets"]
+            except (KeyError, TypeError):
                 raise InputError(f"{p}: corrupt safetensors header: tensor '{name}' lacks dtype, shape or data_offsets.") from None
+            # the format's types, exactly: a string dtype, a list of integer dims, two integer offsets (a shape "3"
+            # or [1.5] read through int() would invent a parameter count)
+            if (
+                not isinstance(dtype, str)
+                or not isinstance(dims, list)
+                or not all(type(d) is int for d in dims)
+                or not isinstance(offsets, list)
+                or len(offsets) != 2
+                or not all(type(x) is int for x in offsets)
+            ):
+                raise InputError(
+                    f"{p}: corrupt safetensors header: tensor '{name}' needs a string dtype, a list of integer dims and "
+                    "two integer data_offsets."
+                )
+            begin, end = offsets
             numel = math.prod(dims)
             nbytes = end - begin
             size = DTYPE_BYTES.get(dtype)
