@@ -623,3 +623,23 @@ def test_a_user_file_whose_id_is_not_its_name_replaces_nothing():
     cat = load_catalog()
     assert cat.llm("qwen2.5-7b").name != "not me"
     assert any("x.yaml -> id: 'qwen2.5-7b' must match the file name" in p for p in cat.user_problems)
+
+
+def test_a_cached_entry_of_another_kind_or_id_is_not_served(runner):
+    """A cache entry edited by hand (checksum recomputed) that unpickles to another entry is not used:
+    the file is validated afresh."""
+    import zlib
+
+    from vramcalc import catalog as c
+
+    _cli(runner, "list", "gpus")
+    (f,) = _cache_files()
+    blob = f.read_bytes()
+    key, _, payload = c._safe_loads(blob[len(c._CACHE_MAGIC) :], allow_specs=False)
+    heads, checked, index = c._safe_loads(payload, allow_specs=False)
+    path = next(p for p in checked if p.endswith("rtx3060-12gb.yaml"))
+    checked[path] = next(v for p, v in checked.items() if p.endswith("rtx4090.yaml"))  # another GPU's entry
+    payload = c._pickle((heads, checked, index))
+    f.write_bytes(c._CACHE_MAGIC + c._pickle((key, zlib.crc32(payload), payload)))
+    c.load_catalog.cache_clear()
+    assert c.load_catalog().resolve_gpu("rtx3060").id == "rtx3060-12gb"

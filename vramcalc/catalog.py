@@ -267,7 +267,14 @@ class Catalog:
         if isinstance(checked, str):
             raise CatalogError(checked)
         if isinstance(checked, bytes):
-            entry = _safe_loads(checked, allow_specs=True)
+            from vramcalc.schema import KINDS
+
+            try:
+                entry = _safe_loads(checked, allow_specs=True)
+            except Exception:  # a cache entry that does not unpickle: validate the file afresh
+                entry = None
+            if not isinstance(entry, KINDS[kind]) or entry.id != eid:  # of another kind or id: not this entry
+                entry = validate_entry(raw)
         else:
             entry = checked if checked is not None else validate_entry(raw)
         self._validated[(kind, eid)] = entry
