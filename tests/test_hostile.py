@@ -643,3 +643,15 @@ def test_a_cached_entry_of_another_kind_or_id_is_not_served(runner):
     f.write_bytes(c._CACHE_MAGIC + c._pickle((key, zlib.crc32(payload), payload)))
     c.load_catalog.cache_clear()
     assert c.load_catalog().resolve_gpu("rtx3060").id == "rtx3060-12gb"
+
+
+def test_a_gguf_key_swallowing_binary_bytes_is_a_one_line_error(tmp_path):
+    """A corrupt key length made the key hold the following bytes (newlines included), and the error
+    message quoting it ran over several lines (found by benchmarks/fuzz.py, seed 15)."""
+    p = tiny_llama(tmp_path / "m.gguf")
+    data = bytearray(p.read_bytes())
+    i = data.index(b"general.name") - 8
+    data[i] = 60  # the key's length: 60 bytes instead of 12
+    p.write_bytes(bytes(data))
+    msg = _input_error(p)
+    assert "is not a printable name" in msg

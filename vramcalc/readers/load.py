@@ -127,7 +127,7 @@ def load_json(path: Path, what: str, limit: int) -> Any:
         out: dict[str, Any] = {}
         for k, v in pairs:
             if k in out:
-                raise InputError(f"{path}: the key '{k[:60]}' appears twice in one object (which value is meant?).")
+                raise InputError(f"{path}: the key {k[:60]!r} appears twice in one object (which value is meant?).")
             out[k] = v
         return out
 
