@@ -655,3 +655,14 @@ def test_a_gguf_key_swallowing_binary_bytes_is_a_one_line_error(tmp_path):
     p.write_bytes(bytes(data))
     msg = _input_error(p)
     assert "is not a printable name" in msg
+
+
+@pytest.mark.parametrize("cmd", ["check", "import"])
+def test_dev_zero_and_a_fifo_as_the_model_are_refused_at_once(runner, tmp_path, cmd):
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)
+    for target in ("/dev/zero", str(fifo)):
+        t0 = time.monotonic()
+        argv = [cmd, target] + (["--gpu", "rtx3060"] if cmd == "check" else [])
+        _usage_error(runner, *argv, says="not a regular file")
+        assert time.monotonic() - t0 < 5
