@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, JsonOpt, RuntimeOpt, parse_ram
+from vramcalc.cli.options import (
+    MAX_CTX,
+    MAX_IMAGES,
+    MAX_ROWS,
+    MAX_SPEED,
+    FitKind,
+    JsonOpt,
+    RuntimeOpt,
+    finite_float,
+    parse_ram,
+)
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -19,18 +29,25 @@ def fit(
         str, typer.Option("--gpu", "-g", help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML).")
     ],
     ctx: Annotated[
-        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
+        int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096); image tokens are added.")
     ] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence for VLMs (default 1).")] = None,
+    images: Annotated[int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence for VLMs (default 1).")] = None,
     kind: Annotated[FitKind, typer.Option("--kind", help="Which models: llm, vlm or all.")] = FitKind.all,
     min_speed: Annotated[
-        float | None, typer.Option("--min-speed", help="Only precisions that decode at least this many tokens/s (where a speed is known).")
+        float | None,
+        typer.Option(
+            "--min-speed",
+            callback=finite_float("--min-speed", 0, MAX_SPEED),
+            help="Only precisions that decode at least this many tokens/s (where a speed is known).",
+        ),
     ] = None,
     runtime: RuntimeOpt = "llama.cpp",
     headless: Annotated[
         bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show only the first N rows (the JSON always has all).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, max=MAX_ROWS, help="Show only the first N rows (the JSON always has all).")
+    ] = None,
     as_json: JsonOpt = False,
     ram: Annotated[
         str | None,
