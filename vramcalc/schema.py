@@ -308,6 +308,45 @@ class Mla(_Spec):
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
+class LinearAttention(_Spec):
+    """Hybrid models: layers whose token mixer is a linear-attention / state-space recurrence
+    (Qwen3-Next and Qwen3.5 Gated DeltaNet). Such a layer holds a fixed-size state per sequence
+    (a short-convolution window plus a key x value matrix per head) instead of a KV cache."""
+
+    __pydantic_config__ = _CONFIG
+
+    kind: Literal["gated_deltanet"] = _f(
+        default="gated_deltanet", description="gated_deltanet = Qwen3-Next / Qwen3.5 (transformers Qwen3NextGatedDeltaNet)."
+    )
+    pattern: Annotated[list[bool], Check(min_length=1)] = _f(
+        description="Repeats over the layers; true = linear-attention layer (Qwen3.5 full_attention_interval 4: [true, true, true, false])."
+    )
+    num_key_heads: PositiveInt = _f(description="linear_num_key_heads (q and k heads).")
+    num_value_heads: PositiveInt = _f(description="linear_num_value_heads.")
+    key_head_dim: PositiveInt = _f(description="linear_key_head_dim.")
+    value_head_dim: PositiveInt = _f(description="linear_value_head_dim.")
+    conv_kernel: PositiveInt = _f(default=4, description="linear_conv_kernel_dim (causal depthwise convolution over q, k, v).")
+    state_dtype: Literal["f32", "bf16", "f16"] = _f(
+        default="f32", description="Dtype of the recurrent state (config mamba_ssm_dtype; llama.cpp keeps it in F32)."
+    )
+
+    def is_linear(self, layer: int) -> bool:
+        return self.pattern[layer % len(self.pattern)]
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the short convolution: q and k (key heads) and v (value heads)."""
+        return 2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+
+    @property
+    def state_elems(self) -> int:
+        """State elements per sequence per layer: the convolution's last (kernel - 1) inputs and the
+        recurrent key x value matrix of every value head (the shapes llama.cpp's recurrent memory
+        allocates per layer: n_embd_r = (d_conv - 1) * conv_dim, n_embd_s = d_state * d_inner)."""
+        return (self.conv_kernel - 1) * self.conv_dim + self.num_value_heads * self.key_head_dim * self.value_head_dim
+
+
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LlmSpec(Entry):
     """A decoder-only transformer language model."""
 
@@ -344,6 +383,22 @@ class LlmSpec(Entry):
     dtype: Literal["fp32", "fp16", "bf16"] = _f(default="bf16", description="Dtype the weights are published in.")
     published_params: PositiveInt | None = _f(
         default=None, description="Published exact parameter count, used only to cross-check the derived count."
+    )
+    linear_attention: LinearAttention | None = _f(
+        default=None, description="Hybrid models: which layers are linear-attention (recurrent-state) layers and their shape."
+    )
+    attn_output_gate: bool = _f(
+        default=False, description="q_proj also yields a sigmoid gate on the attention output (Qwen3-Next / Qwen3.5: q_proj width doubled)."
+    )
+    mtp_layers: NonNegInt = _f(
+        default=0,
+        description=(
+            "Multi-token-prediction (NextN) layers shipped in the checkpoint (DeepSeek-V3 num_nextn_predict_layers, Qwen3.5 "
+            "mtp_num_hidden_layers): counted against published_params, not loaded for ordinary decoding."
+        ),
+    )
+    mtp_own_embeddings: bool = _f(
+        default=False, description="Each MTP layer stores its own copy of the token embedding and output head (DeepSeek-V3 layer 61)."
     )
 
     @property

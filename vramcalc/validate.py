@@ -84,6 +84,17 @@ def validate_catalog(cat: Catalog) -> tuple[list[Problem], int]:
     return problems, checked
 
 
+def _mtp(cat: Catalog, kind: str, e) -> int:  # noqa: ANN001
+    """Parameters of the MTP (NextN) layers a checkpoint ships (counted in its published total)."""
+    from vramcalc.params import mtp_params
+
+    if kind == "llms":
+        return mtp_params(e)
+    if kind == "vlms":
+        return mtp_params(cat.llm(e.llm))
+    return 0
+
+
 def _load_problem(text: str) -> Problem:
     path, _, rest = text.partition(" -> ")
     if not rest:
@@ -111,6 +122,7 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
     if kind in ("llms", "encoders", "vlms") and e.published_params and (kind != "vlms" or not out):
         try:
             derived = count_params(e, cat).total
+            derived += _mtp(cat, kind, e)
         except (CatalogError, KeyError) as err:  # a VLM whose parts do not validate: reported above
             out.append(Problem(path, "published_params", f"cannot derive the count: {err}"))
         else:
