@@ -30,6 +30,7 @@ from vramcalc.placement import (
     llm_bytes,
     max_context,
     place_layers,
+    recurrent_state_note,
     split_max_context,
     suggest,
     verdict_for,
@@ -147,6 +148,8 @@ def account(
         if xattn_layers:
             kv += int(n_images * tok_per_image * w.batch * xattn_layers * 2 * llm.num_kv_heads * llm.head_dim_ * KV_TYPE_BYTES[w.kv_cache])
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
+        if llm.linear_attention is not None:
+            notes.append(recurrent_state_note(llm, w.batch))
     compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
 
     info = gpu_info(gpu, w.headless)
@@ -277,6 +280,7 @@ def estimate(
             vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
             overhead=m.overhead_bytes,
             embd_on_cpu=rt.embeddings_on_host,
+            n_seq=w.batch,
         )
         if rt.places_layers(len(gpus)):
             offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed)

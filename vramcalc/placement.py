@@ -114,6 +114,17 @@ def kv_dims(llm: LlmSpec) -> tuple[int, int]:
     return d, d
 
 
+def recurrent_state_note(llm: LlmSpec, n_seq: int) -> str:
+    """The line a check prints for a hybrid model: what the KV figure holds besides the KV cells."""
+    la = llm.linear_attention
+    n_linear = sum(1 for i in range(llm.num_layers) if la is not None and la.is_linear(i))
+    mib = recurrent_state_bytes(llm, n_seq) / 2**20
+    return (
+        f"KV cache includes {mib:.1f} MiB of recurrent state ({n_linear} of {llm.num_layers} layers are linear-attention "
+        f"layers: a fixed state per sequence, no KV cells); only the other {llm.num_layers - n_linear} layers grow with the context."
+    )
+
+
 def pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
@@ -137,10 +148,31 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
     k_dim, v_dim = kv_dims(llm)
     per_elem = KV_TYPE_BYTES[w.kv_cache]
     total = 0.0
+    la = llm.linear_attention
     for i in range(llm.num_layers):
+        if la is not None and la.is_linear(i):  # no KV cells: a fixed recurrent state (below)
+            continue
         n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
         total += n * (k_dim + v_dim) * per_elem
-    return int(total), cells
+    return int(total) + recurrent_state_bytes(llm, w.batch), cells
+
+
+#: bytes per element of a recurrent state dtype
+STATE_TYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2}
+
+
+def recurrent_state_bytes(llm: LlmSpec, n_seq: int) -> int:
+    """Recurrent-state bytes of the linear-attention layers of a hybrid model for ``n_seq`` sequences.
+
+    Each such layer keeps, per sequence, the last (kernel - 1) inputs of its short convolution and
+    a key x value state matrix per value head, whatever the context (llama.cpp llama_memory_recurrent
+    allocates them as the separate 'RS' buffer, one cell per sequence, in F32). Included in the KV
+    cache figure; 0 for models without linear attention."""
+    la = llm.linear_attention
+    if la is None:
+        return 0
+    n_linear = sum(1 for i in range(llm.num_layers) if la.is_linear(i))
+    return n_linear * la.state_elems * STATE_TYPE_BYTES[la.state_dtype] * max(n_seq, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +193,7 @@ class LlmBytes(Jsonable):
     kv_elem_bytes_per_cell: tuple[float, ...]  # K + V bytes per cell per layer
     sliding: tuple[bool, ...]
     window: int | None
+    state_bytes_per_seq: tuple[int, ...] = ()  # hybrid models: recurrent state per layer per sequence (empty: none)
 
 
 @spec_memo
@@ -196,6 +229,9 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
     k_dim, v_dim = kv_dims(llm)
     per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
+    la = llm.linear_attention
+    linear = tuple(la is not None and la.is_linear(i) for i in range(n))
+    state = la.state_elems * STATE_TYPE_BYTES[la.state_dtype] if la is not None else 0
     return LlmBytes(
         layer_stored=tuple(stored),
         layer_read=tuple(int(r) for r in read),
@@ -204,9 +240,10 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         embd=embd,
         active_params=active,
         output_params=out_p,
-        kv_elem_bytes_per_cell=tuple([per] * n),
+        kv_elem_bytes_per_cell=tuple(0 if linear[i] else per for i in range(n)),
         sliding=sliding,
         window=llm.sliding_window.size if llm.sliding_window else None,
+        state_bytes_per_seq=tuple(state if linear[i] else 0 for i in range(n)) if la is not None else (),
     )
 
 
@@ -258,6 +295,7 @@ class Fixed(Jsonable):
     vision_weights: int
     overhead: int
     embd_on_cpu: bool = True
+    n_seq: int = 1  # sequences: each holds its own recurrent state in a hybrid model's linear-attention layers
 
 
 @result
@@ -296,6 +334,8 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
         if has_out:
             w += lb.output_stored
         kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
+        if lb.state_bytes_per_seq:  # recurrent state lives with its layer, like the KV cache
+            kv += sum(lb.state_bytes_per_seq[i] for i in idx) * max(fixed.n_seq, 1)
         if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
         first = idx[0] if idx else None
@@ -347,6 +387,8 @@ def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: 
         if d >= 0:
             w[d] += lb.layer_stored[i]
             kv[d] += (swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i]
+            if lb.state_bytes_per_seq:
+                kv[d] += lb.state_bytes_per_seq[i] * max(fixed.n_seq, 1)
     for d in range(n_gpu):
         total = w[d] + (lb.output_stored if pl.output_dev == d else 0) + int(kv[d])
         if d == 0:
