@@ -183,6 +183,9 @@ class VisionEncoderSpec(Entry):
         "mllama",
         "moonvit",
         "other",
+        "dinov3",
+        "aimv2",
+        "radio",
     ] = _f(description="Which implementation (transformers class) the tower follows.")
     image_size: PositiveInt = _f(
         description="Native (pre-training) square image side in pixels; dynamic-resolution towers: a typical side."
