@@ -120,7 +120,14 @@ def _layer(spec: LlmSpec, i: int, linear: bool | None = None) -> list[Tensor]:
     t: list[Tensor] = []
     b = f"blk.{i}"
     t += _norm(f"{b}.attn_norm", h, ln, nb)
-    if linear and la is not None:
+    if i in spec.cross_attention_layers:
+        # Llama 3.2 Vision (modeling_mllama.py MllamaCrossAttentionDecoderLayer): q from the text, k/v from the
+        # image states, per-head q/k RMSNorm, tanh gates on the attention and MLP outputs (names as llama.cpp mllama)
+        t += _linear(f"{b}.cross_attn_q", h, nq * hd, False, i) + _linear(f"{b}.cross_attn_k", h, nkv * hd, False, i)
+        t += _linear(f"{b}.cross_attn_v", h, nkv * hd, False, i) + _linear(f"{b}.cross_attn_o", nq * hd, h, False, i)
+        t += [Tensor(f"{b}.cross_attn_q_norm.weight", (hd,)), Tensor(f"{b}.cross_attn_k_norm.weight", (hd,))]
+        t += [Tensor(f"{b}.cross_attn_attn_gate", (1,), i), Tensor(f"{b}.cross_attn_mlp_gate", (1,), i)]
+    elif linear and la is not None:
         t += _gated_deltanet(la, h, b, i)
     elif spec.mla is not None:
         m = spec.mla
@@ -302,10 +309,11 @@ def projector_tensors(proj: Projector, enc: VisionEncoderSpec, llm: LlmSpec, ima
     t: list[Tensor] = []
     if proj.kind == "cross_attention":
         # Llama 3.2 Vision (modeling_mllama.py): a projection of the concatenated vision features, plus
-        # full decoder layers with cross-attention inserted into the LLM stack.
+        # full decoder layers with cross-attention inserted into the LLM stack. An LLM entry that lists
+        # them (cross_attention_layers) holds them as language-model layers: only the projection is here.
         t += _linear("mm.proj", n_in, h_out, True)
         hd, nq, nkv = llm.head_dim_, llm.num_heads, llm.num_kv_heads
-        for i in proj.cross_attention_layers:
+        for i in [] if llm.cross_attention_layers else proj.cross_attention_layers:
             b = f"mm.xattn.{i}"
             t += _norm(f"{b}.attn_norm", h_out, False)
             t += _linear(f"{b}.attn_q", h_out, nq * hd, False, i)

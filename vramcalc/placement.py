@@ -150,8 +150,8 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
     total = 0.0
     la = llm.linear_attention
     for i in range(llm.num_layers):
-        if la is not None and la.is_linear(i):  # no KV cells: a fixed recurrent state (below)
-            continue
+        if (la is not None and la.is_linear(i)) or i in llm.cross_attention_layers:
+            continue  # no self-attention KV: a recurrent state (below) / image states (the VLM's cross-attention KV)
         n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
         total += n * (k_dim + v_dim) * per_elem
     return int(total) + recurrent_state_bytes(llm, w.batch), cells
@@ -240,7 +240,7 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         embd=embd,
         active_params=active,
         output_params=out_p,
-        kv_elem_bytes_per_cell=tuple(0 if linear[i] else per for i in range(n)),
+        kv_elem_bytes_per_cell=tuple(0 if linear[i] or i in llm.cross_attention_layers else per for i in range(n)),
         sliding=sliding,
         window=llm.sliding_window.size if llm.sliding_window else None,
         state_bytes_per_seq=tuple(state if linear[i] else 0 for i in range(n)) if la is not None else (),

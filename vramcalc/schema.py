@@ -400,6 +400,13 @@ class LlmSpec(Entry):
             "mtp_num_hidden_layers): counted against published_params, not loaded for ordinary decoding."
         ),
     )
+    cross_attention_layers: list[NonNegInt] = _f(
+        default_factory=list,
+        description=(
+            "Llama 3.2 Vision: decoder layers (counted in num_layers) that are gated cross-attention layers reading the "
+            "image states instead of self-attention; they hold no self-attention KV cache."
+        ),
+    )
     mtp_own_embeddings: bool = _f(
         default=False, description="Each MTP layer stores its own copy of the token embedding and output head (DeepSeek-V3 layer 61)."
     )
@@ -411,6 +418,9 @@ class LlmSpec(Entry):
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        bad_x = [i for i in self.cross_attention_layers if i >= self.num_layers]
+        if bad_x:
+            raise ValueError(f"cross_attention_layers {bad_x} are beyond num_layers ({self.num_layers})")
         if self.moe:
             bad = [i for i in self.moe.dense_layers if i >= self.num_layers]
             if bad:
