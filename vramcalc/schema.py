@@ -407,6 +407,13 @@ class LlmSpec(Entry):
             "image states instead of self-attention; they hold no self-attention KV cache."
         ),
     )
+    default_gguf_type: str | None = _f(
+        default=None,
+        description=(
+            "GGUF file type the model is usually downloaded in (llama.cpp's default when --quant is not given), e.g. "
+            "MXFP4_MOE for gpt-oss, whose published experts are MXFP4; None = the runtime's default (Q4_K_M)."
+        ),
+    )
     mtp_own_embeddings: bool = _f(
         default=False, description="Each MTP layer stores its own copy of the token embedding and output head (DeepSeek-V3 layer 61)."
     )
