@@ -140,7 +140,9 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
         from vramcalc.quant import GGUF_FILE_TYPES
 
         if e.default_gguf_type not in GGUF_FILE_TYPES:
-            out.append(Problem(path, "default_gguf_type", f"'{e.default_gguf_type}' is not a GGUF file type ({', '.join(GGUF_FILE_TYPES)})"))
+            out.append(
+                Problem(path, "default_gguf_type", f"'{e.default_gguf_type}' is not a GGUF file type ({', '.join(GGUF_FILE_TYPES)})")
+            )
     if kind == "encoders":
         if e.head_dim is None and e.hidden_size % e.num_heads:
             out.append(
