@@ -95,6 +95,7 @@ def render() -> str:
         ("Sliding window", schema.SlidingWindow),
         ("Mixture of experts", schema.Moe),
         ("Multi-head latent attention", schema.Mla),
+        ("Linear attention (hybrid models)", schema.LinearAttention),
         ("VLM", schema.VlmSpec),
         ("Projector", schema.Projector),
         ("Image tokens: fixed", schema.FixedTokens),

@@ -312,9 +312,7 @@ class Mla(_Spec):
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LinearAttention(_Spec):
-    """Hybrid models: layers whose token mixer is a linear-attention / state-space recurrence
-    (Qwen3-Next and Qwen3.5 Gated DeltaNet). Such a layer holds a fixed-size state per sequence
-    (a short-convolution window plus a key x value matrix per head) instead of a KV cache."""
+    """Hybrid models' linear-attention layers (Qwen3-Next / Qwen3.5 Gated DeltaNet): a fixed state per sequence, no KV cache."""
 
     __pydantic_config__ = _CONFIG
 
