@@ -71,3 +71,19 @@ def test_dinov3_compute_grows_with_the_image():
 def test_clip_b32_tower_plus_projection_equals_open_clip_profile():
     derived = count_params(CAT.encoder("clip-vit-b-32")).vision
     assert round((derived + 768 * 512) / 1e6, 2) == 87.85
+
+
+def test_dinov3_probe_builds_the_transformers_tower():
+    """vramcalc probe builds transformers DINOv3ViTModel from the entry: the same tensors except the key bias,
+    which the checkpoints mask (mask_k_bias) and transformers leaves out (12 layers x 384 = 4,608)."""
+    torch = pytest.importorskip("torch")
+    from vramcalc.probe.models import build_model
+
+    spec = CAT.encoder("dinov3-s-16")
+    built = build_model(spec, dtype=torch.float32)
+    assert built.class_name == "DINOv3ViTModel"
+    n = sum(p.numel() for p in built.model.parameters())
+    assert count_params(spec).vision - n == 12 * 384
+    with torch.no_grad():
+        out = built.model(**built.make_inputs(1, 320, 240, torch.float32))
+    assert out.last_hidden_state.shape[1] == encoder_tokens(spec, (320, 240)) == 20 * 15 + 5
