@@ -10,12 +10,16 @@ The architecture comes from shared/reference/hf_configs/vlm/Qwen3.5-*.json (hash
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from vramcalc import placement, runtimes
 from vramcalc.catalog import load_catalog
 from vramcalc.estimate import Workload, estimate
 from vramcalc.params import count_params, llm_tensors, mtp_params
+from vramcalc.readers.hf_config import model_from_hf_config
 
 CAT = load_catalog(include_user=False)
 
@@ -84,3 +88,20 @@ def test_hybrid_check_reports_state_and_splits_it_with_the_layers():
     assert state == 48 * ((4 - 1) * (2 * 16 * 128 + 48 * 128) + 48 * 128 * 128) * 4
     # the layer split carries the state with the layers: the shares' KV adds up to the whole figure
     assert sum(d.kv_cache_bytes for d in devices) == est.memory.kv_cache_bytes
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reference" / "hf_configs"
+
+
+@pytest.mark.parametrize(
+    ("config", "entry"),
+    [("vlm/Qwen3.5-35B-A3B.json", "qwen3.5-35b-a3b-text"), ("vlm/Qwen3.5-27B.json", "qwen3.5-27b-text")],
+)
+def test_reading_a_qwen35_config_gives_the_catalog_text_model(config, entry):
+    """`check ./config.json` of a Qwen3.5 checkpoint (tests/fixtures/reference copies of the hash-verified configs)."""
+    path = FIXTURES / config
+    model = model_from_hf_config(json.loads(path.read_text(encoding="utf-8")), path, "x", "x").model
+    cat = CAT.llm(entry)
+    assert count_params(model).llm == count_params(cat).llm
+    assert model.linear_attention == cat.linear_attention and model.attn_output_gate and model.mtp_layers == 1
+    assert placement.recurrent_state_bytes(model, 1) == placement.recurrent_state_bytes(cat, 1)
