@@ -147,10 +147,15 @@ def _layer(spec: LlmSpec, i: int, linear: bool | None = None) -> list[Tensor]:
         if spec.fused_qkv:
             t += _linear(f"{b}.attn_qkv", h, (nq + 2 * nkv) * hd, spec.qkv_bias, i)
         else:
+            ga = spec.global_attention
+            k_eq_v = False
+            if ga is not None and spec.sliding_window is not None and not spec.sliding_window.is_sliding(i):
+                hd, nkv, k_eq_v = ga.head_dim, ga.num_kv_heads, ga.k_eq_v  # Gemma 4 global layers
             # Qwen3-Next / Qwen3.5 attn_output_gate: q_proj yields q and a per-channel output gate
             t += _linear(f"{b}.attn_q", h, nq * hd * (2 if spec.attn_output_gate else 1), spec.qkv_bias, i)
             t += _linear(f"{b}.attn_k", h, nkv * hd, spec.qkv_bias, i)
-            t += _linear(f"{b}.attn_v", h, nkv * hd, spec.qkv_bias, i)
+            if not k_eq_v:
+                t += _linear(f"{b}.attn_v", h, nkv * hd, spec.qkv_bias, i)
         t += _linear(f"{b}.attn_output", nq * hd, h, spec.attn_out_bias, i)
         if spec.qk_norm:
             t += [Tensor(f"{b}.attn_q_norm.weight", (hd,)), Tensor(f"{b}.attn_k_norm.weight", (hd,))]

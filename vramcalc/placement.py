@@ -152,9 +152,20 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
     for i in range(llm.num_layers):
         if (la is not None and la.is_linear(i)) or i in llm.cross_attention_layers:
             continue  # no self-attention KV: a recurrent state (below) / image states (the VLM's cross-attention KV)
-        n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
-        total += n * (k_dim + v_dim) * per_elem
+        sliding = bool(llm.sliding_window and llm.sliding_window.is_sliding(i))
+        n = swa if sliding else cells
+        total += n * sum(layer_kv_dims(llm, i, k_dim, v_dim)) * per_elem
     return int(total) + recurrent_state_bytes(llm, w.batch), cells
+
+
+def layer_kv_dims(llm: LlmSpec, i: int, k_dim: int, v_dim: int) -> tuple[int, int]:
+    """K and V widths of layer ``i``: ``kv_dims`` except Gemma 4's full-attention layers (global_attention),
+    whose own KV heads and head size are cached (K and V both, also where the values are the keys)."""
+    ga = llm.global_attention
+    if ga is not None and llm.sliding_window is not None and not llm.sliding_window.is_sliding(i):
+        d = ga.num_kv_heads * ga.head_dim
+        return d, d
+    return k_dim, v_dim
 
 
 #: bytes per element of a recurrent state dtype
@@ -227,7 +238,6 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
             if t.ndim >= 2:
                 active += int(t.numel * frac)
     k_dim, v_dim = kv_dims(llm)
-    per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
     la = llm.linear_attention
     linear = tuple(la is not None and la.is_linear(i) for i in range(n))
@@ -240,7 +250,10 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         embd=embd,
         active_params=active,
         output_params=out_p,
-        kv_elem_bytes_per_cell=tuple(0 if linear[i] or i in llm.cross_attention_layers else per for i in range(n)),
+        kv_elem_bytes_per_cell=tuple(
+            0 if linear[i] or i in llm.cross_attention_layers else sum(layer_kv_dims(llm, i, k_dim, v_dim)) * KV_TYPE_BYTES[kv_type]
+            for i in range(n)
+        ),
         sliding=sliding,
         window=llm.sliding_window.size if llm.sliding_window else None,
         state_bytes_per_seq=tuple(state if linear[i] else 0 for i in range(n)) if la is not None else (),

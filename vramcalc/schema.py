@@ -348,6 +348,17 @@ class LinearAttention(_Spec):
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
+class GlobalAttention(_Spec):
+    """Gemma 4: the full-attention (non-sliding) layers have their own KV heads and head size."""
+
+    __pydantic_config__ = _CONFIG
+
+    num_kv_heads: PositiveInt = _f(description="num_global_key_value_heads.")
+    head_dim: PositiveInt = _f(description="global_head_dim (also the query head size of those layers).")
+    k_eq_v: bool = _f(default=False, description="attention_k_eq_v: values are the keys (no v projection).")
+
+
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LlmSpec(Entry):
     """A decoder-only transformer language model."""
 
@@ -398,6 +409,9 @@ class LlmSpec(Entry):
             "mtp_num_hidden_layers): counted against published_params, not loaded for ordinary decoding."
         ),
     )
+    global_attention: GlobalAttention | None = _f(
+        default=None, description="Gemma 4: KV heads and head size of the full-attention layers (the sliding ones use the fields above)."
+    )
     cross_attention_layers: list[NonNegInt] = _f(
         default_factory=list,
         description=(
@@ -423,6 +437,8 @@ class LlmSpec(Entry):
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        if self.global_attention and not self.sliding_window:
+            raise ValueError("global_attention needs sliding_window (it applies to the layers that do not slide)")
         bad_x = [i for i in self.cross_attention_layers if i >= self.num_layers]
         if bad_x:
             raise ValueError(f"cross_attention_layers {bad_x} are beyond num_layers ({self.num_layers})")

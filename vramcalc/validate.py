@@ -220,7 +220,8 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
             out.append(Problem(path, "image_tokens -> factor", f"{pol.factor} != patch_size {enc.patch_size} x merge {merge}"))
         if pol.min_pixels > pol.max_pixels:
             out.append(Problem(path, "image_tokens -> min_pixels", "min_pixels is larger than max_pixels"))
-    elif pol.kind == "fixed" and vlm.projector.kind in ("mlp", "linear", "pixel_shuffle_mlp", "merger"):
+    elif pol.kind == "fixed" and vlm.projector.kind in ("mlp", "linear", "pixel_shuffle_mlp", "merger") and enc.family != "other":
+        # family 'other' (e.g. Gemma 4's pooled variable-resolution tower) has no grid rule to check against
         expect = grid // merge**2
         if pol.tokens not in (expect, expect + 1):  # +1: some keep the class token
             out.append(
