@@ -292,6 +292,8 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
         moe=moe,
         mla=mla,
         dtype=dtype,  # type: ignore[arg-type]
+        # experts published in MXFP4 (gpt-oss quantization_config) are downloaded as MXFP4 GGUFs
+        default_gguf_type="MXFP4_MOE" if moe is not None and moe.expert_dtype == "mxfp4" else None,
         **hybrid,
     )
 
