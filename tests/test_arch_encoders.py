@@ -74,8 +74,8 @@ def test_clip_b32_tower_plus_projection_equals_open_clip_profile():
 
 
 def test_dinov3_probe_builds_the_transformers_tower():
-    """vramcalc probe builds transformers DINOv3ViTModel from the entry: the same tensors except the key bias,
-    which the checkpoints mask (mask_k_bias) and transformers leaves out (12 layers x 384 = 4,608)."""
+    """vramcalc probe builds transformers DINOv3ViTModel from the entry, with the key bias the native checkpoints
+    store (masked, mask_k_bias): the same parameter count as the catalog's."""
     torch = pytest.importorskip("torch")
     from vramcalc.probe.models import build_model
 
@@ -83,7 +83,7 @@ def test_dinov3_probe_builds_the_transformers_tower():
     built = build_model(spec, dtype=torch.float32)
     assert built.class_name == "DINOv3ViTModel"
     n = sum(p.numel() for p in built.model.parameters())
-    assert count_params(spec).vision - n == 12 * 384
+    assert count_params(spec).vision == n
     with torch.no_grad():
         out = built.model(**built.make_inputs(1, 320, 240, torch.float32))
     assert out.last_hidden_state.shape[1] == encoder_tokens(spec, (320, 240)) == 20 * 15 + 5

@@ -51,6 +51,8 @@ _NOT_AVAILABLE = {
     "mllama": "MllamaVisionModel takes tiled images with aspect-ratio ids; not wired into the probe yet",
     "moonvit": "MoonViT (Kimi-VL) has no transformers class in this version",
     "other": "family 'other' has no known transformers class",
+    "aimv2": "Aimv2VisionModel is not wired into the probe yet",
+    "radio": "RADIO ships as torch.hub code (no transformers class)",
 }
 
 
@@ -202,8 +204,9 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
             hidden_act="silu",
         )
     elif fam == "dinov3":
-        # transformers models/dinov3_vit (DINOv3ViTConfig): RoPE patches, CLS + register tokens, LayerScale; the
-        # checkpoints mask the key bias (mask_k_bias), which transformers builds as key_bias=False
+        # transformers models/dinov3_vit (DINOv3ViTConfig): RoPE patches, CLS + register tokens, LayerScale. The
+        # native checkpoints store a key bias that they mask (mask_k_bias); the converted HF ones drop it
+        # (key_bias=False). The probe keeps it, as the catalog counts it: 1 x hidden per layer, nothing else.
         cfg = transformers.DINOv3ViTConfig(
             hidden_size=d,
             intermediate_size=inter,
@@ -213,7 +216,7 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
             image_size=spec.image_size,
             num_channels=spec.num_channels,
             query_bias=spec.qkv_bias,
-            key_bias=False,
+            key_bias=spec.qkv_bias,
             value_bias=spec.qkv_bias,
             proj_bias=spec.attn_out_bias,
             mlp_bias=spec.mlp_bias,
