@@ -528,9 +528,9 @@ def test_cache_key_hashes_user_file_contents(tmp_path):
     (root / "llms").mkdir(parents=True)
     p = root / "llms" / "x.yaml"
     p.write_text("id: x\nnum_layers: 20\n")
-    k1 = _cache_key([("llms", p)], [root])
+    k1 = _cache_key([("llms", str(p))], [root])
     p.write_text("id: x\nnum_layers: 10\n")
-    assert _cache_key([("llms", p)], [root]) != k1
+    assert _cache_key([("llms", str(p))], [root]) != k1
 
 
 @pytest.mark.parametrize("junk", [b"null", b"[]", b"{}", b"", b"vramcalc catalog cache\n\x80\x04N.", b"\x00" * 100])

@@ -66,13 +66,20 @@ class RawEntry:
     id, name, aliases) and reads its ``data`` from the file on first use.
     """
 
-    __slots__ = ("_data", "_head", "kind", "path")
+    __slots__ = ("_data", "_head", "_path", "kind")
 
-    def __init__(self, kind: str, path: Path, data: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> None:
+    def __init__(self, kind: str, path: Path | str, data: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> None:
         self.kind = kind  # folder name: gpus / encoders / llms / vlms
-        self.path = path
+        self._path = path  # a str from the cache becomes a Path on first use (hundreds per start-up)
         self._data = data
         self._head = head if head is not None else (data or {})
+
+    @property
+    def path(self) -> Path:
+        p = self._path
+        if not isinstance(p, Path):
+            p = self._path = Path(p)
+        return p
 
     def __repr__(self) -> str:
         return f"RawEntry({self.kind!r}, {str(self.path)!r})"
@@ -131,30 +138,32 @@ class Catalog:
         for kind in KIND_DIRS:
             cat.raw[kind] = {}
             cat._keys[kind] = {}
-        files: list[tuple[str, Path]] = []
+        names: list[tuple[str, str]] = []  # (kind, path) as strings: a warm start only stats them
         odd: list[str] = []
         for root in cat.roots:
             for kind in KIND_DIRS:
-                found, skipped = _scan(root / kind)
-                files += [(kind, path) for path in found]
+                found, skipped = _scan(os.path.join(root, kind))
+                names += [(kind, path) for path in found]
                 odd += skipped
+        if cache:
+            cache_file, key = _cache_file(cat.roots), _cache_key(names, cat.roots[1:])
+            hit = _read_cache(cache_file, key)
+            if hit is not None:
+                heads, checked, index = hit
+                cat._checked = dict(checked)
+                try:
+                    cat._restore(index, heads)
+                except Exception:  # a cache of an unexpected shape: discarded and rebuilt below
+                    cat = cls(roots=cat.roots, raw={k: {} for k in KIND_DIRS}, _keys={k: {} for k in KIND_DIRS})
+                else:
+                    cat._split_user_problems()
+                    return cat
+        files = [(kind, Path(p)) for kind, p in names]
         if not cache:
             cat.problems += odd
             cat._index(files, {})
             cat._split_user_problems()
             return cat
-        cache_file, key = _cache_file(cat.roots), _cache_key(files, cat.roots[1:])
-        hit = _read_cache(cache_file, key)
-        if hit is not None:
-            heads, checked, index = hit
-            cat._checked = dict(checked)
-            try:
-                cat._restore(index, heads)
-            except Exception:  # a cache of an unexpected shape: discarded and rebuilt below
-                cat = cls(roots=cat.roots, raw={k: {} for k in KIND_DIRS}, _keys={k: {} for k in KIND_DIRS})
-            else:
-                cat._split_user_problems()
-                return cat
         cat.problems += odd
         parsed, cat._checked = _parse_and_validate(files)
         cat._index(files, parsed)
@@ -189,9 +198,7 @@ class Catalog:
             raise ValueError("catalog cache of an unexpected shape")
         for kind, items in raw.items():
             self.raw[kind] = {
-                eid: RawEntry(kind, Path(p), None, heads[p])
-                if isinstance(self._checked.get(p), bytes)
-                else RawEntry(kind, Path(p), heads[p])
+                eid: RawEntry(kind, p, None, heads[p]) if isinstance(self._checked.get(p), bytes) else RawEntry(kind, p, heads[p])
                 for eid, p in items
             }
 
@@ -371,10 +378,10 @@ class Catalog:
 
 
 def _yaml_files(folder: Path) -> list[Path]:
-    return _scan(folder)[0]
+    return [Path(p) for p in _scan(str(folder))[0]]
 
 
-def _scan(folder: Path) -> tuple[list[Path], list[str]]:
+def _scan(folder: str) -> tuple[list[str], list[str]]:
     """The regular ``*.yaml`` files of a catalog folder, and a problem line for each ``*.yaml`` that is
     not one (a directory, a dangling symlink, a FIFO): reported and skipped, never read."""
     files, odd = [], []
@@ -392,7 +399,7 @@ def _scan(folder: Path) -> tuple[list[Path], list[str]]:
         except OSError:
             regular = False
         if regular:
-            files.append(Path(de.path))
+            files.append(de.path)
         else:
             what = "a dangling symlink" if de.is_symlink() and not os.path.exists(de.path) else "not a regular file"
             odd.append(f"{de.path}: {what} (skipped)")
@@ -462,12 +469,12 @@ def _cache_file(roots: list[Path]) -> Path:
     return user_catalog_dir().parent / "cache" / f"catalog-{tag}.pickle"
 
 
-def _stamp(path: Path) -> str:
-    st = path.stat()
+def _stamp(path: Path | str) -> str:
+    st = os.stat(path)
     return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
 
-def _content(path: Path) -> str:
+def _content(path: Path | str) -> str:
     """A file's path and a hash of its bytes: an edit that keeps size and times (cp -p, rsync -t)
     still changes the key."""
     from vramcalc.fasthash import blake2b
@@ -480,7 +487,7 @@ def _content(path: Path) -> str:
     return f"{path}|{digest}"
 
 
-def _cache_key(files: list[tuple[str, Path]], user_roots: list[Path] | None = None) -> str:
+def _cache_key(files: list[tuple[str, str]], user_roots: list[Path] | None = None) -> str:
     """Everything a cached entry depends on: each source file, the vramcalc version, the schema and
     units modules (a changed schema validates differently), Python. Files of the user's catalog are
     keyed on their content (a hash of the bytes); the built-in ones, installed with the package and
@@ -501,9 +508,9 @@ def _cache_key(files: list[tuple[str, Path]], user_roots: list[Path] | None = No
     ]
     users = [str(r) for r in user_roots or []]
 
-    def stamp(p: Path) -> str:
+    def stamp(p: str) -> str:
         try:
-            return _content(p) if any(str(p).startswith(u + os.sep) for u in users) else _stamp(p)
+            return _content(p) if any(p.startswith(u + os.sep) for u in users) else _stamp(p)
         except OSError as e:
             return f"{p}|unreadable {e.errno}"
 
