@@ -136,7 +136,9 @@ def account(
 
     # --- weights
     wb_llm = fixed.llm or (rt.llm_weights(llm, quant) if llm else WeightBytes(quant))
-    wb_vis = fixed.vision or (rt.vision_weights(encoder_tensors(enc), vq) if enc and vq else WeightBytes(vq or ""))
+    own_tensors = getattr(rt, "vision_tensors", None)  # what the runtime's projector file keeps of the tower
+    enc_tensors = (own_tensors(model, enc) if own_tensors else encoder_tensors(enc)) if enc else ()
+    wb_vis = fixed.vision or (rt.vision_weights(enc_tensors, vq) if enc and vq else WeightBytes(vq or ""))
     wb_proj = fixed.projector or (rt.vision_weights(parts.projector, vq) if parts.projector and vq else WeightBytes(vq or ""))
     host = wb_llm.host_bytes if rt.embeddings_on_host else 0
 
@@ -147,7 +149,11 @@ def account(
         if xattn_layers:
             kv += int(n_images * tok_per_image * w.batch * xattn_layers * 2 * llm.num_kv_heads * llm.head_dim_ * KV_TYPE_BYTES[w.kv_cache])
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
-    compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
+    vis_crops, vis_patches = crops * (w.batch if kind == "encoder" else 1), patches
+    reserved = getattr(rt, "vision_reserved", None)  # a runtime that reserves the buffer for another image (llama.cpp warm-up)
+    if reserved is not None and enc is not None and isinstance(model, VlmSpec):
+        vis_crops, vis_patches = reserved(model, enc, size, w)
+    compute_vis = rt.vision_compute_bytes(enc, vis_patches, vis_crops, w) if enc is not None else 0
 
     info = gpu_info(gpu, w.headless)
     if info.reserved_bytes and not gpu.unified_memory:

@@ -124,6 +124,9 @@ def kv_cells(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[
     Sliding-window layers hold only the window (llama.cpp llama_kv_cache_iswa:
     min(n_ctx, pad(n_swa * n_seq + n_ubatch, 256)); transformers: the window per sequence).
     """
+    own = getattr(runtime, "kv_cells", None)  # a runtime with its own layout (llama.cpp: per-sequence streams)
+    if own is not None:
+        return own(llm, tokens, w)  # type: ignore[no-any-return]
     cells = pad(tokens * w.batch, runtime.kv_pad)
     swa = cells
     if llm.sliding_window:
@@ -180,6 +183,8 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         frac = moe_frac if t.role.endswith("_exps") else 1.0
         if t.role == "token_embd":
             embd += nb
+            if llm.tied_embeddings and runtime.embeddings_on_host:
+                out_s += nb  # llama.cpp loads the tied matrix again as the output layer (TENSOR_DUPLICATED)
             if llm.tied_embeddings:  # the lm head is the same matrix: read fully per token
                 out_r += nb
                 out_p += t.numel
