@@ -179,7 +179,26 @@ def test_tied_embeddings_whole_file_on_the_gpu():
         _within([r for r in _rows(arch=arch) if r["tool"] != "llama-mtmd-cli"], "model")
 
 
-@pytest.mark.parametrize("quant", ["Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K", "Q2_K_S", "IQ4_XS", "IQ3_XXS", "IQ3_S", "IQ3_M", "IQ2_M", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_S", "IQ1_M"])
+@pytest.mark.parametrize(
+    "quant",
+    [
+        "Q3_K_M",
+        "Q3_K_L",
+        "Q3_K_S",
+        "Q2_K",
+        "Q2_K_S",
+        "IQ4_XS",
+        "IQ3_XXS",
+        "IQ3_S",
+        "IQ3_M",
+        "IQ2_M",
+        "IQ2_S",
+        "IQ2_XS",
+        "IQ2_XXS",
+        "IQ1_S",
+        "IQ1_M",
+    ],
+)
 def test_quantization_mixtures(quant):
     """Every file type's per-tensor rules (llama-quant.cpp llama_tensor_get_type_impl), against the
     quantizer itself (llama-quantize, a real file or --dry-run) over every architecture recorded."""
@@ -210,7 +229,6 @@ def test_qwen2vl_language_model_gguf_is_read(tmp_path):
     """general.architecture = qwen2vl (the LM of Qwen2-VL / Qwen2.5-VL GGUFs) reads as a Qwen2 model."""
     sys.path.insert(0, str(Path(__file__).parent))
     from gguf_fixtures import llama_tensors, write_gguf
-
     from vramcalc.readers import load_model_files
 
     meta = {

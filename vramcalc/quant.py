@@ -261,15 +261,11 @@ def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
             new = "Q4_K"
         elif ft == "IQ3_XXS":
             new = "Q4_K" if q.n_gqa >= 4 else "IQ3_S"
-        elif ft in ("IQ3_XS", "IQ3_S") and q.n_gqa >= 4:
-            new = "Q4_K"
-        elif ft == "IQ3_M":
+        elif (ft in ("IQ3_XS", "IQ3_S") and q.n_gqa >= 4) or ft == "IQ3_M":
             new = "Q4_K"
         elif ft == "Q3_K_M":
             new = "Q5_K" if i < 2 else "Q4_K"
-        elif ft == "Q3_K_L":
-            new = "Q5_K"
-        elif ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4:
+        elif ft == "Q3_K_L" or (ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4):
             new = "Q5_K"
         elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
             new = "Q6_K"
@@ -326,9 +322,8 @@ def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
             new = "Q4_K"
         elif ft == "Q3_K_L":
             new = "Q5_K"
-    elif cat in ("ffn_gate", "ffn_up"):
-        if ft == "IQ3_XS" and n // 8 <= i < 7 * n // 8:
-            new = "IQ3_XXS"
+    elif cat in ("ffn_gate", "ffn_up") and ft == "IQ3_XS" and n // 8 <= i < 7 * n // 8:
+        new = "IQ3_XXS"
     # row length not divisible by the block size: fall back (llama-quant.cpp tensor_type_fallback)
     block = GGML_TYPES[new][1]
     if t.shape[0] % block:

@@ -58,7 +58,7 @@ def load_runs(path: Path = RUNS) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def specs(arch: str):  # noqa: ANN201
     """(llm, vlm or None, encoder or None, projector tensors) from the reduced config."""
     from vramcalc.params import projector_tensors
@@ -88,7 +88,9 @@ def predict(r: dict[str, str]) -> list[Check]:
     fa = r["fa"] == "on"
     n_seq = _i(r, "np", 1)
     unified = r["kvu"] == "1"
-    settings = f"{r['quant']} -c {r['n_ctx']} -np {n_seq}{' -kvu' if unified else ''} -ub {r['ub']} -fa {r['fa']} -ctk {r['ctk']} -ctv {r['ctv']}"
+    settings = (
+        f"{r['quant']} -c {r['n_ctx']} -np {n_seq}{' -kvu' if unified else ''} -ub {r['ub']} -fa {r['fa']} -ctk {r['ctk']} -ctv {r['ctv']}"
+    )
     out: list[Check] = []
     run = int(r["run"])
 
@@ -97,7 +99,16 @@ def predict(r: dict[str, str]) -> list[Check]:
 
     quant = r["quant"].split("+")[0]
     if r["tool"].startswith("llama-quantize"):  # the quantizer's own size of the file type (--dry-run)
-        out.append(Check(run, arch, "model", float(r["model_mib"]) * MiB, lc.LlamaCpp().llm_weights(llm, quant).bytes, f"{quant} (quantize --dry-run)"))
+        out.append(
+            Check(
+                run,
+                arch,
+                "model",
+                float(r["model_mib"]) * MiB,
+                lc.LlamaCpp().llm_weights(llm, quant).bytes,
+                f"{quant} (quantize --dry-run)",
+            )
+        )
         return out
     if r["tool"] != "llama-mtmd-cli":
         rt = lc.LlamaCpp()
@@ -110,7 +121,7 @@ def predict(r: dict[str, str]) -> list[Check]:
     else:
         assert vlm is not None and enc is not None
         w, h = _i(r, "image_w"), _i(r, "image_h")
-        tok, crops, patches = image_tokens(vlm, enc, (w, h))
+        tok, _crops, _patches = image_tokens(vlm, enc, (w, h))
         extra = f" image {w}x{h} warmup {'on' if r['warmup'] == '1' else 'off'}"
         if r.get("image_nx"):
             nx, ny = _i(r, "image_nx"), _i(r, "image_ny", 1)
@@ -118,7 +129,7 @@ def predict(r: dict[str, str]) -> list[Check]:
         rt = lc.LlamaCpp()
         vis = rt.vision_weights(rt.vision_tensors(vlm, enc), "f16").bytes + rt.vision_weights(proj, "f16").bytes
         add("clip_model", float(r["clip_model_mib"]), vis, extra)
-        cw, cc, cp = lc.clip_reserved_tokens(vlm, enc, (w, h), warmup=r["warmup"] == "1")
+        _tok, cc, cp = lc.clip_reserved_tokens(vlm, enc, (w, h), warmup=r["warmup"] == "1")
         add("clip_compute", float(r["clip_compute_mib"]), lc.clip_compute_bytes(enc, cp, cc, fa), extra)
     return out
 
@@ -167,9 +178,7 @@ def markdown(checks: list[Check], rows: list[dict[str, str]]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for what, v in s.items():
-        lines.append(
-            f"| {NAMES[what]} | {v['n']:.0f} | {v['ok']:.0f} | {TOLERANCE[what]:.1%} | {v['median']:.2%} | {v['max']:.2%} |"
-        )
+        lines.append(f"| {NAMES[what]} | {v['n']:.0f} | {v['ok']:.0f} | {TOLERANCE[what]:.1%} | {v['median']:.2%} | {v['max']:.2%} |")
     bad = sorted((c for c in checks if not c.ok), key=lambda c: -abs(c.error))
     lines += ["", "## Outside the tolerance", ""]
     if not bad:
@@ -197,7 +206,8 @@ def main() -> None:
         print(f"{what:13s} n={v['n']:4.0f} ok={v['ok']:4.0f} median={v['median']:.3%} max={v['max']:.3%}")
     for c in sorted(checks, key=lambda c: -abs(c.error) / max(TOLERANCE[c.what], 1e-9))[: a.worst]:
         if not c.ok:
-            print(f"  run {c.run:4d} {c.arch:16s} {c.what:12s} {c.error:+.2%}  meas {c.measured / MiB:.2f} pred {c.predicted / MiB:.2f}  {c.settings}")
+            meas, pred = c.measured / MiB, c.predicted / MiB
+            print(f"  run {c.run:4d} {c.arch:16s} {c.what:12s} {c.error:+.2%}  meas {meas:.2f} pred {pred:.2f}  {c.settings}")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generate import ARCHS, LLM_QUANTS  # noqa: E402
+from generate import ARCHS, LLM_QUANTS
 
 COMMIT = "0c1e57098"
 #: file types recorded with llama-quantize --dry-run (its reported "quant size")
-DRY_QUANTS = ["Q2_K_S", "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "Q2_K", "Q3_K_S", "Q3_K_L",
-              "Q4_K_S", "Q5_K_S", "IQ4_NL", "Q5_0", "Q4_1"]  # fmt: skip
+DRY_QUANTS = [
+    "Q3_K_M", "Q8_0", "Q6_K", "Q5_K_M", "Q4_0", "IQ4_XS", "Q2_K_S", "IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M",
+    "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "Q2_K", "Q3_K_S", "Q3_K_L", "Q4_K_S", "Q5_K_S", "IQ4_NL", "Q5_0", "Q4_1",
+]  # fmt: skip
 FIELDS = [
     "run", "arch", "tool", "quant", "n_ctx", "np", "kvu", "ub", "b", "fa", "ctk", "ctv", "image_w", "image_h", "warmup",
     "model_mib", "kv_mib", "kv_cells", "kv_swa_cells", "kv_streams", "n_ctx_seq", "n_outputs_max", "output_mib", "compute_mib",
@@ -208,7 +210,9 @@ def main() -> None:
         spec = ARCHS[arch]
         d = a.models / arch
         quants = spec.get("quants", LLM_QUANTS)
-        main_q = "Q4_K_M" if "Q4_K_M" in quants else quants[0]
+        # the settings grid runs on the Q4_K_M file where one was made, else on the F16 file (buffers other
+        # than the weights do not depend on the weight type); other file types: --dry-run sizes below
+        main_q = next((q for q in ["Q4_K_M", *quants, "F16"] if (d / f"{arch}-{q}.gguf").exists()), "F16")
         if not (d / f"{arch}-{main_q}.gguf").exists():
             print(f"{arch}: no model files, skipped", file=sys.stderr)
             continue
@@ -216,7 +220,9 @@ def main() -> None:
         if spec.get("vlm"):
             grid = [g for g in grid if g["n_ctx"] in (4096, 16384) and g["ub"] == 512 and g["ctk"] == g["ctv"] == "f16"]
         for s in grid:
-            record(arch, "llama-batched-bench" if s["kvu"] else "llama-completion", main_q, s, llm_cmd(bin_dir, d / f"{arch}-{main_q}.gguf", s))
+            record(
+                arch, "llama-batched-bench" if s["kvu"] else "llama-completion", main_q, s, llm_cmd(bin_dir, d / f"{arch}-{main_q}.gguf", s)
+            )
         for q in ["F16", *quants]:
             f = d / f"{arch}-{q}.gguf"
             if q != main_q and f.exists():
@@ -232,7 +238,7 @@ def main() -> None:
         mm = d / f"mmproj-{arch}-F16.gguf"
         if spec.get("vlm") and mm.exists():
             sizes = [(448, 448), (640, 480), (1024, 768), (1288, 1288), (336, 336), (896, 896)]
-            for (w, h) in sizes:
+            for w, h in sizes:
                 for fa in ("on", "off"):
                     for warm in (1, 0):
                         if warm and (w, h) not in ((448, 448), (1024, 768)):

@@ -4,8 +4,8 @@ defaults of the transformers config classes for fields a config leaves out.
 
 from __future__ import annotations
 
-import re
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

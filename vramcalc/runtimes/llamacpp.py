@@ -62,9 +62,7 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
     )
 
 
-def compute_buffer_bytes(
-    llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool, n_seq: int = 1, backend: str = "cuda"
-) -> int:
+def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool, n_seq: int = 1, backend: str = "cuda") -> int:
     """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``).
 
     ggml-alloc reserves the worst case graph (a full micro-batch against the full context) and
@@ -83,7 +81,7 @@ def compute_buffer_bytes(
     if flash_attention:
         attn = 4 * act + n_ctx * u * 2  # + the f16 KQ mask
     else:
-        attn = n_ctx * u * llm.num_heads * 4 + 4 * act
+        attn = n_ctx * u * (llm.num_heads + 1) * 4 + 4 * act  # the f32 KQ scores and the f32 KQ mask
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
