@@ -29,8 +29,25 @@ MiB = 1024 * 1024
 #: tolerances of the issue (relative): weights and KV 0.5%, LLM compute 5%, vision compute 10%, tokens exact
 TOLERANCE = {"model": 0.005, "kv": 0.005, "compute": 0.05, "clip_model": 0.005, "clip_compute": 0.10, "image_tokens": 0.0}
 
-#: Runs vramcalc cannot express yet, and why (arch, quantity) -> reason. Listed in the report, never hidden.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+#: Runs vramcalc cannot express yet, and why: (arch, quantity, a part of the settings, reason). They are
+#: listed in docs/accuracy_llamacpp.md and the tests check that each is still outside the tolerance.
+_ALLOC = (
+    "ggml-alloc packs tensors into one buffer in graph order; where a large block (the logits, the fused FFN "
+    "tensor) cannot reuse a freed gap the buffer grows by that gap, which the live-set model does not simulate"
+)
+KNOWN_GAPS: list[tuple[str, str, str, str]] = [
+    ("phi-3-mini", "compute", "-c 16384 -np 1 -ub 512 -fa on", "Phi-3 (fused gate_up): 82 MiB at 16k vs 91 MiB at 4k; " + _ALLOC),
+    ("phi-3-mini", "compute", "-c 512 -np 1 -ub 512 -fa off", "Phi-3 (fused gate_up) without flash attention; " + _ALLOC),
+    ("phi-3-mini", "compute", "-c 1000 -np 1 -ub 512 -fa off", "Phi-3 (fused gate_up) without flash attention; " + _ALLOC),
+    ("phi-3-mini", "compute", "-c 4096 -np 2 -ub 512 -fa off", "Phi-3 (fused gate_up) without flash attention; " + _ALLOC),
+    ("llama-2-7b", "compute", "-c 512 -np 1 -ub 512 -fa off", "8 MiB above the FFN live set; " + _ALLOC),
+    ("qwen3-0.6b", "compute", "-c 16384 -np 1 -ub 512 -fa on", "20 MiB above the logits (q/k norms, 16k mask); " + _ALLOC),
+]
+
+
+def known_gap(c: Check) -> str:
+    """The reason a check is a known gap, or ''."""
+    return next((why for a, w, part, why in KNOWN_GAPS if a == c.arch and w == c.what and part in c.settings), "")
 
 
 @dataclass(frozen=True)
@@ -184,7 +201,7 @@ def markdown(checks: list[Check], rows: list[dict[str, str]]) -> str:
     if not bad:
         lines.append("None.")
     for c in bad[:40]:
-        why = KNOWN_GAPS.get((c.arch, c.what), "")
+        why = known_gap(c)
         lines.append(f"- run {c.run} {c.arch} {NAMES[c.what]} ({c.settings}): {c.error:+.1%}{' — ' + why if why else ''}")
     if len(bad) > 40:
         lines.append(f"- ... and {len(bad) - 40} more")

@@ -150,11 +150,23 @@ def llm_cmd(bin_dir: Path, model: Path, s: dict[str, object]) -> list[str]:
     return [str(bin_dir / "llama-completion"), *common, "-np", str(s["np"]), "-n", "1", "-p", "t", "-no-cnv"]
 
 
-def image(path: Path, w: int, h: int) -> Path:
-    if not path.exists():
-        from PIL import Image
+def compare_moe(arch: str) -> bool:
+    cfg = (HERE.parent.parent / "tests" / "fixtures" / "llamacpp_oracle" / "configs" / f"{arch}.json").read_text()
+    return any(k in cfg for k in ('"num_experts"', '"num_local_experts"', '"n_routed_experts"'))
 
-        Image.new("RGB", (w, h), (120, 60, 200)).save(path)
+
+def image(path: Path, w: int, h: int) -> Path:
+    """A plain RGB PNG of w x h pixels (written by hand: no imaging library needed)."""
+    if not path.exists():
+        import struct
+        import zlib
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+        raw = b"".join(b"\x00" + bytes((120, 60, 200)) * w for _ in range(h))
+        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     return path
 
 
@@ -232,7 +244,7 @@ def main() -> None:
         if f16.exists() and not spec.get("vlm"):
             # the quantizer's own size of each file type (--dry-run: no data written, no imatrix needed),
             # for the mixtures that need an imatrix to be made for real (IQ1/IQ2)
-            for q in DRY_QUANTS:
+            for q in DRY_QUANTS + (["MXFP4_MOE"] if compare_moe(arch) else []):
                 s = dict(n_ctx="", np="", kvu="", ub="", b="", fa="", ctk="", ctv="")
                 record_dry(arch, q, s, [str(bin_dir / "llama-quantize"), "--dry-run", str(f16), q])
         mm = d / f"mmproj-{arch}-F16.gguf"

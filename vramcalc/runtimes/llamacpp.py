@@ -63,30 +63,42 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
 
 
 def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool, n_seq: int = 1, backend: str = "cuda") -> int:
-    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``).
+    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream.
 
-    ggml-alloc reserves the worst case graph (a full micro-batch against the full context) and
-    reuses memory between ops, so the buffer is the largest of three live sets (f32 activations):
-    - output: logits for every token of the micro-batch (n_ubatch x n_vocab) + the hidden state;
-    - attention without flash attention: the KQ scores (n_ctx x n_ubatch x n_head) + 4 hidden-size
-      tensors; with flash attention no KQ matrix is materialized;
-    - FFN: gate and up activations (n_ubatch x n_ff, for MoE the active experts) + the hidden state.
-    Fitted to shared/calibration/llamacpp_buffers.csv (V100 rows, LLaMA-7B F16/Q8_0/Q4_0 at n_ctx
-    512 and 2048: 70.5 and 164 MiB; Llama-2-13B 81 MiB at 512) and to the widely quoted Llama-3-8B
-    buffer of 258.5 MiB (= 512 x 128256 x 4 + 512 x 4096 x 4) with flash attention.
+    ggml-alloc reserves the worst-case graph (a full micro-batch of ``u`` tokens against the full
+    cache; llama-context.cpp ``sched_reserve``: ``n_outputs = min(n_ubatch, n_outputs_max)``, i.e. logits
+    for every token) and reuses memory between ops, so the buffer is the largest of three live sets
+    (f32 activations, ``act`` = u x n_embd x 4 bytes):
+
+    - output: the logits (u x n_vocab) + one hidden state;
+    - attention without flash attention: the KQ scores (one stream's cells x u x n_head: with
+      non-unified sequences each stream's scores cover its own cells) + the f32 KQ mask (cells x u) +
+      q, k, v + 3 hidden states;
+    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide)
+      + the KQ mask, alive through every layer (f16 with flash attention, f32 without) + 3 hidden states.
+
+    A CPU build also keeps the input embedding rows (one more act) in this buffer; CUDA moves them to a
+    CUDA_Host buffer (``backend="cpu"`` adds it back). Fitted to llama.cpp 0c1e57098 runs recorded in
+    tests/fixtures/llamacpp_oracle/runs.csv (Llama-2/Mistral/Phi-3: FFN set; Qwen/Llama-3/Gemma: output
+    set; 16k contexts without flash attention: the KQ set); the published Llama-3-8B CUDA figure 258.5 MiB
+    (512 x 128256 x 4 + 512 x 4096 x 4) is the output set.
     """
     u = min(n_ubatch, n_ctx)
     act = u * llm.hidden_size * 4
+    q = u * llm.num_heads * llm.head_dim_ * 4
+    kv = 2 * u * llm.num_kv_heads * llm.head_dim_ * 4
     output = u * llm.vocab_size * 4 + act
+    mask = n_ctx * u * (2 if flash_attention else 4)
     if flash_attention:
-        attn = 4 * act + n_ctx * u * 2  # + the f16 KQ mask
+        attn = q + kv + mask + 3 * act  # no KQ matrix is materialized
     else:
-        attn = n_ctx * u * (llm.num_heads + 1) * 4 + 4 * act  # the f32 KQ scores and the f32 KQ mask
+        attn = n_ctx * u * llm.num_heads * 4 + mask + q + kv + 3 * act
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
         ff = llm.intermediate_size
-    ffn = u * ff * 4 * (2 if llm.gated_mlp else 1) + act
+    widths = (4 if llm.fused_gate_up else 3) if llm.gated_mlp else 2
+    ffn = u * ff * 4 * widths + mask + 3 * act
     return max(output, attn, ffn) + (act if backend == "cpu" else 0)
 
 
@@ -151,9 +163,23 @@ def kv_layout(llm: LlmSpec, n_ctx: int, n_seq: int = 1, unified: bool = False, n
     else:
         seq, streams = _pad(ctx // n_seq, KV_PAD), n_seq
     swa = seq
-    if llm.sliding_window:
-        swa = _pad(min(seq, llm.sliding_window.size * (n_seq if unified else 1) + min(n_ubatch, ctx)), KV_PAD)
+    window = llamacpp_window(llm)
+    if window:
+        swa = _pad(min(seq, window * (n_seq if unified else 1) + min(n_ubatch, ctx)), KV_PAD)
     return KvLayout(ctx, seq, swa, streams)
+
+
+#: Families whose sliding-window layers llama.cpp implements (llama-model.cpp sets ``swa_type`` for
+#: them); Mistral 7B's config has a window but llama.cpp converts it as a plain llama model
+#: (convert_hf_to_gguf.py writes no sliding_window for it): a full cache at every layer.
+SWA_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3n", "gpt-oss", "cohere2", "phi3"})
+
+
+def llamacpp_window(llm: LlmSpec) -> int | None:
+    """The sliding window llama.cpp applies to ``llm``, or None (a full cache at every layer)."""
+    if llm.sliding_window and llm.family in SWA_FAMILIES:
+        return llm.sliding_window.size
+    return None
 
 
 def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | None = None) -> int:
@@ -164,7 +190,7 @@ def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | Non
     tk, tv = _KV_GGML[type_k], _KV_GGML[type_v or type_k]
     total = 0
     for i in range(llm.num_layers):
-        n = lay.swa_cells if llm.sliding_window and llm.sliding_window.is_sliding(i) else lay.cells
+        n = lay.swa_cells if llamacpp_window(llm) and llm.sliding_window and llm.sliding_window.is_sliding(i) else lay.cells
         total += ggml_type_bytes(tk, k_dim * n) + ggml_type_bytes(tv, v_dim * n)
     return total
 
