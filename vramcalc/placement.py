@@ -137,7 +137,7 @@ def kv_cells(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[
 def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[int, int]:
     """KV cache bytes and the number of cells of the full-attention layers."""
     cells, swa = kv_cells(llm, tokens, w, runtime)
-    k_dim, v_dim = kv_dims(llm)
+    k_dim, v_dim = getattr(runtime, "kv_dims", kv_dims)(llm)  # a runtime's own cache layout (llama.cpp MLA: no V)
     per_elem = KV_TYPE_BYTES[w.kv_cache]
     total = 0.0
     for i in range(llm.num_layers):
@@ -198,7 +198,7 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
             read[t.layer] += nb * frac
             if t.ndim >= 2:
                 active += int(t.numel * frac)
-    k_dim, v_dim = kv_dims(llm)
+    k_dim, v_dim = getattr(runtime, "kv_dims", kv_dims)(llm)
     per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
     return LlmBytes(

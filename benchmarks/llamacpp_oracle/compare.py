@@ -17,6 +17,7 @@ import csv
 import functools
 import json
 import statistics
+from collections import Counter
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,31 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
     ("phi-3-mini", "compute", "-c 4096 -np 2 -ub 512 -fa off", "Phi-3 (fused gate_up) without flash attention; " + _ALLOC),
     ("llama-2-7b", "compute", "-c 512 -np 1 -ub 512 -fa off", "8 MiB above the FFN live set; " + _ALLOC),
     ("qwen3-0.6b", "compute", "-c 16384 -np 1 -ub 512 -fa on", "20 MiB above the logits (q/k norms, 16k mask); " + _ALLOC),
+    *(
+        (
+            "gpt-oss-20b",
+            "compute",
+            f"-c {c} -np {n} -ub 512 -fa off",
+            "gpt-oss without flash attention: 28-32 MiB above the logits "
+            "(attention sinks and biases keep more tensors alive than the live-set model counts)",
+        )
+        for c, n in ((512, 1), (1000, 1), (4096, 2))
+    ),
+    (
+        "qwen2.5-vl-7b",
+        "clip_compute",
+        "image 336x336 warmup off",
+        "Qwen2.5-VL's window masks at the smallest image "
+        "(576 patches): the fitted 5 hidden-size tensors are too many there (+22%, 7 MiB); within 6% from 1024 patches up",
+    ),
 ]
+
+
+#: Recorded architectures vramcalc cannot read yet: their runs are kept in the recording (ground truth for
+#: later) and listed, not compared.
+UNSUPPORTED = {
+    "qwen3-vl-2b": "vramcalc's config reader has no Qwen3-VL (model_type qwen3_vl, DeepStack merger) yet",
+}
 
 
 def known_gap(c: Check) -> str:
@@ -101,6 +126,8 @@ def predict(r: dict[str, str]) -> list[Check]:
     from vramcalc.runtimes import llamacpp as lc
 
     arch = r["arch"]
+    if arch in UNSUPPORTED:
+        return []
     llm, vlm, enc, proj = specs(arch)
     fa = r["fa"] == "on"
     n_seq = _i(r, "np", 1)
@@ -145,7 +172,8 @@ def predict(r: dict[str, str]) -> list[Check]:
             out.append(Check(run, arch, "image_tokens", nx * max(ny, 1), tok, settings + extra))
         rt = lc.LlamaCpp()
         vis = rt.vision_weights(rt.vision_tensors(vlm, enc), "f16").bytes + rt.vision_weights(proj, "f16").bytes
-        add("clip_model", float(r["clip_model_mib"]), vis, extra)
+        if r.get("clip_model_mib"):
+            add("clip_model", float(r["clip_model_mib"]), vis, extra)
         _tok, cc, cp = lc.clip_reserved_tokens(vlm, enc, (w, h), warmup=r["warmup"] == "1")
         add("clip_compute", float(r["clip_compute_mib"]), lc.clip_compute_bytes(enc, cp, cc, fa), extra)
     return out
@@ -196,6 +224,10 @@ def markdown(checks: list[Check], rows: list[dict[str, str]]) -> str:
     ]
     for what, v in s.items():
         lines.append(f"| {NAMES[what]} | {v['n']:.0f} | {v['ok']:.0f} | {TOLERANCE[what]:.1%} | {v['median']:.2%} | {v['max']:.2%} |")
+    skipped = Counter(r["arch"] for r in rows if r["arch"] in UNSUPPORTED)
+    if skipped:
+        lines += ["", "## Recorded but not compared", ""]
+        lines += [f"- {a} ({n} runs): {UNSUPPORTED[a]}." for a, n in sorted(skipped.items())]
     bad = sorted((c for c in checks if not c.ok), key=lambda c: -abs(c.error))
     lines += ["", "## Outside the tolerance", ""]
     if not bad:

@@ -45,7 +45,11 @@ ARCHS: dict[str, dict] = {
     "phi-3-mini": dict(src="llm/Phi-3-mini-4k-instruct.json", layers=4),
     "qwen3-30b-a3b": dict(src="llm/Qwen3-30B-A3B.json", layers=2, quants=[]),
     "mixtral-8x7b": dict(src="llm/Mixtral-8x7B-v0.1.json", layers=1, quants=[]),
-    "deepseek-v2-lite": dict(src="llm/DeepSeek-V2-Lite.json", layers=2, quants=[]),
+    # llama.cpp recognises the Lite variant (no q_lora) by its 26/27 layers (src/models/deepseek2.cpp
+    # is_lite), so the depth stays; 4 routed experts instead of 64 keep the file small (MLA unchanged)
+    "deepseek-v2-lite": dict(
+        src="llm/DeepSeek-V2-Lite.json", layers=27, quants=[], overrides=dict(n_routed_experts=4, num_experts_per_tok=2)
+    ),
     "gpt-oss-20b": dict(src="llm/gpt-oss-20b.json", layers=2, quants=[]),
     # VLMs: the language model keeps 2 layers, the vision tower keeps its full depth
     "qwen2-vl-7b": dict(src="vlm/Qwen2-VL-7B-Instruct.json", layers=2, quants=[], vlm=True),
@@ -70,6 +74,7 @@ def reduced_config(spec: dict) -> dict:
     if text.get("model_type") == "gemma3_text" or cfg.get("model_type") == "gemma3":
         # llama.cpp's converter trims token_embd to the tokenizer's 262,144 entries (gemma3 configs say 262,208)
         text["vocab_size"] = 262144
+    text.update(spec.get("overrides", {}))
     if "max_window_layers" in text:
         text["max_window_layers"] = min(int(text["max_window_layers"]), n)
     cfg["torch_dtype"] = "float16"

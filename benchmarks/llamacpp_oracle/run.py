@@ -45,7 +45,7 @@ RE = {
     "compute": re.compile(r"sched_reserve:\s+\S+ compute buffer size =\s*([\d.]+) MiB"),
     "n_ctx_seq": re.compile(r"n_ctx_seq\s+=\s*(\d+)"),
     "n_outputs_max": re.compile(r"n_outputs_max\s+=\s*(\d+)"),
-    "clip_model": re.compile(r"load_tensors: model size:\s*([\d.]+) MiB"),
+    "clip_model": re.compile(r"load_hparams: model size:\s*([\d.]+) MiB"),
     "clip_compute": re.compile(r"reserve_compute_meta:\s+\S+ compute buffer size =\s*([\d.]+) MiB"),
     "nx": re.compile(r"image_tokens->nx = (\d+)"),
     "ny": re.compile(r"image_tokens->ny = (\d+)"),
@@ -86,7 +86,7 @@ def run_one(cmd: list[str], mtmd: bool, warmup: bool, timeout: float = 300.0) ->
                 got["image_ny"] = int(m.group(1))
             elif m := RE["nb"].search(line):
                 got["image_batch"] = int(m.group(1))
-            if "encoding image slice" in line or "encoding image" in line:
+            if "encoding mtmd batch" in line or "encoding image" in line:
                 seen_encoding = True
             done = False
             if not mtmd and "reserve took" in line:
@@ -260,7 +260,7 @@ def main() -> None:
                         cmd = [
                             str(bin_dir / "llama-mtmd-cli"), "-m", str(d / f"{arch}-{main_q}.gguf"), "--mmproj", str(mm),
                             "--image", str(img), "-p", "t", "-n", "1", "-c", "8192", "-fa", fa, "-t", "1", "-fit", "off",
-                            "-nr", "-lv", "5",
+                            "-nr", "-lv", "5", "--chat-template", "chatml",
                         ]  # fmt: skip
                         if not warm:
                             cmd.append("--no-warmup")

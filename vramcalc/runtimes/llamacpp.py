@@ -109,13 +109,18 @@ def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_
     Coefficients fitted to the published clip buffers (field.md, gguf-parser-go#44, FA off/on):
     Gemma 3 (896 px, 4096 patches) 1132/121 MiB and Qwen2-VL (warm-up at 46x46 merged tokens =
     8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~2.75 (on) hidden-size
-    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention adds masks this does not model (4872/705 MiB
-    published vs 4620/345 predicted), see tests/test_estimate.py.
+    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention, with flash
+    attention, adds an f16 N x N window mask and about five more hidden-size tensors (fitted to the
+    llama.cpp 0c1e57098 runs in tests/fixtures/llamacpp_oracle/runs.csv: 705 MiB at the 8464-patch warm-up,
+    the published figure too; 64-292 MiB at 1024-4096 patches); without flash attention the KQ scores
+    dominate as for Qwen2-VL.
     """
     n = patches
     act = n * enc.hidden_size * 4
     if flash_attention:
         per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 11 * act // 4
+        if enc.window_attention is not None:
+            per += 2 * n * n + 5 * act
     else:
         per = enc.num_heads * n * n * 4 + 6 * act
     return per * images
@@ -175,6 +180,16 @@ def kv_layout(llm: LlmSpec, n_ctx: int, n_seq: int = 1, unified: bool = False, n
 SWA_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3n", "gpt-oss", "cohere2", "phi3"})
 
 
+def llamacpp_kv_dims(llm: LlmSpec) -> tuple[int, int]:
+    """K and V widths per cell per layer in llama.cpp's cache. MLA (DeepSeek-V2/V3) keeps only the
+    compressed latent + rope part as K and no V tensor at all (llama-kv-cache.cpp ``has_v = !is_mla``:
+    V is read as a view of K), so V is 0 there."""
+    from vramcalc.placement import kv_dims
+
+    k_dim, v_dim = kv_dims(llm)
+    return (k_dim, 0) if llm.mla else (k_dim, v_dim)
+
+
 def llamacpp_window(llm: LlmSpec) -> int | None:
     """The sliding window llama.cpp applies to ``llm``, or None (a full cache at every layer)."""
     if llm.sliding_window and llm.family in SWA_FAMILIES:
@@ -184,9 +199,7 @@ def llamacpp_window(llm: LlmSpec) -> int | None:
 
 def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | None = None) -> int:
     """Bytes of llama.cpp's KV buffers: per layer ``ggml_row_size(type, n_embd_k_gqa * cells)`` for K and V."""
-    from vramcalc.placement import kv_dims
-
-    k_dim, v_dim = kv_dims(llm)
+    k_dim, v_dim = llamacpp_kv_dims(llm)
     tk, tv = _KV_GGML[type_k], _KV_GGML[type_v or type_k]
     total = 0
     for i in range(llm.num_layers):
@@ -325,6 +338,10 @@ class LlamaCpp:
         cache is unified (``--kv-unified``; llama.cpp's default is one stream per sequence)."""
         unified = bool(getattr(w, "kv_unified", False))
         return kv_layout(llm, tokens * w.batch, w.batch, unified, w.n_ubatch)
+
+    def kv_dims(self, llm: LlmSpec) -> tuple[int, int]:
+        """K and V widths per cell per layer (MLA: no V tensor), see :func:`llamacpp_kv_dims`."""
+        return llamacpp_kv_dims(llm)
 
     def kv_cells(self, llm: LlmSpec, tokens: int, w: Workload) -> tuple[int, int]:
         """(cells of a full-attention layer, of a sliding-window layer), over all streams."""
