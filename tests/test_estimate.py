@@ -106,10 +106,14 @@ def test_kv_cache_sliding_window_layers_hold_only_the_window():
 
 
 def test_llm_compute_buffer_old_builds_kept_logits_elsewhere():
-    """Builds 2459 (2024) and late 2023 (""" + SRC_BUFFERS + """) printed a 62.5 MiB output buffer for
+    (
+        """Builds 2459 (2024) and late 2023 ("""
+        + SRC_BUFFERS
+        + """) printed a 62.5 MiB output buffer for
     LLaMA-7B's logits (512 x 32000 x 4) outside the compute buffer (70.5 MiB at n_ctx 512, 164 MiB at 2048);
     llama.cpp 0c1e57098 reserves the logits inside it (output buffer 0.58 MiB), so today's figure is larger
     by about the logits. The current graph is pinned to recorded runs in tests/test_llamacpp_oracle.py."""
+    )
     llm = _cat().llm("llama-2-7b")
     logits = 512 * 32000 * 4
     for n_ctx, old_mib in ((512, 70.5), (2048, 164.0)):

@@ -82,7 +82,7 @@ def test_known_gaps_are_still_gaps():
         assert why
         cs = [c for c in CHECKS if c.arch == arch and c.what == what and part in c.settings]
         assert cs, (arch, what, part)
-        assert all(not c.ok for c in cs), f"{arch} {what} {part}: within tolerance now, drop it from KNOWN_GAPS"
+        assert any(not c.ok for c in cs), f"{arch} {what} {part}: within tolerance now, drop it from KNOWN_GAPS"
 
 
 def test_docs_are_current():
@@ -105,10 +105,12 @@ def test_counts():
 
 
 def _within(rows: list[dict[str, str]], what: str) -> list:
+    rows = [r for r in rows if r["arch"] not in compare.UNSUPPORTED]
     assert rows, "no recorded run of this kind"
     cs = [_check(r, what) for r in rows]
-    bad = [(c.run, f"{c.error:+.2%}") for c in cs if not c.ok]
+    bad = [(c.run, f"{c.error:+.2%}") for c in cs if not c.ok and not compare.known_gap(c)]  # gaps: listed in compare.py
     assert not bad, bad
+    assert any(c.ok for c in cs)
     return cs
 
 
@@ -268,10 +270,9 @@ def test_multi_crop_images_reserve_one_crop():
     0c1e57098, so this is pinned to the source, not to a recorded run."""
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import estimate
+    from vramcalc.images import image_tokens, native_tokens
     from vramcalc.results import Workload
     from vramcalc.runtimes.llamacpp import clip_compute_bytes
-
-    from vramcalc.images import image_tokens, native_tokens
 
     cat = load_catalog(include_user=False)
     vlm = cat.resolve_model("llava-1.6-mistral-7b")

@@ -143,11 +143,11 @@ def llm_settings(arch: str) -> list[dict[str, object]]:
 def llm_cmd(bin_dir: Path, model: Path, s: dict[str, object]) -> list[str]:
     common = [
         "-m", str(model), "-c", str(s["n_ctx"]), "-b", str(s["b"]), "-ub", str(s["ub"]), "-fa", str(s["fa"]),
-        "-ctk", str(s["ctk"]), "-ctv", str(s["ctv"]), "-t", "1", "-fit", "off", "-nr", "-lv", "4", "--no-warmup",
+        "-ctk", str(s["ctk"]), "-ctv", str(s["ctv"]), "-t", "1", "-fit", "off", "-nr", "-lv", "4",
     ]  # fmt: skip
-    if s["kvu"]:
+    if s["kvu"]:  # (llama-batched-bench has no --no-warmup; the warm-up changes no buffer)
         return [str(bin_dir / "llama-batched-bench"), *common, "-kvu", "-npp", "16", "-ntg", "1", "-npl", str(s["np"])]
-    return [str(bin_dir / "llama-completion"), *common, "-np", str(s["np"]), "-n", "1", "-p", "t", "-no-cnv"]
+    return [str(bin_dir / "llama-completion"), *common, "--no-warmup", "-np", str(s["np"]), "-n", "1", "-p", "t", "-no-cnv"]
 
 
 def compare_moe(arch: str) -> bool:
