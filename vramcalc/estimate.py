@@ -100,6 +100,7 @@ class Accounting(Jsonable):
     encoder_crops: int
     encoder_patches: int
     projector_params: int
+    vision_compute_host: int = 0  # --no-mmproj-offload: the clip compute buffer, in system RAM (not in memory)
 
 
 def account(
@@ -141,7 +142,9 @@ def account(
 
     # --- weights
     wb_llm = fixed.llm or (rt.llm_weights(llm, quant) if llm else WeightBytes(quant))
-    wb_vis = fixed.vision or (rt.vision_weights(encoder_tensors(enc), vq) if enc and vq else WeightBytes(vq or ""))
+    own_tensors = getattr(rt, "vision_tensors", None)  # what the runtime's projector file keeps of the tower
+    enc_tensors = (own_tensors(model, enc) if own_tensors else encoder_tensors(enc)) if enc else ()
+    wb_vis = fixed.vision or (rt.vision_weights(enc_tensors, vq) if enc and vq else WeightBytes(vq or ""))
     wb_proj = fixed.projector or (rt.vision_weights(parts.projector, vq) if parts.projector and vq else WeightBytes(vq or ""))
     host = wb_llm.host_bytes if rt.embeddings_on_host else 0
     vision_host = not w.mmproj_offload and enc is not None and not isinstance(model, VisionEncoderSpec)
@@ -165,13 +168,18 @@ def account(
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
         if llm.linear_attention is not None:
             notes.append(recurrent_state_note(llm, w.batch))
-    compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
+    vis_crops, vis_patches = crops * (w.batch if kind == "encoder" else 1), patches
+    reserved = getattr(rt, "vision_reserved", None)  # a runtime that reserves the buffer for another image (llama.cpp warm-up)
+    if reserved is not None and enc is not None and isinstance(model, VlmSpec):
+        vis_crops, vis_patches = reserved(model, enc, size, w)
+    compute_vis = rt.vision_compute_bytes(enc, vis_patches, vis_crops, w) if enc is not None else 0
+    vision_compute_host = 0
     if vision_host:
         notes.append(
             f"--no-mmproj-offload: the vision encoder ({(wb_vis.bytes + wb_proj.bytes) / 2**30:.2f} GiB weights, "
             f"{compute_vis / 2**20:.0f} MiB compute buffer) runs from system RAM, on the CPU."
         )
-        compute_vis = 0
+        vision_compute_host, compute_vis = compute_vis, 0
 
     info = gpu_info(gpu, w.headless, w.reserve_bytes)
     if w.reserve_bytes:
@@ -218,6 +226,7 @@ def account(
         weights=FixedWeights(llm=wb_llm, vision=wb_vis if enc else None, projector=wb_proj if parts.projector else None),
         encoder_crops=crops,
         encoder_patches=patches,
+        vision_compute_host=vision_compute_host,
         projector_params=sum(t.numel for t in parts.projector),
     )
 
@@ -315,11 +324,12 @@ def estimate(
         if not w.mmproj_offload:  # the accounting left them out of the GPU total; the CPU share holds them
             fixed = Fixed(
                 compute_llm=fixed.compute_llm,
-                compute_vis=acc_vision_compute(parts, w, rt, acc),
+                compute_vis=acc.vision_compute_host,
                 vision_weights=fixed.vision_weights,
                 overhead=fixed.overhead,
                 embd_on_cpu=fixed.embd_on_cpu,
                 vision_on_cpu=True,
+                n_seq=fixed.n_seq,
             )
         if rt.places_layers(len(gpus)):
             quant, n_gpus = i.quant, len(gpus)
@@ -488,13 +498,6 @@ def _split_mode_gpus(gpus: list[GpuSpec], w: Workload) -> list[GpuSpec]:
     if w.split_mode == "none":
         return [gpus[w.main_gpu]]
     return gpus
-
-
-def acc_vision_compute(parts: Parts, w: Workload, rt: Runtime, acc: Accounting) -> int:
-    """The vision compute buffer the accounting dropped from the GPU total (--no-mmproj-offload)."""
-    if parts.encoder is None:
-        return 0
-    return rt.vision_compute_bytes(parts.encoder, acc.encoder_patches, acc.encoder_crops, w)
 
 
 def _server_command(rt: Runtime, model: Model, i: Inputs, w: Workload, off: Offload | None, gpus: list[GpuSpec]) -> list[str] | None:

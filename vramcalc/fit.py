@@ -293,7 +293,9 @@ def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) ->
     once for every precision of the LLM that fit tries."""
     assert parts.encoder is not None
     vq = rt.vision_precision(spec, work)
-    out = {"vision": rt.vision_weights(encoder_tensors(parts.encoder), vq)}
+    own_tensors = getattr(rt, "vision_tensors", None)  # what the runtime's projector file keeps of the tower (as estimate.account)
+    tensors = own_tensors(spec, parts.encoder) if own_tensors else encoder_tensors(parts.encoder)
+    out = {"vision": rt.vision_weights(tensors, vq)}
     if parts.projector:
         out["projector"] = rt.vision_weights(parts.projector, vq)
     return out

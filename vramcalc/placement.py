@@ -138,6 +138,9 @@ def kv_cells(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[
     Sliding-window layers hold only the window (llama.cpp llama_kv_cache_iswa:
     min(n_ctx, pad(n_swa * n_seq + n_ubatch, 256)); transformers: the window per sequence).
     """
+    own = getattr(runtime, "kv_cells", None)  # a runtime with its own layout (llama.cpp: per-sequence streams)
+    if own is not None:
+        return own(llm, tokens, w)  # type: ignore[no-any-return]
     cells = pad(tokens * w.batch, runtime.kv_pad)
     swa = cells
     if llm.sliding_window:
@@ -148,7 +151,7 @@ def kv_cells(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[
 def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> tuple[int, int]:
     """KV cache bytes and the number of cells of the full-attention layers."""
     cells, swa = kv_cells(llm, tokens, w, runtime)
-    k_dim, v_dim = kv_dims(llm)
+    k_dim, v_dim = getattr(runtime, "kv_dims", kv_dims)(llm)  # a runtime's own cache layout (llama.cpp MLA: no V)
     total = 0.0
     la = llm.linear_attention
     for i in range(llm.num_layers):
@@ -232,6 +235,8 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         frac = moe_frac if t.role.endswith("_exps") else 1.0
         if t.role == "token_embd":
             embd += nb
+            if llm.tied_embeddings and runtime.embeddings_on_host:
+                out_s += nb  # llama.cpp loads the tied matrix again as the output layer (TENSOR_DUPLICATED)
             if llm.tied_embeddings:  # the lm head is the same matrix: read fully per token
                 out_r += nb
                 out_p += t.numel
@@ -245,7 +250,7 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
             read[t.layer] += nb * frac
             if t.ndim >= 2:
                 active += int(t.numel * frac)
-    k_dim, v_dim = kv_dims(llm)
+    k_dim, v_dim = getattr(runtime, "kv_dims", kv_dims)(llm)
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
     la = llm.linear_attention
     linear = tuple(la is not None and la.is_linear(i) for i in range(n))

@@ -69,7 +69,9 @@ GGUF_FILE_TYPES: dict[str, str] = {
     "IQ3_XXS": "IQ3_XXS",
     "Q2_K": "Q2_K",
     "IQ2_M": "IQ2_S",
-    "IQ2_S": "IQ2_S",
+    "IQ2_S": "IQ2_XS",  # sic: llama_ftype_get_default_type (llama-quant.cpp) gives IQ2_S files IQ2_XS tensors
+    "IQ3_XS": "IQ3_S",
+    "Q2_K_S": "Q2_K",
     "IQ2_XS": "IQ2_XS",
     "IQ2_XXS": "IQ2_XXS",
     "IQ1_M": "IQ1_M",
@@ -90,8 +92,8 @@ _FALLBACK = {
     "IQ3_S": "IQ4_NL",
     "IQ1_S": "IQ4_NL",
     "IQ1_M": "IQ4_NL",
-    "Q2_K": "IQ4_NL",
-    "Q3_K": "IQ4_NL",
+    "Q2_K": "Q4_0",
+    "Q3_K": "Q4_0",
     "IQ4_XS": "IQ4_NL",
     "Q4_K": "Q5_0",
     "Q5_K": "Q5_1",
@@ -181,97 +183,151 @@ def _use_more_bits(i_layer: int, n_layers: int) -> bool:
     return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
 
 
+#: File types that llama.cpp's quantizer handles in its IQ1/IQ2 branch (llama-quant.cpp).
+_IQ12 = ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
+
+
+def _category(role: str) -> str:
+    """llama-quant.cpp ``tensor_get_category``: substring tests on the tensor name, in its order."""
+    if role == "output":
+        return "output"
+    if role == "token_embd":
+        return "token_embd"
+    if role in ("attn_qkv", "attn_kv_b", "attn_v"):
+        return "attn_v"  # category_is_attn_v(): ATTENTION_V, ATTENTION_QKV and ATTENTION_KV_B share the rules
+    if role in ("attn_k", "attn_q", "attn_output"):
+        return role
+    for part in ("ffn_up", "ffn_gate", "ffn_down"):
+        if part in role:
+            return part
+    return "other"
+
+
 def gguf_tensor_type(t: Tensor, q: QuantContext) -> str:
     """The GGML type llama.cpp's quantizer gives tensor ``t`` for file type ``q.ftype``.
 
-    Follows ``llama_tensor_get_type`` (src/llama-quant.cpp) for the tensor roles the catalog
-    models have, without an importance matrix.
+    Follows ``llama_tensor_get_type_impl`` (src/llama-quant.cpp at llama.cpp 0c1e57098, the commit the
+    oracle in benchmarks/llamacpp_oracle runs) for the tensor roles the catalog models have, without an
+    importance matrix. Notable: attn_qkv and attn_kv_b get the attn_v rules (``category_is_attn_v``);
+    Q3_K_M's ffn_down is Q4_K beyond the first 1/16 of the layers for every architecture but Falcon;
+    the IQ1/IQ2 file types have their own branch.
     """
     ft = q.ftype
     default = GGUF_FILE_TYPES[ft]
     if t.ndim < 2:  # norms, biases, scalars: never quantized (quantize &= ggml_n_dims(tensor) >= 2)
         return "F32"
+    role = t.role
+    if role.startswith("ffn_gate_inp"):
+        return "F32"  # the converter writes expert routers in F32 and the quantizer skips ffn_gate_inp
     if ft in ("F32", "F16", "BF16"):
         return default
-    role = t.role
+    cat = _category(role)
     i = t.layer if t.layer is not None else 0
     n = q.n_layers
     new = default
-    is_output = role == "output" or (not q.has_output and role == "token_embd")
-    if is_output:
-        if ft in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
+    if cat == "output" or (not q.has_output and cat == "token_embd"):
+        if ft == "MXFP4_MOE" or t.shape[0] % GGML_TYPES[default][1]:
+            new = "Q8_0"
+        elif ft in ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"):
             new = "Q5_K"
         elif new != "Q8_0":
             new = "Q6_K"
-    elif role == "token_embd":
+    elif ft == "MXFP4_MOE":
+        new = "MXFP4" if role.endswith("_exps") else "Q8_0"  # ne[2] > 1: the 3-D expert tensors
+    elif cat == "token_embd":
         if ft in ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
             new = "Q2_K"
         elif ft in ("IQ2_S", "IQ2_M", "IQ3_XXS"):
             new = "IQ3_S"
-    elif role in ("attn_v", "attn_kv_b"):
-        if role == "attn_v":
-            if ft == "Q2_K":
-                new = "Q4_K" if q.n_gqa >= 4 else "Q3_K"
-            elif ft == "IQ3_XXS":
-                new = "Q4_K" if q.n_gqa >= 4 else "IQ3_S"
-            elif (ft in ("IQ3_S", "IQ3_M") and q.n_gqa >= 4) or ft == "IQ3_M":
-                new = "Q4_K"
-            elif ft == "Q3_K_M":
-                new = "Q5_K" if i < 2 else "Q4_K"
-            elif ft == "Q3_K_L" or (ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4):
-                new = "Q5_K"
-            elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
-                new = "Q6_K"
-            elif ft == "Q4_K_S" and i < 4:
-                new = "Q5_K"
-            if q.is_70b and new in ("Q3_K", "Q4_K"):
-                new = "Q5_K"
+    elif ft in _IQ12:
+        if cat == "attn_v":
+            new = "Q4_K" if q.n_gqa >= 4 or q.n_expert >= 4 else "IQ3_S" if ft in ("IQ2_S", "IQ2_M") else "Q2_K"
+        elif q.n_expert == 8 and cat == "attn_k":
+            new = "Q4_K"
+        elif cat == "ffn_down":
+            if i < n // 8:
+                new = "IQ3_S" if ft in ("IQ2_S", "IQ2_M") else "Q2_K"
+        elif cat == "attn_output":
             if q.n_expert == 8:
-                new = "Q8_0"
-    elif role == "attn_k":
+                new = "Q5_K"
+            elif ft in ("IQ1_S", "IQ1_M"):
+                new = "IQ2_XXS"
+            elif ft in ("IQ2_S", "IQ2_M"):
+                new = "IQ3_S"
+    elif cat == "attn_v":
+        if ft == "Q2_K":
+            new = "Q4_K" if q.n_gqa >= 4 else "Q3_K"
+        elif ft == "Q2_K_S" and q.n_gqa >= 4:
+            new = "Q4_K"
+        elif ft == "IQ3_XXS":
+            new = "Q4_K" if q.n_gqa >= 4 else "IQ3_S"
+        elif (ft in ("IQ3_XS", "IQ3_S") and q.n_gqa >= 4) or ft == "IQ3_M":
+            new = "Q4_K"
+        elif ft == "Q3_K_M":
+            new = "Q5_K" if i < 2 else "Q4_K"
+        elif ft == "Q3_K_L" or (ft in ("IQ4_NL", "IQ4_XS") and q.n_gqa >= 4):
+            new = "Q5_K"
+        elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
+            new = "Q6_K"
+        elif ft == "Q4_K_S" and i < 4:
+            new = "Q5_K"
+        if q.is_70b and new in ("Q3_K", "Q4_K"):
+            new = "Q5_K"
         if q.n_expert == 8:
             new = "Q8_0"
-    elif role == "attn_qkv":
-        if ft in ("Q3_K_M", "Q3_K_L", "IQ3_M"):
-            new = "Q4_K"
-        elif ft == "Q4_K_M":
-            new = "Q5_K"
-        elif ft == "Q5_K_M":
-            new = "Q6_K"
-    elif role == "attn_output":
+    elif cat == "attn_k":
         if q.n_expert == 8:
-            if ft in ("Q2_K", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"):
-                new = "Q5_K"
-        elif ft == "Q2_K":
-            new = "Q3_K"
-        elif ft in ("IQ3_M", "Q3_K_M"):
-            new = "Q4_K"
-        elif ft == "Q3_K_L":
-            new = "Q5_K"
-    elif role in ("ffn_down", "ffn_down_exps"):
+            new = "Q8_0"
+        elif ft == "IQ3_XS":
+            new = "IQ3_XXS"
+        elif ft == "IQ3_XXS":
+            new = "IQ2_S"
+    elif cat == "attn_q":
+        if ft == "IQ3_XS":
+            new = "IQ3_XXS"
+        elif ft == "IQ3_XXS":
+            new = "IQ2_S"
+    elif cat == "ffn_down":
         if ft == "Q2_K":
             new = "Q3_K"
+        elif ft == "Q2_K_S":
+            if i < n // 8:
+                new = "Q4_K"
         elif ft == "IQ3_XXS":
             new = "Q4_K" if i < n // 8 else "Q3_K"
         elif ft == "Q3_K_M":
-            new = "Q5_K" if i < n // 16 else "Q4_K" if _use_more_bits(i, n) else "Q3_K"
+            new = "Q5_K" if i < n // 16 else "Q4_K"  # Q3_K only for Falcon (arch != LLM_ARCH_FALCON || use_more_bits)
         elif ft == "IQ3_M" and (i < n // 8 or (q.n_expert == 8 and _use_more_bits(i, n))):
             new = "Q4_K"
         elif ft == "Q3_K_L":
             new = "Q5_K"
-        elif ft in ("Q4_K_M", "Q5_K_M"):
+        elif ft == "Q4_K_M":
             if _use_more_bits(i, n):
                 new = "Q6_K"
-        elif (ft == "Q4_K_S" and i < n // 8) or (ft in ("IQ4_NL", "IQ4_XS") and i < n // 8):
+        elif i < n // 8 and ft in ("IQ4_NL", "IQ4_XS"):
             new = "Q5_K"
-    elif role.endswith("_exps") and default == "MXFP4":
-        new = "MXFP4"
-    if ft == "MXFP4_MOE" and not role.endswith("_exps"):
-        new = "Q8_0"  # gpt-oss: everything but the experts stays Q8_0 in the MXFP4_MOE file type
-    # row length not divisible by the block size: fall back (llama-quant.cpp)
+        elif ft == "Q5_K_M" and _use_more_bits(i, n):
+            new = "Q6_K"
+        elif ft == "Q4_K_S" and i < n // 8:
+            new = "Q5_K"
+    elif cat == "attn_output":
+        if q.n_expert == 8:
+            if ft in ("Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS"):
+                new = "Q5_K"
+        elif ft == "Q2_K":
+            new = "Q3_K"
+        elif ft == "IQ3_XXS":
+            new = "IQ3_S"
+        elif ft in ("Q3_K_M", "IQ3_M"):
+            new = "Q4_K"
+        elif ft == "Q3_K_L":
+            new = "Q5_K"
+    elif cat in ("ffn_gate", "ffn_up") and ft == "IQ3_XS" and n // 8 <= i < 7 * n // 8:
+        new = "IQ3_XXS"
+    # row length not divisible by the block size: fall back (llama-quant.cpp tensor_type_fallback)
     block = GGML_TYPES[new][1]
     if t.shape[0] % block:
-        new = _FALLBACK.get(new, "F16")
+        new = _FALLBACK.get(new, new)
         if t.shape[0] % GGML_TYPES[new][1]:
             new = "F16"
     return new

@@ -45,6 +45,9 @@ GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "llama": ("llama", "silu"),
     "mistral3": ("mistral", "silu"),
     "qwen2": ("qwen2", "silu"),
+    # the language model of Qwen2-VL and Qwen2.5-VL (convert_hf_to_gguf.py Qwen2VLModel writes
+    # LLM_ARCH_QWEN2VL): Qwen2's tensors, with M-RoPE, which changes no memory
+    "qwen2vl": ("qwen2", "silu"),
     "qwen3": ("qwen3", "silu"),
     "qwen2moe": ("qwen2_moe", "silu"),
     "qwen3moe": ("qwen3_moe", "silu"),
@@ -335,10 +338,13 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
 def _weight_bytes(tensors: list[GgufTensorInfo], label: str) -> WeightBytes:
     """The exact bytes of these tensors, by GGML type."""
     wb = WeightBytes(label)
+    tied = not any(x.name == "output.weight" for x in tensors)
     for x in tensors:
         wb.add(x.ggml_type, x.numel, x.nbytes)
-        if x.name == "token_embd.weight":
-            wb.host_bytes += x.nbytes  # llama.cpp keeps the input embedding in host memory (see runtimes.llamacpp)
+        if x.name == "token_embd.weight" and not tied:
+            # llama.cpp keeps the input embedding in host memory; a tied one is loaded again on the GPU
+            # as the output matrix, so nothing leaves the GPU total (see runtimes.llamacpp)
+            wb.host_bytes += x.nbytes
     return wb
 
 

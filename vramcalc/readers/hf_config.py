@@ -4,6 +4,7 @@ defaults of the transformers config classes for fields a config leaves out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -503,6 +504,9 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
     llm = llm_from_hf(text, where, ident + "-text", name + " (language model)", cfg.get("torch_dtype"))
     vc = cfg.get("vision_config") or {}
     enc = _vision_from_hf(mt, vc, where, ident + "-vision", name + " (vision tower)")
+    fl = cfg.get("vision_feature_layer")
+    if mt in ("llava", "llava_next") and isinstance(fl, int) and not isinstance(fl, bool) and -enc.num_layers <= fl < 0:
+        enc = dataclasses.replace(enc, feature_layer=fl)  # LlavaConfig.vision_feature_layer (-2 by default)
     defaults = VlmDefaults()
     if mt in ("llava", "llava_next"):
         projector = Projector(kind="mlp", layers=2)

@@ -9,6 +9,7 @@ buffer at the image size. Layers that do not fit run from system RAM (-ngl).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -61,32 +62,44 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
     )
 
 
-def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool) -> int:
-    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``).
+def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool, n_seq: int = 1, backend: str = "cuda") -> int:
+    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream.
 
-    ggml-alloc reserves the worst case graph (a full micro-batch against the full context) and
-    reuses memory between ops, so the buffer is the largest of three live sets (f32 activations):
-    - output: logits for every token of the micro-batch (n_ubatch x n_vocab) + the hidden state;
-    - attention without flash attention: the KQ scores (n_ctx x n_ubatch x n_head) + 4 hidden-size
-      tensors; with flash attention no KQ matrix is materialized;
-    - FFN: gate and up activations (n_ubatch x n_ff, for MoE the active experts) + the hidden state.
-    Fitted to shared/calibration/llamacpp_buffers.csv (V100 rows, LLaMA-7B F16/Q8_0/Q4_0 at n_ctx
-    512 and 2048: 70.5 and 164 MiB; Llama-2-13B 81 MiB at 512) and to the widely quoted Llama-3-8B
-    buffer of 258.5 MiB (= 512 x 128256 x 4 + 512 x 4096 x 4) with flash attention.
+    ggml-alloc reserves the worst-case graph (a full micro-batch of ``u`` tokens against the full
+    cache; llama-context.cpp ``sched_reserve``: ``n_outputs = min(n_ubatch, n_outputs_max)``, i.e. logits
+    for every token) and reuses memory between ops, so the buffer is the largest of three live sets
+    (f32 activations, ``act`` = u x n_embd x 4 bytes):
+
+    - output: the logits (u x n_vocab) + one hidden state;
+    - attention without flash attention: the KQ scores (one stream's cells x u x n_head: with
+      non-unified sequences each stream's scores cover its own cells) + the f32 KQ mask (cells x u) +
+      q, k, v + 3 hidden states;
+    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide)
+      + the KQ mask, alive through every layer (f16 with flash attention, f32 without) + 3 hidden states.
+
+    A CPU build also keeps the input embedding rows (one more act) in this buffer; CUDA moves them to a
+    CUDA_Host buffer (``backend="cpu"`` adds it back). Fitted to llama.cpp 0c1e57098 runs recorded in
+    tests/fixtures/llamacpp_oracle/runs.csv (Llama-2/Mistral/Phi-3: FFN set; Qwen/Llama-3/Gemma: output
+    set; 16k contexts without flash attention: the KQ set); the published Llama-3-8B CUDA figure 258.5 MiB
+    (512 x 128256 x 4 + 512 x 4096 x 4) is the output set.
     """
     u = min(n_ubatch, n_ctx)
     act = u * llm.hidden_size * 4
+    q = u * llm.num_heads * llm.head_dim_ * 4
+    kv = 2 * u * llm.num_kv_heads * llm.head_dim_ * 4
     output = u * llm.vocab_size * 4 + act
+    mask = n_ctx * u * (2 if flash_attention else 4)
     if flash_attention:
-        attn = 4 * act + n_ctx * u * 2  # + the f16 KQ mask
+        attn = q + kv + mask + 3 * act  # no KQ matrix is materialized
     else:
-        attn = n_ctx * u * llm.num_heads * 4 + 4 * act
+        attn = n_ctx * u * llm.num_heads * 4 + mask + q + kv + 3 * act
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
         ff = llm.intermediate_size
-    ffn = u * ff * 4 * (2 if llm.gated_mlp else 1) + act
-    return max(output, attn, ffn)
+    widths = (4 if llm.fused_gate_up else 3) if llm.gated_mlp else 2
+    ffn = u * ff * 4 * widths + mask + 3 * act
+    return max(output, attn, ffn) + (act if backend == "cpu" else 0)
 
 
 def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_attention: bool) -> int:
@@ -96,16 +109,151 @@ def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_
     Coefficients fitted to the published clip buffers (field.md, gguf-parser-go#44, FA off/on):
     Gemma 3 (896 px, 4096 patches) 1132/121 MiB and Qwen2-VL (warm-up at 46x46 merged tokens =
     8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~2.75 (on) hidden-size
-    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention adds masks this does not model (4872/705 MiB
-    published vs 4620/345 predicted), see tests/test_estimate.py.
+    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention, with flash
+    attention, adds an f16 N x N window mask and about five more hidden-size tensors (fitted to the
+    llama.cpp 0c1e57098 runs in tests/fixtures/llamacpp_oracle/runs.csv: 705 MiB at the 8464-patch warm-up,
+    the published figure too; 64-292 MiB at 1024-4096 patches); without flash attention the KQ scores
+    dominate as for Qwen2-VL.
     """
     n = patches
     act = n * enc.hidden_size * 4
     if flash_attention:
         per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 11 * act // 4
+        if enc.window_attention is not None:
+            per += 2 * n * n + 5 * act
     else:
         per = enc.num_heads * n * n * 4 + 6 * act
     return per * images
+
+
+# ---------------------------------------------------------------------------------------------
+# KV cache layout and bytes (llama.cpp 0c1e57098; pinned by tests/test_llamacpp_oracle.py against
+# recorded llama.cpp runs, tests/fixtures/llamacpp_oracle/runs.csv)
+
+#: Clip warm-up: Qwen2-VL / Qwen2.5-VL / Qwen3-VL reserve the vision compute buffer for 46 x 46
+#: merged tokens (clip.cpp ``hparams.set_warmup_n_tokens(46*46)``, "avoid OOM on warmup"); other
+#: projectors warm up at the encoder's native image size (``warmup_image_size = image_size``).
+CLIP_WARMUP_TOKENS_PER_SIDE = 46
+
+
+@dataclass(frozen=True)
+class KvLayout:
+    """llama.cpp's KV cache cells for a context of ``n_ctx`` tokens over ``n_seq`` sequences.
+
+    llama-context.cpp: ``n_ctx = GGML_PAD(n_ctx, 256)``; unified: ``n_ctx_seq = n_ctx`` in one
+    stream; otherwise ``n_ctx_seq = GGML_PAD(n_ctx / n_seq, 256)`` in each of ``n_seq`` streams.
+    llama-kv-cache-iswa.cpp: each stream of a sliding-window layer holds
+    ``GGML_PAD(min(n_ctx_seq, n_swa * (unified ? n_seq : 1) + n_ubatch), 256)`` cells.
+    """
+
+    n_ctx: int  # padded total context
+    stream_cells: int  # n_ctx_seq: cells per stream of a full-attention layer
+    stream_swa_cells: int  # cells per stream of a sliding-window layer
+    n_stream: int
+
+    @property
+    def cells(self) -> int:
+        return self.stream_cells * self.n_stream
+
+    @property
+    def swa_cells(self) -> int:
+        return self.stream_swa_cells * self.n_stream
+
+
+def kv_layout(llm: LlmSpec, n_ctx: int, n_seq: int = 1, unified: bool = False, n_ubatch: int = 512) -> KvLayout:
+    """Cells of llama.cpp's KV cache for ``-c n_ctx -np n_seq [-kvu] -ub n_ubatch`` (``n_ctx`` = the total)."""
+    ctx = _pad(n_ctx, KV_PAD)
+    if unified or n_seq == 1:
+        seq, streams = ctx, 1
+    else:
+        seq, streams = _pad(ctx // n_seq, KV_PAD), n_seq
+    swa = seq
+    window = llamacpp_window(llm)
+    if window:
+        swa = _pad(min(seq, window * (n_seq if unified else 1) + min(n_ubatch, ctx)), KV_PAD)
+    return KvLayout(ctx, seq, swa, streams)
+
+
+#: Families whose sliding-window layers llama.cpp implements (it sets ``hparams.swa_type`` for them:
+#: src/models/gemma3.cpp, gemma3n.cpp, gemma4.cpp, openai-moe.cpp (gpt-oss), cohere2.cpp STANDARD;
+#: llama4.cpp CHUNKED, n_swa 8192, 3 chunked layers to 1 full; at the oracle's commit 0c1e57098);
+#: Mistral 7B's config has a window but llama.cpp converts it as a plain llama model
+#: (convert_hf_to_gguf.py writes no sliding_window for it): a full cache at every layer.
+SWA_FAMILIES = frozenset({"gemma2", "gemma3", "gemma3n", "gemma4", "gpt-oss", "cohere2", "phi3", "llama4"})
+
+
+def llamacpp_kv_dims(llm: LlmSpec) -> tuple[int, int]:
+    """K and V widths per cell per layer in llama.cpp's cache. MLA (DeepSeek-V2/V3) keeps only the
+    compressed latent + rope part as K and no V tensor at all (llama-kv-cache.cpp ``has_v = !is_mla``:
+    V is read as a view of K), so V is 0 there."""
+    from vramcalc.placement import kv_dims
+
+    k_dim, v_dim = kv_dims(llm)
+    return (k_dim, 0) if llm.mla else (k_dim, v_dim)
+
+
+def llamacpp_window(llm: LlmSpec) -> int | None:
+    """The sliding window llama.cpp applies to ``llm``, or None (a full cache at every layer)."""
+    if llm.sliding_window and llm.family in SWA_FAMILIES:
+        return llm.sliding_window.size
+    return None
+
+
+def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | None = None) -> int:
+    """Bytes of llama.cpp's KV buffers: per layer ``ggml_row_size(type, n_embd_k_gqa * cells)`` for K and V."""
+    k_dim, v_dim = llamacpp_kv_dims(llm)
+    tk, tv = _KV_GGML[type_k], _KV_GGML[type_v or type_k]
+    total = 0
+    for i in range(llm.num_layers):
+        n = lay.swa_cells if llamacpp_window(llm) and llm.sliding_window and llm.sliding_window.is_sliding(i) else lay.cells
+        total += ggml_type_bytes(tk, k_dim * n) + ggml_type_bytes(tv, v_dim * n)
+    return total
+
+
+_KV_GGML = {"f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0", "f32": "F32"}
+
+
+def _pad(n: int, to: int) -> int:
+    return -(-n // to) * to
+
+
+def clip_reserved_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, warmup: bool = True) -> tuple[int, int, int]:
+    """(tokens, crops, patches per crop) of the image the clip compute buffer is reserved for.
+
+    With warm-up (llama.cpp's default) mtmd reserves the buffer at load time for its warm-up image
+    (clip.cpp ``warmup``: a ``warmup_image_size`` square) and never for the user's image; with
+    ``--no-warmup`` it is reserved at the first image's size. llama.cpp encodes one crop at a time
+    (clip-graph.h ``support_batch() = false`` for every projector but Gemma 4), so a multi-crop
+    image (LLaVA-1.6, InternVL) needs one crop's buffer.
+    """
+    from vramcalc.images import image_tokens
+    from vramcalc.schema import DynamicResolutionTokens
+
+    tok, _crops, patches = image_tokens(vlm, enc, size)
+    if warmup:
+        pol = vlm.image_tokens
+        side = CLIP_WARMUP_TOKENS_PER_SIDE * pol.factor if isinstance(pol, DynamicResolutionTokens) else enc.image_size
+        wtok, _wc, wpatches = image_tokens(vlm, enc, (side, side))
+        if wpatches >= patches:  # a larger image later grows the buffer (ggml_backend_sched reallocates)
+            return wtok, 1, wpatches
+    return tok, 1, patches
+
+
+def _mmproj_encoder_tensors(model: object, enc: VisionEncoderSpec) -> tuple[Tensor, ...]:
+    from vramcalc.params import encoder_tensors
+
+    tensors = encoder_tensors(enc)
+    if not (isinstance(model, VlmSpec) and model.projector.kind == "mlp" and enc.feature_layer < -1):
+        return tensors
+    keep = enc.num_layers + enc.feature_layer + 1  # -2 -> num_layers - 1
+    out = []
+    for t in tensors:
+        if t.name.startswith("v.post_ln"):
+            continue
+        if t.name.startswith("v.blk.") and int(t.name.split(".")[2]) >= keep:
+            continue
+        out.append(t)
+    return tuple(out)
 
 
 def file_type_bits(ftype: str) -> float:
@@ -172,6 +320,13 @@ class LlamaCpp:
     def llm_weights(self, llm: LlmSpec, precision: str) -> WeightBytes:
         return _llm_weights(llm, precision)
 
+    def vision_tensors(self, model: object, enc: VisionEncoderSpec) -> tuple[Tensor, ...]:
+        """The tower's tensors an mmproj file has: for a LLaVA-style VLM (MLP projector) that takes an
+        earlier layer, llama.cpp's converter drops the layers after it and the final norm
+        (tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py: ``block_count = num_hidden_layers - 1``
+        and ``post_layernorm`` skipped when there is a LLaVA projector; ``encoder.layers.pop(-1)``)."""
+        return _mmproj_encoder_tensors(model, enc)
+
     def vision_weights(self, tensors: tuple[Tensor, ...], precision: str) -> WeightBytes:
         return mmproj_weight_bytes(tensors, precision)
 
@@ -182,12 +337,35 @@ class LlamaCpp:
         """llama_kv_cache_iswa: min(n_ctx, pad(n_swa x n_seq + n_ubatch, 256))."""
         return w.n_ubatch
 
+    def kv_layout(self, llm: LlmSpec, tokens: int, w: Workload) -> KvLayout:
+        """The KV streams of ``w.batch`` sequences of ``tokens``: one stream per sequence unless the
+        cache is unified (``--kv-unified``; llama.cpp's default is one stream per sequence)."""
+        unified = bool(getattr(w, "kv_unified", False))
+        return kv_layout(llm, tokens * w.batch, w.batch, unified, w.n_ubatch)
+
+    def kv_dims(self, llm: LlmSpec) -> tuple[int, int]:
+        """K and V widths per cell per layer (MLA: no V tensor), see :func:`llamacpp_kv_dims`."""
+        return llamacpp_kv_dims(llm)
+
+    def kv_cells(self, llm: LlmSpec, tokens: int, w: Workload) -> tuple[int, int]:
+        """(cells of a full-attention layer, of a sliding-window layer), over all streams."""
+        lay = self.kv_layout(llm, tokens, w)
+        return lay.cells, lay.swa_cells
+
     def llm_compute_bytes(self, llm: LlmSpec, context: int, cells: int, w: Workload) -> int:
-        return compute_buffer_bytes(llm, cells, w.n_ubatch, w.flash_attention)
+        lay = self.kv_layout(llm, context, w)
+        return compute_buffer_bytes(llm, lay.stream_cells, w.n_ubatch, w.flash_attention, n_seq=w.batch)
 
     def vision_compute_bytes(self, enc: VisionEncoderSpec, patches: int, crops: int, w: Workload) -> int:
-        # llama.cpp encodes one image at a time (all its crops in one batch)
-        return clip_compute_bytes(enc, patches, crops, w.flash_attention)
+        # llama.cpp encodes one crop at a time (clip-graph.h support_batch() is false for every
+        # projector but Gemma 4; mtmd.cpp batches only where it is true): one crop's buffer
+        return clip_compute_bytes(enc, patches, 1, w.flash_attention)
+
+    def vision_reserved(self, vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, w: Workload) -> tuple[int, int]:
+        """(crops, patches) the clip compute buffer is reserved for: the warm-up image unless
+        warm-up is off (``--no-warmup``), see :func:`clip_reserved_tokens`."""
+        _tok, crops, patches = clip_reserved_tokens(vlm, enc, size, warmup=bool(getattr(w, "warmup", True)))
+        return crops, patches
 
     def overhead_bytes(self, gpu: GpuSpec) -> int:
         return GUESS_METAL_RUNTIME_BYTES if gpu.backend == "metal" else GUESS_CUDA_RUNTIME_BYTES
@@ -244,9 +422,12 @@ def _llm_weights(llm: LlmSpec, precision: str) -> WeightBytes:
     out = WeightBytes(precision)
     for t, (ttype, nb) in zip(llm_tensors(llm), _typed(llm, precision), strict=True):
         out.add(ttype, t.numel, nb)
-        if t.role == "token_embd":
+        if t.role == "token_embd" and not llm.tied_embeddings:
             # llama.cpp keeps the input embedding on the CPU (llama-model.cpp: tok_embd is assigned
-            # to the input layer's buffer type, the host), whatever -ngl is
+            # to the input layer's buffer type, the host), whatever -ngl is. With tied embeddings it
+            # also loads the same matrix as the output layer (``create_tensor(TOKEN_EMBD, ...,
+            # TENSOR_DUPLICATED)`` in the output layer's buffer, the GPU): the GPU then holds every
+            # byte of the file, and the host copy is system RAM (placement: LlmBytes.embd).
             out.host_bytes += nb
     return out
 
