@@ -116,18 +116,22 @@ def check(
     """
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
+    from vramcalc.names import resolve_typed
 
     cat = load_catalog()
     from vramcalc.readers import looks_like_path
 
     is_file = looks_like_path(model)
+    if is_file and typed_gguf_name(model):  # 'Qwen2.5-7B-Instruct-Q4_K_M.gguf', no such file: a name
+        is_file = False
     if mmproj and not is_file:
         raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
-    spec = None if is_file else cat.resolve_model(model)
+    typed = None if is_file else resolve_typed(cat, model, dtype_quant(quant, dtype))
+    spec = None if typed is None else typed.spec
     cards = resolve_gpus(cat, gpu)
     work = Workload(
         runtime=runtime,
-        quant=dtype_quant(quant, dtype),
+        quant=(typed.quant if typed is not None and typed.quant else None) or dtype_quant(quant, dtype),
         vision_quant=vision_quant,
         context_tokens=ctx,
         images=images,
@@ -147,11 +151,18 @@ def check(
 
         est = estimate_file(model, mmproj, cards, work, cat)
     else:
-        assert spec is not None
-        est = estimate(spec, cards, work, cat)
+        assert spec is not None and typed is not None
+        est = estimate(spec, cards, work, cat, notes=[typed.note] if typed.note else None)
     if as_json:
         print_json(est)
         return
     from vramcalc.render.estimate import render_estimate
 
     console().print(render_estimate(est))
+
+
+def typed_gguf_name(model: str) -> bool:
+    """A bare '*.gguf' name (no folder) that is not a file here: a model name with its quantization."""
+    from pathlib import Path
+
+    return model.lower().endswith(".gguf") and "/" not in model and "\\" not in model and not Path(model).exists()

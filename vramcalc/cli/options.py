@@ -56,6 +56,12 @@ class FitKind(str, Enum):
     vlm = "vlm"
 
 
+class FitSort(str, Enum):
+    quality = "quality"
+    speed = "speed"
+    context = "context"
+
+
 class ProbeDtype(str, Enum):
     fp16 = "fp16"
     bf16 = "bf16"
@@ -86,13 +92,11 @@ def is_local(name: str) -> bool:
 
 
 def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
-    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090: the GPUs of a layer split, main GPU first."""
-    import re
-
+    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090 / '2x 3090' / 3090x2: the GPUs of a layer
+    split, main GPU first. A name that is itself a GPU (7900xtx, 9070xt) is never read as a count."""
     out: list[GpuSpec] = []
     for v in values:
-        m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(.+)", v)
-        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
+        n, name = split_gpu_count(cat, v)
         if n < 1 or n > 16:
             raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
         if is_local(name):
@@ -100,6 +104,21 @@ def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
         else:
             out += [cat.resolve_gpu(name)] * n
     return out
+
+
+def split_gpu_count(cat: Catalog, value: str) -> tuple[int, str]:
+    """(count, GPU name) of '2xrtx3090', '2 x 3090', '3090x2', '3090 x2'; (1, value) when the whole
+    value names a GPU or carries no count."""
+    import re
+
+    v = value.strip()
+    if is_local(v) or cat.find_gpu(v) is not None:
+        return 1, v
+    for pat, ni, gi in ((r"(\d+)\s*[x×*]\s*(.+)", 1, 2), (r"(.+?)\s*[x×*]\s*(\d+)", 2, 1)):
+        m = re.fullmatch(pat, v, flags=re.IGNORECASE)
+        if m and (is_local(m.group(gi)) or cat.find_gpu(m.group(gi)) is not None):
+            return int(m.group(ni)), m.group(gi)
+    return 1, v
 
 
 def local_gpu_spec() -> GpuSpec:
@@ -157,3 +176,17 @@ def dtype_quant(quant: str | None, dtype: str | None) -> str | None:
     if quant is not None and quant.lower() != dtype.lower():
         raise typer.BadParameter("give --quant or --dtype, not both")
     return dtype
+
+
+def finite_float(value: float | None) -> float | None:
+    """A float option that must be a real number: 'nan' and 'inf' are usage errors (exit 2), so no
+    NaN or Infinity reaches a result or --json."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"expected a finite number, got {value}")
+    return value
+
+
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Print tables at their natural width (no columns dropped), e.g. for a pipe.", rich_help_panel=OUTPUT),
+]
