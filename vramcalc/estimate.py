@@ -32,6 +32,7 @@ from vramcalc.placement import (
     place_layers,
     split_max_context,
     suggest,
+    suggestions,
     verdict_for,
 )
 from vramcalc.quant import WeightBytes
@@ -44,6 +45,7 @@ from vramcalc.results import (
     Memory,
     ModelKind,
     Params,
+    Suggestion,
     Verdict,
     Workload,
 )
@@ -130,6 +132,9 @@ def account(
     xattn_layers = (
         len(model.projector.cross_attention_layers) if isinstance(model, VlmSpec) and model.projector.kind == "cross_attention" else 0
     )
+    if w.context_tokens is None and llm is not None:
+        # the default context never exceeds the trained maximum: the images take their share of it
+        text = max(1, min(text, llm.max_context - n_images * (1 if xattn_layers else tok_per_image)))
     ctx = text + n_images * (1 if xattn_layers else tok_per_image)
     if llm is not None and ctx > llm.max_context:
         notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
@@ -260,6 +265,8 @@ def estimate(
     def memory_for(update: dict[str, object]) -> tuple[int, Verdict]:
         changed = w.with_(**update)
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
+        if len(gpus) > 1 and llm is not None and rt.places_layers(len(gpus)):
+            return _split_memory(llm, gpus, changed, rt, a)
         return a.memory.total_bytes, verdict_for(gpu_info(main, changed.headless).usable_bytes - a.memory.total_bytes, rt)
 
     i, m = acc.inputs, acc.memory
@@ -307,6 +314,7 @@ def estimate(
         def split_ctx(off):  # noqa: ANN001, ANN202
             return split_max_context(llm, lb, off, m.kv_cache_cells, i.batch, single_ctx)
 
+    alternatives: list[Suggestion] = []
     d = decide(
         m,
         info,
@@ -315,7 +323,12 @@ def estimate(
         offload,
         [*acc.notes, *speed_notes],
         single_ctx,
-        lambda: suggest(main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for),
+        lambda: _first(
+            alternatives,
+            suggestions(
+                main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for, vision=enc is not None and llm is not None
+            ),
+        ),
         split_ctx,
         decode_label(offload, thr),
     )
@@ -331,4 +344,30 @@ def estimate(
         notes=[*(notes or []), *d.notes],
         throughput=thr,
         offload=offload,
+        alternatives=alternatives if d.suggestion is not None else [],
     )
+
+
+def _first(rest: list[Suggestion], found: list[Suggestion]) -> Suggestion | None:
+    """The first suggestion; the others go to ``rest`` (Estimate.alternatives)."""
+    rest[:] = found[1:]
+    return found[0] if found else None
+
+
+def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
+    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
+    i, m = a.inputs, a.memory
+    lb = llm_bytes(llm, rt, i.quant, i.kv_cache)
+    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
+    fixed = Fixed(
+        compute_llm=m.compute_bytes.llm,
+        compute_vis=m.compute_bytes.vision,
+        vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
+        overhead=m.overhead_bytes,
+        embd_on_cpu=rt.embeddings_on_host,
+    )
+    off, _ = place_layers(lb, devices_for(gpus, w), w, cells, swa_cells, fixed)
+    on_gpu = sum(d.total_bytes for d in off.gpus)
+    if off.cpu.layers or off.cpu.output_layer:
+        return on_gpu, "offload"
+    return on_gpu, verdict_for(off.min_gpu_headroom, rt)

@@ -195,6 +195,7 @@ class Suggestion(Jsonable):
     flags: list[str] = doc("The check options that make the change.")
     total_bytes: int = doc("GPU memory needed after the change.")
     verdict: Verdict = doc("Verdict after the change.")
+    cost: str | None = doc("What the change costs (quality, context, display), in words.", default=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +303,11 @@ class Throughput(Jsonable):
     time_to_first_token_s: SpeedFigure | None = doc("Image encodes + prefill of the context.", default=None)
     images_per_s: SpeedFigure | None = doc("Encoder workload: images per second at the batch size.", default=None)
     notes: list[str] = doc("Caveats of the speed estimate.", default_factory=list)
+    time_to_first_token_question_s: SpeedFigure | None = doc(
+        "Image encodes + prefill of a typical question: question_tokens text tokens plus the images (at most the context).",
+        default=None,
+    )
+    question_tokens: int | None = doc("Tokens of that typical question (512 text tokens + the image tokens).", default=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,3 +329,4 @@ class Estimate(Jsonable):
     notes: list[str] = doc("Caveats and explanations, most important first.")
     throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
     offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
+    alternatives: list[Suggestion] = doc("Up to two more changes that also make it run, cheapest in quality first.", default_factory=list)
