@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from vramcalc.cli.options import (
+    OUTPUT,
     JsonOpt,
     KvOpt,
     OffloadOpt,
@@ -108,6 +109,9 @@ def check(
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Also draw memory against context, with the usable memory as a line (text plot).", rich_help_panel=OUTPUT)
+    ] = False,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -153,12 +157,26 @@ def check(
     else:
         assert spec is not None and typed is not None
         est = estimate(spec, cards, work, cat, notes=[typed.note] if typed.note else None)
+    curve = None
+    if plot:
+        if is_file:
+            raise typer.BadParameter("--plot works with catalog models (a file's exact weights are not re-read per context)", param_hint="--plot")
+        from vramcalc.views import context_curve
+
+        assert spec is not None
+        curve = context_curve(spec, cards, work, cat, est)
     if as_json:
-        print_json(est)
+        print_json(est if curve is None else {**est.to_json(), "context_curve": curve.to_json()})
         return
     from vramcalc.render.estimate import render_estimate
 
     console().print(render_estimate(est))
+    if curve is not None:
+        from rich.text import Text
+
+        from vramcalc.render.views import ContextPlot
+
+        console().print(Text(""), ContextPlot(curve))
 
 
 def typed_gguf_name(model: str) -> bool:
