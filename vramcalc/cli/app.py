@@ -42,7 +42,7 @@ app = typer.Typer(
     help="Will it run? VRAM, context and speed of LLMs and vision-language models on your GPU.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 

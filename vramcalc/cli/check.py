@@ -9,6 +9,8 @@ import typer
 from vramcalc.cli.options import (
     OUTPUT,
     JsonOpt,
+    complete_gpu,
+    complete_model,
     KvOpt,
     OffloadOpt,
     RuntimeOpt,
@@ -24,12 +26,15 @@ EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama
 
 
 def check(
-    model: Annotated[str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).")],
+    model: Annotated[
+        str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).", autocompletion=complete_model)
+    ],
     gpu: Annotated[
         list[str],
         typer.Option(
             "--gpu",
             "-g",
+            autocompletion=complete_gpu,
             help=(
                 "GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060'). Repeat it, or write "
                 "2xrtx3090, for a llama.cpp layer split over several GPUs."

@@ -6,17 +6,17 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, resolve_gpus
+from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, complete_gpu, complete_model, resolve_gpus
 from vramcalc.cli.output import console, print_json
 
 EPILOG = "Examples: vramcalc compare qwen3:14b --gpu rtx3060 --gpu rtx4090 | vramcalc compare llama3.1:8b --gpu rtx3060 --quant Q4_K_M,Q5_K_M,Q8_0"
 
 
 def compare(
-    model: Annotated[str, typer.Argument(help="Model id or alias (also with a quantization in the name: qwen2.5:7b-instruct-q8_0).")],
+    model: Annotated[str, typer.Argument(help="Model id or alias (also with a quantization in the name: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model)],
     gpu: Annotated[
         list[str],
-        typer.Option("--gpu", "-g", help="A GPU (repeat for each card to compare); 2xrtx3090 is one split setup."),
+        typer.Option("--gpu", "-g", autocompletion=complete_gpu, help="A GPU (repeat for each card to compare); 2xrtx3090 is one split setup."),
     ],
     quant: Annotated[
         str | None, typer.Option("--quant", "-q", help="Comma-separated precisions to compare, e.g. Q4_K_M,Q5_K_M,Q8_0.")

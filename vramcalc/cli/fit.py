@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt, finite_float, resolve_gpus
+from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt, complete_gpu, finite_float, resolve_gpus
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -19,7 +19,7 @@ def fit(
     gpu: Annotated[
         list[str],
         typer.Option(
-            "--gpu", "-g", help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML); 2xrtx3090 or repeat it for a split."
+            "--gpu", "-g", autocompletion=complete_gpu, help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML); 2xrtx3090 or repeat it for a split."
         ),
     ],
     ctx: Annotated[

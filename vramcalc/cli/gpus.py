@@ -6,14 +6,14 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, finite_float
+from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, complete_model, finite_float
 from vramcalc.cli.output import console, print_json
 
 EPILOG = "Examples: vramcalc gpus qwen3:32b | vramcalc gpus llama3.3:70b --ctx 16384 --min-speed 10"
 
 
 def gpus(
-    model: Annotated[str, typer.Argument(help="Model id or alias (a quantization in the name is used: qwen2.5:7b-instruct-q8_0).")],
+    model: Annotated[str, typer.Argument(help="Model id or alias (a quantization in the name is used: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model)],
     ctx: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")] = None,
     min_speed: Annotated[
         float | None, typer.Option("--min-speed", callback=finite_float, help="Only cards that decode at least this many tokens/s.")

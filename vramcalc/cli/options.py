@@ -190,3 +190,36 @@ WideOpt = Annotated[
     bool,
     typer.Option("--wide", help="Print tables at their natural width (no columns dropped), e.g. for a pipe.", rich_help_panel=OUTPUT),
 ]
+
+
+def _names(kinds: list[str], incomplete: str) -> list[str]:
+    """Ids and aliases of ``kinds`` that start with what was typed (case-insensitive), for shell completion."""
+    try:
+        from vramcalc.catalog import load_catalog
+
+        cat = load_catalog()
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    low = incomplete.lower()
+    out: list[str] = []
+    for kind in kinds:
+        for eid, raw in cat.raw[kind].items():
+            for name in [eid, *raw.aliases]:
+                if name.lower().startswith(low) and name not in out:
+                    out.append(name)
+    return sorted(out, key=lambda n: (n != n.lower(), n))[:200]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion of MODEL: catalog model ids and aliases."""
+    return _names(["vlms", "llms", "encoders"], incomplete)
+
+
+def complete_gpu(incomplete: str) -> list[str]:
+    """Shell completion of --gpu: GPU ids and aliases, and 'local'."""
+    return (["local"] if "local".startswith(incomplete.lower()) else []) + _names(["gpus"], incomplete)
+
+
+def complete_any(incomplete: str) -> list[str]:
+    """Shell completion of `show ID`: every id and alias."""
+    return _names(["gpus", "encoders", "llms", "vlms"], incomplete)

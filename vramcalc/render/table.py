@@ -67,6 +67,9 @@ class FitTable:
         droppable = sorted((i for i, c in enumerate(self.cols) if c.drop), key=lambda i: -self.cols[i].drop)
         while total() > width and droppable:
             keep.remove(droppable.pop(0))
+        for i in keep:  # give flexible columns back what the drops freed
+            if self.cols[i].flexible and total() < width:
+                widths[i] = min(natural[i], widths[i] + width - total())
         self.dropped = [self.cols[i].header for i in range(len(self.cols)) if i not in keep]
         return keep, headers, widths
 
