@@ -549,7 +549,7 @@ def suggestions(
             verdict = "no"
             total = 0
         if verdict in better:
-            return [Suggestion(change="combine: " + " ".join(all_flags), flags=all_flags, total_bytes=total, verdict=verdict, cost="small quality cost")]
+            return [Suggestion(change="these switches together", flags=all_flags, total_bytes=total, verdict=verdict, cost="small quality cost")]
     if low_bits and not already_runs:  # below 3 bits only when nothing else runs
         return low_bits[:1]
     smallest = [t for t in tries if "quant" in t[2] and not (already_runs and _below_3_bits(str(t[2]["quant"])))]
@@ -562,7 +562,7 @@ def suggestions(
         except InputError:
             return []
         if verdict in better:
-            return [Suggestion(change="combine: " + " ".join(all_flags), flags=all_flags, total_bytes=total, verdict=verdict, cost="all of the above")]
+            return [Suggestion(change="these changes together", flags=all_flags, total_bytes=total, verdict=verdict, cost="some quality (lower precision)")]
     return []
 
 

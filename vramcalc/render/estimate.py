@@ -135,7 +135,9 @@ def render_estimate(est: Estimate) -> Group:
 
     word, style = VERDICT_TEXT[est.verdict]
     verdict = Text.assemble(("Verdict: ", "bold"), (word, style))
-    if cpu_share is not None and off is not None:
+    if cpu_share is not None and off is not None and est.verdict == "no":
+        verdict.append(f" - the offloaded layers need {fmt_bytes(cpu_share.total_bytes)} of system RAM")
+    elif cpu_share is not None and off is not None:
         verdict.append(f" - {off.gpu_layers}/{off.total_layers} layers on the GPU, {fmt_bytes(cpu_share.total_bytes)} in system RAM")
     elif est.headroom_bytes >= 0:
         verdict.append(f" - {fmt_bytes(est.headroom_bytes)} headroom")
@@ -148,7 +150,7 @@ def render_estimate(est: Estimate) -> Group:
         if est.max_context_tokens:
             lines.append(Text(f"Largest context that fits: {est.max_context_tokens:,} tokens per sequence"))
         else:
-            lines.append(Text("No context fits at this precision."))
+            lines.append(Text("No context fits entirely on the GPU at this precision."))
     for n, s in enumerate([est.suggestion, *est.alternatives] if est.suggestion else []):
         cost = f"; cost: {s.cost}" if s.cost else ""
         lines.append(
