@@ -254,7 +254,7 @@ def fit(
     return FitResult(
         gpu=ginfo,
         runtime=runtime,
-        context_tokens=ctx,
+        context_tokens=ctx or min_ctx,
         images=images,
         kind=kind,
         min_speed=min_speed,
