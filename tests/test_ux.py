@@ -205,7 +205,7 @@ def test_fit_top_picks_are_what_a_person_would_pick(fits):
 
 
 def test_fit_hides_components(fits):
-    r, cat = fits
+    r, _ = fits
     rows = {row.model for row in r["rtx3060"].rows}
     for comp in ("deepseek-moe-16b-vl2-small", "gemma-3-12b-text"):
         assert comp not in rows and any(h.startswith(comp + ":") for h in r["rtx3060"].hidden)
@@ -307,9 +307,13 @@ def test_offload_shown_consistently(runner):
     d = jrun(runner, *args)
     from vramcalc.units import fmt_bytes
 
-    on_gpu = sum(dev["weights_bytes"] + dev["kv_cache_bytes"] + dev["compute_bytes"] + dev["overhead_bytes"] for dev in d["offload"]["devices"] if dev["index"] >= 0)
+    on_gpu = sum(
+        dev["weights_bytes"] + dev["kv_cache_bytes"] + dev["compute_bytes"] + dev["overhead_bytes"]
+        for dev in d["offload"]["devices"]
+        if dev["index"] >= 0
+    )
     text = run(runner, *args, env={"COLUMNS": "120"}).stdout
-    assert f"Total on GPU (20/33 layers)" in text and fmt_bytes(on_gpu) in text
+    assert "Total on GPU (20/33 layers)" in text and fmt_bytes(on_gpu) in text
     verdict = next(line for line in text.splitlines() if line.startswith("Verdict"))
     assert "OFFLOAD" in verdict and "headroom" not in verdict
     bar = next(line for line in text.splitlines() if line.startswith("["))

@@ -18,7 +18,7 @@ import pytest
 from rich.cells import cell_len
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gguf_fixtures import llama_tensors, write_gguf  # noqa: E402
+from gguf_fixtures import llama_tensors, write_gguf
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("VRAMCALC_UPDATE_SNAPSHOTS") == "1"

@@ -31,7 +31,6 @@ from vramcalc.placement import (
     max_context,
     place_layers,
     split_max_context,
-    suggest,
     suggestions,
     verdict_for,
 )
@@ -326,7 +325,16 @@ def estimate(
         lambda: _first(
             alternatives,
             suggestions(
-                main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for, vision=enc is not None and llm is not None
+                main,
+                w,
+                rt,
+                llm is not None,
+                i.quant,
+                i.text_tokens,
+                i.context_tokens,
+                single_ctx,
+                memory_for,
+                vision=enc is not None and llm is not None,
             ),
         ),
         split_ctx,

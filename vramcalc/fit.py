@@ -123,9 +123,7 @@ def load_quality(path: object = None) -> dict[str, Quality]:
             raise CatalogError(f"{p} -> {eid}: config_transformers must be a string, component true/false")
         if ct is not None and not rec.get("source"):
             raise CatalogError(f"{p} -> {eid}: config_transformers needs its source")
-        out[str(eid)] = Quality(
-            config_transformers=ct, source=rec.get("source"), component=comp, component_of=rec.get("component_of")
-        )
+        out[str(eid)] = Quality(config_transformers=ct, source=rec.get("source"), component=comp, component_of=rec.get("component_of"))
     return out
 
 
@@ -163,7 +161,9 @@ class FitResult(Jsonable):
     rows: list[FitRow] = doc("One row per model, sorted by ``ranking``.")
     skipped: list[str] = doc("Catalog entries left out, with the reason.", default_factory=list)
     ranking: str = doc("How rows are sorted.", default=RANKING)
-    hidden: list[str] = doc("Catalog entries left out on purpose (a VLM's language stack; trained context below --min-ctx).", default_factory=list)
+    hidden: list[str] = doc(
+        "Catalog entries left out on purpose (a VLM's language stack; trained context below --min-ctx).", default_factory=list
+    )
     sort: Literal["quality", "speed", "context"] = doc("The --sort order.", default="quality")
     min_context_tokens: int | None = doc("--min-ctx: only models whose context reaches this.", default=None)
     gpus: list[str] = doc("Every GPU of a split (ids, main first).", default_factory=list)

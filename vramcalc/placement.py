@@ -463,8 +463,15 @@ def _below_3_bits(precision: str) -> bool:
 
 
 def suggestion_tries(
-    gpu: GpuSpec, w: Workload, runtime: Runtime, is_llm: bool, quant: str, text_tokens: int, context_tokens: int,
-    max_ctx: int | None, vision: bool = False,
+    gpu: GpuSpec,
+    w: Workload,
+    runtime: Runtime,
+    is_llm: bool,
+    quant: str,
+    text_tokens: int,
+    context_tokens: int,
+    max_ctx: int | None,
+    vision: bool = False,
 ) -> list[tuple[str, list[str], dict[str, object], str]]:
     """(change, flags, workload update, cost) in the order of what they cost in quality: a quantized
     KV cache, a shorter context, flash attention, no display, the vision encoder at q8_0, then lower
@@ -484,7 +491,9 @@ def suggestion_tries(
     if w.headless is False and gpu.category in ("consumer", "laptop"):
         tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}, "no desktop on this GPU"))
     if vision and (w.vision_quant or "f16").lower() in ("f16", "fp16", "bf16", "f32"):
-        tries.append(("vision encoder at q8_0", ["--vision-quant", "q8_0"], {"vision_quant": "q8_0"}, "small quality cost (vision at 8 bits)"))
+        tries.append(
+            ("vision encoder at q8_0", ["--vision-quant", "q8_0"], {"vision_quant": "q8_0"}, "small quality cost (vision at 8 bits)")
+        )
     if is_llm:
         for q in runtime.smaller_precisions(quant):
             change, flags = runtime.smaller_precision_change(q)
@@ -549,7 +558,9 @@ def suggestions(
             verdict = "no"
             total = 0
         if verdict in better:
-            return [Suggestion(change="these switches together", flags=all_flags, total_bytes=total, verdict=verdict, cost="small quality cost")]
+            return [
+                Suggestion(change="these switches together", flags=all_flags, total_bytes=total, verdict=verdict, cost="small quality cost")
+            ]
     if low_bits and not already_runs:  # below 3 bits only when nothing else runs
         return low_bits[:1]
     smallest = [t for t in tries if "quant" in t[2] and not (already_runs and _below_3_bits(str(t[2]["quant"])))]
@@ -562,7 +573,15 @@ def suggestions(
         except InputError:
             return []
         if verdict in better:
-            return [Suggestion(change="these changes together", flags=all_flags, total_bytes=total, verdict=verdict, cost="some quality (lower precision)")]
+            return [
+                Suggestion(
+                    change="these changes together",
+                    flags=all_flags,
+                    total_bytes=total,
+                    verdict=verdict,
+                    cost="some quality (lower precision)",
+                )
+            ]
     return []
 
 

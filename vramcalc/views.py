@@ -188,4 +188,3 @@ def _usable(g: GpuSpec, work: Workload) -> int:
     from vramcalc.placement import gpu_info
 
     return gpu_info(g, work.headless).usable_bytes
-

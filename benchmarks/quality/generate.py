@@ -69,7 +69,9 @@ def main() -> None:
                 sib = sibs[0] if sibs else None
             if sib:
                 rec["config_transformers"] = found[sib][0]
-                rec["source"] = f"as {sib} (" + ("its language model" if sib == d.get("llm") else "same family and generation") + f"): {found[sib][1]}"
+                rec["source"] = (
+                    f"as {sib} (" + ("its language model" if sib == d.get("llm") else "same family and generation") + f"): {found[sib][1]}"
+                )
         if kind == "llms" and eid in used_by_vlm and re.search(r"-text$|-vl2", eid):
             rec["component"] = True
             rec["component_of"] = used_by_vlm[eid]

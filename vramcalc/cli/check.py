@@ -9,11 +9,11 @@ import typer
 from vramcalc.cli.options import (
     OUTPUT,
     JsonOpt,
-    complete_gpu,
-    complete_model,
     KvOpt,
     OffloadOpt,
     RuntimeOpt,
+    complete_gpu,
+    complete_model,
     dtype_quant,
     parse_ram,
     parse_ram_bandwidth,
@@ -115,7 +115,10 @@ def check(
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
     as_json: JsonOpt = False,
     plot: Annotated[
-        bool, typer.Option("--plot", help="Also draw memory against context, with the usable memory as a line (text plot).", rich_help_panel=OUTPUT)
+        bool,
+        typer.Option(
+            "--plot", help="Also draw memory against context, with the usable memory as a line (text plot).", rich_help_panel=OUTPUT
+        ),
     ] = False,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
@@ -165,7 +168,9 @@ def check(
     curve = None
     if plot:
         if is_file:
-            raise typer.BadParameter("--plot works with catalog models (a file's exact weights are not re-read per context)", param_hint="--plot")
+            raise typer.BadParameter(
+                "--plot works with catalog models (a file's exact weights are not re-read per context)", param_hint="--plot"
+            )
         from vramcalc.views import context_curve
 
         assert spec is not None

@@ -9,19 +9,31 @@ import typer
 from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, complete_gpu, complete_model, resolve_gpus
 from vramcalc.cli.output import console, print_json
 
-EPILOG = "Examples: vramcalc compare qwen3:14b --gpu rtx3060 --gpu rtx4090 | vramcalc compare llama3.1:8b --gpu rtx3060 --quant Q4_K_M,Q5_K_M,Q8_0"
+EPILOG = (
+    "Examples: vramcalc compare qwen3:14b --gpu rtx3060 --gpu rtx4090"
+    " | vramcalc compare llama3.1:8b --gpu rtx3060 --quant Q4_K_M,Q5_K_M,Q8_0"
+)
 
 
 def compare(
-    model: Annotated[str, typer.Argument(help="Model id or alias (also with a quantization in the name: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model)],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model id or alias (also with a quantization in the name: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model
+        ),
+    ],
     gpu: Annotated[
         list[str],
-        typer.Option("--gpu", "-g", autocompletion=complete_gpu, help="A GPU (repeat for each card to compare); 2xrtx3090 is one split setup."),
+        typer.Option(
+            "--gpu", "-g", autocompletion=complete_gpu, help="A GPU (repeat for each card to compare); 2xrtx3090 is one split setup."
+        ),
     ],
     quant: Annotated[
         str | None, typer.Option("--quant", "-q", help="Comma-separated precisions to compare, e.g. Q4_K_M,Q5_K_M,Q8_0.")
     ] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")] = None,
+    ctx: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")
+    ] = None,
     images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
     runtime: RuntimeOpt = "llama.cpp",
@@ -38,7 +50,9 @@ def compare(
     quants: list[str | None] = [q.strip() for q in quant.split(",") if q.strip()] if quant else []
     typed = resolve_typed(cat, model, None)
     if typed.quant and quants and any(q is not None and q.upper() != typed.quant.upper() for q in quants):
-        raise typer.BadParameter(f"'{model}' names the quantization {typed.quant}; drop it from the name to compare --quant", param_hint="--quant")
+        raise typer.BadParameter(
+            f"'{model}' names the quantization {typed.quant}; drop it from the name to compare --quant", param_hint="--quant"
+        )
     if typed.quant and not quants:
         quants = [typed.quant]
     setups = [resolve_gpus(cat, [g]) for g in gpu]

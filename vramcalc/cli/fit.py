@@ -10,8 +10,8 @@ from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt,
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
-    "Examples: vramcalc fit --gpu rtx3060 | vramcalc fit --gpu 'RTX 4090' --ctx 16384 --kind vlm | vramcalc fit --gpu 2xrtx3090 --sort speed"
-    " | vramcalc fit --gpu local --min-speed 20 --all"
+    "Examples: vramcalc fit --gpu rtx3060 | vramcalc fit --gpu 'RTX 4090' --ctx 16384 --kind vlm"
+    " | vramcalc fit --gpu 2xrtx3090 --sort speed | vramcalc fit --gpu local --min-speed 20 --all"
 )
 
 
@@ -19,7 +19,10 @@ def fit(
     gpu: Annotated[
         list[str],
         typer.Option(
-            "--gpu", "-g", autocompletion=complete_gpu, help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML); 2xrtx3090 or repeat it for a split."
+            "--gpu",
+            "-g",
+            autocompletion=complete_gpu,
+            help="GPU id, alias or NVML name; 'local' = the card in this machine (NVIDIA, via NVML); 2xrtx3090 or repeat it for a split.",
         ),
     ],
     ctx: Annotated[
@@ -41,7 +44,9 @@ def fit(
     headless: Annotated[
         bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
     ] = False,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Show the first N rows (default 15; the JSON always has all).")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show the first N rows (default 15; the JSON always has all).")
+    ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show every row.")] = False,
     wide: WideOpt = False,
     as_json: JsonOpt = False,

@@ -13,8 +13,15 @@ EPILOG = "Examples: vramcalc gpus qwen3:32b | vramcalc gpus llama3.3:70b --ctx 1
 
 
 def gpus(
-    model: Annotated[str, typer.Argument(help="Model id or alias (a quantization in the name is used: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model)],
-    ctx: Annotated[int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model id or alias (a quantization in the name is used: qwen2.5:7b-instruct-q8_0).", autocompletion=complete_model
+        ),
+    ],
+    ctx: Annotated[
+        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")
+    ] = None,
     min_speed: Annotated[
         float | None, typer.Option("--min-speed", callback=finite_float, help="Only cards that decode at least this many tokens/s.")
     ] = None,

@@ -96,7 +96,9 @@ def render_estimate(est: Estimate) -> Group:
     on_gpu = sum(d.total_bytes for d in gpu_shares_) if cpu_share is not None else m.total_bytes
     if cpu_share is not None and off is not None:  # layers in system RAM: the GPU part is what is on the GPU
         t.add_row("Total (all layers)", fmt_count(est.params.total), fmt_bytes(m.total_bytes))
-        t.add_row(Text(f"Total on GPU ({off.gpu_layers}/{off.total_layers} layers)", style="bold"), "", Text(fmt_bytes(on_gpu), style="bold"))
+        t.add_row(
+            Text(f"Total on GPU ({off.gpu_layers}/{off.total_layers} layers)", style="bold"), "", Text(fmt_bytes(on_gpu), style="bold")
+        )
         t.add_row("In system RAM (offloaded layers)", "", fmt_bytes(cpu_share.total_bytes))
     else:
         t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
@@ -161,7 +163,10 @@ def render_estimate(est: Estimate) -> Group:
             )
         )
     if est.verdict == "no" and est.throughput is not None:
-        lines += [Text(""), Text("No speed shown: it does not run with these settings (speeds would describe a run that cannot happen).", style="dim")]
+        lines += [
+            Text(""),
+            Text("No speed shown: it does not run with these settings (speeds would describe a run that cannot happen).", style="dim"),
+        ]
     else:
         lines += render_speed(est)
     for note in est.notes:
@@ -189,7 +194,10 @@ def render_speed(est: Estimate) -> list[Any]:
         b = f.basis
         cpu = off.cpu if off and (off.cpu.layers or off.cpu.output_layer) else None
         if b.bytes is not None and b.effective_bandwidth_gbs is not None and cpu is not None and f is thr.decode_tokens_per_s:
-            out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective (GPU + {cpu.memory_bandwidth_gbs:g} GB/s RAM)"
+            out = (
+                f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective "
+                f"(GPU + {cpu.memory_bandwidth_gbs:g} GB/s RAM)"
+            )
         elif b.bytes is not None and b.effective_bandwidth_gbs is not None:
             out = f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} of {b.bandwidth_gbs:,.0f} GB/s"
         elif b.flops is not None and b.effective_tflops is not None:
@@ -214,7 +222,14 @@ def render_speed(est: Estimate) -> list[Any]:
     q = thr.time_to_first_token_question_s
     if q and thr.question_tokens and thr.question_tokens < depth:
         text_q = thr.question_tokens - imgs * est.inputs.image_tokens_per_image
-        rows.append([f"1st token, {text_q:,} tok{plus}", _secs(q.value), f"{_secs(q.low)}-{_secs(q.high)}", "a typical question: " + ("image encode + prefill" if plus else "prefill")])
+        rows.append(
+            [
+                f"1st token, {text_q:,} tok{plus}",
+                _secs(q.value),
+                f"{_secs(q.low)}-{_secs(q.high)}",
+                "a typical question: " + ("image encode + prefill" if plus else "prefill"),
+            ]
+        )
     if thr.time_to_first_token_s:
         f = thr.time_to_first_token_s
         why = "image encode + prefill" if thr.image_encode_s else "prefill"

@@ -83,7 +83,13 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
         )
     )
     if r.hidden:
-        parts.append(Text(f"Hidden: {len(r.hidden)} catalog entr{'y' if len(r.hidden) == 1 else 'ies'} (a VLM's language stack, or context below --min-ctx).", style="dim"))
+        parts.append(
+            Text(
+                f"Hidden: {len(r.hidden)} catalog entr{'y' if len(r.hidden) == 1 else 'ies'} "
+                "(a VLM's language stack, or context below --min-ctx).",
+                style="dim",
+            )
+        )
     if r.skipped:
         parts.append(
             Text(f"Skipped {len(r.skipped)} catalog entr{'y' if len(r.skipped) == 1 else 'ies'}: " + "; ".join(r.skipped[:3]), style="dim")
