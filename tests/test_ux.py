@@ -426,3 +426,13 @@ def test_check_plot(runner):
     mx = d["max_context_tokens"]
     assert all((m <= usable) == (c <= mx) for c, m in at.items() if abs(c - mx) > 512)
     assert math.isfinite(usable)
+
+
+def test_fit_kind_encoder(runner):
+    d = jrun(runner, "fit", "--gpu", "rtx3060", "--kind", "encoder")
+    rows = d["rows"]
+    assert rows and {r["kind"] for r in rows} == {"encoder"}
+    check = jrun(runner, "check", rows[0]["model"], "--gpu", "rtx3060")
+    assert check["memory"]["total_bytes"] == rows[0]["total_bytes"] and check["verdict"] == rows[0]["verdict"]
+    params = [r["params"] for r in rows if r["verdict"] in ("fits", "tight")]
+    assert params == sorted(params, reverse=True)

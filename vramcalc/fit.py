@@ -47,7 +47,7 @@ from vramcalc.params import encoder_tensors
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
 from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
-from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
+from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
@@ -133,7 +133,7 @@ class FitRow(Jsonable):
 
     model: str = doc("Catalog id.")
     name: str = doc("The model's name.")
-    kind: Literal["llm", "vlm"] = doc("llm | vlm.")
+    kind: Literal["llm", "vlm", "encoder"] = doc("llm | vlm | encoder (a vision encoder alone, at its default precision).")
     llm_params: int = doc("Parameters of the language model (all experts of an MoE).")
     params: int = doc("All parameters (LLM + vision encoder + projector).")
     quant: str = doc("The best precision that fits (the smallest one tried if none does).")
@@ -155,7 +155,7 @@ class FitResult(Jsonable):
     runtime: str = doc("Runtime plugin name.")
     context_tokens: int | None = doc("Text tokens per sequence asked for (None: the estimate default, 4096).")
     images: int | None = doc("Images per sequence for VLMs (None: 1).")
-    kind: Literal["llm", "vlm", "all"] = doc("Which models.")
+    kind: Literal["llm", "vlm", "encoder", "all"] = doc("Which models.")
     min_speed: float | None = doc("Minimum decode tokens/s asked for.")
     precisions: list[str] = doc("Precisions tried, best quality first.")
     rows: list[FitRow] = doc("One row per model, sorted by ``ranking``.")
@@ -180,7 +180,7 @@ def fit(
     catalog: Catalog,
     ctx: int | None = None,
     images: int | None = None,
-    kind: Literal["llm", "vlm", "all"] = "all",
+    kind: Literal["llm", "vlm", "encoder", "all"] = "all",
     min_speed: float | None = None,
     runtime: str = "llama.cpp",
     headless: bool = False,
@@ -234,6 +234,9 @@ def fit(
                 hidden.append(f"{eid}: the language stack of {q.component_of or 'a VLM'}")
                 continue
             try:
+                if k == "encoders":
+                    rows.append(_encoder_row(catalog.get(k, eid), gpus, catalog, base_work))  # type: ignore[arg-type]
+                    continue
                 spec = catalog.get(k, eid)
                 assert isinstance(spec, (LlmSpec, VlmSpec))
                 if min_ctx is not None:
@@ -273,7 +276,7 @@ def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     runs = r.verdict in ("fits", "tight")
     q = order.index(r.quant) if r.quant in order else len(order)
     speed = -(r.decode_tokens_per_s or 0.0)
-    quality = (QUALITY_TIER.get(r.quant, 0), -r.generation, -r.llm_params, speed, q, r.model)
+    quality = (QUALITY_TIER.get(r.quant, 0), -r.generation, -(r.llm_params or r.params), speed, q, r.model)
     if sort == "speed":
         return (not runs, r.meets_min_speed is False, speed, *quality)
     if sort == "context":
@@ -375,6 +378,23 @@ def _fit_one(
         gpu_layers=layers,
     )
     return row, est.gpu, order
+
+
+def _encoder_row(spec: VisionEncoderSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload) -> FitRow:
+    """A vision encoder alone (image embedding) at the runtime's default precision: memory and verdict."""
+    est = estimate(spec, gpus, work.with_(context_tokens=None, images=None), catalog)
+    return FitRow(
+        model=spec.id,
+        name=spec.name,
+        kind="encoder",
+        llm_params=0,
+        params=est.params.total,
+        quant=est.inputs.quant,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if len(gpus) == 1 else est.headroom_bytes,
+        max_context_tokens=None,
+        verdict=est.verdict,
+    )
 
 
 def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:

@@ -29,7 +29,9 @@ def fit(
         int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
     ] = None,
     images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence for VLMs (default 1).")] = None,
-    kind: Annotated[FitKind, typer.Option("--kind", help="Which models: llm, vlm or all.")] = FitKind.all,
+    kind: Annotated[
+        FitKind, typer.Option("--kind", help="Which models: llm, vlm, encoder (vision encoders alone) or all (llm + vlm).")
+    ] = FitKind.all,
     min_speed: Annotated[
         float | None,
         typer.Option(

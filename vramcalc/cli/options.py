@@ -54,6 +54,7 @@ class FitKind(str, Enum):
     all = "all"
     llm = "llm"
     vlm = "vlm"
+    encoder = "encoder"
 
 
 class FitSort(str, Enum):

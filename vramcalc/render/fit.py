@@ -60,7 +60,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
             [
                 row.model,
                 row.kind,
-                fmt_count(row.llm_params),
+                fmt_count(row.llm_params or row.params),
                 row.quant,
                 fmt_bytes(row.total_bytes, 1),
                 fmt_bytes(row.headroom_bytes, 1),
