@@ -237,6 +237,7 @@ def estimate(
     catalog: Catalog | None = None,
     weights: FixedWeights | None = None,
     notes: list[str] | None = None,
+    with_suggestions: bool = True,
 ) -> Estimate:
     """Memory, placement, verdict and speed of running ``model`` on ``gpu`` under ``workload``.
 
@@ -247,6 +248,7 @@ def estimate(
         catalog: where a VLM's encoder and LLM ids are looked up (required for a VLM).
         weights: exact weights of some parts (a GGUF file's tensors), used instead of derived ones.
         notes: what the input stage has to say (e.g. where a file's weights came from), shown first.
+        with_suggestions: False skips the search for changes that make it fit (``fit`` shows none).
     """
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
@@ -322,7 +324,9 @@ def estimate(
         offload,
         [*acc.notes, *speed_notes],
         single_ctx,
-        lambda: _first(
+        lambda: None
+        if not with_suggestions
+        else _first(
             alternatives,
             suggestions(
                 main,

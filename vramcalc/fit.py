@@ -107,7 +107,7 @@ def load_quality(path: object = None) -> dict[str, Quality]:
 
     p = Path(str(path)) if path is not None else builtin_catalog_dir() / "quality.yaml"
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise CatalogError(f"{p}: {e}") from None
     if not isinstance(data, dict):
@@ -337,7 +337,7 @@ def _fit_one(
 
     chosen = None
     for q in candidates:
-        est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q))
+        est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
         if est.verdict not in ("fits", "tight"):
             continue
         speed = decode_speed(est)
@@ -352,7 +352,7 @@ def _fit_one(
         default = rt.normalize_precision(rt.default_precision(spec, llm))
         start = order.index(default) if default in order else 0
         for q in order[start:]:
-            est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q))
+            est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
             speed = decode_speed(est)
             meets = None if min_speed is None or speed is None else speed >= min_speed
             chosen = (q, est, speed, meets)
