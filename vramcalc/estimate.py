@@ -324,22 +324,24 @@ def estimate(
         offload,
         [*acc.notes, *speed_notes],
         single_ctx,
-        lambda: None
-        if not with_suggestions
-        else _first(
-            alternatives,
-            suggestions(
-                main,
-                w,
-                rt,
-                llm is not None,
-                i.quant,
-                i.text_tokens,
-                i.context_tokens,
-                single_ctx,
-                memory_for,
-                vision=enc is not None and llm is not None,
-            ),
+        lambda: (
+            None
+            if not with_suggestions
+            else _first(
+                alternatives,
+                suggestions(
+                    main,
+                    w,
+                    rt,
+                    llm is not None,
+                    i.quant,
+                    i.text_tokens,
+                    i.context_tokens,
+                    single_ctx,
+                    memory_for,
+                    vision=enc is not None and llm is not None,
+                ),
+            )
         ),
         split_ctx,
         decode_label(offload, thr),

@@ -245,6 +245,10 @@ def render_speed(est: Estimate) -> list[Any]:
             what = f"{d.layers} layers" + (" + output" if d.output_layer else "")
             parts.append(f"{d.device}: {what}, {fmt_bytes(d.total_bytes)}")
         lines.append(Text(f"Layers on GPU: {off.gpu_layers}/{off.total_layers} (" + "; ".join(parts) + ")"))
+    if thr.time_to_first_token_s:
+        lines.append(
+            Text("Time to first token (1st token): for a typical 512-token question (+ images), and for the full context.", style="dim")
+        )
     lines.append(Text("Bands: the calibration fit's residual spread (docs/accuracy.md).", style="dim"))
     for note in thr.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
