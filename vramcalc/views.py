@@ -62,6 +62,8 @@ class GpuChoice(Jsonable):
 
 @result
 class CurvePoint(Jsonable):
+    """One point of the curve."""
+
     context_tokens: int = doc("Context per sequence (text + image tokens).")
     memory_bytes: int = doc("Memory needed (all layers) at that context.")
 
