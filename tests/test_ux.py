@@ -436,3 +436,10 @@ def test_fit_kind_encoder(runner):
     assert check["memory"]["total_bytes"] == rows[0]["total_bytes"] and check["verdict"] == rows[0]["verdict"]
     params = [r["params"] for r in rows if r["verdict"] in ("fits", "tight")]
     assert params == sorted(params, reverse=True)
+
+
+def test_a_size_that_no_card_has_suggests_the_family(runner):
+    r = run(runner, "check", "llama3.1:8b", "--gpu", "m3 max 256gb")
+    assert r.exit_code == 2 and "Did you mean" in r.stderr and "m3-max-40c-128gb" in r.stderr and "m3-max-30c-36gb" in r.stderr
+    r = run(runner, "show", "rtx 5090 48gb")
+    assert r.exit_code == 2 and "'rtx5090'" in r.stderr

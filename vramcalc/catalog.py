@@ -325,6 +325,7 @@ class Catalog:
         if not key:
             return None
         matches: list[Any] = []
+        same_name: list[str] = []  # the base name matches, the size or cores do not
         for eid, raw in self.raw["gpus"].items():
             keys = set()
             am = _APPLE_ID.fullmatch(eid)
@@ -339,6 +340,7 @@ class Catalog:
                 g: Any = self.get("gpus", eid)
             except CatalogError:
                 continue
+            same_name.append(eid)
             if mem and round(g.memory_bytes / 2**30) != int(mem.group(1)) and round(g.memory_bytes / 1e9) != int(mem.group(1)):
                 continue
             if cores and getattr(g, "gpu_cores", None) != int(cores.group(1)):
@@ -349,6 +351,8 @@ class Catalog:
         if len(matches) > 1:
             ids = sorted((g.id for g in matches), key=natural_key)
             raise AmbiguousGpuError(query, [self._gpu_variant_label(i) for i in ids], ids[-1].replace("-", " "))
+        if same_name:  # 'm3 max 256gb': that chip, but no such configuration
+            raise UnknownEntryError("GPU", query, sorted(same_name, key=natural_key))
         return None
 
     def resolve_model(self, query: str) -> LlmSpec | VlmSpec | VisionEncoderSpec:
@@ -361,7 +365,7 @@ class Catalog:
         try:
             return self.resolve(list(KIND_DIRS), query, "id")
         except UnknownEntryError:
-            gpu = self.find_gpu(query)  # a GPU written with its size ('3080 10gb')
+            gpu = self._gpu_by_size(query)  # a GPU written with its size ('3080 10gb'); asks or suggests its sizes
             if gpu is None:
                 raise
             return gpu
