@@ -7,8 +7,9 @@ round) so that a machine whose load changes during the benchmark slows every com
 Conditions, as a user has them after `pip install`: byte-code is written and used (the
 environment's PYTHONDONTWRITEBYTECODE is dropped for the runs), the catalog cache is warm (a
 warm-up run fills it, in a temporary VRAMCALC_HOME so the user's own catalog plays no part).
-`check --json (cold cache)` removes the cache before each run: the first start after an install
-or a catalog edit; it has no target.
+The `(cold cache)` rows remove the caches (the parsed catalog, and the derived values `fit` keeps:
+vramcalc.diskmemo) before each run: the first start after an install or a catalog edit; they have
+no target.
 
 Targets (issue 17): check --json <= 1.3x, fit over the whole catalog <= 2.5x, --help <= 1.1x.
 Usage: python benchmarks/startup.py [--runs N] [--json] [--check] [--before DIR]
@@ -41,6 +42,7 @@ COMMANDS = {
     "check (table)": [EXE, "check", "llava-7b", "--gpu", "rtx3060"],
     "list gpus --json": [EXE, "list", "gpus", "--json"],
     "fit --gpu rtx3060 --json": [EXE, "fit", "--gpu", "rtx3060", "--json"],  # every catalog model
+    "fit --gpu rtx3060 --json (cold cache)": [EXE, "fit", "--gpu", "rtx3060", "--json"],
     "--help": [EXE, "--help"],
 }
 #: command -> largest ratio to the baseline
@@ -63,14 +65,20 @@ def _run(cmd: list[str], env: dict[str, str], cold: bool) -> float:
 def measure(runs: int, before: str | None = None) -> dict[str, float]:
     """Median seconds per command (baseline first), interleaved over ``runs`` rounds; with
     ``before``, each command also runs on the code in that folder ('before: ...' rows)."""
-    with tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home, tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home0:
+    with (
+        tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home,
+        tempfile.TemporaryDirectory(prefix="vramcalc-bench-") as home0,
+        tempfile.TemporaryDirectory(prefix="vramcalc-bench-cold-") as cold,
+    ):
         env = _env(home)
+        # the cold rows empty their own home's cache before each run, not the warm rows' one
+        env_cold = _env(cold)
         cmds = {BASELINE_NAME: (BASELINE, env)}
         for k, v in COMMANDS.items():
             if before:
                 env0 = {**_env(home0), "PYTHONPATH": before}
                 cmds[f"before: vramcalc {k}"] = (v, env0)
-            cmds[f"vramcalc {k}"] = (v, env)
+            cmds[f"vramcalc {k}"] = (v, env_cold if "cold cache" in k else env)
         for cmd, e in cmds.values():  # warm the OS file cache, the byte-code and the catalog cache
             _run(cmd, e, cold=False)
         times: dict[str, list[float]] = {name: [] for name in cmds}

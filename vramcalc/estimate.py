@@ -305,6 +305,8 @@ def estimate(
         image_batch=w.batch,
         n_ubatch=i.n_ubatch,
         projector_params=acc.projector_params,
+        backend=w.backend,
+        depth=w.depth,
     )
     thr, speed_notes = throughput(llm, enc, gpus, s, lb, placement, dev.ram_bw)
 

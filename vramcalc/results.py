@@ -53,6 +53,12 @@ class Workload(Jsonable):
     ram_bandwidth_gbs: float | str | None = doc(
         "System RAM bandwidth in GB/s, or 'ddr4' / 'ddr5' (dual channel); None = ddr5.", default=None
     )
+    backend: str | None = doc(
+        "llama.cpp backend for the speeds (cuda, rocm, vulkan, metal, sycl, cpu); None = the GPU vendor's usual one.", default=None
+    )
+    depth: int | None = doc(
+        "Tokens already in the KV cache where decode and prefill speeds are given (llama-bench -d); None = full context.", default=None
+    )
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
@@ -67,6 +73,10 @@ class Workload(Jsonable):
             raise InputError(f"KV cache type must be f16, q8_0 or q4_0, got '{self.kv_cache}'.")
         if self.offload not in ("auto", "none"):
             raise InputError(f"offload must be auto or none, got '{self.offload}'.")
+        if self.depth is not None and self.depth < 0:
+            raise InputError(f"depth must be 0 or more, got {self.depth}.")
+        if self.backend is not None and self.backend.lower() not in ("cuda", "rocm", "vulkan", "metal", "sycl", "cpu"):
+            raise InputError(f"backend must be one of cuda, rocm, vulkan, metal, sycl, cpu; got '{self.backend}'.")
 
     def with_(self, **update: Any) -> Workload:
         """A copy with some settings changed."""
@@ -303,6 +313,18 @@ class Throughput(Jsonable):
     time_to_first_token_s: SpeedFigure | None = doc("Image encodes + prefill of the context.", default=None)
     images_per_s: SpeedFigure | None = doc("Encoder workload: images per second at the batch size.", default=None)
     notes: list[str] = doc("Caveats of the speed estimate.", default_factory=list)
+    backend: str | None = doc(
+        "llama.cpp backend the speeds are for (cuda, rocm, vulkan, metal, sycl, cpu); None for PyTorch runtimes.", default=None
+    )
+    depth_tokens: int | None = doc(
+        "--depth: tokens already in the KV cache; decode is then at that depth and prefill is a 512-token prompt after it "
+        "(llama-bench tg/pp512 @ d). None: decode at the full context, prefill of the whole context.",
+        default=None,
+    )
+    decode_aggregate_tokens_per_s: SpeedFigure | None = doc(
+        "Parallel sequences (batch > 1): tokens/s of all sequences together (the weights are read once per step).", default=None
+    )
+    image_tokens_per_image: int | None = doc("Image tokens each image adds to the context (with image_encode_s).", default=None)
     time_to_first_token_question_s: SpeedFigure | None = doc(
         "Image encodes + prefill of a typical question: question_tokens text tokens plus the images (at most the context).",
         default=None,

@@ -21,6 +21,7 @@ No I/O at import time: the calibration file is read on first use.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import TYPE_CHECKING, Any
@@ -40,14 +41,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @functools.cache
 def calibration() -> dict:
-    """The fitted factors (data/calibration.yaml), read on first use."""
-    import yaml
+    """The fitted factors (data/calibration.yaml), read on first use; kept parsed in the derived-value
+    cache (vramcalc.diskmemo, keyed on the file's content), so a start-up need not import yaml."""
+    from vramcalc import diskmemo
 
-    from vramcalc.catalog import builtin_catalog_dir
+    def parse() -> dict:
+        import yaml
 
-    text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
-    return yaml.load(text, Loader=loader)
+        from vramcalc.catalog import builtin_catalog_dir
+
+        text = (builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8")
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 8x faster than the pure-Python loader
+        return yaml.load(text, Loader=loader)
+
+    out = diskmemo.cached("calibration.yaml", (), parse, decode=_dict)
+    return out
+
+
+def _dict(value: object) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError("calibration data is a mapping")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,14 +69,17 @@ def calibration() -> dict:
 
 
 def peak_tflops(gpu: GpuSpec) -> float:
-    """Peak dense FP16 matrix TFLOPS the prefill/ViT compute term scales with.
+    """Peak dense FP16 matrix TFLOPS of an FP16 GEMM (cuBLAS/hipBLAS, PyTorch, Metal): the rate
+    llama.cpp's F16 weights, the ViT towers and transformers prefill scale with.
 
     NVIDIA Volta..Blackwell: 4 x the FP16 shader rate (dense FP16 tensor rate with FP16
     accumulate; e.g. GA102 whitepaper RTX 3090 142 = 4 x 35.6, A100 312 = 4 x 78). This is taken
     in preference to ``fp16_tensor_tflops`` because catalog entries mix the FP16- and the
-    FP32-accumulate figure for GeForce cards, which differ 2x; llama.cpp's MMQ (int8) and
-    cuBLAS FP16 paths run at the FP16-accumulate rate or above. Other vendors: the tensor /
-    matrix figure where given, else the FP16 shader rate (Apple: scales with the GPU core count).
+    FP32-accumulate figure for GeForce cards, which differ 2x. Hopper/Blackwell datacenter parts:
+    their tensor figure (H100 SXM 989.4 dense FP16 vs 133.8 FP16 shader, whitepaper), which
+    cuBLAS FP16 GEMMs reach; llama.cpp's quantized kernels do not (``mmq_tflops``). Other
+    vendors: the tensor / matrix figure where given, else the FP16 shader rate (Apple: scales
+    with the GPU core count).
 
     Why not the FP32-accumulate rate (half on GeForce cards; GA102 whitepaper: RTX 3090 71 vs 142
     TFLOPS): fitted against it, the timm ViT rows come out
@@ -71,8 +88,6 @@ def peak_tflops(gpu: GpuSpec) -> float:
     """
     cc = float(gpu.compute_capability) if gpu.vendor == "nvidia" and gpu.compute_capability else 0.0
     if gpu.vendor == "nvidia" and cc >= 9.0 and gpu.category == "datacenter" and gpu.fp16_tensor_tflops:
-        # Hopper/Blackwell datacenter parts: tensor cores run 7.4x the shader rate (H100 SXM whitepaper:
-        # 989.4 dense FP16 tensor vs 133.8 FP16 shader), so 4x the shader rate would understate them 1.85x
         return gpu.fp16_tensor_tflops
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
         return 4 * gpu.fp16_tflops
@@ -80,7 +95,98 @@ def peak_tflops(gpu: GpuSpec) -> float:
         # Maxwell/Pascal: no tensor cores and FP16 at 1/64 rate on most; llama.cpp runs FP32/dp4a
         # kernels there, whose rate the catalog does not carry: no compute estimate (0)
         return 0.0
+    if gpu.vendor == "amd" and (gpu.compute_capability or "").startswith(("gfx11", "gfx12")) and not gpu.fp16_tensor_tflops:
+        # RDNA 3/3.5/4: AMD's FP16 figure counts dual issue, which GEMMs do not reach: measured FP16
+        # GEMMs on the Radeon 8060S (gfx1151) run at 30-32 TFLOPS of its 59 (shared/reference/
+        # gpu_specs.csv row 'Radeon 8060S': ROCm issues 5807 mamf-finder, 4566 hipBLASLt), i.e. half.
+        # RDNA 4's WMMA rate is not in the sources read: the same half is taken (see docs/accuracy.md)
+        return (gpu.fp16_tflops or 0.0) / 2
     return gpu.fp16_tensor_tflops or gpu.fp16_tflops or gpu.bf16_tensor_tflops or 0.0
+
+
+#: NVIDIA architectures whose FP16 shader rate is double their single-issue rate (a second FP16
+#: datapath): GA100 (cc 8.0: A100 78 FP16 vs 19.5 FP32 TFLOPS, 4:1, where GA102 is 1:1), Hopper
+#: (9.0: H100 SXM 133.8 FP16 vs 66.9 FP32, 2:1) and datacenter Blackwell (10.x), per the
+#: TechPowerUp figures the catalog carries (fp16_tflops) and NVIDIA's A100 / H100 whitepapers.
+#: llama.cpp's quantized matmul (MMQ: int8 MMA tiles plus per-block scale arithmetic on the
+#: CUDA cores) does not use that extra datapath: the llamacpp_bench.csv pp512 rows of the A100
+#: and A30 reach half the rate per FP16-shader-TFLOP of GA102 cards (see docs/accuracy.md).
+DOUBLE_RATE_FP16_CC = (8.0, 9.0, 10.0, 10.3)
+
+
+def mmq_tflops(gpu: GpuSpec) -> float:
+    """The rate llama.cpp's kernels for *quantized* weights scale with (prompt processing).
+
+    CUDA (MMQ, the default for quantized types on Volta and newer): 4 x the single-rate FP16
+    shader rate (the GA102 FP16-accumulate tensor rate convention of ``peak_tflops``), halved on
+    the double-rate FP16 architectures (``DOUBLE_RATE_FP16_CC``), so that neither GA100's FP16
+    datapath nor Hopper's 989 TFLOPS tensor figure (which only cuBLAS FP16 GEMMs reach) inflates
+    quantized prefill. AMD RDNA 3/3.5/4 (gfx11xx/gfx12xx): half the catalog FP16 rate, which
+    counts dual issue (VOPD; AMD's 122.8 TFLOPS for the RX 7900 XTX = 96 CUs x 64 x 2 x 2 x 2 x
+    2.5 GHz) that the integer dot-product kernels cannot use. AMD CDNA (gfx908/90a/94x, matrix
+    figure only): a quarter of the dense FP16 matrix rate (the packed FP16 vector rate: MI100
+    184.6 matrix vs 46.1 vector). Others: the FP16 shader rate (Apple, Intel, older AMD).
+    """
+    cc_s = gpu.compute_capability or ""
+    if gpu.vendor == "nvidia":
+        try:
+            cc = float(cc_s)
+        except ValueError:
+            cc = 0.0
+        if cc and cc < 7.0:
+            return 0.0  # Maxwell/Pascal: dp4a kernels, rate not in the catalog (as peak_tflops)
+        shader = gpu.fp16_tflops
+        if shader is None and gpu.fp16_tensor_tflops:
+            # FP16 shader rate from the dense tensor figure: 4:1 on Volta/Ampere (A30: 165 / 4 = 41.3),
+            # 7.4:1 on Hopper/Blackwell datacenter parts (H100 SXM whitepaper: 989.4 vs 133.8)
+            shader = gpu.fp16_tensor_tflops / (4 if cc < 9.0 else 989.4 / 133.8)
+        if not shader:
+            return 0.0
+        return 4 * shader / (2 if cc in DOUBLE_RATE_FP16_CC else 1)
+    if gpu.vendor == "amd":
+        if cc_s.startswith(("gfx11", "gfx12")) and gpu.fp16_tflops:
+            return gpu.fp16_tflops / 2
+        if gpu.fp16_tflops:
+            return gpu.fp16_tflops
+        return (gpu.fp16_tensor_tflops or 0.0) / 4
+    return gpu.fp16_tflops or gpu.fp16_tensor_tflops or 0.0
+
+
+def memory_class(gpu: GpuSpec) -> str:
+    """hbm / gddr / lpddr: the memory a decode step streams from. llama.cpp's matrix-vector
+    kernels reach a different fraction of the peak on each (HBM needs far more bytes in flight
+    for its peak: the fitted efficiencies in data/calibration.yaml ``decode_bandwidth``)."""
+    mt = (gpu.memory_type or "").upper()
+    if mt.startswith("HBM"):
+        return "hbm"
+    if mt.startswith("LPDDR") or gpu.unified_memory:
+        return "lpddr"
+    return "gddr"
+
+
+#: llama.cpp backends (--backend) and the one each vendor normally runs.
+BACKENDS = ("cuda", "rocm", "vulkan", "metal", "sycl", "cpu")
+VENDOR_BACKENDS = {
+    "nvidia": ("cuda", "vulkan"),
+    "amd": ("rocm", "vulkan"),
+    "apple": ("metal", "vulkan"),  # MoltenVK builds exist; no published rows
+    "intel": ("sycl", "vulkan"),
+}
+
+
+def backend_for(gpu: GpuSpec, requested: str | None) -> str:
+    """The backend a GPU runs: the requested one, else the vendor's usual backend. 'cpu' means the
+    GPU is not used for compute (llama.cpp CPU backend)."""
+    from vramcalc.errors import InputError
+
+    if requested is None:
+        return gpu.backend
+    b = requested.lower()
+    if b not in BACKENDS:
+        raise InputError(f"unknown backend '{requested}': choose one of {', '.join(BACKENDS)}.")
+    if b != "cpu" and b not in VENDOR_BACKENDS[gpu.vendor]:
+        raise InputError(f"backend '{b}' does not run on {gpu.name} ({gpu.vendor}): choose {' or '.join(VENDOR_BACKENDS[gpu.vendor])}.")
+    return b
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,20 +210,38 @@ def prefill_flops(llm: LlmSpec, lb: LlmBytes, tokens: int, start: int = 0) -> in
     QK^T and AV, 2 x 2 x q_dim FLOPs per (query, key) pair, over the causal pairs (sliding-window
     layers: at most the window).
     """
+    return int(sum(prefill_flops_parts(llm, lb, tokens, start)))
+
+
+def prefill_flops_parts(llm: LlmSpec, lb: LlmBytes, tokens: int, start: int = 0) -> tuple[float, float, float]:
+    """(dense matmul FLOPs incl. the lm head, MoE expert matmul FLOPs, attention FLOPs) of a prompt:
+    the three run different llama.cpp kernels (MMQ / MUL_MAT_ID over the experts / flash attention)."""
     if llm.mla:
         qk = llm.num_heads * (llm.mla.qk_nope_head_dim + llm.mla.qk_rope_head_dim)
         vd = llm.num_heads * llm.mla.v_head_dim
     else:
         qk = vd = llm.num_heads * llm.head_dim_
-    flops = 2 * lb.active_params * tokens + 2 * lb.output_params
+    experts = 2 * expert_active_params(llm) * tokens
+    dense = 2 * lb.active_params * tokens + 2 * lb.output_params - experts
     end = start + tokens
     full_pairs = (end * (end + 1) - start * (start + 1)) // 2  # sum of keys seen by each new query
+    attn = 0.0
     for i in range(llm.num_layers):
         pairs = full_pairs
         if lb.sliding[i] and lb.window:
             pairs = min(full_pairs, tokens * lb.window)
-        flops += 2 * pairs * (qk + vd)
-    return int(flops)
+        attn += 2 * pairs * (qk + vd)
+    return float(dense), float(experts), attn
+
+
+def expert_active_params(llm: LlmSpec) -> float:
+    """Parameters of the routed experts one token multiplies (k of E experts per MoE layer)."""
+    from vramcalc.params import llm_tensors
+
+    if not llm.moe:
+        return 0.0
+    k = llm.moe.experts_per_token / llm.moe.num_experts
+    return k * sum(t.numel for t in llm_tensors(llm) if t.role.endswith("_exps"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,9 +312,62 @@ def decode_time(read_bytes: float, layers: int, bw_gbs: float, f: dict) -> float
     return mem + layers * f["per_layer_s"]
 
 
-def prefill_time(flops: float, weight_bytes: float, ubatches: int, peak: float, bw_gbs: float, f: dict) -> float:
-    """Seconds for a prompt on one device: FLOPs / (eta x peak) + weights read per micro-batch."""
-    return flops / (f["compute_efficiency"] * peak * 1e12) + ubatches * weight_bytes / (bw_gbs * 1e9)
+def prefill_time(
+    flops: float,
+    weight_bytes: float,
+    ubatches: int,
+    peak: float,
+    bw_gbs: float,
+    f: dict,
+    fd: dict | None = None,
+    layers: int = 0,
+    *,
+    attn_flops: float = 0.0,
+    attn_peak: float | None = None,
+    expert_flops: float = 0.0,
+    ubatch_tokens: int = 512,
+) -> float:
+    """Seconds for a prompt on one device.
+
+    Matmul FLOPs / (eta_c x peak), where a micro-batch of at most ``SMALL_BATCH_TOKENS`` tokens
+    runs llama.cpp's matrix-vector kernels (``small_batch_efficiency``) and MoE expert matmuls
+    their own (``moe_expert_efficiency``); attention FLOPs / (attention_efficiency x FP16 GEMM
+    peak); plus, per micro-batch, one pass over the weights it touches at the decode factors
+    ``fd`` (bandwidth efficiency and per-layer cost). Factors missing from ``f`` default to
+    ``compute_efficiency``; without ``fd`` the weight pass is at the peak bandwidth, no fixed cost.
+    """
+    eta = f["compute_efficiency"]
+    dense = flops - attn_flops - expert_flops
+    small = ubatch_tokens <= SMALL_BATCH_TOKENS and "small_batch_efficiency" in f
+    t = dense / ((f["small_batch_efficiency"] if small else eta) * peak * 1e12)
+    t += expert_flops / (f.get("moe_expert_efficiency", eta) * peak * 1e12)
+    if attn_flops:
+        t += attn_flops / (f.get("attention_efficiency", eta) * (attn_peak or peak) * 1e12)
+    if fd is None:
+        return t + ubatches * weight_bytes / (bw_gbs * 1e9)
+    return t + ubatches * (weight_bytes / (fd["bandwidth_efficiency"] * bw_gbs * 1e9) + layers * fd["per_layer_s"])
+
+
+#: llama.cpp runs a micro-batch of at most this many tokens through its matrix-vector kernels
+#: (ggml-cuda MMVQ_MAX_BATCH_SIZE = 8, mmvq.cuh) rather than the tiled matrix-matrix ones.
+SMALL_BATCH_TOKENS = 8
+
+
+def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
+    """Weight bytes one micro-batch of ``tokens`` tokens reads on layers ``idx``: dense tensors
+    once; MoE expert tensors for the experts at least one token routes to, with uniform routing
+    1 - (1 - k/E)^tokens of them (all of them for a 512-token micro-batch of a 128-expert model
+    with 8 active; 8/128 for one token, as in decode)."""
+    stored = sum(lb.layer_stored[i] for i in idx)
+    if not llm.moe:
+        return float(stored)
+    read = sum(lb.layer_read[i] for i in idx)
+    k = llm.moe.experts_per_token / llm.moe.num_experts
+    if k >= 1:
+        return float(stored)
+    experts = (stored - read) / (1 - k)  # stored = dense + experts, read = dense + k x experts
+    touched = 1 - (1 - k) ** max(tokens, 1)
+    return stored - experts * (1 - touched)
 
 
 def vit_time(flops: float, ew_bytes: float, peak: float, bw_gbs: float, f: dict) -> float:
@@ -231,17 +408,28 @@ def _lookup(section: str, runtime: str, backend: str, qkey: str) -> tuple[dict[s
     return None
 
 
-def decode_factors(runtime: Runtime, backend: str, precision: str) -> tuple[dict[str, Any], str, bool]:
+def decode_factors(runtime: Runtime, backend: str, precision: str, gpu: GpuSpec | None = None) -> tuple[dict[str, Any], str, bool]:
     """(factors, key, calibrated) for decode on a backend: the runtime's own, else its fallback
-    (uncalibrated), else llama.cpp CUDA's (uncalibrated)."""
+    (uncalibrated), else llama.cpp CUDA's (uncalibrated). llama.cpp: the backend's per-layer cost
+    with the bandwidth efficiency of the GPU's memory class (``decode_bandwidth``)."""
     hit = _lookup("decode", runtime.name, backend, runtime.speed_key(precision))
-    if hit:
-        return hit
-    if runtime.decode_fallback:  # e.g. bnb nf4/int8 and non-CUDA backends under transformers
+    if hit is None and runtime.decode_fallback:  # e.g. bnb nf4/int8 and non-CUDA backends under transformers
         fb = calibration()["decode"].get(runtime.name, {}).get(runtime.decode_fallback)
         if fb:
-            return fb, f"decode.{runtime.name}.{runtime.decode_fallback}", False
-    return calibration()["decode"]["llama.cpp"]["cuda"], "decode.llama.cpp.cuda", False
+            hit = (fb, f"decode.{runtime.name}.{runtime.decode_fallback}", False)
+    if hit is None:
+        hit = (calibration()["decode"]["llama.cpp"]["cuda"], "decode.llama.cpp.cuda", False)
+    f, key, cal = hit
+    if "bandwidth_efficiency" not in f:
+        mc = memory_class(gpu) if gpu is not None else "gddr"
+        by_rt = calibration()["decode_bandwidth"]
+        group = by_rt.get(runtime.name) if key.startswith(f"decode.{runtime.name}.") else None
+        group = group or by_rt["llama.cpp"]
+        bwf = group.get(mc) or group["gddr"]
+        f = {**f, "bandwidth_efficiency": bwf["bandwidth_efficiency"]}
+        key = f"{key} + decode_bandwidth.{mc}"
+        cal = cal and bool(bwf.get("rows"))
+    return f, key, cal
 
 
 def cpu_decode_factors() -> tuple[dict[str, Any], str, bool]:
@@ -257,9 +445,21 @@ def prefill_factors(runtime: Runtime, backend: str, qkey: str) -> tuple[dict[str
     if runtime.pytorch_kernels:
         return calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
     hit = _lookup("prefill", runtime.name, backend, qkey)
-    if hit:
-        return hit
-    return calibration()["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
+    if hit is None:
+        hit = calibration()["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
+    kernels = calibration().get("prefill_kernels", {}).get(runtime.name if hit[1].startswith(f"prefill.{runtime.name}.") else "llama.cpp")
+    if kernels:
+        extra = {k: v for k, v in kernels.items() if k.endswith("_efficiency")}
+        return {**extra, **hit[0]}, hit[1] + " + prefill_kernels", hit[2]
+    return hit
+
+
+def prefill_peak(runtime: Runtime, gpu: GpuSpec, qkey: str) -> float:
+    """The compute ceiling of prompt processing: PyTorch and F16 weights run FP16 GEMMs
+    (``peak_tflops``); quantized GGUF weights run llama.cpp's quantized kernels (``mmq_tflops``)."""
+    if runtime.pytorch_kernels or qkey == "f16":
+        return peak_tflops(gpu)
+    return mmq_tflops(gpu)
 
 
 def _spread(f: dict[str, Any], calibrated: bool) -> float:
@@ -288,6 +488,8 @@ class SpeedInputs(Jsonable):
     image_batch: int  # the workload's batch (images per step for an encoder)
     n_ubatch: int
     projector_params: int
+    backend: str | None = None  # llama.cpp backend (--backend); None = the GPU vendor's usual one
+    depth: int | None = None  # tokens already in the KV cache where decode/prefill are measured (--depth)
 
 
 def throughput(
@@ -305,10 +507,31 @@ def throughput(
     decode = prefill = encode = images_per_s = ttft = None
     t_prefill = 0.0
     gpu0 = gpus[0]
+    if s.runtime.pytorch_kernels and s.backend is not None:
+        from vramcalc.errors import InputError
+
+        raise InputError(f"--backend chooses a llama.cpp backend; the {s.runtime.name} runtime runs on PyTorch's device.")
+    # an encoder workload is a PyTorch job (timm-fitted factors): no llama.cpp backend to show
+    backend = None if s.runtime.pytorch_kernels or s.kind == "encoder" else backend_for(gpu0, s.backend)
+    aggregate = None
     if llm is not None and lb is not None and pl is not None:
         decode = _decode(llm, lb, pl, gpus, s, ram_bw)
-        if all(peak_tflops(g) > 0 for g in gpus):
+        if s.batch > 1:
+            r = _round_sig
+            aggregate = SpeedFigure(
+                value=r(decode.value * s.batch),
+                low=r(decode.low * s.batch),
+                high=r(decode.high * s.batch),
+                unit="tokens/s",
+                basis=decode.basis,
+            )
+        qkey = s.runtime.speed_key(s.quant)
+        if backend == "cpu":
+            thr_notes.append("No prefill or time-to-first-token estimate for the CPU backend (no CPU compute rates in the catalog).")
+        elif all(prefill_peak(s.runtime, g, qkey) > 0 for g in gpus):
             prefill, t_prefill = _prefill(llm, lb, pl, gpus, s)
+            if s.depth is not None:  # the prefill figure is pp512 @ depth; time to first token is the whole context
+                _, t_prefill = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, depth=None))
         else:
             thr_notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
         notes += s.runtime.speed_notes(gpu0)
@@ -322,8 +545,8 @@ def throughput(
             encode = per_image
     if llm is not None and prefill is not None:
         t = t_prefill
-        lo_t = s.context_tokens / prefill.high
-        hi_t = s.context_tokens / prefill.low
+        lo_t = t_prefill * prefill.value / prefill.high
+        hi_t = t_prefill * prefill.value / prefill.low
         if encode is not None and s.images:
             t += s.images * encode.value
             lo_t += s.images * encode.low
@@ -345,6 +568,10 @@ def throughput(
         time_to_first_token_s=ttft,
         images_per_s=images_per_s,
         notes=thr_notes,
+        backend=backend,
+        depth_tokens=s.depth,
+        decode_aggregate_tokens_per_s=aggregate,
+        image_tokens_per_image=s.image_tokens_per_image if encode is not None else None,
         time_to_first_token_question_s=ttft_q,
         question_tokens=q_tokens,
     )
@@ -366,8 +593,8 @@ def _question_ttft(
     tokens = min(s.context_tokens, QUESTION_TOKENS + s.images * s.image_tokens_per_image)
     if tokens >= s.context_tokens:
         return full, s.context_tokens
-    fig, t = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, context_tokens=tokens))
-    lo_t, hi_t = tokens * s.batch / fig.high, tokens * s.batch / fig.low
+    fig, t = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, context_tokens=tokens, depth=None))  # an empty cache
+    lo_t, hi_t = t * fig.value / fig.high, t * fig.value / fig.low
     if encode is not None and s.images:
         t += s.images * encode.value
         lo_t += s.images * encode.low
@@ -381,48 +608,73 @@ def _question_ttft(
     return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis), tokens
 
 
-def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs, ram_bw: float) -> SpeedFigure:
-    """Decode: devices run their layers one after the other for one token, so times add."""
+@result
+class DevicePart(Jsonable):
+    """What one device reads per decoded token: its bytes, the layers it runs (each a fixed cost),
+    its bandwidth and the factors that apply. A device may be system RAM (CPU layers, or the MoE
+    expert tensors of ``--n-cpu-moe`` / ``-ot exps=CPU`` kept there)."""
+
+    bytes: float
+    layers: int
+    bandwidth_gbs: float
+    factors: dict[str, Any]
+    key: str
+    calibrated: bool
+
+
+def split_decode_time(parts: list[DevicePart]) -> float:
+    """Seconds per decoded token over several devices: they run one after the other for one token
+    (a layer's attention on the GPU, then its experts in RAM, ...), so the times add. MoE expert
+    offload: the expert bytes read per token from RAM at the RAM bandwidth (CPU factors) plus the
+    rest at the GPU's; each part's layers pay its per-layer cost."""
+    return sum(decode_time(p.bytes, p.layers, p.bandwidth_gbs, p.factors) for p in parts if p.bytes > 0)
+
+
+def decode_parts(
+    llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs, ram_bw: float, context: int
+) -> list[DevicePart]:
+    """The per-device parts of one decoded token for a layer placement (``split_decode_time``)."""
     n = llm.num_layers
-    ctx = s.context_tokens
-    t = 0.0
-    bytes_total = 0.0
-    fixed_s = 0.0
-    spreads = []
-    keys = []
-    calibrated = True
-    bw_weighted = 0.0
+    parts = []
+    traffic = getattr(s.runtime, "decode_kv_traffic", None)  # KV bytes moved per token, in cache sizes (transformers)
+    kv_mult = float(traffic(llm)) if callable(traffic) else 1.0
     for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
-        b = sum(lb.layer_read[i] for i in idx) + kv_read_bytes(lb, ctx, idx) * s.batch  # type: ignore[arg-type]
+        kv = kv_read_bytes(lb, context, idx)  # type: ignore[arg-type]
+        b = sum(lb.layer_read[i] for i in idx) + kv_mult * kv * s.batch
         if pl.output_dev == d:
             b += lb.output_read
         if b == 0:
             continue
-        if d == -1:
+        backend = backend_for(gpus[max(d, 0)], s.backend)
+        if d == -1 or backend == "cpu":
             f, key, cal = cpu_decode_factors()
             bw = ram_bw
         else:
-            f, key, cal = decode_factors(s.runtime, gpus[d].backend, s.quant)
+            f, key, cal = decode_factors(s.runtime, backend, s.quant, gpus[d])
             bw = gpus[d].memory_bandwidth_gbs
         layers = len(idx) + (1 if pl.output_dev == d else 0)
-        dt = decode_time(b, layers, bw, f)
-        t += dt
-        fixed_s += layers * f["per_layer_s"]
-        bytes_total += b
-        bw_weighted += b * bw
-        spreads.append((dt, _spread(f, cal)))
-        keys.append(key)
-        calibrated = calibrated and cal
+        parts.append(DevicePart(bytes=b, layers=layers, bandwidth_gbs=bw, factors=f, key=key, calibrated=cal))
+    return parts
+
+
+def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs, ram_bw: float) -> SpeedFigure:
+    """Decode: devices run their layers one after the other for one token, so times add. At
+    ``s.depth`` cached tokens when given (llama-bench tg @ d), else at the full context."""
+    ctx = s.depth if s.depth is not None else s.context_tokens
+    parts = decode_parts(llm, lb, pl, gpus, s, ram_bw, ctx)
+    t = split_decode_time(parts)
+    spreads = [(decode_time(p.bytes, p.layers, p.bandwidth_gbs, p.factors), _spread(p.factors, p.calibrated)) for p in parts]
+    bytes_total = sum(p.bytes for p in parts)
     spread = sum(dt * sp for dt, sp in spreads) / t
     tps = 1.0 / t
     basis = SpeedBasis(
         bytes=int(bytes_total),
-        bandwidth_gbs=round(bw_weighted / bytes_total, 1),
+        bandwidth_gbs=round(sum(p.bytes * p.bandwidth_gbs for p in parts) / bytes_total, 1),
         effective_bandwidth_gbs=round(bytes_total * tps / 1e9, 1),
-        fixed_s=_round_sig(fixed_s),
-        factors=" + ".join(dict.fromkeys(keys)),
-        calibrated=calibrated,
+        fixed_s=_round_sig(sum(p.layers * p.factors["per_layer_s"] for p in parts)),
+        factors=" + ".join(dict.fromkeys(p.key for p in parts)),
+        calibrated=all(p.calibrated for p in parts),
     )
     return _figure(tps, spread, "tokens/s", basis)
 
@@ -431,14 +683,23 @@ def _decode(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: S
 #: GPU for prompt processing (ggml-cuda offload_op, batches >= 32): a guess (25 of 32 GB/s peak).
 GUESS_PCIE_GBS = 25.0
 
+#: llama-bench's prompt test at a depth (pp512 @ d): the prompt measured with --depth.
+DEPTH_PROMPT_TOKENS = 512
+
 
 def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs) -> tuple[SpeedFigure, float]:
-    """Prefill of the whole context: each GPU computes its layers; layers on the CPU are computed
-    on GPU 0 with their weights copied over PCIe once per micro-batch (llama.cpp CUDA op offload)."""
+    """Prefill of the whole context (or, with ``s.depth``, of a 512-token prompt after that many
+    cached tokens): each GPU computes its layers; layers on the CPU are computed on GPU 0 with
+    their weights copied over PCIe once per micro-batch (llama.cpp CUDA op offload)."""
     n = llm.num_layers
-    tokens = s.context_tokens * s.batch
+    start = s.depth or 0
+    per_seq = DEPTH_PROMPT_TOKENS if s.depth is not None else s.context_tokens
+    tokens = per_seq * s.batch
     ub = max(1, -(-tokens // s.n_ubatch))
-    total_flops = prefill_flops(llm, lb, s.context_tokens) * s.batch
+    ub_tokens = min(s.n_ubatch, tokens)
+    dense_f, exp_f, attn_f = (x * s.batch for x in prefill_flops_parts(llm, lb, per_seq, start))
+    total_flops = dense_f + exp_f + attn_f
+    qkey = s.runtime.speed_key(s.quant)
     t = 0.0
     keys, spreads, calibrated = [], [], True
     peaks = []
@@ -448,18 +709,27 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         if share == 0 and pl.output_dev != d:
             continue
         flops = (total_flops - 2 * lb.output_params * s.batch) * share + (2 * lb.output_params * s.batch if pl.output_dev == d else 0)
-        wbytes = sum(lb.layer_stored[i] for i in idx) + (lb.output_stored if pl.output_dev == d else 0)
+        kw: dict[str, Any] = {
+            "attn_flops": attn_f * share,
+            "attn_peak": peak_tflops(gpus[max(d, 0)]),
+            "expert_flops": exp_f * share,
+            "ubatch_tokens": ub_tokens,
+        }
+        wbytes = ubatch_weight_bytes(llm, lb, idx, ub_tokens) + (lb.output_stored if pl.output_dev == d else 0)
+        layers = len(idx) + (1 if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]
-        peak = peak_tflops(g)
-        f, key, cal = prefill_factors(s.runtime, g.backend, s.runtime.speed_key(s.quant))
+        backend = backend_for(g, s.backend)
+        peak = prefill_peak(s.runtime, g, qkey)
+        f, key, cal = prefill_factors(s.runtime, backend, qkey)
+        fd = None if s.runtime.pytorch_kernels else decode_factors(s.runtime, backend, s.quant, g)[0]
         if d == -1:
             if g.unified_memory:
-                dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f)
+                dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f, fd, layers, **kw)
             else:
-                dt = prefill_time(flops, 0, ub, peak, g.memory_bandwidth_gbs, f) + ub * wbytes / (GUESS_PCIE_GBS * 1e9)
+                dt = prefill_time(flops, 0, ub, peak, g.memory_bandwidth_gbs, f, **kw) + ub * wbytes / (GUESS_PCIE_GBS * 1e9)
                 cal = False
         else:
-            dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f)
+            dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f, fd, layers, **kw)
         t += dt
         keys.append(key)
         spreads.append((dt, _spread(f, cal)))
@@ -497,9 +767,16 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
         calibrated = backend in group and bool(f.get("rows"))
         t = vit_time(f_img, ew, peak, bw, f)
     else:
-        f, key, _ = prefill_factors(s.runtime, gpu.backend, s.runtime.speed_key("F16"))
-        key += " (applied to the vision tower)"
-        calibrated = False
+        backend = backend_for(gpu, s.backend)
+        enc_f = cal.get("encode", {}).get(s.runtime.name, {})
+        if backend in enc_f or "cuda" in enc_f:
+            # llama.cpp clip/mtmd: one image at a time through ggml's graph, fitted on mtmd_vision.csv
+            f = enc_f.get(backend) or enc_f["cuda"]
+            key = f"encode.{s.runtime.name}.{backend if backend in enc_f else 'cuda'}"
+        else:
+            f, key, _ = prefill_factors(s.runtime, backend, s.runtime.speed_key("F16"))
+            key += " (applied to the vision tower)"
+        calibrated = False  # at most one published encode time per backend: the band stays the uncalibrated one
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
     spread = _spread(f, calibrated)
     basis = SpeedBasis(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vramcalc.cli.options import (
     OUTPUT,
+    BackendOption,
+    DepthOption,
     JsonOpt,
     KvOpt,
+    OfflineOpt,
     OffloadOpt,
     RuntimeOpt,
+    SourceOpt,
     complete_gpu,
     complete_model,
     dtype_quant,
@@ -21,6 +25,10 @@ from vramcalc.cli.options import (
     resolve_gpus,
 )
 from vramcalc.cli.output import console, print_json
+
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+    from vramcalc.names import TypedName
 
 EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama-3.1-8b --gpu 'RTX 4090' --ctx 32768 --kv-cache q8_0"
 
@@ -113,7 +121,12 @@ def check(
         str | None, typer.Option("--dtype", help="Alias of --quant for encoder workloads and transformers (fp16, bf16, fp32).")
     ] = None,
     mmproj: Annotated[str | None, typer.Option("--mmproj", help="With a .gguf MODEL: the llama.cpp vision projector file (a VLM).")] = None,
+    backend: BackendOption = None,
+    depth: DepthOption = None,
     as_json: JsonOpt = False,
+    source: SourceOpt = None,
+    offline: OfflineOpt = False,
+    click_ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes the command's context
     plot: Annotated[
         bool,
         typer.Option(
@@ -124,23 +137,49 @@ def check(
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
     MODEL may also be a file or folder: a .gguf (exact weights from its header), a config.json,
-    or a Hugging Face model folder (config.json + *.safetensors headers).
+    or a Hugging Face model folder (config.json + *.safetensors headers); a Hugging Face repo
+    (org/name, org/name:Q4_K_M, hf.co/org/name:QUANT, a huggingface.co URL, each with @REV) or an
+    Ollama tag (qwen3:30b-a3b), read by their headers only. Order: catalog id/alias, local path,
+    Ollama store, then the Hub / the Ollama registry.
     """
     from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
-    from vramcalc.names import resolve_typed
 
     cat = load_catalog()
+    from vramcalc.cli.files import Resolved, resolve_name
     from vramcalc.readers import looks_like_path
 
-    is_file = looks_like_path(model)
-    if is_file and typed_gguf_name(model):  # 'Qwen2.5-7B-Instruct-Q4_K_M.gguf', no such file: a name
-        is_file = False
-    if mmproj and not is_file:
-        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
-    typed = None if is_file else resolve_typed(cat, model, dtype_quant(quant, dtype))
-    spec = None if typed is None else typed.spec
     cards = resolve_gpus(cat, gpu)
+    if mmproj and not looks_like_path(model):
+        raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
+    typed = typed_name(model, cat, source, dtype_quant(quant, dtype))  # qwen2.5:7b-instruct-q8_0: catalog + Q8_0
+    found = (
+        Resolved(spec=typed.spec)
+        if typed is not None
+        else resolve_name(
+            model,
+            cat,
+            source=source,
+            offline=offline,
+            runtime=runtime,
+            quant=dtype_quant(quant, dtype),
+            vision_quant=vision_quant,
+        )
+    )
+    if mmproj and found.path is None:
+        raise typer.BadParameter(
+            "--mmproj goes with a .gguf MODEL file; a Hub repo or Ollama model brings its own projector", param_hint="--mmproj"
+        )
+    spec = found.spec
+    if found.settings:  # Ollama's settings where the command line left the default
+        params = click_ctx.get_parameter_source
+        names = {"context_tokens": "ctx", "batch": "batch", "flash_attention": "flash_attn", "kv_cache": "kv_cache"}
+        picked = {k: v for k, v in found.settings.items() if k in names and getattr(params(names[k]), "name", "DEFAULT") == "DEFAULT"}
+        if picked:
+            ctx = picked.get("context_tokens", ctx)
+            batch = picked.get("batch", batch)
+            flash_attn = picked.get("flash_attention", flash_attn)
+            kv_cache = KvOpt(picked.get("kv_cache", kv_cache.value))
     work = Workload(
         runtime=runtime,
         quant=(typed.quant if typed is not None and typed.quant else None) or dtype_quant(quant, dtype),
@@ -157,29 +196,38 @@ def check(
         offload=offload.value,
         ram_bytes=parse_ram(ram),
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
+        backend=backend.value if backend is not None else None,
+        depth=depth,
     )
-    if is_file:  # a model file or folder (cli/files.py)
+    if found.path is not None:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
 
-        est = estimate_file(model, mmproj, cards, work, cat)
+        est = estimate_file(found.path, mmproj, cards, work, cat)
+    elif found.fm is not None:  # read from the Hub or Ollama (cli/files.py)
+        from vramcalc.cli.files import estimate_file_model
+
+        est = estimate_file_model(found.fm, cards, work, cat)
     else:
-        assert spec is not None and typed is not None
-        est = estimate(spec, cards, work, cat, notes=[typed.note] if typed.note else None)
+        assert spec is not None
+        est = estimate(spec, cards, work, cat, notes=[typed.note] if typed is not None and typed.note else None)
     curve = None
     if plot:
-        if is_file:
+        if spec is None:
             raise typer.BadParameter(
                 "--plot works with catalog models (a file's exact weights are not re-read per context)", param_hint="--plot"
             )
         from vramcalc.views import context_curve
 
-        assert spec is not None
         curve = context_curve(spec, cards, work, cat, est)
     if as_json:
-        print_json(est if curve is None else {**est.to_json(), "context_curve": curve.to_json()})
+        out = est.to_json() if found.source is None else {**est.to_json(), "source": found.source.to_json()}
+        print_json(est if found.source is None and curve is None else {**out, **({"context_curve": curve.to_json()} if curve else {})})
         return
     from vramcalc.render.estimate import render_estimate
 
+    if found.source is not None:
+        typer.echo(f"Resolved {model}: {' -> '.join(found.source.order)}", err=True)
+        console().print(found.source.line(), markup=False)
     console().print(render_estimate(est))
     if curve is not None:
         from rich.text import Text
@@ -194,3 +242,25 @@ def typed_gguf_name(model: str) -> bool:
     from pathlib import Path
 
     return model.lower().endswith(".gguf") and "/" not in model and "\\" not in model and not Path(model).exists()
+
+
+def typed_name(model: str, cat: Catalog, source: str | None, quant: str | None) -> TypedName | None:
+    """A catalog model with the quantization typed into its name ('qwen2.5:7b-instruct-q8_0',
+    'gemma3:27b-it-qat', 'Qwen2.5-7B-Instruct-Q4_K_M.gguf' that is no file), as vramcalc.names reads
+    it; None when MODEL is a plain catalog name (resolve_name takes it), a path, a Hub id (org/name)
+    or names no catalog model. A conflicting --quant is an InputError."""
+    from vramcalc.errors import UnknownEntryError
+    from vramcalc.names import resolve_typed, split_quant
+    from vramcalc.readers import looks_like_path
+
+    if source not in (None, "catalog") or "/" in model or "\\" in model:
+        return None
+    if looks_like_path(model) and not typed_gguf_name(model):
+        return None
+    if split_quant(model)[1] is None:
+        return None
+    try:
+        typed = resolve_typed(cat, model, quant)
+    except UnknownEntryError:
+        return None
+    return typed if typed.quant is not None else None

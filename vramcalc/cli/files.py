@@ -3,19 +3,22 @@ and `vramcalc import`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vramcalc import runtimes
-from vramcalc.cli.options import JsonOpt
+from vramcalc.cli.options import JsonOpt, OfflineOpt, SourceOpt
 from vramcalc.cli.output import print_json
 from vramcalc.errors import InputError
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
     from vramcalc.estimate import Estimate, Workload
+    from vramcalc.readers.load import FileModel
+    from vramcalc.readers.remote import ModelSource
     from vramcalc.schema import GpuSpec
 
 IMPORT_EPILOG = "Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import ./Llama-2-7b-hf --write"
@@ -23,11 +26,17 @@ IMPORT_EPILOG = "Examples: vramcalc import ./model.Q4_K_M.gguf | vramcalc import
 
 def estimate_file(path: str, mmproj: str | None, gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
     """The estimate for a model file/folder: exact weights where the files fix them."""
-    from vramcalc.estimate import estimate
     from vramcalc.readers import load_model_files
-    from vramcalc.results import FixedWeights
 
     fm = load_model_files(path, mmproj, runtime=work.runtime, catalog=catalog)
+    return estimate_file_model(fm, gpu, work, catalog)
+
+
+def estimate_file_model(fm: FileModel, gpu: GpuSpec | list[GpuSpec], work: Workload, catalog: Catalog) -> Estimate:
+    """The estimate for a model read from files (local, the Hub, Ollama): exact weights where they fix them."""
+    from vramcalc.estimate import estimate
+    from vramcalc.results import FixedWeights
+
     weights = fm.weights
     notes = list(fm.notes)
     if weights is not None and weights.llm is not None:
@@ -55,7 +64,14 @@ def _same_precision(asked: str, file_quant: str | None, runtime: str) -> bool:
 
 
 def import_(
-    path: Annotated[Path, typer.Argument(help="A .gguf file, a config.json, or a model folder (config.json + *.safetensors).")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help=(
+                "A .gguf file, a config.json, a model folder (config.json + *.safetensors), a Hub repo (org/name[:QUANT]) or an Ollama tag."
+            )
+        ),
+    ],
     mmproj: Annotated[
         Path | None, typer.Option("--mmproj", help="llama.cpp vision projector GGUF (makes a VLM of a GGUF language model).")
     ] = None,
@@ -65,13 +81,23 @@ def import_(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="With --write: replace an existing entry with the same id.")] = False,
     as_json: JsonOpt = False,
+    source: SourceOpt = None,
+    offline: OfflineOpt = False,
 ) -> None:
-    """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder."""
+    """Print the catalog YAML entry (or entries, for a VLM) for a model file or folder, a Hugging
+    Face repo or an Ollama tag (read by their headers; the entry's source names the repo and commit)."""
     from vramcalc.catalog import load_catalog, user_catalog_dir
-    from vramcalc.readers import entry_data, load_model_files, renamed
+    from vramcalc.readers import entry_data, load_model_files, looks_like_path, renamed
     from vramcalc.render.imports import entry_yaml, render_import
 
-    fm = load_model_files(path, mmproj, catalog=load_catalog())
+    if source == "catalog":
+        raise InputError("import reads a model's files: --source file, ollama or hf.")
+    if source in (None, "file") and ((looks_like_path(path) and not _is_url(path)) or mmproj is not None):
+        fm = load_model_files(path, mmproj, catalog=load_catalog())
+    else:
+        found = resolve_name(path, load_catalog(), source=source or "remote", offline=offline)
+        assert found.fm is not None and found.source is not None
+        fm = _sourced(found.fm, found.source)
     if entry_id:
         fm = renamed(fm, entry_id)
     entries = fm.entries()
@@ -109,3 +135,142 @@ def import_(
     if write:
         model_id = docs[-1]["id"]
         typer.echo(f"Stored in {root}. Try: vramcalc check {model_id} --gpu rtx3060", err=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Names: catalog id -> local path -> Ollama store -> Hugging Face Hub / Ollama registry
+
+#: ``--source`` values: force one step of the resolution order.
+SOURCES = ("catalog", "file", "ollama", "hf")
+
+
+@dataclass
+class Resolved:
+    """What a MODEL argument named: a catalog spec, a local path, or a model read remotely."""
+
+    spec: Any = None
+    path: str | None = None
+    fm: FileModel | None = None
+    source: ModelSource | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_name(
+    name: str,
+    cat: Catalog,
+    *,
+    source: str | None = None,
+    offline: bool = False,
+    runtime: str = "llama.cpp",
+    quant: str | None = None,
+    vision_quant: str | None = None,
+) -> Resolved:
+    """Resolve MODEL in the order: catalog id/alias (offline, instant) -> an existing local path ->
+    the local Ollama store -> the Hugging Face Hub (a name with '/') / the Ollama registry (a name
+    with ':tag'). ``source`` forces one step; ``offline`` (or HF_HUB_OFFLINE=1) answers remote names
+    from vramcalc's cache only."""
+    from vramcalc.errors import UnknownEntryError
+    from vramcalc.readers import looks_like_path
+
+    if source is not None and source not in (*SOURCES, "remote"):
+        raise InputError(f"--source must be one of {', '.join(SOURCES)}, got '{source}'.")
+    remote = source == "remote"  # import: the Ollama store, the Hub, the registry (not the catalog)
+    if remote:
+        source = None
+    if source in (None, "file") and not _is_url(name) and looks_like_path(name):
+        return Resolved(path=name)
+    if source == "file":
+        raise InputError(f"{name}: no such file or folder.")
+    order: list[str] = []
+    catalog_error: UnknownEntryError | None = None
+    if source in (None, "catalog") and not remote:
+        try:
+            return Resolved(spec=cat.resolve_model(name))
+        except UnknownEntryError as e:
+            if source == "catalog":
+                raise
+            catalog_error = e
+            order.append("catalog: no such id or alias")
+        order.append("local path: none")
+    from vramcalc.readers.hub import parse_hub_ref
+    from vramcalc.readers.ollama import parse_ollama_ref
+    from vramcalc.readers.remote import RemoteNotFound, offline_env
+
+    offline = offline or offline_env()
+    href = parse_hub_ref(name) if source in (None, "hf") else None
+    oref = parse_ollama_ref(name) if source in (None, "ollama") and not (href and href.explicit) else None
+    if oref is not None:
+        from vramcalc.readers.ollama import find_in_store, load_from_store
+
+        found = find_in_store(oref)
+        if found:
+            fm, src, params = load_from_store(oref, *found)
+            order.append(f"Ollama store: {oref.label} found")
+            return _remote(fm, src, order, params)
+        order.append(f"Ollama store: no {oref.label}")
+    misses: list[str] = []
+    if href is not None and (source == "hf" or "/" in name):
+        from vramcalc.readers.hub import load_hub_model
+
+        try:
+            fm, src = load_hub_model(href, quant=quant, vision_quant=vision_quant, runtime=runtime, catalog=cat, offline=offline)
+            order.append("Hugging Face Hub: found")
+            return _remote(fm, src, order, {})
+        except RemoteNotFound as e:
+            if source == "hf" or oref is None or ":" not in name:
+                if catalog_error is None:
+                    raise
+                misses.append(str(e))
+            order.append("Hugging Face Hub: not found")
+            misses.append(str(e))
+    if oref is not None and (source == "ollama" or ":" in name):
+        from vramcalc.readers.ollama import load_from_registry
+
+        try:
+            fm, src, params = load_from_registry(oref, offline)
+            order.append("Ollama registry: found")
+            return _remote(fm, src, order, params)
+        except RemoteNotFound as e:
+            if source == "ollama" or catalog_error is None:
+                raise
+            misses.append(str(e))
+    if source == "ollama" and oref is not None:
+        raise InputError(f"{name}: not in the Ollama store.")
+    if catalog_error is not None:
+        if misses:
+            raise InputError(f"{catalog_error} {' '.join(dict.fromkeys(misses))}")
+        raise catalog_error
+    raise InputError(f"'{name}' is not a {'Hugging Face repo id' if source == 'hf' else 'Ollama model name'}.")
+
+
+def _remote(fm: FileModel, src: ModelSource, order: list[str], params: dict[str, Any]) -> Resolved:
+    import dataclasses
+
+    settings: dict[str, Any] = {}
+    if src.kind == "ollama":
+        from vramcalc.readers.ollama import ollama_settings
+
+        settings = ollama_settings(params)
+    src = dataclasses.replace(src, order=order, settings=settings)
+    return Resolved(fm=fm, source=src, settings=settings)
+
+
+def _sourced(fm: FileModel, src: ModelSource) -> FileModel:
+    """The model's catalog entries with ``source:`` naming where its headers were read (repo and commit)."""
+    import dataclasses
+
+    from vramcalc.readers.load import FileModel
+
+    if src.kind == "hf":
+        text = f"Hugging Face {src.repo} at commit {src.commit}, {', '.join(src.files)} (headers read by vramcalc)"
+    else:
+        text = f"Ollama {src.repo}, manifest {src.commit}, {', '.join(src.files)} (GGUF headers read by vramcalc)"
+    llm = dataclasses.replace(fm.llm, source=text)
+    enc = dataclasses.replace(fm.encoder, source=text) if fm.encoder is not None else None
+    model = dataclasses.replace(fm.model, source=text) if fm.model is not fm.llm else llm
+    return FileModel(fm.path, fm.kind, model, llm, enc, fm.weights, fm.quant, fm.safetensors, [*fm.notes, src.line()])
+
+
+def _is_url(name: str) -> bool:
+    """A URL or ``hf.co/...`` name (never a local path; checked without importing the Hub reader)."""
+    return name.strip().lower().startswith(("http://", "https://", "hf.co/", "huggingface.co/", "www.huggingface.co/"))

@@ -179,6 +179,53 @@ def dtype_quant(quant: str | None, dtype: str | None) -> str | None:
     return dtype
 
 
+SOURCE_HELP = (
+    "Where MODEL is looked up (default: in this order): catalog (ids, aliases), file (a local path), "
+    "ollama (the local store, then the registry), hf (the Hugging Face Hub)."
+)
+SourceOpt = Annotated[
+    str | None, typer.Option("--source", metavar="catalog|file|ollama|hf", help=SOURCE_HELP, rich_help_panel="Model source")
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline",
+        help="Make no network request: Hub and Ollama-registry models come from vramcalc's cache (also HF_HUB_OFFLINE=1).",
+        rich_help_panel="Model source",
+    ),
+]
+
+
+class BackendOpt(str, Enum):
+    """llama.cpp backends (--backend)."""
+
+    cuda = "cuda"
+    rocm = "rocm"
+    vulkan = "vulkan"
+    metal = "metal"
+    sycl = "sycl"
+    cpu = "cpu"
+
+
+BackendOption = Annotated[
+    BackendOpt | None,
+    typer.Option(
+        "--backend",
+        help="llama.cpp backend for the speeds. Default: the GPU vendor's usual one (CUDA, ROCm, Metal, SYCL).",
+        rich_help_panel="Speed",
+    ),
+]
+DepthOption = Annotated[
+    int | None,
+    typer.Option(
+        "--depth",
+        min=0,
+        help="Speeds with N tokens already in the KV cache (llama-bench -d): decode at N, prefill of 512 tokens after N.",
+        rich_help_panel="Speed",
+    ),
+]
+
+
 def finite_float(value: float | None) -> float | None:
     """A float option that must be a real number: 'nan' and 'inf' are usage errors (exit 2), so no
     NaN or Infinity reaches a result or --json."""

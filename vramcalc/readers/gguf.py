@@ -16,7 +16,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from vramcalc.errors import InputError
 
@@ -98,9 +98,11 @@ class _Cursor:
     file's size) before anything is read, so a corrupt length never triggers a huge read.
     """
 
-    def __init__(self, f: IO[bytes], path: Path, size: int):
+    def __init__(self, f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] = (CHUNK_BYTES, CHUNK_BYTES)):
         self.f, self.path, self.size, self.order = f, path, size, "<"
         self.buf, self.start, self.pos = b"", 0, 0
+        # bytes asked per read: the first, doubling up to the second (remote reads start small)
+        self.chunk, self.max_chunk = read_bytes
 
     def need(self, n: int, what: str) -> None:
         if n < 0 or self.pos + n > self.size:
@@ -119,7 +121,9 @@ class _Cursor:
             else:  # the position was skipped past the window: go there
                 self.f.seek(self.pos)
             while got < n:
-                chunk = self.f.read(max(n - got, CHUNK_BYTES))
+                # never past the end of the file: a range read there is an error on some servers
+                chunk = self.f.read(min(max(n - got, self.chunk), self.size - self.pos - got))
+                self.chunk = min(2 * self.chunk, self.max_chunk)
                 if not chunk:
                     raise InputError(
                         f"{self.path}: truncated or corrupt GGUF file: {what} runs past the end of the file "
@@ -204,7 +208,9 @@ class _Cursor:
         raise InputError(f"{self.path}: corrupt GGUF file: {what} has unknown value type {vtype}.")
 
 
-def read_gguf_header(source: str | os.PathLike[str] | IO[bytes], name: str | None = None) -> GgufHeader:
+def read_gguf_header(
+    source: str | os.PathLike[str] | IO[bytes] | io.RawIOBase, name: str | None = None, read_bytes: tuple[int, int] | None = None
+) -> GgufHeader:
     """Parse a GGUF file's header (metadata + tensor infos); the tensor data is never read.
 
     Args:
@@ -213,6 +219,9 @@ def read_gguf_header(source: str | os.PathLike[str] | IO[bytes], name: str | Non
             by plain reads of the header only; it is left open.
         name: what errors and specs call the file (default: the path, or the object's ``name``
             or ``path`` attribute).
+        read_bytes: (first, largest) bytes asked of the stream per read; each read asks twice the
+            last, up to the largest. Default: ``CHUNK_BYTES`` each time. A remote file starts small,
+            so a small header costs one small range request and a tokenizer-sized one a few.
 
     Raises:
         InputError: not GGUF, truncated, corrupt, or unreadable; the message names the file.
@@ -235,7 +244,7 @@ def read_gguf_header(source: str | os.PathLike[str] | IO[bytes], name: str | Non
         source.seek(0)
     except (OSError, AttributeError) as e:
         raise InputError(f"{path}: cannot read a GGUF header from a stream that cannot seek ({e}).") from None
-    return _parse(source, path, int(size))
+    return _parse(cast("IO[bytes]", source), path, int(size), read_bytes)
 
 
 def parse_gguf_header(buf: Any, path: str | os.PathLike[str], file_size: int) -> GgufHeader:
@@ -256,11 +265,11 @@ def has_gguf_magic(path: Path) -> bool:
         return False
 
 
-def _parse(f: IO[bytes], path: Path, size: int) -> GgufHeader:
+def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | None = None) -> GgufHeader:
     quant_sizes, qtype, _ = gguf_constants()
     if size < MIN_HEADER_BYTES:
         raise InputError(f"{path}: not a GGUF file (only {size} bytes; a GGUF header is at least {MIN_HEADER_BYTES}).")
-    cur = _Cursor(f, path, size)
+    cur = _Cursor(f, path, size, read_bytes or (CHUNK_BYTES, CHUNK_BYTES))
     if cur.take(4, "the magic") != GGUF_MAGIC:
         raise InputError(f"{path}: not a GGUF file (the first bytes are not 'GGUF').")
     raw_version = cur.take(4, "the version")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,13 +71,20 @@ def load_model_files(
         InputError: a missing, truncated or corrupt file, or a model this reader does not know.
     """
     p = Path(path).expanduser()
+    return checked_model(lambda: _load(p, mmproj, runtime, catalog), p)
+
+
+def checked_model(read: Callable[[], FileModel], where: object) -> FileModel:
+    """``read()``, with a failure of the arithmetic on a field taken at face value turned into an
+    InputError naming ``where``, and the specs checked against the catalog's schema (for local files
+    and for headers read from the Hub or an Ollama store alike)."""
     try:
-        fm = _load(p, mmproj, runtime, catalog)
+        fm = read()
     except InputError:
         raise
     except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
         # a field the readers take at face value broke the arithmetic (0 heads, a list for a number...)
-        raise InputError(f"{p}: corrupt or unsupported model file ({type(e).__name__}: {e}).") from None
+        raise InputError(f"{where}: corrupt or unsupported model file ({type(e).__name__}: {e}).") from None
     _validate(fm)
     return fm
 
@@ -158,15 +166,25 @@ def _from_gguf(path: Path, mmproj: str | Path | None) -> FileModel:
     h = read_gguf_header(path)
     if h.architecture == "clip":
         raise InputError(f"{path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj.")
-    for shard in _split_shards(h):
-        sh = read_gguf_header(shard)
+    shards = [read_gguf_header(shard) for shard in _split_shards(h)]
+    mh = None if mmproj is None else read_gguf_header(_regular(Path(mmproj).expanduser()))
+    return gguf_file_model(h, shards, mh)
+
+
+def gguf_file_model(h: GgufHeader, shards: list[GgufHeader], mh: GgufHeader | None) -> FileModel:
+    """A model from GGUF headers, wherever they were read (a local file, range reads from the Hub or
+    an Ollama registry, a cache): the first part's header, the other parts' headers of a split GGUF,
+    and a vision projector's header."""
+    path = h.path
+    if h.architecture == "clip":
+        raise InputError(f"{path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj.")
+    for sh in shards:
         h.tensors.extend(sh.tensors)
     spec, exact, notes = gguf_llm(h)
     if h.metadata.get("split.count", 1) not in (None, 1):
         notes.append(f"Split GGUF: {h.metadata['split.count']} parts read.")
-    if mmproj is None:
+    if mh is None:
         return FileModel(path, "gguf", spec, spec, None, FixedWeights(llm=exact), exact.precision, notes=notes)
-    mh = read_gguf_header(_regular(Path(mmproj).expanduser()))
     enc, vlm, wb_vis, wb_proj = gguf_mmproj(mh, spec)
     return FileModel(path, "gguf", vlm, spec, enc, FixedWeights(llm=exact, vision=wb_vis, projector=wb_proj), exact.precision, notes=notes)
 
@@ -180,22 +198,12 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
         text = cfg_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{cfg_path}: cannot read as text: {e}.") from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{cfg_path}: not valid JSON ({e.msg} at line {e.lineno}).") from None
+    cfg = config_json(text, cfg_path)
     folder = cfg_path.parent
     # the folder's name (as downloaded: 'Llama-2-7b-hf'), else the file's stem
     name = folder.resolve().name if cfg_path.name == "config.json" else cfg_path.stem
-    cm = model_from_hf_config(cfg, cfg_path, slug(name), name, catalog)
     shards = sorted(s for s in folder.glob("*.safetensors") if s.is_file()) if cfg_path.name == "config.json" else []
-    notes: list[str] = []
-    summary = None
-    weights = None
-    quant = None
-    llm, model = cm.llm, cm.model
     if shards:
-        summary = summarize_safetensors(shards)
         index = folder / "model.safetensors.index.json"
         if index.is_file():
             try:
@@ -205,6 +213,33 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
             missing = sorted(w for w in wanted if not (folder / w).is_file())
             if missing:
                 raise InputError(f"{index}: lists shards that are not in the folder: {', '.join(missing[:3])}.")
+    summary = summarize_safetensors(shards) if shards else None
+    return config_file_model(cfg, cfg_path, name, summary, runtime, catalog)
+
+
+def config_json(text: str, where: object) -> dict[str, Any]:
+    """A config.json's text as a JSON object (a one-line error naming ``where`` otherwise)."""
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}).") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where}: a config.json is a JSON object, this is a {type(cfg).__name__}.")
+    return cfg
+
+
+def config_file_model(
+    cfg: dict[str, Any], cfg_path: Path, name: str, summary: SafetensorsSummary | None, runtime: str, catalog: Catalog | None
+) -> FileModel:
+    """A model from a config.json and the summary of its safetensors headers, wherever they were read
+    (a local folder, the Hub, a cache); ``name`` gives the id (the folder's or repo's name)."""
+    cm = model_from_hf_config(cfg, cfg_path, slug(name), name, catalog)
+    notes: list[str] = []
+    weights = None
+    quant = None
+    llm, model = cm.llm, cm.model
+    if summary is not None:
+        shards = summary.files
         dtype = summary.main_dtype
         quant = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}.get(dtype)
         text_params = summary.params - summary.vision_params

@@ -99,9 +99,14 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
 
 
 def summarize_safetensors(paths: list[Path]) -> SafetensorsSummary:
-    out = SafetensorsSummary(files=list(paths))
-    for p in paths:
-        for name, info in read_safetensors_header(p).items():
+    return summarize_safetensors_headers([(p, read_safetensors_header(p)) for p in paths])
+
+
+def summarize_safetensors_headers(headers: list[tuple[Path, dict[str, Any]]]) -> SafetensorsSummary:
+    """The summary of safetensors headers already read (a local file's, or one read from the Hub)."""
+    out = SafetensorsSummary(files=[p for p, _ in headers])
+    for p, header in headers:
+        for name, info in header.items():
             if name == "__metadata__":
                 continue
             try:

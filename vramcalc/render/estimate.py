@@ -182,6 +182,9 @@ def _secs(x: float) -> str:
     return f"{x:.2f} s" if x < 10 else f"{x:.0f} s"
 
 
+BACKEND_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL", "cpu": "CPU"}
+
+
 def render_speed(est: Estimate) -> list[Any]:
     """The speed section: each figure with its band and the basis it is computed from. Each row says
     what it is for (decode at which context depth; first token for a typical question and for the
@@ -207,10 +210,13 @@ def render_speed(est: Estimate) -> list[Any]:
         return out + ("" if b.calibrated else " (uncalibrated)")
 
     depth = est.inputs.context_tokens
+    # --depth: decode at that depth, prefill a 512-token prompt after it (llama-bench tg/pp512 @ d)
+    kv_depth = thr.depth_tokens if thr.depth_tokens is not None else depth
+    prefill_label = f"Prefill, 512 tok @ {thr.depth_tokens:,}" if thr.depth_tokens is not None else f"Prefill, {depth:,} tok"
     rows: list[list[Any]] = []
     for label, f, fmt in (
-        (f"Decode at {depth:,} tok", thr.decode_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
-        (f"Prefill, {depth:,} tok", thr.prefill_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        (f"Decode at {kv_depth:,} tok", thr.decode_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        (prefill_label, thr.prefill_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
         ("Image encode", thr.image_encode_s, lambda x: f"{_secs(x)}/image"),
         ("Images", thr.images_per_s, lambda x: f"{_rate(x)} img/s"),
     ):
@@ -234,9 +240,15 @@ def render_speed(est: Estimate) -> list[Any]:
         f = thr.time_to_first_token_s
         why = "image encode + prefill" if thr.image_encode_s else "prefill"
         rows.append([f"1st token, {depth:,} tok", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", f"the full context: {why}"])
+    if thr.decode_aggregate_tokens_per_s:
+        f = thr.decode_aggregate_tokens_per_s
+        rows.append(["Decode, all sequences", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", "parallel sequences together"])
     cols = [Col("Speed"), Col("Estimate", "right"), Col("Band", "right"), Col("Basis", drop=1, style="dim")]
     table = FitTable(cols, rows)
     lines: list[Any] = [Text(""), table, _BasisBelow(table, rows)]
+    if thr.backend:
+        where = f"; decode and prefill at depth {thr.depth_tokens:,}" if thr.depth_tokens is not None else ""
+        lines.append(Text(f"Speeds for llama.cpp's {BACKEND_NAMES.get(thr.backend, thr.backend)} backend (--backend){where}.", style="dim"))
     if off is not None and (off.mode != "full" or len(off.gpus) > 1):
         parts = []
         for d in off.devices:

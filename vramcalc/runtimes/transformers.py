@@ -130,6 +130,20 @@ class Transformers:
             return "bf16"
         return q.split("-")[0]  # gptq-int4 -> gptq, awq-int4 -> awq, nf4, int8
 
+    #: attention implementation the speed model assumes (transformers' default since 4.36)
+    attn_implementation: str = "sdpa"
+
+    def decode_kv_traffic(self, llm: LlmSpec) -> float:
+        """KV-cache bytes moved per decoded token, in units of the cache at the current context:
+        1 read by the attention, 2 for DynamicCache.update's torch.cat (a read and a write of the
+        whole layer cache each token, transformers cache_utils), and with ``eager`` / ``sdpa`` 2 x
+        (query heads / KV heads) for repeat_kv, which writes and reads K and V expanded to every
+        query head (models/*/modeling_*.py); flash_attention_2 takes the grouped heads as they are.
+        Checked against the Qwen2 long-prompt speeds of transformers_peak_mem.csv (docs/accuracy.md)."""
+        if self.attn_implementation == "flash_attention_2" or not llm.num_kv_heads:
+            return 3.0
+        return 3.0 + 2.0 * float(llm.num_heads) / float(llm.num_kv_heads)
+
     def speed_notes(self, gpu: GpuSpec) -> list[str]:
         if gpu.backend == "metal":
             return ["transformers on Apple (MPS) is not calibrated; speeds use the llama.cpp Metal factors."]

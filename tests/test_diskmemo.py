@@ -1,0 +1,172 @@
+"""The derived-value cache on disk (vramcalc.diskmemo): keyed on content, never a wrong answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vramcalc import diskmemo
+from vramcalc.diskmemo import DiskMemo, cached, code_tag, is_plain
+
+
+def test_plain_data_only():
+    assert is_plain({"a": [1, 2.5, None, True, ("x",)]})
+    assert not is_plain({1: "int key"})
+    assert not is_plain(Path("/"))
+    assert not is_plain(b"bytes")
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    assert not is_plain(deep)
+    with pytest.raises(TypeError, match="plain data"):
+        DiskMemo(Path("/nonexistent/x")).put(b"k", object())
+
+
+def test_round_trip_and_atomic_file(tmp_path):
+    path = tmp_path / "derived-x.marshal"
+    st = DiskMemo(path)
+    k = st.key("ns", ("a", 1))
+    st.put(k, {"rows": [1, 2, 3]})
+    st.save()
+    assert path.exists() and not list(tmp_path.glob("*.tmp"))
+    assert DiskMemo(path).get(k) == {"rows": [1, 2, 3]}
+    with pytest.raises(KeyError):
+        DiskMemo(path).get(st.key("ns", ("a", 2)))  # other parts, other key
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:-3] + bytes(3),  # payload changed: the CRC no longer matches
+        lambda b: b"not ours\n" + b,  # another file
+        lambda b: b"",  # empty
+    ],
+)
+def test_damaged_file_is_discarded(tmp_path, damage):
+    path = tmp_path / "derived-x.marshal"
+    st = DiskMemo(path)
+    k = st.key("ns", ())
+    st.put(k, 42)
+    st.save()
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(KeyError):
+        DiskMemo(path).get(k)
+
+
+def test_wrong_shape_is_discarded(tmp_path):
+    import marshal
+    import zlib
+
+    path = tmp_path / "derived-x.marshal"
+    for payload_obj in (None, [], {"not bytes": 1}, {b"k": b"bytes value"}):
+        payload = marshal.dumps(payload_obj)
+        path.write_bytes(diskmemo._MAGIC + marshal.dumps((zlib.crc32(payload), payload)))
+        with pytest.raises(KeyError):
+            DiskMemo(path).get(b"k")
+
+
+def test_cached_recomputes_a_value_decode_rejects(tmp_path, monkeypatch):
+    monkeypatch.setenv("VRAMCALC_HOME", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": 1}
+
+    def decode(v):
+        if not isinstance(v, dict):
+            raise TypeError
+        return v
+
+    assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
+    assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
+    assert len(calls) == 1  # the second came from the store
+    st = diskmemo.store()
+    assert st is not None
+    st.put(st.key("t", ("p",)), "tampered")  # a value of the wrong shape
+    assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
+    assert len(calls) == 2
+
+
+def test_off_switch(tmp_path, monkeypatch):
+    monkeypatch.setenv("VRAMCALC_HOME", str(tmp_path))
+    monkeypatch.setenv("VRAMCALC_NO_DISK_CACHE", "1")
+    calls = []
+    for _ in range(2):
+        cached("t", (), lambda: calls.append(1) or 7)
+    assert len(calls) == 2
+
+
+def test_code_tag_follows_code_and_data_not_catalog(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "llms").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "calibration.yaml").write_text("k: 1\n")
+    (pkg / "llms" / "m.yaml").write_text("id: m\n")
+    t0 = code_tag(pkg)
+    (pkg / "llms" / "m.yaml").write_text("id: m2\n")  # catalog entries are keyed by their content instead
+    assert code_tag(pkg) == t0
+    (pkg / "calibration.yaml").write_text("k: 2\n")
+    t1 = code_tag(pkg)
+    assert t1 != t0
+    st = os.stat(pkg / "a.py")
+    (pkg / "a.py").write_text("x = 2\n")  # same size, same mtime: still a new tag
+    os.utime(pkg / "a.py", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert code_tag(pkg) != t1
+
+
+def test_calibration_cached_equals_the_file(tmp_path):
+    """The parsed calibration.yaml kept in the store is the file's content, and a later process
+    reads it without importing yaml."""
+    import yaml
+
+    from vramcalc.catalog import builtin_catalog_dir
+
+    env = {**os.environ, "VRAMCALC_HOME": str(tmp_path)}
+    code = (
+        "import sys, json; from vramcalc.speed import calibration; c = calibration();"
+        "print(json.dumps({'yaml': 'yaml' in sys.modules, 'c': c}))"
+    )
+    import json
+
+    first = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    second = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout)
+    truth = yaml.safe_load((builtin_catalog_dir() / "calibration.yaml").read_text(encoding="utf-8"))
+    assert first["yaml"] is True and second["yaml"] is False
+    assert first["c"] == second["c"] == json.loads(json.dumps(truth))
+    assert list(tmp_path.glob("cache/derived-*.marshal"))
+
+
+def test_warm_check_registers_one_command_and_imports_no_yaml(tmp_path):
+    """What start-up saves on a warm cache (benchmarks/startup.py measures it): `check` builds only
+    its own command and reads neither yaml nor pydantic nor rich; the answer is the full app's."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vramcalc.cli import app
+
+    argv = ["check", "llava-7b", "--gpu", "rtx3060", "--json"]
+    code = (
+        "import sys, atexit\n"
+        f"sys.argv = ['vramcalc', *{argv!r}]\n"
+        "from vramcalc.cli.app import app, main\n"
+        "def report():\n"
+        "    names = [c.name for c in app.registered_commands]\n"
+        "    print('REPORT', names, [m for m in ('yaml', 'pydantic', 'rich') if m in sys.modules], file=sys.stderr)\n"
+        "atexit.register(report)\n"
+        "main()\n"
+    )
+    env = {**os.environ, "VRAMCALC_HOME": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert "REPORT ['check'] []" in runs[1].stderr, runs[1].stderr[-2000:]  # warm: nothing heavy
+    full = CliRunner().invoke(app, argv)
+    assert full.exit_code == 0
+    assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout) == json.loads(full.stdout)
