@@ -209,6 +209,15 @@ def _check(runner, *args):
 def _same(remote: dict, local: dict) -> None:
     """The remote answer equals the local-file answer, field by field (the source aside)."""
     src = remote.pop("source")
+    # the llama-server line names the model as its source has it: -hf REPO:QUANT, -m FILE (cmdline.py)
+    r_cmd, l_cmd = remote.pop("llama_server", None), local.pop("llama_server", None)
+    assert (r_cmd is None) == (l_cmd is None)
+    if r_cmd is not None and src["kind"] == "hf":
+        assert r_cmd[r_cmd.index("-hf") + 1] == f"{src['repo']}:{remote['inputs']['quant']}"
+        assert "-m" not in r_cmd and "--mmproj" not in r_cmd
+        assert [a for a in r_cmd if a not in ("-hf", r_cmd[r_cmd.index("-hf") + 1])] == [
+            a for a in l_cmd if a not in ("-m", l_cmd[l_cmd.index("-m") + 1], "--mmproj") and not a.endswith(".gguf")
+        ]
     assert remote == local
     return src
 
@@ -277,8 +286,8 @@ def test_default_precision_and_other_quants(hub, files, runner):
     assert q8["source"]["files"] == ["Qwen3-8B-Q8_0.gguf"]
     q8b = _check(runner, "https://huggingface.co/unsloth/Qwen3-8B-GGUF", "--quant", "Q8_0", "--gpu", "rtx4090")
     local = _check(runner, str(files["q8"]), "--gpu", "rtx4090")
-    q8.pop("source"), q8b.pop("source")
-    assert q8 == local == q8b
+    assert q8 == q8b | {"source": q8["source"]}
+    _same(q8b, local)
 
 
 def test_safetensors_vlm_repo_with_transformers_equals_the_local_folder(hub, files, runner):

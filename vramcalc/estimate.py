@@ -21,6 +21,7 @@ from vramcalc.params import ParamCount, Tensor, count_params, encoder_tensors, v
 from vramcalc.placement import (
     KV_TYPE_BYTES,
     Fixed,
+    Moved,
     Placement,
     decide,
     devices_for,
@@ -29,6 +30,7 @@ from vramcalc.placement import (
     kv_cells,
     llm_bytes,
     max_context,
+    moved_bytes,
     place_layers,
     split_max_context,
     suggestions,
@@ -43,6 +45,7 @@ from vramcalc.results import (
     Inputs,
     Memory,
     ModelKind,
+    Offload,
     Params,
     Suggestion,
     Verdict,
@@ -143,21 +146,39 @@ def account(
     wb_vis = fixed.vision or (rt.vision_weights(encoder_tensors(enc), vq) if enc and vq else WeightBytes(vq or ""))
     wb_proj = fixed.projector or (rt.vision_weights(parts.projector, vq) if parts.projector and vq else WeightBytes(vq or ""))
     host = wb_llm.host_bytes if rt.embeddings_on_host else 0
+    vision_host = not w.mmproj_offload and enc is not None and not isinstance(model, VisionEncoderSpec)
+    if vision_host:  # --no-mmproj-offload: the mmproj weights stay in system RAM
+        host += wb_vis.bytes + wb_proj.bytes
 
     # --- KV cache and compute
     kv, cells, compute_llm = 0, 0, 0
     if llm is not None:
         kv, cells = kv_cache_bytes(llm, ctx, w, rt)
         if xattn_layers:
-            kv += int(n_images * tok_per_image * w.batch * xattn_layers * 2 * llm.num_kv_heads * llm.head_dim_ * KV_TYPE_BYTES[w.kv_cache])
+            kv += int(
+                n_images
+                * tok_per_image
+                * w.batch
+                * xattn_layers
+                * llm.num_kv_heads
+                * llm.head_dim_
+                * (KV_TYPE_BYTES[w.k_type] + KV_TYPE_BYTES[w.v_type])
+            )
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
     compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
-
-    info = gpu_info(gpu, w.headless)
-    if info.reserved_bytes and not gpu.unified_memory:
+    if vision_host:
         notes.append(
-            f"{info.reserved_bytes // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display)."
+            f"--no-mmproj-offload: the vision encoder ({(wb_vis.bytes + wb_proj.bytes) / 2**30:.2f} GiB weights, "
+            f"{compute_vis / 2**20:.0f} MiB compute buffer) runs from system RAM, on the CPU."
         )
+        compute_vis = 0
+
+    info = gpu_info(gpu, w.headless, w.reserve_bytes)
+    if w.reserve_bytes:
+        notes.append(f"{w.reserve_bytes // MiB} MiB of each GPU held by other programs (--reserve, or in use per NVML for --gpu local).")
+    if info.reserved_bytes - w.reserve_bytes and not gpu.unified_memory:
+        display = info.reserved_bytes - w.reserve_bytes
+        notes.append(f"{display // MiB} MiB kept back for the desktop display (a guess; --headless if this GPU drives no display).")
     pc = _param_count(parts, fixed, weights is not None, catalog)
     return Accounting(
         inputs=Inputs(
@@ -177,7 +198,7 @@ def account(
             image_tokens_per_image=tok_per_image,
             context_tokens=ctx,
             batch=w.batch,
-            kv_cache=w.kv_cache,
+            kv_cache=w.kv_cache if w.k_type == w.v_type else f"{w.k_type}/{w.v_type}",
             flash_attention=w.flash_attention,
             n_ubatch=w.n_ubatch,
             headless=w.headless,
@@ -253,10 +274,15 @@ def estimate(
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
     gpus = list(gpu) if isinstance(gpu, (list, tuple)) else [gpu]
+    _check_llama_options(rt, w)
+    gpus = _split_mode_gpus(gpus, w)
+    own = getattr(rt, "estimate_own", None)  # optional hook: a serving runtime's own accounting (runtimes/serving.py)
+    if own is not None:
+        return own(model, gpus, w, catalog, weights, notes)  # type: ignore[no-any-return]
     main = gpus[0]
     parts = model_parts(model, catalog)
     acc = account(parts, main, w, rt, weights, catalog)
-    info = gpu_info(main, w.headless)
+    info = gpu_info(main, w.headless, w.reserve_bytes)
     llm, enc = parts.llm, parts.encoder
 
     def headroom_at(text: int) -> bool:  # only the context changes: the weights are the ones accounted
@@ -268,7 +294,9 @@ def estimate(
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
         if len(gpus) > 1 and llm is not None and rt.places_layers(len(gpus)):
             return _split_memory(llm, gpus, changed, rt, a)
-        return a.memory.total_bytes, verdict_for(gpu_info(main, changed.headless).usable_bytes - a.memory.total_bytes, rt)
+        return a.memory.total_bytes, verdict_for(
+            gpu_info(main, changed.headless, changed.reserve_bytes).usable_bytes - a.memory.total_bytes, rt
+        )
 
     i, m = acc.inputs, acc.memory
     single_ctx = max_context(llm.max_context, i.context_tokens - i.text_tokens, headroom_at) if llm is not None else None
@@ -277,7 +305,7 @@ def estimate(
     dev = devices_for(gpus, w)
     offload = placement = lb = None
     if llm is not None:
-        lb = llm_bytes(llm, rt, i.quant, i.kv_cache)
+        lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
         cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
         fixed = Fixed(
             compute_llm=m.compute_bytes.llm,
@@ -285,9 +313,28 @@ def estimate(
             vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
             overhead=m.overhead_bytes,
             embd_on_cpu=rt.embeddings_on_host,
+            vision_on_cpu=not w.mmproj_offload,
         )
+        if not w.mmproj_offload:  # the accounting left them out of the GPU total; the CPU share holds them
+            fixed = Fixed(
+                compute_llm=fixed.compute_llm,
+                compute_vis=acc_vision_compute(parts, w, rt, acc),
+                vision_weights=fixed.vision_weights,
+                overhead=fixed.overhead,
+                embd_on_cpu=fixed.embd_on_cpu,
+                vision_on_cpu=True,
+            )
         if rt.places_layers(len(gpus)):
-            offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed)
+            quant, n_gpus = i.quant, len(gpus)
+
+            def moves(n: int | None) -> tuple[Moved, ...]:
+                assert llm is not None
+                return moved_bytes(llm, rt, quant, w, n_gpus, n)
+
+            if _llama_like(rt):
+                offload, placement = place_layers(lb, dev, w, cells, swa_cells, fixed, moves)
+            else:  # no tensor rules and no llama.cpp --fit in other runtimes' placements
+                offload, placement = place_layers(lb, dev, w.with_(fit=False), cells, swa_cells, fixed)
         else:
             placement = Placement((0,) * llm.num_layers, 0, llm.num_layers + 1)
 
@@ -309,6 +356,36 @@ def estimate(
         depth=w.depth,
     )
     thr, speed_notes = throughput(llm, enc, gpus, s, lb, placement, dev.ram_bw)
+
+    # --- expert offload as a suggestion (MoE under llama.cpp), before a lower precision
+    experts = None
+    if (
+        llm is not None
+        and llm.moe
+        and lb is not None
+        and offload is not None
+        and _llama_like(rt)
+        and not offload.cpu_moved_bytes
+        and not w.expert_overrides
+    ):
+        lb_, fixed_, cells_, swa_ = lb, fixed, cells, swa_cells
+        quant_, n_gpus_ = i.quant, len(gpus)
+
+        def experts() -> Suggestion | None:
+            w2 = w.with_(fit=True, gpu_layers=None, offload="auto")
+            off2, _ = place_layers(lb_, dev, w2, cells_, swa_, fixed_, lambda n: moved_bytes(llm, rt, quant_, w2, n_gpus_, n))
+            if not off2.cpu_moved_bytes or off2.gpu_layers < off2.total_layers or off2.fits_in_ram is False:
+                return None
+            n = off2.n_cpu_moe or 0
+            flags = ["--n-cpu-moe", str(n)]
+            if n_gpus_ > 1 and w.tensor_split is None:  # the layer counts per GPU the placement chose
+                flags += ["--tensor-split", ",".join(str(d.layers + (1 if d.output_layer else 0)) for d in off2.gpus)]
+            return Suggestion(
+                change=f"keep the experts of {n} layers in system RAM (same weights, slower decode)",
+                flags=flags,
+                total_bytes=off2.gpus[0].total_bytes,
+                verdict="offload",
+            )
 
     # --- the verdict, decided once
     split_ctx = None
@@ -342,12 +419,14 @@ def estimate(
                     single_ctx,
                     memory_for,
                     vision=enc is not None and llm is not None,
+                    experts=experts,
                 ),
             )
         ),
         split_ctx,
         decode_label(offload, thr),
     )
+    fit_ctx = _llama_fit_context(parts, main, w, rt, acc, catalog, dev.usable) if llm is not None else None
     return Estimate(
         inputs=i,
         params=acc.params,
@@ -360,6 +439,8 @@ def estimate(
         notes=[*(notes or []), *d.notes],
         throughput=thr,
         offload=offload,
+        llama_server=_server_command(rt, model, i, w, offload, gpus),
+        llama_fit_context_tokens=fit_ctx,
         alternatives=alternatives if d.suggestion is not None else [],
     )
 
@@ -373,7 +454,7 @@ def _first(rest: list[Suggestion], found: list[Suggestion]) -> Suggestion | None
 def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
     """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
     i, m = a.inputs, a.memory
-    lb = llm_bytes(llm, rt, i.quant, i.kv_cache)
+    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
     cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
     fixed = Fixed(
         compute_llm=m.compute_bytes.llm,
@@ -381,9 +462,94 @@ def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a
         vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
         overhead=m.overhead_bytes,
         embd_on_cpu=rt.embeddings_on_host,
+        vision_on_cpu=not w.mmproj_offload,
     )
-    off, _ = place_layers(lb, devices_for(gpus, w), w, cells, swa_cells, fixed)
+    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, fixed)
     on_gpu = sum(d.total_bytes for d in off.gpus)
     if off.cpu.layers or off.cpu.output_layer:
         return on_gpu, "offload"
     return on_gpu, verdict_for(off.min_gpu_headroom, rt)
+
+
+#: llama.cpp --fit-ctx default: --fit does not lower the context below this (common/common.h fit_params_min_ctx).
+FIT_MIN_CTX = 4096
+
+
+def _llama_fit_context(
+    parts: Parts, main: GpuSpec, w: Workload, rt: Runtime, acc: Accounting, catalog: Catalog | None, usable: tuple[int, ...]
+) -> int | None:
+    """The context per sequence llama-server would pick without -c (llama.cpp --fit on, common/fit.cpp
+    step 2): the model's training context when the model, KV and buffers of all devices leave
+    --fit-target free on each; else fit.cpp's linear interpolation of the memory between the training
+    context and 4096 (--fit-ctx), rounded down to 256, never below 4096 (then --fit moves layers or
+    experts instead). None when the runtime has no such fit or --fit off."""
+    llm = parts.llm
+    if llm is None or not w.fit or not _llama_like(rt):
+        return None
+    n = len(usable)
+    budget = sum(usable) - n * w.fit_target_bytes
+    images = acc.inputs.context_tokens - acc.inputs.text_tokens
+
+    def used(ctx: int) -> int:
+        m = account(parts, main, w.with_(context_tokens=max(ctx - images, 1)), rt, acc.weights, catalog).memory
+        return m.total_bytes + (n - 1) * (m.compute_bytes.llm + m.overhead_bytes)
+
+    hi, lo = max(llm.max_context, FIT_MIN_CTX), FIT_MIN_CTX
+    used_hi = used(hi)
+    if used_hi <= budget or hi == lo:
+        return hi
+    used_lo = used(lo)
+    if used_lo >= budget:
+        return lo
+    ctx = lo + (hi - lo) * (budget - used_lo) // (used_hi - used_lo)
+    return max(ctx - ctx % 256, lo)
+
+
+def _llama_like(rt: Runtime) -> bool:
+    """The runtime takes llama.cpp's placement options (tensor rules, --fit, split modes): it has a
+    llama-server command line (runtimes/llamacpp.py ``server_command``)."""
+    return getattr(rt, "server_command", None) is not None
+
+
+LLAMA_ONLY = ("n_cpu_moe", "cpu_moe", "override_tensor", "tensor_split", "cache_type_k", "cache_type_v", "kv_unified")
+
+
+def _check_llama_options(rt: Runtime, w: Workload) -> None:
+    """llama.cpp's placement options are refused for a runtime that has none of them."""
+    from vramcalc.errors import InputError
+
+    if _llama_like(rt):
+        return
+    given = [name for name in LLAMA_ONLY if getattr(w, name)]
+    if w.split_mode != "layer" or w.main_gpu or not w.mmproj_offload:
+        given.append("split_mode/main_gpu/mmproj_offload")
+    if given:
+        raise InputError(f"{', '.join(given)}: llama.cpp options, not available with --runtime {rt.name}.")
+
+
+def _split_mode_gpus(gpus: list[GpuSpec], w: Workload) -> list[GpuSpec]:
+    """llama.cpp -sm none: the model on the main GPU (-mg) only; -sm row is not modelled."""
+    from vramcalc.errors import InputError
+
+    if w.main_gpu >= len(gpus):
+        raise InputError(f"--main-gpu {w.main_gpu}: only {len(gpus)} GPU(s) given (0 .. {len(gpus) - 1}).")
+    if w.split_mode == "row" and len(gpus) > 1:
+        raise InputError("--split-mode row is not modelled yet (each matrix split by rows, KV on the main GPU); use layer.")
+    if w.split_mode == "none":
+        return [gpus[w.main_gpu]]
+    return gpus
+
+
+def acc_vision_compute(parts: Parts, w: Workload, rt: Runtime, acc: Accounting) -> int:
+    """The vision compute buffer the accounting dropped from the GPU total (--no-mmproj-offload)."""
+    if parts.encoder is None:
+        return 0
+    return rt.vision_compute_bytes(parts.encoder, acc.encoder_patches, acc.encoder_crops, w)
+
+
+def _server_command(rt: Runtime, model: Model, i: Inputs, w: Workload, off: Offload | None, gpus: list[GpuSpec]) -> list[str] | None:
+    """The llama-server command line reproducing this answer (runtimes that have one)."""
+    make = getattr(rt, "server_command", None)
+    if make is None or i.llm is None:
+        return None
+    return make(model, i, w, off, len(gpus))

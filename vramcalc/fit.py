@@ -37,6 +37,7 @@ or ``USABLE_TOKENS_PER_S``) with layers offloaded to system RAM; the smallest on
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from vramcalc import runtimes
@@ -46,11 +47,12 @@ from vramcalc.jsonable import Jsonable, doc, result
 from vramcalc.params import encoder_tensors
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
-from vramcalc.results import Estimate, FixedWeights, GpuInfo, Verdict, Workload
+from vramcalc.results import DEFAULT_TEXT_CONTEXT, Estimate, FixedWeights, GpuInfo, Verdict, Workload
 from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
+    from vramcalc.results import ServingOptions
     from vramcalc.runtimes import Runtime
 
 #: Quality tier of each precision (0 best), see the ranking above.
@@ -187,6 +189,9 @@ def fit(
     sort: Literal["quality", "speed", "context"] = "quality",
     min_ctx: int | None = None,
     quality: dict[str, Quality] | None = None,
+    n_gpus: int = 1,
+    serving: ServingOptions | None = None,
+    ram_bytes: int | None = None,
 ) -> FitResult:
     """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
 
@@ -202,6 +207,9 @@ def fit(
         sort: 'quality' (the ranking above), 'speed' or 'context'.
         min_ctx: only models whose trained context reaches this; the context asked for is at least this.
         quality: data/quality.yaml (loaded when None).
+        n_gpus: GPUs of this kind (a serving runtime shards over them: tensor parallelism).
+        serving: serving-runtime settings (runtimes with their own accounting, ``estimate_own``).
+        ram_bytes: system RAM: MoE expert offload may then use a precision above the default.
 
     Returns:
         FitResult with one row per model, sorted as described in the module docstring.
@@ -217,6 +225,18 @@ def fit(
         raise InputError("fit needs a GPU.")
     qual = load_quality() if quality is None else quality
     rt = runtimes.get(runtime)
+    own = getattr(rt, "estimate_own", None) is not None  # a runtime with its own accounting (runtimes/serving.py)
+    if own and len(gpus) > 1:  # 2xh100: a serving runtime shards over them (tensor parallelism)
+        n_gpus, gpus = max(n_gpus, len(gpus)), gpus[:1]
+    if n_gpus > 1 and not own:
+        raise InputError(f"fit over {n_gpus} GPUs is for the serving runtimes (vllm, sglang); {runtime} ranks one GPU.")
+    if own:
+        from vramcalc.results import ServingOptions
+
+        opts = serving or ServingOptions()
+        if opts.max_model_len is None:  # rank at --ctx tokens per request, not at each model's maximum
+            opts = dataclasses.replace(opts, max_model_len=ctx or DEFAULT_TEXT_CONTEXT)
+        serving = opts
     kinds = ["llms", "vlms"] if kind == "all" else [kind + "s"]
     weights_cache: dict[tuple[str, str], WeightBytes] = {}
     rows: list[FitRow] = []
@@ -224,7 +244,9 @@ def fit(
     hidden: list[str] = []
     if min_ctx is not None and ctx is not None and ctx < min_ctx:
         ctx = min_ctx
-    base_work = Workload(runtime=runtime, context_tokens=ctx or min_ctx, images=images, headless=headless)
+    base_work = Workload(
+        runtime=runtime, context_tokens=ctx or min_ctx, images=images, headless=headless, serving=serving, ram_bytes=ram_bytes
+    )
     ginfo = None
     order: list[str] = []
     for k in kinds:
@@ -244,7 +266,10 @@ def fit(
                     if trained is not None and trained.max_context < min_ctx:
                         hidden.append(f"{eid}: trained context {trained.max_context:,} < {min_ctx:,}")
                         continue
-                row, info, order_k = _fit_one(spec, gpus, catalog, base_work, rt, min_speed, weights_cache)
+                if own:
+                    row, info, order_k = _fit_own(spec, [gpus[0]] * n_gpus, catalog, base_work, rt, min_speed)
+                else:
+                    row, info, order_k = _fit_one(spec, gpus, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
@@ -334,13 +359,19 @@ def _fit_one(
             tight.append(q)
     # a split's placement is decided by estimate(): the sum above only orders the candidates
     candidates = fitting + tight
+    expert: list[str] = []
+    if not candidates or QUALITY_TIER.get(candidates[0], 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
+        expert = _expert_offload(spec, gpus, catalog, work, rt, llm, order, fixed)
+        candidates = expert + candidates  # then the sub-4-bit precisions that fit
 
     chosen = None
     for q in candidates:
         est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
-        if est.verdict not in ("fits", "tight"):
-            continue
         speed = decode_speed(est)
+        if est.verdict not in ("fits", "tight"):  # expert offload (every layer on the GPU) only at a usable speed
+            usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+            if q not in expert or speed is None or speed < usable_speed:
+                continue
         meets = None if min_speed is None or speed is None else speed >= min_speed
         chosen = (q, est, speed, meets)
         if meets is not False:
@@ -397,6 +428,31 @@ def _encoder_row(spec: VisionEncoderSpec, gpus: list[GpuSpec], catalog: Catalog,
     )
 
 
+def _expert_offload(
+    spec: LlmSpec | VlmSpec,
+    gpu: GpuSpec | list[GpuSpec],
+    catalog: Catalog,
+    work: Workload,
+    rt: Runtime,
+    llm: LlmSpec,
+    order: list[str],
+    fixed: Callable[[str], FixedWeights],
+) -> list[str]:
+    """A MoE model that fits at no precision: before a lower precision, the experts of some layers in
+    system RAM (llama.cpp --n-cpu-moe, as its --fit places them) with every layer on the GPU. With
+    --ram, the best precision whose RAM part fits; without it, only the runtime's default precision
+    (system RAM unknown: a larger file is not assumed to fit)."""
+    if llm.moe is None or not rt.offloads_layers:
+        return []
+    tries = order if work.ram_bytes is not None else [rt.normalize_precision(rt.default_precision(spec, llm))]
+    for q in tries:
+        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
+        off = est.offload
+        if off is not None and off.cpu_moved_bytes and off.gpu_layers >= off.total_layers and est.verdict == "offload":
+            return [q]
+    return []
+
+
 def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) -> dict[str, WeightBytes]:
     """The VLM's encoder and projector weights at its default mmproj/vision precision, computed
     once for every precision of the LLM that fit tries."""
@@ -406,3 +462,40 @@ def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) ->
     if parts.projector:
         out["projector"] = rt.vision_weights(parts.projector, vq)
     return out
+
+
+def _fit_own(
+    spec: LlmSpec | VlmSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload, rt: Runtime, min_speed: float | None
+) -> tuple[FitRow, GpuInfo, list[str]]:
+    """A runtime with its own accounting: the full estimate at each precision, best first, until one starts."""
+    parts = model_parts(spec, catalog)
+    assert parts.llm is not None
+    order = rt.precisions(parts.llm)
+    chosen = None
+    for q in order:
+        est = estimate(spec, gpus, work.with_(quant=q), catalog)
+        speed = decode_speed(est)
+        meets = None if min_speed is None or speed is None else speed >= min_speed
+        if chosen is None or (est.verdict in ("fits", "tight") and chosen[1].verdict not in ("fits", "tight")):
+            chosen = (q, est, speed, meets)
+        if est.verdict in ("fits", "tight") and meets is not False:
+            chosen = (q, est, speed, meets)
+            break
+        chosen = chosen if chosen[1].verdict in ("fits", "tight") else (q, est, speed, meets)
+    assert chosen is not None
+    q, est, speed, meets = chosen
+    row = FitRow(
+        model=spec.id,
+        name=spec.name,
+        kind="vlm" if isinstance(spec, VlmSpec) else "llm",
+        llm_params=est.params.llm,
+        params=est.params.total,
+        quant=q,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.headroom_bytes,
+        max_context_tokens=est.max_context_tokens,
+        decode_tokens_per_s=speed,
+        verdict=est.verdict,
+        meets_min_speed=meets,
+    )
+    return row, est.gpu, order

@@ -12,9 +12,11 @@ import enum
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 
-def doc(text: str, **kwargs: Any) -> Any:
-    """A dataclass field with a description (shown in docs/json.md)."""
-    return dataclasses.field(metadata={"doc": text}, **kwargs)
+def doc(text: str, omit_none: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field with a description (shown in docs/json.md); ``omit_none``: left out of the
+    JSON while None (a field only some runtimes fill, e.g. ``Estimate.serving``)."""
+    meta = {"doc": text, "omit_none": True} if omit_none else {"doc": text}
+    return dataclasses.field(metadata=meta, **kwargs)
 
 
 _T = TypeVar("_T")
@@ -73,7 +75,11 @@ def to_json(obj: Any) -> Any:
     """Dataclasses (fields in order, then their computed properties), lists, tuples and dicts, to
     JSON values; tuples become lists, enums their value."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {
+            f.name: to_json(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not (f.metadata.get("omit_none") and getattr(obj, f.name) is None)
+        }
         for name in getattr(obj, "__json_computed__", ()):
             out[name] = to_json(getattr(obj, name))
         return out

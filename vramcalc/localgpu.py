@@ -21,6 +21,13 @@ class LocalGpu:
 
     spec: GpuSpec
     notice: str | None = None
+    #: NVML's free memory of the card (what other processes and the driver hold is not usable), or None.
+    free_bytes: int | None = None
+
+    @property
+    def in_use_bytes(self) -> int:
+        """Memory NVML reports in use by others (total - free): --gpu local counts only free memory."""
+        return 0 if self.free_bytes is None else max(self.spec.memory_bytes - self.free_bytes, 0)
 
 
 def detect_local_gpu() -> LocalGpu:
@@ -46,4 +53,5 @@ def detect_local_gpu() -> LocalGpu:
             f"--gpu local: '{dev.name}' is not in the catalog and has no probe profile. Run 'vramcalc probe' "
             "to measure it, or pick the closest entry with --gpu (vramcalc list gpus)."
         )
-    return LocalGpu(spec=spec, notice=notice)
+    free = found.devices[0].free_bytes
+    return LocalGpu(spec=spec, notice=notice, free_bytes=int(free) if free is not None else None)

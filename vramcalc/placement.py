@@ -15,6 +15,8 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +35,7 @@ from vramcalc.results import (
 from vramcalc.units import GiB, MiB
 
 if TYPE_CHECKING:
+    from vramcalc.params import Tensor
     from vramcalc.runtimes import Runtime
     from vramcalc.schema import GpuSpec, LlmSpec
 
@@ -55,9 +58,9 @@ KV_TYPE_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "bf16": 2.0}
 # Usable memory
 
 
-def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
+def gpu_info(gpu: GpuSpec, headless: bool, reserve: int = 0) -> GpuInfo:
     """Usable memory: the card minus what the desktop holds, or on unified-memory systems the
-    share the OS lets the GPU use."""
+    share the OS lets the GPU use; less ``reserve`` (--reserve: what other programs hold)."""
     total = gpu.memory_bytes
     if gpu.vendor == "apple":
         # Metal's recommendedMaxWorkingSetSize: about 2/3 of RAM up to 32 GB, 3/4 above (field.md:
@@ -69,6 +72,7 @@ def gpu_info(gpu: GpuSpec, headless: bool) -> GpuInfo:
         usable = total - GUESS_DISPLAY_BYTES
     else:
         usable = total
+    usable -= reserve
     return GpuInfo(
         id=gpu.id,
         name=gpu.name,
@@ -135,11 +139,11 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
     """KV cache bytes and the number of cells of the full-attention layers."""
     cells, swa = kv_cells(llm, tokens, w, runtime)
     k_dim, v_dim = kv_dims(llm)
-    per_elem = KV_TYPE_BYTES[w.kv_cache]
+    per_cell = k_dim * KV_TYPE_BYTES[w.k_type] + v_dim * KV_TYPE_BYTES[w.v_type]  # -ctk / -ctv
     total = 0.0
     for i in range(llm.num_layers):
         n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
-        total += n * (k_dim + v_dim) * per_elem
+        total += n * per_cell
     return int(total), cells
 
 
@@ -164,7 +168,7 @@ class LlmBytes(Jsonable):
 
 
 @spec_memo
-def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f16") -> LlmBytes:
+def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f16", kv_type_v: str | None = None) -> LlmBytes:
     """Per-layer weight bytes (stored and read per token) at ``precision``, and KV bytes per cell.
 
     Each tensor at the runtime's bytes for it; MoE expert tensors (``*_exps``) are read only for
@@ -194,7 +198,7 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
             if t.ndim >= 2:
                 active += int(t.numel * frac)
     k_dim, v_dim = kv_dims(llm)
-    per = (k_dim + v_dim) * KV_TYPE_BYTES[kv_type]
+    per = k_dim * KV_TYPE_BYTES[kv_type] + v_dim * KV_TYPE_BYTES[kv_type_v or kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
     return LlmBytes(
         layer_stored=tuple(stored),
@@ -214,16 +218,111 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
 # Layer assignment
 
 
+#: Buckets of :class:`Moved` outside the repeating layers.
+OUTPUT_BUCKET = -1
+EMBD_BUCKET = -2
+
+
+@result
+class Moved(Jsonable):
+    """Bytes a tensor rule (-ot, --n-cpu-moe, --cpu-moe) takes from where their layer sits to ``dest``."""
+
+    layer: int  # repeating layer, or OUTPUT_BUCKET / EMBD_BUCKET (where llm_bytes counts the tensors)
+    dest: int  # -1 = system RAM, k = GPU k
+    stored: int
+    read: int  # bytes read per token (experts: the active ones)
+
+
 @result
 class Placement(Jsonable):
-    """Which device each repeating layer and the output layer sit on (-1 = CPU)."""
+    """Which device each repeating layer and the output layer sit on (-1 = CPU), and what tensor
+    rules move elsewhere."""
 
     layer_dev: tuple[int, ...]
     output_dev: int
     ngl: int
+    moved: tuple[Moved, ...] = ()
+    embd_dev: int = -1
+
+    def source(self, m: Moved) -> int:
+        """The device the moved bytes would sit on without the rule."""
+        if m.layer == OUTPUT_BUCKET:
+            return self.output_dev
+        if m.layer == EMBD_BUCKET:
+            return self.embd_dev
+        return self.layer_dev[m.layer]
+
+    def moved_delta(self, d: int) -> tuple[int, int, int]:
+        """(stored bytes, bytes read per token, layers touched) device ``d`` gains (negative: loses)
+        through the rules; a layer whose tensors are split between devices is touched on both."""
+        stored = read = 0
+        touched: set[int] = set()
+        for m in self.moved:
+            src = self.source(m)
+            if src == m.dest:
+                continue
+            if m.dest == d:
+                stored += m.stored
+                read += m.read
+                if m.layer >= 0 and self.layer_dev[m.layer] != d:
+                    touched.add(m.layer)
+            elif src == d:
+                stored -= m.stored
+                read -= m.read
+        return stored, read, len(touched)
+
+    @property
+    def cpu_moved_bytes(self) -> int:
+        """Bytes the rules put in system RAM that their layers would have on a GPU."""
+        return sum(m.stored for m in self.moved if m.dest == -1 and self.source(m) != -1)
 
 
-def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
+@spec_memo
+def _expert_tensors(llm: LlmSpec) -> tuple[bool, ...]:
+    """Per tensor of ``llm_tensors``: an expert tensor (what --cpu-moe / --n-cpu-moe match)."""
+    from vramcalc.overrides import FFN_EXPS_REGEX
+
+    rx = re.compile(FFN_EXPS_REGEX)
+    return tuple(bool(rx.search(t.name)) for t in llm_tensors(llm))
+
+
+def _bucket(t: Tensor) -> int:
+    if t.role == "token_embd":
+        return EMBD_BUCKET
+    return OUTPUT_BUCKET if t.layer is None else t.layer
+
+
+def moved_bytes(
+    llm: LlmSpec, runtime: Runtime, precision: str, w: Workload, n_gpus: int, n_cpu_moe: int | None = None
+) -> tuple[Moved, ...]:
+    """What the workload's tensor rules move, summed per (layer, destination): -ot rules first
+    (regex over the GGUF names, first match wins), then --cpu-moe / --n-cpu-moe (``n_cpu_moe``
+    overrides the workload's, for the --fit search). llama.cpp tries the rules in the order they
+    were given; vramcalc's command line gives them in this order."""
+    from vramcalc.overrides import assign
+
+    n_moe = w.n_cpu_moe if n_cpu_moe is None else n_cpu_moe
+    if not (w.override_tensor or w.cpu_moe or n_moe):
+        return ()
+    tensors = llm_tensors(llm)
+    by_rule = assign(tensors, list(w.override_tensor), n_gpus)
+    experts = _expert_tensors(llm)
+    frac = llm.moe.experts_per_token / llm.moe.num_experts if llm.moe else 1.0
+    acc: dict[tuple[int, int], list[float]] = {}
+    for t, nb, dest, is_exp in zip(tensors, runtime.tensor_bytes(llm, precision), by_rule, experts, strict=True):
+        if dest is None and is_exp and (w.cpu_moe or (n_moe and t.layer is not None and t.layer < n_moe)):
+            dest = -1
+        if dest is None:
+            continue
+        b = _bucket(t)
+        read = 0.0 if b == EMBD_BUCKET else nb * (frac if t.role.endswith("_exps") else 1.0)
+        cur = acc.setdefault((b, dest), [0, 0.0])
+        cur[0] += nb
+        cur[1] += read
+    return tuple(Moved(layer=b, dest=d, stored=int(v[0]), read=int(v[1])) for (b, d), v in sorted(acc.items()))
+
+
+def assign_layers(n_layer: int, ngl: int, splits: list[float], moved: tuple[Moved, ...] = (), embd_dev: int = -1) -> Placement:
     """llama.cpp ``load_tensors`` layer assignment for ``-ngl`` and a tensor split.
 
     ``i_gpu_start = max(n_layer - ngl, 0)``, ``act = min(ngl, n_layer + 1)``; layer ``il`` (the
@@ -246,7 +345,7 @@ def assign_layers(n_layer: int, ngl: int, splits: list[float]) -> Placement:
             return -1
         return min(bisect.bisect_right(cum, (il - start) / act), last)  # upper_bound
 
-    return Placement(tuple([dev(i) for i in range(n_layer)]), dev(n_layer), ngl)
+    return Placement(tuple([dev(i) for i in range(n_layer)]), dev(n_layer), ngl, moved, embd_dev)
 
 
 @result
@@ -258,6 +357,7 @@ class Fixed(Jsonable):
     vision_weights: int
     overhead: int
     embd_on_cpu: bool = True
+    vision_on_cpu: bool = False  # --no-mmproj-offload: the mmproj weights and clip compute buffer in RAM
 
 
 @result
@@ -274,7 +374,7 @@ class Devices(Jsonable):
 def devices_for(gpus: list[GpuSpec], w: Workload) -> Devices:
     """Usable memory of each GPU (the display reserve on the first only) and of system RAM. On a
     unified-memory system the CPU side may use the RAM beyond the GPU working set, less the OS."""
-    usable = tuple(gpu_info(g, w.headless if k == 0 else True).usable_bytes for k, g in enumerate(gpus))
+    usable = tuple(gpu_info(g, w.headless if k == 0 else True, w.reserve_bytes).usable_bytes for k, g in enumerate(gpus))
     ram_bytes, ram_bw_value = w.ram_bytes, w.ram_bandwidth_gbs
     if gpus[0].unified_memory and ram_bytes is None:
         ram_bytes = max(gpus[0].memory_bytes - usable[0], 0) + GUESS_OS_RAM_BYTES
@@ -298,8 +398,10 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
         kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
         if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
+        w += pl.moved_delta(d)[0]
         first = idx[0] if idx else None
         if d == -1:  # system RAM: weights and KV only (no compute buffer or runtime context counted there)
+            vis_cpu = fixed.vision_on_cpu
             out.append(
                 DeviceShare(
                     device="cpu",
@@ -307,18 +409,19 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
                     layers=len(idx),
                     first_layer=first,
                     output_layer=has_out,
-                    weights_bytes=w,
+                    weights_bytes=w + (fixed.vision_weights if vis_cpu else 0),
                     kv_cache_bytes=kv,
-                    compute_bytes=0,
+                    compute_bytes=fixed.compute_vis if vis_cpu else 0,
                     overhead_bytes=0,
                     usable_bytes=dev.ram_usable,
                     memory_bandwidth_gbs=dev.ram_bw,
                 )
             )
             continue
-        if d == 0:
+        vis_here = d == 0 and not fixed.vision_on_cpu
+        if vis_here:
             w += fixed.vision_weights
-        comp = fixed.compute_llm + (fixed.compute_vis if d == 0 else 0)
+        comp = fixed.compute_llm + (fixed.compute_vis if vis_here else 0)
         out.append(
             DeviceShare(
                 device=dev.gpus[d].id,
@@ -337,9 +440,9 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
     return out
 
 
-def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: int, fixed: Fixed) -> bool:
-    """Whether every GPU's share of ``device_shares(...)`` fits, without building the shares: the
-    same sums in the same order (the search over -ngl asks this for every candidate)."""
+def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: int, fixed: Fixed, margin: int = 0) -> bool:
+    """Whether every GPU's share of ``device_shares(...)`` fits with ``margin`` left, without building
+    the shares: the same sums in the same order (the search over -ngl asks this for every candidate)."""
     n_gpu = len(dev.gpus)
     w = [0] * n_gpu
     kv = [0.0] * n_gpu
@@ -350,36 +453,102 @@ def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: 
     for d in range(n_gpu):
         total = w[d] + (lb.output_stored if pl.output_dev == d else 0) + int(kv[d])
         if d == 0:
-            total += fixed.vision_weights + fixed.compute_vis + (0 if fixed.embd_on_cpu else lb.embd)
+            total += (0 if fixed.vision_on_cpu else fixed.vision_weights + fixed.compute_vis) + (0 if fixed.embd_on_cpu else lb.embd)
         total += fixed.compute_llm + fixed.overhead
-        if dev.usable[d] - total < 0:
+        if pl.moved:
+            total += pl.moved_delta(d)[0]
+        if dev.usable[d] - total < margin:
             return False
     return True
 
 
-def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells: int, fixed: Fixed) -> tuple[Offload, Placement]:
+def split_fractions(w: Workload, dev: Devices) -> list[float]:
+    """The layer split over the GPUs: --tensor-split ratios (llama.cpp -ts: missing ones are 0),
+    else llama.cpp's default, in proportion to each GPU's free memory."""
+    n = len(dev.gpus)
+    if w.tensor_split is None:
+        return [float(u) for u in dev.usable]
+    if len(w.tensor_split) > n:
+        from vramcalc.errors import InputError
+
+        raise InputError(f"--tensor-split gives {len(w.tensor_split)} shares for {n} GPU(s).")
+    return [float(x) for x in w.tensor_split] + [0.0] * (n - len(w.tensor_split))
+
+
+MovesFor = Callable[[int | None], tuple[Moved, ...]]
+
+
+def place_layers(
+    lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells: int, fixed: Fixed, moves: MovesFor | None = None
+) -> tuple[Offload, Placement]:
     """The layer placement: all layers when they fit (or --offload none), --gpu-layers as given, or
-    the most layers whose every GPU share fits (what llama.cpp --fit / ollama do)."""
+    what llama.cpp's ``--fit`` would choose (common/fit.cpp at 0c1e57098; ``fit`` on, the default):
+    a MoE model keeps every layer's dense tensors on the GPU and moves the experts of the first
+    layers to system RAM (the fewest that leave ``--fit-target`` free), and only when even all
+    experts in RAM do not fit, whole layers too; a dense model keeps the most layers that leave the
+    target free. ``--fit off``: the most whole layers that fit (no margin, no expert placement).
+    Simplified from fit.cpp: no partial layer (its "one more layer's up/gate" step) is tried.
+    ``moves(n)`` gives the tensor-rule moves with ``--n-cpu-moe n`` (None: the workload's rules)."""
     n = len(lb.layer_stored)
-    splits = [float(u) for u in dev.usable]  # llama.cpp default tensor split: proportional to free memory
+    splits = split_fractions(w, dev)
     full = n + 1
+    embd_dev = -1 if fixed.embd_on_cpu else 0
+    user_moved = moves(None) if moves else ()
+    margin = w.fit_target_bytes if w.fit else 0
+    n_cpu_moe = n if w.cpu_moe else w.n_cpu_moe
+
+    def at(ngl: int, moved: tuple[Moved, ...]) -> Placement:
+        return assign_layers(n, ngl, splits, moved, embd_dev)
+
+    def fits(p: Placement, m: int = margin) -> bool:
+        return _gpus_fit(p, lb, dev, cells, swa_cells, fixed, m)
+
     mode: Literal["full", "auto", "manual"]
     if w.gpu_layers is not None:
         mode = "manual"
-        pl = assign_layers(n, min(max(w.gpu_layers, 0), full), splits)
+        pl = at(min(max(w.gpu_layers, 0), full), user_moved)
     else:
-        pl = assign_layers(n, full, splits)
-        if _gpus_fit(pl, lb, dev, cells, swa_cells, fixed) or w.offload == "none":
+        pl = at(full, user_moved)
+        if fits(pl, 0) or w.offload == "none":
             mode = "full"
         else:
             mode = "auto"
             best = None
-            for ngl in range(full - 1, -1, -1):
-                cand = assign_layers(n, ngl, splits)
-                if _gpus_fit(cand, lb, dev, cells, swa_cells, fixed):
-                    best = cand
-                    break
-            pl = best or assign_layers(n, 0, splits)
+            is_moe = moves is not None and any(r != s for r, s in zip(lb.layer_read, lb.layer_stored, strict=True))
+            if w.fit and is_moe and not w.expert_overrides:
+                assert moves is not None
+                greedy = len(dev.gpus) > 1 and w.tensor_split is None
+
+                def with_experts(k: int) -> Placement | None:
+                    """Every layer on the GPUs, the experts of the first k in RAM; several GPUs: filled
+                    front to back (fit.cpp sets the tensor split to layer counts per device)."""
+                    moved = moves(k)
+                    if greedy:
+                        counts = _fill_counts(lb, moved, dev, cells, swa_cells, fixed, margin)
+                        return None if counts is None else assign_layers(n, full, counts, moved, embd_dev)
+                    p = at(full, moved)
+                    return p if fits(p) else None
+
+                all_cpu = with_experts(n)
+                if all_cpu is not None:  # the fewest first layers whose experts go to RAM (monotone: bisect)
+                    lo, hi, best = 0, n, all_cpu  # with_experts(hi) fits, with_experts(lo) does not
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        cand_m = with_experts(mid)
+                        if cand_m is not None:
+                            hi, best = mid, cand_m
+                        else:
+                            lo = mid
+                    n_cpu_moe = hi
+                else:
+                    user_moved, n_cpu_moe = moves(n), n
+            if best is None:
+                for ngl in range(full - 1, -1, -1):
+                    cand = at(ngl, user_moved)
+                    if fits(cand):
+                        best = cand
+                        break
+            pl = best or at(0, user_moved)
     shares = device_shares(pl, lb, dev, cells, swa_cells, fixed)
     off = Offload(
         mode=mode,
@@ -389,8 +558,44 @@ def place_layers(lb: LlmBytes, dev: Devices, w: Workload, cells: int, swa_cells:
         ram_bytes=dev.ram_bytes,
         ram_usable_bytes=dev.ram_usable,
         ram_bandwidth_gbs=dev.ram_bw,
+        n_cpu_moe=n_cpu_moe if pl.cpu_moved_bytes or w.n_cpu_moe or w.cpu_moe else None,
+        tensor_overrides=[f"{p}={b}" for p, b in w.override_tensor],
+        tensor_split=[round(x / (sum(splits) or 1.0), 4) for x in splits] if len(dev.gpus) > 1 else None,
+        cpu_moved_bytes=pl.cpu_moved_bytes,
+        fit_target_bytes=margin if mode == "auto" and w.fit else None,
     )
     return off, pl
+
+
+def _fill_counts(
+    lb: LlmBytes, moved: tuple[Moved, ...], dev: Devices, cells: int, swa_cells: int, fixed: Fixed, margin: int
+) -> list[float] | None:
+    """Layers per GPU filling the GPUs in order (the output layer on the last), each up to its usable
+    memory less ``margin`` and its fixed buffers, with ``moved`` bytes taken out; None if they do not all fit."""
+    n = len(lb.layer_stored)
+    out_moved = [0] * (n + 1)
+    for m in moved:
+        if m.dest == -1 and m.layer >= 0:
+            out_moved[m.layer] += m.stored
+        elif m.dest == -1 and m.layer == OUTPUT_BUCKET:
+            out_moved[n] += m.stored
+    need = [
+        lb.layer_stored[i] - out_moved[i] + int((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i]) for i in range(n)
+    ]
+    need.append(lb.output_stored - out_moved[n])
+    counts = [0.0] * len(dev.gpus)
+    i = 0
+    for d in range(len(dev.gpus)):
+        cap = dev.usable[d] - margin - fixed.compute_llm - fixed.overhead
+        if d == 0:
+            cap -= (0 if fixed.vision_on_cpu else fixed.vision_weights + fixed.compute_vis) + (0 if fixed.embd_on_cpu else lb.embd)
+        used = 0
+        last = d == len(dev.gpus) - 1
+        while i < n + 1 and used + need[i] <= cap and (last or i < n):
+            used += need[i]
+            counts[d] += 1
+            i += 1
+    return counts if i == n + 1 else None
 
 
 def split_max_context(llm: LlmSpec, lb: LlmBytes, off: Offload, cells: int, batch: int, single: int | None) -> int | None:
@@ -445,9 +650,10 @@ def suggest(
     context_tokens: int,
     max_ctx: int | None,
     memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
+    experts: Callable[[], Suggestion | None] | None = None,
 ) -> Suggestion | None:
     """The cheapest change that makes it fit (the first of ``suggestions``)."""
-    found = suggestions(gpu, w, runtime, is_llm, quant, text_tokens, context_tokens, max_ctx, memory_for)
+    found = suggestions(gpu, w, runtime, is_llm, quant, text_tokens, context_tokens, max_ctx, memory_for, experts=experts)
     return found[0] if found else None
 
 
@@ -514,10 +720,12 @@ def suggestions(
     memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
     vision: bool = False,
     tries: list[tuple[str, list[str], dict[str, object], str]] | None = None,
+    experts: Callable[[], Suggestion | None] | None = None,
 ) -> list[Suggestion]:
     """Up to MAX_SUGGESTIONS changes that make it run, cheapest in quality first (``suggestion_tries``).
     A change counts when it makes the model run on the GPU (fits or tight); a precision below 3 bits
-    only when nothing else does. ``memory_for(update)`` gives (GPU bytes, verdict) for the workload
+    only when nothing else does. ``experts()`` (MoE under llama.cpp) gives the expert placement that
+    runs, tried just before the first lower precision. ``memory_for(update)`` gives (GPU bytes, verdict) for the workload
     so changed (every GPU of a split)."""
     from vramcalc.errors import InputError
 
@@ -527,9 +735,17 @@ def suggestions(
     # when it is already tight, only a change that leaves the margin free is one
     already_runs = memory_for({})[1] == "tight"
     better = ("fits",) if already_runs else ("fits", "tight")
+    expert_tried = experts is None
     for change, flags, update, cost in tries:
         if len(runs) >= MAX_SUGGESTIONS:
             break
+        if not expert_tried and "quant" in update:  # MoE under llama.cpp: experts in RAM before a lower precision
+            expert_tried = True
+            assert experts is not None
+            got = experts()
+            if got is not None:
+                runs.append(got if got.cost else dataclasses.replace(got, cost="slower decode: expert weights read from system RAM"))
+                continue
         try:
             total, verdict = memory_for(update)
         except InputError:  # a switch this runtime or model does not take
@@ -634,6 +850,10 @@ def decide(
         return Decision(verdict, headroom, max_ctx, sugg, main_notes)
     min_head = offload.min_gpu_headroom
     drop = [n for n in main_notes if n != does_not_fit]
+    if offload.cpu_moved_bytes and runtime.offloads_layers:
+        if split_ctx is not None:
+            max_ctx = split_ctx(offload)
+        return _decide_moved(offload, min_head, max_ctx, sugg, drop, decode_label)
     if offload.mode == "full" and min_head < 0:  # --offload none and it does not fit
         return Decision("no", min_head, max_ctx, sugg, ["Does not fit on the GPU and --offload none keeps every layer there.", *drop])
     if offload.mode == "full":
@@ -678,6 +898,51 @@ def decide(
     if decode_label:
         drop = [f"Does not fit entirely on the GPU; {decode_label} (CPU layers at {offload.ram_bandwidth_gbs:g} GB/s RAM).", *drop]
     return Decision("offload", min_head, max_ctx, sugg, drop)
+
+
+def expert_phrase(off: Offload) -> str:
+    """'the experts of 30 layers' / 'tensors matched by -ot' in system RAM, as the notes say it."""
+    if off.tensor_overrides and not off.n_cpu_moe:
+        return f"{_gib(off.cpu_moved_bytes)} GiB of tensors matched by -ot"
+    n = off.n_cpu_moe or 0
+    return f"the experts of {n} layer{'s' if n != 1 else ''}"
+
+
+def _decide_moved(
+    off: Offload, min_head: int, max_ctx: int | None, sugg: Suggestion | None, drop: list[str], decode_label: str | None
+) -> Decision:
+    """Tensor rules (expert offload) keep weights in system RAM: the GPUs must hold the rest, RAM
+    the moved part; it runs at the speed of reading those weights from RAM (verdict ``offload``)."""
+    where = expert_phrase(off)
+    if min_head < 0:
+        why = "--fit could not make it fit" if off.mode == "auto" else "this placement does not fit"
+        return Decision(
+            "no", min_head, max_ctx, sugg, [f"With {where} in system RAM a GPU is still short of {_gib(-min_head)} GiB ({why}).", *drop]
+        )
+    if off.fits_in_ram is False:  # no context runs: the weights alone do not fit in RAM
+        return Decision(
+            "no",
+            min_head,
+            None,
+            sugg,
+            [
+                f"System RAM needs {_gib(off.cpu.total_bytes)} GiB for {where}"
+                + (f" and {off.cpu.layers} CPU layers" if off.cpu.layers else "")
+                + f", {_gib(off.ram_usable_bytes or 0)} GiB usable.",
+                *drop,
+            ],
+        )
+    who = "llama.cpp --fit's choice" if off.mode == "auto" else "as asked"
+    if decode_label and off.gpu_layers >= off.total_layers:
+        decode_label = decode_label.replace(f"runs with {off.gpu_layers}/{off.total_layers} layers on GPU at", "decode at")
+    speed = f"; {decode_label}" if decode_label else ""
+    return Decision(
+        "offload",
+        min_head,
+        max_ctx,
+        sugg,
+        [f"Runs with {where} in system RAM ({who}, read at {off.ram_bandwidth_gbs:g} GB/s){speed}.", *drop],
+    )
 
 
 def _first_after_context(notes: list[str]) -> int:

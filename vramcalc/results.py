@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from vramcalc import __version__
 from vramcalc.errors import InputError
-from vramcalc.jsonable import Jsonable, doc, result
+from vramcalc.jsonable import Jsonable, doc, kw_result, result
 from vramcalc.quant import WeightBytes
 
 Verdict = Literal["fits", "tight", "offload", "no"]
@@ -59,6 +59,44 @@ class Workload(Jsonable):
     depth: int | None = doc(
         "Tokens already in the KV cache where decode and prefill speeds are given (llama-bench -d); None = full context.", default=None
     )
+    serving: ServingOptions | None = doc(
+        "Serving-runtime settings (vLLM / SGLang / MLX: memory fraction, max model len, TP/PP...); None = defaults.",
+        omit_none=True,
+        default=None,
+    )
+    # --- llama.cpp placements (issue 9): defaults keep the figures of a plain run
+    n_cpu_moe: int | None = doc("llama.cpp --n-cpu-moe: expert tensors of the first N layers in system RAM.", default=None)
+    cpu_moe: bool = doc("llama.cpp --cpu-moe: every expert tensor in system RAM.", default=False)
+    override_tensor: tuple[tuple[str, str], ...] = doc(
+        "llama.cpp -ot: (regex over GGUF tensor names, buffer type CPU / CUDAn), first match wins.", default=()
+    )
+    tensor_split: tuple[float, ...] | None = doc("llama.cpp -ts: share of the layers per GPU; None = by free memory.", default=None)
+    split_mode: Literal["layer", "row", "none"] = doc("llama.cpp -sm: layer (default), row, none (main GPU only).", default="layer")
+    main_gpu: int = doc("llama.cpp -mg: the GPU for split mode none (and KV/intermediates with row).", default=0)
+    cache_type_k: KvType | None = doc("llama.cpp -ctk: K cache type; None = kv_cache.", default=None)
+    cache_type_v: KvType | None = doc("llama.cpp -ctv: V cache type; None = kv_cache.", default=None)
+    n_parallel: int = doc("llama.cpp -np: server slots (KV streams); the CLI sets batch to it too.", default=1)
+    kv_unified: bool = doc("llama.cpp --kv-unified: one KV buffer shared by all sequences.", default=False)
+    mmproj_offload: bool = doc("llama.cpp: the vision projector (mmproj) on the GPU; False = --no-mmproj-offload.", default=True)
+    warmup: bool = doc("llama.cpp warm-up run (reserves the vision buffer at its warm-up image size); False = --no-warmup.", default=True)
+    fit: bool = doc("llama.cpp --fit on: when it does not fit, place as llama.cpp's fit would (keep fit_target free).", default=True)
+    fit_target_bytes: int = doc("llama.cpp --fit-target: memory --fit keeps free per GPU.", default=1024 * 1024 * 1024)
+    reserve_bytes: int = doc("Memory other programs hold on each GPU (--reserve): not usable.", default=0)
+
+    @property
+    def k_type(self) -> str:
+        """K cache type (-ctk), kv_cache unless set."""
+        return self.cache_type_k or self.kv_cache
+
+    @property
+    def v_type(self) -> str:
+        """V cache type (-ctv), kv_cache unless set."""
+        return self.cache_type_v or self.kv_cache
+
+    @property
+    def expert_overrides(self) -> bool:
+        """Some tensor is placed by a rule (--n-cpu-moe, --cpu-moe, -ot) rather than by its layer."""
+        return bool(self.n_cpu_moe or self.cpu_moe or self.override_tensor)
 
     def __post_init__(self) -> None:
         for name in ("context_tokens", "batch", "n_ubatch", "ram_bytes"):
@@ -77,6 +115,22 @@ class Workload(Jsonable):
             raise InputError(f"depth must be 0 or more, got {self.depth}.")
         if self.backend is not None and self.backend.lower() not in ("cuda", "rocm", "vulkan", "metal", "sycl", "cpu"):
             raise InputError(f"backend must be one of cuda, rocm, vulkan, metal, sycl, cpu; got '{self.backend}'.")
+        for name in ("cache_type_k", "cache_type_v"):
+            v = getattr(self, name)
+            if v is not None and v not in ("f16", "q8_0", "q4_0"):
+                raise InputError(f"{name} must be f16, q8_0 or q4_0, got '{v}'.")
+        if self.n_cpu_moe is not None and self.n_cpu_moe < 0:
+            raise InputError(f"n_cpu_moe must be 0 or more, got {self.n_cpu_moe}.")
+        if self.n_parallel <= 0:
+            raise InputError(f"n_parallel must be positive, got {self.n_parallel}.")
+        if self.tensor_split is not None and (
+            any(not (x >= 0) or x == float("inf") for x in self.tensor_split) or sum(self.tensor_split) <= 0
+        ):
+            raise InputError("tensor_split must be non-negative finite shares with a positive sum.")
+        if self.split_mode not in ("layer", "row", "none"):
+            raise InputError(f"split_mode must be layer, row or none, got '{self.split_mode}'.")
+        if self.main_gpu < 0 or self.fit_target_bytes < 0 or self.reserve_bytes < 0:
+            raise InputError("main_gpu, fit_target and reserve must be 0 or more.")
 
     def with_(self, **update: Any) -> Workload:
         """A copy with some settings changed."""
@@ -249,6 +303,15 @@ class Offload(Jsonable):
     ram_bytes: int | None = doc("System RAM given with --ram.")
     ram_usable_bytes: int | None = doc("System RAM left to the model after the OS share.")
     ram_bandwidth_gbs: float = doc("System RAM bandwidth used for CPU layers, GB/s.")
+    n_cpu_moe: int | None = doc(
+        "llama.cpp --n-cpu-moe: layers whose expert tensors sit in system RAM (given, or chosen by --fit).", default=None
+    )
+    tensor_overrides: list[str] = doc("llama.cpp -ot rules applied (PATTERN=BUFFER), first match wins.", default_factory=list)
+    tensor_split: list[float] | None = doc("Share of the layers per GPU (llama.cpp -ts, normalised); None on one GPU.", default=None)
+    cpu_moved_bytes: int = doc("Weights that tensor rules (experts) keep in system RAM although their layer is on a GPU.", default=0)
+    fit_target_bytes: int | None = doc(
+        "Memory the automatic placement kept free per GPU (llama.cpp --fit-target); None if not automatic.", default=None
+    )
     __json_computed__ = ("cpu_weights_bytes", "fits_in_ram")
 
     @property
@@ -351,4 +414,118 @@ class Estimate(Jsonable):
     notes: list[str] = doc("Caveats and explanations, most important first.")
     throughput: Throughput | None = doc("Speed estimates with bands and their basis (speed.py).", default=None)
     offload: Offload | None = doc("Layer placement: GPU layers, per-device memory (layer split / CPU offload).", default=None)
+    llama_server: list[str] | None = doc(
+        "llama.cpp: the llama-server command line (argument list) that reproduces this placement; None for other runtimes.",
+        default=None,
+    )
+    llama_fit_context_tokens: int | None = doc(
+        "llama.cpp by itself (llama-server without -c, --fit on): the context per sequence its --fit would set "
+        "(the training context lowered until --fit-target stays free, not below 4096); None with --fit off or other runtimes.",
+        default=None,
+    )
+    serving: ServingAnswer | None = doc(
+        "Serving runtimes (vLLM, SGLang, MLX): the runtime's own memory accounting, KV pool and command line (absent otherwise).",
+        omit_none=True,
+        default=None,
+    )
     alternatives: list[Suggestion] = doc("Up to two more changes that also make it run, cheapest in quality first.", default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving runtimes (vLLM, SGLang, MLX): runtimes/serving.py fills these
+
+
+@kw_result
+class ServingOptions(Jsonable):
+    """Settings of a serving runtime, under neutral names (the CLI takes each runtime's own spelling)."""
+
+    memory_fraction: float | None = doc("vLLM --gpu-memory-utilization / SGLang --mem-fraction-static; None = default.", default=None)
+    max_model_len: int | None = doc("vLLM --max-model-len / SGLang --context-length; None = the model's maximum.", default=None)
+    max_num_seqs: int | None = doc("vLLM --max-num-seqs / SGLang --max-running-requests; None = default.", default=None)
+    max_num_batched_tokens: int | None = doc("vLLM --max-num-batched-tokens (the profile run's tokens); None = default.", default=None)
+    kv_cache_dtype: str = doc("auto (the model dtype) or fp8.", default="auto")
+    tensor_parallel: int | None = doc("GPUs per pipeline stage (--tensor-parallel-size / --tp); None = GPUs per node.", default=None)
+    pipeline_parallel: int | None = doc("Pipeline stages (--pipeline-parallel-size); None = --nodes.", default=None)
+    nodes: int = doc("Nodes, each with the --gpu GPUs (TP inside a node, PP across nodes).", default=1)
+    enforce_eager: bool = doc("No CUDA graphs.", default=False)
+    mm_items: int | None = doc("--limit-mm-per-prompt images per prompt (VLMs); None = default.", default=None)
+    wired_limit_mb: int | None = doc("MLX: macOS iogpu.wired_limit_mb when raised; None = the default working set.", default=None)
+    concurrency: int | None = doc("Concurrent requests the speed figures are given at; None = 1 and the maximum.", default=None)
+    generation_tokens: int | None = doc("MLX: tokens generated after the prompt (mlx_lm.benchmark -g); None = 128.", default=None)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_model_len",
+            "max_num_seqs",
+            "max_num_batched_tokens",
+            "tensor_parallel",
+            "pipeline_parallel",
+            "concurrency",
+            "generation_tokens",
+        ):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise InputError(f"{name} must be positive, got {v}.")
+        if self.nodes <= 0:
+            raise InputError(f"nodes must be positive, got {self.nodes}.")
+        if self.memory_fraction is not None and not 0 < self.memory_fraction <= 1:
+            raise InputError(f"the memory fraction must be in (0, 1], got {self.memory_fraction}.")
+        if self.kv_cache_dtype not in ("auto", "fp8"):
+            raise InputError(f"KV cache dtype must be auto or fp8, got '{self.kv_cache_dtype}'.")
+        if self.wired_limit_mb is not None and self.wired_limit_mb <= 0:
+            raise InputError(f"wired limit must be positive, got {self.wired_limit_mb}.")
+        if self.mm_items is not None and self.mm_items < 0:
+            raise InputError(f"images per prompt must be 0 or more, got {self.mm_items}.")
+
+
+@result
+class ServingGpu(Jsonable):
+    """What one GPU of a serving runtime holds (one per pipeline stage: the TP ranks of a stage are alike)."""
+
+    stage: int = doc("Pipeline stage (node under --nodes); its TP ranks hold the same.")
+    layers: int = doc("Decoder layers of this stage.")
+    usable_bytes: int = doc("Total x the memory fraction (vLLM requested memory; SGLang: the static share); MLX: the wired limit.")
+    weights_bytes: int = doc("Weights on one GPU of this stage (sharded by TP; embeddings on the first stage, head on the last).")
+    non_torch_bytes: int = doc("CUDA context, NCCL buffers (vLLM non_torch_memory); MLX: 0.")
+    activation_bytes: int = doc("Activation peak of the profile run (vLLM); MLX: the prefill step's activations.")
+    kv_cache_bytes: int = doc("KV pool on this GPU: what is left, in whole blocks (MLX: the cache at the context).")
+    kv_bytes_per_token: int = doc("KV bytes one token takes on this GPU (all its layers).")
+    kv_cache_tokens: int = doc("Tokens the KV pool holds (blocks x block size).")
+    __json_computed__ = ("total_bytes",)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.non_torch_bytes + self.activation_bytes + self.kv_cache_bytes
+
+
+@result
+class ServingAnswer(Jsonable):
+    """A serving runtime's answer: does it start, how many tokens the KV pool holds, how many requests at once."""
+
+    runtime_version: str = doc("Runtime version whose rules are modelled.")
+    starts: bool = doc("The server starts (the KV pool holds at least one request of max_model_len).")
+    error: str | None = doc("The runtime's own start-up error, as it words it, when it does not start.")
+    lower: list[str] = doc("Settings to change so it starts, cheapest first.")
+    tensor_parallel: int = doc("TP size.")
+    pipeline_parallel: int = doc("PP size (nodes).")
+    memory_fraction: float = doc("gpu_memory_utilization / mem_fraction_static used (MLX: 1).")
+    max_model_len: int = doc("Tokens per request (vLLM max_model_len, SGLang context_length, MLX prompt + generation).")
+    max_num_seqs: int = doc("Requests scheduled at once (vLLM max_num_seqs, SGLang max_running_requests; MLX 1).")
+    max_num_batched_tokens: int = doc("Tokens of the profile run / one prefill step.")
+    kv_cache_dtype: str = doc("KV element type (bf16/fp16/fp8).")
+    block_size: int = doc("KV block in tokens (vLLM 16; SGLang 1 token per slot; MLX cache step 256).")
+    kv_cache_tokens: int = doc("Tokens the KV pool holds (vLLM 'GPU KV cache size', SGLang max_total_num_tokens).")
+    max_concurrency: float = doc("kv_cache_tokens / max_model_len (vLLM 'Maximum concurrency for N tokens per request').")
+    k_cache_bytes: int = doc("K part of the KV pool per GPU (SGLang 'K size'); MLA: the latent.")
+    v_cache_bytes: int = doc("V part of the KV pool per GPU (SGLang 'V size').")
+    cuda_graph_bytes: int = doc("CUDA graph memory (outside the fraction in the modelled versions); 0 with --enforce-eager.")
+    smallest_tp: int | None = doc("Smallest TP size (on these GPUs) that starts; None if none does.")
+    peak_bytes: int | None = doc("MLX: peak memory as mlx-lm reports it (mx.get_peak_memory).", default=None)
+    command: str = doc("The command line that reproduces the estimate.", default="")
+    gpus: list[ServingGpu] = doc("Per-GPU accounting, one per pipeline stage.", default_factory=list)
+    speeds: dict[str, SpeedFigure] = doc(
+        "Speeds: decode_per_request / decode_aggregate at 'concurrency', prefill, ttft (MLX: prompt / generation).",
+        default_factory=dict,
+    )
+    concurrency: int = doc("Concurrent requests the aggregate figure is given at.", default=1)
+    notes: list[str] = doc("How each figure was computed, caveats.", default_factory=list)

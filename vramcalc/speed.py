@@ -644,7 +644,9 @@ def decode_parts(
         b = sum(lb.layer_read[i] for i in idx) + kv_mult * kv * s.batch
         if pl.output_dev == d:
             b += lb.output_read
-        if b == 0:
+        _, moved_read, moved_layers = pl.moved_delta(d)  # tensor rules (experts in RAM): bytes read per device
+        b += moved_read
+        if b <= 0:
             continue
         backend = backend_for(gpus[max(d, 0)], s.backend)
         if d == -1 or backend == "cpu":
@@ -653,7 +655,7 @@ def decode_parts(
         else:
             f, key, cal = decode_factors(s.runtime, backend, s.quant, gpus[d])
             bw = gpus[d].memory_bandwidth_gbs
-        layers = len(idx) + (1 if pl.output_dev == d else 0)
+        layers = len(idx) + (1 if pl.output_dev == d else 0) + moved_layers
         parts.append(DevicePart(bytes=b, layers=layers, bandwidth_gbs=bw, factors=f, key=key, calibrated=cal))
     return parts
 
@@ -706,7 +708,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
     for d in [*range(len(gpus)), -1]:
         idx = [i for i in range(n) if pl.layer_dev[i] == d]
         share = (len(idx) / n) if n else 0
-        if share == 0 and pl.output_dev != d:
+        if share == 0 and pl.output_dev != d and not (d == -1 and pl.cpu_moved_bytes):
             continue
         flops = (total_flops - 2 * lb.output_params * s.batch) * share + (2 * lb.output_params * s.batch if pl.output_dev == d else 0)
         kw: dict[str, Any] = {
@@ -715,7 +717,9 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
             "expert_flops": exp_f * share,
             "ubatch_tokens": ub_tokens,
         }
-        wbytes = ubatch_weight_bytes(llm, lb, idx, ub_tokens) + (lb.output_stored if pl.output_dev == d else 0)
+        wbytes = ubatch_weight_bytes(llm, lb, idx, ub_tokens) + (lb.output_stored if pl.output_dev == d else 0) + pl.moved_delta(d)[0]
+        if share == 0 and pl.output_dev != d and wbytes <= 0:
+            continue
         layers = len(idx) + (1 if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]
         backend = backend_for(g, s.backend)

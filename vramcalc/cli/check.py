@@ -6,23 +6,31 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+import vramcalc.cli.serving_options as so
 from vramcalc.cli.options import (
     OUTPUT,
+    PLACEMENT,
     BackendOption,
     DepthOption,
+    FitOpt,
     JsonOpt,
     KvOpt,
     OfflineOpt,
     OffloadOpt,
     RuntimeOpt,
     SourceOpt,
+    SplitModeOpt,
     complete_gpu,
     complete_model,
     dtype_quant,
+    mib,
+    parallel_batch,
+    parse_overrides,
     parse_ram,
     parse_ram_bandwidth,
     parse_size,
-    resolve_gpus,
+    parse_tensor_split,
+    resolve_gpus_free,
 )
 from vramcalc.cli.output import console, print_json
 
@@ -127,6 +135,78 @@ def check(
     source: SourceOpt = None,
     offline: OfflineOpt = False,
     click_ctx: typer.Context = None,  # type: ignore[assignment]  # typer passes the command's context
+    gpu_memory_utilization: so.FractionOpt = None,
+    max_model_len: so.MaxLenOpt = None,
+    max_num_seqs: so.SeqsOpt = None,
+    max_num_batched_tokens: so.BatchedOpt = None,
+    kv_cache_dtype: so.KvDtype = so.KvDtypeOpt.auto,
+    tensor_parallel_size: so.TpOpt = None,
+    pipeline_parallel_size: so.PpOpt = None,
+    nodes: so.NodesOpt = 1,
+    enforce_eager: so.EagerOpt = False,
+    limit_mm_per_prompt: so.MmOpt = None,
+    wired_limit_mb: so.WiredOpt = None,
+    concurrency: so.ConcOpt = None,
+    gen_tokens: so.GenOpt = None,
+    n_cpu_moe: Annotated[
+        int | None,
+        typer.Option("--n-cpu-moe", "-ncmoe", min=0, help="Expert tensors of the first N layers in system RAM.", rich_help_panel=PLACEMENT),
+    ] = None,
+    cpu_moe: Annotated[
+        bool, typer.Option("--cpu-moe", "-cmoe", help="Every expert tensor in system RAM.", rich_help_panel=PLACEMENT)
+    ] = False,
+    override_tensor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override-tensor",
+            "-ot",
+            metavar="PATTERN=BUF",
+            help="Regex over GGUF tensor names = CPU or CUDAn, e.g. 'exps=CPU' (first match wins; repeatable).",
+            rich_help_panel=PLACEMENT,
+        ),
+    ] = None,
+    tensor_split: Annotated[
+        str | None,
+        typer.Option(
+            "--tensor-split", "-ts", help="Share of the layers per GPU, e.g. 3,1 (default: by free memory).", rich_help_panel=PLACEMENT
+        ),
+    ] = None,
+    split_mode: Annotated[
+        SplitModeOpt, typer.Option("--split-mode", "-sm", help="layer (default) or none (main GPU only).", rich_help_panel=PLACEMENT)
+    ] = SplitModeOpt.layer,
+    main_gpu: Annotated[
+        int, typer.Option("--main-gpu", "-mg", min=0, help="GPU index for --split-mode none.", rich_help_panel=PLACEMENT)
+    ] = 0,
+    cache_type_k: Annotated[
+        KvOpt | None, typer.Option("--cache-type-k", "-ctk", help="K cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
+    ] = None,
+    cache_type_v: Annotated[
+        KvOpt | None, typer.Option("--cache-type-v", "-ctv", help="V cache type (default: --kv-cache).", rich_help_panel=PLACEMENT)
+    ] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option("--parallel", "-np", min=1, help="llama.cpp slots: parallel sequences (= --batch).", rich_help_panel=PLACEMENT),
+    ] = None,
+    kv_unified: Annotated[
+        bool, typer.Option("--kv-unified", "-kvu", help="One KV buffer shared by all sequences.", rich_help_panel=PLACEMENT)
+    ] = False,
+    no_mmproj_offload: Annotated[
+        bool, typer.Option("--no-mmproj-offload", help="Vision projector in system RAM, run on the CPU.", rich_help_panel=PLACEMENT)
+    ] = False,
+    no_warmup: Annotated[
+        bool, typer.Option("--no-warmup", help="No warm-up run (vision buffer sized for your image).", rich_help_panel=PLACEMENT)
+    ] = False,
+    fit: Annotated[
+        FitOpt,
+        typer.Option("--fit", help="on: place as llama.cpp's --fit would when it does not fit (default).", rich_help_panel=PLACEMENT),
+    ] = FitOpt.on,
+    fit_target: Annotated[
+        int, typer.Option("--fit-target", min=0, metavar="MiB", help="Memory --fit keeps free per GPU.", rich_help_panel=PLACEMENT)
+    ] = 1024,
+    reserve: Annotated[
+        int | None,
+        typer.Option("--reserve", min=0, metavar="MiB", help="Memory other programs hold on each GPU.", rich_help_panel=PLACEMENT),
+    ] = None,
     plot: Annotated[
         bool,
         typer.Option(
@@ -149,7 +229,7 @@ def check(
     from vramcalc.cli.files import Resolved, resolve_name
     from vramcalc.readers import looks_like_path
 
-    cards = resolve_gpus(cat, gpu)
+    cards, in_use = resolve_gpus_free(cat, gpu)
     if mmproj and not looks_like_path(model):
         raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
     typed = typed_name(model, cat, source, dtype_quant(quant, dtype))  # qwen2.5:7b-instruct-q8_0: catalog + Q8_0
@@ -180,6 +260,7 @@ def check(
             batch = picked.get("batch", batch)
             flash_attn = picked.get("flash_attention", flash_attn)
             kv_cache = KvOpt(picked.get("kv_cache", kv_cache.value))
+    batch, n_parallel = parallel_batch(batch, parallel)
     work = Workload(
         runtime=runtime,
         quant=(typed.quant if typed is not None and typed.quant else None) or dtype_quant(quant, dtype),
@@ -198,15 +279,61 @@ def check(
         ram_bandwidth_gbs=parse_ram_bandwidth(ram_bandwidth),
         backend=backend.value if backend is not None else None,
         depth=depth,
+        serving=so.serving_options(
+            gpu_memory_utilization,
+            max_model_len,
+            max_num_seqs,
+            max_num_batched_tokens,
+            kv_cache_dtype,
+            tensor_parallel_size,
+            pipeline_parallel_size,
+            nodes,
+            enforce_eager,
+            limit_mm_per_prompt,
+            wired_limit_mb,
+            concurrency,
+            gen_tokens,
+        ),
+        n_cpu_moe=n_cpu_moe,
+        cpu_moe=cpu_moe,
+        override_tensor=parse_overrides(override_tensor),
+        tensor_split=parse_tensor_split(tensor_split),
+        split_mode=split_mode.value,
+        main_gpu=main_gpu,
+        cache_type_k=cache_type_k.value if cache_type_k else None,
+        cache_type_v=cache_type_v.value if cache_type_v else None,
+        n_parallel=n_parallel,
+        kv_unified=kv_unified,
+        mmproj_offload=not no_mmproj_offload,
+        warmup=not no_warmup,
+        fit=fit == FitOpt.on,
+        fit_target_bytes=mib(fit_target),
+        reserve_bytes=mib(reserve),
     )
+    if in_use is not None:  # --gpu local: NVML's free memory is what there is (no display guess on top)
+        work = work.with_(headless=True, reserve_bytes=work.reserve_bytes + in_use)
+        typer.echo(f"Note: --gpu local: {in_use / 2**30:.2f} GiB of the card in use (NVML); counting free memory only.", err=True)
     if found.path is not None:  # a model file or folder (cli/files.py)
         from vramcalc.cli.files import estimate_file
 
         est = estimate_file(found.path, mmproj, cards, work, cat)
+        if est.llama_server is not None:  # the command names the user's files
+            import dataclasses
+
+            from vramcalc.cmdline import with_files
+
+            est = dataclasses.replace(est, llama_server=with_files(est.llama_server, str(found.path), mmproj))
     elif found.fm is not None:  # read from the Hub or Ollama (cli/files.py)
         from vramcalc.cli.files import estimate_file_model
 
         est = estimate_file_model(found.fm, cards, work, cat)
+        src = found.source
+        if est.llama_server is not None and src is not None and src.kind == "hf" and src.repo:
+            import dataclasses
+
+            from vramcalc.cmdline import with_hub_repo
+
+            est = dataclasses.replace(est, llama_server=with_hub_repo(est.llama_server, src.repo, est.inputs.quant))
     else:
         assert spec is not None
         est = estimate(spec, cards, work, cat, notes=[typed.note] if typed is not None and typed.note else None)
@@ -223,11 +350,16 @@ def check(
         out = est.to_json() if found.source is None else {**est.to_json(), "source": found.source.to_json()}
         print_json(est if found.source is None and curve is None else {**out, **({"context_curve": curve.to_json()} if curve else {})})
         return
-    from vramcalc.render.estimate import render_estimate
-
     if found.source is not None:
         typer.echo(f"Resolved {model}: {' -> '.join(found.source.order)}", err=True)
         console().print(found.source.line(), markup=False)
+    if est.serving is not None:  # a serving runtime's answer (runtimes/serving.py)
+        from vramcalc.render.serving import render_serving
+
+        console().print(render_serving(est))
+        return
+    from vramcalc.render.estimate import render_estimate
+
     console().print(render_estimate(est))
     if curve is not None:
         from rich.text import Text

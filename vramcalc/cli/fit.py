@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt, complete_gpu, finite_float, resolve_gpus
+from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt, complete_gpu, finite_float, parse_ram, resolve_gpus
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -52,6 +52,10 @@ def fit(
     show_all: Annotated[bool, typer.Option("--all", help="Show every row.")] = False,
     wide: WideOpt = False,
     as_json: JsonOpt = False,
+    ram: Annotated[
+        str | None,
+        typer.Option("--ram", help="System RAM (64 or 64GiB): MoE models may keep experts there (llama.cpp --n-cpu-moe)."),
+    ] = None,
 ) -> None:
     """What can I run on GPU? Each catalog model at the best quantization that fits, what a person would pick first."""
     from vramcalc.catalog import load_catalog
@@ -70,6 +74,7 @@ def fit(
         headless=headless,
         sort=sort.value,
         min_ctx=min_ctx,
+        ram_bytes=parse_ram(ram),
     )
     if as_json:
         print_json(result)

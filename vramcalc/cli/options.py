@@ -4,6 +4,7 @@ module a parser needs), so every command module can use it without pulling in th
 from __future__ import annotations
 
 import math
+import re
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,7 +29,10 @@ def runtime_name(value: str) -> str:
         raise typer.BadParameter(str(e)) from None
 
 
-RUNTIME_HELP = "Memory accounting of this runtime: llama.cpp (GGUF; also ollama, LM Studio) or transformers (PyTorch)."
+RUNTIME_HELP = (
+    "Memory accounting of this runtime: llama.cpp (GGUF; also ollama, LM Studio), transformers (PyTorch), "
+    "vllm, sglang (servers: KV pool, TP/PP) or mlx (Apple silicon)."
+)
 RuntimeOpt = Annotated[str, typer.Option("--runtime", "-r", metavar="NAME", callback=runtime_name, help=RUNTIME_HELP)]
 
 
@@ -224,6 +228,89 @@ DepthOption = Annotated[
         rich_help_panel="Speed",
     ),
 ]
+
+
+# --- llama.cpp placements (issue 9)
+
+PLACEMENT = "llama.cpp placement"
+
+
+class FitOpt(str, Enum):
+    on = "on"
+    off = "off"
+
+
+class SplitModeOpt(str, Enum):
+    layer = "layer"
+    row = "row"
+    none = "none"
+
+
+def parse_tensor_split(value: str | None) -> tuple[float, ...] | None:
+    """--tensor-split 3,1 (llama.cpp -ts: shares split on ',' or '/')."""
+    if value is None:
+        return None
+    import re
+
+    try:
+        parts = tuple(float(x) for x in re.split(r"[,/]+", value.strip()) if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected shares such as 3,1, got '{value}'", param_hint="--tensor-split") from None
+    if not parts or any(not math.isfinite(x) or x < 0 for x in parts) or sum(parts) <= 0:
+        raise typer.BadParameter(f"expected non-negative shares with a positive sum, got '{value}'", param_hint="--tensor-split")
+    return parts
+
+
+def parse_overrides(values: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """-ot PATTERN=BUFFER[,...] (repeatable), checked here so a bad regex is a usage error."""
+    if not values:
+        return ()
+    from vramcalc.errors import InputError
+    from vramcalc.overrides import parse_override
+
+    out: list[tuple[str, str]] = []
+    for v in values:
+        try:
+            out += parse_override(v)
+        except InputError as e:
+            raise typer.BadParameter(str(e), param_hint="--override-tensor") from None
+    return tuple(out)
+
+
+def parallel_batch(batch: int, parallel: int | None) -> tuple[int, int]:
+    """(batch, n_parallel): -np N is llama.cpp's name for N parallel sequences (= --batch N)."""
+    if parallel is None:
+        return batch, 1
+    if batch != 1 and batch != parallel:
+        raise typer.BadParameter("give --batch or --parallel (-np), not both", param_hint="--parallel")
+    return parallel, parallel
+
+
+def mib(value: int | None) -> int:
+    return 0 if value is None else value * 1024 * 1024
+
+
+def resolve_gpus_free(cat: Catalog, values: list[str]) -> tuple[list[GpuSpec], int | None]:
+    """resolve_gpus, plus for --gpu local the memory NVML reports in use on that card (None when no
+    local GPU is named): llama.cpp can only use the free memory."""
+    if not any(is_local(re.sub(r"^\s*\d+\s*[x×*]\s*", "", v)) for v in values):
+        return resolve_gpus(cat, values), None
+    from vramcalc.localgpu import detect_local_gpu
+
+    found = detect_local_gpu()
+    if found.notice:
+        typer.echo(f"Note: {found.notice}", err=True)
+    out: list[GpuSpec] = []
+    for v in values:
+        m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(.+)", v)
+        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
+        if is_local(name):
+            if n < 1 or n > 16:
+                raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
+            out += [found.spec] * n
+        else:
+            out += resolve_gpus(cat, [v])
+    return out, found.in_use_bytes
 
 
 def finite_float(value: float | None) -> float | None:

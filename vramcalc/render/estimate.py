@@ -102,11 +102,8 @@ def render_estimate(est: Estimate) -> Group:
         t.add_row("In system RAM (offloaded layers)", "", fmt_bytes(cpu_share.total_bytes))
     else:
         t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
-    reserved = (
-        f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {'OS share' if g.unified_memory else 'display'})"
-        if g.reserved_bytes
-        else ""
-    )
+    kept = "OS share" if g.unified_memory else "display" if not i.headless and not _reserved(est) else "reserved"
+    reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {kept})" if g.reserved_bytes else ""
     cap = g.usable_bytes
     gpu_shares = est.offload.gpus if est.offload else []
     n_gpus = len(gpu_shares) or 1
@@ -169,6 +166,7 @@ def render_estimate(est: Estimate) -> Group:
         ]
     else:
         lines += render_speed(est)
+    lines += render_devices(est)
     for note in est.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
     return Group(*lines)
@@ -195,7 +193,7 @@ def render_speed(est: Estimate) -> list[Any]:
 
     def basis(f: Any) -> str:
         b = f.basis
-        cpu = off.cpu if off and (off.cpu.layers or off.cpu.output_layer) else None
+        cpu = off.cpu if off and (off.cpu.layers or off.cpu.output_layer or off.cpu_moved_bytes) else None
         if b.bytes is not None and b.effective_bandwidth_gbs is not None and cpu is not None and f is thr.decode_tokens_per_s:
             out = (
                 f"{fmt_bytes(b.bytes)}/token at {b.effective_bandwidth_gbs:,.0f} GB/s effective "
@@ -249,7 +247,7 @@ def render_speed(est: Estimate) -> list[Any]:
     if thr.backend:
         where = f"; decode and prefill at depth {thr.depth_tokens:,}" if thr.depth_tokens is not None else ""
         lines.append(Text(f"Speeds for llama.cpp's {BACKEND_NAMES.get(thr.backend, thr.backend)} backend (--backend){where}.", style="dim"))
-    if off is not None and (off.mode != "full" or len(off.gpus) > 1):
+    if off is not None and (off.mode != "full" or len(off.gpus) > 1) and not show_devices(est):
         parts = []
         for d in off.devices:
             if d.index < 0 and d.layers == 0 and not d.output_layer:
@@ -290,3 +288,72 @@ def gpu_title(est: Estimate) -> list[Any]:
     if len(set(ids)) == 1:
         return [(f"{len(ids)} x {g.name}", "bold"), f"  [{g.id} x{len(ids)}]"]
     return [(g.name, "bold"), f"  [{ids[0]}] + " + " + ".join(ids[1:])]
+
+
+def show_devices(est: Estimate) -> bool:
+    """A per-device table when the model is spread: layers on the CPU, tensor rules, several GPUs."""
+    off = est.offload
+    if off is None:
+        return False
+    cpu = off.cpu
+    return off.mode != "full" or len(off.gpus) > 1 or bool(off.cpu_moved_bytes) or cpu.compute_bytes > 0
+
+
+def render_devices(est: Estimate) -> list[Any]:
+    """Memory per device (GPUs, then system RAM) and the llama-server line that reproduces it."""
+    from vramcalc.cmdline import shell_line
+
+    off = est.offload
+    lines: list[Any] = []
+    if off is not None and show_devices(est):
+        t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for col in ("Device", "Holds", "Weights", "KV", "Compute", "Total", "Free"):
+            t.add_column(col, justify="left" if col in ("Device", "Holds") else "right")
+        for d in off.devices:
+            holds = f"{d.layers}" + ("+out" if d.output_layer else "")
+            if d.index < 0:
+                if d.layers == 0 and not d.output_layer and not d.weights_bytes:
+                    continue
+                extra = ""
+                if off.cpu_moved_bytes:
+                    extra = f"exps {off.n_cpu_moe}" if off.n_cpu_moe else "-ot"
+                if d.layers or d.output_layer:
+                    holds = f"{holds}, {extra}" if extra else holds
+                else:
+                    holds = extra or ("embd, mmproj" if d.compute_bytes else "embd")
+            free = Text("?" if d.headroom_bytes is None else fmt_bytes(d.headroom_bytes))
+            if d.headroom_bytes is not None and d.headroom_bytes < 0:
+                free.stylize("bold red")
+                free.append("!")
+            name = "RAM" if d.index < 0 else f"{d.index}:{d.device}"
+            t.add_row(
+                name,
+                holds,
+                fmt_bytes(d.weights_bytes),
+                fmt_bytes(d.kv_cache_bytes),
+                fmt_bytes(d.compute_bytes),
+                fmt_bytes(d.total_bytes),
+                free,
+            )
+        head = f"Memory per device (layers on the GPUs: {off.gpu_layers}/{off.total_layers}"
+        if off.tensor_split:
+            head += ", split " + ":".join(f"{x:g}" for x in off.tensor_split)
+        if off.fit_target_bytes:
+            head += f", --fit keeps {fmt_bytes(off.fit_target_bytes)} free"
+        lines += [Text(""), Text(head + ")", style="bold"), t]
+    if est.llama_server:
+        lines += [Text(""), Text.assemble(("Command: ", "bold"), (shell_line(est.llama_server), "cyan"))]
+    if est.llama_fit_context_tokens:
+        lines.append(
+            Text(
+                f"Without -c, llama.cpp's --fit would set the context to {est.llama_fit_context_tokens:,} tokens per sequence "
+                "(training context lowered to keep its --fit-target free, not below 4,096).",
+                style="dim",
+            )
+        )
+    return lines
+
+
+def _reserved(est: Estimate) -> bool:
+    """Memory held by other programs (--reserve / --gpu local) is part of what the card keeps back."""
+    return any("held by other programs" in n for n in est.notes)

@@ -2,8 +2,9 @@
 
 A runtime is any object with the attributes and methods of :class:`Runtime`; ``register()`` adds
 one under its ``name`` and ``--runtime NAME`` picks it. No other module compares runtime names.
-Built in: ``llama.cpp`` (llamacpp.py; also what ollama and LM Studio run) and ``transformers``
-(transformers.py). docs/architecture.md shows what a new runtime touches (only its own module).
+Built in: ``llama.cpp`` (llamacpp.py; also what ollama and LM Studio run), ``transformers``
+(transformers.py), and the serving runtimes ``vllm`` (vllm.py), ``sglang`` (sglang.py) and ``mlx``
+(mlx.py). docs/architecture.md shows what a new runtime touches (only its own module).
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ class Runtime(Protocol):
     def speed_notes(self, gpu: GpuSpec) -> list[str]:
         """Caveats of the speed estimate on this GPU."""
 
+    # Optional hook (not part of the checked protocol; looked up with getattr):
+    # ``estimate_own(model, gpus, workload, catalog, weights, notes) -> Estimate``: a runtime whose
+    # memory is not layers + KV + buffers (a server that takes a share of each GPU and fills the rest
+    # with KV blocks: vLLM, SGLang; MLX's peak memory) does the whole estimate by its own rules, and
+    # ``estimate.estimate()`` returns it. Built-in users: runtimes/serving.py, runtimes/mlx.py.
+
 
 _REGISTRY: dict[str, Runtime] = {}
 
@@ -144,3 +151,10 @@ def _builtin() -> None:
 
         _REGISTRY.setdefault("llama.cpp", LlamaCpp())
         _REGISTRY.setdefault("transformers", Transformers())
+        from vramcalc.runtimes.mlx import Mlx
+        from vramcalc.runtimes.sglang import Sglang
+        from vramcalc.runtimes.vllm import Vllm
+
+        _REGISTRY.setdefault("vllm", Vllm())
+        _REGISTRY.setdefault("sglang", Sglang())
+        _REGISTRY.setdefault("mlx", Mlx())

@@ -31,7 +31,7 @@ from vramcalc.units import MiB
 
 if TYPE_CHECKING:
     from vramcalc.params import Tensor
-    from vramcalc.results import Workload
+    from vramcalc.results import Inputs, Offload, Workload
     from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec
 
 #: ollama keeps this much per GPU for the CUDA/ROCm runtime (context, cuBLAS handles) on top of the
@@ -133,7 +133,7 @@ class LlamaCpp:
     )
 
     def check(self, w: Workload) -> None:
-        if w.kv_cache != "f16" and not w.flash_attention:
+        if (w.cache_type_v or w.kv_cache) != "f16" and not w.flash_attention:
             raise InputError("llama.cpp needs flash attention for a quantized V cache: drop --no-flash-attn or use --kv-cache f16.")
 
     def default_precision(self, model: object, llm: LlmSpec | None) -> str:
@@ -213,6 +213,12 @@ class LlamaCpp:
 
     def speed_notes(self, gpu: GpuSpec) -> list[str]:
         return []
+
+    def server_command(self, model: object, i: Inputs, w: Workload, off: Offload | None, n_gpus: int) -> list[str]:
+        """The llama-server command line reproducing an answer (vramcalc.cmdline)."""
+        from vramcalc.cmdline import server_command
+
+        return server_command(model, i, w, off, n_gpus)
 
 
 # Memoized on the spec's content (vramcalc.memo): fit and the pipeline ask for the same model and

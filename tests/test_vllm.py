@@ -1,0 +1,163 @@
+"""vLLM (runtimes/vllm.py): weights per GPU under TP/PP, KV block sizing, the profile run's activation
+peak and the start check, each pinned to a published start-up line of
+benchmarks/calibration/vllm_memory.csv (copied from ../shared/calibration, SERVING_PROVENANCE.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_hub import files, hub  # noqa: F401  (the fake Hub on loopback and its repos)
+
+from vramcalc.catalog import load_catalog
+from vramcalc.runtimes.serving import kv_per_token, pp_layers, stage_weight_bytes
+from vramcalc.runtimes.vllm import Setup, Vllm, activation_peak
+from vramcalc.units import GiB
+
+
+@pytest.fixture
+def cat():
+    return load_catalog()
+
+
+def test_weights_per_gpu_match_vllm_lines(cat):
+    llm = cat.get("llms", "llama-3-8b")
+    # vllm_memory.csv:2 / :3 (vllm-project/vllm#10511): "model weights take 14.96GiB" (TP1), "7.48GiB" (TP2)
+    assert stage_weight_bytes(llm, "bf16", 1, 1)[0] / GiB == pytest.approx(14.96, abs=0.01)
+    assert stage_weight_bytes(llm, "bf16", 2, 1)[0] / GiB == pytest.approx(7.48, abs=0.01)
+    # vllm_memory.csv:19: Qwen2.5-Math-1.5B (the Qwen2.5-1.5B architecture, tied head) "model weights take 2.88GiB"
+    assert stage_weight_bytes(cat.get("llms", "qwen2.5-1.5b"), "bf16", 1, 1)[0] / GiB == pytest.approx(2.88, abs=0.01)
+    # vllm_memory.csv:17: R1-Distill-Qwen-32B fine-tune under TP8 "model weights take 7.71GiB" (1% : vocab padding, norms)
+    w = stage_weight_bytes(cat.get("llms", "deepseek-r1-distill-qwen-32b"), "fp16", 8, 1)[0] / GiB
+    assert w == pytest.approx(7.71, rel=0.015)
+
+
+@pytest.mark.parametrize(
+    ("line", "model", "tp", "kv_gib", "blocks", "block_size", "tol"),
+    [
+        (14, "qwen2.5-1.5b", 1, 2.36, 5519, 16, 0.003),  # T4, "# CUDA blocks: 5519"
+        (19, "qwen2.5-1.5b", 1, 33.37, 78115, 16, 0.003),  # Qwen2.5-Math-1.5B, "# CUDA blocks: 78115"
+        (34, "llama-3-8b", 1, 11.12, 5691, 16, 0.003),  # A100 40GB, "# GPU blocks: 5691"
+        # ROCm, "# rocm blocks: 40178" of 32 tokens: 0.7% fewer than the printed GiB gives (not explained here)
+        (17, "deepseek-r1-distill-qwen-32b", 8, 39.51, 40178, 32, 0.01),
+    ],
+)
+def test_kv_blocks_from_the_printed_kv_memory(cat, line, model, tp, kv_gib, blocks, block_size, tol):
+    """KV block sizing (kv_cache_utils): blocks = KV bytes // (block x per-token bytes of the rank's layers).
+    The printed GiB is rounded to 0.01, hence the 0.3% tolerance."""
+    llm = cat.get("llms", model)
+    per_tok = sum(kv_per_token(llm, llm.num_layers, tp, 2))
+    assert int(kv_gib * GiB) // (block_size * per_tok) == pytest.approx(blocks, rel=tol), f"vllm_memory.csv:{line}"
+
+
+def test_qwen3_235b_fp8_tp4_kv_tokens(cat):
+    # vllm_memory.csv:5 (vllm#21348): "Available KV cache memory: 8.11 GiB / GPU KV cache size: 178,880 tokens" on 4 x H100;
+    # 94 layers x 1 KV head per rank (4 / TP4) x 128 x 2 x 2 bytes = 48,128 bytes per token
+    llm = cat.get("llms", "qwen3-235b-a22b")
+    per_tok = sum(kv_per_token(llm, llm.num_layers, 4, 2))
+    assert per_tok == 94 * 1 * 128 * 2 * 2
+    assert int(8.11 * GiB) // (16 * per_tok) * 16 == pytest.approx(178_880, rel=0.015)
+
+
+def test_activation_peak_of_the_profile_run(cat):
+    # vllm_memory.csv:2: Llama-3-8B, max_model_len 8192 (V0: the profile runs 8192 tokens, 256 sequences):
+    # "PyTorch activation peak memory 1.26GiB"; the target is 15%
+    llm = cat.get("llms", "llama-3-8b")
+    assert activation_peak(llm, 8192, 256, 1) / GiB == pytest.approx(1.26, rel=0.15)
+    # vllm_memory.csv:14: Qwen2.5-1.5B at 32768 tokens: 2.02 GiB (the model is 8% high here)
+    assert activation_peak(cat.get("llms", "qwen2.5-1.5b"), 32768, 256, 1) / GiB == pytest.approx(2.02, rel=0.10)
+
+
+def test_end_to_end_kv_tokens_on_a_t4(cat):
+    """vllm_memory.csv:14: total 14.56 GiB x 0.5, max_model_len 32768: 5519 blocks = 88,304 tokens, 2.69x.
+    The estimate's error here (9%) is what docs/accuracy_serving.md reports: activation +8%, non_torch +0.06 GiB."""
+    llm = cat.get("llms", "qwen2.5-1.5b")
+    s = Setup(1, 1, 0.5, 32768, 256, 32768, 2, "bf16", False, int(14.56 * GiB))
+    g = Vllm().stages(llm, "bf16", s)[0]
+    assert g.kv_cache_tokens == pytest.approx(88_304, rel=0.10)
+    assert g.kv_cache_tokens / 32768 == pytest.approx(2.69, rel=0.10)
+
+
+def test_pipeline_split_follows_get_pp_indices():
+    # vllm distributed/utils.py get_pp_indices: the remainder goes to the stages before the last
+    assert pp_layers(80, 2) == [40, 40]
+    assert pp_layers(61, 4) == [15, 15, 16, 15]
+
+
+def test_done_when_72b_awq_on_two_3090s(runner):
+    from vramcalc.cli import app
+
+    args = ["check", "qwen2.5-72b", "--quant", "awq", "--runtime", "vllm", "--gpu", "2xrtx3090", "--max-model-len", "32768"]
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)["serving"]
+    assert s["tensor_parallel"] == 2 and s["command"].startswith("vllm serve Qwen/Qwen2.5-72B --tensor-parallel-size 2")
+    # 5 GiB of KV for one 32K request (80 layers x 4 KV heads per rank x 128 x 2 x 2 bytes = 160 KiB/token)
+    # does not fit beside 19.3 GiB of weights on a 24 GB card: vLLM's own error, and what to change
+    assert not s["starts"] and "estimated maximum model length" in s["error"]
+    assert any("--kv-cache-dtype fp8" in x for x in s["lower"])
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "DOES NOT START" in table.stdout and "vllm serve" in table.stdout
+    ok = runner.invoke(app, [*args[:-1], "4096", "--gpu-memory-utilization", "0.95", "--json"])
+    s2 = json.loads(ok.stdout)["serving"]
+    assert s2["starts"] and s2["kv_cache_tokens"] >= 4096 and s2["max_concurrency"] == round(s2["kv_cache_tokens"] / 4096, 2)
+
+
+def test_done_when_70b_fp8_on_two_nodes(runner):
+    from vramcalc.cli import app
+
+    r = runner.invoke(app, ["check", "llama-3.1-70b", "--runtime", "vllm", "--gpu", "8xh100", "--nodes", "2", "--quant", "fp8", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)["serving"]
+    assert (s["tensor_parallel"], s["pipeline_parallel"]) == (8, 2) and len(s["gpus"]) == 2
+    assert [g["layers"] for g in s["gpus"]] == [40, 40]
+    # fp8 linears (1 byte) and bf16 embedding + head (2 x 128,256 x 8,192 x 2 bytes) of the published
+    # 70,553,706,496 parameters, over 16 GPUs
+    emb = 128_256 * 8192
+    total = (70_553_706_496 - 2 * emb) + 2 * emb * 2
+    assert sum(g["weights_bytes"] for g in s["gpus"]) * 8 == pytest.approx(total, rel=0.005)
+    assert "--pipeline-parallel-size 2" in s["command"] and "ray" in s["command"]
+
+
+def test_fit_over_two_3090s(runner):
+    from vramcalc.cli import app
+
+    r = runner.invoke(app, ["fit", "--runtime", "vllm", "--gpu", "2xrtx3090", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["model"]: x for x in json.loads(r.stdout)["rows"]}
+    assert rows["llama-3.1-70b"]["quant"] == "awq-int4" and rows["llama-3.1-70b"]["verdict"] == "fits"
+    assert rows["llama-3.1-405b"]["verdict"] == "no"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gpu", "3xrtx3090"], "divisible by tensor parallel size (3)"),
+        (["--gpu", "2xrtx3090", "--tp", "4"], "but 1 node(s) x 2 GPU(s) were given"),
+        (["--gpu", "2xrtx3090", "--nodes", "2", "--tp", "4", "--pp", "1"], "stays inside a node"),
+        (["--gpu", "m4-max-40c-128gb"], "not Apple silicon"),
+        (["--gpu", "rtx3090", "--quant", "Q4_K_M"], "Unknown vllm precision"),
+    ],
+)
+def test_bad_settings_are_usage_errors(runner, args, message):
+    from vramcalc.cli import app
+
+    r = runner.invoke(app, ["check", "llama-3.1-8b", "--runtime", "vllm", *args])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_a_hub_checkpoint_under_vllm_uses_its_header_bytes(hub, files, runner):  # noqa: F811
+    """A Hugging Face repo (the fake Hub of tests/test_hub.py on loopback) under vLLM: the weights are the
+    checkpoint's bytes from its safetensors headers, the same as the local folder, split by the TP rules."""
+    from vramcalc.cli import app
+
+    def run(*args):
+        r = runner.invoke(app, ["check", *args, "--runtime", "vllm", "--gpu", "2xrtx4090", "--max-model-len", "8192", "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    remote = run("someone/Qwen3-8B-Base-Copy")
+    local = run(str(files["text"]))
+    assert remote["serving"]["gpus"] == local["serving"]["gpus"]
+    assert any("Weights read from the checkpoint" in n for n in remote["notes"])
+    assert remote["serving"]["kv_cache_tokens"] > 0 and remote["serving"]["tensor_parallel"] == 2
