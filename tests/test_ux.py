@@ -315,7 +315,7 @@ def test_offload_shown_consistently(runner):
     text = run(runner, *args, env={"COLUMNS": "120"}).stdout
     assert "Total on GPU (20/33 layers)" in text and fmt_bytes(on_gpu) in text
     verdict = next(line for line in text.splitlines() if line.startswith("Verdict"))
-    assert "OFFLOAD" in verdict and "headroom" not in verdict
+    assert "OFFLOAD" in verdict and "headroom" not in verdict and "20/33 layers on the GPU" in verdict
     bar = next(line for line in text.splitlines() if line.startswith("["))
     assert f"{fmt_bytes(on_gpu)} of" in bar
 
@@ -443,3 +443,15 @@ def test_a_size_that_no_card_has_suggests_the_family(runner):
     assert r.exit_code == 2 and "Did you mean" in r.stderr and "m3-max-40c-128gb" in r.stderr and "m3-max-30c-36gb" in r.stderr
     r = run(runner, "show", "rtx 5090 48gb")
     assert r.exit_code == 2 and "'rtx5090'" in r.stderr
+
+
+def test_expert_offload_reads_true(runner):
+    """MoE experts in system RAM (llama.cpp --n-cpu-moe): every layer on the GPU, the experts' bytes in RAM, no headroom."""
+    d = jrun(runner, "check", "qwen3:30b", "--gpu", "rtx3060")
+    off = d["offload"]
+    if not off["cpu_moved_bytes"]:
+        pytest.fail("expected expert offload for qwen3-30b-a3b Q4_K_M on a 12 GB card")
+    text = run(runner, "check", "qwen3:30b", "--gpu", "rtx3060", env={"COLUMNS": "120"}).stdout
+    verdict = next(line for line in text.splitlines() if line.startswith("Verdict"))
+    assert "headroom" not in verdict and f"experts of {off['n_cpu_moe']} layers" in verdict
+    assert "In system RAM (expert weights)" in text

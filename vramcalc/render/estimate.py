@@ -91,15 +91,17 @@ def render_estimate(est: Estimate) -> Group:
         t.add_row(f"Vision {rt.compute_label}", "", fmt_bytes(m.compute_bytes.vision))
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
     off = est.offload
-    cpu_share = off.cpu if off is not None and (off.cpu.layers or off.cpu.output_layer) else None
+    cpu_share = off.cpu if off is not None and (off.cpu.layers or off.cpu.output_layer or off.cpu_moved_bytes) else None
     gpu_shares_ = off.gpus if off is not None else []
     on_gpu = sum(d.total_bytes for d in gpu_shares_) if cpu_share is not None else m.total_bytes
     if cpu_share is not None and off is not None:  # layers in system RAM: the GPU part is what is on the GPU
         t.add_row("Total (all layers)", fmt_count(est.params.total), fmt_bytes(m.total_bytes))
+        t.add_row(Text(f"Total on GPU ({_on_gpu_label(off)})", style="bold"), "", Text(fmt_bytes(on_gpu), style="bold"))
         t.add_row(
-            Text(f"Total on GPU ({off.gpu_layers}/{off.total_layers} layers)", style="bold"), "", Text(fmt_bytes(on_gpu), style="bold")
+            "In system RAM (" + ("offloaded layers" if off.cpu.layers or off.cpu.output_layer else "expert weights") + ")",
+            "",
+            fmt_bytes(cpu_share.total_bytes),
         )
-        t.add_row("In system RAM (offloaded layers)", "", fmt_bytes(cpu_share.total_bytes))
     else:
         t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
     kept = "OS share" if g.unified_memory else "display" if not i.headless and not _reserved(est) else "reserved"
@@ -137,7 +139,9 @@ def render_estimate(est: Estimate) -> Group:
     if cpu_share is not None and off is not None and est.verdict == "no":
         verdict.append(f" - the offloaded layers need {fmt_bytes(cpu_share.total_bytes)} of system RAM")
     elif cpu_share is not None and off is not None:
-        verdict.append(f" - {off.gpu_layers}/{off.total_layers} layers on the GPU, {fmt_bytes(cpu_share.total_bytes)} in system RAM")
+        ram = fmt_bytes(cpu_share.total_bytes)
+        what = f"the experts of {off.n_cpu_moe} layers ({ram})" if off.cpu_moved_bytes and off.n_cpu_moe else ram
+        verdict.append(f" - {off.gpu_layers}/{off.total_layers} layers on the GPU; {what} in system RAM")
     elif est.headroom_bytes >= 0:
         verdict.append(f" - {fmt_bytes(est.headroom_bytes)} headroom")
     else:
@@ -357,3 +361,11 @@ def render_devices(est: Estimate) -> list[Any]:
 def _reserved(est: Estimate) -> bool:
     """Memory held by other programs (--reserve / --gpu local) is part of what the card keeps back."""
     return any("held by other programs" in n for n in est.notes)
+
+
+def _on_gpu_label(off: Any) -> str:
+    """'20/33 layers', or with MoE experts in system RAM '49/49 layers, experts of 23 in RAM'."""
+    out = f"{off.gpu_layers}/{off.total_layers} layers"
+    if off.cpu_moved_bytes:
+        out += f", experts of {off.n_cpu_moe} in RAM" if off.n_cpu_moe else ", some experts in RAM"
+    return out
