@@ -226,8 +226,11 @@ def fit(
     qual = load_quality() if quality is None else quality
     rt = runtimes.get(runtime)
     own = getattr(rt, "estimate_own", None) is not None  # a runtime with its own accounting (runtimes/serving.py)
+    all_ids = [g.id for g in gpus]
     if own and len(gpus) > 1:  # 2xh100: a serving runtime shards over them (tensor parallelism)
         n_gpus, gpus = max(n_gpus, len(gpus)), gpus[:1]
+    elif own and n_gpus > 1:
+        all_ids = all_ids[:1] * n_gpus
     if n_gpus > 1 and not own:
         raise InputError(f"fit over {n_gpus} GPUs is for the serving runtimes (vllm, sglang); {runtime} ranks one GPU.")
     if own:
@@ -293,7 +296,7 @@ def fit(
         hidden=hidden,
         sort=sort,
         min_context_tokens=min_ctx,
-        gpus=[g.id for g in gpus],
+        gpus=all_ids,
     )
 
 
