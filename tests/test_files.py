@@ -951,10 +951,10 @@ _CFG = {
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"num_attention_heads": 0}, "num_heads: Input should be greater than 0"),
+        ({"num_attention_heads": 0}, "'num_attention_heads' is 0, outside 1..256"),
         ({"num_hidden_layers": -2}, "not a plausible model"),
         ({"num_hidden_layers": 10**10}, "not a plausible model"),
-        ({"num_attention_heads": "abc"}, "corrupt or unsupported model file"),
+        ({"num_attention_heads": "abc"}, "'num_attention_heads' is 'abc' \\(a string\\)"),
         ({"hidden_size": -256}, "hidden_size"),
         ({"sliding_window": 128, "layer_types": ["sliding_attention"] * 60_000}, "layer_types lists 60000 layers"),
     ],

@@ -115,6 +115,10 @@ class Catalog:
     _keys: dict[str, dict[str, str]] = field(default_factory=dict)  # kind -> normalized key -> id
     _validated: dict[tuple[str, str], Entry] = field(default_factory=dict)
     _checked: dict[str, Entry | bytes | str] = field(default_factory=dict)  # cache: path -> entry (pickled), or its error
+    #: problems with the user's own catalog files (skipped: everything else keeps working)
+    user_problems: list[str] = field(default_factory=list)
+    #: with True, resolving a name to an entry from the user's catalog prints a note on stderr (the CLI's catalog)
+    echo_user_notes: bool = False
 
     # -- loading -------------------------------------------------------------------------
     @classmethod
@@ -129,17 +133,31 @@ class Catalog:
         for kind in KIND_DIRS:
             cat.raw[kind] = {}
             cat._keys[kind] = {}
-        files = [(kind, path) for root in cat.roots for kind in KIND_DIRS for path in _yaml_files(root / kind)]
+        files: list[tuple[str, Path]] = []
+        odd: list[str] = []
+        for root in cat.roots:
+            for kind in KIND_DIRS:
+                found, skipped = _scan(root / kind)
+                files += [(kind, path) for path in found]
+                odd += skipped
         if not cache:
+            cat.problems += odd
             cat._index(files, {})
+            cat._split_user_problems()
             return cat
-        cache_file, key = _cache_file(cat.roots), _cache_key(files)
+        cache_file, key = _cache_file(cat.roots), _cache_key(files, cat.roots[1:])
         hit = _read_cache(cache_file, key)
         if hit is not None:
             heads, checked, index = hit
             cat._checked = dict(checked)
-            cat._restore(index, heads)
-            return cat
+            try:
+                cat._restore(index, heads)
+            except Exception:  # a cache of an unexpected shape: discarded and rebuilt below
+                cat = cls(roots=cat.roots, raw={k: {} for k in KIND_DIRS}, _keys={k: {} for k in KIND_DIRS})
+            else:
+                cat._split_user_problems()
+                return cat
+        cat.problems += odd
         parsed, cat._checked = _parse_and_validate(files)
         cat._index(files, parsed)
         # valid entries keep only their index fields in the cache (RawEntry.data re-reads the file)
@@ -148,7 +166,15 @@ class Catalog:
             stored[path] = entry if isinstance(entry, str) else _pickle(entry)
         heads = {p: _head(d) if isinstance(stored.get(p), bytes) else d for p, d in parsed.items()}
         _write_cache(cache_file, key, heads, stored, cat._snapshot())
+        cat._split_user_problems()
         return cat
+
+    def is_user(self, path: Path) -> bool:
+        """True for a file of a catalog root after the first (the user's catalog over the built-in one)."""
+        return any(path.parent.parent == r for r in self.roots[1:])
+
+    def _split_user_problems(self) -> None:
+        self.user_problems = [p for p in self.problems if any(p.startswith(str(r) + os.sep) for r in self.roots[1:])]
 
     def _index(self, files: list[tuple[str, Path]], parsed: dict[str, Any]) -> None:
         owner: dict[str, str] = {}  # global normalized key -> "kind/id (file)"
@@ -161,6 +187,8 @@ class Catalog:
 
     def _restore(self, index: Any, heads: dict[str, Any]) -> None:
         raw, self._keys, self.problems = index
+        if set(raw) != set(KIND_DIRS) or set(self._keys) != set(KIND_DIRS) or not all(isinstance(p, str) for p in self.problems):
+            raise ValueError("catalog cache of an unexpected shape")
         for kind, items in raw.items():
             self.raw[kind] = {
                 eid: RawEntry(kind, Path(p), None, heads[p])
@@ -174,7 +202,7 @@ class Catalog:
             try:
                 data = _parse(path)
             except _yaml_error() as e:
-                self.problems.append(f"{path}: not valid YAML: {e}")
+                self.problems.append(f"{path}: {_yaml_reason(e)}")
                 return
         if not isinstance(data, dict):
             self.problems.append(f"{path}: expected a mapping of fields, got {type(data).__name__}")
@@ -186,13 +214,32 @@ class Catalog:
             return
         if path.stem != eid:
             self.problems.append(f"{path} -> id: '{eid}' must match the file name '{path.stem}.yaml'")
+            if self.is_user(path):  # a user file may not replace another entry under a different name
+                return
         prev = self.raw[kind].get(eid)
         if prev is not None and prev.path.parent.parent == path.parent.parent:
             self.problems.append(f"{path} -> id: duplicate id '{eid}' (also in {prev.path})")
             return
+        norm = normalize_gpu if kind == "gpus" else normalize
+        if self.is_user(path):
+            # One rule for the user's catalog: an entry overrides a built-in one only by the same id
+            # and kind; any other clash of its id or aliases with an existing id or alias (of any
+            # kind) is reported and the entry skipped, so no spelling resolves to a hijacked entry.
+            checked = self._checked.get(str(path))
+            if isinstance(checked, str):
+                self.problems.append(checked.splitlines()[0] + " (entry skipped)")
+                return
+            for i, name in enumerate([eid, *entry.aliases]):
+                other = owner.get(norm(name)) or owner.get(normalize(name))
+                if other and not other.startswith(f"{kind}/{eid} "):
+                    loc = "id" if i == 0 else f"aliases -> {i - 1}"
+                    self.problems.append(
+                        f"{path} -> {loc}: '{name}' collides with {other}; a user entry may replace a built-in one "
+                        "only by the same id and kind (entry skipped)"
+                    )
+                    return
         # a user catalog entry with the same id replaces the built-in one
         self.raw[kind][eid] = entry
-        norm = normalize_gpu if kind == "gpus" else normalize
         for i, name in enumerate([eid, *entry.aliases]):
             key = norm(name)
             where = f"{kind}/{eid} ({path.name})"
@@ -202,6 +249,8 @@ class Catalog:
                 self.problems.append(f"{path} -> {loc}: '{name}' collides with {other}")
                 continue
             owner[key] = where
+            if norm is normalize_gpu:
+                owner.setdefault(normalize(name), where)
             self._keys[kind][key] = eid
 
     # -- access --------------------------------------------------------------------------
@@ -220,7 +269,14 @@ class Catalog:
         if isinstance(checked, str):
             raise CatalogError(checked)
         if isinstance(checked, bytes):
-            entry = _safe_loads(checked, allow_specs=True)
+            from vramcalc.schema import KINDS
+
+            try:
+                entry = _safe_loads(checked, allow_specs=True)
+            except Exception:  # a cache entry that does not unpickle: validate the file afresh
+                entry = None
+            if not isinstance(entry, KINDS[kind]) or entry.id != eid:  # of another kind or id: not this entry
+                entry = validate_entry(raw)
         else:
             entry = checked if checked is not None else validate_entry(raw)
         self._validated[(kind, eid)] = entry
@@ -242,11 +298,21 @@ class Catalog:
         kinds = list(kinds)
         for kind in kinds:
             if query in self.raw[kind]:
-                return self.get(kind, query)
+                return self._note_user(kind, query)
         hit = self.lookup(kinds, query)
         if hit:
-            return self.get(*hit)
+            return self._note_user(*hit)
         raise UnknownEntryError(label, query, self.suggest(kinds, query))
+
+    def _note_user(self, kind: str, eid: str) -> Entry:
+        """The entry, and on the CLI's catalog a note when it comes from the user's catalog."""
+        entry = self.get(kind, eid)
+        raw = self.raw[kind][eid]
+        if self.echo_user_notes and self.is_user(raw.path):
+            import sys
+
+            sys.stderr.write(f"Note: {KIND_LABEL[kind]} '{eid}' is from your catalog ({raw.path}).\n")
+        return entry
 
     def suggest(self, kinds: Iterable[str], query: str, n: int = 3) -> list[str]:
         names: dict[str, str] = {}
@@ -400,25 +466,81 @@ class Catalog:
 
 
 def _yaml_files(folder: Path) -> list[Path]:
+    return _scan(folder)[0]
+
+
+def _scan(folder: Path) -> tuple[list[Path], list[str]]:
+    """The regular ``*.yaml`` files of a catalog folder, and a problem line for each ``*.yaml`` that is
+    not one (a directory, a dangling symlink, a FIFO): reported and skipped, never read."""
+    files, odd = [], []
     try:
-        return sorted(Path(e.path) for e in os.scandir(folder) if e.name.endswith(".yaml"))
+        entries = list(os.scandir(folder))
     except FileNotFoundError:
-        return []
+        return [], []
+    except OSError as e:
+        return [], [f"{folder}: cannot list the folder: {e.strerror or e}"]
+    for de in entries:
+        if not de.name.endswith(".yaml"):
+            continue
+        try:
+            regular = de.is_file()  # follows symlinks: a dangling one is not a file
+        except OSError:
+            regular = False
+        if regular:
+            files.append(Path(de.path))
+        else:
+            what = "a dangling symlink" if de.is_symlink() and not os.path.exists(de.path) else "not a regular file"
+            odd.append(f"{de.path}: {what} (skipped)")
+    return sorted(files), odd
+
+
+#: The largest catalog file read: a choice (the largest built-in entry is a few KB), so a huge file
+#: is refused before the YAML parser sees it.
+MAX_CATALOG_FILE_BYTES = 1 << 20
+
+
+class CatalogFileRefused(ValueError):
+    """A catalog file refused before or while parsing: too large, or it uses YAML anchors/aliases."""
 
 
 def _parse(path: Path) -> Any:
     import yaml  # not needed when the cache is current
 
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CATALOG_FILE_BYTES + 1)
+    if len(raw) > MAX_CATALOG_FILE_BYTES:
+        raise CatalogFileRefused(f"larger than {MAX_CATALOG_FILE_BYTES:,} bytes; a catalog entry is a few KB")
+    text = raw.decode("utf-8")
     # libyaml is 5-10x faster than the pure-Python loader; PyYAML wheels ship it
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    if "&" in text or "*" in text:
+        # Anchors and aliases (&a / *a) let a few hundred bytes expand to gigabytes (an alias bomb):
+        # catalog files may not use them. The event scan is only paid by files that hold & or *.
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise CatalogFileRefused("YAML anchors and aliases (&name / *name) are not allowed in catalog files")
+    return yaml.load(text, Loader=loader)
 
 
 def _yaml_error() -> tuple[type[Exception], ...]:
-    """What reading one catalog file can raise: bad YAML, bytes that are not UTF-8, an unreadable file."""
+    """What reading one catalog file can raise: bad YAML, bytes that are not UTF-8, an unreadable or
+    refused file, a document nested too deeply for the parser."""
     import yaml
 
-    return (yaml.YAMLError, UnicodeDecodeError, OSError)
+    return (yaml.YAMLError, UnicodeDecodeError, OSError, CatalogFileRefused, RecursionError)
+
+
+def _yaml_reason(e: BaseException) -> str:
+    """One line saying why a catalog file could not be read."""
+    if isinstance(e, UnicodeDecodeError):
+        return "not UTF-8 text (skipped)"
+    if isinstance(e, OSError):
+        return f"cannot read: {e.strerror or e} (skipped)"
+    if isinstance(e, CatalogFileRefused):
+        return f"refused: {e} (skipped)"
+    if isinstance(e, RecursionError):
+        return "not valid YAML: nested too deeply (skipped)"
+    return "not valid YAML: " + " ".join(str(e).split())[:300]
 
 
 #: bump when the cache's layout changes
@@ -440,9 +562,25 @@ def _stamp(path: Path) -> str:
     return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
 
-def _cache_key(files: list[tuple[str, Path]]) -> str:
-    """Everything a cached entry depends on: each source file (path, size, mtime, ctime), the
-    vramcalc version, the schema and units modules (a changed schema validates differently), Python."""
+def _content(path: Path) -> str:
+    """A file's path and a hash of its bytes: an edit that keeps size and times (cp -p, rsync -t)
+    still changes the key."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.blake2b(f.read(MAX_CATALOG_FILE_BYTES + 1), digest_size=16).hexdigest()
+    except OSError as e:
+        digest = f"unreadable {e.errno}"
+    return f"{path}|{digest}"
+
+
+def _cache_key(files: list[tuple[str, Path]], user_roots: list[Path] | None = None) -> str:
+    """Everything a cached entry depends on: each source file, the vramcalc version, the schema and
+    units modules (a changed schema validates differently), Python. Files of the user's catalog are
+    keyed on their content (a hash of the bytes); the built-in ones, installed with the package and
+    so tied to its version, on path, size, mtime and ctime (hashing them would add ~6 ms to every
+    start-up)."""
     import sys
 
     from vramcalc import __version__
@@ -456,7 +594,15 @@ def _cache_key(files: list[tuple[str, Path]]) -> str:
         _stamp(here / "units.py"),
         _stamp(Path(__file__)),
     ]
-    return "\n".join(head + [f"{kind}|{_stamp(p)}" for kind, p in files])
+    users = [str(r) for r in user_roots or []]
+
+    def stamp(p: Path) -> str:
+        try:
+            return _content(p) if any(str(p).startswith(u + os.sep) for u in users) else _stamp(p)
+        except OSError as e:
+            return f"{p}|unreadable {e.errno}"
+
+    return "\n".join(head + [f"{kind}|{stamp(p)}" for kind, p in files])
 
 
 _UNPICKLERS: dict[bool, Any] = {}
@@ -581,10 +727,25 @@ def format_validation_error(path: Path, err: Any) -> str:
 
 @functools.cache
 def load_catalog(include_user: bool = True) -> Catalog:
-    """The built-in catalog plus the user's own entries (``vramcalc import --write``)."""
+    """The built-in catalog plus the user's own entries (``vramcalc import --write``). Problems with
+    the user's files are printed once on stderr (file and reason); those files are skipped and
+    everything else keeps working."""
     roots = [builtin_catalog_dir()]
     if include_user:
         user = user_catalog_dir()
-        if user.is_dir():
-            roots.append(user)
-    return Catalog.load(roots, cache=True)
+        try:
+            if user.is_dir():
+                roots.append(user)
+        except OSError:
+            pass
+    cat = Catalog.load(roots, cache=True)
+    cat.echo_user_notes = include_user
+    if cat.user_problems:
+        import sys
+
+        shown = cat.user_problems[:5]
+        more = f" (and {len(cat.user_problems) - 5} more; run 'vramcalc validate')" if len(cat.user_problems) > 5 else ""
+        sys.stderr.write(f"Warning: {len(cat.user_problems)} problem(s) in your catalog{more}:\n")
+        for p in shown:
+            sys.stderr.write(f"  {p[:300]}\n")
+    return cat

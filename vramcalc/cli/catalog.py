@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import JsonOpt, Kind, complete_any, finite_float
+from vramcalc.cli.options import MAX_MEMORY_GIB, JsonOpt, Kind, complete_any, finite_float
 from vramcalc.cli.output import console, print_json
 
 LIST_EPILOG = "Examples: vramcalc list gpus -q 4090 | vramcalc list vlms --json | vramcalc list gpus --vendor apple --min-memory 64"
@@ -19,7 +19,10 @@ def list_(
     kind: Annotated[Kind, typer.Argument(help="What to list.")],
     query: Annotated[str | None, typer.Option("--query", "-q", help="Substring of the id, name or an alias.")] = None,
     vendor: Annotated[str | None, typer.Option("--vendor", help="GPUs: nvidia, amd, intel, apple.")] = None,
-    min_memory: Annotated[float | None, typer.Option("--min-memory", callback=finite_float, help="GPUs: at least this many GiB.")] = None,
+    min_memory: Annotated[
+        float | None,
+        typer.Option("--min-memory", callback=finite_float("--min-memory", 0, MAX_MEMORY_GIB), help="GPUs: at least this many GiB."),
+    ] = None,
     family: Annotated[str | None, typer.Option("--family", help="Models/encoders: architecture family (llama, qwen2, clip ...).")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -8,6 +8,11 @@ import typer
 
 import vramcalc.cli.serving_options as so
 from vramcalc.cli.options import (
+    MAX_BATCH,
+    MAX_CTX,
+    MAX_GPU_LAYERS,
+    MAX_IMAGES,
+    MAX_UBATCH,
     OUTPUT,
     PLACEMENT,
     BackendOption,
@@ -69,13 +74,17 @@ def check(
         ),
     ] = None,
     ctx: Annotated[
-        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
+        int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096); image tokens are added.")
     ] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence (default 1 for a VLM).")
+    ] = None,
     image_size: Annotated[
         str | None, typer.Option("--image-size", help="Image size WIDTHxHEIGHT (dynamic-resolution and tiling VLMs depend on it).")
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Parallel sequences (llama.cpp -np) or batch size.")] = 1,
+    batch: Annotated[
+        int, typer.Option("--batch", "-b", min=1, max=MAX_BATCH, help="Parallel sequences (llama.cpp -np) or batch size.")
+    ] = 1,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
     flash_attn: Annotated[
         bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention (llama.cpp -fa; on by default where supported).")
@@ -87,7 +96,7 @@ def check(
         ),
     ] = None,
     runtime: RuntimeOpt = "llama.cpp",
-    ubatch: Annotated[int, typer.Option("--ubatch", min=1, help="llama.cpp micro-batch (-ub).")] = 512,
+    ubatch: Annotated[int, typer.Option("--ubatch", min=1, max=MAX_UBATCH, help="llama.cpp micro-batch (-ub).")] = 512,
     headless: Annotated[
         bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
     ] = False,
@@ -97,6 +106,7 @@ def check(
             "--gpu-layers",
             "-ngl",
             min=0,
+            max=MAX_GPU_LAYERS,
             help="llama.cpp -ngl: layers on the GPU (repeating layers + 1 for the output layer). Default: all that fit.",
             rich_help_panel="Offload",
         ),

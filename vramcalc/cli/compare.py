@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, complete_gpu, complete_model, resolve_gpus
+from vramcalc.cli.options import MAX_CTX, MAX_IMAGES, JsonOpt, KvOpt, RuntimeOpt, complete_gpu, complete_model, resolve_gpus
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -32,9 +32,12 @@ def compare(
         str | None, typer.Option("--quant", "-q", help="Comma-separated precisions to compare, e.g. Q4_K_M,Q5_K_M,Q8_0.")
     ] = None,
     ctx: Annotated[
-        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")
+        int | None,
+        typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096, at most the trained maximum)."),
     ] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence (default 1 for a VLM).")
+    ] = None,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
     runtime: RuntimeOpt = "llama.cpp",
     headless: Annotated[bool, typer.Option("--headless", help="The GPUs drive no display.")] = False,

@@ -240,7 +240,12 @@ def resolve_name(
         if misses:
             raise InputError(f"{catalog_error} {' '.join(dict.fromkeys(misses))}")
         raise catalog_error
-    raise InputError(f"'{name}' is not a {'Hugging Face repo id' if source == 'hf' else 'Ollama model name'}.")
+    shown = name if len(name) <= 80 else name[:38] + "..." + name[-38:]
+    if source == "hf":
+        raise InputError(f"'{shown}' is not a Hugging Face repo id (org/name[:QUANT]).")
+    if source == "ollama":
+        raise InputError(f"'{shown}' is not an Ollama model name (name:tag).")
+    raise InputError(f"'{shown}': no such file, and not a Hugging Face repo id (org/name) or an Ollama tag (name:tag).")
 
 
 def _remote(fm: FileModel, src: ModelSource, order: list[str], params: dict[str, Any]) -> Resolved:

@@ -6,7 +6,21 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import FitKind, FitSort, JsonOpt, RuntimeOpt, WideOpt, complete_gpu, finite_float, parse_ram, resolve_gpus
+from vramcalc.cli.options import (
+    MAX_CTX,
+    MAX_IMAGES,
+    MAX_ROWS,
+    MAX_SPEED,
+    FitKind,
+    FitSort,
+    JsonOpt,
+    RuntimeOpt,
+    WideOpt,
+    complete_gpu,
+    finite_float,
+    parse_ram,
+    resolve_gpus,
+)
 from vramcalc.cli.output import console, print_json
 
 EPILOG = (
@@ -26,16 +40,18 @@ def fit(
         ),
     ],
     ctx: Annotated[
-        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096); image tokens are added.")
+        int | None, typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096); image tokens are added.")
     ] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence for VLMs (default 1).")] = None,
+    images: Annotated[int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence for VLMs (default 1).")] = None,
     kind: Annotated[
         FitKind, typer.Option("--kind", help="Which models: llm, vlm, encoder (vision encoders alone) or all (llm + vlm).")
     ] = FitKind.all,
     min_speed: Annotated[
         float | None,
         typer.Option(
-            "--min-speed", callback=finite_float, help="Only precisions that decode at least this many tokens/s (where a speed is known)."
+            "--min-speed",
+            callback=finite_float("--min-speed", 0, MAX_SPEED),
+            help="Only precisions that decode at least this many tokens/s (where a speed is known).",
         ),
     ] = None,
     min_ctx: Annotated[
@@ -47,7 +63,8 @@ def fit(
         bool, typer.Option("--headless", help="This GPU drives no display: do not keep memory back for the desktop.")
     ] = False,
     limit: Annotated[
-        int | None, typer.Option("--limit", "-n", min=1, help="Show the first N rows (default 15; the JSON always has all).")
+        int | None,
+        typer.Option("--limit", "-n", min=1, max=MAX_ROWS, help="Show the first N rows (default 15; the JSON always has all)."),
     ] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Show every row.")] = False,
     wide: WideOpt = False,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import JsonOpt, KvOpt, RuntimeOpt, complete_model, finite_float
+from vramcalc.cli.options import MAX_CTX, MAX_IMAGES, MAX_SPEED, JsonOpt, KvOpt, RuntimeOpt, complete_model, finite_float
 from vramcalc.cli.output import console, print_json
 
 EPILOG = "Examples: vramcalc gpus qwen3:32b | vramcalc gpus llama3.3:70b --ctx 16384 --min-speed 10"
@@ -20,13 +20,19 @@ def gpus(
         ),
     ],
     ctx: Annotated[
-        int | None, typer.Option("--ctx", "-c", min=1, help="Text tokens per sequence (default 4096, at most the trained maximum).")
+        int | None,
+        typer.Option("--ctx", "-c", min=1, max=MAX_CTX, help="Text tokens per sequence (default 4096, at most the trained maximum)."),
     ] = None,
     min_speed: Annotated[
-        float | None, typer.Option("--min-speed", callback=finite_float, help="Only cards that decode at least this many tokens/s.")
+        float | None,
+        typer.Option(
+            "--min-speed", callback=finite_float("--min-speed", 0, MAX_SPEED), help="Only cards that decode at least this many tokens/s."
+        ),
     ] = None,
     quant: Annotated[str | None, typer.Option("--quant", "-q", help="LLM weights precision (default Q4_K_M / the model's dtype).")] = None,
-    images: Annotated[int | None, typer.Option("--images", min=0, help="Images per sequence (default 1 for a VLM).")] = None,
+    images: Annotated[
+        int | None, typer.Option("--images", min=0, max=MAX_IMAGES, help="Images per sequence (default 1 for a VLM).")
+    ] = None,
     kv_cache: Annotated[KvOpt, typer.Option("--kv-cache", help="KV cache type (llama.cpp -ctk/-ctv).")] = KvOpt.f16,
     runtime: RuntimeOpt = "llama.cpp",
     no_pairs: Annotated[bool, typer.Option("--no-pairs", help="Single cards only (no two-card splits).")] = False,

@@ -85,9 +85,9 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
     try:
         w, h = (int(x) for x in value.lower().replace("×", "x").split("x"))
     except ValueError:
-        raise typer.BadParameter(f"expected WIDTHxHEIGHT in pixels, e.g. 1024x768, got '{value}'") from None
-    if w <= 0 or h <= 0:
-        raise typer.BadParameter("width and height must be positive")
+        raise typer.BadParameter(f"expected WIDTHxHEIGHT in pixels, e.g. 1024x768, got '{value[:40]}'") from None
+    if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+        raise typer.BadParameter(f"width and height must be 1..{MAX_IMAGE_SIDE:,} pixels", param_hint="--image-size")
     return w, h
 
 
@@ -119,7 +119,7 @@ def split_gpu_count(cat: Catalog, value: str) -> tuple[int, str]:
     v = value.strip()
     if is_local(v) or cat.find_gpu(v) is not None:
         return 1, v
-    for pat, ni, gi in ((r"(\d+)\s*[x×*]\s*(.+)", 1, 2), (r"(.+?)\s*[x×*]\s*(\d+)", 2, 1)):
+    for pat, ni, gi in ((r"(\d{1,6})\s*[x×*]\s*(.+)", 1, 2), (r"(.+?)\s*[x×*]\s*(\d{1,6})", 2, 1)):
         m = re.fullmatch(pat, v, flags=re.IGNORECASE)
         if m and (is_local(m.group(gi)) or cat.find_gpu(m.group(gi)) is not None):
             return int(m.group(ni)), m.group(gi)
@@ -147,14 +147,18 @@ def parse_ram(value: str | None) -> int | None:
     except ValueError:
         try:
             n = parse_bytes(value)
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--ram") from None
+        except (ValueError, OverflowError) as e:
+            raise typer.BadParameter(str(e)[:120], param_hint="--ram") from None
     else:
         if not math.isfinite(x):
-            raise typer.BadParameter(f"expected a size in GiB, got '{value}'", param_hint="--ram")
+            raise typer.BadParameter(f"expected a size in GiB, got '{value[:40]}'", param_hint="--ram")
+        if not 0 < x <= MAX_RAM_GIB:
+            raise typer.BadParameter(f"system RAM must be more than 0 and at most {MAX_RAM_GIB:,} GiB", param_hint="--ram")
         n = int(x * GiB)
     if n <= 0:
         raise typer.BadParameter("system RAM must be positive", param_hint="--ram")
+    if n > MAX_RAM_GIB * GiB:
+        raise typer.BadParameter(f"system RAM must be at most {MAX_RAM_GIB:,} GiB", param_hint="--ram")
     return n
 
 
@@ -169,8 +173,11 @@ def parse_ram_bandwidth(value: str | None) -> Any | None:
         x = float(v.removesuffix("gb/s").strip())
     except ValueError:
         raise typer.BadParameter(f"expected GB/s or ddr4/ddr5, got '{value}'", param_hint="--ram-bandwidth") from None
-    if not math.isfinite(x) or x <= 0:
-        raise typer.BadParameter(f"RAM bandwidth must be a positive number of GB/s, got '{value}'", param_hint="--ram-bandwidth")
+    if not math.isfinite(x) or not 0 < x <= MAX_RAM_BANDWIDTH:
+        raise typer.BadParameter(
+            f"RAM bandwidth must be a positive number of GB/s up to {MAX_RAM_BANDWIDTH:,.0f}, got '{value[:40]}'",
+            param_hint="--ram-bandwidth",
+        )
     return x
 
 
@@ -313,12 +320,62 @@ def resolve_gpus_free(cat: Catalog, values: list[str]) -> tuple[list[GpuSpec], i
     return out, found.in_use_bytes
 
 
-def finite_float(value: float | None) -> float | None:
-    """A float option that must be a real number: 'nan' and 'inf' are usage errors (exit 2), so no
-    NaN or Infinity reaches a result or --json."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"expected a finite number, got {value}")
-    return value
+# -- value bounds (issue 14): an absurd value is a usage error that states the accepted range ----
+# Each bound is a choice far above any real use, so that no option can reach the core with a value
+# that overflows a float, hangs a search or prints a figure in the 1e12 TiB.
+
+#: --ctx: tokens per sequence (Llama 4 Scout's 10,485,760-token context fits under it)
+MAX_CTX = 2**24
+#: --images: images per sequence
+MAX_IMAGES = 1024
+#: --batch: parallel sequences (vLLM's default max_num_seqs is 256 to 1,024)
+MAX_BATCH = 4096
+#: --ubatch: llama.cpp micro-batch tokens
+MAX_UBATCH = 2**16
+#: --gpu-layers: llama.cpp -ngl (users write -ngl 999 for "all"; anything above the model's layers means all)
+MAX_GPU_LAYERS = 100_000
+#: --image-size: pixels per side (the largest JPEG side is 65,535; VLM processors resize far below)
+MAX_IMAGE_SIDE = 65_535
+#: --ram: GiB of system RAM (1 PiB)
+MAX_RAM_GIB = 2**20
+#: --ram-bandwidth: GB/s (HBM3e GPUs reach about 8,000)
+MAX_RAM_BANDWIDTH = 100_000.0
+#: fit --limit / --min-speed, list --min-memory
+MAX_ROWS = 100_000
+MAX_SPEED = 1e6
+MAX_MEMORY_GIB = float(2**20)
+
+
+def finite_float(option: str, lo: float, hi: float) -> Any:
+    """A typer callback: a float option that must be finite and in lo..hi (click's FloatRange lets nan through)."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise typer.BadParameter(f"{value} is not in the range {lo:,.10g}..{hi:,.10g}", param_hint=option)
+        return value
+
+    return check
+
+
+def check_output_path(path: str | None, option: str) -> None:
+    """An output file named by an option can be written: its folder exists and is writable and its
+    name is not too long. Checked before any long work (probe measures for minutes)."""
+    import os
+    from pathlib import Path
+
+    if path is None:
+        return
+    p = Path(path)
+    try:
+        if len(os.fsencode(p.name)) > 255:
+            raise typer.BadParameter(f"the file name is longer than 255 bytes: '{str(path)[:60]}...'", param_hint=option)
+        folder = p.expanduser().resolve().parent
+        if not folder.is_dir():
+            raise typer.BadParameter(f"no folder for '{path}'", param_hint=option)
+        if not os.access(folder, os.W_OK) or p.is_dir():
+            raise typer.BadParameter(f"cannot write '{path}'", param_hint=option)
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(f"cannot write '{str(path)[:80]}': {e}", param_hint=option) from None
 
 
 WideOpt = Annotated[

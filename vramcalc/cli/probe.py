@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import OUTPUT, JsonOpt, ProbeDevice, ProbeDtype, parse_size
+from vramcalc.cli.options import MAX_BATCH, OUTPUT, JsonOpt, ProbeDevice, ProbeDtype, check_output_path, parse_size
 from vramcalc.cli.output import console, err_console, print_json
 from vramcalc.errors import InputError
 
@@ -55,8 +55,7 @@ def probe(
     if bad:
         raise typer.BadParameter(f"no such option: {bad[0]}")
     encoders, batches = _split(encoder, extra), _split_int(batch, extra)
-    if markdown and not Path(markdown).resolve().parent.is_dir():  # before the measurement, not after it
-        raise typer.BadParameter(f"no folder for '{markdown}'", param_hint="--markdown")
+    check_output_path(markdown, "--markdown")  # before the measurement, not after it
     require_torch()
     from rich.progress import (
         BarColumn,
@@ -130,7 +129,7 @@ def _split_int(values: list[str] | None, extra: list[str]) -> list[int] | None:
     items = _items(values) + [a for a in extra if a.lstrip("-").isdigit()]
     out = []
     for v in items:
-        if not v.isdigit() or int(v) < 1:
-            raise typer.BadParameter(f"batch sizes are positive integers, got '{v}'", param_hint="--batch")
+        if not v.isdigit() or len(v) > 6 or not 1 <= int(v) <= MAX_BATCH:
+            raise typer.BadParameter(f"batch sizes are integers in 1..{MAX_BATCH}, got '{v[:40]}'", param_hint="--batch")
         out.append(int(v))
     return out or None

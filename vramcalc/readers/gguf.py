@@ -289,11 +289,20 @@ def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | No
     meta: dict[str, Any] = {}
     for i in range(n_kv):
         key = cur.string(f"metadata key #{i}")
+        if not key.isprintable() or len(key) > 256:  # a corrupt length swallowed the bytes after it
+            raise InputError(f"{path}: corrupt GGUF file: metadata key #{i} is not a printable name ({key[:40]!r}).")
+        if key in meta:  # a second value would silently replace the first (llama.cpp's gguf.cpp refuses it too)
+            raise InputError(f"{path}: corrupt GGUF file: metadata key '{key}' appears twice.")
         vtype = cur.scalar("I", f"metadata '{key}'")
-        meta[key] = cur.value(vtype, f"metadata '{key}'")
+        try:
+            meta[key] = cur.value(vtype, f"metadata '{key}'")
+        except RecursionError:  # arrays of arrays nested thousands deep: no real file nests more than twice
+            raise InputError(f"{path}: corrupt GGUF file: metadata '{key}' nests arrays too deeply.") from None
     tensors: list[GgufTensorInfo] = []
     for i in range(n_tensors):
         name = cur.string(f"tensor info #{i}")
+        if not name.isprintable() or len(name) > 256:
+            raise InputError(f"{path}: corrupt GGUF file: tensor info #{i} has no printable name ({name[:40]!r}).")
         n_dims = cur.scalar("I", f"tensor '{name}'")
         if n_dims > 8:
             raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' has {n_dims} dimensions.")

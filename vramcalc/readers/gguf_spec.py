@@ -13,7 +13,17 @@ from typing import Any
 
 from vramcalc.errors import InputError
 from vramcalc.quant import GGUF_FILE_TYPES, WeightBytes
-from vramcalc.readers.common import anyres_tokens, layer_count, slug
+from vramcalc.readers.common import (
+    MAX_EXPERTS,
+    MAX_LAYERS,
+    MAX_TOKENS,
+    MAX_WIDTH,
+    anyres_tokens,
+    checked_int,
+    layer_count,
+    show_value,
+    slug,
+)
 from vramcalc.readers.gguf import GgufHeader, GgufTensorInfo, gguf_constants
 from vramcalc.schema import (
     DynamicResolutionTokens,
@@ -53,24 +63,78 @@ GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
 _SWA_PATTERNS = {"gemma2": [True, False], "gemma3": [True] * 5 + [False], "gpt-oss": [True, False]}
 
 
-def _req(h: GgufHeader, key: str) -> Any:
-    v = h.arch_key(key)
+def _one(v: Any, where: str = "a per-layer value", lo: int = 1, hi: int = MAX_WIDTH) -> int:
+    """Per-layer arrays (some models vary heads or FFN width by layer): the largest value; every
+    item (or the value) an integer in lo..hi."""
+    if isinstance(v, list):
+        if not v:
+            raise InputError(f"{where} is an empty list; expected an integer or one per layer.")
+        return max(checked_int(x, f"{where} item #{i}", lo, hi) for i, x in enumerate(v))
+    return checked_int(v, where, lo, hi)
+
+
+_MISSING: Any = object()
+
+
+def _key(h: GgufHeader, key: str) -> str:
+    return key if key.startswith(("general.", "clip.", "split.")) else f"{h.architecture}.{key}"
+
+
+def _int(h: GgufHeader, key: str, lo: int = 1, hi: int = MAX_WIDTH, default: Any = _MISSING, per_layer: bool = False) -> Any:
+    """The integer metadata ``key`` (architecture-prefixed unless general./clip.), checked for its
+    type and range; ``default`` when the key is absent (absent and no default: an error). Per-layer
+    arrays give their largest item."""
+    full = _key(h, key)
+    v = h.metadata.get(full)
     if v is None:
-        raise InputError(f"{h.path}: GGUF metadata has no '{h.architecture}.{key}' (needed for the estimate).")
+        if default is _MISSING:
+            raise InputError(f"{h.path}: GGUF metadata has no '{full}' (needed for the estimate).")
+        return default
+    where = f"{h.path}: GGUF metadata '{full}'"
+    return _one(v, where, lo, hi) if per_layer else checked_int(v, where, lo, hi)
+
+
+def _str(h: GgufHeader, key: str, default: str) -> str:
+    v = h.metadata.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        raise InputError(f"{h.path}: GGUF metadata '{key}' is {show_value(v)}; expected a string.")
     return v
 
 
-def _one(v: Any) -> int:
-    """Per-layer arrays (some models vary heads or FFN width by layer): the largest value."""
-    if isinstance(v, list):
-        return int(max(v)) if v else 0
-    return int(v)
+def check_tensor_layout(h: GgufHeader) -> None:
+    """The tensor infos must agree with themselves: unique names, offsets aligned to general.alignment
+    and not overlapping (llama.cpp's gguf.cpp refuses the same files), so no tensor is counted twice."""
+    seen: set[str] = set()
+    for x in h.tensors:
+        if x.name in seen:
+            raise InputError(f"{h.path}: corrupt GGUF file: tensor '{x.name}' appears twice.")
+        seen.add(x.name)
+    if h.metadata.get("split.count", 1) not in (None, 1):
+        return  # a split GGUF's tensors come from several files: load.py checks each file's offsets
+    check_offsets(h)
+
+
+def check_offsets(h: GgufHeader) -> None:
+    """One file's tensor offsets: aligned to general.alignment and not overlapping."""
+    align = h.metadata.get("general.alignment", 32)
+    end, prev = 0, None
+    for x in sorted(h.tensors, key=lambda t: t.offset):
+        if isinstance(align, int) and align > 0 and x.offset % align:
+            raise InputError(f"{h.path}: corrupt GGUF file: tensor '{x.name}' starts at offset {x.offset}, not a multiple of {align}.")
+        if x.offset < end and x.nbytes and prev is not None:
+            raise InputError(f"{h.path}: corrupt GGUF file: tensors '{prev}' and '{x.name}' overlap (offset {x.offset} < {end}).")
+        if x.nbytes:
+            end, prev = x.offset + x.nbytes, x.name
 
 
 def _file_type_label(h: GgufHeader, by_type: dict[str, int]) -> str:
     """The llama.cpp file type (Q4_K_M ...) from general.file_type, else the dominant tensor type."""
     _, _, ftypes = gguf_constants()
     ft = h.metadata.get("general.file_type")
+    if ft is not None and (isinstance(ft, bool) or not isinstance(ft, int)):
+        raise InputError(f"{h.path}: GGUF metadata 'general.file_type' is {show_value(ft)}; expected an integer.")
     if isinstance(ft, int):
         try:
             name = ftypes(ft).name
@@ -107,17 +171,36 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
             f"{h.path}: GGUF architecture '{arch or '(none)'}' is not supported; supported: {', '.join(sorted(GGUF_ARCHITECTURES))}."
         )
     family, activation = GGUF_ARCHITECTURES[arch]
+    check_tensor_layout(h)
     t = {x.name: x for x in h.tensors}
     notes: list[str] = []
     emb = t.get("token_embd.weight")
     if emb is None or len(emb.shape) != 2:
         raise InputError(f"{h.path}: GGUF file has no 2-D token_embd.weight tensor.")
-    hidden = int(h.arch_key("embedding_length") or emb.shape[0])
-    vocab = emb.shape[1]
-    n_layers = layer_count(_req(h, "block_count"), h.path)
-    n_heads = _one(_req(h, "attention.head_count"))
-    n_kv = _one(h.arch_key("attention.head_count_kv") or n_heads)
-    key_len = h.arch_key("attention.key_length")
+    # the header's tensors are the truth: metadata that contradicts them is an error
+    hidden = _int(h, "embedding_length", default=emb.shape[0])
+    if hidden != emb.shape[0]:
+        raise InputError(
+            f"{h.path}: GGUF metadata '{arch}.embedding_length' is {hidden:,} but token_embd.weight has rows of {emb.shape[0]:,}."
+        )
+    vocab = checked_int(emb.shape[1], f"{h.path}: token_embd.weight's vocabulary", 1, MAX_TOKENS)
+    n_layers = layer_count(_int(h, "block_count", 1, MAX_LAYERS), h.path)
+    blocks = {int(m.group(1)) for x in h.tensors if (m := re.match(r"blk\.(\d+)\.", x.name))}
+    if blocks != set(range(n_layers)):
+        have = f"blk.0 .. blk.{max(blocks)}" if blocks else "no blk.* tensors"
+        raise InputError(f"{h.path}: GGUF metadata '{arch}.block_count' is {n_layers} but the file's layer tensors are {have}.")
+    n_heads = _int(h, "attention.head_count", per_layer=True)
+    n_kv = _int(h, "attention.head_count_kv", default=n_heads, per_layer=True)
+    key_len = _int(h, "attention.key_length", default=None)
+    if n_kv > n_heads or n_heads % n_kv:
+        raise InputError(f"{h.path}: GGUF metadata '{arch}.attention.head_count_kv' {n_kv} does not divide head_count {n_heads}.")
+    q_t = t.get("blk.0.attn_q.weight")
+    if q_t is not None and len(q_t.shape) == 2 and (q_t.shape[1] % n_heads or (key_len and q_t.shape[1] != n_heads * key_len)):
+        raise InputError(
+            f"{h.path}: GGUF metadata '{arch}.attention.head_count' {n_heads:,}"
+            + (f" x key_length {key_len}" if key_len else "")
+            + f" does not fit blk.0.attn_q.weight's {q_t.shape[1]:,} outputs."
+        )
 
     def has(role: str, layer: int = 0) -> bool:
         return f"blk.{layer}.{role}" in t
@@ -133,12 +216,12 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
         i0 = moe_layers[0]
         up = shape("ffn_up_exps.weight", i0)
         assert up is not None
-        n_exp = int(h.arch_key("expert_count") or up[2])
+        n_exp = _int(h, "expert_count", 1, MAX_EXPERTS, default=up[2])
         shexp = shape("ffn_up_shexp.weight", i0)
-        n_shared = int(h.arch_key("expert_shared_count") or (1 if shexp else 0))
+        n_shared = _int(h, "expert_shared_count", 0, MAX_EXPERTS, default=1 if shexp else 0)
         moe = Moe(
             num_experts=n_exp,
-            experts_per_token=int(_req(h, "expert_used_count")),
+            experts_per_token=_int(h, "expert_used_count", 1, n_exp),
             expert_intermediate_size=up[1],
             shared_experts=n_shared,
             shared_expert_intermediate_size=(shexp[1] // n_shared) if shexp and n_shared else None,
@@ -161,19 +244,20 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
     else:
         gated = has("ffn_gate_exps.weight", moe_layers[0]) if moe_layers else True
         # no dense layer: the schema's intermediate_size is unused by the tensors; keep the file's value
-        ffl = h.arch_key("feed_forward_length")
-        intermediate = _one(ffl) if ffl else (moe.expert_intermediate_size if moe else 1)
+        intermediate = _int(h, "feed_forward_length", 0, MAX_WIDTH, default=0, per_layer=True) or (
+            moe.expert_intermediate_size if moe else 1
+        )
 
     mla = None
     if arch == "deepseek2":
         kv_a = shape("attn_kv_a_mqa.weight")
-        rope = int(_req(h, "rope.dimension_count"))
-        kv_rank = int(h.arch_key("attention.kv_lora_rank") or (kv_a[1] - rope if kv_a else 0))
-        q_rank = h.arch_key("attention.q_lora_rank")
+        rope = _int(h, "rope.dimension_count")
+        kv_rank = _int(h, "attention.kv_lora_rank", default=(kv_a[1] - rope if kv_a else 0))
+        q_rank = _int(h, "attention.q_lora_rank", 0, MAX_WIDTH, default=None)
         # GGUFs converted after llama.cpp's MLA rework (2025) store the absorbed sizes in key_length /
         # value_length (kv_lora_rank + rope, kv_lora_rank) and the per-head ones in *_mla
-        k_len = int(h.arch_key("attention.key_length_mla") or _req(h, "attention.key_length"))
-        v_len = int(h.arch_key("attention.value_length_mla") or _req(h, "attention.value_length"))
+        k_len = _int(h, "attention.key_length_mla", default=None) or _int(h, "attention.key_length")
+        v_len = _int(h, "attention.value_length_mla", default=None) or _int(h, "attention.value_length")
         mla = Mla(
             kv_lora_rank=kv_rank,
             q_lora_rank=int(q_rank) if q_rank else None,
@@ -184,28 +268,30 @@ def gguf_llm(h: GgufHeader) -> tuple[LlmSpec, WeightBytes, list[str]]:
 
     fused_qkv = has("attn_qkv.weight")
     head_dim = None
-    if key_len and mla is None and int(key_len) != hidden // n_heads:
-        head_dim = int(key_len)
+    if key_len and mla is None and key_len != hidden // n_heads:
+        head_dim = key_len
     elif mla is None and not key_len:
         q = shape("attn_q.weight")
         if q and q[1] // n_heads != hidden // n_heads:
             head_dim = q[1] // n_heads
 
     sliding = None
-    swa = h.arch_key("attention.sliding_window")
+    swa = _int(h, "attention.sliding_window", 0, MAX_TOKENS, default=0)
     if swa and arch in _SWA_PATTERNS:
         pattern = _SWA_PATTERNS[arch]
         layer_pattern = h.arch_key("attention.sliding_window_pattern")
         if isinstance(layer_pattern, list) and layer_pattern:
+            if len(layer_pattern) > MAX_LAYERS or not all(isinstance(x, bool | int) for x in layer_pattern):
+                raise InputError(f"{h.path}: GGUF metadata '{arch}.attention.sliding_window_pattern' is not a list of per-layer flags.")
             pattern = [bool(x) for x in layer_pattern]
-        elif isinstance(layer_pattern, int) and layer_pattern > 0:
+        elif isinstance(layer_pattern, int) and 0 < layer_pattern <= MAX_LAYERS:
             pattern = [True] * (layer_pattern - 1) + [False]
-        sliding = SlidingWindow(size=int(swa), pattern=pattern)
+        sliding = SlidingWindow(size=swa, pattern=pattern)
 
     extra_norms = sum(has(f"{n}.weight") for n in ("post_attention_norm", "post_ffw_norm"))
     # a GGUF without context_length: 4096, llama.cpp's default n_ctx (common/common.h; recalled, not re-checked)
-    ctx_len = int(h.arch_key("context_length") or 4096)
-    name = str(h.metadata.get("general.name") or h.path.stem)
+    ctx_len = _int(h, "context_length", 1, MAX_TOKENS, default=4096)
+    name = _str(h, "general.name", "") or h.path.stem
     exact = _weight_bytes(h.tensors, "")
     label = _file_type_label(h, exact.by_type)
     exact.precision = label
@@ -287,26 +373,46 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
     m = h.metadata
     if h.architecture != "clip":
         raise InputError(f"{h.path}: not a vision projector (mmproj) GGUF: general.architecture is '{h.architecture}', expected 'clip'.")
-    ptype = str(m.get("clip.projector_type") or ("mlp" if m.get("clip.has_llava_projector") else ""))
+    ptype = _str(h, "clip.projector_type", "") or ("mlp" if m.get("clip.has_llava_projector") is True else "")
     if ptype not in MMPROJ_TYPES:
         raise InputError(f"{h.path}: mmproj projector type '{ptype or '(none)'}' is not supported; supported: {', '.join(MMPROJ_TYPES)}.")
+    check_tensor_layout(h)
     t = {x.name: x for x in h.tensors}
 
-    def key(k: str) -> Any:
-        v = m.get(f"clip.vision.{k}")
-        if v is None:
-            raise InputError(f"{h.path}: mmproj metadata has no 'clip.vision.{k}'.")
-        return v
+    def key(k: str, lo: int = 1, hi: int = MAX_WIDTH) -> int:
+        return int(_int(h, f"clip.vision.{k}", lo, hi))
 
-    hidden = int(key("embedding_length"))
-    n_layers = len({x.name.split(".")[2] for x in h.tensors if x.name.startswith("v.blk.")})
+    hidden = key("embedding_length")
+    blocks = {int(mb.group(1)) for x in h.tensors if (mb := re.match(r"v\.blk\.(\d+)\.", x.name))}
+    n_layers = len(blocks)
+    # the header's tensors are the truth: an mmproj without a vision tower, or whose metadata
+    # contradicts its tensors, is an error (it would otherwise be estimated from the metadata alone)
+    if not blocks or not any(x.name.startswith("mm.") for x in h.tensors):
+        raise InputError(f"{h.path}: this mmproj has no vision tower or projector tensors (v.blk.*, mm.*).")
+    if blocks != set(range(n_layers)) or _int(h, "clip.vision.block_count", 1, MAX_LAYERS, default=n_layers) != n_layers:
+        raise InputError(
+            f"{h.path}: GGUF metadata 'clip.vision.block_count' does not match the v.blk.* tensors (v.blk.0 .. v.blk.{max(blocks)})."
+        )
+    patch_t = t.get("v.patch_embd.weight")
+    if patch_t is not None and len(patch_t.shape) == 4 and patch_t.shape[3] != hidden:
+        raise InputError(
+            f"{h.path}: GGUF metadata 'clip.vision.embedding_length' is {hidden:,} "
+            f"but v.patch_embd.weight makes {patch_t.shape[3]:,} channels."
+        )
+    proj = sorted((int(mp.group(1)), x) for x in h.tensors if (mp := re.fullmatch(r"mm\.(\d+)\.weight", x.name)) and len(x.shape) == 2)
+    if ptype != "gemma3" and proj and proj[-1][1].shape[1] != llm.hidden_size:
+        last = proj[-1][1]
+        raise InputError(
+            f"{h.path}: the projector's last layer ({last.name}) outputs {last.shape[1]:,} features but the language model's "
+            f"hidden size is {llm.hidden_size:,}: this mmproj belongs to another model."
+        )
     gated = "v.blk.0.ffn_gate.weight" in t
     act = "swiglu" if gated else ("silu" if m.get("clip.use_silu") else "gelu" if m.get("clip.use_gelu") else "quick_gelu")
     family = {"mlp": "clip", "mlp_norm": "clip", "gemma3": "siglip", "qwen2vl_merger": "qwen2_vit", "qwen25vl_merger": "qwen25_vit"}[ptype]
-    name = str(m.get("general.name") or h.path.stem)
-    merge = int(m.get("clip.vision.spatial_merge_size") or (2 if "merger" in ptype else 1))
-    image_size = int(key("image_size"))
-    patch = int(key("patch_size"))
+    name = _str(h, "general.name", "") or h.path.stem
+    merge = _int(h, "clip.vision.spatial_merge_size", 1, 64, default=2 if "merger" in ptype else 1)
+    image_size = key("image_size", 1, 2**16)
+    patch = key("patch_size", 1, image_size)
     enc = VisionEncoderSpec(
         id=slug(name) + "-vision",
         name=f"{name} (vision tower)",
@@ -317,8 +423,8 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         temporal_patch_size=2 if "merger" in ptype else 1,
         hidden_size=hidden,
         num_layers=max(n_layers, 1),
-        num_heads=int(key("attention.head_count")),
-        intermediate_size=int(key("feed_forward_length")),
+        num_heads=key("attention.head_count", 1, hidden),
+        intermediate_size=key("feed_forward_length"),
         mlp_activation=act,  # type: ignore[arg-type]
         norm="layernorm" if "v.blk.0.ln1.bias" in t else "rmsnorm",
         class_token="v.class_embd" in t,
@@ -336,14 +442,18 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         layers = len([x for x in h.tensors if re.fullmatch(r"mm\.\d+\.weight", x.name)])
         projector = Projector(kind="mlp", layers=max(layers, 1))
         if isinstance(pinpoints, list) and len(pinpoints) >= 2:
-            pairs = [(int(pinpoints[i]), int(pinpoints[i + 1])) for i in range(0, len(pinpoints) - 1, 2)]
+            if len(pinpoints) % 2 or len(pinpoints) > 2 * 256:
+                raise InputError(f"{h.path}: GGUF metadata 'clip.vision.image_grid_pinpoints' is not a list of (width, height) pairs.")
+            where = f"{h.path}: GGUF metadata 'clip.vision.image_grid_pinpoints'"
+            sides = [checked_int(x, where, 1, 2**16) for x in pinpoints]
+            pairs = [(sides[i], sides[i + 1]) for i in range(0, len(sides), 2)]
             # LLaVA-1.6 adds one image_newline token per feature row (llama.cpp clip.cpp does the same for anyres)
             tokens, defaults = anyres_tokens(pairs, newline=True)
         else:
             tokens = FixedTokens(tokens=grid * grid)
     elif ptype == "gemma3":
         # Gemma 3 pools the 64x64 patch grid of a 896 px image 4x4 to 256 tokens (mm_tokens_per_image 256)
-        scale = int(m.get("clip.vision.projector.scale_factor") or 4)
+        scale = _int(h, "clip.vision.projector.scale_factor", 1, grid, default=4)
         projector = Projector(kind="pooled_linear", merge=scale)
         tokens = FixedTokens(tokens=(grid // scale) ** 2)
     else:
@@ -352,6 +462,10 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=patch * merge)
         if ptype == "qwen25vl_merger":
             full = m.get("clip.vision.fullatt_block_indexes") or []
+            where = f"{h.path}: GGUF metadata 'clip.vision.fullatt_block_indexes'"
+            if not isinstance(full, list):
+                raise InputError(f"{where} is {show_value(full)}; expected a list of layer indexes.")
+            full = [checked_int(i, where, 0, n_layers - 1) for i in full]
             if full:  # window 112 px: Qwen2.5-VL vision_config window_size (the mmproj does not store it)
                 enc = dataclasses.replace(enc, window_attention=WindowAttention(window_size_px=112, full_attention_layers=list(full)))
     wb_vis = _weight_bytes([x for x in h.tensors if not x.name.startswith("mm.")], "")

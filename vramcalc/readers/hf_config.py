@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
-from vramcalc.readers.common import anyres_tokens, layer_count
+from vramcalc.readers.common import (
+    MAX_EXPERTS,
+    MAX_LAYERS,
+    MAX_TOKENS,
+    MAX_WIDTH,
+    anyres_tokens,
+    checked_bool,
+    checked_float,
+    checked_int,
+    layer_count,
+    show_value,
+)
 from vramcalc.schema import (
     DynamicResolutionTokens,
     FixedTokens,
@@ -145,12 +156,34 @@ def _get(cfg: dict[str, Any], mt: str, key: str, where: Path, default: Any = ...
 
 
 def _pattern(layer_types: list[str]) -> list[bool]:
-    """Shortest repeating unit of a per-layer list of attention types."""
+    """Shortest repeating unit of a per-layer list of attention types (the callers bound the list by
+    the layer count, at most MAX_LAYERS, so the search is at most a million comparisons)."""
     flags = [str(x).startswith("sliding") for x in layer_types]
     for n in range(1, len(flags) + 1):
         if all(flags[i] == flags[i % n] for i in range(len(flags))):
             return flags[:n]
     return flags
+
+
+def _int(cfg: dict[str, Any], key: str, where: Path, lo: int = 1, hi: int = MAX_WIDTH, default: Any = None) -> Any:
+    """The integer field ``key`` of a config (absent or null: ``default``), checked for its type and range."""
+    v = cfg.get(key)
+    if v is None:
+        return default
+    return checked_int(v, f"{where}: '{key}'", lo, hi)
+
+
+def _bool(cfg: dict[str, Any], key: str, where: Path, default: bool) -> bool:
+    v = cfg.get(key)
+    return default if v is None else checked_bool(v, f"{where}: '{key}'")
+
+
+def _obj(cfg: dict[str, Any], key: str, where: Path) -> dict[str, Any] | None:
+    """A nested config object (text_config, vision_config ...): a JSON object or absent."""
+    v = cfg.get(key)
+    if v is not None and not isinstance(v, dict):
+        raise InputError(f"{where}: '{key}' is {show_value(v)}; expected an object of fields.")
+    return v
 
 
 def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_dtype: str | None = None) -> LlmSpec:
@@ -164,12 +197,15 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     def g(key: str, default: Any = ...) -> Any:
         return _get(cfg, mt, key, where, default)
 
-    hidden = int(g("hidden_size"))
-    heads = int(g("num_attention_heads"))
-    n_layers = layer_count(g("num_hidden_layers"), where)
+    def gi(key: str, lo: int = 1, hi: int = MAX_WIDTH, default: Any = ...) -> int:
+        return checked_int(g(key, default), f"{where}: '{key}'", lo, hi)
+
+    hidden = gi("hidden_size")
+    heads = gi("num_attention_heads", 1, hidden)
+    n_layers = layer_count(gi("num_hidden_layers", 1, MAX_LAYERS), where)
     defaults = _HF_DEFAULTS.get(mt, {})
-    head_dim = cfg.get("head_dim") or defaults.get("head_dim")
-    if head_dim and int(head_dim) == hidden // heads:
+    head_dim = _int(cfg, "head_dim", where, default=defaults.get("head_dim"))
+    if head_dim and head_dim == hidden // heads:
         head_dim = None
     act_name = str(
         cfg.get("hidden_activation")
@@ -182,73 +218,80 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     if activation == "quick_gelu":
         activation = "gelu"
     gemma = mt in ("gemma", "gemma2", "gemma3_text")
-    bias = bool(cfg.get("attention_bias", False))
+    bias = _bool(cfg, "attention_bias", where, False)
     moe = None
-    ff = int(g("intermediate_size", 0) or 0)
+    ff = gi("intermediate_size", 0, MAX_WIDTH, 0)
     if mt in ("mixtral", "gpt_oss"):
+        n_exp = gi("num_local_experts", 1, MAX_EXPERTS)
         moe = Moe(
-            num_experts=int(g("num_local_experts")),
-            experts_per_token=int(cfg.get("num_experts_per_tok") or g("experts_per_token")),
+            num_experts=n_exp,
+            experts_per_token=_int(cfg, "num_experts_per_tok", where, 1, n_exp) or gi("experts_per_token", 1, n_exp),
             expert_intermediate_size=ff,
             expert_bias=mt == "gpt_oss",
             router_bias=mt == "gpt_oss",
-            expert_dtype="mxfp4" if (cfg.get("quantization_config") or {}).get("quant_method") == "mxfp4" else "native",
+            expert_dtype="mxfp4" if (_obj(cfg, "quantization_config", where) or {}).get("quant_method") == "mxfp4" else "native",
         )
     elif mt in ("qwen2_moe", "qwen3_moe"):
-        step = int(cfg.get("decoder_sparse_step") or 1)
-        only = set(cfg.get("mlp_only_layers") or [])
+        step = _int(cfg, "decoder_sparse_step", where, 1, MAX_LAYERS, 1)
+        only_v = cfg.get("mlp_only_layers") or []
+        if not isinstance(only_v, list):
+            raise InputError(f"{where}: 'mlp_only_layers' is {show_value(only_v)}; expected a list of layer indexes.")
+        only = {checked_int(i, f"{where}: 'mlp_only_layers'", 0, n_layers - 1) for i in only_v}
         dense = [i for i in range(n_layers) if i in only or (i + 1) % step != 0]
-        shared = int(cfg.get("shared_expert_intermediate_size") or 0)
+        shared = _int(cfg, "shared_expert_intermediate_size", where, 0, MAX_WIDTH, 0)
+        n_exp = gi("num_experts", 1, MAX_EXPERTS)
         moe = Moe(
-            num_experts=int(g("num_experts")),
-            experts_per_token=int(g("num_experts_per_tok")),
-            expert_intermediate_size=int(g("moe_intermediate_size")),
+            num_experts=n_exp,
+            experts_per_token=gi("num_experts_per_tok", 1, n_exp),
+            expert_intermediate_size=gi("moe_intermediate_size"),
             shared_experts=1 if shared else 0,
             shared_expert_intermediate_size=shared or None,
             shared_expert_gate=bool(shared),
             dense_layers=dense,
         )
     elif mt in ("deepseek_v2", "deepseek_v3"):
-        n_routed = cfg.get("n_routed_experts")
+        n_routed = _int(cfg, "n_routed_experts", where, 0, MAX_EXPERTS, 0)
         if n_routed:
-            k_dense = int(cfg.get("first_k_dense_replace") or 0)
-            freq = int(cfg.get("moe_layer_freq") or 1)
+            k_dense = _int(cfg, "first_k_dense_replace", where, 0, MAX_LAYERS, 0)
+            freq = _int(cfg, "moe_layer_freq", where, 1, MAX_LAYERS, 1)
             dense = [i for i in range(n_layers) if i < k_dense or i % freq != 0]
             moe = Moe(
-                num_experts=int(n_routed),
-                experts_per_token=int(g("num_experts_per_tok")),
-                expert_intermediate_size=int(g("moe_intermediate_size")),
-                shared_experts=int(cfg.get("n_shared_experts") or 0),
+                num_experts=n_routed,
+                experts_per_token=gi("num_experts_per_tok", 1, n_routed),
+                expert_intermediate_size=gi("moe_intermediate_size"),
+                shared_experts=_int(cfg, "n_shared_experts", where, 0, MAX_EXPERTS, 0),
                 dense_layers=dense,
                 router_bias=mt == "deepseek_v3",
             )
     mla = None
     if mt in ("deepseek_v2", "deepseek_v3"):
-        q_rank = cfg.get("q_lora_rank")
+        q_rank = _int(cfg, "q_lora_rank", where, 0)
         mla = Mla(
-            kv_lora_rank=int(g("kv_lora_rank")),
-            q_lora_rank=int(q_rank) if q_rank else None,
-            qk_nope_head_dim=int(g("qk_nope_head_dim")),
-            qk_rope_head_dim=int(g("qk_rope_head_dim")),
-            v_head_dim=int(g("v_head_dim")),
+            kv_lora_rank=gi("kv_lora_rank"),
+            q_lora_rank=q_rank or None,
+            qk_nope_head_dim=gi("qk_nope_head_dim"),
+            qk_rope_head_dim=gi("qk_rope_head_dim"),
+            v_head_dim=gi("v_head_dim"),
         )
         head_dim = None
     sliding = None
-    window = cfg.get("sliding_window") if "sliding_window" in cfg else defaults.get("sliding_window")
+    window = _int(cfg, "sliding_window", where, 0, MAX_TOKENS) if "sliding_window" in cfg else defaults.get("sliding_window")
     layer_types = cfg.get("layer_types")
-    if window and isinstance(layer_types, list) and layer_types:
+    if layer_types is not None and not (isinstance(layer_types, list) and all(isinstance(x, str) for x in layer_types)):
+        raise InputError(f"{where}: 'layer_types' is {show_value(layer_types)}; expected a list of attention types, one per layer.")
+    if window and layer_types:
         if len(layer_types) != n_layers:
             raise InputError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers says {n_layers}.")
         pat = _pattern(layer_types)
         if any(pat):
-            sliding = SlidingWindow(size=int(window), pattern=pat)
+            sliding = SlidingWindow(size=window, pattern=pat)
     elif window and mt == "gemma2":
-        sliding = SlidingWindow(size=int(window), pattern=[True, False])
+        sliding = SlidingWindow(size=window, pattern=[True, False])
     elif window and mt == "gemma3_text":
-        n = int(cfg.get("sliding_window_pattern") or 6)
-        sliding = SlidingWindow(size=int(window), pattern=[True] * (n - 1) + [False])
-    elif window and (mt == "mistral" or (mt in ("qwen2", "qwen3") and cfg.get("use_sliding_window"))):
-        sliding = SlidingWindow(size=int(window), pattern=[True])
+        n = _int(cfg, "sliding_window_pattern", where, 1, MAX_LAYERS, 6)
+        sliding = SlidingWindow(size=window, pattern=[True] * (n - 1) + [False])
+    elif window and (mt == "mistral" or (mt in ("qwen2", "qwen3") and _bool(cfg, "use_sliding_window", where, False))):
+        sliding = SlidingWindow(size=window, pattern=[True])
     dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or torch_dtype or "bfloat16"), "bf16")
     return LlmSpec(
         id=ident,
@@ -258,22 +301,22 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
         num_layers=n_layers,
         hidden_size=hidden,
         num_heads=heads,
-        num_kv_heads=int(cfg.get("num_key_value_heads") or defaults.get("num_key_value_heads") or heads),
-        head_dim=int(head_dim) if head_dim else None,
+        num_kv_heads=_int(cfg, "num_key_value_heads", where, 1, heads, defaults.get("num_key_value_heads") or heads),
+        head_dim=head_dim or None,
         intermediate_size=ff or (moe.expert_intermediate_size if moe else 1),
         gated_mlp=True,
         activation=activation,  # type: ignore[arg-type]
-        vocab_size=int(g("vocab_size")),
-        tied_embeddings=bool(cfg.get("tie_word_embeddings", defaults.get("tie_word_embeddings", gemma))),
+        vocab_size=gi("vocab_size", 1, MAX_TOKENS),
+        tied_embeddings=_bool(cfg, "tie_word_embeddings", where, defaults.get("tie_word_embeddings", gemma)),
         qkv_bias=mt in ("qwen2", "qwen2_moe") or bias,
         attn_out_bias=bias and mt not in ("qwen2", "qwen2_moe"),
-        mlp_bias=bool(cfg.get("mlp_bias", False)),
+        mlp_bias=_bool(cfg, "mlp_bias", where, False),
         fused_qkv=mt == "phi3",
         fused_gate_up=mt == "phi3",
         qk_norm=mt in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2"),
         extra_norms_per_layer=2 if mt in ("gemma2", "gemma3_text") else 0,
         attention_sinks=mt == "gpt_oss",
-        max_context=int(g("max_position_embeddings")),
+        max_context=gi("max_position_embeddings", 1, MAX_TOKENS),
         sliding_window=sliding,
         moe=moe,
         mla=mla,
@@ -293,16 +336,21 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
         def g(key: str) -> Any:
             return _get(vc, mt, key, where)
 
+        def gi(key: str, lo: int = 1, hi: int = MAX_WIDTH) -> int:
+            return checked_int(g(key), f"{where}: 'vision_config.{key}'", lo, hi)
+
         act = _ACTS.get(str(g("hidden_act")), "gelu")
+        image_size = gi("image_size", 1, 2**16)
+        hid = gi("hidden_size")
         return VisionEncoderSpec(
             **common,
             family="clip" if clip else "siglip",
-            image_size=int(g("image_size")),
-            patch_size=int(g("patch_size")),
-            hidden_size=int(g("hidden_size")),
-            num_layers=layer_count(g("num_hidden_layers"), where),
-            num_heads=int(g("num_attention_heads")),
-            intermediate_size=int(g("intermediate_size")),
+            image_size=image_size,
+            patch_size=gi("patch_size", 1, image_size),
+            hidden_size=hid,
+            num_layers=layer_count(gi("num_hidden_layers", 1, MAX_LAYERS), where),
+            num_heads=gi("num_attention_heads", 1, hid),
+            intermediate_size=gi("intermediate_size"),
             mlp_activation=act,  # type: ignore[arg-type]  # one of the _ACTS values
             class_token=clip,
             patch_bias=not clip,
@@ -315,20 +363,26 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
     # embed_dim 1280, mlp_ratio 4, num_heads 16, patch_size 14; Qwen2.5-VL-7B-Instruct.json: hidden_size
     # 1280, intermediate_size 3420, window_size 112). The towers have no native size (dynamic
     # resolution): image_size 32 patches (448 px) is only a nominal side, as the catalog entries use.
-    depth = int(vc.get("depth") or 32)
-    patch = int(vc.get("patch_size") or 14)
+    w = Path(f"{where}: vision_config")
+
+    def vi(key: str, default: int, lo: int = 1, hi: int = MAX_WIDTH) -> int:
+        return int(_int(vc, key, w, lo, hi, default))
+
+    depth = layer_count(vi("depth", 32, 1, MAX_LAYERS), where)
+    patch = vi("patch_size", 14, 1, 2**10)
     if vlm_type == "qwen2_vl":
-        embed = int(vc.get("embed_dim") or 1280)
+        embed = vi("embed_dim", 1280)
+        ratio = vc.get("mlp_ratio")
         return VisionEncoderSpec(
             **common,
             family="qwen2_vit",
             image_size=patch * 32,
             patch_size=patch,
-            temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+            temporal_patch_size=vi("temporal_patch_size", 2, 1, 16),
             hidden_size=embed,
             num_layers=depth,
-            num_heads=int(vc.get("num_heads") or 16),
-            intermediate_size=int(embed * float(vc.get("mlp_ratio") or 4)),
+            num_heads=vi("num_heads", 16, 1, embed),
+            intermediate_size=int(embed * (4 if ratio is None else checked_float(ratio, f"{w}: 'mlp_ratio'", 0.01, 1024))),
             mlp_activation="quick_gelu",
             class_token=False,
             patch_bias=False,
@@ -336,18 +390,21 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
             post_norm=False,
             dtype="bf16",
         )
-    hid = int(vc.get("hidden_size") or 1280)
+    hid = vi("hidden_size", 1280)
     full = vc.get("fullatt_block_indexes") or []
+    if not isinstance(full, list):
+        raise InputError(f"{w}: 'fullatt_block_indexes' is {show_value(full)}; expected a list of layer indexes.")
+    full = [checked_int(i, f"{w}: 'fullatt_block_indexes'", 0, depth - 1) for i in full]
     return VisionEncoderSpec(
         **common,
         family="qwen25_vit",
         image_size=patch * 32,
         patch_size=patch,
-        temporal_patch_size=int(vc.get("temporal_patch_size") or 2),
+        temporal_patch_size=vi("temporal_patch_size", 2, 1, 16),
         hidden_size=hid,
         num_layers=depth,
-        num_heads=int(vc.get("num_heads") or 16),
-        intermediate_size=int(vc.get("intermediate_size") or 3420),
+        num_heads=vi("num_heads", 16, 1, hid),
+        intermediate_size=vi("intermediate_size", 3420),
         mlp_activation="swiglu",
         norm="rmsnorm",
         class_token=False,
@@ -355,9 +412,7 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
         mlp_bias=True,
         position_embedding="rope2d",
         post_norm=False,
-        window_attention=WindowAttention(window_size_px=int(vc.get("window_size") or 112), full_attention_layers=list(full))
-        if full
-        else None,
+        window_attention=WindowAttention(window_size_px=vi("window_size", 112, 1, 2**16), full_attention_layers=full) if full else None,
         dtype="bf16",
     )
 
@@ -383,7 +438,8 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
     if mt not in HF_VLM_TYPES:
         llm = llm_from_hf(cfg, where, ident, name)
         return ConfigModel(llm, llm, None)
-    text = cfg.get("text_config")
+    text = _obj(cfg, "text_config", where)
+    _obj(cfg, "vision_config", where)
     if mt == "llava" and text is None and cfg.get("mm_vision_tower"):
         return _original_llava(cfg, where, ident, name, catalog)
     if text is None:  # Qwen2-VL configs keep the text fields at the top level
@@ -401,20 +457,17 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         grid = enc.image_size // enc.patch_size
         if mt == "llava_next":
             # default: LlavaNextConfig.image_grid_pinpoints (transformers models/llava_next/configuration_llava_next.py)
-            pins = [
-                tuple(int(x) for x in p)
-                for p in cfg.get("image_grid_pinpoints") or [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
-            ]
-            tokens, defaults = anyres_tokens(pins, newline=bool(cfg.get("use_image_newline_parameter", True)))
+            pins = _pinpoints(cfg, where) or [(336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)]
+            tokens, defaults = anyres_tokens(pins, newline=_bool(cfg, "use_image_newline_parameter", where, True))
         else:
             tokens = FixedTokens(tokens=grid * grid)
     elif mt == "gemma3":
-        per = int(cfg.get("mm_tokens_per_image") or 256)  # Gemma3Config default (transformers configuration_gemma3.py)
+        per = _int(cfg, "mm_tokens_per_image", where, 1, 2**16, 256)  # Gemma3Config default (transformers configuration_gemma3.py)
         grid = enc.image_size // enc.patch_size
         projector = Projector(kind="pooled_linear", merge=max(1, round(grid / per**0.5)))
         tokens = FixedTokens(tokens=per)
     else:
-        merge = int(vc.get("spatial_merge_size") or 2)
+        merge = _int(vc, "spatial_merge_size", Path(f"{where}: vision_config"), 1, 64, 2)
         projector = Projector(kind="merger", merge=merge, norm=True, hidden_size=enc.hidden_size * merge**2)
         # Qwen2-VL image processor defaults, as in gguf_mmproj above
         tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
@@ -451,9 +504,9 @@ def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str, cat
     projector = Projector(kind="mlp", layers=int(m.group(1))) if m else Projector(kind="linear", layers=1)
     grid = enc.image_size // enc.patch_size
     defaults = VlmDefaults()
-    pins = cfg.get("image_grid_pinpoints")
+    pins = _pinpoints(cfg, where)
     if str(cfg.get("image_aspect_ratio")) == "anyres" and pins:
-        tokens, defaults = anyres_tokens([tuple(int(x) for x in p) for p in pins], newline=True)
+        tokens, defaults = anyres_tokens(pins, newline=True)
     else:
         tokens = FixedTokens(tokens=grid * grid)
     vlm = VlmSpec(
@@ -467,3 +520,17 @@ def _original_llava(cfg: dict[str, Any], where: Path, ident: str, name: str, cat
         defaults=defaults,
     )
     return ConfigModel(vlm, llm, enc)
+
+
+def _pinpoints(cfg: dict[str, Any], where: Path) -> list[tuple[int, int]] | None:
+    """image_grid_pinpoints: a list of [width, height] pairs of positive sizes (absent: None)."""
+    pins = cfg.get("image_grid_pinpoints")
+    if pins is None:
+        return None
+    ok = isinstance(pins, list) and 0 < len(pins) <= 256 and all(isinstance(p, list) and len(p) == 2 for p in pins)
+    if not ok:
+        raise InputError(f"{where}: 'image_grid_pinpoints' is {show_value(pins)}; expected a list of [width, height] pairs.")
+    return [
+        (checked_int(p[0], f"{where}: 'image_grid_pinpoints'", 1, 2**16), checked_int(p[1], f"{where}: 'image_grid_pinpoints'", 1, 2**16))
+        for p in pins
+    ]

@@ -15,7 +15,7 @@ from vramcalc.errors import InputError
 from vramcalc.quant import WeightBytes
 from vramcalc.readers.common import slug
 from vramcalc.readers.gguf import GgufHeader, has_gguf_magic, read_gguf_header
-from vramcalc.readers.gguf_spec import gguf_llm, gguf_mmproj
+from vramcalc.readers.gguf_spec import check_offsets, gguf_llm, gguf_mmproj
 from vramcalc.readers.hf_config import model_from_hf_config
 from vramcalc.readers.safetensors import SafetensorsSummary, summarize_safetensors
 from vramcalc.results import FixedWeights
@@ -82,9 +82,13 @@ def checked_model(read: Callable[[], FileModel], where: object) -> FileModel:
         fm = read()
     except InputError:
         raise
-    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+    except OSError as e:  # unreadable (no permission), a name too long for the file system, an I/O error
+        raise InputError(f"{_short(where) if isinstance(where, Path) else where}: cannot read: {e.strerror or e}.") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError, AttributeError) as e:
         # a field the readers take at face value broke the arithmetic (0 heads, a list for a number...)
-        raise InputError(f"{where}: corrupt or unsupported model file ({type(e).__name__}: {e}).") from None
+        raise InputError(
+            f"{_short(where) if isinstance(where, Path) else where}: corrupt or unsupported model file ({type(e).__name__}: {e})."
+        ) from None
     _validate(fm)
     return fm
 
@@ -102,6 +106,62 @@ def _validate(fm: FileModel) -> None:
         except ValidationError as e:
             field, msg = errors(e)[0]
             raise InputError(f"{fm.path}: {field}: {msg} (as read from the file).") from None
+    if isinstance(fm.model, VlmSpec) and fm.encoder is not None:
+        from vramcalc.validate import image_token_problems
+
+        # the cross-checks `validate` makes of catalog VLMs (anyres pinpoints that are not whole tiles divided by zero)
+        problems = image_token_problems(fm.model, fm.encoder)
+        if problems:
+            raise InputError(f"{fm.path}: {problems[0]} (as read from the file).")
+
+
+def _short(p: Path) -> str:
+    """A path as error messages show it: at most 120 characters (a 300-character name is cut)."""
+    text = str(p)
+    return text if len(text) <= 120 else text[:58] + "..." + text[-58:]
+
+
+def load_json(path: Path, what: str, limit: int) -> Any:
+    """A JSON file read whole, hostile input refused with one line naming the file: not a regular
+    file, larger than ``limit`` bytes, not UTF-8, not JSON, nested too deeply, an integer of more
+    digits than Python converts, or a key given twice (JSON parsers keep the last silently)."""
+    try:
+        size = _regular(path).stat().st_size
+        if size > limit:
+            raise InputError(f"{path}: {size:,} bytes is too large for {what} (at most {limit:,}).")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read as text: {getattr(e, 'strerror', None) or e}.") from None
+
+    return parse_json(text, path, what)
+
+
+def parse_json(text: str, where: object, what: str) -> Any:
+    """JSON text (a file's or a download's), hostile input refused with one line naming ``where``:
+    not JSON, nested too deeply, an integer of more digits than Python converts, or a key given
+    twice (JSON parsers keep the last silently)."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise InputError(f"{where}: the key {k[:60]!r} appears twice in one object (which value is meant?).")
+            out[k] = v
+        return out
+
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}).") from None
+    except RecursionError:
+        raise InputError(f"{where}: not a plausible {what}: JSON nested too deeply.") from None
+    except ValueError as e:  # an integer longer than sys.get_int_max_str_digits() (4,300 digits)
+        raise InputError(f"{where}: not a plausible {what}: {e}.") from None
+
+
+#: The largest model.safetensors.index.json read whole: a choice (the index of a 405B-parameter
+#: checkpoint lists about 2,000 tensors in under 200 KB).
+MAX_INDEX_BYTES = 16 * 2**20
 
 
 def _regular(p: Path) -> Path:
@@ -178,7 +238,9 @@ def gguf_file_model(h: GgufHeader, shards: list[GgufHeader], mh: GgufHeader | No
     path = h.path
     if h.architecture == "clip":
         raise InputError(f"{path}: this is a vision projector (mmproj) file; pass the language model GGUF and this one with --mmproj.")
+    check_offsets(h)
     for sh in shards:
+        check_offsets(sh)
         h.tensors.extend(sh.tensors)
     spec, exact, notes = gguf_llm(h)
     if h.metadata.get("split.count", 1) not in (None, 1):
@@ -190,15 +252,9 @@ def gguf_file_model(h: GgufHeader, shards: list[GgufHeader], mh: GgufHeader | No
 
 
 def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileModel:
-    try:
-        if _regular(cfg_path).stat().st_size > MAX_CONFIG_BYTES:
-            raise InputError(
-                f"{cfg_path}: {cfg_path.stat().st_size:,} bytes is too large for a config.json (at most {MAX_CONFIG_BYTES:,})."
-            )
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{cfg_path}: cannot read as text: {e}.") from None
-    cfg = config_json(text, cfg_path)
+    cfg = load_json(cfg_path, "config.json", MAX_CONFIG_BYTES)
+    if not isinstance(cfg, dict):
+        raise InputError(f"{cfg_path}: a config.json is a JSON object, this is a {type(cfg).__name__}.")
     folder = cfg_path.parent
     # the folder's name (as downloaded: 'Llama-2-7b-hf'), else the file's stem
     name = folder.resolve().name if cfg_path.name == "config.json" else cfg_path.stem
@@ -206,10 +262,13 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
     if shards:
         index = folder / "model.safetensors.index.json"
         if index.is_file():
-            try:
-                wanted = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
-            except (json.JSONDecodeError, AttributeError, OSError):
-                wanted = set()
+            data = load_json(index, "safetensors index", MAX_INDEX_BYTES)
+            wmap = data.get("weight_map") if isinstance(data, dict) else None
+            if not isinstance(wmap, dict) or not all(
+                isinstance(v, str) and "/" not in v and v not in ("", ".", "..") for v in wmap.values()
+            ):
+                raise InputError(f"{index}: not a safetensors index: 'weight_map' must map tensor names to shard file names.")
+            wanted = set(wmap.values())
             missing = sorted(w for w in wanted if not (folder / w).is_file())
             if missing:
                 raise InputError(f"{index}: lists shards that are not in the folder: {', '.join(missing[:3])}.")
@@ -219,10 +278,7 @@ def _from_config(cfg_path: Path, runtime: str, catalog: Catalog | None) -> FileM
 
 def config_json(text: str, where: object) -> dict[str, Any]:
     """A config.json's text as a JSON object (a one-line error naming ``where`` otherwise)."""
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}).") from None
+    cfg = parse_json(text, where, "config.json")
     if not isinstance(cfg, dict):
         raise InputError(f"{where}: a config.json is a JSON object, this is a {type(cfg).__name__}.")
     return cfg
@@ -251,6 +307,9 @@ def config_file_model(
         else:
             model = llm
         notes.append(f"{len(shards)} safetensors file(s): {summary.params:,} parameters, mostly {dtype}.")
+        warn = _config_vs_tensors(cm.llm, text_params, dtype)
+        if warn:
+            notes.append(warn)
         if runtimes.get(runtime).weights_format == "checkpoint" and quant:
             # exact bytes of the checkpoint's tensors, as transformers loads them at their dtype
             wb = WeightBytes(quant, bytes=summary.bytes, params=summary.params, by_type=dict(summary.bytes_by_dtype))
@@ -280,3 +339,31 @@ def entry_data(spec: Any) -> dict[str, Any]:
         tokens = to_dict(spec.image_tokens, exclude_defaults=True)
         data["image_tokens"] = {"kind": spec.image_tokens.kind, **tokens}
     return data
+
+
+#: How far config.json's parameter count may be from the safetensors tensors before a warning: a
+#: choice, wide enough for what the architecture model leaves out (rotary buffers, a padded
+#: vocabulary), far below a config of another model (a 7B config beside a 0.5M-parameter file).
+CONFIG_TENSORS_TOLERANCE = 0.10
+
+
+def _config_vs_tensors(llm: LlmSpec, tensor_params: int, dtype: str) -> str | None:
+    """A warning when config.json describes a model much larger or smaller than the safetensors
+    files hold (the files are the truth for the weights; the config still sizes the KV cache).
+    Only for float checkpoints: packed quantized tensors (GPTQ/AWQ in I32/U8) hold several weights
+    per element."""
+    from vramcalc.params import count_params
+
+    if dtype not in ("BF16", "F16", "F32") or tensor_params <= 0:
+        return None
+    try:
+        derived = count_params(llm).total
+    except Exception:  # a spec the architecture model cannot count: no comparison
+        return None
+    if abs(derived / tensor_params - 1) <= CONFIG_TENSORS_TOLERANCE:
+        return None
+    return (
+        f"Warning: config.json describes about {derived:,} text parameters but the safetensors files hold {tensor_params:,} "
+        f"({derived / tensor_params:.3g}x): the config may belong to another model. Weights are the files'; "
+        "KV cache and buffers follow the config."
+    )

@@ -67,6 +67,14 @@ DTYPE_BYTES = {
 }
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (a tensor named twice would be counted once, silently)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
 def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file (8-byte little-endian length, then JSON); data is not read."""
     path = Path(path)
@@ -81,9 +89,9 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         if n > size - 8 or n > 100 * 2**20:
             raise InputError(f"{path}: truncated or corrupt safetensors file (header length {n} in a file of {size} bytes).")
         try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON.") from None
+            header = json.loads(f.read(n), object_pairs_hook=_no_duplicates)
+        except (UnicodeDecodeError, ValueError, RecursionError):  # ValueError: bad JSON, a 5,000-digit integer, a repeated tensor
+            raise InputError(f"{path}: corrupt safetensors file: the header is not valid JSON (or names a tensor twice).") from None
     if not isinstance(header, dict):
         raise InputError(f"{path}: corrupt safetensors file: the header is not a JSON object.")
     try:
@@ -91,7 +99,7 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
             (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v),
             default=0,
         )
-    except (IndexError, TypeError, ValueError):
+    except (IndexError, KeyError, TypeError, ValueError):
         raise InputError(f"{path}: corrupt safetensors header: a tensor's data_offsets is not [begin, end].") from None
     if 8 + n + end > size:
         raise InputError(f"{path}: truncated safetensors file: its header declares {8 + n + end:,} bytes but the file has {size:,}.")
@@ -110,11 +118,24 @@ def summarize_safetensors_headers(headers: list[tuple[Path, dict[str, Any]]]) ->
             if name == "__metadata__":
                 continue
             try:
-                dtype = str(info["dtype"])
-                dims = [int(d) for d in info["shape"]]
-                begin, end = (int(x) for x in info["data_offsets"])
-            except (KeyError, IndexError, TypeError, ValueError):
+                dtype, dims, offsets = info["dtype"], info["shape"], info["data_offsets"]
+            except (KeyError, TypeError):
                 raise InputError(f"{p}: corrupt safetensors header: tensor '{name}' lacks dtype, shape or data_offsets.") from None
+            # the format's types, exactly: a string dtype, a list of integer dims, two integer offsets (a shape "3"
+            # or [1.5] read through int() would invent a parameter count)
+            if (
+                not isinstance(dtype, str)
+                or not isinstance(dims, list)
+                or not all(type(d) is int for d in dims)
+                or not isinstance(offsets, list)
+                or len(offsets) != 2
+                or not all(type(x) is int for x in offsets)
+            ):
+                raise InputError(
+                    f"{p}: corrupt safetensors header: tensor '{name}' needs a string dtype, a list of integer dims and "
+                    "two integer data_offsets."
+                )
+            begin, end = offsets
             numel = math.prod(dims)
             nbytes = end - begin
             size = DTYPE_BYTES.get(dtype)
