@@ -95,6 +95,8 @@ def render() -> str:
         ("Sliding window", schema.SlidingWindow),
         ("Mixture of experts", schema.Moe),
         ("Multi-head latent attention", schema.Mla),
+        ("Linear attention (hybrid models)", schema.LinearAttention),
+        ("Global attention (Gemma 4)", schema.GlobalAttention),
         ("VLM", schema.VlmSpec),
         ("Projector", schema.Projector),
         ("Image tokens: fixed", schema.FixedTokens),

@@ -204,6 +204,8 @@ def test_image_policy_consistent_with_encoder(vid: str) -> None:
     if isinstance(pol, DynamicResolutionTokens):
         assert pol.factor == enc.patch_size * proj.merge
         assert pol.min_pixels < pol.max_pixels
+    elif isinstance(pol, FixedTokens) and enc.family == "other":  # Gemma 4: pooled budget of a variable-size image
+        assert pol.tokens * proj.merge**2 <= (enc.image_size // enc.patch_size) ** 2
     elif isinstance(pol, FixedTokens):
         side = v.defaults.image_size[0] if v.defaults.image_size else enc.image_size
         assert pol.tokens == (side // enc.patch_size // proj.merge) ** 2
@@ -298,6 +300,10 @@ def test_derived_params_match_published(kind: str, eid: str) -> None:
 
     spec = CAT.get(kind, eid)
     got = count_params(spec, CAT).total if kind == "vlms" else count_params(spec).vision
+    if kind == "vlms":  # checkpoints count their MTP layers (Qwen3.5 mtp.*)
+        from vramcalc.params import mtp_params
+
+        got += mtp_params(CAT.llm(spec.llm))
     pub = spec.published_params
     assert abs(got - pub) <= 0.005 * pub, f"{eid}: derived {got:,} vs published {pub:,} ({(got - pub) / pub:+.3%})"
 

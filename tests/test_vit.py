@@ -111,6 +111,16 @@ NOT_BUILDABLE = {
     "qwen3-vl-vit-300m",
     "qwen3-vl-vit-400m",
     "siglip2-so400m-16-naflex",
+    # catalog 2026 (issue 15): AIMv2 has a transformers class not wired into the probe yet; the
+    # SigLIP2 entries are modelled as the NaFlex family (above); Gemma 4's tower is an 'other' family
+    "aimv2-l-14-224",
+    "aimv2-h-14-224",
+    "aimv2-1b-14-224",
+    "aimv2-3b-14-224",
+    "gemma4-vit",
+    "siglip2-b-16-224",
+    "siglip2-l-16-384",
+    "siglip2-so400m-16-384",
 }
 
 

@@ -551,9 +551,9 @@ _CACHE_MAGIC = b"vramcalc catalog cache\n"
 def _cache_file(roots: list[Path]) -> Path:
     """One cache per set of catalog roots (with and without the user catalog), so loading one does
     not throw away the other's."""
-    import hashlib
+    from vramcalc.fasthash import blake2b
 
-    tag = hashlib.sha1("\n".join(str(r) for r in roots).encode()).hexdigest()[:12]
+    tag = blake2b("\n".join(str(r) for r in roots).encode(), digest_size=6).hexdigest()
     return user_catalog_dir().parent / "cache" / f"catalog-{tag}.pickle"
 
 
@@ -565,11 +565,11 @@ def _stamp(path: Path) -> str:
 def _content(path: Path) -> str:
     """A file's path and a hash of its bytes: an edit that keeps size and times (cp -p, rsync -t)
     still changes the key."""
-    import hashlib
+    from vramcalc.fasthash import blake2b
 
     try:
         with open(path, "rb") as f:
-            digest = hashlib.blake2b(f.read(MAX_CATALOG_FILE_BYTES + 1), digest_size=16).hexdigest()
+            digest = blake2b(f.read(MAX_CATALOG_FILE_BYTES + 1), digest_size=16).hexdigest()
     except OSError as e:
         digest = f"unreadable {e.errno}"
     return f"{path}|{digest}"

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vramcalc.fasthash import blake2b as _blake2b
+
 #: bump when the file layout changes
 _FORMAT = 1
 _MAGIC = b"vramcalc derived cache\n"
@@ -33,11 +35,6 @@ MAX_BYTES = 32 * 2**20
 _CATALOG_DIRS = {"gpus", "encoders", "llms", "vlms"}  # catalog.KIND_DIRS
 
 _PLAIN = (type(None), bool, int, float, str)
-
-try:  # CPython's own BLAKE2 (what hashlib.blake2b is): importing hashlib also loads OpenSSL (~2 ms)
-    from _blake2 import blake2b as _blake2b
-except ImportError:  # pragma: no cover - other Pythons
-    from hashlib import blake2b as _blake2b
 
 
 def is_plain(value: Any, depth: int = 0) -> bool:

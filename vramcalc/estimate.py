@@ -32,6 +32,7 @@ from vramcalc.placement import (
     max_context,
     moved_bytes,
     place_layers,
+    recurrent_state_note,
     split_max_context,
     suggestions,
     verdict_for,
@@ -165,6 +166,8 @@ def account(
                 * (KV_TYPE_BYTES[w.k_type] + KV_TYPE_BYTES[w.v_type])
             )
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
+        if llm.linear_attention is not None:
+            notes.append(recurrent_state_note(llm, w.batch))
     compute_vis = rt.vision_compute_bytes(enc, patches, crops * (w.batch if kind == "encoder" else 1), w) if enc is not None else 0
     if vision_host:
         notes.append(
@@ -314,6 +317,7 @@ def estimate(
             overhead=m.overhead_bytes,
             embd_on_cpu=rt.embeddings_on_host,
             vision_on_cpu=not w.mmproj_offload,
+            n_seq=w.batch,
         )
         if not w.mmproj_offload:  # the accounting left them out of the GPU total; the CPU share holds them
             fixed = Fixed(

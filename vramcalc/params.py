@@ -21,7 +21,7 @@ from math import prod
 from typing import TYPE_CHECKING
 
 from vramcalc.memo import spec_memo
-from vramcalc.schema import LlmSpec, Projector, VisionEncoderSpec, VlmSpec
+from vramcalc.schema import LinearAttention, LlmSpec, Projector, VisionEncoderSpec, VlmSpec
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
@@ -96,50 +96,111 @@ def _linear(name: str, n_in: int, n_out: int, bias: bool, layer: int | None = No
 def llm_tensors(spec: LlmSpec) -> tuple[Tensor, ...]:
     """All weight tensors of a decoder-only LLM, in GGUF naming."""
     h = spec.hidden_size
-    hd = spec.head_dim_
-    nq, nkv = spec.num_heads, spec.num_kv_heads
     ln = spec.norm == "layernorm"
     nb = spec.norm_bias
     t: list[Tensor] = [Tensor("token_embd.weight", (h, spec.vocab_size))]
     for i in range(spec.num_layers):
-        b = f"blk.{i}"
-        t += _norm(f"{b}.attn_norm", h, ln, nb)
-        if spec.mla is not None:
-            m = spec.mla
-            qk = m.qk_nope_head_dim + m.qk_rope_head_dim
-            # DeepSeek-V2 MLA (modeling_deepseek_v2.py DeepseekV2Attention): low-rank q, compressed kv + shared rope key
-            if m.q_lora_rank:
-                t += _linear(f"{b}.attn_q_a", h, m.q_lora_rank, False, i)
-                t += _norm(f"{b}.attn_q_a_norm", m.q_lora_rank, False)
-                t += _linear(f"{b}.attn_q_b", m.q_lora_rank, nq * qk, False, i)
-            else:
-                t += _linear(f"{b}.attn_q", h, nq * qk, False, i)
-            t += _linear(f"{b}.attn_kv_a_mqa", h, m.kv_lora_rank + m.qk_rope_head_dim, False, i)
-            t += _norm(f"{b}.attn_kv_a_norm", m.kv_lora_rank, False)
-            t += _linear(f"{b}.attn_kv_b", m.kv_lora_rank, nq * (m.qk_nope_head_dim + m.v_head_dim), False, i)
-            t += _linear(f"{b}.attn_output", nq * m.v_head_dim, h, spec.attn_out_bias, i)
-        else:
-            if spec.fused_qkv:
-                t += _linear(f"{b}.attn_qkv", h, (nq + 2 * nkv) * hd, spec.qkv_bias, i)
-            else:
-                t += _linear(f"{b}.attn_q", h, nq * hd, spec.qkv_bias, i)
-                t += _linear(f"{b}.attn_k", h, nkv * hd, spec.qkv_bias, i)
-                t += _linear(f"{b}.attn_v", h, nkv * hd, spec.qkv_bias, i)
-            t += _linear(f"{b}.attn_output", nq * hd, h, spec.attn_out_bias, i)
-            if spec.qk_norm:
-                t += [Tensor(f"{b}.attn_q_norm.weight", (hd,)), Tensor(f"{b}.attn_k_norm.weight", (hd,))]
-        if spec.attention_sinks:
-            t.append(Tensor(f"{b}.attn_sinks.weight", (nq,)))
-        # Gemma 2/3: post-attention and post-FFN norms on top of the usual two
-        extra_names = ["post_attention_norm", "post_ffw_norm"]
-        for k in range(spec.extra_norms_per_layer):
-            t += _norm(f"{b}.{extra_names[k] if k < 2 else f'extra_norm_{k}'}", h, ln, nb)
-        t += _norm(f"{b}.ffn_norm", h, ln, nb)
-        t += _ffn(spec, b, i)
+        t += _layer(spec, i)
     t += _norm("output_norm", h, ln, nb)
     if not spec.tied_embeddings:
         t.append(Tensor("output.weight", (h, spec.vocab_size)))
     return tuple(t)
+
+
+def _layer(spec: LlmSpec, i: int, linear: bool | None = None) -> list[Tensor]:
+    """The tensors of decoder layer ``i`` (``linear``: force a linear-attention or attention mixer)."""
+    h = spec.hidden_size
+    hd = spec.head_dim_
+    nq, nkv = spec.num_heads, spec.num_kv_heads
+    ln = spec.norm == "layernorm"
+    nb = spec.norm_bias
+    la = spec.linear_attention
+    if linear is None:
+        linear = la is not None and la.is_linear(i)
+    t: list[Tensor] = []
+    b = f"blk.{i}"
+    t += _norm(f"{b}.attn_norm", h, ln, nb)
+    if i in spec.cross_attention_layers:
+        # Llama 3.2 Vision (modeling_mllama.py MllamaCrossAttentionDecoderLayer): q from the text, k/v from the
+        # image states, per-head q/k RMSNorm, tanh gates on the attention and MLP outputs (names as llama.cpp mllama)
+        t += _linear(f"{b}.cross_attn_q", h, nq * hd, False, i) + _linear(f"{b}.cross_attn_k", h, nkv * hd, False, i)
+        t += _linear(f"{b}.cross_attn_v", h, nkv * hd, False, i) + _linear(f"{b}.cross_attn_o", nq * hd, h, False, i)
+        t += [Tensor(f"{b}.cross_attn_q_norm.weight", (hd,)), Tensor(f"{b}.cross_attn_k_norm.weight", (hd,))]
+        t += [Tensor(f"{b}.cross_attn_attn_gate", (1,), i), Tensor(f"{b}.cross_attn_mlp_gate", (1,), i)]
+    elif linear and la is not None:
+        t += _gated_deltanet(la, h, b, i)
+    elif spec.mla is not None:
+        m = spec.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        # DeepSeek-V2 MLA (modeling_deepseek_v2.py DeepseekV2Attention): low-rank q, compressed kv + shared rope key
+        if m.q_lora_rank:
+            t += _linear(f"{b}.attn_q_a", h, m.q_lora_rank, False, i)
+            t += _norm(f"{b}.attn_q_a_norm", m.q_lora_rank, False)
+            t += _linear(f"{b}.attn_q_b", m.q_lora_rank, nq * qk, False, i)
+        else:
+            t += _linear(f"{b}.attn_q", h, nq * qk, False, i)
+        t += _linear(f"{b}.attn_kv_a_mqa", h, m.kv_lora_rank + m.qk_rope_head_dim, False, i)
+        t += _norm(f"{b}.attn_kv_a_norm", m.kv_lora_rank, False)
+        t += _linear(f"{b}.attn_kv_b", m.kv_lora_rank, nq * (m.qk_nope_head_dim + m.v_head_dim), False, i)
+        t += _linear(f"{b}.attn_output", nq * m.v_head_dim, h, spec.attn_out_bias, i)
+    else:
+        if spec.fused_qkv:
+            t += _linear(f"{b}.attn_qkv", h, (nq + 2 * nkv) * hd, spec.qkv_bias, i)
+        else:
+            ga = spec.global_attention
+            k_eq_v = False
+            if ga is not None and spec.sliding_window is not None and not spec.sliding_window.is_sliding(i):
+                hd, nkv, k_eq_v = ga.head_dim, ga.num_kv_heads, ga.k_eq_v  # Gemma 4 global layers
+            # Qwen3-Next / Qwen3.5 attn_output_gate: q_proj yields q and a per-channel output gate
+            t += _linear(f"{b}.attn_q", h, nq * hd * (2 if spec.attn_output_gate else 1), spec.qkv_bias, i)
+            t += _linear(f"{b}.attn_k", h, nkv * hd, spec.qkv_bias, i)
+            if not k_eq_v:
+                t += _linear(f"{b}.attn_v", h, nkv * hd, spec.qkv_bias, i)
+        t += _linear(f"{b}.attn_output", nq * hd, h, spec.attn_out_bias, i)
+        if spec.qk_norm:
+            t += [Tensor(f"{b}.attn_q_norm.weight", (hd,)), Tensor(f"{b}.attn_k_norm.weight", (hd,))]
+    if spec.attention_sinks:
+        t.append(Tensor(f"{b}.attn_sinks.weight", (nq,)))
+    # Gemma 2/3: post-attention and post-FFN norms on top of the usual two
+    extra_names = ["post_attention_norm", "post_ffw_norm"]
+    for k in range(spec.extra_norms_per_layer):
+        t += _norm(f"{b}.{extra_names[k] if k < 2 else f'extra_norm_{k}'}", h, ln, nb)
+    t += _norm(f"{b}.ffn_norm", h, ln, nb)
+    t += _ffn(spec, b, i)
+    return t
+
+
+def _gated_deltanet(la: LinearAttention, h: int, b: str, i: int) -> list[Tensor]:
+    """A Gated DeltaNet token mixer (transformers modeling_qwen3_next.py Qwen3NextGatedDeltaNet;
+    Qwen3.5 splits in_proj_qkvz / in_proj_ba into four projections of the same total size):
+    q, k (key heads), v, z (value heads) in; beta and alpha (one per value head); a depthwise causal
+    conv over q, k, v without bias; dt_bias and A_log per value head; a gated RMSNorm over the value
+    head dim; the output projection. Names follow llama.cpp's qwen3next tensors (ssm_*)."""
+    key_dim = la.num_key_heads * la.key_head_dim
+    value_dim = la.num_value_heads * la.value_head_dim
+    t = _linear(f"{b}.ssm_in", h, 2 * key_dim + 2 * value_dim, False, i)
+    t += _linear(f"{b}.ssm_beta_alpha", h, 2 * la.num_value_heads, False, i)
+    t.append(Tensor(f"{b}.ssm_conv1d.weight", (la.conv_kernel, la.conv_dim), i))
+    t += [Tensor(f"{b}.ssm_dt.bias", (la.num_value_heads,), i), Tensor(f"{b}.ssm_a", (la.num_value_heads,), i)]
+    t.append(Tensor(f"{b}.ssm_norm.weight", (la.value_head_dim,), i))
+    t += _linear(f"{b}.ssm_out", value_dim, h, False, i)
+    return t
+
+
+def mtp_params(spec: LlmSpec) -> int:
+    """Parameters of the multi-token-prediction (NextN) layers a checkpoint ships besides the
+    decoder (DeepSeek-V3 model.layers.61, Qwen3.5 mtp.*): per layer one full-attention decoder layer
+    of the model's FFN kind, the input projection of [embedding; hidden] (2h -> h) and three norms
+    (DeepSeek enorm, hnorm, shared_head.norm; Qwen3.5 pre_fc_norm_embedding, pre_fc_norm_hidden, norm),
+    plus a private embedding and output head where the checkpoint stores them. Counted only against
+    published_params: the runtimes here do not load them for ordinary decoding."""
+    if not spec.mtp_layers:
+        return 0
+    h = spec.hidden_size
+    per = sum(x.numel for x in _layer(spec, spec.num_layers, linear=False)) + 2 * h * h + 3 * h
+    if spec.mtp_own_embeddings:
+        per += 2 * h * spec.vocab_size
+    return per * spec.mtp_layers
 
 
 def _ffn(spec: LlmSpec, b: str, i: int) -> list[Tensor]:
@@ -253,10 +314,11 @@ def projector_tensors(proj: Projector, enc: VisionEncoderSpec, llm: LlmSpec, ima
     t: list[Tensor] = []
     if proj.kind == "cross_attention":
         # Llama 3.2 Vision (modeling_mllama.py): a projection of the concatenated vision features, plus
-        # full decoder layers with cross-attention inserted into the LLM stack.
+        # full decoder layers with cross-attention inserted into the LLM stack. An LLM entry that lists
+        # them (cross_attention_layers) holds them as language-model layers: only the projection is here.
         t += _linear("mm.proj", n_in, h_out, True)
         hd, nq, nkv = llm.head_dim_, llm.num_heads, llm.num_kv_heads
-        for i in proj.cross_attention_layers:
+        for i in [] if llm.cross_attention_layers else proj.cross_attention_layers:
             b = f"mm.xattn.{i}"
             t += _norm(f"{b}.attn_norm", h_out, False)
             t += _linear(f"{b}.attn_q", h_out, nq * hd, False, i)

@@ -118,6 +118,17 @@ def kv_dims(llm: LlmSpec) -> tuple[int, int]:
     return d, d
 
 
+def recurrent_state_note(llm: LlmSpec, n_seq: int) -> str:
+    """The line a check prints for a hybrid model: what the KV figure holds besides the KV cells."""
+    la = llm.linear_attention
+    n_linear = sum(1 for i in range(llm.num_layers) if la is not None and la.is_linear(i))
+    mib = recurrent_state_bytes(llm, n_seq) / 2**20
+    return (
+        f"KV cache includes {mib:.1f} MiB of recurrent state ({n_linear} of {llm.num_layers} layers are linear-attention "
+        f"layers: a fixed state per sequence, no KV cells); only the other {llm.num_layers - n_linear} layers grow with the context."
+    )
+
+
 def pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
@@ -139,12 +150,49 @@ def kv_cache_bytes(llm: LlmSpec, tokens: int, w: Workload, runtime: Runtime) -> 
     """KV cache bytes and the number of cells of the full-attention layers."""
     cells, swa = kv_cells(llm, tokens, w, runtime)
     k_dim, v_dim = kv_dims(llm)
-    per_cell = k_dim * KV_TYPE_BYTES[w.k_type] + v_dim * KV_TYPE_BYTES[w.v_type]  # -ctk / -ctv
     total = 0.0
+    la = llm.linear_attention
     for i in range(llm.num_layers):
-        n = swa if llm.sliding_window and llm.sliding_window.is_sliding(i) else cells
-        total += n * per_cell
-    return int(total), cells
+        if (la is not None and la.is_linear(i)) or i in llm.cross_attention_layers:
+            continue  # no self-attention KV: a recurrent state (below) / image states (the VLM's cross-attention KV)
+        sliding = bool(llm.sliding_window and llm.sliding_window.is_sliding(i))
+        n = swa if sliding else cells
+        kd, vd = layer_kv_dims(llm, i, k_dim, v_dim)
+        total += n * (kd * KV_TYPE_BYTES[w.k_type] + vd * KV_TYPE_BYTES[w.v_type])  # -ctk / -ctv
+    return int(total) + recurrent_state_bytes(llm, w.batch), cells
+
+
+def layer_kv_dims(llm: LlmSpec, i: int, k_dim: int, v_dim: int) -> tuple[int, int]:
+    """K and V widths of layer ``i``: ``kv_dims`` except Gemma 4's full-attention layers (global_attention),
+    whose own KV heads and head size are cached (K and V both, also where the values are the keys)."""
+    ga = llm.global_attention
+    if ga is not None and llm.sliding_window is not None and not llm.sliding_window.is_sliding(i):
+        d = ga.num_kv_heads * ga.head_dim
+        return d, d
+    return k_dim, v_dim
+
+
+def _kv_cell_bytes(dims: tuple[int, int], k_type: str, v_type: str) -> float:
+    """Bytes of one KV cell of a layer with K and V widths ``dims`` at their cache types."""
+    return dims[0] * KV_TYPE_BYTES[k_type] + dims[1] * KV_TYPE_BYTES[v_type]
+
+
+#: bytes per element of a recurrent state dtype
+STATE_TYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2}
+
+
+def recurrent_state_bytes(llm: LlmSpec, n_seq: int) -> int:
+    """Recurrent-state bytes of the linear-attention layers of a hybrid model for ``n_seq`` sequences.
+
+    Each such layer keeps, per sequence, the last (kernel - 1) inputs of its short convolution and
+    a key x value state matrix per value head, whatever the context (llama.cpp llama_memory_recurrent
+    allocates them as the separate 'RS' buffer, one cell per sequence, in F32). Included in the KV
+    cache figure; 0 for models without linear attention."""
+    la = llm.linear_attention
+    if la is None:
+        return 0
+    n_linear = sum(1 for i in range(llm.num_layers) if la.is_linear(i))
+    return n_linear * la.state_elems * STATE_TYPE_BYTES[la.state_dtype] * max(n_seq, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +213,7 @@ class LlmBytes(Jsonable):
     kv_elem_bytes_per_cell: tuple[float, ...]  # K + V bytes per cell per layer
     sliding: tuple[bool, ...]
     window: int | None
+    state_bytes_per_seq: tuple[int, ...] = ()  # hybrid models: recurrent state per layer per sequence (empty: none)
 
 
 @spec_memo
@@ -198,8 +247,10 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
             if t.ndim >= 2:
                 active += int(t.numel * frac)
     k_dim, v_dim = kv_dims(llm)
-    per = k_dim * KV_TYPE_BYTES[kv_type] + v_dim * KV_TYPE_BYTES[kv_type_v or kv_type]
     sliding = tuple(bool(llm.sliding_window and llm.sliding_window.is_sliding(i)) for i in range(n))
+    la = llm.linear_attention
+    linear = tuple(la is not None and la.is_linear(i) for i in range(n))
+    state = la.state_elems * STATE_TYPE_BYTES[la.state_dtype] if la is not None else 0
     return LlmBytes(
         layer_stored=tuple(stored),
         layer_read=tuple(int(r) for r in read),
@@ -208,9 +259,15 @@ def llm_bytes(llm: LlmSpec, runtime: Runtime, precision: str, kv_type: str = "f1
         embd=embd,
         active_params=active,
         output_params=out_p,
-        kv_elem_bytes_per_cell=tuple([per] * n),
+        kv_elem_bytes_per_cell=tuple(
+            0
+            if linear[i] or i in llm.cross_attention_layers
+            else _kv_cell_bytes(layer_kv_dims(llm, i, k_dim, v_dim), kv_type, kv_type_v or kv_type)
+            for i in range(n)
+        ),
         sliding=sliding,
         window=llm.sliding_window.size if llm.sliding_window else None,
+        state_bytes_per_seq=tuple(state if linear[i] else 0 for i in range(n)) if la is not None else (),
     )
 
 
@@ -358,6 +415,7 @@ class Fixed(Jsonable):
     overhead: int
     embd_on_cpu: bool = True
     vision_on_cpu: bool = False  # --no-mmproj-offload: the mmproj weights and clip compute buffer in RAM
+    n_seq: int = 1  # sequences: each holds its own recurrent state in a hybrid model's linear-attention layers
 
 
 @result
@@ -396,6 +454,8 @@ def device_shares(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cel
         if has_out:
             w += lb.output_stored
         kv = int(sum((swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i] for i in idx))
+        if lb.state_bytes_per_seq:  # recurrent state lives with its layer, like the KV cache
+            kv += sum(lb.state_bytes_per_seq[i] for i in idx) * max(fixed.n_seq, 1)
         if d == (-1 if fixed.embd_on_cpu else 0):
             w += lb.embd
         w += pl.moved_delta(d)[0]
@@ -450,6 +510,8 @@ def _gpus_fit(pl: Placement, lb: LlmBytes, dev: Devices, cells: int, swa_cells: 
         if d >= 0:
             w[d] += lb.layer_stored[i]
             kv[d] += (swa_cells if lb.sliding[i] else cells) * lb.kv_elem_bytes_per_cell[i]
+            if lb.state_bytes_per_seq:
+                kv[d] += lb.state_bytes_per_seq[i] * max(fixed.n_seq, 1)
     for d in range(n_gpu):
         total = w[d] + (lb.output_stored if pl.output_dev == d else 0) + int(kv[d])
         if d == 0:

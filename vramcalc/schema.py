@@ -183,6 +183,9 @@ class VisionEncoderSpec(Entry):
         "mllama",
         "moonvit",
         "other",
+        "dinov3",
+        "aimv2",
+        "radio",
     ] = _f(description="Which implementation (transformers class) the tower follows.")
     image_size: PositiveInt = _f(
         description="Native (pre-training) square image side in pixels; dynamic-resolution towers: a typical side."
@@ -308,6 +311,54 @@ class Mla(_Spec):
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)
+class LinearAttention(_Spec):
+    """Hybrid models' linear-attention layers (Qwen3-Next / Qwen3.5 Gated DeltaNet): a fixed state per sequence, no KV cache."""
+
+    __pydantic_config__ = _CONFIG
+
+    kind: Literal["gated_deltanet"] = _f(
+        default="gated_deltanet", description="gated_deltanet = Qwen3-Next / Qwen3.5 (transformers Qwen3NextGatedDeltaNet)."
+    )
+    pattern: Annotated[list[bool], Check(min_length=1)] = _f(
+        description="Repeats over the layers; true = linear-attention layer (Qwen3.5 full_attention_interval 4: [true, true, true, false])."
+    )
+    num_key_heads: PositiveInt = _f(description="linear_num_key_heads (q and k heads).")
+    num_value_heads: PositiveInt = _f(description="linear_num_value_heads.")
+    key_head_dim: PositiveInt = _f(description="linear_key_head_dim.")
+    value_head_dim: PositiveInt = _f(description="linear_value_head_dim.")
+    conv_kernel: PositiveInt = _f(default=4, description="linear_conv_kernel_dim (causal depthwise convolution over q, k, v).")
+    state_dtype: Literal["f32", "bf16", "f16"] = _f(
+        default="f32", description="Dtype of the recurrent state (config mamba_ssm_dtype; llama.cpp keeps it in F32)."
+    )
+
+    def is_linear(self, layer: int) -> bool:
+        return self.pattern[layer % len(self.pattern)]
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the short convolution: q and k (key heads) and v (value heads)."""
+        return 2 * self.num_key_heads * self.key_head_dim + self.num_value_heads * self.value_head_dim
+
+    @property
+    def state_elems(self) -> int:
+        """State elements per sequence per layer: the convolution's last (kernel - 1) inputs and the
+        recurrent key x value matrix of every value head (the shapes llama.cpp's recurrent memory
+        allocates per layer: n_embd_r = (d_conv - 1) * conv_dim, n_embd_s = d_state * d_inner)."""
+        return (self.conv_kernel - 1) * self.conv_dim + self.num_value_heads * self.key_head_dim * self.value_head_dim
+
+
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
+class GlobalAttention(_Spec):
+    """Gemma 4: the full-attention (non-sliding) layers have their own KV heads and head size."""
+
+    __pydantic_config__ = _CONFIG
+
+    num_kv_heads: PositiveInt = _f(description="num_global_key_value_heads.")
+    head_dim: PositiveInt = _f(description="global_head_dim (also the query head size of those layers).")
+    k_eq_v: bool = _f(default=False, description="attention_k_eq_v: values are the keys (no v projection).")
+
+
+@dataclass(slots=True, kw_only=True, eq=False, repr=False)
 class LlmSpec(Entry):
     """A decoder-only transformer language model."""
 
@@ -345,6 +396,39 @@ class LlmSpec(Entry):
     published_params: PositiveInt | None = _f(
         default=None, description="Published exact parameter count, used only to cross-check the derived count."
     )
+    linear_attention: LinearAttention | None = _f(
+        default=None, description="Hybrid models: which layers are linear-attention (recurrent-state) layers and their shape."
+    )
+    attn_output_gate: bool = _f(
+        default=False, description="q_proj also yields a sigmoid gate on the attention output (Qwen3-Next / Qwen3.5: q_proj width doubled)."
+    )
+    mtp_layers: NonNegInt = _f(
+        default=0,
+        description=(
+            "Multi-token-prediction (NextN) layers shipped in the checkpoint (DeepSeek-V3 num_nextn_predict_layers, Qwen3.5 "
+            "mtp_num_hidden_layers): counted against published_params, not loaded for ordinary decoding."
+        ),
+    )
+    global_attention: GlobalAttention | None = _f(
+        default=None, description="Gemma 4: KV heads and head size of the full-attention layers (the sliding ones use the fields above)."
+    )
+    cross_attention_layers: list[NonNegInt] = _f(
+        default_factory=list,
+        description=(
+            "Llama 3.2 Vision: decoder layers (counted in num_layers) that are gated cross-attention layers reading the "
+            "image states instead of self-attention; they hold no self-attention KV cache."
+        ),
+    )
+    default_gguf_type: str | None = _f(
+        default=None,
+        description=(
+            "GGUF file type the model is usually downloaded in (llama.cpp's default when --quant is not given), e.g. "
+            "MXFP4_MOE for gpt-oss, whose published experts are MXFP4; None = the runtime's default (Q4_K_M)."
+        ),
+    )
+    mtp_own_embeddings: bool = _f(
+        default=False, description="Each MTP layer stores its own copy of the token embedding and output head (DeepSeek-V3 layer 61)."
+    )
 
     @property
     def head_dim_(self) -> int:
@@ -353,6 +437,11 @@ class LlmSpec(Entry):
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        if self.global_attention and not self.sliding_window:
+            raise ValueError("global_attention needs sliding_window (it applies to the layers that do not slide)")
+        bad_x = [i for i in self.cross_attention_layers if i >= self.num_layers]
+        if bad_x:
+            raise ValueError(f"cross_attention_layers {bad_x} are beyond num_layers ({self.num_layers})")
         if self.moe:
             bad = [i for i in self.moe.dense_layers if i >= self.num_layers]
             if bad:

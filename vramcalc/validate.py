@@ -85,6 +85,17 @@ def validate_catalog(cat: Catalog) -> tuple[list[Problem], int]:
     return problems, checked
 
 
+def _mtp(cat: Catalog, kind: str, e) -> int:  # noqa: ANN001
+    """Parameters of the MTP (NextN) layers a checkpoint ships (counted in its published total)."""
+    from vramcalc.params import mtp_params
+
+    if kind == "llms":
+        return mtp_params(e)
+    if kind == "vlms":
+        return mtp_params(cat.llm(e.llm))
+    return 0
+
+
 def _load_problem(text: str) -> Problem:
     path, _, rest = text.partition(" -> ")
     if not rest:
@@ -112,6 +123,7 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
     if kind in ("llms", "encoders", "vlms") and e.published_params and (kind != "vlms" or not out):
         try:
             derived = count_params(e, cat).total
+            derived += _mtp(cat, kind, e)
         except (CatalogError, KeyError) as err:  # a VLM whose parts do not validate: reported above
             out.append(Problem(path, "published_params", f"cannot derive the count: {err}"))
         else:
@@ -125,6 +137,13 @@ def _cross_checks(cat: Catalog, kind: str, raw: RawEntry, e, valid, count_params
                         f"(tolerance {PARAMS_TOLERANCE:.1%}); fix the architecture fields or the published figure",
                     )
                 )
+    if kind == "llms" and getattr(e, "default_gguf_type", None):
+        from vramcalc.quant import GGUF_FILE_TYPES
+
+        if e.default_gguf_type not in GGUF_FILE_TYPES:
+            out.append(
+                Problem(path, "default_gguf_type", f"'{e.default_gguf_type}' is not a GGUF file type ({', '.join(GGUF_FILE_TYPES)})")
+            )
     if kind == "encoders":
         if e.head_dim is None and e.hidden_size % e.num_heads:
             out.append(
@@ -208,7 +227,8 @@ def _image_token_checks(path: str, vlm, enc) -> list[Problem]:  # noqa: ANN001
             out.append(Problem(path, "image_tokens -> factor", f"{pol.factor} != patch_size {enc.patch_size} x merge {merge}"))
         if pol.min_pixels > pol.max_pixels:
             out.append(Problem(path, "image_tokens -> min_pixels", "min_pixels is larger than max_pixels"))
-    elif pol.kind == "fixed" and vlm.projector.kind in ("mlp", "linear", "pixel_shuffle_mlp", "merger"):
+    elif pol.kind == "fixed" and vlm.projector.kind in ("mlp", "linear", "pixel_shuffle_mlp", "merger") and enc.family != "other":
+        # family 'other' (e.g. Gemma 4's pooled variable-resolution tower) has no grid rule to check against
         expect = grid // merge**2
         if pol.tokens != expect:  # no catalog VLM feeds the class token to the LLM (LLaVA drops it: 576 for 24 x 24)
             out.append(

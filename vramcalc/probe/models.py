@@ -12,6 +12,7 @@ Families and the transformers (5.x) classes they map to:
 - ``qwen2_vit`` -> ``Qwen2VisionTransformerPretrainedModel`` (Qwen2-VL; includes the patch merger)
 - ``qwen25_vit``-> ``Qwen2_5_VisionTransformerPretrainedModel`` (Qwen2.5-VL; windowed attention, merger)
 - ``pixtral``   -> ``PixtralVisionModel``       (Pixtral, Mistral Small 3.1; all images of a batch in one sequence)
+- ``dinov3``    -> ``DINOv3ViTModel``           (DINOv3 S/S+/B/L/H+/7B: RoPE, register tokens; any size, multiples of 16)
 
 Other families (EVA-CLIP and MoonViT have no transformers class; Mllama, SigLIP2-NaFlex and Qwen3-VL are not
 wired in yet) raise :class:`ModelNotAvailable` with the reason.
@@ -39,6 +40,7 @@ MODEL_CLASSES = {
     "qwen2_vit": "Qwen2VisionTransformerPretrainedModel",
     "qwen25_vit": "Qwen2_5_VisionTransformerPretrainedModel",
     "pixtral": "PixtralVisionModel",
+    "dinov3": "DINOv3ViTModel",
 }
 
 _NOT_AVAILABLE = {
@@ -49,6 +51,8 @@ _NOT_AVAILABLE = {
     "mllama": "MllamaVisionModel takes tiled images with aspect-ratio ids; not wired into the probe yet",
     "moonvit": "MoonViT (Kimi-VL) has no transformers class in this version",
     "other": "family 'other' has no known transformers class",
+    "aimv2": "Aimv2VisionModel is not wired into the probe yet",
+    "radio": "RADIO ships as torch.hub code (no transformers class)",
 }
 
 
@@ -198,6 +202,27 @@ def make_config(spec: VisionEncoderSpec, attn: str = "sdpa", merger_out_size: in
             image_size=spec.image_size,
             patch_size=spec.patch_size,
             hidden_act="silu",
+        )
+    elif fam == "dinov3":
+        # transformers models/dinov3_vit (DINOv3ViTConfig): RoPE patches, CLS + register tokens, LayerScale. The
+        # native checkpoints store a key bias that they mask (mask_k_bias); the converted HF ones drop it
+        # (key_bias=False). The probe keeps it, as the catalog counts it: 1 x hidden per layer, nothing else.
+        cfg = transformers.DINOv3ViTConfig(
+            hidden_size=d,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            patch_size=spec.patch_size,
+            image_size=spec.image_size,
+            num_channels=spec.num_channels,
+            query_bias=spec.qkv_bias,
+            key_bias=spec.qkv_bias,
+            value_bias=spec.qkv_bias,
+            proj_bias=spec.attn_out_bias,
+            mlp_bias=spec.mlp_bias,
+            use_gated_mlp=spec.gated_mlp,
+            hidden_act=act,
+            num_register_tokens=spec.register_tokens,
         )
     else:  # pragma: no cover - guarded by transformers_class_name
         raise ModelNotAvailable(f"family {fam!r} is not supported")

@@ -25,6 +25,7 @@ from vramcalc.readers.common import (
 from vramcalc.schema import (
     DynamicResolutionTokens,
     FixedTokens,
+    LinearAttention,
     LlmSpec,
     Mla,
     Moe,
@@ -129,7 +130,17 @@ HF_TEXT_TYPES = {
     "gpt_oss": "gpt-oss",
     "granite": "granite",
     "olmo2": "olmo2",
+    # issue 15: hybrid linear-attention Qwen (Gated DeltaNet) and DeepSeek-V3-shaped Kimi K2
+    "qwen3_next": "qwen3_next",
+    "qwen3_5_text": "qwen3_5",
+    "qwen3_5_moe_text": "qwen3_5_moe",
+    "kimi_k2": "deepseek_v3",
 }
+
+#: hybrid model_types whose layer_types mark Gated DeltaNet layers ('linear_attention')
+_HF_HYBRID = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text")
+#: multimodal model_types whose text_config is read as a text model (the vision tower is not read)
+HF_TEXT_OF_VLM = {"qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
 HF_VLM_TYPES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3")
 
 _ACTS = {
@@ -191,6 +202,8 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     mt = str(cfg.get("model_type") or "")
     if mt == "gemma3":
         mt = "gemma3_text"
+    if mt == "kimi_k2":  # DeepseekV3ForCausalLM with another model_type
+        mt = "deepseek_v3"
     if mt not in HF_TEXT_TYPES:
         raise InputError(f"{where}: model_type '{mt or '(none)'}' is not supported; supported: {', '.join(sorted(HF_TEXT_TYPES))}.")
 
@@ -231,7 +244,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
             router_bias=mt == "gpt_oss",
             expert_dtype="mxfp4" if (_obj(cfg, "quantization_config", where) or {}).get("quant_method") == "mxfp4" else "native",
         )
-    elif mt in ("qwen2_moe", "qwen3_moe"):
+    elif mt in ("qwen2_moe", "qwen3_moe") or (mt in _HF_HYBRID and cfg.get("num_experts")):
         step = _int(cfg, "decoder_sparse_step", where, 1, MAX_LAYERS, 1)
         only_v = cfg.get("mlp_only_layers") or []
         if not isinstance(only_v, list):
@@ -293,6 +306,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
     elif window and (mt == "mistral" or (mt in ("qwen2", "qwen3") and _bool(cfg, "use_sliding_window", where, False))):
         sliding = SlidingWindow(size=window, pattern=[True])
     dtype = _DTYPES.get(str(cfg.get("torch_dtype") or cfg.get("dtype") or torch_dtype or "bfloat16"), "bf16")
+    hybrid = _hybrid_fields(cfg, mt, n_layers, where) if mt in _HF_HYBRID else {}
     return LlmSpec(
         id=ident,
         name=name,
@@ -313,7 +327,7 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
         mlp_bias=_bool(cfg, "mlp_bias", where, False),
         fused_qkv=mt == "phi3",
         fused_gate_up=mt == "phi3",
-        qk_norm=mt in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2"),
+        qk_norm=mt in ("qwen3", "qwen3_moe", "gemma3_text", "olmo2", *_HF_HYBRID),
         extra_norms_per_layer=2 if mt in ("gemma2", "gemma3_text") else 0,
         attention_sinks=mt == "gpt_oss",
         max_context=gi("max_position_embeddings", 1, MAX_TOKENS),
@@ -321,7 +335,39 @@ def llm_from_hf(cfg: dict[str, Any], where: Path, ident: str, name: str, torch_d
         moe=moe,
         mla=mla,
         dtype=dtype,  # type: ignore[arg-type]
+        # experts published in MXFP4 (gpt-oss quantization_config) are downloaded as MXFP4 GGUFs
+        default_gguf_type="MXFP4_MOE" if moe is not None and moe.expert_dtype == "mxfp4" else None,
+        **hybrid,
     )
+
+
+def _hybrid_fields(cfg: dict[str, Any], mt: str, n_layers: int, where: Path) -> dict[str, Any]:
+    """Qwen3-Next / Qwen3.5: which layers are Gated DeltaNet layers (layer_types, else every
+    full_attention_interval-th layer is full attention), their shape, the gated q_proj and the MTP layers."""
+    layer_types = cfg.get("layer_types")
+    if isinstance(layer_types, list) and layer_types:
+        if len(layer_types) != n_layers:
+            raise InputError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers says {n_layers}.")
+        flags = [str(x) == "linear_attention" for x in layer_types]
+        pattern = next(flags[:n] for n in range(1, n_layers + 1) if all(flags[i] == flags[i % n] for i in range(n_layers)))
+    else:
+        interval = int(cfg.get("full_attention_interval") or 4)
+        pattern = [True] * (interval - 1) + [False]
+
+    def g(key: str) -> Any:
+        return _get(cfg, mt, key, where)
+
+    la = LinearAttention(
+        pattern=pattern,
+        num_key_heads=int(g("linear_num_key_heads")),
+        num_value_heads=int(g("linear_num_value_heads")),
+        key_head_dim=int(g("linear_key_head_dim")),
+        value_head_dim=int(g("linear_value_head_dim")),
+        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 4),
+        state_dtype="f32",
+    )
+    mtp = cfg.get("mtp_num_hidden_layers", cfg.get("num_nextn_predict_layers")) or 0
+    return {"linear_attention": la, "attn_output_gate": bool(cfg.get("attn_output_gate", True)), "mtp_layers": int(mtp)}
 
 
 def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, name: str) -> VisionEncoderSpec:
@@ -435,6 +481,12 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
     if not isinstance(cfg, dict) or not ("model_type" in cfg or "architectures" in cfg):
         raise InputError(f"{where}: not a model config (no 'model_type' or 'architectures' field).")
     mt = str(cfg.get("model_type") or "")
+    if mt in HF_TEXT_OF_VLM and isinstance(cfg.get("text_config"), dict):  # Qwen3.5: the language model only
+        text_only = dict(cfg["text_config"])
+        text_only.setdefault("model_type", HF_TEXT_OF_VLM[mt])
+        text_only.setdefault("tie_word_embeddings", cfg.get("tie_word_embeddings", False))
+        llm = llm_from_hf(text_only, where, ident, name)
+        return ConfigModel(llm, llm, None)
     if mt not in HF_VLM_TYPES:
         llm = llm_from_hf(cfg, where, ident, name)
         return ConfigModel(llm, llm, None)

@@ -130,31 +130,31 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+#: The built-in runtimes, imported on first use (a check under llama.cpp never imports vLLM's module):
+#: name -> (module under vramcalc.runtimes, class).
+_BUILTIN: dict[str, tuple[str, str]] = {
+    "llama.cpp": ("llamacpp", "LlamaCpp"),
+    "transformers": ("transformers", "Transformers"),
+    "vllm": ("vllm", "Vllm"),
+    "sglang": ("sglang", "Sglang"),
+    "mlx": ("mlx", "Mlx"),
+}
+
+
 def names() -> list[str]:
-    _builtin()
-    return list(_REGISTRY)
+    """Every runtime name: the built-in ones, then those registered."""
+    return list(dict.fromkeys([*_BUILTIN, *_REGISTRY]))
 
 
 def get(name: str) -> Runtime:
     """The runtime registered as ``name``; InputError naming the known ones otherwise."""
-    _builtin()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InputError(f"Unknown runtime '{name}'. Known: {', '.join(_REGISTRY)}.") from None
+    rt = _REGISTRY.get(name)
+    if rt is not None:
+        return rt
+    if name in _BUILTIN:
+        import importlib
 
-
-def _builtin() -> None:
-    if "llama.cpp" not in _REGISTRY:
-        from vramcalc.runtimes.llamacpp import LlamaCpp
-        from vramcalc.runtimes.transformers import Transformers
-
-        _REGISTRY.setdefault("llama.cpp", LlamaCpp())
-        _REGISTRY.setdefault("transformers", Transformers())
-        from vramcalc.runtimes.mlx import Mlx
-        from vramcalc.runtimes.sglang import Sglang
-        from vramcalc.runtimes.vllm import Vllm
-
-        _REGISTRY.setdefault("vllm", Vllm())
-        _REGISTRY.setdefault("sglang", Sglang())
-        _REGISTRY.setdefault("mlx", Mlx())
+        module, cls = _BUILTIN[name]
+        rt = getattr(importlib.import_module(f"vramcalc.runtimes.{module}"), cls)()
+        return _REGISTRY.setdefault(name, rt)
+    raise InputError(f"Unknown runtime '{name}'. Known: {', '.join(names())}.") from None

@@ -137,7 +137,9 @@ class LlamaCpp:
             raise InputError("llama.cpp needs flash attention for a quantized V cache: drop --no-flash-attn or use --kv-cache f16.")
 
     def default_precision(self, model: object, llm: LlmSpec | None) -> str:
-        """Q4_K_M (the most downloaded GGUF); F16 for an encoder alone."""
+        """Q4_K_M (the most downloaded GGUF); F16 for an encoder alone; the LLM's default_gguf_type where it names one."""
+        if llm is not None and llm.default_gguf_type:
+            return llm.default_gguf_type
         return "F16" if llm is None else "Q4_K_M"
 
     def normalize_precision(self, name: str) -> str:
