@@ -11,7 +11,7 @@ import sys
 import typing
 from pathlib import Path
 
-from vramcalc import fit, results
+from vramcalc import fit, results, views
 from vramcalc.jsonable import field_docs
 
 OUT = Path(__file__).resolve().parent / "json.md"
@@ -127,6 +127,11 @@ def render() -> str:
     body = section(results.Estimate, "`vramcalc check ... --json` (`vramcalc.results.Estimate`)", seen)
     body += section(fit.FitResult, "`vramcalc fit --gpu GPU --json` (`vramcalc.fit.FitResult`)", seen)
     body.append("Each `fit` row is `check MODEL --gpu GPU --quant QUANT` (same totals, verdict and largest context).")
+    body += section(views.Comparison, "`vramcalc compare MODEL --gpu A --gpu B [--quant a,b] --json` (`vramcalc.views.Comparison`)", seen)
+    body += section(views.GpuChoice, "`vramcalc gpus MODEL --json` (`vramcalc.views.GpuChoice`)", seen)
+    body += section(
+        views.ContextCurve, "`vramcalc check ... --plot --json`: the estimate plus `context_curve` (`vramcalc.views.ContextCurve`)", seen
+    )
     return HEAD + "\n" + "\n".join(body) + "\n" + TAIL
 
 

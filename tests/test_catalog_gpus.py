@@ -48,10 +48,16 @@ def test_entry_validates_and_resolves(gid: str):
     assert spec.id == gid
     path = builtin_catalog_dir() / "gpus" / f"{gid}.yaml"
     assert path.is_file()
-    # the id and every alias resolve back to this entry, however they are spelled
+    # the id and every alias resolve back to this entry, however they are spelled; an Apple chip family
+    # alone ('M1 Max') names several configurations and asks, listing this one (issue 12)
+    from vramcalc.errors import AmbiguousGpuError
+
     for name in [gid, *spec.aliases]:
-        assert gpu(name).id == gid, name
-        assert gpu(name.upper()).id == gid, name
+        for typed in (name, name.upper()):
+            try:
+                assert gpu(typed).id == gid, typed
+            except AmbiguousGpuError as e:
+                assert gid in str(e) and spec.vendor == "apple", typed
     # sanity of units: memory is whole MiB, bandwidth and TFLOPS in plausible ranges
     assert spec.memory_bytes % (1024 * 1024) == 0
     assert 2 * GiB <= spec.memory_bytes <= 512 * GiB
@@ -236,8 +242,6 @@ def test_reference_csv_rows_are_covered():
         ("AMD Radeon 8060S Graphics", "strix-halo-128gb"),
         # SYCL / Vulkan device name
         ("Intel(R) Arc(TM) A770 Graphics", "arc-a770-16gb"),
-        # Metal device name: the plain chip name is the entry configuration
-        ("Apple M2 Max", "m2-max-30c-32gb"),
         # what people type
         ("rtx3060", "rtx3060-12gb"),
         ("RTX 4090", "rtx4090"),
@@ -252,6 +256,16 @@ def test_reference_csv_rows_are_covered():
 )
 def test_reported_names_resolve(reported: str, gid: str):
     assert gpu(reported).id == gid
+
+
+def test_a_plain_apple_chip_name_asks():
+    """Issue 12: 'Apple M2 Max' (the Metal device name) is five configurations; it lists them (exit 2)
+    rather than taking the smallest."""
+    from vramcalc.errors import AmbiguousGpuError
+
+    with pytest.raises(AmbiguousGpuError) as e:
+        gpu("Apple M2 Max")
+    assert e.value.exit_code == 2 and "m2-max-30c-32gb" in str(e.value) and "m2-max-38c-96gb" in str(e.value)
 
 
 def test_no_two_gpus_share_a_normalized_name():

@@ -45,7 +45,9 @@ def test_ranking_is_as_documented(rtx3060_fit):
             row.verdict not in ("fits", "tight"),
             row.meets_min_speed is False,
             QUALITY_TIER.get(row.quant, 0),
+            -row.generation,
             -row.llm_params,
+            -(row.decode_tokens_per_s or 0.0),
             order.index(row.quant) if row.quant in order else len(order),  # a model's own default (gpt-oss MXFP4_MOE)
             row.model,
         )
@@ -82,7 +84,9 @@ def test_fit_covers_the_catalog_and_its_caches_change_nothing(rtx3060_fit):
     from vramcalc.fit import fit
 
     r, cat = rtx3060_fit
-    assert sorted(row.model for row in r.rows) == sorted([*cat.ids("llms"), *cat.ids("vlms")]) and r.skipped == []
+    hidden = [h.split(":")[0] for h in r.hidden]  # a VLM's language stack (data/quality.yaml component)
+    assert sorted([row.model for row in r.rows] + hidden) == sorted([*cat.ids("llms"), *cat.ids("vlms")])
+    assert r.skipped == [] and all(h.endswith(("-text", "-vl2", "-vl2-small", "-vl2-tiny")) for h in hidden)
     fit(cat.resolve_gpu("rtx4090"), cat)  # another card first: warm caches
     again = fit(cat.resolve_gpu("rtx3060"), cat)
     assert again == r
@@ -117,7 +121,7 @@ def test_min_speed_marks_and_ranks(rtx3060_fit):
 
 
 def test_cli_fit_table_and_json(runner):
-    r = runner.invoke(app, ["fit", "--gpu", "rtx3060"], env={"COLUMNS": "130"})
+    r = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--all"], env={"COLUMNS": "130"})
     assert r.exit_code == 0, r.output
     assert "What runs on GeForce RTX 3060 12 GB" in r.stdout and "Q4_K_M" in r.stdout and "OFFLOAD" in r.stdout
     j = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--json"])

@@ -24,7 +24,7 @@ UPDATE = os.environ.get("VRAMCALC_UPDATE_SNAPSHOTS") == "1"
 ENV = {"COLUMNS": "80", "LINES": "50", "NO_COLOR": "1", "TERM": "dumb"}
 #: the console script as a user runs it, in a terminal of 80 columns (click wraps help to the terminal)
 RUN = "import sys; sys.argv[0] = 'vramcalc'; from vramcalc.cli import main; main()"
-COMMANDS = ["vramcalc", "check", "list", "show", "fit", "validate", "import", "probe"]
+COMMANDS = ["vramcalc", "check", "list", "show", "fit", "compare", "gpus", "validate", "import", "probe"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vramcalc.errors import CatalogError, UnknownEntryError
+from vramcalc.errors import AmbiguousGpuError, CatalogError, UnknownEntryError
 
 if TYPE_CHECKING:
     from vramcalc.schema import Entry, GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
@@ -29,6 +29,8 @@ KIND_LABEL = {"gpus": "GPU", "encoders": "encoder", "llms": "LLM", "vlms": "VLM"
 
 # Words that GPU names carry or drop freely: 'NVIDIA GeForce RTX 3060' == 'RTX 3060' == 'rtx3060'.
 _GPU_NOISE = re.compile(r"^(nvidia|geforce|amd|radeon|intel|apple|tesla)+")
+# Apple GPU ids: <chip family>-<GPU cores>c-<memory>gb (m3-max-40c-128gb)
+_APPLE_ID = re.compile(r"(m\d+(?:-(?:pro|max|ultra))?)-(\d+)c-(\d+)gb")
 
 
 def normalize(name: str) -> str:
@@ -339,14 +341,107 @@ class Catalog:
         return out[:n]
 
     def resolve_gpu(self, query: str) -> GpuSpec:
+        """A GPU by id, alias or name as people type it: an Apple chip family without its size
+        ('m3 max') asks (AmbiguousGpuError lists the variants), a size or core count picks one
+        ('m3 max 128gb', 'm1 max 32-core 64gb', '3080 10gb')."""
+        if query in self.raw["gpus"]:
+            return self.get("gpus", query)  # type: ignore[return-value]
+        variants = self._apple_family(normalize_gpu(query))
+        if len(variants) > 1:
+            raise AmbiguousGpuError(query, [self._gpu_variant_label(v) for v in variants], variants[-1].replace("-", " "))
+        hit = self.lookup(["gpus"], query)
+        if hit:
+            return self.get(*hit)  # type: ignore[return-value]
+        sized = self._gpu_by_size(query)
+        if sized is not None:
+            return sized
         return self.resolve(["gpus"], query, "GPU")  # type: ignore[return-value]
+
+    def find_gpu(self, query: str) -> GpuSpec | None:
+        """``resolve_gpu`` without the 'unknown' error (ambiguity still raises): None if no GPU matches."""
+        try:
+            return self.resolve_gpu(query)
+        except UnknownEntryError:
+            return None
+
+    def _apple_family(self, key: str) -> list[str]:
+        """Apple GPU ids of the chip family ``key`` names ('m3max' -> every m3-max-*), by id pattern."""
+        out = []
+        for eid in self.ids("gpus"):
+            m = _APPLE_ID.fullmatch(eid)
+            if m and normalize(m.group(1)) == key:
+                out.append(eid)
+        return out
+
+    def _gpu_variant_label(self, eid: str) -> str:
+        try:
+            g: Any = self.get("gpus", eid)
+        except CatalogError:
+            return eid
+        cores = f", {g.gpu_cores} GPU cores" if getattr(g, "gpu_cores", None) else ""
+        return f"{eid} ({g.memory_bytes / 2**30:g} GB{cores})"
+
+    def _gpu_by_size(self, query: str) -> GpuSpec | None:
+        """'m3 max 128gb', 'm1 max 32c 64gb', '3080 10gb', 'rtx 3060 8 gb': a base name plus a memory
+        size (GB) and/or an Apple GPU core count. None when the query carries neither or the base
+        names no GPU; AmbiguousGpuError when several cards remain."""
+        q = query.lower()
+        mem = re.search(r"(\d+)\s*gi?b\b", q)
+        cores = re.search(r"(\d+)[\s-]*c(?:ores?)?\b(?:\s*gpu)?", q)
+        if not mem and not cores:
+            return None
+        base = q
+        for m in (mem, cores):
+            if m:
+                base = base.replace(m.group(0), " ")
+        key = normalize_gpu(base)
+        if not key:
+            return None
+        matches: list[Any] = []
+        same_name: list[str] = []  # the base name matches, the size or cores do not
+        for eid, raw in self.raw["gpus"].items():
+            keys = set()
+            am = _APPLE_ID.fullmatch(eid)
+            if am:
+                keys.add(normalize(am.group(1)))
+            for name in [eid, raw.name, *raw.aliases]:
+                k = re.sub(r"\d+gi?b$", "", normalize_gpu(name))
+                keys |= {k, re.sub(r"^(rtx|gtx|rx)", "", k)}
+            if key not in keys:
+                continue
+            try:
+                g: Any = self.get("gpus", eid)
+            except CatalogError:
+                continue
+            same_name.append(eid)
+            if mem and round(g.memory_bytes / 2**30) != int(mem.group(1)) and round(g.memory_bytes / 1e9) != int(mem.group(1)):
+                continue
+            if cores and getattr(g, "gpu_cores", None) != int(cores.group(1)):
+                continue
+            matches.append(g)
+        if len(matches) == 1:
+            return matches[0]  # type: ignore[no-any-return]
+        if len(matches) > 1:
+            ids = sorted((g.id for g in matches), key=natural_key)
+            raise AmbiguousGpuError(query, [self._gpu_variant_label(i) for i in ids], ids[-1].replace("-", " "))
+        if same_name:  # 'm3 max 256gb': that chip, but no such configuration
+            raise UnknownEntryError("GPU", query, sorted(same_name, key=natural_key))
+        return None
 
     def resolve_model(self, query: str) -> LlmSpec | VlmSpec | VisionEncoderSpec:
         """A model to estimate: a VLM, an LLM, or a vision encoder on its own."""
         return self.resolve(["vlms", "llms", "encoders"], query, "model")  # type: ignore[return-value]
 
     def resolve_any(self, query: str) -> Entry:
-        return self.resolve(list(KIND_DIRS), query, "id")
+        if query not in self.raw["gpus"] and len(self._apple_family(normalize_gpu(query))) > 1:
+            return self.resolve_gpu(query)  # an Apple family without its size: asks
+        try:
+            return self.resolve(list(KIND_DIRS), query, "id")
+        except UnknownEntryError:
+            gpu = self._gpu_by_size(query)  # a GPU written with its size ('3080 10gb'); asks or suggests its sizes
+            if gpu is None:
+                raise
+            return gpu
 
     def encoder(self, eid: str) -> VisionEncoderSpec:
         return self.get("encoders", eid)  # type: ignore[return-value]

@@ -30,6 +30,20 @@ class UnknownEntryError(VramcalcError, KeyError):
         return msg
 
 
+class AmbiguousGpuError(VramcalcError):
+    """A GPU name that several catalog cards share ('m3 max'): the message lists them (exit code 2)."""
+
+    exit_code = 2
+
+    def __init__(self, query: str, variants: list[str], example: str = ""):
+        self.query = query
+        self.variants = variants
+        eg = f" (e.g. '{example}')" if example else ""
+        super().__init__(
+            f"'{query}' names {len(variants)} configurations; add the memory and GPU cores{eg} or give an id: " + "; ".join(variants) + "."
+        )
+
+
 class CatalogError(VramcalcError):
     """A catalog file that does not parse or does not validate (exit code 2)."""
 

@@ -34,7 +34,7 @@ from vramcalc.placement import (
     place_layers,
     recurrent_state_note,
     split_max_context,
-    suggest,
+    suggestions,
     verdict_for,
 )
 from vramcalc.quant import WeightBytes
@@ -136,6 +136,9 @@ def account(
     xattn_layers = (
         len(model.projector.cross_attention_layers) if isinstance(model, VlmSpec) and model.projector.kind == "cross_attention" else 0
     )
+    if w.context_tokens is None and llm is not None:
+        # the default context never exceeds the trained maximum: the images take their share of it
+        text = max(1, min(text, llm.max_context - n_images * (1 if xattn_layers else tok_per_image)))
     ctx = text + n_images * (1 if xattn_layers else tok_per_image)
     if llm is not None and ctx > llm.max_context:
         notes.append(f"Context {ctx} exceeds the model's trained maximum of {llm.max_context} tokens.")
@@ -267,6 +270,7 @@ def estimate(
     catalog: Catalog | None = None,
     weights: FixedWeights | None = None,
     notes: list[str] | None = None,
+    with_suggestions: bool = True,
 ) -> Estimate:
     """Memory, placement, verdict and speed of running ``model`` on ``gpu`` under ``workload``.
 
@@ -277,6 +281,7 @@ def estimate(
         catalog: where a VLM's encoder and LLM ids are looked up (required for a VLM).
         weights: exact weights of some parts (a GGUF file's tensors), used instead of derived ones.
         notes: what the input stage has to say (e.g. where a file's weights came from), shown first.
+        with_suggestions: False skips the search for changes that make it fit (``fit`` shows none).
     """
     w = workload or Workload()
     rt = runtimes.get(w.runtime)
@@ -299,6 +304,8 @@ def estimate(
     def memory_for(update: dict[str, object]) -> tuple[int, Verdict]:
         changed = w.with_(**update)
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
+        if len(gpus) > 1 and llm is not None and rt.places_layers(len(gpus)):
+            return _split_memory(llm, gpus, changed, rt, a)
         return a.memory.total_bytes, verdict_for(
             gpu_info(main, changed.headless, changed.reserve_bytes).usable_bytes - a.memory.total_bytes, rt
         )
@@ -401,6 +408,7 @@ def estimate(
         def split_ctx(off):  # noqa: ANN001, ANN202
             return split_max_context(llm, lb, off, m.kv_cache_cells, i.batch, single_ctx)
 
+    alternatives: list[Suggestion] = []
     d = decide(
         m,
         info,
@@ -409,7 +417,26 @@ def estimate(
         offload,
         [*acc.notes, *speed_notes],
         single_ctx,
-        lambda: suggest(main, w, rt, llm is not None, i.quant, i.text_tokens, i.context_tokens, single_ctx, memory_for, experts),
+        lambda: (
+            None
+            if not with_suggestions
+            else _first(
+                alternatives,
+                suggestions(
+                    main,
+                    w,
+                    rt,
+                    llm is not None,
+                    i.quant,
+                    i.text_tokens,
+                    i.context_tokens,
+                    single_ctx,
+                    memory_for,
+                    vision=enc is not None and llm is not None,
+                    experts=experts,
+                ),
+            )
+        ),
         split_ctx,
         decode_label(offload, thr),
     )
@@ -428,7 +455,34 @@ def estimate(
         offload=offload,
         llama_server=_server_command(rt, model, i, w, offload, gpus),
         llama_fit_context_tokens=fit_ctx,
+        alternatives=alternatives if d.suggestion is not None else [],
     )
+
+
+def _first(rest: list[Suggestion], found: list[Suggestion]) -> Suggestion | None:
+    """The first suggestion; the others go to ``rest`` (Estimate.alternatives)."""
+    rest[:] = found[1:]
+    return found[0] if found else None
+
+
+def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
+    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
+    i, m = a.inputs, a.memory
+    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
+    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
+    fixed = Fixed(
+        compute_llm=m.compute_bytes.llm,
+        compute_vis=m.compute_bytes.vision,
+        vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
+        overhead=m.overhead_bytes,
+        embd_on_cpu=rt.embeddings_on_host,
+        vision_on_cpu=not w.mmproj_offload,
+    )
+    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, fixed)
+    on_gpu = sum(d.total_bytes for d in off.gpus)
+    if off.cpu.layers or off.cpu.output_layer:
+        return on_gpu, "offload"
+    return on_gpu, verdict_for(off.min_gpu_headroom, rt)
 
 
 #: llama.cpp --fit-ctx default: --fit does not lower the context below this (common/common.h fit_params_min_ctx).

@@ -12,7 +12,7 @@ precision are summed tensor by tensor (shared between a VLM and its LLM), and th
 (largest context, speed) runs once, at the chosen precision. The result equals ``estimate()``
 at that precision (a test checks it).
 
-Ranking, "the most capable model that runs first":
+Ranking, "what a person would pick" (``sort="quality"``, the default):
 1. models that run on the GPU (fits or tight) before those that do not (offload, no);
 2. with ``min_speed``, those meeting it first;
 3. the precision's quality tier: 4 bits and up (F16 .. IQ4_XS; transformers: all) before 3-bit
@@ -20,10 +20,18 @@ Ranking, "the most capable model that runs first":
    QUANT_OPTIONS, Llama-3-8B perplexity increase; recalled, not re-checked here) puts Q4_K_M at
    about +0.18, Q3_K_M at +0.66 and Q2_K at +3.5: below 4 bits quality drops fast, so a bigger
    model squeezed into 2-3 bits is not ranked above a smaller one at 4+ bits;
-4. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
-5. a higher-quality precision first; then the id.
-Parameter count is a coarse proxy for capability, and it is the one the catalog can state
-without benchmarks; the table shows the precision so a heavily quantized pick is visible.
+4. the model's generation (``data/quality.yaml``: the transformers version its published
+   config.json was written with, a release-time proxy read from the config the entry cites),
+   bucketed by ``GENERATION_BUCKETS`` (a chosen rule): a newer generation first;
+5. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
+6. faster decode first; then a higher-quality precision; then the id.
+``sort="speed"`` and ``sort="context"`` order the models that run by decode speed or largest
+context instead. Catalog entries that are only a VLM's language stack (``component`` in
+data/quality.yaml) are left out (``hidden``).
+
+A model that does not fit at any precision shows the best precision, from the runtime's default
+(the download people pick, Q4_K_M) down, whose decode still reaches a usable speed (``min_speed``,
+or ``USABLE_TOKENS_PER_S``) with layers offloaded to system RAM; the smallest only when none does.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from vramcalc.params import encoder_tensors
 from vramcalc.placement import gpu_info
 from vramcalc.quant import WeightBytes
 from vramcalc.results import DEFAULT_TEXT_CONTEXT, Estimate, FixedWeights, GpuInfo, Verdict, Workload
-from vramcalc.schema import GpuSpec, LlmSpec, VlmSpec
+from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
@@ -52,8 +60,73 @@ QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
 
 RANKING = (
     "runs on the GPU (fits/tight) first; then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
-    "then more LLM parameters (MoE: total); then higher-quality precision; then id"
+    "then newer generation (data/quality.yaml); then more LLM parameters (MoE: total); then faster; then higher-quality precision; then id"
 )
+SORTS = {
+    "quality": RANKING,
+    "speed": "runs on the GPU (fits/tight) first; then meets --min-speed; then faster decode; then the quality order",
+    "context": "runs on the GPU (fits/tight) first; then meets --min-speed; then larger context; then the quality order",
+}
+#: A decode speed a person can still use interactively: about reading pace. A chosen threshold
+#: (not a measurement) for picking an offload row's precision when no --min-speed is given.
+USABLE_TOKENS_PER_S = 5.0
+#: Generation tiers from the transformers version a model's config was written with (chosen cuts,
+#: about one library release cycle of models each): (lowest minor version of 4.x, tier).
+GENERATION_BUCKETS = ((48, 4), (42, 3), (36, 2), (0, 1))
+
+
+@result
+class Quality(Jsonable):
+    """One model's entry of data/quality.yaml."""
+
+    config_transformers: str | None = doc("transformers version its published config.json was written with.", default=None)
+    source: str | None = doc("Where that version was read.", default=None)
+    component: bool = doc("Only a VLM's language stack: fit leaves it out.", default=False)
+    component_of: str | None = doc("The VLM it belongs to.", default=None)
+
+    @property
+    def tier(self) -> int:
+        """Generation tier (0: unknown), see GENERATION_BUCKETS."""
+        import re
+
+        m = re.match(r"(\d+)\.(\d+)", self.config_transformers or "")
+        if not m:
+            return 0
+        major, minor = int(m.group(1)), int(m.group(2))
+        if major > 4:
+            return GENERATION_BUCKETS[0][1] + 1
+        return next(t for low, t in GENERATION_BUCKETS if minor >= low)
+
+
+def load_quality(path: object = None) -> dict[str, Quality]:
+    """data/quality.yaml, typed; unknown fields or a malformed file are a CatalogError."""
+    from pathlib import Path
+
+    import yaml
+
+    from vramcalc.catalog import builtin_catalog_dir
+    from vramcalc.errors import CatalogError
+
+    p = Path(str(path)) if path is not None else builtin_catalog_dir() / "quality.yaml"
+    try:
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise CatalogError(f"{p}: {e}") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{p}: expected a mapping of catalog ids")
+    out: dict[str, Quality] = {}
+    fields = {"config_transformers", "source", "component", "component_of"}
+    for eid, rec in data.items():
+        if not isinstance(rec, dict) or set(rec) - fields:
+            raise CatalogError(f"{p} -> {eid}: expected a mapping with {sorted(fields)}")
+        ct = rec.get("config_transformers")
+        comp = rec.get("component", False)
+        if (ct is not None and not isinstance(ct, str)) or not isinstance(comp, bool):
+            raise CatalogError(f"{p} -> {eid}: config_transformers must be a string, component true/false")
+        if ct is not None and not rec.get("source"):
+            raise CatalogError(f"{p} -> {eid}: config_transformers needs its source")
+        out[str(eid)] = Quality(config_transformers=ct, source=rec.get("source"), component=comp, component_of=rec.get("component_of"))
+    return out
 
 
 @result
@@ -62,7 +135,7 @@ class FitRow(Jsonable):
 
     model: str = doc("Catalog id.")
     name: str = doc("The model's name.")
-    kind: Literal["llm", "vlm"] = doc("llm | vlm.")
+    kind: Literal["llm", "vlm", "encoder"] = doc("llm | vlm | encoder (a vision encoder alone, at its default precision).")
     llm_params: int = doc("Parameters of the language model (all experts of an MoE).")
     params: int = doc("All parameters (LLM + vision encoder + projector).")
     quant: str = doc("The best precision that fits (the smallest one tried if none does).")
@@ -72,6 +145,8 @@ class FitRow(Jsonable):
     verdict: Verdict = doc("fits | tight | offload | no.")
     decode_tokens_per_s: float | None = doc("Expected decode speed, where the speed model gives one.", default=None)
     meets_min_speed: bool | None = doc("None when no --min-speed was given or no speed is known.", default=None)
+    generation: int = doc("Generation tier from data/quality.yaml (0: unknown; higher is newer).", default=0)
+    gpu_layers: str | None = doc("With offload: layers on the GPU as 'on GPU/total'.", default=None)
 
 
 @result
@@ -82,12 +157,18 @@ class FitResult(Jsonable):
     runtime: str = doc("Runtime plugin name.")
     context_tokens: int | None = doc("Text tokens per sequence asked for (None: the estimate default, 4096).")
     images: int | None = doc("Images per sequence for VLMs (None: 1).")
-    kind: Literal["llm", "vlm", "all"] = doc("Which models.")
+    kind: Literal["llm", "vlm", "encoder", "all"] = doc("Which models.")
     min_speed: float | None = doc("Minimum decode tokens/s asked for.")
     precisions: list[str] = doc("Precisions tried, best quality first.")
     rows: list[FitRow] = doc("One row per model, sorted by ``ranking``.")
     skipped: list[str] = doc("Catalog entries left out, with the reason.", default_factory=list)
     ranking: str = doc("How rows are sorted.", default=RANKING)
+    hidden: list[str] = doc(
+        "Catalog entries left out on purpose (a VLM's language stack; trained context below --min-ctx).", default_factory=list
+    )
+    sort: Literal["quality", "speed", "context"] = doc("The --sort order.", default="quality")
+    min_context_tokens: int | None = doc("--min-ctx: only models whose context reaches this.", default=None)
+    gpus: list[str] = doc("Every GPU of a split (ids, main first).", default_factory=list)
 
 
 def decode_speed(est: Estimate) -> float | None:
@@ -97,14 +178,17 @@ def decode_speed(est: Estimate) -> float | None:
 
 
 def fit(
-    gpu: GpuSpec,
+    gpu: GpuSpec | list[GpuSpec],
     catalog: Catalog,
     ctx: int | None = None,
     images: int | None = None,
-    kind: Literal["llm", "vlm", "all"] = "all",
+    kind: Literal["llm", "vlm", "encoder", "all"] = "all",
     min_speed: float | None = None,
     runtime: str = "llama.cpp",
     headless: bool = False,
+    sort: Literal["quality", "speed", "context"] = "quality",
+    min_ctx: int | None = None,
+    quality: dict[str, Quality] | None = None,
     n_gpus: int = 1,
     serving: ServingOptions | None = None,
     ram_bytes: int | None = None,
@@ -120,6 +204,9 @@ def fit(
         min_speed: keep only precisions whose decode speed reaches this many tokens/s (when known).
         runtime: 'llama.cpp' (GGUF quantizations) or 'transformers'.
         headless: the GPU drives no display.
+        sort: 'quality' (the ranking above), 'speed' or 'context'.
+        min_ctx: only models whose trained context reaches this; the context asked for is at least this.
+        quality: data/quality.yaml (loaded when None).
         n_gpus: GPUs of this kind (a serving runtime shards over them: tensor parallelism).
         serving: serving-runtime settings (runtimes with their own accounting, ``estimate_own``).
         ram_bytes: system RAM: MoE expert offload may then use a precision above the default.
@@ -127,10 +214,23 @@ def fit(
     Returns:
         FitResult with one row per model, sorted as described in the module docstring.
     """
-    if min_speed is not None and min_speed <= 0:
+    import math
+
+    if min_speed is not None and (not math.isfinite(min_speed) or min_speed <= 0):
         raise InputError("--min-speed must be a positive number of tokens per second.")
+    if sort not in SORTS:
+        raise InputError(f"--sort must be one of {', '.join(SORTS)}, got '{sort}'.")
+    gpus = list(gpu) if isinstance(gpu, (list, tuple)) else [gpu]
+    if not gpus:
+        raise InputError("fit needs a GPU.")
+    qual = load_quality() if quality is None else quality
     rt = runtimes.get(runtime)
     own = getattr(rt, "estimate_own", None) is not None  # a runtime with its own accounting (runtimes/serving.py)
+    all_ids = [g.id for g in gpus]
+    if own and len(gpus) > 1:  # 2xh100: a serving runtime shards over them (tensor parallelism)
+        n_gpus, gpus = max(n_gpus, len(gpus)), gpus[:1]
+    elif own and n_gpus > 1:
+        all_ids = all_ids[:1] * n_gpus
     if n_gpus > 1 and not own:
         raise InputError(f"fit over {n_gpus} GPUs is for the serving runtimes (vllm, sglang); {runtime} ranks one GPU.")
     if own:
@@ -144,49 +244,77 @@ def fit(
     weights_cache: dict[tuple[str, str], WeightBytes] = {}
     rows: list[FitRow] = []
     skipped: list[str] = []
-    base_work = Workload(runtime=runtime, context_tokens=ctx, images=images, headless=headless, serving=serving, ram_bytes=ram_bytes)
+    hidden: list[str] = []
+    if min_ctx is not None and ctx is not None and ctx < min_ctx:
+        ctx = min_ctx
+    base_work = Workload(
+        runtime=runtime, context_tokens=ctx or min_ctx, images=images, headless=headless, serving=serving, ram_bytes=ram_bytes
+    )
     ginfo = None
     order: list[str] = []
     for k in kinds:
         for eid in catalog.ids(k):
+            q = qual.get(eid, Quality())
+            if q.component:
+                hidden.append(f"{eid}: the language stack of {q.component_of or 'a VLM'}")
+                continue
             try:
+                if k == "encoders":
+                    rows.append(_encoder_row(catalog.get(k, eid), gpus, catalog, base_work))  # type: ignore[arg-type]
+                    continue
                 spec = catalog.get(k, eid)
                 assert isinstance(spec, (LlmSpec, VlmSpec))
+                if min_ctx is not None:
+                    trained = model_parts(spec, catalog).llm
+                    if trained is not None and trained.max_context < min_ctx:
+                        hidden.append(f"{eid}: trained context {trained.max_context:,} < {min_ctx:,}")
+                        continue
                 if own:
-                    row, info, order_k = _fit_own(spec, [gpu] * n_gpus, catalog, base_work, rt, min_speed)
+                    row, info, order_k = _fit_own(spec, [gpus[0]] * n_gpus, catalog, base_work, rt, min_speed)
                 else:
-                    row, info, order_k = _fit_one(spec, gpu, catalog, base_work, rt, min_speed, weights_cache)
+                    row, info, order_k = _fit_one(spec, gpus, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
-            rows.append(row)
+            rows.append(dataclasses.replace(row, generation=q.tier))
             ginfo = ginfo or info
             order = order or order_k
     if ginfo is None:
-        ginfo = gpu_info(gpu, headless)
-    rows.sort(key=lambda r: _rank(r, order))
+        ginfo = gpu_info(gpus[0], headless)
+    rows.sort(key=lambda r: _rank(r, order, sort))
     return FitResult(
         gpu=ginfo,
         runtime=runtime,
-        context_tokens=ctx,
+        context_tokens=ctx or min_ctx,
         images=images,
         kind=kind,
         min_speed=min_speed,
         precisions=order or rt.precision_label(),
         rows=rows,
         skipped=skipped,
+        ranking=SORTS[sort],
+        hidden=hidden,
+        sort=sort,
+        min_context_tokens=min_ctx,
+        gpus=all_ids,
     )
 
 
-def _rank(r: FitRow, order: list[str]) -> tuple:
+def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     runs = r.verdict in ("fits", "tight")
     q = order.index(r.quant) if r.quant in order else len(order)
-    return (not runs, r.meets_min_speed is False, QUALITY_TIER.get(r.quant, 0), -r.llm_params, q, r.model)
+    speed = -(r.decode_tokens_per_s or 0.0)
+    quality = (QUALITY_TIER.get(r.quant, 0), -r.generation, -(r.llm_params or r.params), speed, q, r.model)
+    if sort == "speed":
+        return (not runs, r.meets_min_speed is False, speed, *quality)
+    if sort == "context":
+        return (not runs, r.meets_min_speed is False, -(r.max_context_tokens or 0), *quality)
+    return (not runs, r.meets_min_speed is False, *quality)
 
 
 def _fit_one(
     spec: LlmSpec | VlmSpec,
-    gpu: GpuSpec,
+    gpus: list[GpuSpec],
     catalog: Catalog,
     work: Workload,
     rt: Runtime,
@@ -215,9 +343,10 @@ def _fit_one(
 
     # everything but the LLM weights is independent of the precision: estimate it once
     first = order[0]
+    gpu = gpus[0]
     base = account(parts, gpu, work.with_(quant=first), rt, fixed(first), catalog)
     rest = base.memory.total_bytes - on_device(weights(first))
-    usable = gpu_info(gpu, work.headless).usable_bytes
+    usable = sum(gpu_info(g, work.headless).usable_bytes for g in gpus)
     fitting: list[str] = []
     tight: list[str] = []
     floor = rt.weight_floor(llm)
@@ -231,21 +360,42 @@ def _fit_one(
                 break
         elif headroom >= 0:
             tight.append(q)
+    # a split's placement is decided by estimate(): the sum above only orders the candidates
     candidates = fitting + tight
+    expert: list[str] = []
     if not candidates or QUALITY_TIER.get(candidates[0], 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
-        candidates = _expert_offload(spec, gpu, catalog, work, rt, llm, order, fixed) or candidates
-    candidates = candidates or [order[-1]]
+        expert = _expert_offload(spec, gpus, catalog, work, rt, llm, order, fixed)
+        candidates = expert + candidates  # then the sub-4-bit precisions that fit
 
     chosen = None
     for q in candidates:
-        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q))
+        est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
         speed = decode_speed(est)
+        if est.verdict not in ("fits", "tight"):  # expert offload (every layer on the GPU) only at a usable speed
+            usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+            if q not in expert or speed is None or speed < usable_speed:
+                continue
         meets = None if min_speed is None or speed is None else speed >= min_speed
         chosen = (q, est, speed, meets)
         if meets is not False:
             break
+    if chosen is None:  # it does not run on the GPU: the best precision that still runs at a usable speed
+        usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+        # from the precision people download (the runtime's default) down: a higher one offloaded
+        # needs its whole weights in system RAM for the same speed
+        default = rt.normalize_precision(rt.default_precision(spec, llm))
+        start = order.index(default) if default in order else 0
+        for q in order[start:]:
+            est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
+            speed = decode_speed(est)
+            meets = None if min_speed is None or speed is None else speed >= min_speed
+            chosen = (q, est, speed, meets)
+            if est.verdict != "no" and speed is not None and speed >= usable_speed:
+                break
     assert chosen is not None
     q, est, speed, meets = chosen
+    off = est.offload
+    layers = f"{off.gpu_layers}/{off.total_layers}" if off is not None and off.mode != "full" else None
     row = FitRow(
         model=spec.id,
         name=spec.name,
@@ -254,18 +404,36 @@ def _fit_one(
         params=est.params.total,
         quant=q,
         total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if len(gpus) == 1 else est.headroom_bytes,
         max_context_tokens=est.max_context_tokens,
         decode_tokens_per_s=speed,
         verdict=est.verdict,
         meets_min_speed=meets,
+        gpu_layers=layers,
     )
     return row, est.gpu, order
 
 
+def _encoder_row(spec: VisionEncoderSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload) -> FitRow:
+    """A vision encoder alone (image embedding) at the runtime's default precision: memory and verdict."""
+    est = estimate(spec, gpus, work.with_(context_tokens=None, images=None), catalog)
+    return FitRow(
+        model=spec.id,
+        name=spec.name,
+        kind="encoder",
+        llm_params=0,
+        params=est.params.total,
+        quant=est.inputs.quant,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if len(gpus) == 1 else est.headroom_bytes,
+        max_context_tokens=None,
+        verdict=est.verdict,
+    )
+
+
 def _expert_offload(
     spec: LlmSpec | VlmSpec,
-    gpu: GpuSpec,
+    gpu: GpuSpec | list[GpuSpec],
     catalog: Catalog,
     work: Workload,
     rt: Runtime,
@@ -281,7 +449,7 @@ def _expert_offload(
         return []
     tries = order if work.ram_bytes is not None else [rt.normalize_precision(rt.default_precision(spec, llm))]
     for q in tries:
-        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q))
+        est = estimate(spec, gpu, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
         off = est.offload
         if off is not None and off.cpu_moved_bytes and off.gpu_layers >= off.total_layers and est.verdict == "offload":
             return [q]

@@ -15,6 +15,7 @@ tensor so that expert tensors and tensor-name overrides can be placed next.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
@@ -718,51 +719,153 @@ def suggest(
     memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
     experts: Callable[[], Suggestion | None] | None = None,
 ) -> Suggestion | None:
-    """The cheapest change that makes it fit: free switches first, then context, then (MoE under
-    llama.cpp) the experts of some layers in system RAM, then precision. ``memory_for(update)`` gives
-    (total bytes, verdict) on the main GPU for the workload so changed; ``experts()`` the expert
-    placement that runs, if any."""
-    tries: list[tuple[str, list[str], dict[str, object]]] = list(runtime.suggestions(w))
-    if w.headless is False and gpu.category in ("consumer", "laptop"):
-        tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}))
+    """The cheapest change that makes it fit (the first of ``suggestions``)."""
+    found = suggestions(gpu, w, runtime, is_llm, quant, text_tokens, context_tokens, max_ctx, memory_for, experts=experts)
+    return found[0] if found else None
+
+
+#: Most changes shown: the suggestion and two alternatives.
+MAX_SUGGESTIONS = 3
+
+
+def _below_3_bits(precision: str) -> bool:
+    """GGUF file types of fewer than 3 bits per weight (Q2_K, IQ2_*, IQ1_*)."""
+    import re
+
+    return re.match(r"^I?Q[12]_", precision.upper()) is not None
+
+
+def suggestion_tries(
+    gpu: GpuSpec,
+    w: Workload,
+    runtime: Runtime,
+    is_llm: bool,
+    quant: str,
+    text_tokens: int,
+    context_tokens: int,
+    max_ctx: int | None,
+    vision: bool = False,
+) -> list[tuple[str, list[str], dict[str, object], str]]:
+    """(change, flags, workload update, cost) in the order of what they cost in quality: a quantized
+    KV cache, a shorter context, flash attention, no display, the vision encoder at q8_0, then lower
+    weight precisions (below 3 bits last). Other kinds of change are appended by their owners."""
+    free = list(runtime.suggestions(w))
+    kv = [t for t in free if "kv_cache" in t[2]]
+    other = [t for t in free if "kv_cache" not in t[2]]
+    tries: list[tuple[str, list[str], dict[str, object], str]] = [(*t, "small quality cost (KV at 8 bits)") for t in kv]
     images = context_tokens - text_tokens
     if is_llm and max_ctx and max_ctx >= 2048 + images:
         text = max_ctx - images
+        if text >= text_tokens and text_tokens >= 4096:  # it fits only without margin: half the context
+            text = text_tokens // 2
         if text < text_tokens:
-            tries.append((f"shorten the context to {text} text tokens", ["--ctx", str(text)], {"context_tokens": text}))
+            tries.append((f"shorten the context to {text} text tokens", ["--ctx", str(text)], {"context_tokens": text}, "less context"))
+    tries += [(*t, "none") for t in other]
+    if w.headless is False and gpu.category in ("consumer", "laptop"):
+        tries.append(("run with no display on this GPU", ["--headless"], {"headless": True}, "no desktop on this GPU"))
+    if vision and (w.vision_quant or "f16").lower() in ("f16", "fp16", "bf16", "f32"):
+        tries.append(
+            ("vision encoder at q8_0", ["--vision-quant", "q8_0"], {"vision_quant": "q8_0"}, "small quality cost (vision at 8 bits)")
+        )
     if is_llm:
         for q in runtime.smaller_precisions(quant):
             change, flags = runtime.smaller_precision_change(q)
-            tries.append((change, flags, {"quant": q}))
+            low = _below_3_bits(q)
+            tries.append((change, flags, {"quant": q}, "large quality loss (below 3 bits)" if low else "some quality (lower precision)"))
+    return tries
+
+
+def suggestions(
+    gpu: GpuSpec,
+    w: Workload,
+    runtime: Runtime,
+    is_llm: bool,
+    quant: str,
+    text_tokens: int,
+    context_tokens: int,
+    max_ctx: int | None,
+    memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
+    vision: bool = False,
+    tries: list[tuple[str, list[str], dict[str, object], str]] | None = None,
+    experts: Callable[[], Suggestion | None] | None = None,
+) -> list[Suggestion]:
+    """Up to MAX_SUGGESTIONS changes that make it run, cheapest in quality first (``suggestion_tries``).
+    A change counts when it makes the model run on the GPU (fits or tight); a precision below 3 bits
+    only when nothing else does. ``experts()`` (MoE under llama.cpp) gives the expert placement that
+    runs, tried just before the first lower precision. ``memory_for(update)`` gives (GPU bytes, verdict) for the workload
+    so changed (every GPU of a split)."""
+    from vramcalc.errors import InputError
+
+    tries = tries if tries is not None else suggestion_tries(gpu, w, runtime, is_llm, quant, text_tokens, context_tokens, max_ctx, vision)
+    runs: list[Suggestion] = []
+    low_bits: list[Suggestion] = []
+    # when it is already tight, only a change that leaves the margin free is one
+    already_runs = memory_for({})[1] == "tight"
+    better = ("fits",) if already_runs else ("fits", "tight")
     expert_tried = experts is None
-    for change, flags, update in tries:
-        if not expert_tried and "quant" in update:
+    for change, flags, update, cost in tries:
+        if len(runs) >= MAX_SUGGESTIONS:
+            break
+        if not expert_tried and "quant" in update:  # MoE under llama.cpp: experts in RAM before a lower precision
             expert_tried = True
             assert experts is not None
             got = experts()
             if got is not None:
-                return got
-        total, verdict = memory_for(update)
-        if verdict == "fits":
-            return Suggestion(change=change, flags=flags, total_bytes=total, verdict=verdict)
-    # nothing alone: combine the free switches with the smallest precision tried
-    if tries:
-        combined: dict[str, object] = {}
-        all_flags: list[str] = []
-        for _, f, u in tries:
-            if "quant" in u or "context_tokens" in u:
+                runs.append(got if got.cost else dataclasses.replace(got, cost="slower decode: expert weights read from system RAM"))
                 continue
-            combined.update(u)
-            all_flags += f
-        smallest = [t for t in tries if "quant" in t[2]]  # tries are ordered best quality first
-        if smallest:
-            combined.update(smallest[-1][2])
-            all_flags += smallest[-1][1]
-        if combined:
+        try:
+            total, verdict = memory_for(update)
+        except InputError:  # a switch this runtime or model does not take
+            continue
+        s = Suggestion(change=change, flags=flags, total_bytes=total, verdict=verdict, cost=cost)
+        if "quant" in update and _below_3_bits(str(update["quant"])):
+            if verdict in better:
+                low_bits.append(s)
+            continue
+        if verdict in better:
+            runs.append(s)
+    if runs:
+        return runs[:MAX_SUGGESTIONS]
+    # nothing alone: the free switches together, then (below 3 bits) a precision, then all of it
+    combined: dict[str, object] = {}
+    all_flags: list[str] = []
+    for _, f, u, _c in tries:
+        if "quant" in u or "context_tokens" in u or "vision_quant" in u:
+            continue
+        combined.update(u)
+        all_flags += f
+    if len(all_flags) > 2:  # more than one switch
+        try:
             total, verdict = memory_for(combined)
-            if verdict in ("fits", "tight"):
-                return Suggestion(change="combine: " + " ".join(all_flags), flags=all_flags, total_bytes=total, verdict=verdict)
-    return None
+        except InputError:
+            verdict = "no"
+            total = 0
+        if verdict in better:
+            return [
+                Suggestion(change="these switches together", flags=all_flags, total_bytes=total, verdict=verdict, cost="small quality cost")
+            ]
+    if low_bits and not already_runs:  # below 3 bits only when nothing else runs
+        return low_bits[:1]
+    smallest = [t for t in tries if "quant" in t[2] and not (already_runs and _below_3_bits(str(t[2]["quant"])))]
+    if smallest:
+        combined.update(smallest[-1][2])
+        all_flags += smallest[-1][1]
+    if combined:
+        try:
+            total, verdict = memory_for(combined)
+        except InputError:
+            return []
+        if verdict in better:
+            return [
+                Suggestion(
+                    change="these changes together",
+                    flags=all_flags,
+                    total_bytes=total,
+                    verdict=verdict,
+                    cost="some quality (lower precision)",
+                )
+            ]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -259,6 +259,7 @@ class Suggestion(Jsonable):
     flags: list[str] = doc("The check options that make the change.")
     total_bytes: int = doc("GPU memory needed after the change.")
     verdict: Verdict = doc("Verdict after the change.")
+    cost: str | None = doc("What the change costs (quality, context, display), in words.", default=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +388,11 @@ class Throughput(Jsonable):
         "Parallel sequences (batch > 1): tokens/s of all sequences together (the weights are read once per step).", default=None
     )
     image_tokens_per_image: int | None = doc("Image tokens each image adds to the context (with image_encode_s).", default=None)
+    time_to_first_token_question_s: SpeedFigure | None = doc(
+        "Image encodes + prefill of a typical question: question_tokens text tokens plus the images (at most the context).",
+        default=None,
+    )
+    question_tokens: int | None = doc("Tokens of that typical question (512 text tokens + the image tokens).", default=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,6 +428,7 @@ class Estimate(Jsonable):
         omit_none=True,
         default=None,
     )
+    alternatives: list[Suggestion] = doc("Up to two more changes that also make it run, cheapest in quality first.", default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -558,6 +558,9 @@ def throughput(
         )
         r = _round_sig
         ttft = SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
+    ttft_q, q_tokens = None, None
+    if llm is not None and lb is not None and pl is not None and prefill is not None and ttft is not None:
+        ttft_q, q_tokens = _question_ttft(llm, lb, pl, gpus, s, encode, ttft)
     thr = Throughput(
         decode_tokens_per_s=decode,
         prefill_tokens_per_s=prefill,
@@ -569,8 +572,40 @@ def throughput(
         depth_tokens=s.depth,
         decode_aggregate_tokens_per_s=aggregate,
         image_tokens_per_image=s.image_tokens_per_image if encode is not None else None,
+        time_to_first_token_question_s=ttft_q,
+        question_tokens=q_tokens,
     )
     return thr, notes
+
+
+#: A typical question: 512 text tokens (llama.cpp's default micro-batch, one prefill step), plus the images.
+#: A chosen size for "how long until the answer starts", not a measurement of what people type.
+QUESTION_TOKENS = 512
+
+
+def _question_ttft(
+    llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: SpeedInputs, encode: SpeedFigure | None, full: SpeedFigure
+) -> tuple[SpeedFigure, int]:
+    """Time to first token for a QUESTION_TOKENS-token question plus the images, by the same prefill
+    model as the full context (the whole context when it is shorter)."""
+    import dataclasses
+
+    tokens = min(s.context_tokens, QUESTION_TOKENS + s.images * s.image_tokens_per_image)
+    if tokens >= s.context_tokens:
+        return full, s.context_tokens
+    fig, t = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, context_tokens=tokens, depth=None))  # an empty cache
+    lo_t, hi_t = t * fig.value / fig.high, t * fig.value / fig.low
+    if encode is not None and s.images:
+        t += s.images * encode.value
+        lo_t += s.images * encode.low
+        hi_t += s.images * encode.high
+    basis = SpeedBasis(
+        flops=fig.basis.flops,
+        factors="image_encode_s x images + question / prefill_tokens_per_s",
+        calibrated=fig.basis.calibrated,
+    )
+    r = _round_sig
+    return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis), tokens
 
 
 @result

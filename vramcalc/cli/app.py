@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from vramcalc.cli import catalog, check, files, fit, probe
+from vramcalc.cli import catalog, check, compare, files, fit, gpus, probe
 from vramcalc.errors import VramcalcError
 
 # pydantic scans every installed distribution's entry points for plugins the first time it builds
@@ -42,7 +42,7 @@ app = typer.Typer(
     help="Will it run? VRAM, context and speed of LLMs and vision-language models on your GPU.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
 
@@ -52,6 +52,8 @@ app.command("list", epilog=catalog.LIST_EPILOG)(catalog.list_)
 app.command("show", epilog=catalog.SHOW_EPILOG)(catalog.show)
 app.command("validate", epilog=catalog.VALIDATE_EPILOG)(catalog.validate)
 app.command("fit", epilog=fit.EPILOG)(fit.fit)
+app.command("compare", epilog=compare.EPILOG)(compare.compare)
+app.command("gpus", epilog=gpus.EPILOG)(gpus.gpus)
 app.command("import", epilog=files.IMPORT_EPILOG)(files.import_)
 app.command("probe", epilog=probe.EPILOG, context_settings=probe.CONTEXT)(probe.probe)
 

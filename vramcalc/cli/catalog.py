@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vramcalc.cli.options import MAX_MEMORY_GIB, JsonOpt, Kind, finite_float
+from vramcalc.cli.options import MAX_MEMORY_GIB, JsonOpt, Kind, complete_any, finite_float
 from vramcalc.cli.output import console, print_json
 
 LIST_EPILOG = "Examples: vramcalc list gpus -q 4090 | vramcalc list vlms --json | vramcalc list gpus --vendor apple --min-memory 64"
@@ -40,7 +40,7 @@ def list_(
 
 
 def show(
-    entry_id: Annotated[str, typer.Argument(metavar="ID", help="Any catalog id or alias.")],
+    entry_id: Annotated[str, typer.Argument(metavar="ID", help="Any catalog id or alias.", autocompletion=complete_any)],
     as_json: JsonOpt = False,
 ) -> None:
     """Show one catalog entry with its derived parameter count."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,7 @@ from vramcalc.cli.options import (
     MAX_GPU_LAYERS,
     MAX_IMAGES,
     MAX_UBATCH,
+    OUTPUT,
     PLACEMENT,
     BackendOption,
     DepthOption,
@@ -24,6 +25,8 @@ from vramcalc.cli.options import (
     RuntimeOpt,
     SourceOpt,
     SplitModeOpt,
+    complete_gpu,
+    complete_model,
     dtype_quant,
     mib,
     parallel_batch,
@@ -36,16 +39,23 @@ from vramcalc.cli.options import (
 )
 from vramcalc.cli.output import console, print_json
 
+if TYPE_CHECKING:
+    from vramcalc.catalog import Catalog
+    from vramcalc.names import TypedName
+
 EPILOG = "Examples: vramcalc check llava-7b --gpu rtx3060 | vramcalc check llama-3.1-8b --gpu 'RTX 4090' --ctx 32768 --kv-cache q8_0"
 
 
 def check(
-    model: Annotated[str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).")],
+    model: Annotated[
+        str, typer.Argument(help="Model id or alias (llava-7b, llama3.1:8b, Qwen/Qwen2-VL-7B-Instruct ...).", autocompletion=complete_model)
+    ],
     gpu: Annotated[
         list[str],
         typer.Option(
             "--gpu",
             "-g",
+            autocompletion=complete_gpu,
             help=(
                 "GPU id, alias or NVML name (rtx3060, 'NVIDIA GeForce RTX 3060'). Repeat it, or write "
                 "2xrtx3090, for a llama.cpp layer split over several GPUs."
@@ -207,6 +217,12 @@ def check(
         int | None,
         typer.Option("--reserve", min=0, metavar="MiB", help="Memory other programs hold on each GPU.", rich_help_panel=PLACEMENT),
     ] = None,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot", help="Also draw memory against context, with the usable memory as a line (text plot).", rich_help_panel=OUTPUT
+        ),
+    ] = False,
 ) -> None:
     """Will MODEL run on GPU? Memory breakdown, verdict, largest context and the change that makes it fit.
 
@@ -220,20 +236,25 @@ def check(
     from vramcalc.estimate import Workload, estimate
 
     cat = load_catalog()
-    from vramcalc.cli.files import resolve_name
+    from vramcalc.cli.files import Resolved, resolve_name
     from vramcalc.readers import looks_like_path
 
     cards, in_use = resolve_gpus_free(cat, gpu)
     if mmproj and not looks_like_path(model):
         raise typer.BadParameter("--mmproj goes with a .gguf MODEL file, not a catalog id", param_hint="--mmproj")
-    found = resolve_name(
-        model,
-        cat,
-        source=source,
-        offline=offline,
-        runtime=runtime,
-        quant=dtype_quant(quant, dtype),
-        vision_quant=vision_quant,
+    typed = typed_name(model, cat, source, dtype_quant(quant, dtype))  # qwen2.5:7b-instruct-q8_0: catalog + Q8_0
+    found = (
+        Resolved(spec=typed.spec)
+        if typed is not None
+        else resolve_name(
+            model,
+            cat,
+            source=source,
+            offline=offline,
+            runtime=runtime,
+            quant=dtype_quant(quant, dtype),
+            vision_quant=vision_quant,
+        )
     )
     if mmproj and found.path is None:
         raise typer.BadParameter(
@@ -252,7 +273,7 @@ def check(
     batch, n_parallel = parallel_batch(batch, parallel)
     work = Workload(
         runtime=runtime,
-        quant=dtype_quant(quant, dtype),
+        quant=(typed.quant if typed is not None and typed.quant else None) or dtype_quant(quant, dtype),
         vision_quant=vision_quant,
         context_tokens=ctx,
         images=images,
@@ -325,9 +346,19 @@ def check(
             est = dataclasses.replace(est, llama_server=with_hub_repo(est.llama_server, src.repo, est.inputs.quant))
     else:
         assert spec is not None
-        est = estimate(spec, cards, work, cat)
+        est = estimate(spec, cards, work, cat, notes=[typed.note] if typed is not None and typed.note else None)
+    curve = None
+    if plot:
+        if spec is None:
+            raise typer.BadParameter(
+                "--plot works with catalog models (a file's exact weights are not re-read per context)", param_hint="--plot"
+            )
+        from vramcalc.views import context_curve
+
+        curve = context_curve(spec, cards, work, cat, est)
     if as_json:
-        print_json(est if found.source is None else {**est.to_json(), "source": found.source.to_json()})
+        out = est.to_json() if found.source is None else {**est.to_json(), "source": found.source.to_json()}
+        print_json(est if found.source is None and curve is None else {**out, **({"context_curve": curve.to_json()} if curve else {})})
         return
     if found.source is not None:
         typer.echo(f"Resolved {model}: {' -> '.join(found.source.order)}", err=True)
@@ -340,3 +371,38 @@ def check(
     from vramcalc.render.estimate import render_estimate
 
     console().print(render_estimate(est))
+    if curve is not None:
+        from rich.text import Text
+
+        from vramcalc.render.views import ContextPlot
+
+        console().print(Text(""), ContextPlot(curve))
+
+
+def typed_gguf_name(model: str) -> bool:
+    """A bare '*.gguf' name (no folder) that is not a file here: a model name with its quantization."""
+    from pathlib import Path
+
+    return model.lower().endswith(".gguf") and "/" not in model and "\\" not in model and not Path(model).exists()
+
+
+def typed_name(model: str, cat: Catalog, source: str | None, quant: str | None) -> TypedName | None:
+    """A catalog model with the quantization typed into its name ('qwen2.5:7b-instruct-q8_0',
+    'gemma3:27b-it-qat', 'Qwen2.5-7B-Instruct-Q4_K_M.gguf' that is no file), as vramcalc.names reads
+    it; None when MODEL is a plain catalog name (resolve_name takes it), a path, a Hub id (org/name)
+    or names no catalog model. A conflicting --quant is an InputError."""
+    from vramcalc.errors import UnknownEntryError
+    from vramcalc.names import resolve_typed, split_quant
+    from vramcalc.readers import looks_like_path
+
+    if source not in (None, "catalog") or "/" in model or "\\" in model:
+        return None
+    if looks_like_path(model) and not typed_gguf_name(model):
+        return None
+    if split_quant(model)[1] is None:
+        return None
+    try:
+        typed = resolve_typed(cat, model, quant)
+    except UnknownEntryError:
+        return None
+    return typed if typed.quant is not None else None

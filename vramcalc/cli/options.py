@@ -58,6 +58,13 @@ class FitKind(str, Enum):
     all = "all"
     llm = "llm"
     vlm = "vlm"
+    encoder = "encoder"
+
+
+class FitSort(str, Enum):
+    quality = "quality"
+    speed = "speed"
+    context = "context"
 
 
 class ProbeDtype(str, Enum):
@@ -90,13 +97,11 @@ def is_local(name: str) -> bool:
 
 
 def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
-    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090: the GPUs of a layer split, main GPU first."""
-    import re
-
+    """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090 / '2x 3090' / 3090x2: the GPUs of a layer
+    split, main GPU first. A name that is itself a GPU (7900xtx, 9070xt) is never read as a count."""
     out: list[GpuSpec] = []
     for v in values:
-        m = re.fullmatch(r"\s*(\d{1,6})\s*[x×*]\s*(.+)", v)
-        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
+        n, name = split_gpu_count(cat, v)
         if n < 1 or n > 16:
             raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
         if is_local(name):
@@ -104,6 +109,21 @@ def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
         else:
             out += [cat.resolve_gpu(name)] * n
     return out
+
+
+def split_gpu_count(cat: Catalog, value: str) -> tuple[int, str]:
+    """(count, GPU name) of '2xrtx3090', '2 x 3090', '3090x2', '3090 x2'; (1, value) when the whole
+    value names a GPU or carries no count."""
+    import re
+
+    v = value.strip()
+    if is_local(v) or cat.find_gpu(v) is not None:
+        return 1, v
+    for pat, ni, gi in ((r"(\d{1,6})\s*[x×*]\s*(.+)", 1, 2), (r"(.+?)\s*[x×*]\s*(\d{1,6})", 2, 1)):
+        m = re.fullmatch(pat, v, flags=re.IGNORECASE)
+        if m and (is_local(m.group(gi)) or cat.find_gpu(m.group(gi)) is not None):
+            return int(m.group(ni)), m.group(gi)
+    return 1, v
 
 
 def local_gpu_spec() -> GpuSpec:
@@ -356,3 +376,42 @@ def check_output_path(path: str | None, option: str) -> None:
             raise typer.BadParameter(f"cannot write '{path}'", param_hint=option)
     except (OSError, ValueError) as e:
         raise typer.BadParameter(f"cannot write '{str(path)[:80]}': {e}", param_hint=option) from None
+
+
+WideOpt = Annotated[
+    bool,
+    typer.Option("--wide", help="Print tables at their natural width (no columns dropped), e.g. for a pipe.", rich_help_panel=OUTPUT),
+]
+
+
+def _names(kinds: list[str], incomplete: str) -> list[str]:
+    """Ids and aliases of ``kinds`` that start with what was typed (case-insensitive), for shell completion."""
+    try:
+        from vramcalc.catalog import load_catalog
+
+        cat = load_catalog()
+    except Exception:  # completion must never print a traceback into the shell
+        return []
+    low = incomplete.lower()
+    out: list[str] = []
+    for kind in kinds:
+        for eid, raw in cat.raw[kind].items():
+            for name in [eid, *raw.aliases]:
+                if name.lower().startswith(low) and name not in out:
+                    out.append(name)
+    return sorted(out, key=lambda n: (n != n.lower(), n))[:200]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion of MODEL: catalog model ids and aliases."""
+    return _names(["vlms", "llms", "encoders"], incomplete)
+
+
+def complete_gpu(incomplete: str) -> list[str]:
+    """Shell completion of --gpu: GPU ids and aliases, and 'local'."""
+    return (["local"] if "local".startswith(incomplete.lower()) else []) + _names(["gpus"], incomplete)
+
+
+def complete_any(incomplete: str) -> list[str]:
+    """Shell completion of `show ID`: every id and alias."""
+    return _names(["gpus", "encoders", "llms", "vlms"], incomplete)

@@ -26,11 +26,26 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
-def console(*, soft_wrap: bool = False, markup: bool = True) -> Console:
-    """The stdout console for tables (no automatic highlighting: colours carry meaning only with text)."""
+#: Width of tables printed to a pipe or file (no terminal to measure): sensible for a log or a
+#: pager, and the same on every machine. --wide lifts it; COLUMNS overrides both.
+PIPE_WIDTH = 120
+#: --wide: wide enough that no table drops or wraps a column.
+WIDE_WIDTH = 400
+
+
+def console(*, soft_wrap: bool = False, markup: bool = True, wide: bool = False) -> Console:
+    """The stdout console for tables (no automatic highlighting: colours carry meaning only with text).
+    A terminal gets its own width; a pipe or file gets PIPE_WIDTH (WIDE_WIDTH with ``wide``)."""
+    import os
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=soft_wrap, markup=markup)
+    width = None
+    if wide:
+        width = WIDE_WIDTH
+    elif not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        width = PIPE_WIDTH
+    return Console(highlight=False, soft_wrap=soft_wrap, markup=markup, width=width)
 
 
 def err_console() -> Console:

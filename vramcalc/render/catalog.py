@@ -8,20 +8,43 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from vramcalc.render.table import Col, DroppedNote, FitTable
 from vramcalc.units import GiB, fmt_bytes, fmt_count
 
 
 def render_list(kind: str, rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
     if not rows:
         return Group(Text("No results found."))
-    t = Table(box=None, pad_edge=False, header_style="bold")
     cols = LIST_COLUMNS[kind]
-    for header, _ in cols:
-        t.add_column(header, justify="right" if header in RIGHT else "left")
-    for r in rows:
-        t.add_row(*[fmt(r) for _, fmt in cols])
+    spec = [
+        Col(
+            header,
+            "right" if header in RIGHT else "left",
+            drop=LIST_DROP.get(header, 0),
+            flexible=24 if header == "Name" else 0,
+        )
+        for header, _ in cols
+    ]
+    t = FitTable(spec, [[fmt(r) for _, fmt in cols] for r in rows])
     summary = Text(f"{len(rows)} shown · catalog: " + ", ".join(f"{n} {k}" for k, n in counts.items()), style="dim")
-    return Group(t, summary)
+    return Group(t, DroppedNote(t, "widen the terminal, --json, or vramcalc show ID"), summary)
+
+
+#: List columns dropped first when the width is short (higher goes first); ids and 0 are never dropped.
+LIST_DROP = {
+    "Kind": 6,
+    "Family": 6,
+    "Notes": 6,
+    "Image tokens": 5,
+    "Patch": 5,
+    "Layers": 5,
+    "Encoder": 4,
+    "LLM": 3,
+    "Image": 3,
+    "FP16 TFLOPS": 4,
+    "Bandwidth": 2,
+    "Context": 2,
+}
 
 
 RIGHT = {"Memory", "Bandwidth", "FP16 TFLOPS", "Params", "Layers", "Context", "Image", "Patch"}

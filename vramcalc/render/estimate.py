@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc import runtimes
+from vramcalc.render.table import Col, FitTable
 from vramcalc.units import fmt_bytes, fmt_count
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
 
 def render_estimate(est: Estimate) -> Group:
     i, m, g = est.inputs, est.memory, est.gpu
-    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (g.name, "bold"), f"  [{g.id}]")
+    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", *gpu_title(est))
     setting = [i.runtime, f"{i.quant} ({m.weights_bits_per_weight:.2f} bpw)" if i.llm else i.quant]
     if i.vision_quant:
         setting.append(f"vision {i.vision_quant}")
@@ -89,7 +90,20 @@ def render_estimate(est: Estimate) -> Group:
     if i.encoder:
         t.add_row(f"Vision {rt.compute_label}", "", fmt_bytes(m.compute_bytes.vision))
     t.add_row("Runtime overhead (context, workspaces)", "", fmt_bytes(m.overhead_bytes))
-    t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
+    off = est.offload
+    cpu_share = off.cpu if off is not None and (off.cpu.layers or off.cpu.output_layer or off.cpu_moved_bytes) else None
+    gpu_shares_ = off.gpus if off is not None else []
+    on_gpu = sum(d.total_bytes for d in gpu_shares_) if cpu_share is not None else m.total_bytes
+    if cpu_share is not None and off is not None:  # layers in system RAM: the GPU part is what is on the GPU
+        t.add_row("Total (all layers)", fmt_count(est.params.total), fmt_bytes(m.total_bytes))
+        t.add_row(Text(f"Total on GPU ({_on_gpu_label(off)})", style="bold"), "", Text(fmt_bytes(on_gpu), style="bold"))
+        t.add_row(
+            "In system RAM (" + ("offloaded layers" if off.cpu.layers or off.cpu.output_layer else "expert weights") + ")",
+            "",
+            fmt_bytes(cpu_share.total_bytes),
+        )
+    else:
+        t.add_row(Text("Total on GPU", style="bold"), fmt_count(est.params.total), Text(fmt_bytes(m.total_bytes), style="bold"))
     kept = "OS share" if g.unified_memory else "display" if not i.headless and not _reserved(est) else "reserved"
     reserved = f" ({fmt_bytes(g.memory_bytes)} - {fmt_bytes(g.reserved_bytes)} {kept})" if g.reserved_bytes else ""
     cap = g.usable_bytes
@@ -103,9 +117,16 @@ def render_estimate(est: Estimate) -> Group:
 
     weights_dev = m.weights_bytes.llm - m.weights_host_bytes + m.weights_bytes.vision + m.weights_bytes.projector
     parts = [weights_dev, m.kv_cache_bytes, m.compute_bytes.llm + m.compute_bytes.vision, m.overhead_bytes]
+    if cpu_share is not None:  # the bar shows the GPU part
+        parts = [
+            sum(d.weights_bytes for d in gpu_shares_),
+            sum(d.kv_cache_bytes for d in gpu_shares_),
+            sum(d.compute_bytes for d in gpu_shares_),
+            sum(d.overhead_bytes for d in gpu_shares_),
+        ]
     bar = memory_bar(parts, cap)
-    pct = 100 * m.total_bytes / cap
-    bar.append(f" {fmt_bytes(m.total_bytes)} of {fmt_bytes(cap)} ({pct:.0f}%)")
+    pct = 100 * on_gpu / cap
+    bar.append(f" {fmt_bytes(on_gpu)} of {fmt_bytes(cap)} ({pct:.0f}%)" + (" on GPU" if cpu_share is not None else ""))
     legend = Text("  ")
     for label, glyph, style in _SEGMENTS:
         legend.append(glyph, style=style)
@@ -115,7 +136,13 @@ def render_estimate(est: Estimate) -> Group:
 
     word, style = VERDICT_TEXT[est.verdict]
     verdict = Text.assemble(("Verdict: ", "bold"), (word, style))
-    if est.headroom_bytes >= 0:
+    if cpu_share is not None and off is not None and est.verdict == "no":
+        verdict.append(f" - the offloaded layers need {fmt_bytes(cpu_share.total_bytes)} of system RAM")
+    elif cpu_share is not None and off is not None:
+        ram = fmt_bytes(cpu_share.total_bytes)
+        what = f"the experts of {off.n_cpu_moe} layers ({ram})" if off.cpu_moved_bytes and off.n_cpu_moe else ram
+        verdict.append(f" - {off.gpu_layers}/{off.total_layers} layers on the GPU; {what} in system RAM")
+    elif est.headroom_bytes >= 0:
         verdict.append(f" - {fmt_bytes(est.headroom_bytes)} headroom")
     else:
         verdict.append(f" - exceeds usable memory by {fmt_bytes(-est.headroom_bytes)}")
@@ -126,15 +153,23 @@ def render_estimate(est: Estimate) -> Group:
         if est.max_context_tokens:
             lines.append(Text(f"Largest context that fits: {est.max_context_tokens:,} tokens per sequence"))
         else:
-            lines.append(Text("No context fits at this precision."))
-    if est.suggestion:
-        s = est.suggestion
+            lines.append(Text("No context fits entirely on the GPU at this precision."))
+    for n, s in enumerate([est.suggestion, *est.alternatives] if est.suggestion else []):
+        cost = f"; cost: {s.cost}" if s.cost else ""
         lines.append(
             Text.assemble(
-                ("Suggestion: ", "bold"), f"{s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict})  ", (" ".join(s.flags), "cyan")
+                ("Suggestion: " if n == 0 else "        or: ", "bold"),
+                (" ".join(s.flags), "cyan"),
+                f"  {s.change} -> {fmt_bytes(s.total_bytes)} ({s.verdict}{cost})",
             )
         )
-    lines += render_speed(est)
+    if est.verdict == "no" and est.throughput is not None:
+        lines += [
+            Text(""),
+            Text("No speed shown: it does not run with these settings (speeds would describe a run that cannot happen).", style="dim"),
+        ]
+    else:
+        lines += render_speed(est)
     lines += render_devices(est)
     for note in est.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
@@ -153,15 +188,12 @@ BACKEND_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan", "metal": "M
 
 
 def render_speed(est: Estimate) -> list[Any]:
-    """The speed section: each figure with its band and the basis it is computed from."""
+    """The speed section: each figure with its band and the basis it is computed from. Each row says
+    what it is for (decode at which context depth; first token for a typical question and for the
+    full context). Where the Basis column does not fit the width, it moves under the table."""
     thr, off = est.throughput, est.offload
     if thr is None:
         return []
-    t = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-    t.add_column("Speed")
-    t.add_column("Estimate", justify="right")
-    t.add_column("Band", justify="right")
-    t.add_column("Basis", style="dim")
 
     def basis(f: Any) -> str:
         b = f.basis
@@ -179,23 +211,43 @@ def render_speed(est: Estimate) -> list[Any]:
             out = b.factors
         return out + ("" if b.calibrated else " (uncalibrated)")
 
+    depth = est.inputs.context_tokens
+    # --depth: decode at that depth, prefill a 512-token prompt after it (llama-bench tg/pp512 @ d)
+    kv_depth = thr.depth_tokens if thr.depth_tokens is not None else depth
+    prefill_label = f"Prefill, 512 tok @ {thr.depth_tokens:,}" if thr.depth_tokens is not None else f"Prefill, {depth:,} tok"
+    rows: list[list[Any]] = []
     for label, f, fmt in (
-        ("Decode", thr.decode_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
-        ("Prefill", thr.prefill_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        (f"Decode at {kv_depth:,} tok", thr.decode_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
+        (prefill_label, thr.prefill_tokens_per_s, lambda x: f"{_rate(x)} tok/s"),
         ("Image encode", thr.image_encode_s, lambda x: f"{_secs(x)}/image"),
         ("Images", thr.images_per_s, lambda x: f"{_rate(x)} img/s"),
     ):
         if f:
             band = f"{_secs(f.low)}-{_secs(f.high)}" if label == "Image encode" else f"{_rate(f.low)}-{_rate(f.high)}"
-            t.add_row(label, fmt(f.value), band, basis(f))
+            rows.append([label, fmt(f.value), band, basis(f)])
+    imgs = est.inputs.images
+    plus = f" + {imgs} img" if thr.image_encode_s and imgs else ""
+    q = thr.time_to_first_token_question_s
+    if q and thr.question_tokens and thr.question_tokens < depth:
+        text_q = thr.question_tokens - imgs * est.inputs.image_tokens_per_image
+        rows.append(
+            [
+                f"1st token, {text_q:,} tok{plus}",
+                _secs(q.value),
+                f"{_secs(q.low)}-{_secs(q.high)}",
+                "a typical question: " + ("image encode + prefill" if plus else "prefill"),
+            ]
+        )
     if thr.time_to_first_token_s:
         f = thr.time_to_first_token_s
-        why = "image encode + prefill of the context" if thr.image_encode_s else "prefill of the context"
-        t.add_row("Time to first token", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", why)
+        why = "image encode + prefill" if thr.image_encode_s else "prefill"
+        rows.append([f"1st token, {depth:,} tok", _secs(f.value), f"{_secs(f.low)}-{_secs(f.high)}", f"the full context: {why}"])
     if thr.decode_aggregate_tokens_per_s:
         f = thr.decode_aggregate_tokens_per_s
-        t.add_row("Decode, all sequences", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", "parallel sequences together")
-    lines: list[Any] = [Text(""), t]
+        rows.append(["Decode, all sequences", f"{_rate(f.value)} tok/s", f"{_rate(f.low)}-{_rate(f.high)}", "parallel sequences together"])
+    cols = [Col("Speed"), Col("Estimate", "right"), Col("Band", "right"), Col("Basis", drop=1, style="dim")]
+    table = FitTable(cols, rows)
+    lines: list[Any] = [Text(""), table, _BasisBelow(table, rows)]
     if thr.backend:
         where = f"; decode and prefill at depth {thr.depth_tokens:,}" if thr.depth_tokens is not None else ""
         lines.append(Text(f"Speeds for llama.cpp's {BACKEND_NAMES.get(thr.backend, thr.backend)} backend (--backend){where}.", style="dim"))
@@ -207,10 +259,39 @@ def render_speed(est: Estimate) -> list[Any]:
             what = f"{d.layers} layers" + (" + output" if d.output_layer else "")
             parts.append(f"{d.device}: {what}, {fmt_bytes(d.total_bytes)}")
         lines.append(Text(f"Layers on GPU: {off.gpu_layers}/{off.total_layers} (" + "; ".join(parts) + ")"))
+    if thr.time_to_first_token_s:
+        lines.append(
+            Text("Time to first token (1st token): for a typical 512-token question (+ images), and for the full context.", style="dim")
+        )
     lines.append(Text("Bands: the calibration fit's residual spread (docs/accuracy.md).", style="dim"))
     for note in thr.notes:
         lines.append(Text(f"Note: {note}", style="dim"))
     return lines
+
+
+class _BasisBelow:
+    """The Basis column as lines under the speed table when the width dropped it."""
+
+    def __init__(self, table: FitTable, rows: list[list[Any]]) -> None:
+        self.table, self.rows = table, rows
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        self.table.layout(options.max_width)
+        if "Basis" in self.table.dropped:
+            for r in self.rows:
+                yield Text(f"  {r[0]}: {r[3]}", style="dim")
+
+
+def gpu_title(est: Estimate) -> list[Any]:
+    """The GPU part of the title: every card of a split ('2 x GeForce RTX 3090 [rtx3090 x2]',
+    'GeForce RTX 3090 [rtx3090] + rtx4090')."""
+    g = est.gpu
+    ids = [d.device for d in est.offload.gpus] if est.offload is not None else [g.id]
+    if len(ids) <= 1:
+        return [(g.name, "bold"), f"  [{g.id}]"]
+    if len(set(ids)) == 1:
+        return [(f"{len(ids)} x {g.name}", "bold"), f"  [{g.id} x{len(ids)}]"]
+    return [(g.name, "bold"), f"  [{ids[0]}] + " + " + ".join(ids[1:])]
 
 
 def show_devices(est: Estimate) -> bool:
@@ -280,3 +361,11 @@ def render_devices(est: Estimate) -> list[Any]:
 def _reserved(est: Estimate) -> bool:
     """Memory held by other programs (--reserve / --gpu local) is part of what the card keeps back."""
     return any("held by other programs" in n for n in est.notes)
+
+
+def _on_gpu_label(off: Any) -> str:
+    """'20/33 layers', or with MoE experts in system RAM '49/49 layers, experts of 23 in RAM'."""
+    out = f"{off.gpu_layers}/{off.total_layers} layers"
+    if off.cpu_moved_bytes:
+        out += f", experts of {off.n_cpu_moe} in RAM" if off.n_cpu_moe else ", some experts in RAM"
+    return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from vramcalc.render.estimate import VERDICT_TEXT
+from vramcalc.render.table import Col, DroppedNote, FitTable
 from vramcalc.results import DEFAULT_TEXT_CONTEXT
 from vramcalc.units import fmt_bytes, fmt_count
 
@@ -16,49 +16,80 @@ if TYPE_CHECKING:
     from vramcalc.fit import FitResult
 
 
-def render_fit(r: FitResult, limit: int | None = None) -> Group:
-    """The header line, one row per model (the first ``limit``), and how the rows were chosen."""
+#: rows shown by default (``--all`` for every row; the JSON always has all)
+DEFAULT_ROWS = 15
+
+_GEN = {0: "?", 1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}
+
+
+def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
+    """The header line, one row per model (the first ``limit``), and how the rows were chosen.
+    Columns that do not fit the width are dropped least important first; ids are never cut."""
     g = r.gpu
     ctx = f"{r.context_tokens or DEFAULT_TEXT_CONTEXT:,}"
+    cards = g.name if len(r.gpus) <= 1 else f"{len(r.gpus)} x {g.name}" if len(set(r.gpus)) == 1 else " + ".join(r.gpus)
+    usable = g.usable_bytes * max(1, len(r.gpus))
+    mem = g.memory_bytes * max(1, len(r.gpus))
     head = Text.assemble(
         "What runs on ",
-        (g.name, "bold"),
-        f" [{g.id}]: {fmt_bytes(g.usable_bytes)} usable of {fmt_bytes(g.memory_bytes)}, ",
+        (cards, "bold"),
+        f" [{'+'.join(r.gpus) if r.gpus else g.id}]: {fmt_bytes(usable)} usable of {fmt_bytes(mem)}, ",
         f"{r.runtime}, context {ctx} text tokens" + (f", {r.images} image(s)" if r.images is not None else "") + ".",
     )
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    table.add_column("model", no_wrap=True, overflow="ellipsis", min_width=12)
-    for col, just in (
-        ("kind", "left"),
-        ("params", "right"),
-        ("quant", "left"),
-        ("memory", "right"),
-        ("free", "right"),
-        ("max ctx", "right"),
-        ("tok/s", "right"),
-        ("verdict", "left"),
-    ):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    cols = [
+        Col("model"),
+        Col("kind", drop=4),
+        Col("params", "right", drop=3),
+        Col("quant"),
+        Col("memory", "right", drop=2, short="mem"),
+        Col("free", "right", drop=6),
+        Col("max ctx", "right", drop=5, short="ctx"),
+        Col("tok/s", "right", drop=1),
+        Col("gen", "right", drop=7),
+        Col("verdict"),
+    ]
     rows = r.rows if limit is None else r.rows[:limit]
+    body = []
     for row in rows:
         label, style = VERDICT_TEXT[row.verdict]
+        if row.verdict == "offload" and row.gpu_layers:
+            label += f" {row.gpu_layers}"
         if row.meets_min_speed is False:
             label += " (slow)"
-        table.add_row(
-            row.model,
-            row.kind,
-            fmt_count(row.llm_params),
-            row.quant,
-            fmt_bytes(row.total_bytes, 1),
-            fmt_bytes(row.headroom_bytes, 1),
-            f"{row.max_context_tokens:,}" if row.max_context_tokens else "-",
-            f"{row.decode_tokens_per_s:.0f}" if row.decode_tokens_per_s is not None else "-",
-            Text(label, style=style),
+        body.append(
+            [
+                row.model,
+                row.kind,
+                fmt_count(row.llm_params or row.params),
+                row.quant,
+                fmt_bytes(row.total_bytes, 1),
+                fmt_bytes(row.headroom_bytes, 1),
+                f"{row.max_context_tokens:,}" if row.max_context_tokens else "-",
+                f"{row.decode_tokens_per_s:.0f}" if row.decode_tokens_per_s is not None else "-",
+                _GEN.get(row.generation, str(row.generation)),
+                Text(label, style=style),
+            ]
         )
-    parts: list = [head, table] if r.rows else [head, Text("No results found.")]
+    table = FitTable(cols, body)
+    parts: list = [head, table, DroppedNote(table)] if r.rows else [head, Text("No results found.")]
     if limit is not None and len(r.rows) > limit:
-        parts.append(Text(f"... {len(r.rows) - limit} more (--limit, or --json for all).", style="dim"))
+        parts.append(Text(f"... {len(r.rows) - limit} more (--all, --limit N, or --json for all).", style="dim"))
     parts.append(Text(f"Best quantization that fits, from {' > '.join(r.precisions)}. Order: {r.ranking}.", style="dim"))
+    parts.append(
+        Text(
+            "gen: generation tier from the transformers version of the model's published config (data/quality.yaml; ? unknown). "
+            "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total.",
+            style="dim",
+        )
+    )
+    if r.hidden:
+        parts.append(
+            Text(
+                f"Hidden: {len(r.hidden)} catalog entr{'y' if len(r.hidden) == 1 else 'ies'} "
+                "(a VLM's language stack, or context below --min-ctx).",
+                style="dim",
+            )
+        )
     if r.skipped:
         parts.append(
             Text(f"Skipped {len(r.skipped)} catalog entr{'y' if len(r.skipped) == 1 else 'ies'}: " + "; ".join(r.skipped[:3]), style="dim")
