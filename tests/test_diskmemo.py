@@ -170,3 +170,62 @@ def test_warm_check_registers_one_command_and_imports_no_yaml(tmp_path):
     full = CliRunner().invoke(app, argv)
     assert full.exit_code == 0
     assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout) == json.loads(full.stdout)
+
+
+def test_fit_rows_come_from_the_store_and_follow_the_catalog(tmp_path, monkeypatch):
+    """A second `fit` reads its rows from the store and answers the same as without the store; an
+    edited catalog entry (here a user entry overriding a built-in model by id) is a new key, never
+    the old row."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vramcalc.catalog import load_catalog
+    from vramcalc.cli import app
+
+    runner = CliRunner()
+    argv = ["fit", "--gpu", "rtx3060", "--all", "--json"]
+    first = runner.invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    st = diskmemo.store()
+    assert st is not None
+    st.save()
+    stored = len(st._load())
+    assert stored > 100  # one row per catalog model, and the parsed calibration
+    calls = []
+    import vramcalc.fit as fitmod
+
+    real = fitmod._fit_one
+    monkeypatch.setattr(fitmod, "_fit_one", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = runner.invoke(app, argv)
+    assert json.loads(second.stdout) == json.loads(first.stdout)
+    assert calls == []  # every row came from the store
+    monkeypatch.setenv("VRAMCALC_NO_DISK_CACHE", "1")
+    third = runner.invoke(app, argv)
+    assert json.loads(third.stdout) == json.loads(first.stdout)
+    monkeypatch.delenv("VRAMCALC_NO_DISK_CACHE")
+
+    # a user entry that replaces qwen3-8b with a 4-layer model: its row changes, the others come from the store
+    cat = load_catalog()
+    base = cat.resolve_model("qwen3-8b")
+    src = (cat.raw["llms"][base.id].path).read_text(encoding="utf-8")
+    user = Path(os.environ["VRAMCALC_HOME"]) / "catalog" / "llms"
+    user.mkdir(parents=True, exist_ok=True)
+    import re
+
+    (user / f"{base.id}.yaml").write_text(re.sub(r"(?m)^num_layers: \d+", "num_layers: 4", src), encoding="utf-8")
+    (user / f"{base.id}.yaml").write_text(
+        re.sub(r"(?m)^published_params:.*\n", "", (user / f"{base.id}.yaml").read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    load_catalog.cache_clear()
+    calls.clear()
+    fourth = runner.invoke(app, argv)
+    assert fourth.exit_code == 0, fourth.output
+    rows = {r["model"]: r for r in json.loads(fourth.stdout)["rows"]}
+    old = {r["model"]: r for r in json.loads(first.stdout)["rows"]}
+    assert rows[base.id]["llm_params"] < old[base.id]["llm_params"] / 3  # 4 of 36 layers (+ the embeddings)
+    from vramcalc.estimate import model_parts
+
+    cat = load_catalog()
+    uses = [m for k in ("llms", "vlms") for m in cat.ids(k) if (model_parts(cat.get(k, m), cat).llm or base).id == base.id]
+    assert len(calls) == len(uses) >= 1  # only the models built on the edited entry were computed again

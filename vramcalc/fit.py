@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from vramcalc import runtimes
 from vramcalc.errors import InputError, VramcalcError
@@ -272,7 +272,7 @@ def fit(
                 if own:
                     row, info, order_k = _fit_own(spec, [gpus[0]] * n_gpus, catalog, base_work, rt, min_speed)
                 else:
-                    row, info, order_k = _fit_one(spec, gpus, catalog, base_work, rt, min_speed, weights_cache)
+                    row, info, order_k = _fit_one_cached(spec, gpus, catalog, base_work, rt, min_speed, weights_cache)
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
@@ -310,6 +310,40 @@ def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     if sort == "context":
         return (not runs, r.meets_min_speed is False, -(r.max_context_tokens or 0), *quality)
     return (not runs, r.meets_min_speed is False, *quality)
+
+
+def _fit_one_cached(
+    spec: LlmSpec | VlmSpec,
+    gpus: list[GpuSpec],
+    catalog: Catalog,
+    work: Workload,
+    rt: Runtime,
+    min_speed: float | None,
+    cache: dict[tuple[str, str], WeightBytes],
+) -> tuple[FitRow, GpuInfo, list[str]]:
+    """``_fit_one``, kept in the derived-value cache (vramcalc.diskmemo) for a built-in runtime: keyed on
+    the ``repr`` of everything the row is computed from (the model and its parts, the GPUs, the
+    workload, the runtime and --min-speed; the cache's file name carries a hash of the code and the
+    calibration data), so a second ``fit`` reuses the rows and a changed input is a new key."""
+    if not type(rt).__module__.startswith("vramcalc."):  # a plugin's code is not in the cache key
+        return _fit_one(spec, gpus, catalog, work, rt, min_speed, cache)
+    from vramcalc import diskmemo
+
+    parts = model_parts(spec, catalog)
+    key = (repr(spec), repr(parts.llm), repr(parts.encoder), repr(parts.projector), repr(gpus), repr(work), rt.name, min_speed)
+
+    def encode(value: tuple[FitRow, GpuInfo, list[str]]) -> list[object]:
+        row, info, order = value
+        return [[getattr(row, f.name) for f in dataclasses.fields(row)], [getattr(info, f.name) for f in dataclasses.fields(info)], order]
+
+    def decode(value: Any) -> tuple[FitRow, GpuInfo, list[str]]:
+        row, info, order = value
+        return FitRow(*row), GpuInfo(*info), [str(x) for x in order]
+
+    out: tuple[FitRow, GpuInfo, list[str]] = diskmemo.cached(
+        "fit row", key, lambda: _fit_one(spec, gpus, catalog, work, rt, min_speed, cache), encode, decode
+    )
+    return out
 
 
 def _fit_one(
