@@ -86,7 +86,7 @@ def test_cached_recomputes_a_value_decode_rejects(tmp_path, monkeypatch):
     assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
     assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
     assert len(calls) == 1  # the second came from the store
-    st = diskmemo.store()
+    st = diskmemo.store("t")
     assert st is not None
     st.put(st.key("t", ("p",)), "tampered")  # a value of the wrong shape
     assert cached("t", ("p",), compute, decode=decode) == {"v": 1}
@@ -187,11 +187,11 @@ def test_fit_rows_come_from_the_store_and_follow_the_catalog(tmp_path, monkeypat
     argv = ["fit", "--gpu", "rtx3060", "--all", "--json"]
     first = runner.invoke(app, argv)
     assert first.exit_code == 0, first.output
-    st = diskmemo.store()
+    st = diskmemo.store("fit row")
     assert st is not None
     st.save()
     stored = len(st._load())
-    assert stored > 100  # one row per catalog model, and the parsed calibration
+    assert stored > 100  # one row per catalog model
     calls = []
     import vramcalc.fit as fitmod
 
@@ -229,3 +229,12 @@ def test_fit_rows_come_from_the_store_and_follow_the_catalog(tmp_path, monkeypat
     cat = load_catalog()
     uses = [m for k in ("llms", "vlms") for m in cat.ids(k) if (model_parts(cat.get(k, m), cat).llm or base).id == base.id]
     assert len(calls) == len(uses) >= 1  # only the models built on the edited entry were computed again
+
+
+def test_a_save_removes_other_code_versions_only(tmp_path):
+    (tmp_path / "derived-0ld7a9-fit_row.marshal").write_bytes(b"old")
+    (tmp_path / "derived-5a3e7a9-calibration_yaml.marshal").write_bytes(b"same version, other namespace")
+    st = DiskMemo(tmp_path / "derived-5a3e7a9-fit_row.marshal")
+    st.put(st.key("fit row", ()), 1)
+    st.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["derived-5a3e7a9-calibration_yaml.marshal", "derived-5a3e7a9-fit_row.marshal"]

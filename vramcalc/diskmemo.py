@@ -152,8 +152,9 @@ class DiskMemo:
                 return
             path = self.path
             path.parent.mkdir(parents=True, exist_ok=True)
-            for old in path.parent.glob("derived-*.marshal"):
-                if old != path:
+            tag = path.name.split("-")[1] if path.name.count("-") >= 2 else None
+            for old in path.parent.glob("derived-*.marshal"):  # stores of other code versions
+                if tag is not None and old.name.split("-")[1] != tag:
                     old.unlink(missing_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(blob)
@@ -162,18 +163,20 @@ class DiskMemo:
             pass
 
 
-_STORES: dict[Path, DiskMemo] = {}
+_STORES: dict[Path, DiskMemo] = {}  # by file
 
 
-def store() -> DiskMemo | None:
-    """The store of the current cache folder (tests change ``VRAMCALC_HOME``), or None when
-    ``VRAMCALC_NO_DISK_CACHE`` is set."""
+def store(namespace: str = "default") -> DiskMemo | None:
+    """The store of ``namespace`` in the current cache folder (tests change ``VRAMCALC_HOME``), or
+    None when ``VRAMCALC_NO_DISK_CACHE`` is set. One file per namespace: `check` reads the small
+    calibration store, not the rows `fit` keeps."""
     if os.environ.get("VRAMCALC_NO_DISK_CACHE"):
         return None
     folder = cache_dir()
-    st = _STORES.get(folder)
+    path = folder / f"derived-{_code_tag()}-{''.join(c if c.isalnum() else '_' for c in namespace)}.marshal"
+    st = _STORES.get(path)
     if st is None:
-        st = _STORES[folder] = DiskMemo(folder / f"derived-{_code_tag()}.marshal")
+        st = _STORES[path] = DiskMemo(path)
     return st
 
 
@@ -196,7 +199,7 @@ def cached(
     """``compute()``, or its stored value for the same ``namespace`` and ``parts`` (whose ``repr``
     must name everything the value depends on). ``encode`` turns the value into plain data and
     ``decode`` back; a stored value that ``decode`` rejects is recomputed."""
-    st = store()
+    st = store(namespace)
     if st is None:
         return compute()
     key = st.key(namespace, parts)

@@ -1,7 +1,5 @@
 """Catalog commands: `vramcalc list`, `show` and `validate`."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,6 +1,8 @@
-"""`vramcalc check`: will MODEL (a catalog id, or a model file/folder) run on the given GPU(s)?"""
+"""`vramcalc check`: will MODEL (a catalog id, or a model file/folder) run on the given GPU(s)?
 
-from __future__ import annotations
+No ``from __future__ import annotations`` in the command modules: typer reads every option's
+annotation, and string annotations cost an ``eval`` each (check has about 60: ~15 ms a start).
+"""
 
 from typing import TYPE_CHECKING, Annotated
 
@@ -386,7 +388,7 @@ def typed_gguf_name(model: str) -> bool:
     return model.lower().endswith(".gguf") and "/" not in model and "\\" not in model and not Path(model).exists()
 
 
-def typed_name(model: str, cat: Catalog, source: str | None, quant: str | None) -> TypedName | None:
+def typed_name(model: str, cat: "Catalog", source: str | None, quant: str | None) -> "TypedName | None":
     """A catalog model with the quantization typed into its name ('qwen2.5:7b-instruct-q8_0',
     'gemma3:27b-it-qat', 'Qwen2.5-7B-Instruct-Q4_K_M.gguf' that is no file), as vramcalc.names reads
     it; None when MODEL is a plain catalog name (resolve_name takes it), a path, a Hub id (org/name)

@@ -1,7 +1,5 @@
 """`vramcalc fit`: what can I run on this GPU?"""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
