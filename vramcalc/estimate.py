@@ -319,25 +319,7 @@ def estimate(
     if llm is not None:
         lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
         cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
-        fixed = Fixed(
-            compute_llm=m.compute_bytes.llm,
-            compute_vis=m.compute_bytes.vision,
-            vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
-            overhead=m.overhead_bytes,
-            embd_on_cpu=rt.embeddings_on_host,
-            vision_on_cpu=not w.mmproj_offload,
-            n_seq=w.batch,
-        )
-        if not w.mmproj_offload:  # the accounting left them out of the GPU total; the CPU share holds them
-            fixed = Fixed(
-                compute_llm=fixed.compute_llm,
-                compute_vis=acc.vision_compute_host,
-                vision_weights=fixed.vision_weights,
-                overhead=fixed.overhead,
-                embd_on_cpu=fixed.embd_on_cpu,
-                vision_on_cpu=True,
-                n_seq=fixed.n_seq,
-            )
+        fixed = _fixed(acc, rt, w)
         if rt.places_layers(len(gpus)):
             quant, n_gpus = i.quant, len(gpus)
 
@@ -465,20 +447,27 @@ def _first(rest: list[Suggestion], found: list[Suggestion]) -> Suggestion | None
     return found[0] if found else None
 
 
-def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
-    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
-    i, m = a.inputs, a.memory
-    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
-    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
-    fixed = Fixed(
+def _fixed(acc: Accounting, rt: Runtime, w: Workload) -> Fixed:
+    """What each GPU holds whatever the layer split, from the accounting. --no-mmproj-offload: the
+    accounting left the vision tower and its compute buffer out of the GPU total; the CPU share holds them."""
+    m = acc.memory
+    return Fixed(
         compute_llm=m.compute_bytes.llm,
-        compute_vis=m.compute_bytes.vision,
+        compute_vis=m.compute_bytes.vision if w.mmproj_offload else acc.vision_compute_host,
         vision_weights=m.weights_bytes.vision + m.weights_bytes.projector,
         overhead=m.overhead_bytes,
         embd_on_cpu=rt.embeddings_on_host,
         vision_on_cpu=not w.mmproj_offload,
+        n_seq=w.batch,
     )
-    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, fixed)
+
+
+def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
+    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
+    i = a.inputs
+    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
+    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
+    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, _fixed(a, rt, w))
     on_gpu = sum(d.total_bytes for d in off.gpus)
     if off.cpu.layers or off.cpu.output_layer:
         return on_gpu, "offload"
