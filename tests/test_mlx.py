@@ -94,3 +94,14 @@ def test_bad_settings_are_usage_errors(runner, args, message):
 
     r = runner.invoke(app, ["check", "qwen3-4b", "--runtime", "mlx", *args])
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+def test_the_command_names_the_models_own_repo_not_a_finetune_listed_first():
+    """qwen3-30b-a3b's aliases list Qwen3-Coder-30B-A3B (same architecture) before Qwen/Qwen3-30B-A3B;
+    the command names the repo that is the catalog id."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.runtimes.serving import hub_repo
+
+    m = load_catalog(include_user=False).resolve_model("qwen3-30b-a3b")
+    assert m.aliases[0] != "Qwen/Qwen3-30B-A3B"
+    assert hub_repo(m) == "Qwen/Qwen3-30B-A3B"

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from vramcalc.errors import InputError
 from vramcalc.params import Tensor, llm_tensors
 from vramcalc.quant import WeightBytes
-from vramcalc.runtimes.serving import gib, serving_calibration
+from vramcalc.runtimes.serving import gib, hub_repo, serving_calibration
 from vramcalc.runtimes.transformers import Transformers
 from vramcalc.units import GiB, MiB
 
@@ -299,7 +299,7 @@ class Mlx(Transformers):
             time_to_first_token_s=thr.time_to_first_token_s,
             notes=thr_notes,
         )
-        model_id = next((a for a in getattr(model, "aliases", []) if "/" in a), model.id)
+        model_id = hub_repo(model)
         cmd = f"mlx_lm.generate --model {mlx_repo(model_id, precision)} --max-tokens {gen} --prompt <{prompt} tokens>"
         if opts.max_num_batched_tokens:
             cmd += f" --prefill-step-size {step}"

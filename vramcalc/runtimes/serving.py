@@ -371,7 +371,7 @@ class ServingRuntime:
                 )
                 + ". The pool is the smallest stage's."
             )
-        model_id = next((a for a in getattr(model, "aliases", []) if "/" in a), model.id)
+        model_id = hub_repo(model)
         cmd = self.command(model_id, precision, s, opts)  # type: ignore[attr-defined]
 
         conc = opts.concurrency or max(1, min(s.max_num_seqs, int(concurrency)))
@@ -558,3 +558,13 @@ def gpu_info_for(gpu: GpuSpec, total: int, fraction: float) -> GpuInfo:
         unified_memory=gpu.unified_memory,
         memory_bandwidth_gbs=gpu.memory_bandwidth_gbs,
     )
+
+
+def hub_repo(model: Any) -> str:
+    """The Hugging Face repo a serving command names: the alias that is the catalog id spelled as a
+    repo (Qwen/Qwen3-30B-A3B for qwen3-30b-a3b), else the first repo-shaped alias, else the id. An
+    entry's aliases may list fine-tunes of the same architecture first (Qwen3-Coder-30B-A3B)."""
+    model_id = str(model.id)
+    repos = [str(a) for a in getattr(model, "aliases", []) if "/" in a]
+    same = [a for a in repos if a.split("/")[-1].lower() == model_id.lower()]
+    return (same or repos or [model_id])[0]
