@@ -34,6 +34,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 os.environ["VRAMCALC_HOME"] = tempfile.mkdtemp(prefix="vramcalc-fuzz-")
+# generated names may look like Hub repos or Ollama tags: answered offline, never from the internet
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ["VRAMCALC_OLLAMA_REGISTRY"] = "http://127.0.0.1:9"
 
 from hostile_builders import (
     ARRAY,
@@ -107,16 +111,23 @@ COMMANDS = {
     "check": (
         ["llama-3.1-8b", "llava-7b", "qwen2-vl-7b", "clip-vit-l-14-336", "internvl2.5-8b", "gemma-3-4b", "deepseek-v2-lite", "nope"],
         ["--ctx", "--images", "--image-size", "--batch", "--ubatch", "--gpu-layers", "--ram", "--ram-bandwidth", "--quant",
-         "--vision-quant", "--dtype", "--kv-cache", "--runtime", "--offload", "--gpu", "--mmproj"],
+         "--vision-quant", "--dtype", "--kv-cache", "--runtime", "--offload", "--gpu", "--mmproj",
+         # issues 9-13: placement, serving runtimes, speed and source options
+         "--n-cpu-moe", "--override-tensor", "--tensor-split", "--split-mode", "--main-gpu", "--cache-type-k",
+         "--cache-type-v", "--parallel", "--fit", "--fit-target", "--reserve", "--backend", "--depth", "--source",
+         "--gpu-memory-utilization", "--max-model-len", "--max-num-seqs", "--max-num-batched-tokens",
+         "--tensor-parallel-size", "--pipeline-parallel-size", "--nodes", "--limit-mm-per-prompt"],
     ),
-    "fit": ([], ["--ctx", "--images", "--min-speed", "--limit", "--kind", "--runtime", "--gpu"]),
+    "fit": ([], ["--ctx", "--images", "--min-speed", "--limit", "--kind", "--runtime", "--gpu", "--sort", "--min-ctx", "--ram"]),
+    "compare": (["llama-3.1-8b", "llava-7b", "nope"], ["--gpu", "--quant", "--ctx", "--runtime"]),
+    "gpus": (["llama-3.1-8b", "qwen3-30b-a3b", "nope"], ["--ctx", "--min-speed", "--runtime"]),
     "list": (["gpus", "llms", "vlms", "encoders", "nope"], ["--min-memory", "--vendor", "--family", "--query"]),
     "show": ([], []),
     "import": ([], ["--mmproj", "--id"]),
     "validate": ([], []),
     "probe": ([], ["--batch", "--image-size", "--markdown", "--encoder", "--dtype", "--device"]),
 }  # fmt: skip
-WEIGHTS = {"check": 50, "fit": 2, "list": 8, "show": 12, "import": 10, "validate": 6, "probe": 12}
+WEIGHTS = {"check": 50, "fit": 2, "list": 8, "show": 12, "import": 10, "validate": 6, "probe": 12, "compare": 4, "gpus": 2}
 
 
 def numbers_ok(obj) -> bool:
@@ -141,10 +152,15 @@ def cli_case(r: random.Random, runner, app) -> tuple[str, list[str]]:
         argv.append(r.choice(["", "./", "/", "/dev/", "~/"]) + value(r))
     elif cmd == "fit":
         argv += ["--gpu", "rtx3060"]
+    elif cmd in ("compare", "gpus"):
+        argv.append(r.choice(positional) if r.random() < 0.8 else value(r))
+        if cmd == "compare":
+            argv += ["--gpu", "rtx3060", "--gpu", "rtx4090"]
     for _ in range(r.randint(0 if cmd != "probe" else 1, 3)):
         if options:
             argv += [r.choice(options), value(r)]
-    if cmd != "probe" and r.random() < 0.7:
+    want_json = cmd != "probe" and r.random() < 0.7
+    if want_json:  # the flag itself: "--json" may also be drawn as an option's value (list --query --json)
         argv.append("--json")
     res = runner.invoke(app, argv)
     exc = res.exception
@@ -154,7 +170,7 @@ def cli_case(r: random.Random, runner, app) -> tuple[str, list[str]]:
         return "traceback", [*argv, repr(exc)[:200]]
     if res.exit_code not in (0, 1, 2) or "Traceback" in res.output:
         return "traceback", [*argv, f"exit {res.exit_code}"]
-    if res.exit_code == 0 and "--json" in argv and cmd not in ("probe",):
+    if res.exit_code == 0 and want_json and not (len(argv) >= 2 and argv[-2] in options and argv[-2] != "--json"):
         try:
             data = json.loads(res.stdout)
         except ValueError:

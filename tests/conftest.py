@@ -35,6 +35,11 @@ def _hermetic(tmp_path, monkeypatch):
         if k.startswith("VRAMCALC_"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("VRAMCALC_HOME", str(tmp_path / "vramcalc-home"))
+    # no test reaches the internet: a name that looks like a Hub repo or an Ollama tag is answered
+    # offline (the loopback fake Hub/registry fixtures of test_hub.py / test_ollama.py undo these)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("VRAMCALC_OLLAMA_REGISTRY", "http://127.0.0.1:9")
     from vramcalc.catalog import load_catalog
 
     load_catalog.cache_clear()

@@ -94,6 +94,8 @@ HUGE = "9" * 310
         (["list", "gpus", "--min-memory", "-1"], "0..1,048,576"),
         (["probe", "--batch", HUGE], "1..4096"),
         (["check", "a" * 300, "--gpu", "rtx3060"], "Unknown model"),
+        # a 5,000-character "Ollama tag": no store path is stat'ed with it (ENAMETOOLONG, fuzz seed 16)
+        (["check", "9" * 5000, "--gpu", "rtx3060"], "Unknown model"),
         (["check", "./" + "a" * 300 + ".gguf", "--gpu", "rtx3060"], "File name too long"),
         (["import", "a" * 300], "no such file, and not a Hugging Face repo id"),
         (["validate", "a" * 300], "File name too long"),

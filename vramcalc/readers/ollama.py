@@ -56,8 +56,12 @@ class OllamaRef:
         return f"{base}:{self.tag}"
 
 
+#: each part names a folder or file of the store, so it is at most 255 bytes (NAME_MAX of the common
+#: file systems): a longer "tag" cannot be an Ollama model
 _NAME = re.compile(
-    r"(?:(?:registry\.ollama\.ai|ollama\.com)/)?(?:([a-z0-9][a-z0-9._-]*)/)?([a-z0-9][a-z0-9._-]*)(?::([a-z0-9_][a-z0-9._-]*))?", re.I
+    r"(?:(?:registry\.ollama\.ai|ollama\.com)/)?(?:([a-z0-9][a-z0-9._-]{0,254})/)?([a-z0-9][a-z0-9._-]{0,254})"
+    r"(?::([a-z0-9_][a-z0-9._-]{0,254}))?",
+    re.I,
 )
 
 
@@ -112,8 +116,11 @@ def find_in_store(ref: OllamaRef) -> tuple[Path, Path] | None:
     """(models root, manifest file) of a tag in the local store, or None."""
     for root in store_roots():
         m = root / "manifests" / REGISTRY_HOST / ref.namespace / ref.model / ref.tag
-        if m.is_file():
-            return root, m
+        try:
+            if m.is_file():
+                return root, m
+        except OSError:  # unreadable store folder: not there, as far as we can tell
+            continue
     return None
 
 
