@@ -472,10 +472,6 @@ class Catalog:
         return cat
 
 
-def _yaml_files(folder: Path) -> list[Path]:
-    return [Path(p) for p in _scan(str(folder))[0]]
-
-
 def _scan(folder: str) -> tuple[list[str], list[str]]:
     """The regular ``*.yaml`` files of a catalog folder, and a problem line for each ``*.yaml`` that is
     not one (a directory, a dangling symlink, a FIFO): reported and skipped, never read."""

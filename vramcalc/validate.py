@@ -481,8 +481,3 @@ def _cc(text: str) -> float:
         return float(text)
     except ValueError:
         return 0.0
-
-
-def user_collisions(cat: Catalog) -> list[Problem]:
-    """Collisions of the user's catalog with the built-in one (reported by load as skipped entries)."""
-    return [_load_problem(p) for p in cat.user_problems]

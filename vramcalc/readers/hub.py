@@ -50,11 +50,6 @@ _REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 _PREFIX = re.compile(r"^(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/", re.I)
 
 
-def is_hub_url(text: str) -> bool:
-    """``hf.co/...``, ``huggingface.co/...`` or such a URL: a Hub name, never a local path."""
-    return _PREFIX.match(text.strip()) is not None
-
-
 def parse_hub_ref(text: str) -> HubRef | None:
     """``org/name``, ``org/name:QUANT``, ``hf.co/org/name:QUANT``, ``https://huggingface.co/org/name``
     (also ``/tree/REV`` and ``/blob/REV/FILE`` URLs), each with an optional ``@REV``; None otherwise."""

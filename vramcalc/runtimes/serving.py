@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
 from vramcalc.params import Tensor, llm_tensors
-from vramcalc.quant import TORCH_FORMATS, torch_weight_bytes
+from vramcalc.quant import torch_weight_bytes
 from vramcalc.units import GiB
 
 if TYPE_CHECKING:
@@ -110,11 +110,6 @@ def kv_per_token(llm: LlmSpec, layers: int, tp: int, elem_bytes: int) -> tuple[i
         return layers * (llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim) * elem_bytes, 0
     per = max(1, llm.num_kv_heads // tp) * llm.head_dim_ * elem_bytes * layers
     return per, per
-
-
-def serving_formats() -> list[str]:
-    """Precisions a serving runtime loads: the PyTorch formats and MXFP4."""
-    return [*TORCH_FORMATS, "mxfp4"]
 
 
 def gib(n: float) -> str:
