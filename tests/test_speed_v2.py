@@ -145,7 +145,13 @@ def test_prefill_at_depth_is_a_512_token_prompt_after_the_cache(cat):
     assert deep.prefill_tokens_per_s.value < shallow.prefill_tokens_per_s.value
     # pp512 @ d: the FLOPs are those of 512 tokens, the attention over 16384 + 512 keys
     lb = placement.llm_bytes(llm, runtimes.get("llama.cpp"), "Q4_K_M")
-    assert deep.prefill_tokens_per_s.basis.flops == pytest.approx(speed.prefill_flops(llm, lb, 512, 16384), rel=1e-6)
+    # Llama 3.1 8B (config.json / model_params.csv): 8,030,261,248 parameters, of which 2 x 525,336,576 are the
+    # embedding and the head (128,256 x 4,096) and 266,240 norm weights; 2 FLOP per weight and token for the 512
+    # tokens' matmuls, the head once (the last token), and QK^T + PV over the 4,096-wide heads for 32 layers:
+    # 4 x 4,096 x 8,519,936 causal (query, key) pairs of 512 queries after 16,384 cached keys
+    want = 2 * (8_030_261_248 - 2 * 525_336_576 - 266_240) * 512 + 2 * 525_336_576 + 32 * 4 * 4096 * 8_519_936
+    assert want == 11_614_776_459_264
+    assert deep.prefill_tokens_per_s.basis.flops == pytest.approx(want, rel=1e-6)
     # time to first token is still the whole context
     assert deep.time_to_first_token_s.value > 32768 / shallow.prefill_tokens_per_s.value * 0.9
 
@@ -201,7 +207,8 @@ def test_moe_expert_flops_are_the_routed_share(cat):
     llm = cat.llm("mixtral-8x7b")
     lb = placement.llm_bytes(llm, runtimes.get("llama.cpp"), "Q4_K_M")
     dense, experts, attn = speed.prefill_flops_parts(llm, lb, 100)
-    assert experts == pytest.approx(2 * speed.expert_active_params(llm) * 100)
+    # config.json: 32 layers, hidden 4,096, expert FFN 14,336 (gate, up, down), 2 experts per token
+    assert experts == pytest.approx(2 * (2 * 32 * 3 * 4096 * 14336) * 100)
     assert 0.5 < experts / (dense + experts) < 1
     assert dense + experts + attn == pytest.approx(speed.prefill_flops(llm, lb, 100), abs=1)
 

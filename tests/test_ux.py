@@ -360,6 +360,7 @@ def test_suggestions_cheapest_first_with_cost(runner):
 
 def test_no_two_bit_suggestion_when_it_already_runs(runner):
     d = jrun(runner, "check", "llama-3.1-8b", "--gpu", "rtx3060-laptop")
+    assert d["suggestion"] or d["alternatives"]  # the loop below checks something
     for s in [d["suggestion"], *d["alternatives"]]:
         if s:
             assert "Q2_K" not in s["flags"], s

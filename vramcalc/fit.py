@@ -45,7 +45,7 @@ from vramcalc.errors import InputError, VramcalcError
 from vramcalc.estimate import Parts, account, estimate, model_parts
 from vramcalc.jsonable import Jsonable, doc, result
 from vramcalc.params import encoder_tensors
-from vramcalc.placement import gpu_info
+from vramcalc.placement import devices_for, gpu_info, verdict_for
 from vramcalc.quant import WeightBytes
 from vramcalc.results import DEFAULT_TEXT_CONTEXT, Estimate, FixedWeights, GpuInfo, Verdict, Workload
 from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec, VlmSpec
@@ -380,19 +380,19 @@ def _fit_one(
     gpu = gpus[0]
     base = account(parts, gpu, work.with_(quant=first), rt, fixed(first), catalog)
     rest = base.memory.total_bytes - on_device(weights(first))
-    usable = sum(gpu_info(g, work.headless).usable_bytes for g in gpus)
+    usable = sum(devices_for(gpus, work).usable)  # as the verdict counts it: display on GPU 0, --reserve
     fitting: list[str] = []
     tight: list[str] = []
     floor = rt.weight_floor(llm)
     for q in order:  # best first; the weights of lower precisions are summed only while needed
         if floor is not None and usable - rest - floor(q) < 0:
             continue  # cannot fit even at the file type's base bit width: skip the exact sum
-        headroom = usable - rest - on_device(weights(q))
-        if headroom >= rt.margin_bytes:
+        v = verdict_for(usable - rest - on_device(weights(q)), rt)
+        if v == "fits":
             fitting.append(q)
             if min_speed is None:
                 break
-        elif headroom >= 0:
+        elif v == "tight":
             tight.append(q)
     # a split's placement is decided by estimate(): the sum above only orders the candidates
     candidates = fitting + tight

@@ -707,23 +707,6 @@ def max_context(llm_max: int, image_tokens: int, fits: Callable[[int], bool]) ->
     return lo * 256 + image_tokens
 
 
-def suggest(
-    gpu: GpuSpec,
-    w: Workload,
-    runtime: Runtime,
-    is_llm: bool,
-    quant: str,
-    text_tokens: int,
-    context_tokens: int,
-    max_ctx: int | None,
-    memory_for: Callable[[dict[str, object]], tuple[int, Verdict]],
-    experts: Callable[[], Suggestion | None] | None = None,
-) -> Suggestion | None:
-    """The cheapest change that makes it fit (the first of ``suggestions``)."""
-    found = suggestions(gpu, w, runtime, is_llm, quant, text_tokens, context_tokens, max_ctx, memory_for, experts=experts)
-    return found[0] if found else None
-
-
 #: Most changes shown: the suggestion and two alternatives.
 MAX_SUGGESTIONS = 3
 
@@ -926,7 +909,7 @@ def decide(
     if offload.mode == "full":
         if n_gpus == 1:
             return Decision(verdict, headroom, max_ctx, sugg, main_notes)
-        v = "fits" if min_head >= runtime.margin_bytes else "tight" if min_head >= 0 else verdict
+        v = verdict_for(min_head, runtime)  # min_head >= 0 here (a full placement short of memory returned above)
         out_notes = main_notes
         if v in ("fits", "tight"):
             sugg = None
@@ -946,7 +929,7 @@ def decide(
             [f"--gpu-layers {offload.gpu_layers} does not fit: a GPU is short of {_gib(-min_head)} GiB.", *drop],
         )
     if offload.gpu_layers >= offload.total_layers:
-        return Decision("fits" if min_head >= runtime.margin_bytes else "tight", min_head, max_ctx, sugg, drop)
+        return Decision(verdict_for(min_head, runtime), min_head, max_ctx, sugg, drop)
     if not runtime.offloads_layers:
         return Decision(verdict, headroom, max_ctx, sugg, drop)
     if offload.fits_in_ram is False:

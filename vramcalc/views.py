@@ -182,11 +182,7 @@ def context_curve(model: Model, gpus: list[GpuSpec], work: Workload, catalog: Ca
         a = account(parts, gpus[0], work.with_(context_tokens=text), rt, fixed, catalog)
         fixed = fixed or a.weights
         pts.append(CurvePoint(context_tokens=text + images, memory_bytes=a.memory.total_bytes))
-    usable = sum(_usable(g, work) for g in gpus)
+    from vramcalc.placement import devices_for
+
+    usable = sum(devices_for(gpus, work).usable)  # as the verdict counts it: display on GPU 0, --reserve
     return ContextCurve(usable_bytes=usable, points=pts, max_context_tokens=est.max_context_tokens)
-
-
-def _usable(g: GpuSpec, work: Workload) -> int:
-    from vramcalc.placement import gpu_info
-
-    return gpu_info(g, work.headless).usable_bytes
