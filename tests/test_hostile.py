@@ -668,3 +668,30 @@ def test_dev_zero_and_a_fifo_as_the_model_are_refused_at_once(runner, tmp_path, 
         argv = [cmd, target] + (["--gpu", "rtx3060"] if cmd == "check" else [])
         _usage_error(runner, *argv, says="not a regular file")
         assert time.monotonic() - t0 < 5
+
+
+def _sparse_gguf(path, n_tensors: int, n_kv: int, body: bytes, size: int = 8 * 2**30):
+    """A GGUF header followed by zeros up to ``size`` bytes (sparse: a few KB on disk)."""
+    import struct
+
+    with open(path, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, n_tensors, n_kv) + body)
+        f.truncate(size)
+    return path
+
+
+def test_gguf_declared_counts_cannot_keep_the_parser_looping(tmp_path):
+    """An 8 GB sparse file of zeros that declares 10^9 tokenizer strings, or 10^8 tensors, or one tensor
+    name twice, is refused at once (the loops ran for minutes: review of the merged readers)."""
+    import struct
+
+    from vramcalc.readers.gguf import read_gguf_header
+
+    key = b"tokenizer.ggml.tokens"
+    strings = _sparse_gguf(tmp_path / "s.gguf", 0, 1, struct.pack("<Q", len(key)) + key + struct.pack("<IIQ", 9, 8, 10**9))
+    many = _sparse_gguf(tmp_path / "t.gguf", 10**8, 0, b"")
+    one = struct.pack("<Q", 1) + b"a" + struct.pack("<I", 1) + struct.pack("<Q", 32) + struct.pack("<IQ", 0, 0)
+    twice = _sparse_gguf(tmp_path / "d.gguf", 2, 0, one + one, size=4096)
+    for path, says in ((strings, "1,000,000,000 items"), (many, "100,000,000 tensors"), (twice, "'a' appears twice")):
+        with pytest.raises(InputError, match=says):  # the declared count is refused before any loop
+            read_gguf_header(path)

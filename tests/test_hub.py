@@ -510,3 +510,16 @@ def test_import_ollama_tag_writes_its_manifest_as_source(files, tmp_path, runner
     d = json.loads(r.stdout)
     assert [e["kind"] for e in d["entries"]] == ["llms", "encoders", "vlms"]
     assert all(e["entry"]["source"].startswith("Ollama tinyllava:7b, manifest sha256:") for e in d["entries"])
+
+
+@pytest.mark.parametrize("junk", ["[1]", '{"files": {}}', '{"commit": 3, "files": {}}'])
+def test_a_cached_file_list_of_another_shape_is_a_miss(junk, monkeypatch, runner):
+    """A damaged cache entry for a repo is not used (it was an AttributeError / KeyError traceback)."""
+    from vramcalc.readers.remote import Cache
+
+    Cache("hub").put_json({"commit": "0" * 40, "files": {}}, "org/name", "refs", "main")
+    hits = list(Path(os.environ["VRAMCALC_HOME"]).rglob("main"))
+    assert hits
+    hits[0].write_text(junk, encoding="utf-8")
+    r = runner.invoke(app, ["check", "org/name", "--gpu", "rtx3060", "--offline"])
+    assert r.exit_code == 2 and "nothing is cached" in r.output and "Traceback" not in r.output

@@ -237,3 +237,18 @@ def test_parse_ollama_ref():
     assert parse_ollama_ref("user/model:tag") == OllamaRef("user", "model", "tag")
     assert parse_ollama_ref("gemma3:27b-it-qat").label == "gemma3:27b-it-qat"
     assert parse_ollama_ref("a/b/c") is None and parse_ollama_ref("x y") is None
+
+
+def test_settings_refuse_a_bool_or_absurd_num_ctx(monkeypatch):
+    """num_ctx true is not a 1-token context, 10^40 is not a context at all (review of the merged readers)."""
+    from vramcalc.cli.options import MAX_BATCH
+    from vramcalc.readers.ollama import MAX_PARALLEL, ollama_settings
+
+    monkeypatch.delenv("OLLAMA_CONTEXT_LENGTH", raising=False)
+    monkeypatch.delenv("OLLAMA_NUM_PARALLEL", raising=False)
+    assert "context_tokens" not in ollama_settings({"num_ctx": True})
+    assert "context_tokens" not in ollama_settings({"num_ctx": 10**40})
+    assert ollama_settings({"num_ctx": 8192})["context_tokens"] == 8192
+    monkeypatch.setenv("OLLAMA_NUM_PARALLEL", str(10**12))
+    assert "batch" not in ollama_settings({})
+    assert MAX_PARALLEL == MAX_BATCH

@@ -144,7 +144,6 @@ def test_prefill_at_depth_is_a_512_token_prompt_after_the_cache(cat):
     deep = estimate(llm, gpu, Workload(quant="Q4_K_M", depth=16384, context_tokens=32768), cat).throughput
     assert deep.prefill_tokens_per_s.value < shallow.prefill_tokens_per_s.value
     # pp512 @ d: the FLOPs are those of 512 tokens, the attention over 16384 + 512 keys
-    lb = placement.llm_bytes(llm, runtimes.get("llama.cpp"), "Q4_K_M")
     # Llama 3.1 8B (config.json / model_params.csv): 8,030,261,248 parameters, of which 2 x 525,336,576 are the
     # embedding and the head (128,256 x 4,096) and 266,240 norm weights; 2 FLOP per weight and token for the 512
     # tokens' matmuls, the head once (the last token), and QK^T + PV over the 4,096-wide heads for 32 layers:

@@ -27,6 +27,12 @@ _STRING, _ARRAY = 8, 9
 #: Arrays longer than this (tokenizer vocabularies, merges) are skipped; only their length is kept.
 #: A choice, not a format limit: per-layer arrays (head counts, SWA patterns) have one item per layer
 #: (at most a few hundred), tokenizer arrays tens of thousands (32,000 for Llama 2).
+#: Bounds on what a header may declare, so that a sparse file of zeros cannot keep the parser looping:
+#: string (and nested) arrays are read item by item (the largest real ones are tokenizer vocabularies of
+#: ~262k tokens and merge lists of ~500k), and each tensor entry builds an object (a large MoE GGUF has
+#: a few thousand). Chosen bounds, far above any published file.
+MAX_ARRAY_STRINGS = 2**24
+MAX_TENSORS = 2**20
 _MAX_KEPT_ARRAY = 4096
 #: Bytes asked of the stream per read (a choice: few reads for a multi-MB tokenizer header, and at
 #: most this much read past the header's end).
@@ -196,6 +202,8 @@ class _Cursor:
                 out = list(struct.unpack_from(f"{self.order}{count}{ifmt}", self.buf, i))
                 self.pos += nbytes
                 return out
+            if itype in (_STRING, _ARRAY) and count > MAX_ARRAY_STRINGS:  # each is read one by one: bound the loop
+                raise InputError(f"{self.path}: corrupt GGUF file: {what} declares {count:,} items (at most {MAX_ARRAY_STRINGS:,}).")
             if itype == _STRING:
                 if count > _MAX_KEPT_ARRAY:
                     self.need(8 * count, what)  # every string has at least its 8-byte length
@@ -282,6 +290,8 @@ def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | No
     n_kv = cur.scalar("Q", "the metadata count")
     # each metadata entry takes at least 12 bytes (key length 8 + value type 4), each tensor info at least 28
     # (name length 8 + n_dims 4 + type 4 + offset 8 = 24, and 8 per dimension: 32 for a 1-D tensor)
+    if n_tensors > MAX_TENSORS:
+        raise InputError(f"{path}: corrupt GGUF file: it declares {n_tensors:,} tensors (at most {MAX_TENSORS:,}).")
     if n_kv * 12 > size or n_tensors * 28 > size:
         raise InputError(
             f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes."
@@ -299,10 +309,14 @@ def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | No
         except RecursionError:  # arrays of arrays nested thousands deep: no real file nests more than twice
             raise InputError(f"{path}: corrupt GGUF file: metadata '{key}' nests arrays too deeply.") from None
     tensors: list[GgufTensorInfo] = []
+    names: set[str] = set()
     for i in range(n_tensors):
         name = cur.string(f"tensor info #{i}")
-        if not name.isprintable() or len(name) > 256:
+        if not name or not name.isprintable() or len(name) > 256:
             raise InputError(f"{path}: corrupt GGUF file: tensor info #{i} has no printable name ({name[:40]!r}).")
+        if name in names:  # refused here, not after millions of entries (gguf_spec checks the layout later)
+            raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' appears twice.")
+        names.add(name)
         n_dims = cur.scalar("I", f"tensor '{name}'")
         if n_dims > 8:
             raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' has {n_dims} dimensions.")

@@ -246,7 +246,8 @@ class HubRepo:
         self.read_from_network = False
         is_commit = re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
         info = self.cache.get_json(ref.repo, "refs", self.revision, ttl=None if (offline or is_commit) else REF_TTL_S)
-        if info is None or not isinstance(info.get("files"), dict):
+        cached = isinstance(info, dict) and isinstance(info.get("files"), dict) and isinstance(info.get("commit"), str)
+        if info is None or not cached:  # missing, or a cached entry of another shape: a miss, never a crash
             if offline:
                 raise InputError(f"{ref.repo}: offline, and nothing is cached for it (run once online to cache its headers).")
             hub = _hub()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
+from vramcalc.readers.common import MAX_TOKENS
 from vramcalc.readers.remote import (
     GGUF_READ_BYTES,
     REF_TTL_S,
@@ -310,6 +311,11 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
 # --- Ollama's settings ----------------------------------------------------------------------------
 
 
+#: Most parallel sequences taken from OLLAMA_NUM_PARALLEL: the bound of the CLI's --batch
+#: (vramcalc.cli.options.MAX_BATCH); a larger value is ignored, as an unset one is.
+MAX_PARALLEL = 4096
+
+
 def ollama_settings(params: dict[str, Any]) -> dict[str, Any]:
     """Workload settings Ollama would use for this model, from the manifest's params and the
     ``OLLAMA_*`` environment variables (only those that are set: Ollama's built-in defaults differ
@@ -319,12 +325,12 @@ def ollama_settings(params: dict[str, Any]) -> dict[str, Any]:
     origin: dict[str, str] = {}
     ctx = params.get("num_ctx")
     env_ctx = os.environ.get("OLLAMA_CONTEXT_LENGTH", "")
-    if isinstance(ctx, int) and ctx > 0:
+    if type(ctx) is int and 0 < ctx <= MAX_TOKENS:  # not a bool (True is an int), not an absurd size
         out["context_tokens"], origin["context_tokens"] = ctx, "the model's num_ctx parameter"
-    elif env_ctx.isdigit() and int(env_ctx) > 0:
+    elif env_ctx.isdigit() and 0 < int(env_ctx) <= MAX_TOKENS:
         out["context_tokens"], origin["context_tokens"] = int(env_ctx), "OLLAMA_CONTEXT_LENGTH"
     par = os.environ.get("OLLAMA_NUM_PARALLEL", "")
-    if par.isdigit() and int(par) > 0:
+    if par.isdigit() and 0 < int(par) <= MAX_PARALLEL:
         out["batch"], origin["batch"] = int(par), "OLLAMA_NUM_PARALLEL"
     fa = os.environ.get("OLLAMA_FLASH_ATTENTION", "").strip().lower()
     if fa in ("1", "true", "0", "false"):
