@@ -695,3 +695,30 @@ def test_gguf_declared_counts_cannot_keep_the_parser_looping(tmp_path):
     for path, says in ((strings, "1,000,000,000 items"), (many, "100,000,000 tensors"), (twice, "'a' appears twice")):
         with pytest.raises(InputError, match=says):  # the declared count is refused before any loop
             read_gguf_header(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("linear_num_key_heads", 1.5),
+        ("linear_num_key_heads", "16"),
+        ("full_attention_interval", -3),
+        ("full_attention_interval", 10**10),
+        ("attn_output_gate", "false"),
+        ("mtp_num_hidden_layers", 2.7),
+    ],
+)
+def test_hybrid_config_fields_are_checked(tmp_path, runner, field, bad):
+    """Qwen3.5's linear-attention fields go through the checked readers: 1.5 heads was read as 1,
+    '"false"' as True, an interval of 10^10 was a MemoryError (review of the merged readers)."""
+    src = Path(__file__).parent / "fixtures" / "reference" / "hf_configs" / "vlm" / "Qwen3.5-27B.json"
+    cfg = json.loads(src.read_text(encoding="utf-8"))
+    text = cfg["text_config"]
+    text[field] = bad
+    if field == "full_attention_interval":
+        text.pop("layer_types", None)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg), encoding="utf-8")
+    res = _cli(runner, "check", str(path), "--gpu", "h100-sxm")
+    assert res.exit_code == 2, res.output[-400:]
+    assert field in res.output and "Traceback" not in res.output

@@ -167,10 +167,11 @@ def _get(cfg: dict[str, Any], mt: str, key: str, where: Path, default: Any = ...
     raise InputError(f"{where}: the config has no '{key}' (model_type '{mt}'), needed for the estimate.")
 
 
-def _pattern(layer_types: list[str]) -> list[bool]:
-    """Shortest repeating unit of a per-layer list of attention types (the callers bound the list by
-    the layer count, at most MAX_LAYERS, so the search is at most a million comparisons)."""
-    flags = [str(x).startswith("sliding") for x in layer_types]
+def _pattern(layer_types: list[str], marks: str = "sliding") -> list[bool]:
+    """Shortest repeating unit of a per-layer list of attention types, True where a type starts with
+    ``marks`` (the callers bound the list by the layer count, at most MAX_LAYERS, so the search is at
+    most a million comparisons)."""
+    flags = [str(x).startswith(marks) for x in layer_types]
     for n in range(1, len(flags) + 1):
         if all(flags[i] == flags[i % n] for i in range(len(flags))):
             return flags[:n]
@@ -349,26 +350,26 @@ def _hybrid_fields(cfg: dict[str, Any], mt: str, n_layers: int, where: Path) -> 
     if isinstance(layer_types, list) and layer_types:
         if len(layer_types) != n_layers:
             raise InputError(f"{where}: layer_types lists {len(layer_types)} layers, num_hidden_layers says {n_layers}.")
-        flags = [str(x) == "linear_attention" for x in layer_types]
-        pattern = next(flags[:n] for n in range(1, n_layers + 1) if all(flags[i] == flags[i % n] for i in range(n_layers)))
-    else:
-        interval = int(cfg.get("full_attention_interval") or 4)
+        pattern = _pattern(layer_types, marks="linear_attention")
+    else:  # Qwen3-Next configuration default: every 4th layer is full attention
+        interval = _int(cfg, "full_attention_interval", where, 1, n_layers, 4)
         pattern = [True] * (interval - 1) + [False]
 
-    def g(key: str) -> Any:
-        return _get(cfg, mt, key, where)
+    def g(key: str) -> int:
+        return int(checked_int(_get(cfg, mt, key, where), f"{where}: '{key}'", 1, MAX_WIDTH))
 
     la = LinearAttention(
         pattern=pattern,
-        num_key_heads=int(g("linear_num_key_heads")),
-        num_value_heads=int(g("linear_num_value_heads")),
-        key_head_dim=int(g("linear_key_head_dim")),
-        value_head_dim=int(g("linear_value_head_dim")),
-        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 4),
+        num_key_heads=g("linear_num_key_heads"),
+        num_value_heads=g("linear_num_value_heads"),
+        key_head_dim=g("linear_key_head_dim"),
+        value_head_dim=g("linear_value_head_dim"),
+        conv_kernel=_int(cfg, "linear_conv_kernel_dim", where, 1, MAX_WIDTH, 4),  # configuration default 4
         state_dtype="f32",
     )
-    mtp = cfg.get("mtp_num_hidden_layers", cfg.get("num_nextn_predict_layers")) or 0
-    return {"linear_attention": la, "attn_output_gate": bool(cfg.get("attn_output_gate", True)), "mtp_layers": int(mtp)}
+    mtp_key = "mtp_num_hidden_layers" if cfg.get("mtp_num_hidden_layers") is not None else "num_nextn_predict_layers"
+    mtp = _int(cfg, mtp_key, where, 0, MAX_LAYERS, 0)
+    return {"linear_attention": la, "attn_output_gate": _bool(cfg, "attn_output_gate", where, True), "mtp_layers": mtp}
 
 
 def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, name: str) -> VisionEncoderSpec:
