@@ -353,6 +353,9 @@ def test_gpu_local_counts_free_memory_only(runner, monkeypatch):
     assert d["gpu"]["usable_bytes"] == 9 * GiB  # NVML free; no display guess on top
     d = run(runner, "llama-3.1-8b", "--gpu", "local", "--reserve", "1024")
     assert d["gpu"]["usable_bytes"] == 8 * GiB
+    for two in ("2xlocal", "localx2"):  # either spelling of a count: free memory on each card
+        d = run(runner, "llama-3.1-8b", "--gpu", two)
+        assert d["gpu"]["usable_bytes"] == 9 * GiB and len(d["offload"]["devices"]) == 3, two
 
 
 # ---------------------------------------------------------------------------------------------

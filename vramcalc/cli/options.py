@@ -96,25 +96,29 @@ def is_local(name: str) -> bool:
     return name.strip().lower() == "local"
 
 
-def resolve_gpus(cat: Catalog, values: list[str]) -> list[GpuSpec]:
+def resolve_gpus(cat: Catalog, values: list[str], local: GpuSpec | None = None) -> list[GpuSpec]:
     """--gpu rtx3090 --gpu rtx3090, or --gpu 2xrtx3090 / '2x 3090' / 3090x2: the GPUs of a layer
-    split, main GPU first. A name that is itself a GPU (7900xtx, 9070xt) is never read as a count."""
+    split, main GPU first. A name that is itself a GPU (7900xtx, 9070xt) is never read as a count.
+    ``local``: the detected card for 'local' (detected here when not given)."""
     out: list[GpuSpec] = []
     for v in values:
         n, name = split_gpu_count(cat, v)
-        if n < 1 or n > 16:
-            raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
+        if n < 1 or n > MAX_GPUS:
+            raise typer.BadParameter(f"GPU count must be 1-{MAX_GPUS}, got {n} in '{v}'")
         if is_local(name):
-            out += [local_gpu_spec()] * n
+            out += [local or local_gpu_spec()] * n
         else:
             out += [cat.resolve_gpu(name)] * n
     return out
 
 
+#: Most GPUs of one kind in --gpu NxNAME: a chosen bound (a node has at most 8-16).
+MAX_GPUS = 16
+
+
 def split_gpu_count(cat: Catalog, value: str) -> tuple[int, str]:
     """(count, GPU name) of '2xrtx3090', '2 x 3090', '3090x2', '3090 x2'; (1, value) when the whole
     value names a GPU or carries no count."""
-    import re
 
     v = value.strip()
     if is_local(v) or cat.find_gpu(v) is not None:
@@ -257,7 +261,6 @@ def parse_tensor_split(value: str | None) -> tuple[float, ...] | None:
     """--tensor-split 3,1 (llama.cpp -ts: shares split on ',' or '/')."""
     if value is None:
         return None
-    import re
 
     try:
         parts = tuple(float(x) for x in re.split(r"[,/]+", value.strip()) if x.strip())
@@ -300,24 +303,14 @@ def mib(value: int | None) -> int:
 def resolve_gpus_free(cat: Catalog, values: list[str]) -> tuple[list[GpuSpec], int | None]:
     """resolve_gpus, plus for --gpu local the memory NVML reports in use on that card (None when no
     local GPU is named): llama.cpp can only use the free memory."""
-    if not any(is_local(re.sub(r"^\s*\d+\s*[x×*]\s*", "", v)) for v in values):
+    if not any(is_local(split_gpu_count(cat, v)[1]) for v in values):
         return resolve_gpus(cat, values), None
     from vramcalc.localgpu import detect_local_gpu
 
     found = detect_local_gpu()
     if found.notice:
         typer.echo(f"Note: {found.notice}", err=True)
-    out: list[GpuSpec] = []
-    for v in values:
-        m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(.+)", v)
-        n, name = (int(m.group(1)), m.group(2)) if m else (1, v)
-        if is_local(name):
-            if n < 1 or n > 16:
-                raise typer.BadParameter(f"GPU count must be 1-16, got {n} in '{v}'")
-            out += [found.spec] * n
-        else:
-            out += resolve_gpus(cat, [v])
-    return out, found.in_use_bytes
+    return resolve_gpus(cat, values, local=found.spec), found.in_use_bytes
 
 
 # -- value bounds (issue 14): an absurd value is a usage error that states the accepted range ----
