@@ -31,10 +31,19 @@ def image_size(model: VlmSpec | VisionEncoderSpec, enc: VisionEncoderSpec, size:
     return (enc.image_size, enc.image_size)
 
 
-def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None) -> tuple[int, int, int]:
+#: llama.cpp's Qwen-VL image limits, in merged tokens (tools/mtmd/clip.cpp, PROJECTOR_TYPE_QWEN2VL / QWEN25VL /
+#: QWEN3VL: ``hparams.set_limit_image_tokens(8, 4096)``, whatever the model's preprocessor_config says)
+LLAMACPP_QWEN_TOKEN_LIMITS = (8, 4096)
+#: the encoder families llama.cpp preprocesses with those limits
+QWEN_VIT_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
+
+
+def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, runtime: str | None = None) -> tuple[int, int, int]:
     """LLM tokens one image takes, and what the encoder runs: (tokens, encoder images, patches each).
 
-    ``size`` is (width, height); None means the VLM's default image size.
+    ``size`` is (width, height); None means the VLM's default image size. ``runtime`` "llama.cpp" applies
+    llama.cpp's own preprocessing where it differs from the Hugging Face processor (Qwen-VL: see
+    :func:`llamacpp_smart_resize`).
     """
     w, h = image_size(vlm, enc, size)
     pol = vlm.image_tokens
@@ -44,7 +53,11 @@ def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | N
     if isinstance(pol, AnyresTokens):
         return anyres_tokens(pol, enc, w, h)
     if isinstance(pol, DynamicResolutionTokens):
-        rh, rw = smart_resize(h, w, pol.factor, pol.min_pixels, pol.max_pixels)
+        if runtime == "llama.cpp" and enc.family in QWEN_VIT_FAMILIES:
+            lo, hi = LLAMACPP_QWEN_TOKEN_LIMITS
+            rh, rw = llamacpp_smart_resize(h, w, pol.factor, lo * pol.factor**2, hi * pol.factor**2)
+        else:
+            rh, rw = smart_resize(h, w, pol.factor, pol.min_pixels, pol.max_pixels)
         patches = (rh // enc.patch_size) * (rw // enc.patch_size)
         return (rh // pol.factor) * (rw // pol.factor), 1, patches
     if isinstance(pol, TileTokens):
@@ -69,6 +82,27 @@ def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple
     """Qwen2-VL image processor ``smart_resize`` (transformers models/qwen2_vl/image_processing_qwen2_vl.py)."""
     hb = max(factor, round(h / factor) * factor)
     wb = max(factor, round(w / factor) * factor)
+    if hb * wb > max_px:
+        beta = math.sqrt(h * w / max_px)
+        hb = max(factor, math.floor(h / beta / factor) * factor)
+        wb = max(factor, math.floor(w / beta / factor) * factor)
+    elif hb * wb < min_px:
+        beta = math.sqrt(min_px / (h * w))
+        hb = math.ceil(h * beta / factor) * factor
+        wb = math.ceil(w * beta / factor) * factor
+    return hb, wb
+
+
+def llamacpp_smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple[int, int]:
+    """llama.cpp's version of ``smart_resize`` (tools/mtmd/mtmd-image.cpp ``calc_size_preserved_ratio``): the
+    same steps, but sides are rounded with C's ``std::round``, which takes halves away from zero where Python's
+    ``round`` takes them to even (a 336-pixel side at factor 32 is 11 blocks in llama.cpp, 10 in transformers)."""
+
+    def round_half_up(x: float) -> int:
+        return math.floor(x + 0.5)
+
+    hb = max(factor, round_half_up(h / factor) * factor)
+    wb = max(factor, round_half_up(w / factor) * factor)
     if hb * wb > max_px:
         beta = math.sqrt(h * w / max_px)
         hb = max(factor, math.floor(h / beta / factor) * factor)

@@ -353,6 +353,14 @@ def projector_tensors(proj: Projector, enc: VisionEncoderSpec, llm: LlmSpec, ima
             dims = [n_in] + [hidden] * (proj.layers - 1) + [h_out]
             for k in range(proj.layers):
                 t += _linear(f"mm.{k}", dims[k], dims[k + 1], proj.bias)
+    if proj.deepstack_layers and proj.kind == "merger":
+        # Qwen3-VL DeepStack mergers (transformers modeling_qwen3_vl Qwen3VLVisionPatchMerger with
+        # use_postshuffle_norm=True; llama.cpp convert_hf_to_gguf.py Qwen3VLVisionModel: v.deepstack.N.norm/fc1/fc2)
+        hidden = proj.hidden_size or n_in
+        for i in proj.deepstack_layers:
+            b = f"v.deepstack.{i}"
+            t += _norm(f"{b}.norm", n_in, True)
+            t += _linear(f"{b}.fc1", n_in, hidden, proj.bias) + _linear(f"{b}.fc2", hidden, h_out, proj.bias)
     if proj.extra_params:
         t.append(Tensor("mm.extra", (proj.extra_params,)))
     if image_newline:  # LLaVA-NeXT image_newline parameter (one LLM-width vector)

@@ -481,6 +481,13 @@ class Projector(_Spec):
     extra_params: NonNegInt = _f(
         default=0, description="Parameters not covered by the shape above (documented in notes), e.g. resampler attention."
     )
+    deepstack_layers: list[NonNegInt] = _f(
+        default_factory=list,
+        description=(
+            "Qwen3-VL DeepStack: encoder layers whose outputs go through their own merger (LayerNorm over the merged features, "
+            "then an MLP as wide as the main one) into the first LLM layers, one LLM layer each."
+        ),
+    )
 
 
 @dataclass(slots=True, kw_only=True, eq=False, repr=False)

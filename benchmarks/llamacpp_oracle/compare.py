@@ -89,9 +89,7 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
 
 #: Recorded architectures vramcalc cannot read yet: their runs are kept in the recording (ground truth for
 #: later) and listed, not compared.
-UNSUPPORTED = {
-    "qwen3-vl-2b": "vramcalc's config reader has no Qwen3-VL (model_type qwen3_vl, DeepStack merger) yet",
-}
+UNSUPPORTED: dict[str, str] = {}
 
 
 def known_gap(c: Check) -> str:
@@ -189,7 +187,7 @@ def predict(r: dict[str, str]) -> list[Check]:
     else:
         assert vlm is not None and enc is not None
         w, h = _i(r, "image_w"), _i(r, "image_h")
-        tok, _crops, _patches = image_tokens(vlm, enc, (w, h))
+        tok, _crops, _patches = image_tokens(vlm, enc, (w, h), runtime="llama.cpp")
         extra = f" image {w}x{h} warmup {'on' if r['warmup'] == '1' else 'off'}"
         if r.get("image_nx"):
             nx, ny = _i(r, "image_nx"), _i(r, "image_ny", 1)

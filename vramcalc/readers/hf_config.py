@@ -142,7 +142,10 @@ HF_TEXT_TYPES = {
 _HF_HYBRID = ("qwen3_next", "qwen3_5_text", "qwen3_5_moe_text")
 #: multimodal model_types whose text_config is read as a text model (the vision tower is not read)
 HF_TEXT_OF_VLM = {"qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
-HF_VLM_TYPES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3")
+HF_VLM_TYPES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "gemma3", "qwen3_vl", "qwen3_vl_moe")
+#: Qwen3-VL text_config model_types -> the text model they are (transformers models/qwen3_vl: Qwen3VLTextModel is a
+#: Qwen3 decoder with interleaved MRoPE; qwen3_vl_moe: the Qwen3-MoE decoder), read with that model's rules
+QWEN3_VL_TEXT = {"qwen3_vl": "qwen3", "qwen3_vl_moe": "qwen3_moe", "qwen3_vl_text": "qwen3", "qwen3_vl_moe_text": "qwen3_moe"}
 
 _ACTS = {
     "silu": "silu",
@@ -406,6 +409,8 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
             post_norm=True,
             dtype="fp16",
         )
+    if vlm_type in ("qwen3_vl", "qwen3_vl_moe"):
+        return _qwen3_vision(vc, where, common)
     # Qwen2-VL / Qwen2.5-VL vision transformers. Fallbacks for fields a vision_config leaves out: the
     # published 7B vision_configs (shared/reference/hf_configs/vlm/Qwen2-VL-7B-Instruct.json: depth 32,
     # embed_dim 1280, mlp_ratio 4, num_heads 16, patch_size 14; Qwen2.5-VL-7B-Instruct.json: hidden_size
@@ -465,6 +470,56 @@ def _vision_from_hf(vlm_type: str, vc: dict[str, Any], where: Path, ident: str, 
     )
 
 
+def _qwen3_vision(vc: dict[str, Any], where: Path, common: dict[str, Any]) -> VisionEncoderSpec:
+    """The Qwen3-VL vision tower (transformers models/qwen3_vl Qwen3VLVisionModel: Conv3d patch embedding with bias,
+    a learned num_position_embeddings grid interpolated per image plus 2-D RoPE, LayerNorm blocks with a fused
+    qkv, GELU-tanh MLP, no final norm; the merger and DeepStack mergers are the projector). Fallbacks for fields a
+    vision_config leaves out: Qwen3VLVisionConfig defaults (depth 27, hidden 1152, intermediate 4304, 16 heads,
+    patch 16, temporal 2, 2304 positions)."""
+    w = Path(f"{where}: vision_config")
+
+    def vi(key: str, default: int, lo: int = 1, hi: int = MAX_WIDTH) -> int:
+        return int(_int(vc, key, w, lo, hi, default))
+
+    hid = vi("hidden_size", 1152)
+    patch = vi("patch_size", 16, 1, 2**10)
+    n_pos = vi("num_position_embeddings", 2304, 1, 2**24)
+    side = max(1, round(n_pos**0.5))  # the learned table is a side x side grid (48 x 48 for 2304)
+    return VisionEncoderSpec(
+        **common,
+        family="qwen3_vit",
+        image_size=side * patch,
+        patch_size=patch,
+        temporal_patch_size=vi("temporal_patch_size", 2, 1, 16),
+        hidden_size=hid,
+        num_layers=layer_count(vi("depth", 27, 1, MAX_LAYERS), where),
+        num_heads=vi("num_heads", 16, 1, hid),
+        intermediate_size=vi("intermediate_size", 4304),
+        mlp_activation=_ACTS.get(str(vc.get("hidden_act") or "gelu_pytorch_tanh"), "gelu_tanh"),  # type: ignore[arg-type]
+        norm="layernorm",
+        class_token=False,
+        patch_bias=True,
+        qkv_bias=True,
+        attn_out_bias=True,
+        mlp_bias=True,
+        position_embedding="learned+rope2d",
+        num_position_embeddings=n_pos,
+        pre_norm=False,
+        post_norm=False,
+        dtype="bf16",
+    )
+
+
+def _deepstack(vc: dict[str, Any], where: Path, depth: int) -> list[int]:
+    """vision_config.deepstack_visual_indexes: the encoder layers that feed a DeepStack merger."""
+    v = vc.get("deepstack_visual_indexes")
+    if v is None:
+        return []
+    if not isinstance(v, list) or len(v) > depth:
+        raise InputError(f"{where}: 'vision_config.deepstack_visual_indexes' is {show_value(v)}; expected a list of encoder layer indexes.")
+    return [checked_int(i, f"{where}: 'vision_config.deepstack_visual_indexes'", 0, depth - 1) for i in v]
+
+
 @dataclass
 class ConfigModel:
     """Specs read from a Hugging Face config.json."""
@@ -496,7 +551,13 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
     _obj(cfg, "vision_config", where)
     if mt == "llava" and text is None and cfg.get("mm_vision_tower"):
         return _original_llava(cfg, where, ident, name, catalog)
-    if text is None:  # Qwen2-VL configs keep the text fields at the top level
+    if mt in ("qwen3_vl", "qwen3_vl_moe"):
+        if text is None:
+            raise InputError(f"{where}: a {mt} config needs its 'text_config'.")
+        text = dict(text)
+        text["model_type"] = QWEN3_VL_TEXT.get(str(text.get("model_type") or mt), QWEN3_VL_TEXT[mt])
+        text.setdefault("tie_word_embeddings", cfg.get("tie_word_embeddings", False))
+    elif text is None:  # Qwen2-VL configs keep the text fields at the top level
         text = {k: v for k, v in cfg.items() if k != "vision_config"}
         text["model_type"] = "qwen2"
     else:
@@ -525,9 +586,23 @@ def model_from_hf_config(cfg: dict[str, Any], where: Path, ident: str, name: str
         tokens = FixedTokens(tokens=per)
     else:
         merge = _int(vc, "spatial_merge_size", Path(f"{where}: vision_config"), 1, 64, 2)
-        projector = Projector(kind="merger", merge=merge, norm=True, hidden_size=enc.hidden_size * merge**2)
-        # Qwen2-VL image processor defaults, as in gguf_mmproj above
-        tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
+        projector = Projector(
+            kind="merger",
+            merge=merge,
+            norm=True,
+            hidden_size=enc.hidden_size * merge**2,
+            deepstack_layers=_deepstack(vc, where, enc.num_layers),
+        )
+        if mt in ("qwen3_vl", "qwen3_vl_moe"):
+            out = _int(vc, "out_hidden_size", Path(f"{where}: vision_config"), 1, MAX_WIDTH, llm.hidden_size)
+            if out != llm.hidden_size:
+                raise InputError(f"{where}: vision_config.out_hidden_size {out} differs from the text hidden_size {llm.hidden_size}.")
+            # Qwen3-VL preprocessor_config.json size (shortest_edge 65536 / longest_edge 16777216 pixels), as the
+            # catalog's qwen3-vl entries (data/vlms/qwen3-vl-*.yaml, where the caveat on that source is written)
+            tokens = DynamicResolutionTokens(min_pixels=65536, max_pixels=16777216, factor=enc.patch_size * merge)
+        else:
+            # Qwen2-VL image processor defaults, as in gguf_mmproj above
+            tokens = DynamicResolutionTokens(min_pixels=3136, max_pixels=12845056, factor=enc.patch_size * merge)
         defaults = VlmDefaults(image_size=(1024, 768))  # a choice: the 4:3 photo the catalog VLMs assume (data/vlms notes)
     vlm = VlmSpec(
         id=ident,

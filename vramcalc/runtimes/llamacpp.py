@@ -229,11 +229,11 @@ def clip_reserved_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, 
     from vramcalc.images import image_tokens
     from vramcalc.schema import DynamicResolutionTokens
 
-    tok, _crops, patches = image_tokens(vlm, enc, size)
+    tok, _crops, patches = image_tokens(vlm, enc, size, runtime=LlamaCpp.name)
     if warmup:
         pol = vlm.image_tokens
         side = CLIP_WARMUP_TOKENS_PER_SIDE * pol.factor if isinstance(pol, DynamicResolutionTokens) else enc.image_size
-        wtok, _wc, wpatches = image_tokens(vlm, enc, (side, side))
+        wtok, _wc, wpatches = image_tokens(vlm, enc, (side, side), runtime=LlamaCpp.name)
         if wpatches >= patches:  # a larger image later grows the buffer (ggml_backend_sched reallocates)
             return wtok, 1, wpatches
     return tok, 1, patches
