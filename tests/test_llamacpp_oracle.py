@@ -272,7 +272,7 @@ def test_multi_crop_images_reserve_one_crop():
     from vramcalc.estimate import estimate
     from vramcalc.images import image_tokens, native_tokens
     from vramcalc.results import Workload
-    from vramcalc.runtimes.llamacpp import clip_compute_bytes
+    from vramcalc.runtimes.llamacpp import clip_compute_bytes, clip_projector_outputs
 
     cat = load_catalog(include_user=False)
     vlm = cat.resolve_model("llava-1.6-mistral-7b")
@@ -280,4 +280,5 @@ def test_multi_crop_images_reserve_one_crop():
     _tok, crops, _patches = image_tokens(vlm, enc, (672, 672))  # type: ignore[arg-type]
     assert crops == 5
     e = estimate(vlm, cat.resolve_gpu("rtx4090"), Workload(image_size=(672, 672)), catalog=cat)
-    assert e.memory.compute_bytes.vision == clip_compute_bytes(enc, native_tokens(enc), 1, True)
+    proj = clip_projector_outputs(vlm, enc, cat.llm(vlm.llm))  # type: ignore[arg-type,union-attr]  # one crop's projector too
+    assert e.memory.compute_bytes.vision == clip_compute_bytes(enc, native_tokens(enc), 1, True, proj)

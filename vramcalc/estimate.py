@@ -169,6 +169,9 @@ def account(
                 * (KV_TYPE_BYTES[w.k_type] + KV_TYPE_BYTES[w.v_type])
             )
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
+        vlm_extra = getattr(rt, "vlm_llm_compute_extra", None)  # llama.cpp: a DeepStack LLM's wider input embedding
+        if vlm_extra is not None and isinstance(model, VlmSpec):
+            compute_llm += vlm_extra(model, llm, w)
         if llm.linear_attention is not None:
             notes.append(recurrent_state_note(llm, w.batch))
     vis_crops, vis_patches = crops * (w.batch if kind == "encoder" else 1), patches
@@ -176,6 +179,9 @@ def account(
     if reserved is not None and enc is not None and isinstance(model, VlmSpec):
         vis_crops, vis_patches = reserved(model, enc, size, w)
     compute_vis = rt.vision_compute_bytes(enc, vis_patches, vis_crops, w) if enc is not None else 0
+    own_vlm_compute = getattr(rt, "vlm_compute_bytes", None)  # a runtime whose vision graph includes the projector (llama.cpp)
+    if own_vlm_compute is not None and enc is not None and llm is not None and isinstance(model, VlmSpec):
+        compute_vis = own_vlm_compute(model, enc, llm, vis_patches, vis_crops, w)
     vision_compute_host = 0
     if vision_host:
         notes.append(

@@ -102,28 +102,96 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     return max(output, attn, ffn) + (act if backend == "cpu" else 0)
 
 
-def clip_compute_bytes(enc: VisionEncoderSpec, patches: int, images: int, flash_attention: bool) -> int:
+#: The clip graph's live sets, per encoder family, in hidden-size f32 tensors (``act`` = patches x hidden x 4 bytes)
+#: beside the dominant tensor of each phase: (attention phase without flash attention, beside the f32 KQ scores;
+#: FFN phase, beside the FFN up (and gate) outputs; whether the graph's inputs -- the f32 image and the position
+#: ids -- are still allocated at the peak). Read off the llama.cpp 0c1e57098 CPU runs recorded in
+#: tests/fixtures/llamacpp_oracle/runs.csv, where each family's buffer is exactly that at every image size
+#: (tests/test_qwen3vl.py pins each): LLaVA-1.5 (clip.cpp llava graph) KQ + 5 act + image, Gemma 3 (siglip graph)
+#: KQ + 6 act / FFN up + 3 act, Qwen2-VL KQ + 5 act / up + 2 act + image, Qwen3-VL KQ + 10 act / up + 5 act +
+#: image (its fused qkv is 3 act in one tensor and the DeepStack features, 0.5 act each, are concatenated
+#: into one tensor that lives to the end). Qwen2.5-VL is Qwen2-VL's graph plus its f32 window mask (N x N,
+#: an input alive through every layer); with flash attention see ``clip_compute_bytes``.
+CLIP_LIVE: dict[str, tuple[float, float, bool]] = {
+    "clip": (5, 3, True),
+    "siglip": (6, 3, False),
+    "qwen2_vit": (5, 2, True),
+    "qwen25_vit": (5, 2, True),
+    "qwen3_vit": (10, 5, True),
+}
+#: families without a recorded run: the first fit (field.md, gguf-parser-go#44: Gemma 3 and Qwen2-VL clip buffers)
+CLIP_LIVE_DEFAULT = (6.0, 2.75, False)
+#: bytes of position ids per patch: M-RoPE graphs (Qwen-VL) feed 4 int32 per patch, the others 1 (plus LLaVA's patch ids)
+_POS_BYTES = {"qwen2_vit": 16, "qwen25_vit": 16, "qwen3_vit": 16}
+
+
+def clip_compute_bytes(
+    enc: VisionEncoderSpec, patches: int, images: int, flash_attention: bool, projector: tuple[int, int] | None = None
+) -> int:
     """llama.cpp mtmd/clip compute buffer for encoding ``images`` crops of ``patches`` tokens each.
 
-    Without flash attention the f32 KQ scores (heads x N^2) dominate; with it, the MLP activations.
-    Coefficients fitted to the published clip buffers (field.md, gguf-parser-go#44, FA off/on):
-    Gemma 3 (896 px, 4096 patches) 1132/121 MiB and Qwen2-VL (warm-up at 46x46 merged tokens =
-    8464 patches, clip.cpp set_warmup_n_tokens) 4598/267 MiB: remainder ~6 (off) / ~2.75 (on) hidden-size
-    f32 tensors (on: Gemma 3 -3.5%, Qwen2-VL +4.5%). Qwen2.5-VL's windowed attention, with flash
-    attention, adds an f16 N x N window mask and about five more hidden-size tensors (fitted to the
-    llama.cpp 0c1e57098 runs in tests/fixtures/llamacpp_oracle/runs.csv: 705 MiB at the 8464-patch warm-up,
-    the published figure too; 64-292 MiB at 1024-4096 patches); without flash attention the KQ scores
-    dominate as for Qwen2-VL.
+    ggml-alloc reserves the largest live set of the clip graph (tools/mtmd/models/<family>.cpp), which is one of:
+
+    - attention without flash attention: the f32 KQ scores (heads x N^2) + the family's live hidden-size tensors;
+    - the FFN: its up (and gate) output (N x intermediate f32 each) + the family's live hidden-size tensors;
+    - an MLP projector (LLaVA; ``projector`` = (tokens, the widths of its two layers' outputs added), see
+      :func:`clip_projector_outputs`): the graph ends with the projector (clip.cpp llava graph: mm.0, GELU,
+      mm.2 on the patch rows), whose two f32 outputs are alive together, plus the tower's output and the image;
+
+    plus, where they stay allocated, the graph's inputs (the f32 image, p x p x 3 x 4 bytes per patch, and the
+    position ids). The live counts per family are in ``CLIP_LIVE``. Qwen2.5-VL's window attention adds its f32
+    N x N window mask (an input) without flash attention; with it, the f16 mask and the window reordering keep
+    more alive, which the first round fitted: 2·N^2 + 7.75 act beside the FFN (705 MiB at the 8464-patch warm-up,
+    the published figure too; within 6% from 1024 patches up, +22% at 576 patches: a known gap).
     """
     n = patches
     act = n * enc.hidden_size * 4
+    k_attn, k_ffn, inputs_live = CLIP_LIVE.get(enc.family, CLIP_LIVE_DEFAULT)
+    inputs = 0
+    if inputs_live:
+        gx = enc.patch_size * enc.patch_size * enc.num_channels * 4  # the f32 image, per patch
+        inputs = (n - int(enc.class_token)) * gx + n * _POS_BYTES.get(enc.family, 8)
+    ffn = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1)
     if flash_attention:
-        per = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1) + 11 * act // 4
-        if enc.window_attention is not None:
-            per += 2 * n * n + 5 * act
+        if enc.family == "qwen25_vit" and enc.window_attention is not None:
+            per = ffn + 2 * n * n + int(7.75 * act)  # the first round's fit, see the docstring
+        else:
+            per = ffn + int(k_ffn * act) + inputs
     else:
-        per = enc.num_heads * n * n * 4 + 6 * act
+        per = enc.num_heads * n * n * 4 + int(k_attn * act) + inputs
+        if enc.family == "qwen25_vit" and enc.window_attention is not None:
+            per += 4 * n * n  # the f32 window mask (clip.cpp qwen2vl.cpp: window_mask, an input)
+        per = max(per, ffn + int(k_ffn * act) + inputs)
+    if projector is not None:
+        tokens, width = projector
+        per = max(per, tokens * width * 4 + act + inputs)
     return per * images
+
+
+def deepstack_input_bytes(llm: LlmSpec, n_deepstack: int, n_ubatch: int) -> int:
+    """What a DeepStack language model (Qwen3-VL, ``qwen3vl.n_deepstack_layers``) adds to the LLM compute buffer:
+    its input embedding is ``n_embd_inp = (1 + n_deepstack) x n_embd`` wide (llama-hparams.cpp ``n_embd_inp``;
+    llama-graph.cpp ``build_inp_embd`` pads the token rows to that width, and src/models/qwen3vl.cpp adds slice
+    ``il + 1`` to the output of layer ``il`` for the first n_deepstack layers), so the input-embedding tensor
+    of the ubatch is ``n_deepstack`` hidden-size f32 tensors wider than a plain model's.
+
+    Measured on the CPU backend (llama.cpp 0c1e57098, runs.csv qwen3-vl-2b: 320.75 MiB = logits 296.75 + one
+    hidden state + the 4-wide input embedding, with flash attention at 4096 cells); that the CUDA buffer grows
+    by the same n_deepstack tensors (the padded input is copied to the device for those additions) is read from
+    the graph, not measured.
+    """
+    return n_deepstack * n_ubatch * llm.hidden_size * 4
+
+
+def clip_projector_outputs(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> tuple[int, int] | None:
+    """(tokens, summed output widths) of an MLP projector that runs inside the clip graph on every patch
+    (LLaVA ``mlp2x_gelu``: 1024 -> 4096 -> 4096 on 576 patches), for :func:`clip_compute_bytes`; None for
+    other projectors (a Qwen merger runs on a quarter of the patches and is never the peak)."""
+    proj = vlm.projector
+    if proj.kind != "mlp" or proj.layers != 2:
+        return None
+    hidden = proj.hidden_size or llm.hidden_size
+    return enc.image_size // enc.patch_size * (enc.image_size // enc.patch_size), hidden + llm.hidden_size
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +428,16 @@ class LlamaCpp:
         # llama.cpp encodes one crop at a time (clip-graph.h support_batch() is false for every
         # projector but Gemma 4; mtmd.cpp batches only where it is true): one crop's buffer
         return clip_compute_bytes(enc, patches, 1, w.flash_attention)
+
+    def vlm_compute_bytes(self, vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec, patches: int, crops: int, w: Workload) -> int:
+        """The clip compute buffer of a VLM: the tower's, or its MLP projector's outputs where those are the
+        peak (the clip graph includes the projector), see :func:`clip_compute_bytes`; one crop at a time."""
+        return clip_compute_bytes(enc, patches, 1, w.flash_attention, clip_projector_outputs(vlm, enc, llm))
+
+    def vlm_llm_compute_extra(self, vlm: VlmSpec, llm: LlmSpec, w: Workload) -> int:
+        """LLM compute bytes a VLM's language model adds under llama.cpp (DeepStack input, see :func:`deepstack_input_bytes`)."""
+        n = len(vlm.projector.deepstack_layers) if vlm.projector.kind == "merger" else 0
+        return deepstack_input_bytes(llm, n, w.n_ubatch) if n else 0
 
     def vision_reserved(self, vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, w: Workload) -> tuple[int, int]:
         """(crops, patches) the clip compute buffer is reserved for: the warm-up image unless
