@@ -448,6 +448,14 @@ def plausibility(cat: Catalog, kind: str, raw: RawEntry, e, valid) -> list[Probl
                     f"{proj.input_size} != the encoder's hidden size {enc.hidden_size}"
                     + (f" x merge {proj.merge}^2 = {want}" if want != enc.hidden_size else ""),
                 )
+        # Qwen3-VL DeepStack: each index names an encoder layer, and each merger feeds one LLM layer
+        ds_over = [i for i in proj.deepstack_layers if i >= enc.num_layers]
+        if ds_over or len(proj.deepstack_layers) > llm.num_layers or (proj.deepstack_layers and proj.kind != "merger"):
+            bad(
+                "projector -> deepstack_layers",
+                f"{proj.deepstack_layers} needs a merger projector, indexes below the encoder's {enc.num_layers} layers "
+                f"and at most {llm.num_layers} entries (one per LLM layer)",
+            )
         # Llama 3.2 Vision numbers its layers over the whole stack: the LLM's self-attention layers plus these
         total = llm.num_layers + len(proj.cross_attention_layers)
         over = [i for i in proj.cross_attention_layers if i >= total]

@@ -88,7 +88,12 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
             "stays alive to the last layer; the buffer is 22-36 MiB above the logits + input set here "
             "(-6% to -10%); " + _ALLOC,
         )
-        for part in ("-c 16384 -np 1 -ub 512 -fa on", "-c 4096 -np 1 -ub 512 -fa off", "-c 16384 -np 4 -ub 512 -fa off", "-c 4096 -np 2 -ub 512 -fa on")
+        for part in (
+            "-c 16384 -np 1 -ub 512 -fa on",
+            "-c 4096 -np 1 -ub 512 -fa off",
+            "-c 16384 -np 4 -ub 512 -fa off",
+            "-c 4096 -np 2 -ub 512 -fa on",
+        )
     ),
 ]
 
@@ -205,7 +210,7 @@ def predict(r: dict[str, str]) -> list[Check]:
         if r.get("clip_model_mib"):
             add("clip_model", float(r["clip_model_mib"]), vis, extra)
         _tok, cc, cp = lc.clip_reserved_tokens(vlm, enc, (w, h), warmup=r["warmup"] == "1")
-        clip = lc.clip_compute_bytes(enc, cp, cc, fa, lc.clip_projector_outputs(vlm, enc, llm))
+        clip = lc.clip_compute_bytes(enc, cp, cc, fa, **lc.clip_extras(vlm, enc, llm))
         add("clip_compute", float(r["clip_compute_mib"]), clip, extra)
     return out
 

@@ -108,16 +108,18 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
 #: ids -- are still allocated at the peak). Read off the llama.cpp 0c1e57098 CPU runs recorded in
 #: tests/fixtures/llamacpp_oracle/runs.csv, where each family's buffer is exactly that at every image size
 #: (tests/test_qwen3vl.py pins each): LLaVA-1.5 (clip.cpp llava graph) KQ + 5 act + image, Gemma 3 (siglip graph)
-#: KQ + 6 act / FFN up + 3 act, Qwen2-VL KQ + 5 act / up + 2 act + image, Qwen3-VL KQ + 10 act / up + 5 act +
-#: image (its fused qkv is 3 act in one tensor and the DeepStack features, 0.5 act each, are concatenated
-#: into one tensor that lives to the end). Qwen2.5-VL is Qwen2-VL's graph plus its f32 window mask (N x N,
-#: an input alive through every layer); with flash attention see ``clip_compute_bytes``.
+#: KQ + 6 act / FFN up + 3 act, Qwen2-VL KQ + 5 act / up + 2 act + image, Qwen3-VL-2B KQ + 10 act / up + 5 act +
+#: image, of which 1.5 act are the DeepStack features (three N/4 x 2048 f32 merger outputs concatenated into one
+#: tensor that lives to the end of the graph, counted per VLM: ``deepstack``), so the tower's own set is 8.5 / 3.5
+#: (its qkv is one fused 3-act tensor). Qwen2.5-VL is Qwen2-VL's graph plus its f32 window mask (N x N, an input
+#: alive through every layer); with flash attention see ``clip_compute_bytes``. LLaVA's FFN phase is never its
+#: peak (the projector is); its blocks are laid out as SigLIP's, whose 3 it takes.
 CLIP_LIVE: dict[str, tuple[float, float, bool]] = {
     "clip": (5, 3, True),
     "siglip": (6, 3, False),
     "qwen2_vit": (5, 2, True),
     "qwen25_vit": (5, 2, True),
-    "qwen3_vit": (10, 5, True),
+    "qwen3_vit": (8.5, 3.5, True),
 }
 #: families without a recorded run: the first fit (field.md, gguf-parser-go#44: Gemma 3 and Qwen2-VL clip buffers)
 CLIP_LIVE_DEFAULT = (6.0, 2.75, False)
@@ -126,7 +128,12 @@ _POS_BYTES = {"qwen2_vit": 16, "qwen25_vit": 16, "qwen3_vit": 16}
 
 
 def clip_compute_bytes(
-    enc: VisionEncoderSpec, patches: int, images: int, flash_attention: bool, projector: tuple[int, int] | None = None
+    enc: VisionEncoderSpec,
+    patches: int,
+    images: int,
+    flash_attention: bool,
+    projector: tuple[int, int] | None = None,
+    deepstack: tuple[int, int, int] | None = None,
 ) -> int:
     """llama.cpp mtmd/clip compute buffer for encoding ``images`` crops of ``patches`` tokens each.
 
@@ -139,9 +146,11 @@ def clip_compute_bytes(
       mm.2 on the patch rows), whose two f32 outputs are alive together, plus the tower's output and the image;
 
     plus, where they stay allocated, the graph's inputs (the f32 image, p x p x 3 x 4 bytes per patch, and the
-    position ids). The live counts per family are in ``CLIP_LIVE``. Qwen2.5-VL's window attention adds its f32
-    N x N window mask (an input) without flash attention; with it, the f16 mask and the window reordering keep
-    more alive, which the first round fitted: 2·N^2 + 7.75 act beside the FFN (705 MiB at the 8464-patch warm-up,
+    position ids), and Qwen3-VL's concatenated DeepStack features (``deepstack`` = (features, width, merge):
+    features x N / merge^2 x width f32, alive from the last DeepStack layer to the end, see :func:`clip_extras`).
+    The live counts per family are in ``CLIP_LIVE``. Qwen2.5-VL's window attention adds its f32 N x N window mask
+    (an input) without flash attention; with it, the f16 mask and the window reordering keep more alive, which the
+    first round fitted: 2·N^2 + 7.75 act beside the FFN (705 MiB at the 8464-patch warm-up,
     the published figure too; within 6% from 1024 patches up, +22% at 576 patches: a known gap).
     """
     n = patches
@@ -151,6 +160,9 @@ def clip_compute_bytes(
     if inputs_live:
         gx = enc.patch_size * enc.patch_size * enc.num_channels * 4  # the f32 image, per patch
         inputs = (n - int(enc.class_token)) * gx + n * _POS_BYTES.get(enc.family, 8)
+    if deepstack is not None:
+        feats, width, merge = deepstack
+        inputs += feats * (n // (merge * merge)) * width * 4
     ffn = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1)
     if flash_attention:
         if enc.family == "qwen25_vit" and enc.window_attention is not None:
@@ -183,12 +195,22 @@ def deepstack_input_bytes(llm: LlmSpec, n_deepstack: int, n_ubatch: int) -> int:
     return n_deepstack * n_ubatch * llm.hidden_size * 4
 
 
+def clip_extras(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> dict[str, tuple[int, ...] | None]:
+    """The VLM parts of the clip graph :func:`clip_compute_bytes` counts beside the tower: ``projector`` (see
+    :func:`clip_projector_outputs`) and ``deepstack`` (Qwen3-VL: (DeepStack features, LLM width, merge))."""
+    proj = vlm.projector
+    ds = (len(proj.deepstack_layers), llm.hidden_size, proj.merge) if proj.kind == "merger" and proj.deepstack_layers else None
+    return {"projector": clip_projector_outputs(vlm, enc, llm), "deepstack": ds}
+
+
 def clip_projector_outputs(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> tuple[int, int] | None:
     """(tokens, summed output widths) of an MLP projector that runs inside the clip graph on every patch
-    (LLaVA ``mlp2x_gelu``: 1024 -> 4096 -> 4096 on 576 patches), for :func:`clip_compute_bytes`; None for
-    other projectors (a Qwen merger runs on a quarter of the patches and is never the peak)."""
+    (LLaVA ``mlp2x_gelu``: 1024 -> 4096 -> 4096 on 576 patches; clip.cpp llava graph, PROJECTOR_TYPE_MLP), for
+    :func:`clip_compute_bytes`; None for other projectors (a Qwen merger runs on a quarter of the patches and
+    is never the peak; Pixtral / Phi / Moondream projectors merge or concatenate first and have other graphs)."""
     proj = vlm.projector
-    if proj.kind != "mlp" or proj.layers != 2:
+    plain = proj.merge == 1 and proj.input_size in (None, enc.hidden_size) and enc.family in ("clip", "siglip")
+    if proj.kind != "mlp" or proj.layers != 2 or not plain:
         return None
     hidden = proj.hidden_size or llm.hidden_size
     return enc.image_size // enc.patch_size * (enc.image_size // enc.patch_size), hidden + llm.hidden_size
@@ -432,7 +454,7 @@ class LlamaCpp:
     def vlm_compute_bytes(self, vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec, patches: int, crops: int, w: Workload) -> int:
         """The clip compute buffer of a VLM: the tower's, or its MLP projector's outputs where those are the
         peak (the clip graph includes the projector), see :func:`clip_compute_bytes`; one crop at a time."""
-        return clip_compute_bytes(enc, patches, 1, w.flash_attention, clip_projector_outputs(vlm, enc, llm))
+        return clip_compute_bytes(enc, patches, 1, w.flash_attention, **clip_extras(vlm, enc, llm))  # type: ignore[arg-type]
 
     def vlm_llm_compute_extra(self, vlm: VlmSpec, llm: LlmSpec, w: Workload) -> int:
         """LLM compute bytes a VLM's language model adds under llama.cpp (DeepStack input, see :func:`deepstack_input_bytes`)."""

@@ -1,0 +1,183 @@
+"""Qwen3-VL (DeepStack) and the llama.cpp clip compute live sets, pinned to published counts and to the
+recorded llama.cpp 0c1e57098 runs (tests/fixtures/llamacpp_oracle/runs.csv; README in
+benchmarks/llamacpp_oracle/).
+
+Sources: the published configs in tests/fixtures/reference/hf_configs/vlm (provenance in their SOURCES.csv),
+model_params.csv's HF safetensors totals, and the recorded buffers (qwen3-vl-2b runs 605-624, LLaVA-1.5
+688-703, Gemma 3 665-680, Qwen2-VL 625-640, Qwen2.5-VL 649-664).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from vramcalc.errors import InputError
+from vramcalc.images import image_tokens, llamacpp_smart_resize, smart_resize
+from vramcalc.params import encoder_tensors, llm_tensors, projector_tensors
+from vramcalc.readers.hf_config import model_from_hf_config
+from vramcalc.runtimes import llamacpp as lc
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT / "tests" / "fixtures" / "reference" / "hf_configs" / "vlm"
+ORACLE = ROOT / "tests" / "fixtures" / "llamacpp_oracle"
+MiB = 1024 * 1024
+
+with (ORACLE / "runs.csv").open() as _f:
+    RUNS = {int(r["run"]): r for r in csv.DictReader(_f)}
+
+
+def _read(path: Path):  # noqa: ANN202
+    return model_from_hf_config(json.loads(path.read_text()), path, "x", "x")
+
+
+def _oracle(arch: str):  # noqa: ANN202
+    cm = _read(ORACLE / "configs" / f"{arch}.json")
+    return cm.model, cm.encoder, cm.llm
+
+
+@pytest.mark.parametrize(
+    ("config", "published"),
+    [
+        # shared/reference/model_params.csv, total (vision+text), HF API safetensors totals
+        ("Qwen3-VL-2B-Instruct.json", 2_127_532_032),
+        ("Qwen3-VL-4B-Instruct.json", 4_437_815_808),
+        ("Qwen3-VL-8B-Instruct.json", 8_767_123_696),
+        ("Qwen3-VL-30B-A3B-Instruct.json", 31_070_754_032),  # row Qwen3-VL-30B-A3B-Thinking, same architecture
+    ],
+)
+def test_qwen3_vl_config_reads_to_the_published_count(config: str, published: int):
+    cm = _read(REF / config)
+    vlm, enc, llm = cm.model, cm.encoder, cm.llm
+    assert enc is not None and enc.family == "qwen3_vit"
+    n = sum(t.numel for t in llm_tensors(llm)) + sum(t.numel for t in encoder_tensors(enc))
+    n += sum(t.numel for t in projector_tensors(vlm.projector, enc, llm))  # type: ignore[union-attr]
+    assert n == published
+
+
+def test_qwen3_vl_reader_fields():
+    cm = _read(REF / "Qwen3-VL-30B-A3B-Instruct.json")
+    assert cm.llm.family == "qwen3_moe" and cm.llm.moe is not None and cm.llm.moe.num_experts == 128
+    assert cm.llm.qk_norm and not cm.llm.tied_embeddings
+    assert cm.model.projector.deepstack_layers == [8, 16, 24]  # type: ignore[union-attr]
+    small = _read(REF / "Qwen3-VL-2B-Instruct.json")
+    assert small.llm.family == "qwen3" and small.llm.tied_embeddings
+    assert small.encoder is not None and small.encoder.image_size == 768  # 48 x 48 learned positions x patch 16
+    assert small.model.image_tokens.factor == 32  # type: ignore[union-attr]  # patch 16 x merge 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"deepstack_visual_indexes": [5, 99]}, "deepstack_visual_indexes"),
+        ({"deepstack_visual_indexes": "5"}, "deepstack_visual_indexes"),
+        ({"out_hidden_size": 4096}, "out_hidden_size"),
+    ],
+)
+def test_qwen3_vl_reader_refuses_bad_vision_fields(change: dict, message: str):
+    cfg = json.loads((REF / "Qwen3-VL-2B-Instruct.json").read_text())
+    cfg["vision_config"].update(change)
+    with pytest.raises(InputError, match=message):
+        model_from_hf_config(cfg, Path("config.json"), "x", "x")
+
+
+def test_qwen3_vl_mmproj_bytes_match_the_recorded_file():
+    """clip model buffer 781.42 MiB (run 613): tower + merger + three DeepStack mergers (v.deepstack.N), F16
+    with F32 norms, biases and position table."""
+    vlm, enc, llm = _oracle("qwen3-vl-2b")
+    rt = lc.LlamaCpp()
+    proj = projector_tensors(vlm.projector, enc, llm)  # type: ignore[union-attr,arg-type]
+    got = rt.vision_weights(rt.vision_tensors(vlm, enc), "f16").bytes + rt.vision_weights(proj, "f16").bytes  # type: ignore[arg-type]
+    assert got / MiB == pytest.approx(float(RUNS[613]["clip_model_mib"]), abs=0.01)
+    names = {t.name for t in projector_tensors(vlm.projector, enc, llm)}  # type: ignore[union-attr,arg-type]
+    assert {"v.deepstack.5.fc1.weight", "v.deepstack.17.fc2.bias", "v.deepstack.11.norm.weight"} <= names
+
+
+def test_llamacpp_rounds_halves_up_where_transformers_rounds_to_even():
+    """A 336-pixel side at factor 32 is 10.5 blocks: llama.cpp (std::round) gives 11 (run 621: 11 x 11 image
+    tokens), transformers' smart_resize (Python round) gives 10."""
+    assert llamacpp_smart_resize(336, 336, 32, 8 * 1024, 4096 * 1024) == (352, 352)
+    assert smart_resize(336, 336, 32, 65536, 16777216) == (320, 320)  # HF: 10 x 10 blocks (102400 px, above min_pixels)
+    vlm, enc, _ = _oracle("qwen3-vl-2b")
+    r = RUNS[621]
+    assert image_tokens(vlm, enc, (336, 336), runtime="llama.cpp")[0] == int(r["image_nx"]) * int(r["image_ny"]) == 121  # type: ignore[arg-type]
+
+
+def test_llamacpp_caps_qwen_images_at_4096_tokens():
+    """clip.cpp set_limit_image_tokens(8, 4096) for the Qwen-VL projectors, whatever the preprocessor config says."""
+    vlm, enc, _ = _oracle("qwen3-vl-2b")
+    tok_llama = image_tokens(vlm, enc, (4096, 4096), runtime="llama.cpp")[0]  # type: ignore[arg-type]
+    tok_hf = image_tokens(vlm, enc, (4096, 4096))[0]  # type: ignore[arg-type]
+    assert tok_llama == 4096 and tok_hf == 128 * 128
+
+
+@pytest.mark.parametrize(
+    ("arch", "run"),
+    [
+        ("qwen3-vl-2b", 619),  # flash attention on, 1288 px: FFN up + 5 act + image
+        ("qwen3-vl-2b", 620),  # off: KQ + 10 act + image
+        ("qwen3-vl-2b", 621),  # on, 336 px
+        ("qwen3-vl-2b", 622),  # off, 336 px
+        ("llava-1.5-7b", 689),  # on: the MLP projector's two outputs are the peak (was -29%)
+        ("llava-1.5-7b", 691),  # off: KQ + 5 act + image
+        ("gemma-3-4b", 666),  # on: up + 3 act
+        ("gemma-3-4b", 668),  # off: KQ + 6 act
+        ("qwen2-vl-7b", 626),  # on: up + 2 act + image
+        ("qwen2-vl-7b", 628),  # off: KQ + 5 act + image
+        ("qwen2.5-vl-7b", 662),  # off, 336 px: + the f32 window mask (was +22% with the fitted 5 act)
+        ("qwen2.5-vl-7b", 660),  # off, 1288 px
+    ],
+)
+def test_clip_compute_live_sets_match_recorded_runs(arch: str, run: int):
+    r = RUNS[run]
+    assert r["arch"] == arch and r["warmup"] == "0"
+    vlm, enc, llm = _oracle(arch)
+    _tok, crops, patches = lc.clip_reserved_tokens(vlm, enc, (int(r["image_w"]), int(r["image_h"])), warmup=False)  # type: ignore[arg-type]
+    got = lc.clip_compute_bytes(enc, patches, crops, r["fa"] == "on", **lc.clip_extras(vlm, enc, llm))  # type: ignore[arg-type]
+    assert got / MiB == pytest.approx(float(r["clip_compute_mib"]), rel=0.001)
+
+
+def test_deepstack_widens_the_llm_input_embedding():
+    """Run 605 (qwen3-vl-2b, 4096 cells, flash attention): 320.75 MiB = the logits (512 x 151936 f32) + one
+    hidden state + the CPU input embedding, 4 hidden states wide (1 + 3 DeepStack layers)."""
+    vlm, _enc, llm = _oracle("qwen3-vl-2b")
+    r = RUNS[605]
+    base = lc.compute_buffer_bytes(llm, 4096, 512, True, backend="cpu")
+    extra = lc.deepstack_input_bytes(llm, len(vlm.projector.deepstack_layers), 512)  # type: ignore[union-attr]
+    assert extra == 3 * 512 * 2048 * 4
+    assert (base + extra) / MiB == pytest.approx(float(r["compute_mib"]), rel=0.0125)
+    assert abs(base / MiB / float(r["compute_mib"]) - 1) > 0.04  # without it: -5%
+
+
+def test_catalog_qwen3_vl_estimate_counts_deepstack_and_projector_phase():
+    from vramcalc.catalog import load_catalog
+    from vramcalc.estimate import estimate
+    from vramcalc.results import Workload
+
+    cat = load_catalog(include_user=False)
+    gpu = cat.resolve_gpu("rtx4090")
+    vl = estimate(cat.resolve_model("qwen3-vl-2b"), gpu, Workload(context_tokens=4096), catalog=cat)
+    text = estimate(cat.resolve_model("qwen3-1.7b"), gpu, Workload(context_tokens=4096 + vl.inputs.image_tokens_per_image), catalog=cat)
+    assert vl.memory.compute_bytes.llm - text.memory.compute_bytes.llm == 3 * 512 * 2048 * 4
+    # warm-up: the clip buffer is reserved for 46 x 46 merged tokens (1472 px), whatever the image
+    enc = cat.encoder("qwen3-vl-vit-300m")
+    assert vl.memory.compute_bytes.vision == lc.clip_compute_bytes(enc, 46 * 46 * 4, 1, True, deepstack=(3, 2048, 2))
+    # the tower alone (check qwen3-vl-vit-300m) has no DeepStack mergers: 1.5 hidden-size tensors fewer
+    alone = lc.clip_compute_bytes(enc, 46 * 46 * 4, 1, True)
+    assert vl.memory.compute_bytes.vision - alone == 3 * 46 * 46 * 2048 * 4
+
+
+def test_validate_refuses_a_deepstack_index_beyond_the_encoder(runner, tmp_path):
+    from vramcalc.cli import app
+
+    src = (ROOT / "data" / "vlms" / "qwen3-vl-2b.yaml").read_text()
+    bad = src.replace("deepstack_layers: [5, 11, 17]", "deepstack_layers: [5, 11, 30]").replace("id: qwen3-vl-2b\n", "id: ds-bad\n")
+    bad = "\n".join("aliases: []" if line.startswith("aliases:") else line for line in bad.splitlines()) + "\n"
+    (tmp_path / "vlms").mkdir()
+    (tmp_path / "vlms" / "ds-bad.yaml").write_text(bad)
+    r = runner.invoke(app, ["validate", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "ds-bad.yaml -> projector -> deepstack_layers" in r.stdout and "24 layers" in r.stdout
