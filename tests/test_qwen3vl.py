@@ -181,3 +181,41 @@ def test_validate_refuses_a_deepstack_index_beyond_the_encoder(runner, tmp_path)
     r = runner.invoke(app, ["validate", str(tmp_path)])
     assert r.exit_code == 1
     assert "ds-bad.yaml -> projector -> deepstack_layers" in r.stdout and "24 layers" in r.stdout
+
+
+def test_qwen3vl_gguf_pair_is_read_with_its_deepstack_layers(tmp_path):
+    """A Qwen3-VL language GGUF (general.architecture qwen3vl) and its mmproj (clip.projector_type qwen3vl_merger,
+    clip.vision.is_deepstack_layers; llama.cpp conversion/qwen3vl.py) are read: the DeepStack flags become
+    deepstack_layers, so the clip buffer counts the DeepStack features and the LLM buffer the wider input."""
+    from gguf_fixtures import llama_tensors, write_gguf
+    from vramcalc.catalog import load_catalog
+    from vramcalc.estimate import Workload, estimate
+    from vramcalc.readers import load_model_files
+
+    h, ff, layers = 64, 128, 4
+    meta = {"block_count": 2, "context_length": 4096, "embedding_length": 256, "feed_forward_length": 512}
+    meta |= {"attention.head_count": 4, "attention.head_count_kv": 2, "attention.layer_norm_rms_epsilon": 1e-6}
+    llm = write_gguf(tmp_path / "llm.gguf", "qwen3vl", meta, llama_tensors(2, 256, 4, 2, 512, 1000, types={}), file_type=15)
+    vis = [("v.patch_embd.weight", (16, 16, 3, h), "F16"), ("v.patch_embd.weight.1", (16, 16, 3, h), "F16")]
+    vis += [("v.patch_embd.bias", (h,), "F32"), ("v.position_embd.weight", (h, 2304), "F32")]
+    for i in range(layers):
+        b = f"v.blk.{i}"
+        vis += [(f"{b}.ln1.weight", (h,), "F32"), (f"{b}.ln1.bias", (h,), "F32"), (f"{b}.ln2.weight", (h,), "F32")]
+        vis += [(f"{b}.attn_qkv.weight", (h, 3 * h), "F16"), (f"{b}.attn_qkv.bias", (3 * h,), "F32")]
+        vis += [(f"{b}.attn_out.weight", (h, h), "F16"), (f"{b}.ffn_up.weight", (h, ff), "F16"), (f"{b}.ffn_down.weight", (ff, h), "F16")]
+    proj = [("mm.0.weight", (4 * h, 4 * h), "F16"), ("mm.2.weight", (4 * h, 256), "F16")]
+    proj += [(f"v.deepstack.1.{n}.weight", s, "F16") for n, s in (("fc1", (4 * h, 4 * h)), ("fc2", (4 * h, 256)))]
+    mmeta = {"clip.projector_type": "qwen3vl_merger", "clip.vision.image_size": 768, "clip.vision.patch_size": 16}
+    mmeta |= {"clip.vision.embedding_length": h, "clip.vision.feed_forward_length": ff, "clip.vision.block_count": layers}
+    mmeta |= {"clip.vision.attention.head_count": 4, "clip.vision.is_deepstack_layers": [False, True, False, False]}
+    mmeta |= {"clip.vision.spatial_merge_size": 2, "general.name": "q3vl"}
+    mm = write_gguf(tmp_path / "mmproj.gguf", "clip", mmeta, vis + proj)
+    fm = load_model_files(llm, mm)
+    assert fm.model.projector.deepstack_layers == [1]  # type: ignore[union-attr]
+    enc = fm.encoder
+    assert enc is not None and enc.family == "qwen3_vit"
+    cat = load_catalog(include_user=False)
+    w = Workload(image_size=(1024, 768), context_tokens=2048)
+    est = estimate(fm.model, cat.resolve_gpu("rtx3060"), w, fm.catalog(cat), fm.weights)
+    assert est.inputs.image_tokens_per_image == 32 * 24
+    assert est.memory.compute_bytes.llm == lc.compute_buffer_bytes(fm.llm, 2048 + 768, 512, True) + 1 * 512 * 256 * 4

@@ -51,6 +51,10 @@ GGUF_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "qwen3": ("qwen3", "silu"),
     "qwen2moe": ("qwen2_moe", "silu"),
     "qwen3moe": ("qwen3_moe", "silu"),
+    # the language model of Qwen3-VL (conversion/qwen3vl.py Qwen3VLTextModel / Qwen3VLMoeTextModel): Qwen3 /
+    # Qwen3-MoE tensors with interleaved M-RoPE; its DeepStack input width comes with the mmproj (deepstack_layers)
+    "qwen3vl": ("qwen3", "silu"),
+    "qwen3vlmoe": ("qwen3_moe", "silu"),
     "gemma": ("gemma", "gelu_tanh"),
     "gemma2": ("gemma2", "gelu_tanh"),
     "gemma3": ("gemma3", "gelu_tanh"),
@@ -371,7 +375,7 @@ def _compare_layout(spec: LlmSpec, h: GgufHeader, notes: list[str]) -> None:
 
 
 #: llama.cpp clip projector types (clip.projector_type) this reader turns into a VLM.
-MMPROJ_TYPES = ("mlp", "mlp_norm", "gemma3", "qwen2vl_merger", "qwen25vl_merger")
+MMPROJ_TYPES = ("mlp", "mlp_norm", "gemma3", "qwen2vl_merger", "qwen25vl_merger", "qwen3vl_merger")
 
 
 def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec, WeightBytes, WeightBytes]:
@@ -414,7 +418,14 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         )
     gated = "v.blk.0.ffn_gate.weight" in t
     act = "swiglu" if gated else ("silu" if m.get("clip.use_silu") else "gelu" if m.get("clip.use_gelu") else "quick_gelu")
-    family = {"mlp": "clip", "mlp_norm": "clip", "gemma3": "siglip", "qwen2vl_merger": "qwen2_vit", "qwen25vl_merger": "qwen25_vit"}[ptype]
+    family = {
+        "mlp": "clip",
+        "mlp_norm": "clip",
+        "gemma3": "siglip",
+        "qwen2vl_merger": "qwen2_vit",
+        "qwen25vl_merger": "qwen25_vit",
+        "qwen3vl_merger": "qwen3_vit",
+    }[ptype]
     name = _str(h, "general.name", "") or h.path.stem
     merge = _int(h, "clip.vision.spatial_merge_size", 1, 64, default=2 if "merger" in ptype else 1)
     image_size = key("image_size", 1, 2**16)
@@ -435,7 +446,7 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         norm="layernorm" if "v.blk.0.ln1.bias" in t else "rmsnorm",
         class_token="v.class_embd" in t,
         patch_bias="v.patch_embd.bias" in t,
-        qkv_bias="v.blk.0.attn_q.bias" in t,
+        qkv_bias="v.blk.0.attn_q.bias" in t or "v.blk.0.attn_qkv.bias" in t,
         position_embedding="learned" if "v.position_embd.weight" in t else "rope2d",
         pre_norm="v.pre_ln.weight" in t,
         post_norm="v.post_ln.weight" in t,
@@ -462,6 +473,15 @@ def gguf_mmproj(h: GgufHeader, llm: LlmSpec) -> tuple[VisionEncoderSpec, VlmSpec
         scale = _int(h, "clip.vision.projector.scale_factor", 1, grid, default=4)
         projector = Projector(kind="pooled_linear", merge=scale)
         tokens = FixedTokens(tokens=(grid // scale) ** 2)
+    elif ptype == "qwen3vl_merger":
+        # Qwen3-VL (conversion/qwen3vl.py): clip.vision.is_deepstack_layers marks the layers with a DeepStack
+        # merger (v.deepstack.N.*); limits as the HF reader's (data/vlms/qwen3-vl-*.yaml; llama.cpp applies its own)
+        flags = m.get("clip.vision.is_deepstack_layers") or []
+        if not isinstance(flags, list) or len(flags) > n_layers or not all(isinstance(f, bool) for f in flags):
+            raise InputError(f"{h.path}: GGUF metadata 'clip.vision.is_deepstack_layers' is not one flag per vision layer.")
+        ds = [i for i, f in enumerate(flags) if f]
+        projector = Projector(kind="merger", merge=merge, norm=True, deepstack_layers=ds)
+        tokens = DynamicResolutionTokens(min_pixels=65536, max_pixels=16777216, factor=patch * merge)
     else:
         projector = Projector(kind="merger", merge=merge, norm=True)
         # Qwen2-VL image processor defaults (preprocessor_config.json: min_pixels 3136, max_pixels 12845056)
