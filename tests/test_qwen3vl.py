@@ -30,6 +30,13 @@ with (ORACLE / "runs.csv").open() as _f:
     RUNS = {int(r["run"]): r for r in csv.DictReader(_f)}
 
 
+@pytest.fixture(scope="module")
+def cat():  # noqa: ANN201  # one catalog load for the module (a cold load is ~1 s)
+    from vramcalc.catalog import load_catalog
+
+    return load_catalog(include_user=False)
+
+
 def _read(path: Path):  # noqa: ANN202
     return model_from_hf_config(json.loads(path.read_text()), path, "x", "x")
 
@@ -152,12 +159,10 @@ def test_deepstack_widens_the_llm_input_embedding():
     assert abs(base / MiB / float(r["compute_mib"]) - 1) > 0.04  # without it: -5%
 
 
-def test_catalog_qwen3_vl_estimate_counts_deepstack_and_projector_phase():
-    from vramcalc.catalog import load_catalog
+def test_catalog_qwen3_vl_estimate_counts_deepstack_and_projector_phase(cat):
     from vramcalc.estimate import estimate
     from vramcalc.results import Workload
 
-    cat = load_catalog(include_user=False)
     gpu = cat.resolve_gpu("rtx4090")
     vl = estimate(cat.resolve_model("qwen3-vl-2b"), gpu, Workload(context_tokens=4096), catalog=cat)
     text = estimate(cat.resolve_model("qwen3-1.7b"), gpu, Workload(context_tokens=4096 + vl.inputs.image_tokens_per_image), catalog=cat)
@@ -170,25 +175,25 @@ def test_catalog_qwen3_vl_estimate_counts_deepstack_and_projector_phase():
     assert vl.memory.compute_bytes.vision - alone == 3 * 46 * 46 * 2048 * 4
 
 
-def test_validate_refuses_a_deepstack_index_beyond_the_encoder(runner, tmp_path):
-    from vramcalc.cli import app
+def test_validate_refuses_a_deepstack_index_beyond_the_encoder(cat):
+    import dataclasses
 
-    src = (ROOT / "data" / "vlms" / "qwen3-vl-2b.yaml").read_text()
-    bad = src.replace("deepstack_layers: [5, 11, 17]", "deepstack_layers: [5, 11, 30]").replace("id: qwen3-vl-2b\n", "id: ds-bad\n")
-    bad = "\n".join("aliases: []" if line.startswith("aliases:") else line for line in bad.splitlines()) + "\n"
-    (tmp_path / "vlms").mkdir()
-    (tmp_path / "vlms" / "ds-bad.yaml").write_text(bad)
-    r = runner.invoke(app, ["validate", str(tmp_path)])
-    assert r.exit_code == 1
-    assert "ds-bad.yaml -> projector -> deepstack_layers" in r.stdout and "24 layers" in r.stdout
+    from vramcalc.catalog import RawEntry
+    from vramcalc.validate import plausibility
+
+    vlm = cat.get("vlms", "qwen3-vl-2b")
+    valid = {("encoders", vlm.encoder): cat.encoder(vlm.encoder), ("llms", vlm.llm): cat.llm(vlm.llm)}
+    assert not [p for p in plausibility(cat, "vlms", RawEntry("vlms", "ok.yaml"), vlm, valid) if "deepstack" in p.field]
+    bad = dataclasses.replace(vlm, projector=dataclasses.replace(vlm.projector, deepstack_layers=[5, 11, 30]))
+    hits = [p for p in plausibility(cat, "vlms", RawEntry("vlms", "bad.yaml"), bad, valid) if p.field == "projector -> deepstack_layers"]
+    assert hits and "24 layers" in str(hits[0]) and hits[0].path == "bad.yaml"
 
 
-def test_qwen3vl_gguf_pair_is_read_with_its_deepstack_layers(tmp_path):
+def test_qwen3vl_gguf_pair_is_read_with_its_deepstack_layers(tmp_path, cat):
     """A Qwen3-VL language GGUF (general.architecture qwen3vl) and its mmproj (clip.projector_type qwen3vl_merger,
     clip.vision.is_deepstack_layers; llama.cpp conversion/qwen3vl.py) are read: the DeepStack flags become
     deepstack_layers, so the clip buffer counts the DeepStack features and the LLM buffer the wider input."""
     from gguf_fixtures import llama_tensors, write_gguf
-    from vramcalc.catalog import load_catalog
     from vramcalc.estimate import Workload, estimate
     from vramcalc.readers import load_model_files
 
@@ -214,7 +219,6 @@ def test_qwen3vl_gguf_pair_is_read_with_its_deepstack_layers(tmp_path):
     assert fm.model.projector.deepstack_layers == [1]  # type: ignore[union-attr]
     enc = fm.encoder
     assert enc is not None and enc.family == "qwen3_vit"
-    cat = load_catalog(include_user=False)
     w = Workload(image_size=(1024, 768), context_tokens=2048)
     est = estimate(fm.model, cat.resolve_gpu("rtx3060"), w, fm.catalog(cat), fm.weights)
     assert est.inputs.image_tokens_per_image == 32 * 24
