@@ -12,6 +12,7 @@ import pytest
 from hub_fakes import FakeHub, FakeOllama, ollama_model
 
 from gguf_fixtures import llama_tensors, write_gguf
+from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
 from vramcalc.cli import app
 
 # Qwen3-30B-A3B's hyper-parameters (tests/fixtures/reference/hf_configs/llm/Qwen3-30B-A3B.json):
@@ -72,7 +73,10 @@ def blobs(tmp_path_factory):
     from test_hub import CLIP_META, clip_tensors
 
     d = tmp_path_factory.mktemp("ollama-files")
-    q3 = write_gguf(d / "qwen3-30b-a3b-q4_K_M.gguf", "qwen3moe", Q3MOE_META, qwen3moe_tensors(), file_type=15)
+    # with Qwen3's tokenizer in the header (151,936 tokens, 151,387 merges: generated BPE-like strings)
+    tokens, merges = bpe_vocab(151936, 151387)
+    kvs = tokenizer_kvs("qwen3moe", Q3MOE_META, 15, tokens, merges)
+    q3 = write_gguf_fast(d / "qwen3-30b-a3b-q4_K_M.gguf", kvs, qwen3moe_tensors())
     llm = write_gguf(d / "tinyllava.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), file_type=15)
     proj = write_gguf(d / "tinyllava-mmproj.gguf", "clip", CLIP_META, clip_tensors())
     return {
@@ -171,7 +175,13 @@ def test_qwen3_from_the_registry_by_range_reads_then_from_the_cache(registry, bl
     blob_reads = [e for e in log if "/blobs/" in e.path and e.range]
     assert blob_reads and all(e.sent <= 4 * 2**20 for e in blob_reads)
     assert blobs["q3"].stat().st_size > 10e9  # a real-sized blob, of which only the header was read
-    print(f"\nqwen3:30b-a3b from the registry: {src['requests']} requests, {src['bytes_read']:,} bytes")
+    # the tokenizer's ~5.4 MB of strings are located by small range reads, not fetched; the first read
+    # is redirected to the CDN, the later ones go there directly
+    assert src["header_read"] == "quick" and src["bytes_read"] < 2_000_000 and src["requests"] <= 22
+    assert sum(1 for e in log if e.path.startswith("/v2/") and "/blobs/" in e.path and e.range) == 1
+    from vramcalc.readers.remote import ModelSource
+
+    print(f"\nqwen3:30b-a3b from the registry: {ModelSource(**src).line()}")
     registry.reset()
     again = _check(runner, "qwen3:30b-a3b", "--source", "ollama", "--gpu", "rtx4090", "--offline")
     assert registry.log == [] and again["source"]["cached"]
