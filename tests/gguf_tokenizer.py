@@ -105,8 +105,8 @@ def write_gguf_with_tokenizer(
 _U8, _U32T, _STR, _ARR, _BOOL = 0, 4, 8, 9, 7
 
 
-def _s(x: str) -> bytes:
-    b = x.encode()
+def _s(x: str | bytes) -> bytes:
+    b = x if isinstance(x, bytes) else x.encode()  # bytes: a hostile token, written as is
     return struct.pack("<Q", len(b)) + b
 
 
@@ -117,24 +117,40 @@ def _kv(key: str, val: object) -> bytes:
         return _s(key) + struct.pack("<II", _U32T, val)
     if isinstance(val, str):
         return _s(key) + struct.pack("<I", _STR) + _s(val)
-    if isinstance(val, list) and val and isinstance(val[0], str):
+    if isinstance(val, list) and val and isinstance(val[0], float):
+        return _s(key) + struct.pack("<IIQ", _ARR, 6, len(val)) + np.asarray(val, dtype="<f4").tobytes()
+    if isinstance(val, list) and val and isinstance(val[0], str | bytes):
         return _s(key) + struct.pack("<IIQ", _ARR, _STR, len(val)) + b"".join(_s(v) for v in val)
     if isinstance(val, list):
         return _s(key) + struct.pack("<IIQ", _ARR, 5, len(val)) + np.asarray(val, dtype="<i4").tobytes()
     raise TypeError(key)
 
 
-def write_gguf_fast(path: Path, kvs: list[tuple[str, object]], tensors: list[tuple[str, tuple[int, ...], str]]) -> Path:
-    """A GGUF v3 file: ``kvs`` in order, the tensors' infos (contiguous, 32-aligned), a sparse data hole."""
+def tensor_infos(tensors: list[tuple[str, tuple[int, ...], str]], gap: int = 0) -> tuple[bytes, int]:
+    """The tensor-info entries of ``tensors`` (offsets contiguous, 32-aligned; ``gap`` extra bytes
+    before the last tensor) and the data section's size."""
     import gguf
 
-    out = [b"GGUF", struct.pack("<IQQ", 3, len(tensors), len(kvs))]
-    out += [_kv(k, v) for k, v in kvs]
-    offset = 0
-    for name, shape, t in tensors:
+    out, offset = [], 0
+    for i, (name, shape, t) in enumerate(tensors):
+        if gap and i == len(tensors) - 1:
+            offset += gap
         out.append(_s(name) + struct.pack("<I", len(shape)) + struct.pack(f"<{len(shape)}Q", *shape))
         out.append(struct.pack("<IQ", gguf.GGMLQuantizationType[t].value, offset))
         offset += -(-nbytes(t, shape) // 32) * 32
+    return b"".join(out), offset
+
+
+def kv_bytes(kvs: list[tuple[str, object]]) -> bytes:
+    return b"".join(_kv(k, v) for k, v in kvs)
+
+
+def write_gguf_fast(path: Path, kvs: list[tuple[str, object]], tensors: list[tuple[str, tuple[int, ...], str]], gap: int = 0) -> Path:
+    """A GGUF v3 file: ``kvs`` in order, the tensors' infos (contiguous, 32-aligned), a sparse data hole."""
+    out = [b"GGUF", struct.pack("<IQQ", 3, len(tensors), len(kvs))]
+    out += [_kv(k, v) for k, v in kvs]
+    infos, offset = tensor_infos(tensors, gap)
+    out.append(infos)
     head = b"".join(out)
     start = -(-len(head) // 32) * 32
     with open(path, "wb") as f:

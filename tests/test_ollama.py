@@ -262,3 +262,47 @@ def test_settings_refuse_a_bool_or_absurd_num_ctx(monkeypatch):
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", str(10**12))
     assert "batch" not in ollama_settings({})
     assert MAX_PARALLEL == MAX_BATCH
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        (b"[1, 2]", "not an Ollama manifest"),
+        (b'{"schemaVersion": 2, "layers": [], "layers": []}', "appears twice"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        (b'{"layers": ' + b"1" * 5000 + b"}", "not a plausible Ollama manifest"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"layers": []}' + b" " * (2 << 20), "too large"),
+    ],
+    ids=["not-an-object", "repeated-key", "deep", "huge-int", "not-utf8", "huge"],
+)
+def test_hostile_manifests_are_one_line_errors(manifest, says, blobs, tmp_path, runner, monkeypatch):
+    """The manifest goes through the checked JSON loader (readers.load.parse_json) after a size bound."""
+    from hub_fakes import OllamaModel
+
+    root = tmp_path / "models"
+    _store(root, "library", "hostile", "x", OllamaModel(manifest))
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    r = runner.invoke(app, ["check", "hostile:x", "--source", "ollama", "--gpu", "rtx4090"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert says in r.output and len(r.output.strip().splitlines()) <= 3, r.output
+
+
+def test_hostile_params_are_refused_or_ignored(blobs, tmp_path, runner, monkeypatch):
+    """A params layer that is not an object is an error; a NaN num_ctx is not a context size (ignored)."""
+    from hub_fakes import ollama_model
+
+    work = tmp_path / "w"
+    (work / "list").mkdir(parents=True)
+    _store(tmp_path / "a", "library", "nan", "x", ollama_model(blobs["llm"], params={"num_ctx": float("nan")}, work=work))
+    _store(tmp_path / "b", "library", "list", "x", ollama_model(blobs["llm"], params=[1, 2], work=work / "list"))  # type: ignore[arg-type]
+    monkeypatch.delenv("OLLAMA_CONTEXT_LENGTH", raising=False)
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "a"))
+    d = _check(runner, "nan:x", "--source", "ollama", "--gpu", "rtx4090")
+    assert (
+        d["source"]["settings"] == {}
+        and d["inputs"]["text_tokens"] == _check(runner, str(blobs["llm"]), "--gpu", "rtx4090")["inputs"]["text_tokens"]
+    )
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "b"))
+    r = runner.invoke(app, ["check", "list:x", "--source", "ollama", "--gpu", "rtx4090"])
+    assert r.exit_code == 2 and "the params layer is not a JSON object" in r.output and len(r.output.strip().splitlines()) <= 3, r.output

@@ -13,7 +13,6 @@ Python client: its two routes are read with the standard library's urllib.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import urllib.error
@@ -104,11 +103,10 @@ def _layers(manifest: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _params(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        p = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{where}: the params layer is not JSON.") from None
-    return p if isinstance(p, dict) else {}
+    p = _json(raw, f"{where} params", "Ollama params layer")
+    if not isinstance(p, dict):
+        raise InputError(f"{where}: the params layer is not a JSON object.")
+    return p
 
 
 # --- the local store ------------------------------------------------------------------------------
@@ -169,11 +167,18 @@ def _read_small(p: Path) -> bytes:
         raise InputError(f"{p}: cannot read: {e.strerror or e}.") from None
 
 
-def _json(raw: bytes, where: str) -> Any:
+def _json(raw: bytes, where: str, what: str = "Ollama manifest") -> Any:
+    """A manifest or params blob, through the checked JSON loader (readers.load.parse_json: nesting,
+    huge integers, repeated keys), after the size bound and the UTF-8 check; one line naming ``where``."""
+    from vramcalc.readers.load import parse_json
+
+    if len(raw) > MAX_SMALL_BYTES:
+        raise InputError(f"{where}: {len(raw):,} bytes is too large for an {what} (at most {MAX_SMALL_BYTES:,}).")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{where}: not JSON (an HTML page or a truncated answer?).") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not JSON (not UTF-8 text: an HTML page or a truncated answer?).") from None
+    return parse_json(text, where, what)
 
 
 # --- the registry ---------------------------------------------------------------------------------
