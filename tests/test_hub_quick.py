@@ -14,9 +14,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from gguf_tokenizer import _kv, bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs, write_gguf_fast
 
 from gguf_fixtures import llama_tensors, write_gguf
-from gguf_tokenizer import _kv, bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs, write_gguf_fast
 from vramcalc.errors import InputError
 from vramcalc.readers.gguf import read_gguf_header
 from vramcalc.readers.gguf_remote import read_gguf_header_quick
@@ -242,7 +242,7 @@ def test_tensors_that_do_not_tile_the_data_fall_back_to_the_full_read(vocab, tmp
     """A gap before the last tensor: the quick read cannot vouch for where the tensor infos start,
     so the full read answers (same header), and the source line says so."""
     p = _hostile(tmp_path, "gap.gguf", vocab, llama_tensors(**TINY, types={}), b"x", 0.5, gap=4096)
-    h, way, reads, _ = _quick(p)
+    h, way, _, _ = _quick(p)
     assert way == "fallback"
     _same(h, read_gguf_header(p))
     line = ModelSource(kind="hf", name="a/b", repo="a/b", bytes_read=8_000_000, requests=12, header_read=way).line()
