@@ -159,11 +159,17 @@ def write_gguf_fast(path: Path, kvs: list[tuple[str, object]], tensors: list[tup
     return path
 
 
-def tokenizer_kvs(arch: str, meta: dict, file_type: int, tokens: list[str], merges: list[str], extra_tail: dict | None = None) -> list:
-    """llama.cpp's key order, general.file_type last (as llama-quantize leaves it)."""
+def tokenizer_kvs(
+    arch: str, meta: dict, file_type: int, tokens: list[str], merges: list[str], extra_tail: dict | None = None, spm: bool = False
+) -> list:
+    """llama.cpp's key order, general.file_type last (as llama-quantize leaves it). ``spm``: a
+    SentencePiece tokenizer (model 'llama', f32 scores after the tokens, no merges: Llama 2, Gemma)."""
     kvs: list[tuple[str, object]] = [("general.architecture", arch)]
     kvs += [(k if k.startswith(("general.", "split.")) else f"{arch}.{k}", v) for k, v in meta.items()]
-    kvs += [("tokenizer.ggml.model", "gpt2"), ("tokenizer.ggml.pre", "qwen2"), ("tokenizer.ggml.tokens", tokens)]
+    kvs += [("tokenizer.ggml.model", "llama" if spm else "gpt2"), ("tokenizer.ggml.pre", "default" if spm else "qwen2")]
+    kvs.append(("tokenizer.ggml.tokens", tokens))
+    if spm:
+        kvs.append(("tokenizer.ggml.scores", [-1.0 * i for i in range(len(tokens))]))
     kvs.append(("tokenizer.ggml.token_type", [1] * (len(tokens) - 3) + [3] * min(3, len(tokens))))
     if merges:
         kvs.append(("tokenizer.ggml.merges", merges))

@@ -110,7 +110,11 @@ def files(tmp_path_factory):
     # a bartowski-style GGUF repo of a VLM: precisions + mmproj files
     b = root / "tiny-llava-GGUF"
     b.mkdir()
-    out["llava_q4"] = write_gguf(b / "tiny-llava-Q4_K_M.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), file_type=15)
+    # the Q4_K_M carries a LLaVA-1.5 (Llama 2) tokenizer: 32,000 SentencePiece tokens with scores, no merges
+    from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
+
+    spm = tokenizer_kvs("llama", TINY_META, 15, bpe_vocab(32000, 0, seed=2)[0], [], spm=True)
+    out["llava_q4"] = write_gguf_fast(b / "tiny-llava-Q4_K_M.gguf", spm, llama_tensors(**dict(TINY, vocab=32000), types={}))
     out["llava_q8"] = write_gguf(b / "tiny-llava-Q8_0.gguf", "llama", TINY_META, llama_tensors(**TINY, types=Q8_0), file_type=7)
     out["mmproj_f16"] = write_gguf(b / "mmproj-tiny-llava-f16.gguf", "clip", CLIP_META, clip_tensors())
     out["mmproj_f32"] = write_gguf(

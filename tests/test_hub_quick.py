@@ -59,8 +59,8 @@ def gguf_files(vocab, tmp_path_factory):
         "qwen3-8b-150k": write_gguf_fast(d / "q8b.gguf", tokenizer_kvs("qwen3", QWEN3_8B_META, 15, tokens, merges), qwen3_tensors(Q4_K_M)),
         "small-vocab": write_gguf_fast(
             d / "small.gguf",
-            tokenizer_kvs("llama", TINY_META, 15, tokens[:5997] + tokens[-3:], merges[:5000]),
-            llama_tensors(**dict(TINY, vocab=6000), types={}),
+            tokenizer_kvs("llama", TINY_META, 15, tokens[:1997] + tokens[-3:], merges[:500]),
+            llama_tensors(**dict(TINY, vocab=2000), types={}),
         ),
         "mmproj": write_gguf(d / "mmproj.gguf", "clip", CLIP_META, clip_tensors()),
         "moe-94-layers": write_gguf_fast(
@@ -71,8 +71,7 @@ def gguf_files(vocab, tmp_path_factory):
     }
     # a SentencePiece-style vocabulary of 262,144 tokens with f32 scores and no merges (as Gemma 3's)
     spm_tokens, _ = bpe_vocab(262144, 0, seed=1)
-    spm = tokenizer_kvs("llama", TINY_META, 15, spm_tokens, [])
-    spm.insert(next(i for i, (k, _) in enumerate(spm) if k == "tokenizer.ggml.tokens") + 1, ("tokenizer.ggml.scores", [0.5] * 262144))
+    spm = tokenizer_kvs("llama", TINY_META, 15, spm_tokens, [], spm=True)
     out["spm-262k"] = write_gguf_fast(d / "spm.gguf", spm, llama_tensors(**dict(TINY, vocab=262144), types={}))
     # a split GGUF as gguf-split writes it: the tokenizer in part 1, split.* keys last
     half = len(tiny) // 2

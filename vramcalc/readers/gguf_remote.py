@@ -6,9 +6,9 @@ length-prefixed, so a plain reader fetches all of them to reach the tensor infos
 needs none of their items: only the array's declared count (the vocabulary size comes from
 ``token_embd.weight``'s shape anyway), every other key, and the tensor infos.
 
-The quick read parses the header with the same code as the full read (``gguf._Cursor``, the same
+The quick read parses the header with the same code as the full read (``gguf.Cursor``, the same
 key, value and tensor-info checks), except that the items of a string array longer than
-``gguf._MAX_KEPT_ARRAY`` (which the full read keeps as ``SkippedArray(count)`` too) are not read:
+``gguf.MAX_KEPT_ARRAY`` (which the full read keeps as ``SkippedArray(count)`` too) are not read:
 the array's end is *located* by reading small windows further in the file:
 
 1. the items already in the first read are walked (a small array ends there: no probe);
@@ -42,19 +42,19 @@ from typing import IO, Any, cast
 
 from vramcalc.errors import InputError
 from vramcalc.readers.gguf import (
-    _ARRAY,
-    _MAX_KEPT_ARRAY,
-    _SCALARS,
-    _STRING,
+    ARRAY_TYPE,
     MAX_ARRAY_STRINGS,
+    MAX_KEPT_ARRAY,
+    SCALAR_FORMATS,
+    STRING_TYPE,
+    Cursor,
     GgufHeader,
     SkippedArray,
-    _Cursor,
-    _read_key,
-    _read_start,
-    _read_tensor_infos,
-    _read_value,
     read_gguf_header,
+    read_key,
+    read_start,
+    read_tensor_infos,
+    read_value,
 )
 
 #: Bytes of each probe window (a choice: a window holds a few thousand tokenizer items, enough to
@@ -135,24 +135,24 @@ def read_gguf_header_quick(f: IO[bytes] | io.RawIOBase, name: str, read_bytes: t
 
 
 def _quick(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int]) -> tuple[GgufHeader, bool]:
-    cur = _Cursor(f, path, size, read_bytes)
-    version, n_tensors, n_kv = _read_start(cur, path, size)
+    cur = Cursor(f, path, size, read_bytes)
+    version, n_tensors, n_kv = read_start(cur, path, size)
     if cur.order != "<":
         raise _Fail("big-endian")
     meta: dict[str, Any] = {}
     probes = [0]
     located = False
     for i in range(n_kv):
-        key = _read_key(cur, path, meta, i)
+        key = read_key(cur, path, meta, i)
         if located and not _KEY.fullmatch(key.encode()):
             raise _Fail(f"key {key!r} after a located end")
         vtype = cur.scalar("I", f"metadata '{key}'")
-        if vtype != _ARRAY:
-            _read_value(cur, path, meta, key, vtype)
+        if vtype != ARRAY_TYPE:
+            read_value(cur, path, meta, key, vtype)
             continue
         what = f"metadata '{key}'"
         itype, count = cur.scalar("I", what), cur.scalar("Q", what)
-        if itype != _STRING or count <= _MAX_KEPT_ARRAY:
+        if itype != STRING_TYPE or count <= MAX_KEPT_ARRAY:
             meta[key] = cur.array(itype, count, what)
             continue
         if count > MAX_ARRAY_STRINGS:
@@ -165,13 +165,13 @@ def _quick(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int]) -> 
         _locate_end(cur, f, count, n_kv - i - 1, set(meta) | {key}, probes)
         cur.chunk = cur.max_chunk = WINDOW  # what follows (the last keys, the tensor infos) is small
         meta[key] = SkippedArray(count)
-    h = _read_tensor_infos(cur, path, size, version, meta, n_tensors)
+    h = read_tensor_infos(cur, path, size, version, meta, n_tensors)
     if located:
         _check_layout(cur, h)
     return h, located
 
 
-def _skip_buffered(cur: _Cursor, count: int) -> bool:
+def _skip_buffered(cur: Cursor, count: int) -> bool:
     """Skip the array when all its items lie in the bytes already read (as the full read would)."""
     buf, start, pos = cur.buf, cur.start, cur.pos
     end = start + len(buf)
@@ -189,7 +189,7 @@ def _spaced(item: bytes) -> bool:
     return item.count(b" ") == 1
 
 
-def _sample(cur: _Cursor) -> tuple[int, int, float, int]:
+def _sample(cur: Cursor) -> tuple[int, int, float, int]:
     """The items of the array from the cursor on, as far as the read bytes go: (position of the
     first item not wholly read, items walked, share holding one space, bytes walked)."""
     buf, start, pos = cur.buf, cur.start, cur.pos
@@ -219,7 +219,7 @@ def _window(f: IO[bytes], x: int, n: int, size: int, probes: list[int]) -> bytes
     return bytes(data)
 
 
-def _locate_end(cur: _Cursor, f: IO[bytes], count: int, n_left: int, keys: set[str], probes: list[int]) -> None:
+def _locate_end(cur: Cursor, f: IO[bytes], count: int, n_left: int, keys: set[str], probes: list[int]) -> None:
     """Put the cursor at the end of the string array whose items start at ``cur.pos``, and its
     window (the bytes read around the end) in the cursor's buffer."""
     size = cur.size
@@ -267,7 +267,7 @@ def _locate_end(cur: _Cursor, f: IO[bytes], count: int, n_left: int, keys: set[s
                 raise _Fail("the search found no end")
 
 
-def _inject(cur: _Cursor, f: IO[bytes], data: bytes, x: int, at: int) -> None:
+def _inject(cur: Cursor, f: IO[bytes], data: bytes, x: int, at: int) -> None:
     cur.buf, cur.start, cur.pos = data, x, at
     f.seek(x + len(data))
 
@@ -332,29 +332,29 @@ def _is_end(data: bytes, b: int, n_left: int, keys: set[str]) -> bool:
         vtype = _U32.unpack_from(data, b + 8 + ln)[0]
         b += 12 + ln
         first = False
-        fmt = _SCALARS.get(vtype)
+        fmt = SCALAR_FORMATS.get(vtype)
         if fmt is not None:
             b += struct.calcsize(fmt)
-        elif vtype == _STRING:
+        elif vtype == STRING_TYPE:
             if b + 8 > n:
                 return True
             sl = _U64.unpack_from(data, b)[0]
             if sl > 2**24:
                 return False
             b += 8 + sl
-        elif vtype == _ARRAY:
+        elif vtype == ARRAY_TYPE:
             if b + 12 > n:
                 return True
             itype, count = _U32.unpack_from(data, b)[0], _U64.unpack_from(data, b + 4)[0]
             b += 12
-            if itype in _SCALARS:
+            if itype in SCALAR_FORMATS:
                 if count > 2**32:
                     return False
-                b += count * struct.calcsize(_SCALARS[itype])
-            elif itype == _STRING:
+                b += count * struct.calcsize(SCALAR_FORMATS[itype])
+            elif itype == STRING_TYPE:
                 return count <= MAX_ARRAY_STRINGS  # another string array: its items are not checked here
             else:
-                return itype == _ARRAY
+                return itype == ARRAY_TYPE
         else:
             return False
         if b >= n:
@@ -375,7 +375,7 @@ def _is_tensor_info(data: bytes, b: int) -> bool:
     return 1 <= n_dims <= 8
 
 
-def _check_layout(cur: _Cursor, h: GgufHeader) -> None:
+def _check_layout(cur: Cursor, h: GgufHeader) -> None:
     """What a located end must agree with: zero padding up to the data start, tensors tiling the
     data section from offset 0 in aligned steps, and the data section ending at the file's end."""
     align = h.metadata.get("general.alignment", 32)
