@@ -53,32 +53,12 @@ def qwen3_tensors(types: dict) -> list:
 
 def write_qwen3_with_tokenizer(path: Path, types: dict, file_type: int) -> Path:
     """A Qwen3-8B-shaped GGUF whose header holds a 151,936-token vocabulary and 151,387 merges, as
-    Qwen2/Qwen3 GGUFs do (their tokenizer.json: 151,643 BPE tokens + special tokens; 151,387 merges)."""
-    import gguf
-    import numpy as np
+    Qwen2/Qwen3 GGUFs do (their tokenizer.json: 151,643 BPE tokens + special tokens; 151,387 merges),
+    with generated BPE-like strings (tests/gguf_tokenizer.py) and llama.cpp's key order."""
+    from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
 
-    from gguf_fixtures import nbytes
-
-    w = gguf.GGUFWriter(str(path), "qwen3")
-    for key, val in QWEN3_8B_META.items():
-        full = key if key.startswith("general.") else f"qwen3.{key}"
-        (w.add_string if isinstance(val, str) else w.add_uint32)(full, val)
-    w.add_file_type(file_type)
-    w.add_tokenizer_model("gpt2")
-    w.add_token_list([f"t{i}" for i in range(151936)])
-    w.add_token_types([1] * 151936)
-    w.add_token_merges([f"t{i} t{i + 1}" for i in range(151387)])
-    tensors = qwen3_tensors(types)
-    for name, shape, t in tensors:
-        w.add_tensor_info(name, tuple(reversed(shape)), np.float32, nbytes(t, shape), raw_dtype=gguf.GGMLQuantizationType[t])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    f = w.fout[0]
-    start = -(-f.tell() // 32) * 32
-    f.truncate(start + sum(-(-nbytes(t, s) // 32) * 32 for _, s, t in tensors))
-    w.close()
-    return path
+    tokens, merges = bpe_vocab(151936, 151387)
+    return write_gguf_fast(path, tokenizer_kvs("qwen3", QWEN3_8B_META, file_type, tokens, merges), qwen3_tensors(types))
 
 
 TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
@@ -130,7 +110,11 @@ def files(tmp_path_factory):
     # a bartowski-style GGUF repo of a VLM: precisions + mmproj files
     b = root / "tiny-llava-GGUF"
     b.mkdir()
-    out["llava_q4"] = write_gguf(b / "tiny-llava-Q4_K_M.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), file_type=15)
+    # the Q4_K_M carries a LLaVA-1.5 (Llama 2) tokenizer: 32,000 SentencePiece tokens with scores, no merges
+    from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
+
+    spm = tokenizer_kvs("llama", TINY_META, 15, bpe_vocab(32000, 0, seed=2)[0], [], spm=True)
+    out["llava_q4"] = write_gguf_fast(b / "tiny-llava-Q4_K_M.gguf", spm, llama_tensors(**dict(TINY, vocab=32000), types={}))
     out["llava_q8"] = write_gguf(b / "tiny-llava-Q8_0.gguf", "llama", TINY_META, llama_tensors(**TINY, types=Q8_0), file_type=7)
     out["mmproj_f16"] = write_gguf(b / "mmproj-tiny-llava-f16.gguf", "clip", CLIP_META, clip_tensors())
     out["mmproj_f32"] = write_gguf(
@@ -238,21 +222,29 @@ def test_qwen3_gguf_repo_with_quant_equals_the_local_file(hub, files, runner):
     assert src["kind"] == "hf" and src["repo"] == "unsloth/Qwen3-8B-GGUF" and src["files"] == ["Qwen3-8B-Q4_K_M.gguf"]
     assert src["commit"] == hub.repos["unsloth/Qwen3-8B-GGUF"].commit
     header_end = read_gguf_header(files["q4"]).data_offset
-    # each range read is a request to resolve/ and one to the CDN it redirects to (as on the Hub)
+    assert header_end > 5_000_000  # the tokenizer's strings: ~2.1 MB of tokens, ~3.2 MB of merges
+    # the first range read goes to resolve/, which redirects to the CDN; the later ones go to the CDN
     gguf_bytes = sum(e.sent for e in log if e.path.endswith(".gguf"))
-    gguf_requests = sum(1 for e in log if e.path.endswith(".gguf") and e.path.startswith("/cdn/"))
-    assert sum(1 for e in log if e.path.endswith(".gguf")) == 2 * gguf_requests
-    # the whole tokenizer must be read (its strings are length-prefixed, and the tensor infos follow
-    # them), and past its end at most what the last read asked (each read doubles the last, up to
-    # GGUF_READ_BYTES[1] = 4 MiB)
-    assert header_end <= gguf_bytes < header_end + 4 * 2**20
-    assert gguf_requests <= 6
+    range_reads = [e for e in log if e.path.endswith(".gguf") and e.path.startswith("/cdn/")]
+    assert sum(1 for e in log if "/resolve/" in e.path) == 1
+    # the quick read: the tokenizer's strings are located by small range reads, not fetched
+    assert src["header_read"] == "quick"
+    assert gguf_bytes < 2_000_000
+    assert len(range_reads) <= 20 and len(log) <= 22
     assert files["q4"].stat().st_size > 4e9  # a real-sized file, of which only the header was read
     # the client's count is the server's: the model_info request and the range reads
     assert (src["requests"], src["bytes_read"]) == (len(log), sum(e.sent for e in log))
     print(
-        f"\nQwen3-8B Q4_K_M: header {header_end:,} bytes; read {gguf_bytes:,} bytes in {gguf_requests} range requests; total {hub.stats()}"
+        f"\nQwen3-8B Q4_K_M: header {header_end:,} bytes; read {gguf_bytes:,} bytes in {len(range_reads)} range reads; "
+        f"total {hub.stats()}\n{_line(src)}"
     )
+
+
+def _line(src: dict) -> str:
+    """The source line the table shows above it, from the JSON's source object."""
+    from vramcalc.readers.remote import ModelSource
+
+    return ModelSource(**src).line()
 
 
 def test_second_check_makes_no_request_and_offline_answers_from_the_cache(hub, runner, monkeypatch):
@@ -305,7 +297,7 @@ def test_safetensors_vlm_repo_with_transformers_equals_the_local_folder(hub, fil
     # the safetensors data is never fetched: every shard request is a header range
     shard_gets = [e for e in log if e.path.endswith(".safetensors") and e.method == "GET"]
     assert shard_gets and all(e.range and e.sent <= 100_001 for e in shard_gets)
-    print(f"\nQwen2.5-VL-7B: {src['requests']} requests, {src['bytes_read']:,} bytes")
+    print(f"\nQwen2.5-VL-7B: {_line(src)}")
 
 
 @pytest.mark.parametrize("runtime", ["transformers", "llama.cpp"])
@@ -327,7 +319,7 @@ def test_bartowski_style_repo_with_mmproj_equals_the_local_files(hub, files, run
     assert remote["inputs"]["model_kind"] == "vlm"
     f32 = _check(runner, "bartowski/tiny-llava-GGUF:Q8_0", "--vision-quant", "f32", "--gpu", "rtx3060")
     assert f32["source"]["files"] == ["tiny-llava-Q8_0.gguf", "mmproj-tiny-llava-f32.gguf"]
-    print(f"\nbartowski-style VLM: {src['requests']} requests, {src['bytes_read']:,} bytes")
+    print(f"\nbartowski-style VLM: {_line(src)}")
 
 
 def test_split_gguf_reads_every_part(hub, files, runner):

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
 from hub_fakes import FakeHub, FakeOllama, ollama_model
 
 from gguf_fixtures import llama_tensors, write_gguf
@@ -72,7 +73,10 @@ def blobs(tmp_path_factory):
     from test_hub import CLIP_META, clip_tensors
 
     d = tmp_path_factory.mktemp("ollama-files")
-    q3 = write_gguf(d / "qwen3-30b-a3b-q4_K_M.gguf", "qwen3moe", Q3MOE_META, qwen3moe_tensors(), file_type=15)
+    # with Qwen3's tokenizer in the header (151,936 tokens, 151,387 merges: generated BPE-like strings)
+    tokens, merges = bpe_vocab(151936, 151387)
+    kvs = tokenizer_kvs("qwen3moe", Q3MOE_META, 15, tokens, merges)
+    q3 = write_gguf_fast(d / "qwen3-30b-a3b-q4_K_M.gguf", kvs, qwen3moe_tensors())
     llm = write_gguf(d / "tinyllava.gguf", "llama", TINY_META, llama_tensors(**TINY, types={}), file_type=15)
     proj = write_gguf(d / "tinyllava-mmproj.gguf", "clip", CLIP_META, clip_tensors())
     return {
@@ -171,7 +175,13 @@ def test_qwen3_from_the_registry_by_range_reads_then_from_the_cache(registry, bl
     blob_reads = [e for e in log if "/blobs/" in e.path and e.range]
     assert blob_reads and all(e.sent <= 4 * 2**20 for e in blob_reads)
     assert blobs["q3"].stat().st_size > 10e9  # a real-sized blob, of which only the header was read
-    print(f"\nqwen3:30b-a3b from the registry: {src['requests']} requests, {src['bytes_read']:,} bytes")
+    # the tokenizer's ~5.4 MB of strings are located by small range reads, not fetched; the first read
+    # is redirected to the CDN, the later ones go there directly
+    assert src["header_read"] == "quick" and src["bytes_read"] < 2_000_000 and src["requests"] <= 22
+    assert sum(1 for e in log if e.path.startswith("/v2/") and "/blobs/" in e.path and e.range) == 1
+    from vramcalc.readers.remote import ModelSource
+
+    print(f"\nqwen3:30b-a3b from the registry: {ModelSource(**src).line()}")
     registry.reset()
     again = _check(runner, "qwen3:30b-a3b", "--source", "ollama", "--gpu", "rtx4090", "--offline")
     assert registry.log == [] and again["source"]["cached"]
@@ -252,3 +262,47 @@ def test_settings_refuse_a_bool_or_absurd_num_ctx(monkeypatch):
     monkeypatch.setenv("OLLAMA_NUM_PARALLEL", str(10**12))
     assert "batch" not in ollama_settings({})
     assert MAX_PARALLEL == MAX_BATCH
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        (b"[1, 2]", "not an Ollama manifest"),
+        (b'{"schemaVersion": 2, "layers": [], "layers": []}', "appears twice"),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        (b'{"layers": ' + b"1" * 5000 + b"}", "not a plausible Ollama manifest"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"layers": []}' + b" " * (2 << 20), "too large"),
+    ],
+    ids=["not-an-object", "repeated-key", "deep", "huge-int", "not-utf8", "huge"],
+)
+def test_hostile_manifests_are_one_line_errors(manifest, says, blobs, tmp_path, runner, monkeypatch):
+    """The manifest goes through the checked JSON loader (readers.load.parse_json) after a size bound."""
+    from hub_fakes import OllamaModel
+
+    root = tmp_path / "models"
+    _store(root, "library", "hostile", "x", OllamaModel(manifest))
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    r = runner.invoke(app, ["check", "hostile:x", "--source", "ollama", "--gpu", "rtx4090"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert says in r.output and len(r.output.strip().splitlines()) <= 3, r.output
+
+
+def test_hostile_params_are_refused_or_ignored(blobs, tmp_path, runner, monkeypatch):
+    """A params layer that is not an object is an error; a NaN num_ctx is not a context size (ignored)."""
+    from hub_fakes import ollama_model
+
+    work = tmp_path / "w"
+    (work / "list").mkdir(parents=True)
+    _store(tmp_path / "a", "library", "nan", "x", ollama_model(blobs["llm"], params={"num_ctx": float("nan")}, work=work))
+    _store(tmp_path / "b", "library", "list", "x", ollama_model(blobs["llm"], params=[1, 2], work=work / "list"))  # type: ignore[arg-type]
+    monkeypatch.delenv("OLLAMA_CONTEXT_LENGTH", raising=False)
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "a"))
+    d = _check(runner, "nan:x", "--source", "ollama", "--gpu", "rtx4090")
+    assert (
+        d["source"]["settings"] == {}
+        and d["inputs"]["text_tokens"] == _check(runner, str(blobs["llm"]), "--gpu", "rtx4090")["inputs"]["text_tokens"]
+    )
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "b"))
+    r = runner.invoke(app, ["check", "list:x", "--source", "ollama", "--gpu", "rtx4090"])
+    assert r.exit_code == 2 and "the params layer is not a JSON object" in r.output and len(r.output.strip().splitlines()) <= 3, r.output

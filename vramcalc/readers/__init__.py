@@ -4,6 +4,7 @@ Only headers are read, never tensor data. One module per reader:
 
 - ``gguf``: the GGUF header parser (a path or any seekable binary file object).
 - ``gguf_spec``: GGUF metadata and tensor infos -> catalog specs + the exact weights.
+- ``gguf_remote``: a remote GGUF header without its tokenizer strings (checked; else the full read).
 - ``safetensors``: safetensors headers (parameter counts and bytes by dtype).
 - ``hf_config``: config.json -> catalog specs.
 - ``load``: a path -> a ``FileModel`` (catalog-schema specs, so ``estimate()`` runs unchanged, plus

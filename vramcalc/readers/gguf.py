@@ -22,8 +22,8 @@ from vramcalc.errors import InputError
 
 GGUF_MAGIC = b"GGUF"
 #: GGUF metadata value types (gguf constants GGUFValueType): id -> struct format (None: string/array).
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
+SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+STRING_TYPE, ARRAY_TYPE = 8, 9
 #: Arrays longer than this (tokenizer vocabularies, merges) are skipped; only their length is kept.
 #: A choice, not a format limit: per-layer arrays (head counts, SWA patterns) have one item per layer
 #: (at most a few hundred), tokenizer arrays tens of thousands (32,000 for Llama 2).
@@ -33,7 +33,7 @@ _STRING, _ARRAY = 8, 9
 #: a few thousand). Chosen bounds, far above any published file.
 MAX_ARRAY_STRINGS = 2**24
 MAX_TENSORS = 2**20
-_MAX_KEPT_ARRAY = 4096
+MAX_KEPT_ARRAY = 4096
 #: Bytes asked of the stream per read (a choice: few reads for a multi-MB tokenizer header, and at
 #: most this much read past the header's end).
 CHUNK_BYTES = 1 << 20
@@ -96,7 +96,7 @@ def gguf_constants() -> tuple[Any, Any, Any]:
     return GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType
 
 
-class _Cursor:
+class Cursor:
     """Bounds-checked reads of a seekable binary stream, through a window of the bytes read so far.
 
     ``pos`` is the absolute offset in the file; ``buf`` holds the bytes from ``start`` on, and the
@@ -183,37 +183,41 @@ class _Cursor:
         self.need(0, what)
 
     def value(self, vtype: int, what: str) -> Any:
-        fmt = _SCALARS.get(vtype)
+        fmt = SCALAR_FORMATS.get(vtype)
         if fmt is not None:
             return self.scalar(fmt, what)
-        if vtype == _STRING:
+        if vtype == STRING_TYPE:
             return self.string(what)
-        if vtype == _ARRAY:
+        if vtype == ARRAY_TYPE:
             itype = self.scalar("I", what)
             count = self.scalar("Q", what)
-            ifmt = _SCALARS.get(itype)
-            if ifmt is not None:
-                nbytes = count * struct.calcsize(ifmt)
-                self.need(nbytes, what)
-                if count > _MAX_KEPT_ARRAY:
-                    self.pos += nbytes  # skipped: not read
-                    return SkippedArray(count)
-                i = self.fill(nbytes, what)
-                out = list(struct.unpack_from(f"{self.order}{count}{ifmt}", self.buf, i))
-                self.pos += nbytes
-                return out
-            if itype in (_STRING, _ARRAY) and count > MAX_ARRAY_STRINGS:  # each is read one by one: bound the loop
-                raise InputError(f"{self.path}: corrupt GGUF file: {what} declares {count:,} items (at most {MAX_ARRAY_STRINGS:,}).")
-            if itype == _STRING:
-                if count > _MAX_KEPT_ARRAY:
-                    self.need(8 * count, what)  # every string has at least its 8-byte length
-                    self.skip_strings(count, what)
-                    return SkippedArray(count)
-                return [self.string(what) for _ in range(count)]
-            if itype == _ARRAY:
-                return [self.value(_ARRAY, what) for _ in range(count)]
-            raise InputError(f"{self.path}: corrupt GGUF file: {what} has unknown array item type {itype}.")
+            return self.array(itype, count, what)
         raise InputError(f"{self.path}: corrupt GGUF file: {what} has unknown value type {vtype}.")
+
+    def array(self, itype: int, count: int, what: str) -> Any:
+        """An array's items, after its item type and count were read."""
+        ifmt = SCALAR_FORMATS.get(itype)
+        if ifmt is not None:
+            nbytes = count * struct.calcsize(ifmt)
+            self.need(nbytes, what)
+            if count > MAX_KEPT_ARRAY:
+                self.pos += nbytes  # skipped: not read
+                return SkippedArray(count)
+            i = self.fill(nbytes, what)
+            out = list(struct.unpack_from(f"{self.order}{count}{ifmt}", self.buf, i))
+            self.pos += nbytes
+            return out
+        if itype in (STRING_TYPE, ARRAY_TYPE) and count > MAX_ARRAY_STRINGS:  # each is read one by one: bound the loop
+            raise InputError(f"{self.path}: corrupt GGUF file: {what} declares {count:,} items (at most {MAX_ARRAY_STRINGS:,}).")
+        if itype == STRING_TYPE:
+            if count > MAX_KEPT_ARRAY:
+                self.need(8 * count, what)  # every string has at least its 8-byte length
+                self.skip_strings(count, what)
+                return SkippedArray(count)
+            return [self.string(what) for _ in range(count)]
+        if itype == ARRAY_TYPE:
+            return [self.value(ARRAY_TYPE, what) for _ in range(count)]
+        raise InputError(f"{self.path}: corrupt GGUF file: {what} has unknown array item type {itype}.")
 
 
 def read_gguf_header(
@@ -274,10 +278,20 @@ def has_gguf_magic(path: Path) -> bool:
 
 
 def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | None = None) -> GgufHeader:
-    quant_sizes, qtype, _ = gguf_constants()
+    cur = Cursor(f, path, size, read_bytes or (CHUNK_BYTES, CHUNK_BYTES))
+    version, n_tensors, n_kv = read_start(cur, path, size)
+    meta: dict[str, Any] = {}
+    for i in range(n_kv):
+        key = read_key(cur, path, meta, i)
+        vtype = cur.scalar("I", f"metadata '{key}'")
+        read_value(cur, path, meta, key, vtype)
+    return read_tensor_infos(cur, path, size, version, meta, n_tensors)
+
+
+def read_start(cur: Cursor, path: Path, size: int) -> tuple[int, int, int]:
+    """The fixed part of the header: (version, tensor count, metadata count), each checked."""
     if size < MIN_HEADER_BYTES:
         raise InputError(f"{path}: not a GGUF file (only {size} bytes; a GGUF header is at least {MIN_HEADER_BYTES}).")
-    cur = _Cursor(f, path, size, read_bytes or (CHUNK_BYTES, CHUNK_BYTES))
     if cur.take(4, "the magic") != GGUF_MAGIC:
         raise InputError(f"{path}: not a GGUF file (the first bytes are not 'GGUF').")
     raw_version = cur.take(4, "the version")
@@ -296,18 +310,29 @@ def _parse(f: IO[bytes], path: Path, size: int, read_bytes: tuple[int, int] | No
         raise InputError(
             f"{path}: truncated or corrupt GGUF file: it declares {n_kv} metadata entries and {n_tensors} tensors in {size} bytes."
         )
-    meta: dict[str, Any] = {}
-    for i in range(n_kv):
-        key = cur.string(f"metadata key #{i}")
-        if not key.isprintable() or len(key) > 256:  # a corrupt length swallowed the bytes after it
-            raise InputError(f"{path}: corrupt GGUF file: metadata key #{i} is not a printable name ({key[:40]!r}).")
-        if key in meta:  # a second value would silently replace the first (llama.cpp's gguf.cpp refuses it too)
-            raise InputError(f"{path}: corrupt GGUF file: metadata key '{key}' appears twice.")
-        vtype = cur.scalar("I", f"metadata '{key}'")
-        try:
-            meta[key] = cur.value(vtype, f"metadata '{key}'")
-        except RecursionError:  # arrays of arrays nested thousands deep: no real file nests more than twice
-            raise InputError(f"{path}: corrupt GGUF file: metadata '{key}' nests arrays too deeply.") from None
+    return version, n_tensors, n_kv
+
+
+def read_key(cur: Cursor, path: Path, meta: dict[str, Any], i: int) -> str:
+    """Metadata entry #i's key (checked: printable, at most 256 characters, not seen before)."""
+    key = cur.string(f"metadata key #{i}")
+    if not key.isprintable() or len(key) > 256:  # a corrupt length swallowed the bytes after it
+        raise InputError(f"{path}: corrupt GGUF file: metadata key #{i} is not a printable name ({key[:40]!r}).")
+    if key in meta:  # a second value would silently replace the first (llama.cpp's gguf.cpp refuses it too)
+        raise InputError(f"{path}: corrupt GGUF file: metadata key '{key}' appears twice.")
+    return key
+
+
+def read_value(cur: Cursor, path: Path, meta: dict[str, Any], key: str, vtype: int) -> None:
+    try:
+        meta[key] = cur.value(vtype, f"metadata '{key}'")
+    except RecursionError:  # arrays of arrays nested thousands deep: no real file nests more than twice
+        raise InputError(f"{path}: corrupt GGUF file: metadata '{key}' nests arrays too deeply.") from None
+
+
+def read_tensor_infos(cur: Cursor, path: Path, size: int, version: int, meta: dict[str, Any], n_tensors: int) -> GgufHeader:
+    """The tensor infos at the cursor, and the header they end."""
+    quant_sizes, qtype, _ = gguf_constants()
     tensors: list[GgufTensorInfo] = []
     names: set[str] = set()
     for i in range(n_tensors):

@@ -27,6 +27,7 @@ from vramcalc.readers.remote import (
     RecordingFile,
     RemoteNotFound,
     Traffic,
+    combine_header_reads,
     timeout_s,
 )
 
@@ -244,6 +245,7 @@ class HubRepo:
         self.requests_before = _TRAFFIC.requests
         self.bytes_before = _TRAFFIC.bytes
         self.read_from_network = False
+        self.header_reads: list[str] = []
         is_commit = re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
         info = self.cache.get_json(ref.repo, "refs", self.revision, ttl=None if (offline or is_commit) else REF_TTL_S)
         cached = isinstance(info, dict) and isinstance(info.get("files"), dict) and isinstance(info.get("commit"), str)
@@ -334,14 +336,16 @@ class HubRepo:
 
     def gguf_header(self, f: str) -> Any:
         """The GGUF header of a file in the repo, by range reads (or from the cache)."""
-        from vramcalc.readers.gguf import read_gguf_header
+        from vramcalc.readers.gguf_remote import read_gguf_header_quick
 
         size = self.need(f)
         cached = self.cache.get_segments(self.ref.repo, self.commit, "gguf", f)
         if cached is not None:
-            try:
-                return read_gguf_header(cached, name=Path(f).name)
-            except InputError:
+            try:  # the same reads as the first time, from the bytes they got
+                h, way = read_gguf_header_quick(cached, Path(f).name, GGUF_READ_BYTES)
+                self.header_reads.append(way)
+                return h
+            except (InputError, OSError):
                 pass  # a cache that does not hold the whole header: read it again
         if self.offline:
             raise InputError(f"{self.ref.repo}: offline, and the header of {f} is not cached.")
@@ -349,20 +353,34 @@ class HubRepo:
         url = hub.hf_hub_url(self.ref.repo, f, revision=self.commit, endpoint=_endpoint())
         headers = hub.utils.build_hf_headers()
         repo = self.ref.repo
+        target = [url, headers]
 
         def fetch(off: int, n: int) -> bytes:
-            return _call(repo, f, _range_get, hub, url, headers, off, n, f"{repo}/{f}")
+            data, final = _call(repo, f, _range_get, hub, target[0], target[1], off, n, f"{repo}/{f}")
+            if final != target[0]:
+                # resolve/ redirects LFS files to the CDN: later reads go there directly (one request
+                # each, not two); the Hub's token stays with the Hub's host (as the redirect does)
+                same_host = _host(final) == _host(url)
+                target[:] = [final, headers if same_host else {k: v for k, v in headers.items() if k.lower() != "authorization"}]
+            return data
 
         rf = RecordingFile(fetch, size, Path(f).name)
-        h = read_gguf_header(rf, name=Path(f).name, read_bytes=GGUF_READ_BYTES)
+        h, way = read_gguf_header_quick(rf, Path(f).name, GGUF_READ_BYTES)
+        self.header_reads.append(way)
         self.read_from_network = True
         self.cache.put_segments(rf, self.ref.repo, self.commit, "gguf", f)
         return h
 
 
-def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f: str) -> bytes:
-    """Bytes off..off+n-1 of a file on the Hub, by one range request on huggingface_hub's session;
-    never more than n bytes are taken from the body."""
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc
+
+
+def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f: str) -> tuple[bytes, str]:
+    """Bytes off..off+n-1 of a file on the Hub, by one range request on huggingface_hub's session
+    (redirects followed), and the URL that answered; never more than n bytes are taken from the body."""
     session = hub.get_session()
     with session.stream("GET", url, headers={**headers, "Range": f"bytes={off}-{off + n - 1}"}, timeout=timeout_s()) as r:
         if r.status_code >= 400:
@@ -377,7 +395,8 @@ def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f:
             out += chunk
             if len(out) >= n:
                 break
-    return bytes(out[:n])
+        final = str(r.url)
+    return bytes(out[:n]), final
 
 
 # --- A Hub repo -> a FileModel --------------------------------------------------------------------
@@ -454,5 +473,6 @@ def load_hub_model(
         bytes_read=n_bytes,
         requests=n_req,
         cached=n_req == 0,
+        header_read=combine_header_reads(repo.header_reads),
     )
     return fm, src

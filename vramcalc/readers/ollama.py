@@ -13,7 +13,6 @@ Python client: its two routes are read with the standard library's urllib.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import urllib.error
@@ -32,6 +31,7 @@ from vramcalc.readers.remote import (
     RecordingFile,
     RemoteNotFound,
     Traffic,
+    combine_header_reads,
     timeout_s,
 )
 
@@ -103,11 +103,10 @@ def _layers(manifest: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _params(raw: bytes, where: str) -> dict[str, Any]:
-    try:
-        p = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{where}: the params layer is not JSON.") from None
-    return p if isinstance(p, dict) else {}
+    p = _json(raw, f"{where} params", "Ollama params layer")
+    if not isinstance(p, dict):
+        raise InputError(f"{where}: the params layer is not a JSON object.")
+    return p
 
 
 # --- the local store ------------------------------------------------------------------------------
@@ -168,11 +167,18 @@ def _read_small(p: Path) -> bytes:
         raise InputError(f"{p}: cannot read: {e.strerror or e}.") from None
 
 
-def _json(raw: bytes, where: str) -> Any:
+def _json(raw: bytes, where: str, what: str = "Ollama manifest") -> Any:
+    """A manifest or params blob, through the checked JSON loader (readers.load.parse_json: nesting,
+    huge integers, repeated keys), after the size bound and the UTF-8 check; one line naming ``where``."""
+    from vramcalc.readers.load import parse_json
+
+    if len(raw) > MAX_SMALL_BYTES:
+        raise InputError(f"{where}: {len(raw):,} bytes is too large for an {what} (at most {MAX_SMALL_BYTES:,}).")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{where}: not JSON (an HTML page or a truncated answer?).") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{where}: not JSON (not UTF-8 text: an HTML page or a truncated answer?).") from None
+    return parse_json(text, where, what)
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -200,6 +206,11 @@ class _Http:
         self.opener = urllib.request.build_opener(CountingRedirects())
 
     def get(self, url: str, headers: dict[str, str], limit: int, what: str) -> tuple[int, bytes]:
+        status, body, _ = self.get_final(url, headers, limit, what)
+        return status, body
+
+    def get_final(self, url: str, headers: dict[str, str], limit: int, what: str) -> tuple[int, bytes, str]:
+        """``get``, and the URL that answered (after redirects)."""
         req = urllib.request.Request(url, headers={"User-Agent": "vramcalc", **headers})
         try:
             with self.opener.open(req, timeout=timeout_s()) as r:  # https, or the tests' loopback
@@ -207,6 +218,7 @@ class _Http:
                 declared = r.headers.get("Content-Length")
                 body = r.read(limit + 1)
                 status = r.status
+                final = r.geturl()
         except urllib.error.HTTPError as e:
             self.traffic.add(0)
             if e.code == 404:
@@ -231,11 +243,11 @@ class _Http:
             raise InputError(f"{self.ref.label}: the Ollama registry's answer for {what} is truncated ({len(body)} of {declared} bytes).")
         if len(body) > limit:
             raise InputError(f"{self.ref.label}: the Ollama registry's answer for {what} is larger than {limit:,} bytes.")
-        return status, body
+        return status, body, final
 
 
 def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelSource, dict[str, Any]]:
-    from vramcalc.readers.gguf import read_gguf_header
+    from vramcalc.readers.gguf_remote import read_gguf_header_quick
     from vramcalc.readers.load import checked_model, gguf_file_model
 
     cache = Cache("ollama")
@@ -263,6 +275,8 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
             cache.put_json(hit, "blobs", d)
         params = hit
 
+    header_reads: list[str] = []
+
     def header(kind: str, name: str) -> GgufHeader:
         layer = layers[kind]
         d, size = layer["digest"], layer.get("size")
@@ -270,21 +284,27 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
             raise InputError(f"{ref.label}: the manifest gives no size for the {kind} layer.")
         cached = cache.get_segments("blobs", d + ".gguf")
         if cached is not None:
-            try:
-                return read_gguf_header(cached, name=name)
-            except InputError:
+            try:  # the same reads as the first time, from the bytes they got
+                h, way = read_gguf_header_quick(cached, name, GGUF_READ_BYTES)
+                header_reads.append(way)
+                return h
+            except (InputError, OSError):
                 pass
         if offline:
             raise InputError(f"{ref.label}: offline, and the header of its {kind} layer is not cached.")
 
+        target = [f"{base}/blobs/{d}"]
+
         def fetch(off: int, n: int) -> bytes:
-            status, body = http.get(f"{base}/blobs/{d}", {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob")
+            status, body, final = http.get_final(target[0], {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob")
             if status != 206 and off > 0:
                 raise InputError(f"{ref.label}: the Ollama registry ignored the range request (HTTP {status}).")
+            target[0] = final  # the registry redirects blobs to its CDN: later reads go there directly
             return body[:n]
 
         rf = RecordingFile(fetch, size, name)
-        h = read_gguf_header(rf, name=name, read_bytes=GGUF_READ_BYTES)
+        h, way = read_gguf_header_quick(rf, name, GGUF_READ_BYTES)
+        header_reads.append(way)
         cache.put_segments(rf, "blobs", d + ".gguf")
         return h
 
@@ -304,6 +324,7 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
         bytes_read=http.traffic.bytes,
         requests=http.traffic.requests,
         cached=http.traffic.requests == 0,
+        header_read=combine_header_reads(header_reads),
     )
     return fm, src, params
 
