@@ -31,6 +31,7 @@ from vramcalc.placement import LlmBytes, Placement
 from vramcalc.results import Offload, SpeedBasis, SpeedFigure, Throughput
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vramcalc.matrix_rate import RateEstimate
     from vramcalc.runtimes import Runtime
     from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec
 
@@ -404,7 +405,15 @@ def prefill_kernel(gpu: GpuSpec, backend: str, qkey: str, ubatch_tokens: int, er
 
 
 #: NVIDIA architecture generations by compute capability (CUDA programming guide numbering).
-_NVIDIA_GENERATIONS = ((12.0, "blackwell"), (10.0, "blackwell"), (9.0, "hopper"), (8.9, "ada"), (8.0, "ampere"), (7.5, "turing"), (7.0, "volta"))
+_NVIDIA_GENERATIONS = (
+    (12.0, "blackwell"),
+    (10.0, "blackwell"),
+    (9.0, "hopper"),
+    (8.9, "ada"),
+    (8.0, "ampere"),
+    (7.5, "turing"),
+    (7.0, "volta"),
+)
 
 
 def arch_generation(gpu: GpuSpec) -> str:
@@ -421,13 +430,15 @@ def arch_generation(gpu: GpuSpec) -> str:
 
 
 def dequant_pass_bytes(lb: LlmBytes, weight_bytes: float) -> float:
-    """Bytes the dequantize-to-FP16 pass moves per micro-batch: the quantized weights read and their
-    FP16 copy written (2 bytes per parameter; parameters per byte from the model's read bytes)."""
+    """Bytes the dequantize-then-GEMM path moves per micro-batch beyond the quantized weights' one
+    read (which ``prefill_time`` counts as the weight stream): their FP16 copy written by the
+    dequantize kernel and read again by the GEMM, 2 + 2 bytes per parameter (parameters per byte from
+    the model's read bytes)."""
     read = sum(lb.layer_read) + lb.output_read
     if read <= 0:
         return 0.0
     params_per_byte = (lb.active_params + lb.output_params) / read
-    return weight_bytes * (1 + 2 * params_per_byte)
+    return weight_bytes * 4 * params_per_byte
 
 
 def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
@@ -580,6 +591,11 @@ class SpeedInputs(Jsonable):
     projector_params: int
     backend: str | None = None  # llama.cpp backend (--backend); None = the GPU vendor's usual one
     depth: int | None = None  # tokens already in the KV cache where decode/prefill are measured (--depth)
+    rate_estimates: tuple[RateEstimate, ...] = ()  # FP16 rates estimated for cards without a published one (matrix_rate)
+
+    def rate_spread(self) -> float:
+        """Extra band (log) for compute figures that rest on an estimated FP16 rate."""
+        return max((e.spread_log for e in self.rate_estimates), default=0.0)
 
 
 def throughput(
@@ -624,6 +640,13 @@ def throughput(
                 _, t_prefill = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, depth=None))
         else:
             thr_notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
+    estimated = bool(s.rate_estimates) and backend != "cpu"
+    if estimated:
+        thr_notes += [
+            f"Prefill from an estimated FP16 rate: no published figure for this card ({e.gpu}); {e.basis}; the band is wider "
+            f"by x{math.exp(e.spread_log):.2f}."
+            for e in s.rate_estimates
+        ]
         notes += s.runtime.speed_notes(gpu0)
     if enc is not None and peak_tflops(gpu0) > 0:
         fig, per_image = _image_encode(enc, gpu0, s)
@@ -634,20 +657,7 @@ def throughput(
         else:
             encode = per_image
     if llm is not None and prefill is not None:
-        t = t_prefill
-        lo_t = t_prefill * prefill.value / prefill.high
-        hi_t = t_prefill * prefill.value / prefill.low
-        if encode is not None and s.images:
-            t += s.images * encode.value
-            lo_t += s.images * encode.low
-            hi_t += s.images * encode.high
-        basis = SpeedBasis(
-            flops=prefill.basis.flops,
-            factors="image_encode_s x images + context / prefill_tokens_per_s",
-            calibrated=prefill.basis.calibrated,
-        )
-        r = _round_sig
-        ttft = SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
+        ttft = time_to_first_token(t_prefill, prefill, encode, s.images, "context")
     ttft_q, q_tokens = None, None
     if llm is not None and lb is not None and pl is not None and prefill is not None and ttft is not None:
         ttft_q, q_tokens = _question_ttft(llm, lb, pl, gpus, s, encode, ttft)
@@ -664,6 +674,8 @@ def throughput(
         image_tokens_per_image=s.image_tokens_per_image if encode is not None else None,
         time_to_first_token_question_s=ttft_q,
         question_tokens=q_tokens,
+        prefill_rate_estimated=estimated and (prefill is not None or encode is not None or images_per_s is not None),
+        prefill_rate_basis="; ".join(e.basis for e in s.rate_estimates) if estimated else None,
     )
     return thr, notes
 
@@ -684,18 +696,27 @@ def _question_ttft(
     if tokens >= s.context_tokens:
         return full, s.context_tokens
     fig, t = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, context_tokens=tokens, depth=None))  # an empty cache
-    lo_t, hi_t = t * fig.value / fig.high, t * fig.value / fig.low
-    if encode is not None and s.images:
-        t += s.images * encode.value
-        lo_t += s.images * encode.low
-        hi_t += s.images * encode.high
+    return time_to_first_token(t, fig, encode, s.images, "question"), tokens
+
+
+def time_to_first_token(t_prefill: float, prefill: SpeedFigure, encode: SpeedFigure | None, images: int, prompt: str) -> SpeedFigure:
+    """Time to first token: the images' encode plus the prompt's prefill (``t_prefill`` seconds at the
+    rate ``prefill``, whose band it takes); ``prompt`` names the prompt in the basis ('context',
+    'question'). The one place a time to first token is assembled."""
+    t = t_prefill
+    lo_t = t_prefill * prefill.value / prefill.high
+    hi_t = t_prefill * prefill.value / prefill.low
+    if encode is not None and images:
+        t += images * encode.value
+        lo_t += images * encode.low
+        hi_t += images * encode.high
     basis = SpeedBasis(
-        flops=fig.basis.flops,
-        factors="image_encode_s x images + question / prefill_tokens_per_s",
-        calibrated=fig.basis.calibrated,
+        flops=prefill.basis.flops,
+        factors=f"image_encode_s x images + {prompt} / prefill_tokens_per_s",
+        calibrated=prefill.basis.calibrated,
     )
     r = _round_sig
-    return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis), tokens
+    return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
 
 
 @result
@@ -834,7 +855,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         spreads.append((dt, _spread(f, cal)))
         peaks.append(peak)
         calibrated = calibrated and cal
-    spread = sum(dt * sp for dt, sp in spreads) / t
+    spread = sum(dt * sp for dt, sp in spreads) / t + s.rate_spread()
     tps = tokens / t
     basis = SpeedBasis(
         flops=int(total_flops),
@@ -877,7 +898,7 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
             key += " (applied to the vision tower)"
         calibrated = False  # at most one published encode time per backend: the band stays the uncalibrated one
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
-    spread = _spread(f, calibrated)
+    spread = _spread(f, calibrated) + s.rate_spread()
     basis = SpeedBasis(
         flops=int(f_img),
         bytes=int(ew),
