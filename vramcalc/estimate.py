@@ -58,6 +58,7 @@ from vramcalc.units import MiB
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
+    from vramcalc.matrix_rate import RateEstimate
     from vramcalc.runtimes import Runtime
 
 Model = LlmSpec | VlmSpec | VisionEncoderSpec
@@ -335,7 +336,8 @@ def estimate(
             placement = Placement((0,) * llm.num_layers, 0, llm.num_layers + 1)
 
     # --- speed over the placement; a labelled FP16 rate for a card without a published one (matrix_rate)
-    speed_gpus, rate_estimates = list(gpus), ()
+    speed_gpus: list[GpuSpec] = list(gpus)
+    rate_estimates: tuple[RateEstimate, ...] = ()
     if catalog is not None:
         from vramcalc.matrix_rate import with_estimated_rates
 

@@ -102,7 +102,8 @@ def with_estimated_rates(gpus: list[GpuSpec], catalog: object) -> tuple[list[Gpu
     if not any(needs_estimate(g) for g in gpus):
         return gpus, ()
     cat_gpus = [catalog.get("gpus", i) for i in catalog.ids("gpus")]  # type: ignore[attr-defined]
-    out, made = [], {}
+    out: list[GpuSpec] = []
+    made: dict[str, RateEstimate] = {}
     for g in gpus:
         e = made.get(g.id) or estimate_fp16_rate(g, cat_gpus)
         if e is None:
