@@ -323,9 +323,14 @@ def models_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
                 skips.append(Skip(src, label, "fork of llama.cpp (ik_llama.cpp, turboquant, aicss-genai), not upstream"))
                 continue
             if r["n_cpu_moe"]:
-                skips.append(
-                    Skip(src, label, "MoE expert offload (n_cpu_moe): model (gemma-4 26B-A4B, Qwen3.6-35B-A3B) not in the catalog")
+                # re-checked against the 2026 catalog (gemma-4-26b-a4b and qwen3.6-35b-a3b are entries now): the
+                # expert bytes read from RAM per token are known, but the RAM bandwidth that divides them is not
+                why = (
+                    "MoE expert offload (n_cpu_moe): GTX 1070 (Pascal) not in the catalog, host RAM and its bandwidth not stated"
+                    if "GTX 1070" in r["gpu"]
+                    else "MoE expert offload (n_cpu_moe): fork build (turboquant), card not named (gfx1030 class), host RAM not stated"
                 )
+                skips.append(Skip(src, label, why))
                 continue
             backend = BACKENDS.get(r["backend"].split("/")[0].strip())
             if backend == "cpu":
@@ -1210,23 +1215,36 @@ MISS_NOTES = """Causes, as far as the rows show them:
 
 - RX 7900 XT behind a Raspberry Pi 5 (models.csv:172-175): 14B Q4_K_M at 7.16 t/s is 13x below the card's
   bandwidth bound while a 1B on an RTX 3060 behind a Pi CM5 is not: not a resident-in-VRAM run. Reported, not fitted.
-- Intel Arc A770 under Vulkan (2024 builds): 2-5x slower than the Vulkan factors, which NVIDIA and AMD rows set.
-  One Intel GPU only: a factor for it would be a per-GPU answer, so it is not fitted (and not enforced in --check).
-- DeepSeek-V2-Lite (MLA, 64 experts, 6 active) prompt at micro-batches of 1-64 tokens: +35% to +150%. With few
-  tokens per expert the expert matmuls run as many small matrix-vector products; the model has the expert bytes
-  each micro-batch touches and one MoE-kernel efficiency, not a cost per active expert. These rows are the master
-  side of PR 15525 ("MoE helper in device code, better tile sizes"), which reworked exactly this path (its PR
-  column is up to 1.6x faster), so a per-expert cost fitted on them would describe a superseded build.
-- Micro-batches of 1-8 dense tokens (llama 8B): -33% to -40%. One small-batch efficiency cannot follow the
-  matrix-vector kernels, whose cost grows with each extra column.
-- Turing (Quadro RTX 6000/8000, +70%) and Volta (V100, +34%) prompt processing: llama.cpp's quantized kernels reach
-  less per FP16-shader TFLOP there than on Ampere and newer (Volta has no int8 MMA, Turing a smaller one); an
-  architecture-generation factor would rest on one chip each, so it is not fitted.
-- Vulkan prompt processing spreads by GPU generation and build (RTX 3090 -43%, RTX 2080 Ti +84% to +125% at
-  pp4096): cooperative-matrix support differs between them (cause not established from these rows).
-- Builds before mid-2024 (RTX 3090 pp512 2024-01 +49%, M2 Max 2023-09 +59%): the era term is fitted for decode only.
+- Intel Arc A770 under Vulkan and SYCL (2024 builds): decode reaches 26-39% of the card's 512 GB/s (tg128 34.7-52.6
+  t/s for 3.8 GB of weights per token), where the same card under Intel's IPEX-LLM build of llama.cpp reaches 54%
+  (llamacpp_bench.csv:157, 72.7 t/s; not upstream, so not fitted): the upstream Intel kernels of that time, not the
+  card's memory, set the rate. The Vulkan pp512 of build 3999 (158 t/s, :152) is 7x below build a69d54f's (1074 t/s,
+  :142) on the same card: a broken or fallback path in that build. One Intel GPU only: a factor for it would be a
+  per-GPU answer, so it is not fitted (and its decode bias is shown, not enforced, in --check).
+- Micro-batches of 64-128 tokens of a 1B model on ROCm (RX 7900 XTX, PR 18537 master, +33% to +113%): the sweep's
+  time per micro-batch has a fixed part of about 4.7 ms (17 layers, about 0.28 ms each) that the per-layer decode
+  cost (0.1 ms) and one weight pass do not reach; a per-micro-batch prompt cost per backend was tried and made the
+  single-row groups (SYCL) unidentifiable, so it is not fitted.
+- Micro-batches of 2 tokens (llama 8B at depth 32768, +53%; DeepSeek-V2-Lite, +44%): the DeepSeek master build takes
+  12.7 ms for a 2-token micro-batch against 5.5 ms for one token (its PR column: 11.1 ms), more than the experts it
+  touches explain; the dense sweep at depth 0 (held out) is within 30% at every size, so the cost is in the MoE and
+  long-context kernels at 2 columns, not in the matrix-vector model.
+- L40 prompt (+41%, held out): the model's 362 TFLOPS (4 x its FP16 shader rate, the Ada convention) is not reached
+  at the card's 300 W (catalog tdp_w); there is no other Ada or later CUDA prompt row, so no power or clock term
+  can be fitted.
+- Vulkan prompt processing spreads by GPU and build (RTX 3090 -39%, RTX 2080 Ti 1B +80%, RX 6700 XT 2024-03 +36%):
+  the rows mix builds with and without cooperative-matrix matmul shaders (and, on NVIDIA, the NV_coopmat2 path), which
+  the rows do not state; the Vulkan group's band is wide (x5) for that reason.
 - transformers after 14k-30k prompts with AWQ (Qwen2-72B, +51% to +207%): the AWQ kernels slow down with the context
-  beyond the KV traffic modelled (cache copy + repeat_kv); bf16 and GPTQ rows are within about 40%."""
+  beyond the KV traffic modelled (cache copy + repeat_kv); bf16 and GPTQ rows are within about 40%.
+
+Fixed in this round (the kernel paths llama.cpp runs, speed.prefill_kernel): DeepSeek-V2-Lite micro-batch sweep
+(was +35% to +153%: a fixed cost per routed expert per micro-batch, MUL_MAT_ID handles each active expert
+separately); dense micro-batches of 1-8 tokens (was -25% to -40%: the matrix-vector kernels compute while they stream
+the weights, so the time is the larger of the two); Turing (was +70%: its own quantized-kernel group, held-out
+Quadro RTX 6000 now -1%); Volta (V100, was +34%: dequantize + FP16 GEMM from 64 tokens, now -2%); builds before
+mid-2024 (RTX 3090 Q4_0 Jan 2024 was +49%: dequantize + cuBLAS then, now +10%; Metal/Vulkan/ROCm old rows share an
+old-build term)."""
 
 AGAINST_LLAMACPP = """The memory accounting is checked against a real llama.cpp, run by `benchmarks/llamacpp_oracle/`: every buffer
 (weights, KV, compute, clip) of every recorded run, in [accuracy_llamacpp.md](accuracy_llamacpp.md)
@@ -1235,9 +1253,12 @@ AGAINST_LLAMACPP = """The memory accounting is checked against a real llama.cpp,
 SEE_ALSO = """Related reports: serving runtimes (vLLM, SGLang, MLX) are measured in docs/accuracy_serving.md where present;
 the llama.cpp memory comparison is in docs/accuracy_llamacpp.md."""
 
-NOT_COVERED_NOTES = """Also not covered by a published row here: MoE expert offload (the two n_cpu_moe sweeps use models the catalog
-lacks, gemma-4 26B-A4B and Qwen3.6-35B-A3B, on unnamed or absent GPUs: the speed function is tested with
-constructed inputs in tests/test_speed_v2.py), partial CPU offload and multi-GPU layer split speeds (composed
+NOT_COVERED_NOTES = """Also not covered by a published row here: MoE expert offload (the two n_cpu_moe sweeps, re-checked against the
+2026 catalog: gemma-4-26b-a4b and qwen3.6-35b-a3b are entries now, but the gemma sweep is a fork build on an unnamed
+gfx1030-class card and the Qwen3.6 sweep runs on a GTX 1070 the catalog lacks; neither states the host RAM, whose
+bandwidth sets the expert part of the time: the speed function is tested with constructed inputs in
+tests/test_speed_v2.py), VLM image encode beyond mtmd_vision.csv:10 (the other timed rows name no GPU, run on the
+CPU, use a fork or a model the catalog lacks: Qwen3.5-9B, Qwen3.8-27B), partial CPU offload and multi-GPU layer split speeds (composed
 from the per-device model plus guessed RAM and PCIe efficiencies), and ViTs on GPUs other than the RTX 3090."""
 
 
