@@ -839,6 +839,8 @@ def fit_llamacpp_prefill(train: list[Row], cal: dict) -> tuple[dict, dict, dict]
         other: dict = {("attn", x["backend"] if x["backend"] in ATTN_GROUPS else ""): x["attn_flops"] / (x["attn_peak"] * 1e12)}
         if x["expert_layers"]:
             other[("moe_n", "")] = x["ub"] * x["expert_layers"]
+        if x["ubatch_tokens"] > speed.SMALL_BATCH_TOKENS:
+            other[("ub_layer", "")] = x["ub"] * x["layers"]
         return mm, other, known, mem
 
     ps = [parts(r) for r in train]
@@ -886,7 +888,8 @@ def fit_llamacpp_prefill(train: list[Row], cal: dict) -> tuple[dict, dict, dict]
             "kernel factors shared by the backends: flash attention over the FP16 GEMM peak (speed.peak_tflops; a backend "
             "group's own attention_efficiency replaces it); MoE expert matmuls (MUL_MAT_ID) and micro-batches of <= 8 tokens "
             "(matrix-vector kernels) over the quantized-kernel peak; moe_expert_s: seconds per expert matrix set a "
-            "micro-batch routes a token to, per MoE layer"
+            "micro-batch routes a token to, per MoE layer; prompt_per_layer_s: seconds per layer per micro-batch of > 8 tokens "
+            "beyond the decode per-layer cost"
         )
     }
 
@@ -900,6 +903,8 @@ def fit_llamacpp_prefill(train: list[Row], cal: dict) -> tuple[dict, dict, dict]
         if c[0] in names and v > 0:
             kernels[names[c[0]]] = round(1 / v, 4)
             kernels[names[c[0]].replace("_efficiency", "_rows")] = rows_of(c)
+    if ("ub_layer", "") in theta:
+        kernels["prompt_per_layer_s"] = float(f"{theta[('ub_layer', '')]:.4g}")
     if ("moe_n", "") in theta:
         kernels["moe_expert_s"] = float(f"{theta[('moe_n', '')]:.4g}")
         kernels["moe_expert_s_rows"] = rows_of(("moe_n", ""))
@@ -1011,8 +1016,11 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
 
 
 def evaluate(rows: list[Row]) -> None:
-    speed.calibration.cache_clear()
-    cal = speed.calibration()
+    import yaml
+
+    # the file as it is now (speed.calibration() keeps a parse keyed on the files seen at start-up: after --fit
+    # in the same process it would return the factors from before the fit)
+    cal = yaml.load(CAL_YAML.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     split_rows(rows)
     for r in rows:
         r.predicted = predict(r, cal)
@@ -1221,10 +1229,10 @@ MISS_NOTES = """Causes, as far as the rows show them:
   card's memory, set the rate. The Vulkan pp512 of build 3999 (158 t/s, :152) is 7x below build a69d54f's (1074 t/s,
   :142) on the same card: a broken or fallback path in that build. One Intel GPU only: a factor for it would be a
   per-GPU answer, so it is not fitted (and its decode bias is shown, not enforced, in --check).
-- Micro-batches of 64-128 tokens of a 1B model on ROCm (RX 7900 XTX, PR 18537 master, +33% to +113%): the sweep's
-  time per micro-batch has a fixed part of about 4.7 ms (17 layers, about 0.28 ms each) that the per-layer decode
-  cost (0.1 ms) and one weight pass do not reach; a per-micro-batch prompt cost per backend was tried and made the
-  single-row groups (SYCL) unidentifiable, so it is not fitted.
+- Micro-batches of 64 tokens of a 1B model on ROCm (RX 7900 XTX, PR 18537 master, Q2_K +91%, IQ4_XS +25% at 128):
+  the sweep's time per micro-batch has a fixed part of about 4.7 ms (17 layers, about 0.28 ms each); the shared
+  prompt cost per layer per micro-batch (prompt_per_layer_s, fitted on all backends) covers part of it; one per
+  backend made the single-row groups (SYCL) unidentifiable, so it is shared.
 - Micro-batches of 2 tokens (llama 8B at depth 32768, +53%; DeepSeek-V2-Lite, +44%): the DeepSeek master build takes
   12.7 ms for a 2-token micro-batch against 5.5 ms for one token (its PR column: 11.1 ms), more than the experts it
   touches explain; the dense sweep at depth 0 (held out) is within 30% at every size, so the cost is in the MoE and
@@ -1242,8 +1250,8 @@ Fixed in this round (the kernel paths llama.cpp runs, speed.prefill_kernel): Dee
 (was +35% to +153%: a fixed cost per routed expert per micro-batch, MUL_MAT_ID handles each active expert
 separately); dense micro-batches of 1-8 tokens (was -25% to -40%: the matrix-vector kernels compute while they stream
 the weights, so the time is the larger of the two); Turing (was +70%: its own quantized-kernel group, held-out
-Quadro RTX 6000 now -1%); Volta (V100, was +34%: dequantize + FP16 GEMM from 64 tokens, now -2%); builds before
-mid-2024 (RTX 3090 Q4_0 Jan 2024 was +49%: dequantize + cuBLAS then, now +10%; Metal/Vulkan/ROCm old rows share an
+Quadro RTX 6000 now -1%); Volta (V100, was +34%: dequantize + FP16 GEMM from 64 tokens, now -6%); builds before
+mid-2024 (RTX 3090 Q4_0 Jan 2024 was +49%: dequantize + cuBLAS then, now +6%; Metal/Vulkan/ROCm old rows share an
 old-build term)."""
 
 AGAINST_LLAMACPP = """The memory accounting is checked against a real llama.cpp, run by `benchmarks/llamacpp_oracle/`: every buffer

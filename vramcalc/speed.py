@@ -339,7 +339,9 @@ def prefill_time(
       the larger of the two, not the sum (the llama 8B Q4_0 -ub 1..8 sweep on an RTX 3090 grows from
       the decode time by about one column's compute per token). MoE expert matmuls have their own
       efficiency (``moe_expert_efficiency``);
-    - plus, per micro-batch: the layers' fixed cost (``fd`` per_layer_s), a fixed cost per expert
+    - plus, per micro-batch: the layers' fixed cost (``fd`` per_layer_s, and for the tiled matrix
+      kernels ``prompt_per_layer_s`` on top: the per-layer work of a prompt step that is neither a
+      weight pass nor FLOPs, such as quantizing the activations for the integer kernels), a fixed cost per expert
       matrix the micro-batch routes at least one token to (``moe_expert_s`` x ``expert_layers``: the
       grouped expert matmul, MUL_MAT_ID, handles each active expert separately), and, on the
       dequantize-then-GEMM path (``prefill_kernel``), the dequantization pass over ``dequant_bytes``;
@@ -360,6 +362,8 @@ def prefill_time(
     mem = ubatches * weight_bytes / (eta_bw * bw_gbs * 1e9)
     t += max(t_mm, mem) if small else t_mm + mem
     fixed = (layers * fd["per_layer_s"] if fd is not None else 0.0) + expert_layers * f.get("moe_expert_s", 0.0)
+    if not small:
+        fixed += layers * f.get("prompt_per_layer_s", 0.0)
     return t + ubatches * (fixed + dequant_bytes / (eta_bw * bw_gbs * 1e9))
 
 
