@@ -16,7 +16,6 @@ Pure: the caller (estimate) passes the catalog's GPUs; speed.py never reads the 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -63,6 +62,8 @@ def _memory_class(gpu: GpuSpec) -> str:
 def estimate_fp16_rate(gpu: GpuSpec, catalog_gpus: Iterable[GpuSpec]) -> RateEstimate | None:
     """The labelled FP16 rate of ``gpu`` from the catalog cards like it (module docstring), or None
     when no card of its vendor, architecture and memory class has a published figure."""
+    import statistics  # only for a card that needs the estimate (start-up time)
+
     if not needs_estimate(gpu):
         return None
     mc = _memory_class(gpu)
