@@ -58,6 +58,7 @@ from vramcalc.units import MiB
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
+    from vramcalc.matrix_rate import RateEstimate
     from vramcalc.runtimes import Runtime
 
 Model = LlmSpec | VlmSpec | VisionEncoderSpec
@@ -340,7 +341,13 @@ def estimate(
         else:
             placement = Placement((0,) * llm.num_layers, 0, llm.num_layers + 1)
 
-    # --- speed over the placement
+    # --- speed over the placement; a labelled FP16 rate for a card without a published one (matrix_rate)
+    speed_gpus: list[GpuSpec] = list(gpus)
+    rate_estimates: tuple[RateEstimate, ...] = ()
+    if catalog is not None:
+        from vramcalc.matrix_rate import with_estimated_rates
+
+        speed_gpus, rate_estimates = with_estimated_rates(list(gpus), catalog)
     s = SpeedInputs(
         kind=i.model_kind,
         runtime=rt,
@@ -356,8 +363,9 @@ def estimate(
         projector_params=acc.projector_params,
         backend=w.backend,
         depth=w.depth,
+        rate_estimates=rate_estimates,
     )
-    thr, speed_notes = throughput(llm, enc, gpus, s, lb, placement, dev.ram_bw)
+    thr, speed_notes = throughput(llm, enc, speed_gpus, s, lb, placement, dev.ram_bw)
 
     # --- expert offload as a suggestion (MoE under llama.cpp), before a lower precision
     experts = None

@@ -393,6 +393,12 @@ class Throughput(Jsonable):
         default=None,
     )
     question_tokens: int | None = doc("Tokens of that typical question (512 text tokens + the image tokens).", default=None)
+    prefill_rate_estimated: bool = doc(
+        "True when prefill, image encode and time to first token rest on an FP16 rate estimated for a card without a "
+        "published one (vramcalc.matrix_rate: bandwidth x the median FP16/bandwidth ratio of like catalog cards); the band is wider.",
+        default=False,
+    )
+    prefill_rate_basis: str | None = doc("How that FP16 rate was estimated (None: the catalog's published figure).", default=None)
 
 
 # ---------------------------------------------------------------------------------------------

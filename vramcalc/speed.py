@@ -31,6 +31,7 @@ from vramcalc.placement import LlmBytes, Placement
 from vramcalc.results import Offload, SpeedBasis, SpeedFigure, Throughput
 
 if TYPE_CHECKING:  # pragma: no cover
+    from vramcalc.matrix_rate import RateEstimate
     from vramcalc.runtimes import Runtime
     from vramcalc.schema import GpuSpec, LlmSpec, VisionEncoderSpec
 
@@ -326,31 +327,122 @@ def prefill_time(
     attn_peak: float | None = None,
     expert_flops: float = 0.0,
     ubatch_tokens: int = 512,
+    expert_layers: float = 0.0,
+    dequant_bytes: float = 0.0,
 ) -> float:
-    """Seconds for a prompt on one device.
+    """Seconds for a prompt on one device, a roofline per micro-batch:
 
-    Matmul FLOPs / (eta_c x peak), where a micro-batch of at most ``SMALL_BATCH_TOKENS`` tokens
-    runs llama.cpp's matrix-vector kernels (``small_batch_efficiency``) and MoE expert matmuls
-    their own (``moe_expert_efficiency``); attention FLOPs / (attention_efficiency x FP16 GEMM
-    peak); plus, per micro-batch, one pass over the weights it touches at the decode factors
-    ``fd`` (bandwidth efficiency and per-layer cost). Factors missing from ``f`` default to
-    ``compute_efficiency``; without ``fd`` the weight pass is at the peak bandwidth, no fixed cost.
+    - the matrix multiplications: matmul FLOPs / (eta_c x peak) plus one stream of the weights
+      they touch per micro-batch at the decode factors ``fd``. A micro-batch of at most
+      ``SMALL_BATCH_TOKENS`` tokens runs llama.cpp's matrix-vector kernels
+      (``small_batch_efficiency``), which compute while they stream the weights: there the time is
+      the larger of the two, not the sum (the llama 8B Q4_0 -ub 1..8 sweep on an RTX 3090 grows from
+      the decode time by about one column's compute per token). MoE expert matmuls have their own
+      efficiency (``moe_expert_efficiency``);
+    - plus, per micro-batch: the layers' fixed cost (``fd`` per_layer_s, and for the tiled matrix
+      kernels ``prompt_per_layer_s`` on top: the per-layer work of a prompt step that is neither a
+      weight pass nor FLOPs, such as quantizing the activations for the integer kernels), a fixed cost per expert
+      matrix the micro-batch routes at least one token to (``moe_expert_s`` x ``expert_layers``: the
+      grouped expert matmul, MUL_MAT_ID, handles each active expert separately), and, on the
+      dequantize-then-GEMM path (``prefill_kernel``), the dequantization pass over ``dequant_bytes``;
+    - plus attention FLOPs / (attention_efficiency x FP16 GEMM peak).
+
+    Factors missing from ``f`` default to ``compute_efficiency`` (0 for ``moe_expert_s``); without
+    ``fd`` the weight stream is at the peak bandwidth and there is no fixed cost.
     """
     eta = f["compute_efficiency"]
     dense = flops - attn_flops - expert_flops
     small = ubatch_tokens <= SMALL_BATCH_TOKENS and "small_batch_efficiency" in f
-    t = dense / ((f["small_batch_efficiency"] if small else eta) * peak * 1e12)
-    t += expert_flops / (f.get("moe_expert_efficiency", eta) * peak * 1e12)
+    t_mm = dense / ((f["small_batch_efficiency"] if small else eta) * peak * 1e12)
+    t_mm += expert_flops / (f.get("moe_expert_efficiency", eta) * peak * 1e12)
+    t = 0.0
     if attn_flops:
         t += attn_flops / (f.get("attention_efficiency", eta) * (attn_peak or peak) * 1e12)
-    if fd is None:
-        return t + ubatches * weight_bytes / (bw_gbs * 1e9)
-    return t + ubatches * (weight_bytes / (fd["bandwidth_efficiency"] * bw_gbs * 1e9) + layers * fd["per_layer_s"])
+    eta_bw = fd["bandwidth_efficiency"] if fd is not None else 1.0
+    mem = ubatches * weight_bytes / (eta_bw * bw_gbs * 1e9)
+    t += max(t_mm, mem) if small else t_mm + mem
+    fixed = (layers * fd["per_layer_s"] if fd is not None else 0.0) + expert_layers * f.get("moe_expert_s", 0.0)
+    if not small:
+        fixed += layers * f.get("prompt_per_layer_s", 0.0)
+    return t + ubatches * (fixed + dequant_bytes / (eta_bw * bw_gbs * 1e9))
 
 
 #: llama.cpp runs a micro-batch of at most this many tokens through its matrix-vector kernels
 #: (ggml-cuda MMVQ_MAX_BATCH_SIZE = 8, mmvq.cuh) rather than the tiled matrix-matrix ones.
 SMALL_BATCH_TOKENS = 8
+
+#: llama.cpp CUDA on a GPU with FP16 tensor cores but no int8 tensor-core MMA (Volta, cc 7.0): a
+#: micro-batch of at least this many tokens of quantized weights is dequantized to FP16 and
+#: multiplied by cuBLAS (ggml/src/ggml-cuda/mmq.cu ``ggml_cuda_should_use_mmq`` at llama.cpp 0c1e57098, line 386: MMQ's dp4a path only below
+#: MMQ_DP4A_MAX_BATCH_SIZE = 64 tokens where FP16 MMA hardware exists).
+DEQUANT_GEMM_MIN_TOKENS = 64
+#: Builds before llama.cpp's int8-MMA quantized kernels (PR 7676, June 2024) did the same on every
+#: tensor-core GPU above MMQ_MAX_BATCH_SIZE = 32 tokens (only the accuracy report uses it: the
+#: estimate is for current builds).
+OLD_DEQUANT_MIN_TOKENS = 33
+
+
+def _nvidia_cc(gpu: GpuSpec) -> float:
+    if gpu.vendor != "nvidia":
+        return 0.0
+    try:
+        return float(gpu.compute_capability or 0)
+    except ValueError:
+        return 0.0
+
+
+def prefill_kernel(gpu: GpuSpec, backend: str, qkey: str, ubatch_tokens: int, era: str = "current") -> str:
+    """The kernel path llama.cpp runs a prompt's weight matmuls on: 'f16' (F16/BF16 weights: an
+    FP16 GEMM, ``peak_tflops``), 'mmq' (quantized weights through llama.cpp's own quantized kernels,
+    ``mmq_tflops``) or 'dequant' (quantized weights dequantized to FP16 then an FP16 GEMM: CUDA on
+    Volta at ``DEQUANT_GEMM_MIN_TOKENS`` or more tokens per micro-batch; builds before mid-2024 on
+    every tensor-core NVIDIA GPU above ``OLD_DEQUANT_MIN_TOKENS``)."""
+    if qkey != "quant":
+        return "f16"
+    if backend == "cuda":
+        cc = _nvidia_cc(gpu)
+        if era == "old" and cc >= 7.0 and ubatch_tokens >= OLD_DEQUANT_MIN_TOKENS:
+            return "dequant"
+        if 7.0 <= cc < 7.5 and ubatch_tokens >= DEQUANT_GEMM_MIN_TOKENS:
+            return "dequant"
+    return "mmq"
+
+
+#: NVIDIA architecture generations by compute capability (CUDA programming guide numbering).
+_NVIDIA_GENERATIONS = (
+    (12.0, "blackwell"),
+    (10.0, "blackwell"),
+    (9.0, "hopper"),
+    (8.9, "ada"),
+    (8.0, "ampere"),
+    (7.5, "turing"),
+    (7.0, "volta"),
+)
+
+
+def arch_generation(gpu: GpuSpec) -> str:
+    """The GPU's architecture generation as the kernel factors name it ('turing', 'ampere', ...;
+    '' where none applies). A prefill factor group ``<backend>.<weights>.<generation>`` in
+    data/calibration.yaml, where fitted, replaces the backend's group for that generation: llama.cpp's
+    quantized CUDA kernels run a different instruction mix per generation (Turing's int8 MMA is a
+    smaller shape than Ampere's)."""
+    cc = _nvidia_cc(gpu)
+    for lo, name in _NVIDIA_GENERATIONS:
+        if cc >= lo:
+            return name
+    return ""
+
+
+def dequant_pass_bytes(lb: LlmBytes, weight_bytes: float) -> float:
+    """Bytes the dequantize-then-GEMM path moves per micro-batch beyond the quantized weights' one
+    read (which ``prefill_time`` counts as the weight stream): their FP16 copy written by the
+    dequantize kernel and read again by the GEMM, 2 + 2 bytes per parameter (parameters per byte from
+    the model's read bytes)."""
+    read = sum(lb.layer_read) + lb.output_read
+    if read <= 0:
+        return 0.0
+    params_per_byte = (lb.active_params + lb.output_params) / read
+    return weight_bytes * 4 * params_per_byte
 
 
 def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
@@ -368,6 +460,18 @@ def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, toke
     experts = (stored - read) / (1 - k)  # stored = dense + experts, read = dense + k x experts
     touched = 1 - (1 - k) ** max(tokens, 1)
     return stored - experts * (1 - touched)
+
+
+def ubatch_expert_layers(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
+    """Experts one micro-batch of ``tokens`` tokens routes at least one token to, summed over the MoE
+    layers in ``idx`` (uniform routing: E x (1 - (1 - k/E)^tokens) per layer; a layer is MoE where it
+    stores more than it reads per token)."""
+    if not llm.moe:
+        return 0.0
+    e = llm.moe.num_experts
+    k = llm.moe.experts_per_token / e
+    moe_layers = sum(1 for i in idx if lb.layer_stored[i] > lb.layer_read[i])
+    return moe_layers * e * (1 - (1 - k) ** max(tokens, 1)) if k < 1 else moe_layers * e
 
 
 def vit_time(flops: float, ew_bytes: float, peak: float, bw_gbs: float, f: dict) -> float:
@@ -400,9 +504,9 @@ def _round_sig(x: float, sig: int = 4) -> float:
 CPU_DECODE = ("llama.cpp", "cpu", "quant")
 
 
-def _lookup(section: str, runtime: str, backend: str, qkey: str) -> tuple[dict[str, Any], str, bool] | None:
+def _lookup(section: str, runtime: str, backend: str, qkey: str, arch: str = "") -> tuple[dict[str, Any], str, bool] | None:
     group = calibration()[section].get(runtime, {})
-    for key in (f"{backend}.{qkey}", backend):
+    for key in (*([f"{backend}.{qkey}.{arch}"] if arch else []), f"{backend}.{qkey}", backend):
         if key in group:
             return group[key], f"{section}.{runtime}.{key}", bool(group[key].get("rows"))
     return None
@@ -439,12 +543,13 @@ def cpu_decode_factors() -> tuple[dict[str, Any], str, bool]:
     return hit
 
 
-def prefill_factors(runtime: Runtime, backend: str, qkey: str) -> tuple[dict[str, Any], str, bool]:
+def prefill_factors(runtime: Runtime, backend: str, qkey: str, gpu: GpuSpec | None = None) -> tuple[dict[str, Any], str, bool]:
     """(factors, key, calibrated) for prompt processing; PyTorch runtimes: the timm-fitted GEMM
-    efficiency (no published transformers prefill timings here)."""
+    efficiency (no published transformers prefill timings here). With ``gpu``, a group fitted for
+    its architecture generation (``arch_generation``) comes first."""
     if runtime.pytorch_kernels:
         return calibration()["vit"]["transformers"]["cuda"], "vit.transformers.cuda (PyTorch GEMMs)", False
-    hit = _lookup("prefill", runtime.name, backend, qkey)
+    hit = _lookup("prefill", runtime.name, backend, qkey, arch_generation(gpu) if gpu is not None else "")
     if hit is None:
         hit = calibration()["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
     kernels = calibration().get("prefill_kernels", {}).get(runtime.name if hit[1].startswith(f"prefill.{runtime.name}.") else "llama.cpp")
@@ -490,6 +595,11 @@ class SpeedInputs(Jsonable):
     projector_params: int
     backend: str | None = None  # llama.cpp backend (--backend); None = the GPU vendor's usual one
     depth: int | None = None  # tokens already in the KV cache where decode/prefill are measured (--depth)
+    rate_estimates: tuple[RateEstimate, ...] = ()  # FP16 rates estimated for cards without a published one (matrix_rate)
+
+    def rate_spread(self) -> float:
+        """Extra band (log) for compute figures that rest on an estimated FP16 rate."""
+        return max((e.spread_log for e in self.rate_estimates), default=0.0)
 
 
 def throughput(
@@ -534,6 +644,13 @@ def throughput(
                 _, t_prefill = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, depth=None))
         else:
             thr_notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
+    estimated = bool(s.rate_estimates) and backend != "cpu"
+    if estimated:
+        thr_notes += [
+            f"Prefill from an estimated FP16 rate: no published figure for this card ({e.gpu}); {e.basis}; the band is wider "
+            f"by x{math.exp(e.spread_log):.2f}."
+            for e in s.rate_estimates
+        ]
         notes += s.runtime.speed_notes(gpu0)
     if enc is not None and peak_tflops(gpu0) > 0:
         fig, per_image = _image_encode(enc, gpu0, s)
@@ -544,20 +661,7 @@ def throughput(
         else:
             encode = per_image
     if llm is not None and prefill is not None:
-        t = t_prefill
-        lo_t = t_prefill * prefill.value / prefill.high
-        hi_t = t_prefill * prefill.value / prefill.low
-        if encode is not None and s.images:
-            t += s.images * encode.value
-            lo_t += s.images * encode.low
-            hi_t += s.images * encode.high
-        basis = SpeedBasis(
-            flops=prefill.basis.flops,
-            factors="image_encode_s x images + context / prefill_tokens_per_s",
-            calibrated=prefill.basis.calibrated,
-        )
-        r = _round_sig
-        ttft = SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
+        ttft = time_to_first_token(t_prefill, prefill, encode, s.images, "context")
     ttft_q, q_tokens = None, None
     if llm is not None and lb is not None and pl is not None and prefill is not None and ttft is not None:
         ttft_q, q_tokens = _question_ttft(llm, lb, pl, gpus, s, encode, ttft)
@@ -574,6 +678,8 @@ def throughput(
         image_tokens_per_image=s.image_tokens_per_image if encode is not None else None,
         time_to_first_token_question_s=ttft_q,
         question_tokens=q_tokens,
+        prefill_rate_estimated=estimated and (prefill is not None or encode is not None or images_per_s is not None),
+        prefill_rate_basis="; ".join(e.basis for e in s.rate_estimates) if estimated else None,
     )
     return thr, notes
 
@@ -594,18 +700,27 @@ def _question_ttft(
     if tokens >= s.context_tokens:
         return full, s.context_tokens
     fig, t = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, context_tokens=tokens, depth=None))  # an empty cache
-    lo_t, hi_t = t * fig.value / fig.high, t * fig.value / fig.low
-    if encode is not None and s.images:
-        t += s.images * encode.value
-        lo_t += s.images * encode.low
-        hi_t += s.images * encode.high
+    return time_to_first_token(t, fig, encode, s.images, "question"), tokens
+
+
+def time_to_first_token(t_prefill: float, prefill: SpeedFigure, encode: SpeedFigure | None, images: int, prompt: str) -> SpeedFigure:
+    """Time to first token: the images' encode plus the prompt's prefill (``t_prefill`` seconds at the
+    rate ``prefill``, whose band it takes); ``prompt`` names the prompt in the basis ('context',
+    'question'). The one place a time to first token is assembled."""
+    t = t_prefill
+    lo_t = t_prefill * prefill.value / prefill.high
+    hi_t = t_prefill * prefill.value / prefill.low
+    if encode is not None and images:
+        t += images * encode.value
+        lo_t += images * encode.low
+        hi_t += images * encode.high
     basis = SpeedBasis(
-        flops=fig.basis.flops,
-        factors="image_encode_s x images + question / prefill_tokens_per_s",
-        calibrated=fig.basis.calibrated,
+        flops=prefill.basis.flops,
+        factors=f"image_encode_s x images + {prompt} / prefill_tokens_per_s",
+        calibrated=prefill.basis.calibrated,
     )
     r = _round_sig
-    return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis), tokens
+    return SpeedFigure(value=r(t), low=r(lo_t), high=r(hi_t), unit="s", basis=basis)
 
 
 @result
@@ -723,9 +838,14 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         layers = len(idx) + (1 if pl.output_dev == d else 0)
         g = gpus[d] if d >= 0 else gpus[0]
         backend = backend_for(g, s.backend)
-        peak = prefill_peak(s.runtime, g, qkey)
-        f, key, cal = prefill_factors(s.runtime, backend, qkey)
+        kernel = "f16" if s.runtime.pytorch_kernels else prefill_kernel(g, backend, qkey, ub_tokens)
+        peak = mmq_tflops(g) if kernel == "mmq" else peak_tflops(g)
+        f, key, cal = prefill_factors(s.runtime, backend, "f16" if kernel == "dequant" else qkey, g)
         fd = None if s.runtime.pytorch_kernels else decode_factors(s.runtime, backend, s.quant, g)[0]
+        kw["expert_layers"] = ubatch_expert_layers(llm, lb, idx, ub_tokens)
+        kw["dequant_bytes"] = dequant_pass_bytes(lb, wbytes) if kernel == "dequant" else 0.0
+        if kernel == "dequant":
+            key += " (quantized weights dequantized to FP16, then an FP16 GEMM)"
         if d == -1:
             if g.unified_memory:
                 dt = prefill_time(flops, wbytes, ub, peak, g.memory_bandwidth_gbs, f, fd, layers, **kw)
@@ -739,7 +859,7 @@ def _prefill(llm: LlmSpec, lb: LlmBytes, pl: Placement, gpus: list[GpuSpec], s: 
         spreads.append((dt, _spread(f, cal)))
         peaks.append(peak)
         calibrated = calibrated and cal
-    spread = sum(dt * sp for dt, sp in spreads) / t
+    spread = sum(dt * sp for dt, sp in spreads) / t + s.rate_spread()
     tps = tokens / t
     basis = SpeedBasis(
         flops=int(total_flops),
@@ -782,7 +902,7 @@ def _image_encode(enc: VisionEncoderSpec, gpu: GpuSpec, s: SpeedInputs) -> tuple
             key += " (applied to the vision tower)"
         calibrated = False  # at most one published encode time per backend: the band stays the uncalibrated one
         t = f_img / (f["compute_efficiency"] * peak * 1e12)
-    spread = _spread(f, calibrated)
+    spread = _spread(f, calibrated) + s.rate_spread()
     basis = SpeedBasis(
         flops=int(f_img),
         bytes=int(ew),

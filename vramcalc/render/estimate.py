@@ -224,7 +224,8 @@ def render_speed(est: Estimate) -> list[Any]:
     ):
         if f:
             band = f"{_secs(f.low)}-{_secs(f.high)}" if label == "Image encode" else f"{_rate(f.low)}-{_rate(f.high)}"
-            rows.append([label, fmt(f.value), band, basis(f)])
+            est_rate = thr.prefill_rate_estimated and label in (prefill_label, "Image encode", "Images")
+            rows.append([label, fmt(f.value), band, basis(f) + (" (estimated FP16 rate)" if est_rate else "")])
     imgs = est.inputs.images
     plus = f" + {imgs} img" if thr.image_encode_s and imgs else ""
     q = thr.time_to_first_token_question_s
