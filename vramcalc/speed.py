@@ -373,8 +373,9 @@ SMALL_BATCH_TOKENS = 8
 
 #: llama.cpp CUDA on a GPU with FP16 tensor cores but no int8 tensor-core MMA (Volta, cc 7.0): a
 #: micro-batch of at least this many tokens of quantized weights is dequantized to FP16 and
-#: multiplied by cuBLAS (ggml/src/ggml-cuda/mmq.cu ``ggml_cuda_should_use_mmq`` at llama.cpp 0c1e57098, line 386: MMQ's dp4a path only below
-#: MMQ_DP4A_MAX_BATCH_SIZE = 64 tokens where FP16 MMA hardware exists).
+#: multiplied by cuBLAS (ggml/src/ggml-cuda/mmq.cu ``ggml_cuda_should_use_mmq`` at llama.cpp 0c1e57098,
+#: line 386: MMQ's dp4a path only below MMQ_DP4A_MAX_BATCH_SIZE = 64 tokens, mmq.cuh line 8, where FP16
+#: MMA hardware exists).
 DEQUANT_GEMM_MIN_TOKENS = 64
 #: Builds before llama.cpp's int8-MMA quantized kernels (PR 7676, June 2024) did the same on every
 #: tensor-core GPU above MMQ_MAX_BATCH_SIZE = 32 tokens (only the accuracy report uses it: the
