@@ -16,11 +16,11 @@ from vramcalc.runtimes import mlx
 def test_four_bit_is_four_and_a_half_bits():
     # nn.quantize: 4-bit values + an fp16 scale and bias per group of 64 = 4 + 32/64 bits
     t = Tensor("blk.0.ffn_up.weight", (4096, 11008), 0)
-    assert mlx.weight_bytes_of(t, 4, 64) * 8 / t.numel == 4.5
-    assert mlx.weight_bytes_of(t, 8, 64) * 8 / t.numel == 8.5
-    assert mlx.weight_bytes_of(t, 4, 32) * 8 / t.numel == 5.0
+    assert mlx.tensor_bytes(t, 4, 64) * 8 / t.numel == 4.5
+    assert mlx.tensor_bytes(t, 8, 64) * 8 / t.numel == 8.5
+    assert mlx.tensor_bytes(t, 4, 32) * 8 / t.numel == 5.0
     # a width that is not a multiple of the group stays 16-bit (nn.quantize's class predicate)
-    assert mlx.weight_bytes_of(Tensor("x.weight", (100, 64), 0), 4, 64) == 2 * 6400
+    assert mlx.tensor_bytes(Tensor("x.weight", (100, 64), 0), 4, 64) == 2 * 6400
 
 
 def test_kv_cache_grows_in_steps_of_256():
