@@ -65,6 +65,8 @@ class VRow:
     compare: tuple[str, ...] = ("weights", "activation", "kv", "tokens", "concurrency")
     block_size: int = 16
     note: str = ""
+    kv_elem: int = 2  # bytes per KV element (fp8 KV: 1)
+    vlm: bool = False  # the model is a VLM: its weights include the vision tower (counted whole)
 
 
 VLLM_ROWS = [
@@ -78,6 +80,15 @@ VLLM_ROWS = [
     ),
     VRow(3, "llama-3-8b", "bf16", tp=2, max_model_len=8192, compare=("weights", "activation"), note="TP2; KV truncated"),
     VRow(5, "qwen3-235b-a22b", "fp8", tp=4, compare=("tokens_from_kv",), note="KV GiB given: block sizing only"),
+    VRow(
+        8,
+        "qwen3.6-35b-a3b-text",
+        "bf16",
+        kv_elem=1,
+        compare=("tokens_from_kv",),
+        note="hybrid: 30 of 40 layers linear attention (no per-token KV); fp8 KV; NVFP4 weights not modelled. "
+        "The hybrid allocator's page alignment and per-request state are not modelled (the estimate is an upper bound)",
+    ),
     VRow(9, "qwen3-4b", "fp16", compare=("weights",), note="Strix Halo ROCm; other args unknown"),
     VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), note="Marlin MXFP4 on H100"),
     VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), note="A100 memory size not stated"),
@@ -118,6 +129,14 @@ VLLM_ROWS = [
         note="a GGUF Q8_0 file (weights not modelled under vLLM): activation and block sizing only",
     ),
     VRow(
+        42,
+        "qwen3-vl-2b",
+        "bf16",
+        vlm=True,
+        compare=("weights",),
+        note="VLM: text + vision tower on one GPU; V1's 'Model loading took' also counts buffers allocated at load",
+    ),
+    VRow(
         34,
         "llama-3-8b",
         "bf16",
@@ -130,7 +149,6 @@ VLLM_NOT = {
     4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
     7: "model not named (Llama-3.1-8B class only)",
-    8: "qwen3.6-35b-a3b (NVFP4, hybrid linear attention) is not in the catalog",
     11: "Qwen3-VL-30B-A3B is not in the catalog",
     12: "custom composed model",
     15: "model not named (Jetson VLM)",
@@ -155,7 +173,6 @@ VLLM_NOT = {
     39: "OPT-6.7B is not in the catalog; --cpu-offload-gb",
     40: "OPT-6.7B is not in the catalog",
     41: "model not named",
-    42: "Qwen3-VL-2B is not in the catalog",
     43: "Qwen3.8-27B is not in the catalog",
     44: "Kimi-Linear is not in the catalog",
 }
@@ -254,7 +271,9 @@ def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
     details = []
     for row in VLLM_ROWS:
         r = vr[row.line]
-        llm = cat.get("llms", row.model)
+        llm = cat.get("vlms", row.model) if row.vlm else cat.get("llms", row.model)
+        if row.vlm:
+            vlm, llm = llm, cat.get("llms", llm.llm)  # type: ignore[attr-defined]
         total = (fnum(r["total_gpu_gib"]) or 80) * GiB
         mml = row.max_model_len or llm.max_context
         era = row_era(r)
@@ -263,8 +282,15 @@ def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
         if era == "v0":  # the V0 engine's defaults: 256 sequences, max(max_model_len, 2048) tokens up to 32K
             s = v0_setup(s, ServingOptions(max_model_len=mml, tensor_parallel=row.tp, memory_fraction=row.fraction))
         g = for_era(era).stages(llm, row.precision, s)[0]
-        per_tok = sum(kv_per_token(llm, llm.num_layers, row.tp, 2))
+        per_tok = sum(kv_per_token(llm, llm.num_layers, row.tp, row.kv_elem))
         w = stage_weight_bytes(llm, row.precision, row.tp, 1)[0]
+        if row.vlm:  # the whole estimate: the vision tower sits on the first stage's GPUs
+            from vramcalc.estimate import estimate
+            from vramcalc.results import Workload
+
+            est = estimate(vlm, [cat.resolve_gpu("h100-sxm")] * row.tp, Workload(runtime="vllm", quant=row.precision), cat)
+            assert est.serving is not None
+            w = est.serving.gpus[0].weights_bytes
         act = activation_peak(llm, s.max_num_batched_tokens, s.max_num_seqs, row.tp)
         got = []
         if "weights" in row.compare and fnum(r["weights_gib"]):
@@ -289,6 +315,8 @@ def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
             pt = max(0, g.kv_cache_bytes) // (row.block_size * per_tok) * row.block_size
             ms["max concurrency"].add(row.line, pt / mml, float(r["max_concurrency"]))
         profile = f"{era}: {s.max_num_batched_tokens} tok, {min(s.max_num_seqs, s.max_num_batched_tokens)} seqs"
+        if not {"activation", "kv", "tokens", "concurrency"} & set(row.compare):
+            profile = f"{era}: -"  # weights / block sizing only: the profile run plays no part
         details.append(
             f"| vllm_memory.csv:{row.line} | {row.model} {row.precision} TP{row.tp} | {profile} | {'; '.join(got)} | {row.note} |"
         )

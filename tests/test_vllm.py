@@ -151,6 +151,8 @@ def test_done_when_72b_awq_on_two_3090s(runner):
     assert not s["starts"] and "No available memory for the cache blocks" in s["error"]
     assert s["kv_cache_tokens"] == 0 and s["max_concurrency"] == 0
     assert any("--kv-cache-dtype fp8" in x for x in s["lower"])
+    # vLLM takes AWQ from the checkpoint's config: the catalog's repo is the bf16 one, so the note says to swap it
+    assert any("quantized with AWQ" in n for n in s["notes"])
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and "DOES NOT START" in table.stdout and "vllm serve" in table.stdout
     ok = runner.invoke(app, [*args[:-1], "4096", "--gpu-memory-utilization", "0.95", "--json"])
@@ -216,3 +218,33 @@ def test_a_hub_checkpoint_under_vllm_uses_its_header_bytes(hub, files, runner): 
     assert remote["serving"]["gpus"] == local["serving"]["gpus"]
     assert any("Weights read from the checkpoint" in n for n in remote["notes"])
     assert remote["serving"]["kv_cache_tokens"] > 0 and remote["serving"]["tensor_parallel"] == 2
+
+
+def test_per_token_kv_skips_layers_without_one(cat):
+    """Hybrid linear-attention layers and Gemma 4's wider full-attention layers (published configs)."""
+    q = cat.get("llms", "qwen3.6-35b-a3b-text")  # 10 of 40 layers full attention, 2 KV heads of 256
+    assert kv_per_token(q, q.num_layers, 1, 1) == (10 * 2 * 256, 10 * 2 * 256)
+    g = cat.get("llms", "gemma-4-31b-text")  # 50 sliding layers: 16 KV heads of 256; 10 global: 4 of 512
+    assert sum(kv_per_token(g, g.num_layers, 1, 2)) == 2 * 2 * (50 * 16 * 256 + 10 * 4 * 512)
+    assert sum(kv_per_token(g, g.num_layers, 2, 2)) == 2 * 2 * (50 * 8 * 256 + 10 * 2 * 512)
+    # a pipeline stage counts its own layers: the first 20 hold 5 full-attention layers
+    assert kv_per_token(q, 20, 1, 1, start=0)[0] == 5 * 2 * 256
+
+
+def test_one_command_builder_speaks_each_runtimes_flags():
+    from vramcalc.results import ServingOptions
+    from vramcalc.runtimes.sglang import Sglang
+    from vramcalc.runtimes.vllm import Vllm
+
+    s = Setup(8, 2, 0.85, 8192, 64, 4096, 1, "fp8", True, 80 * GiB)
+    opts = ServingOptions(nodes=2, max_num_seqs=64, max_num_batched_tokens=4096, kv_cache_dtype="fp8", enforce_eager=True)
+    assert Vllm().command("org/m", "fp8", s, opts) == (
+        "vllm serve org/m --quantization fp8 --tensor-parallel-size 8 --pipeline-parallel-size 2 "
+        "--distributed-executor-backend ray --gpu-memory-utilization 0.85 --max-model-len 8192 --max-num-seqs 64 "
+        "--max-num-batched-tokens 4096 --kv-cache-dtype fp8 --enforce-eager"
+    )
+    assert Sglang().command("org/m", "awq-int4", s, opts) == (
+        "python -m sglang.launch_server --model-path org/m --quantization awq --tp 8 --pp-size 2 --nnodes 2 "
+        "--mem-fraction-static 0.85 --context-length 8192 --max-running-requests 64 --kv-cache-dtype fp8_e5m2 "
+        "--disable-cuda-graph"
+    )

@@ -123,18 +123,27 @@ def weight_bytes(llm: LlmSpec, precision: str) -> WeightBytes:
 
 
 def kv_bytes(llm: LlmSpec, tokens: int) -> int:
-    """KVCache in steps of 256 tokens; RotatingKVCache (sliding-window layers) at most the window; 2 bytes."""
-    from vramcalc.placement import kv_dims
+    """KVCache in steps of 256 tokens; RotatingKVCache (sliding-window layers) at most the window; 2 bytes.
+    Layers without a per-token cache (serving.layer_kv_heads: linear-attention, cross-attention) hold a
+    fixed state instead: the linear-attention state (ArraysCache) at the config's state dtype is added."""
+    from vramcalc.placement import kv_dims, recurrent_state_bytes
+    from vramcalc.runtimes.serving import layer_kv_heads
 
-    k, v = kv_dims(llm)
     full = math.ceil(tokens / KV_STEP) * KV_STEP
     total = 0
     for i in range(llm.num_layers):
+        heads = layer_kv_heads(llm, i)
+        if heads is None:
+            continue
+        if llm.mla:
+            k, v = kv_dims(llm)  # as before this change (the cache layout of mlx-lm's MLA models is not re-checked)
+        else:
+            k = v = heads[0] * heads[1]
         n = full
         if llm.sliding_window and llm.sliding_window.is_sliding(i):
             n = min(full, llm.sliding_window.size)
         total += n * (k + v) * 2
-    return total
+    return total + recurrent_state_bytes(llm, 1)
 
 
 def prefill_bytes(llm: LlmSpec, prompt: int, step: int = PREFILL_STEP) -> int:

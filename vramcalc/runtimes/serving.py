@@ -105,14 +105,45 @@ def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
     return [int(x) for x in out]
 
 
-def kv_per_token(llm: LlmSpec, layers: int, tp: int, elem_bytes: int) -> tuple[int, int]:
-    """(K, V) bytes per token on one TP rank for ``layers`` layers. GQA: ``max(1, kv_heads / tp)``
-    heads per rank; MLA (DeepSeek-V2/V3): one latent of kv_lora_rank + rope dims, the same on every
-    rank (vLLM MLAAttention, SGLang MLATokenToKVPool), counted as K."""
-    if llm.mla:
-        return layers * (llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim) * elem_bytes, 0
-    per = max(1, llm.num_kv_heads // tp) * llm.head_dim_ * elem_bytes * layers
-    return per, per
+def layer_kv_heads(llm: LlmSpec, i: int) -> tuple[int, int] | None:
+    """(KV heads, head size) layer ``i`` caches per token, or None for a layer without a per-token KV
+    cache: a linear-attention layer of a hybrid model (a fixed state per request instead) or a
+    cross-attention layer (the image's states, fixed per request). Gemma 4's full-attention layers
+    cache their own heads and head size (placement.layer_kv_dims)."""
+    la = llm.linear_attention
+    if (la is not None and la.is_linear(i)) or i in llm.cross_attention_layers:
+        return None
+    ga = llm.global_attention
+    if ga is not None and llm.sliding_window is not None and not llm.sliding_window.is_sliding(i):
+        return ga.num_kv_heads, ga.head_dim
+    return llm.num_kv_heads, llm.head_dim_
+
+
+def kv_per_token(llm: LlmSpec, layers: int, tp: int, elem_bytes: int, start: int = 0) -> tuple[int, int]:
+    """(K, V) bytes per token on one TP rank for the ``layers`` layers from ``start``. GQA:
+    ``max(1, kv_heads / tp)`` heads per rank (QKVParallelLinear replicates KV heads when tp > kv
+    heads); MLA (DeepSeek-V2/V3): one latent of kv_lora_rank + rope dims, the same on every rank
+    (vLLM MLAAttention, SGLang MLATokenToKVPool), counted as K. Layers without a per-token cache
+    (``layer_kv_heads``) count 0."""
+    k = 0
+    for i in range(start, start + layers):
+        heads = layer_kv_heads(llm, i)
+        if heads is None:
+            continue
+        if llm.mla:
+            k += (llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim) * elem_bytes
+            continue
+        k += max(1, heads[0] // tp) * heads[1] * elem_bytes
+    return (k, 0) if llm.mla else (k, k)
+
+
+def stage_starts(num_layers: int, pp: int) -> list[int]:
+    """The first layer of each pipeline stage."""
+    out, at = [], 0
+    for n in pp_layers(num_layers, pp):
+        out.append(at)
+        at += n
+    return out
 
 
 def gib(n: float) -> str:
@@ -344,8 +375,9 @@ class ServingRuntime:
         out = []
         weights = [int(w * scale) for w in stage_weight_bytes(llm, precision, s.tp, s.pp)]
         act = self.profile_peak(llm, s)
+        starts = stage_starts(llm.num_layers, s.pp)
         for i, n in enumerate(pp_layers(llm.num_layers, s.pp)):
-            k, v = kv_per_token(llm, n, s.tp, s.kv_elem)
+            k, v = kv_per_token(llm, n, s.tp, s.kv_elem, starts[i])
             non_torch = self.non_torch_bytes(s.tp, s.pp)
             left = self.pool_bytes(s, weights[i], non_torch, act)
             out.append(
@@ -537,6 +569,21 @@ class ServingRuntime:
                 "Sliding-window layers are counted as full attention (the hybrid KV manager frees blocks outside the window): "
                 "the token capacity shown is a lower bound."
             )
+        if llm.linear_attention is not None:
+            from vramcalc.placement import recurrent_state_bytes
+
+            n_lin = sum(1 for i in range(llm.num_layers) if llm.linear_attention.is_linear(i))
+            out_notes.append(
+                f"{n_lin} of {llm.num_layers} layers are linear-attention layers: no per-token KV there; each running request "
+                f"holds their fixed state ({gib(recurrent_state_bytes(llm, 1) / s.tp)} per GPU at "
+                f"{llm.linear_attention.state_dtype}) in the same pool, and the hybrid allocator's page alignment is not "
+                "modelled: the token capacity shown is an upper bound."
+            )
+        if llm.cross_attention_layers:
+            out_notes.append(
+                f"{len(llm.cross_attention_layers)} cross-attention layers cache the image's states per request, not per token: "
+                "not in the per-token KV figure."
+            )
         if s.pp > 1:
             out_notes.append(
                 "Pipeline stages: "
@@ -545,8 +592,14 @@ class ServingRuntime:
                 )
                 + ". The pool is the smallest stage's."
             )
-        model_id = hub_repo(model)
+        model_id = hub_repo(model, CHECKPOINT_TAGS.get(precision) if precision not in self.quant_flags else None)
         cmd = self.command(model_id, precision, s, opts)
+        tag = CHECKPOINT_TAGS.get(precision)
+        if tag and precision not in self.quant_flags and tag.lower() not in model_id.lower():
+            out_notes.append(
+                f"{self.name} reads {precision} from the checkpoint's config: put a checkpoint of {model_id} quantized with "
+                f"{tag} in its place in the command (the catalog names none)."
+            )
 
         conc = opts.concurrency or max(1, min(s.max_num_seqs, int(concurrency)))
         ctx = min(w.context_tokens or 4096, s.max_model_len)
@@ -653,7 +706,7 @@ class ServingRuntime:
         return out
 
     def _v_per_token(self, llm: LlmSpec, g: Any, s: Any) -> int:
-        return kv_per_token(llm, g.layers, s.tp, s.kv_elem)[1]
+        return kv_per_token(llm, g.layers, s.tp, s.kv_elem, stage_starts(llm.num_layers, s.pp)[g.stage])[1]
 
     def speeds(
         self, llm: LlmSpec, gpu: GpuSpec, precision: str, s: Any, stages: list[Any], conc: int, ctx: int
@@ -736,11 +789,19 @@ def gpu_info_for(gpu: GpuSpec, total: int, fraction: float) -> GpuInfo:
     )
 
 
-def hub_repo(model: Any) -> str:
-    """The Hugging Face repo a serving command names: the alias that is the catalog id spelled as a
-    repo (Qwen/Qwen3-30B-A3B for qwen3-30b-a3b), else the first repo-shaped alias, else the id. An
-    entry's aliases may list fine-tunes of the same architecture first (Qwen3-Coder-30B-A3B)."""
+#: Precisions a serving runtime takes from the checkpoint's own quantization_config (no --quantization
+#: flag needed) and that the catalog's repos are not published in: the tag such a checkpoint's repo
+#: name carries. (MXFP4 is gpt-oss's own published format, so its repo is already right.)
+CHECKPOINT_TAGS = {"awq-int4": "AWQ", "gptq-int4": "GPTQ", "gptq-int8": "GPTQ"}
+
+
+def hub_repo(model: Any, tag: str | None = None) -> str:
+    """The Hugging Face repo a serving command names: with ``tag`` (AWQ, GPTQ), an alias whose name
+    carries it; else the alias that is the catalog id spelled as a repo (Qwen/Qwen3-30B-A3B for
+    qwen3-30b-a3b), else the first repo-shaped alias, else the id. An entry's aliases may list
+    fine-tunes of the same architecture first (Qwen3-Coder-30B-A3B)."""
     model_id = str(model.id)
     repos = [str(a) for a in getattr(model, "aliases", []) if "/" in a]
+    tagged = [a for a in repos if tag and tag.lower() in a.split("/")[-1].lower()]
     same = [a for a in repos if a.split("/")[-1].lower() == model_id.lower()]
-    return (same or repos or [model_id])[0]
+    return (tagged or same or repos or [model_id])[0]
