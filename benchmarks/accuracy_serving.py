@@ -66,6 +66,7 @@ class VRow:
     block_size: int = 16
     note: str = ""
     kv_elem: int = 2  # bytes per KV element (fp8 KV: 1)
+    compute_capability: str | None = None  # the row's GPU where kernels pad by architecture (MXFP4)
     vlm: bool = False  # the model is a VLM: its weights include the vision tower (counted whole)
 
 
@@ -90,8 +91,8 @@ VLLM_ROWS = [
         "The hybrid allocator's page alignment and per-request state are not modelled (the estimate is an upper bound)",
     ),
     VRow(9, "qwen3-4b", "fp16", compare=("weights",), note="Strix Halo ROCm; other args unknown"),
-    VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), note="Marlin MXFP4 on H100"),
-    VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), note="A100 memory size not stated"),
+    VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), compute_capability="9.0", note="Marlin MXFP4 on H100"),
+    VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), compute_capability="8.0", note="A100: Marlin MXFP4"),
     VRow(14, "qwen2.5-1.5b", "bf16", max_model_len=32768, fraction=0.5, note="T4: fp16 compute; XFormers"),
     VRow(
         17,
@@ -278,12 +279,12 @@ def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
         mml = row.max_model_len or llm.max_context
         era = row_era(r)
         seqs, batched = V1_DEFAULTS[total >= LARGE_GPU]
-        s = Setup(row.tp, 1, row.fraction, mml, seqs, batched, 2, "bf16", False, int(total))
+        s = Setup(row.tp, 1, row.fraction, mml, seqs, batched, 2, "bf16", False, int(total), compute_capability=row.compute_capability)
         if era == "v0":  # the V0 engine's defaults: 256 sequences, max(max_model_len, 2048) tokens up to 32K
             s = v0_setup(s, ServingOptions(max_model_len=mml, tensor_parallel=row.tp, memory_fraction=row.fraction))
         g = for_era(era).stages(llm, row.precision, s)[0]
         per_tok = sum(kv_per_token(llm, llm.num_layers, row.tp, row.kv_elem))
-        w = stage_weight_bytes(llm, row.precision, row.tp, 1)[0]
+        w = stage_weight_bytes(llm, row.precision, row.tp, 1, for_era(era).expert_padding(row.precision, s))[0]
         if row.vlm:  # the whole estimate: the vision tower sits on the first stage's GPUs
             from vramcalc.estimate import estimate
             from vramcalc.results import Workload

@@ -11,7 +11,7 @@ from test_hub import files, hub  # noqa: F401  (the fake Hub on loopback and its
 
 from vramcalc.catalog import load_catalog
 from vramcalc.runtimes.serving import kv_per_token, pp_layers, stage_weight_bytes
-from vramcalc.runtimes.vllm import SAMPLER_BYTES_PER_LOGIT, Setup, activation_peak, era_of, for_era, forward_peak, v0_setup
+from vramcalc.runtimes.vllm import SAMPLER_BYTES_PER_LOGIT, Setup, Vllm, activation_peak, era_of, for_era, forward_peak, v0_setup
 from vramcalc.units import GiB
 
 
@@ -248,3 +248,23 @@ def test_one_command_builder_speaks_each_runtimes_flags():
         "--mem-fraction-static 0.85 --context-length 8192 --max-running-requests 64 --kv-cache-dtype fp8_e5m2 "
         "--disable-cuda-graph"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "model", "cc", "measured"),
+    [
+        (10, "gpt-oss-120b", "9.0", 65.9651),  # H100, "Marlin weight-only FP4": "Model loading took 65.9651 GiB"
+        (13, "gpt-oss-20b", "8.0", 13.72),  # A100 (vLLM 0.19.0): "Model loading took 13.72 GiB"
+    ],
+)
+def test_mxfp4_experts_padded_for_the_marlin_kernel(cat, line, model, cc, measured):
+    """Mxfp4MoEMethod pads hidden (2880) to 3072 and the expert intermediate (2880) to 2944 for Marlin: the
+    experts take 3072 x 2944 / 2880^2 = 1.0904 x their published MXFP4 bytes."""
+    from vramcalc.runtimes.serving import expert_pad_ratio
+
+    llm = cat.get("llms", model)
+    assert expert_pad_ratio(llm, 1, (256, 128)) == pytest.approx(3072 * 2944 / 2880**2)
+    s = Setup(1, 1, 0.9, 8192, 256, 2048, 2, "bf16", False, 80 * GiB, compute_capability=cc)
+    w = stage_weight_bytes(llm, "mxfp4", 1, 1, Vllm().expert_padding("mxfp4", s))[0]
+    assert w / GiB == pytest.approx(measured, rel=0.01), f"vllm_memory.csv:{line}"
+    assert stage_weight_bytes(llm, "mxfp4", 1, 1)[0] < 0.95 * w  # unpadded: the first version, 7-8% short

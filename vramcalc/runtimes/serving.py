@@ -83,8 +83,19 @@ def shard_fraction(t: Tensor, llm: LlmSpec, tp: int) -> float:
     return 1.0 / tp
 
 
-def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
-    """Weights on one GPU of each pipeline stage."""
+def expert_pad_ratio(llm: LlmSpec, tp: int, pad_to: tuple[int, int]) -> float:
+    """How much larger an MoE expert tensor is once the kernel pads hidden to a multiple of
+    ``pad_to[0]`` and the per-rank expert intermediate to a multiple of ``pad_to[1]``."""
+    if llm.moe is None or pad_to == (1, 1):
+        return 1.0
+    h, i = llm.hidden_size, llm.moe.expert_intermediate_size // tp
+    return pad(h, pad_to[0]) * pad(i, pad_to[1]) / (h * i)
+
+
+def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, expert_pad: tuple[int, int] = (1, 1)) -> list[int]:
+    """Weights on one GPU of each pipeline stage. ``expert_pad``: the (hidden, intermediate) multiples a
+    runtime's MoE kernel pads expert weights to (vLLM's MXFP4 Marlin path); (1, 1) = none."""
+    ratio = expert_pad_ratio(llm, tp, expert_pad)
     layers = pp_layers(llm.num_layers, pp)
     bounds, start = [], 0
     for n in layers:
@@ -92,7 +103,7 @@ def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
         start += n
     out = [0.0] * pp
     for t in llm_tensors(llm):
-        b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp)
+        b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp) * (ratio if t.role.endswith("_exps") else 1.0)
         if t.layer is not None:
             stage = next(i for i, (lo, hi) in enumerate(bounds) if lo <= t.layer < hi)
             out[stage] += b
@@ -249,6 +260,8 @@ class Setup:
     total: int  # memory the runtime sees on one GPU
     #: The runtime version whose rules apply (vLLM: "v0" for the 0.6-0.8 V0 engine, "v1" for the V1 engine).
     era: str = "v1"
+    #: The GPU's CUDA compute capability ("9.0"), where the catalog has it: some kernels pad by architecture.
+    compute_capability: str | None = None
 
 
 class ServingRuntime:
@@ -322,6 +335,10 @@ class ServingRuntime:
     def kv_name(self, opts: Any, model_dtype: str) -> str:
         return self.kv_fp8_name if opts.kv_cache_dtype == "fp8" else model_dtype
 
+    def expert_padding(self, precision: str, s: Setup) -> tuple[int, int]:
+        """(hidden, intermediate) multiples the MoE kernel pads expert weights to; (1, 1) = none."""
+        return 1, 1
+
     def profile_peak(self, llm: LlmSpec, s: Setup) -> int:
         """Activation memory inside the budget (vLLM's profile run); 0 when outside it (SGLang)."""
         return 0
@@ -365,6 +382,7 @@ class ServingRuntime:
             kv_name=self.kv_name(opts, model_dtype),
             eager=opts.enforce_eager,
             total=self.total_bytes(gpu),
+            compute_capability=gpu.compute_capability,
         )
 
     def stages(self, llm: LlmSpec, precision: str, s: Setup, scale: float = 1.0) -> list[Any]:
@@ -373,7 +391,8 @@ class ServingRuntime:
         from vramcalc.results import ServingGpu
 
         out = []
-        weights = [int(w * scale) for w in stage_weight_bytes(llm, precision, s.tp, s.pp)]
+        padded = stage_weight_bytes(llm, precision, s.tp, s.pp, self.expert_padding(precision, s))
+        weights = [int(w * scale) for w in padded]
         act = self.profile_peak(llm, s)
         starts = stage_starts(llm.num_layers, s.pp)
         for i, n in enumerate(pp_layers(llm.num_layers, s.pp)):

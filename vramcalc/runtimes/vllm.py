@@ -96,6 +96,14 @@ V1_DEFAULTS = ((256, 2048), (1024, 8192))
 #: V0 SchedulerConfig: default max_num_seqs, the smallest max_num_batched_tokens without chunked
 #: prefill (_DEFAULT_MAX_NUM_BATCHED_TOKENS), and the context above which chunked prefill is on (32K).
 V0_SEQS, V0_MIN_BATCHED, V0_LONG_CONTEXT = 256, 2048, 32 * 1024
+#: MXFP4 MoE weights as ``Mxfp4MoEMethod.create_weights`` (model_executor/layers/quantization/mxfp4.py)
+#: allocates them: the Marlin MoE kernel needs n % 256 and k % 128, so hidden is padded to a multiple of 256
+#: and the per-rank expert intermediate to 128 (GPUs without native FP4: compute capability below 10);
+#: the Blackwell (SM100) FlashInfer paths pad both to 256. Checked: vllm_memory.csv:10 (gpt-oss-120b on an
+#: H100, "Marlin weight-only FP4": 65.84 vs 65.97 GiB) and :13 (gpt-oss-20b on an A100: 13.67 vs 13.72).
+#: Newer versions may pick the Triton kernels on Hopper (intermediate padded to 128 only): not modelled.
+MXFP4_PAD_MARLIN = (256, 128)
+MXFP4_PAD_SM100 = (256, 256)
 #: ``vllm serve --quantization`` spellings per vramcalc precision (None: from the checkpoint's config).
 QUANT_FLAG = MappingProxyType({"fp8": "fp8", "int8": "bitsandbytes", "nf4": "bitsandbytes"})
 
@@ -169,6 +177,11 @@ class Vllm(ServingRuntime, Transformers):
     def setup(self, llm: LlmSpec, gpu: GpuSpec, n_gpus: int, opts: Any, model_dtype: str) -> Setup:
         s = super().setup(llm, gpu, n_gpus, opts, model_dtype)
         return s if self.era == "v1" else v0_setup(s, opts)
+
+    def expert_padding(self, precision: str, s: Setup) -> tuple[int, int]:
+        if precision != "mxfp4":
+            return 1, 1
+        return MXFP4_PAD_SM100 if (s.compute_capability or "").startswith("10.") else MXFP4_PAD_MARLIN
 
     def profile_peak(self, llm: LlmSpec, s: Setup) -> int:
         return activation_peak(llm, s.max_num_batched_tokens, s.max_num_seqs, s.tp)
