@@ -268,3 +268,40 @@ def test_mxfp4_experts_padded_for_the_marlin_kernel(cat, line, model, cc, measur
     w = stage_weight_bytes(llm, "mxfp4", 1, 1, Vllm().expert_padding("mxfp4", s))[0]
     assert w / GiB == pytest.approx(measured, rel=0.01), f"vllm_memory.csv:{line}"
     assert stage_weight_bytes(llm, "mxfp4", 1, 1)[0] < 0.95 * w  # unpadded: the first version, 7-8% short
+
+
+def test_sliding_window_layers_under_the_v1_hybrid_manager(cat):
+    """Gemma-3-27B (published config: 62 layers, every 6th full attention, window 1024, 16 KV heads of 128):
+    10 full + 52 sliding layers in groups of 10 (1 + 6 groups); a block of one layer = 16 x 8,192 bytes."""
+    from vramcalc.runtimes.vllm import hybrid_layout
+
+    llm = cat.get("llms", "gemma-3-27b-text")
+    s = Setup(1, 1, 0.9, 32768, 1024, 8192, 2, "bf16", False, 80 * GiB)
+    h = hybrid_layout(llm, s, 0, llm.num_layers)
+    assert h is not None and (h.full, h.sliding, h.group_size, h.full_groups, h.sliding_groups) == (10, 52, 10, 1, 6)
+    assert h.page == 16 * 16 * 128 * 2 * 2
+    # a 32K request: 2,048 blocks of each full layer; min(1023 + 8192, 32768) = 9,215 tokens = 576 blocks + 1 of each
+    # sliding layer
+    assert h.blocks_per_request(32768, 8192) == 2048 + 6 * 577
+    assert h.request_bytes(32768, 8192) == (10 * 2048 + 52 * 577) * h.page
+    assert h.num_blocks(10 * h.page * 100) == 100
+    # the V0 engine keeps sliding layers whole; Gemma 4's wider global layers are not grouped here
+    from dataclasses import replace
+
+    assert hybrid_layout(llm, replace(s, era="v0"), 0, llm.num_layers) is None
+    g4 = cat.get("llms", "gemma-4-31b-text")
+    assert hybrid_layout(g4, s, 0, g4.num_layers) is None
+
+
+def test_a_sliding_window_model_reports_vllm_s_tokens_and_concurrency(runner):
+    from vramcalc.cli import app
+
+    args = ["check", "gemma-3-27b-text", "--runtime", "vllm", "--gpu", "a100-sxm4-80gb", "--max-model-len", "32768", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)["serving"]
+    g = s["gpus"][0]
+    blocks = g["kv_cache_bytes"] // (16 * 8192 * 10)
+    assert s["kv_cache_tokens"] == blocks // 7 * 16
+    assert s["max_concurrency"] == round(blocks / (2048 + 6 * 577), 2) and s["starts"]
+    assert any("hybrid KV cache manager" in n for n in s["notes"])

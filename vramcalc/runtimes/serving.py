@@ -34,7 +34,7 @@ from vramcalc.units import GiB
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
-    from vramcalc.results import Estimate, GpuInfo, Workload
+    from vramcalc.results import Estimate, GpuInfo, ServingGpu, Workload
     from vramcalc.schema import GpuSpec, LlmSpec
 
 #: vLLM DEFAULT_VOCAB_PADDING_SIZE (model_executor/layers/vocab_parallel_embedding.py).
@@ -353,8 +353,8 @@ class ServingRuntime:
         key = "non_torch_tp1_gib" if tp * pp == 1 else "non_torch_multi_gib"
         return int(cal[key]["value"] * GiB)
 
-    def start_error(self, s: Setup, g: Any, max_len: int) -> str:
-        """The runtime's own error when it does not start."""
+    def start_error(self, s: Setup, g: Any, max_len: int, need: int) -> str:
+        """The runtime's own error when it does not start (``need``: the bytes one request of max_model_len needs)."""
         raise NotImplementedError
 
     def describe(self, s: Setup, g: Any) -> list[str]:
@@ -365,6 +365,31 @@ class ServingRuntime:
         """CUDA-graph memory, captured outside the share (0 under eager); fitted on vLLM's
         "Graph capturing finished ... took X GiB" lines (a property of CUDA graphs, used for SGLang too)."""
         return 0 if s.eager else int(serving_calibration()["vllm"]["cuda_graph_gib"]["value"] * GiB)
+
+    def pool_tokens(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        """Tokens the KV pool of stage GPU ``g`` holds, as the runtime reports them: whole blocks."""
+        return max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size
+
+    def request_bytes(self, llm: LlmSpec, s: Setup, g: ServingGpu, length: int) -> int:
+        """Pool bytes one request of ``length`` tokens needs on stage GPU ``g`` (the start check)."""
+        return length * g.kv_bytes_per_token
+
+    def longest_request(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        """The longest request the pool of stage GPU ``g`` holds."""
+        return max(0, g.kv_cache_bytes) // g.kv_bytes_per_token
+
+    def concurrency_of(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> float:
+        """Requests of max_model_len the pool of stage GPU ``g`` holds at once."""
+        return float(g.kv_cache_tokens / s.max_model_len)
+
+    def sliding_note(self, llm: LlmSpec, s: Setup) -> str | None:
+        """What the estimate says about sliding-window layers (None: the model has none)."""
+        if not llm.sliding_window:
+            return None
+        return (
+            "Sliding-window layers are counted as full attention (a hybrid KV manager frees blocks outside the window): "
+            "the token capacity shown is a lower bound."
+        )
 
     # --- shared
 
@@ -388,6 +413,8 @@ class ServingRuntime:
     def stages(self, llm: LlmSpec, precision: str, s: Setup, scale: float = 1.0) -> list[Any]:
         """One GPU of each pipeline stage. ``scale``: the checkpoint's exact bytes / the derived bytes
         (1 = derived), applied to each GPU's share."""
+        from dataclasses import replace
+
         from vramcalc.results import ServingGpu
 
         out = []
@@ -409,10 +436,10 @@ class ServingRuntime:
                     activation_bytes=act,
                     kv_cache_bytes=left,
                     kv_bytes_per_token=k + v,
-                    kv_cache_tokens=max(0, left) // (self.block_size * (k + v)) * self.block_size,
+                    kv_cache_tokens=0,
                 )
             )
-        return out
+        return [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)) for g in out]
 
     def pp_args(self, s: Setup, opts: Any) -> list[str]:
         """The pipeline-parallel flags (pp > 1)."""
@@ -448,9 +475,9 @@ class ServingRuntime:
             raise InputError(f"Pipeline parallel size {s.pp} exceeds the model's {llm.num_layers} layers.")
         return s, self.stages(llm, precision, s, scale)
 
-    def _starts(self, s: Any, stages: list[Any]) -> bool:
+    def _starts(self, llm: LlmSpec, s: Any, stages: list[Any]) -> bool:
         need = s.max_model_len if self.needs_full_request else 1
-        return all(g.kv_cache_bytes > 0 and g.kv_cache_bytes >= need * g.kv_bytes_per_token for g in stages)
+        return all(g.kv_cache_bytes > 0 and g.kv_cache_bytes >= self.request_bytes(llm, s, g, need) for g in stages)
 
     def estimate_own(
         self, model: Any, gpus: list[GpuSpec], w: Workload, catalog: Catalog | None, weights: Any = None, notes: list[str] | None = None
@@ -518,19 +545,16 @@ class ServingRuntime:
                 replace(stages[0], weights_bytes=stages[0].weights_bytes + vis_bytes, kv_cache_bytes=stages[0].kv_cache_bytes - vis_bytes),
                 *stages[1:],
             ]
-            stages = [
-                replace(g, kv_cache_tokens=max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size)
-                for g in stages
-            ]
+            stages = [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)) for g in stages]
             out_notes.append(
                 f"Vision encoder + projector ({gib(vis_bytes)}) counted whole on each GPU of the first stage; the encoder's "
                 "profile run (largest image --limit-mm-per-prompt allows) is not modelled."
             )
-        starts = self._starts(s, stages)
+        starts = self._starts(llm, s, stages)
         tight = min(stages, key=lambda g: g.kv_cache_tokens)
-        est_len = min(max(0, g.kv_cache_bytes) // g.kv_bytes_per_token for g in stages)
-        error = None if starts else self.start_error(s, tight, est_len)
-        concurrency = tight.kv_cache_tokens / s.max_model_len
+        est_len = min(self.longest_request(llm, s, g) for g in stages)
+        error = None if starts else self.start_error(s, tight, est_len, self.request_bytes(llm, s, tight, s.max_model_len))
+        concurrency = min(self.concurrency_of(llm, s, g) for g in stages)
 
         smallest = None
         t = 1
@@ -540,7 +564,7 @@ class ServingRuntime:
                     s2, st2 = self._run(llm, gpu, n_node, replace(opts, tensor_parallel=t), precision, scale)
                 except InputError:
                     st2 = []
-                if st2 and self._starts(s2, st2):
+                if st2 and self._starts(llm, s2, st2):
                     smallest = t
                     break
             t *= 2
@@ -551,14 +575,14 @@ class ServingRuntime:
             if est_len > 0:
                 lower.append(f"{self.len_flag} {est_len} (the longest request the KV pool holds)")
             need = max(
-                (g.weights_bytes + g.non_torch_bytes + g.activation_bytes + s.max_model_len * g.kv_bytes_per_token) / s.total
+                (g.weights_bytes + g.non_torch_bytes + g.activation_bytes + self.request_bytes(llm, s, g, s.max_model_len)) / s.total
                 for g in stages
             )
             if need <= GUESS_MAX_FRACTION:  # the share that fits, rounded up to the next 0.01
                 lower.append(f"{self.fraction_flag} {min(GUESS_MAX_FRACTION, math.ceil(need * 100) / 100):.2f}")
             if s.kv_elem == 2:
                 _, st_fp8 = self._run(llm, gpu, n_node, replace(opts, kv_cache_dtype="fp8"), precision, scale)
-                if self._starts(s, st_fp8):
+                if self._starts(llm, s, st_fp8):
                     lower.append("--kv-cache-dtype fp8")
             if smallest is not None and smallest > s.tp:
                 lower.append(f"{self.tp_flag} {smallest}")
@@ -583,11 +607,9 @@ class ServingRuntime:
                 f"capture may run out of memory (lower {self.fraction_flag} or --enforce-eager)."
             )
         out_notes += self.describe(s, tight)
-        if llm.sliding_window:
-            out_notes.append(
-                "Sliding-window layers are counted as full attention (the hybrid KV manager frees blocks outside the window): "
-                "the token capacity shown is a lower bound."
-            )
+        sw_note = self.sliding_note(llm, s)
+        if sw_note:
+            out_notes.append(sw_note)
         if llm.linear_attention is not None:
             from vramcalc.placement import recurrent_state_bytes
 
@@ -649,7 +671,7 @@ class ServingRuntime:
             notes=out_notes,
         )
         pc = count_params(model, catalog) if parts.kind == "vlm" else count_params(llm)
-        head = min(g.kv_cache_bytes - s.max_model_len * g.kv_bytes_per_token for g in stages)
+        head = min(g.kv_cache_bytes - self.request_bytes(llm, s, g, s.max_model_len) for g in stages)
         info = gpu_info_for(gpu, s.total, s.fraction)
         return Estimate(
             inputs=Inputs(
@@ -718,8 +740,8 @@ class ServingRuntime:
         for flag, u in steps:
             flags.append(flag)
             upd.update(u)
-            _, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision, scale)
-            longest = min(max(0, g.kv_cache_bytes) // g.kv_bytes_per_token for g in st)
+            s_alt, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision, scale)
+            longest = min(self.longest_request(llm, s_alt, g) for g in st)
             if longest > est_len:
                 out.append(f"{' '.join(flags)} {self.len_flag} {longest // GUESS_LEN_ROUND * GUESS_LEN_ROUND or longest}")
         return out

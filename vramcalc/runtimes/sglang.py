@@ -75,7 +75,7 @@ class Sglang(ServingRuntime, Transformers):
     def pp_args(self, s: Setup, opts: Any) -> list[str]:
         return ["--pp-size", str(s.pp), "--nnodes", str(opts.nodes)]
 
-    def start_error(self, s: Setup, g: ServingGpu, max_len: int) -> str:
+    def start_error(self, s: Setup, g: ServingGpu, max_len: int, need: int) -> str:
         return "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
 
     def describe(self, s: Setup, g: ServingGpu) -> list[str]:

@@ -61,10 +61,19 @@ memory the CUDA driver keeps from ``cudaMemGetInfo``'s total.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from vramcalc.runtimes.serving import ServingRuntime, Setup, gib, normalize_serving_precision
+from vramcalc.runtimes.serving import (
+    ServingRuntime,
+    Setup,
+    gib,
+    kv_per_token,
+    normalize_serving_precision,
+    pp_layers,
+    stage_starts,
+)
 from vramcalc.runtimes.transformers import Transformers
 from vramcalc.units import GiB
 
@@ -136,6 +145,66 @@ def activation_peak(llm: LlmSpec, tokens: int, seqs: int, tp: int) -> int:
     return max(forward_peak(llm, tokens, tp), sampler_peak(llm, tokens, seqs))
 
 
+@dataclass(frozen=True)
+class HybridLayout:
+    """The V1 hybrid KV cache manager's layout of one GPU's layers (``v1/core/kv_cache_utils.py``
+    ``_get_kv_cache_groups_uniform_page_size`` / ``get_kv_cache_config_from_groups``): layers of one
+    attention type in groups of ``group_size`` (the smaller type's count; the last group of a type
+    padded), one shared tensor per group slot, so a block is ``group_size`` pages."""
+
+    full: int  # full-attention layers on this GPU
+    sliding: int  # sliding-window layers
+    window: int
+    page: int  # bytes of one block of one layer (block_size x per-token bytes of a layer)
+
+    @property
+    def group_size(self) -> int:
+        return min(c for c in (self.full, self.sliding) if c)
+
+    @property
+    def full_groups(self) -> int:
+        return -(-self.full // self.group_size)
+
+    @property
+    def sliding_groups(self) -> int:
+        return -(-self.sliding // self.group_size)
+
+    def num_blocks(self, pool: int) -> int:
+        """get_num_blocks: available memory // page // layers per group."""
+        return max(0, pool) // self.page // self.group_size
+
+    def sliding_tokens(self, length: int, batched: int) -> int:
+        """SlidingWindowSpec.max_memory_usage_bytes: the window - 1 computed tokens + one step's new tokens,
+        at most the request."""
+        return min(self.window - 1 + batched, length)
+
+    def blocks_per_request(self, length: int, batched: int) -> int:
+        """Blocks one request of ``length`` takes over all groups (get_max_concurrency_for_kv_cache_config);
+        a sliding window may straddle one more block (the spec's + 1)."""
+        sw = (-(-self.sliding_tokens(length, batched) // BLOCK_SIZE) + 1) if self.sliding else 0
+        return self.full_groups * -(-length // BLOCK_SIZE) + self.sliding_groups * sw
+
+    def request_bytes(self, length: int, batched: int) -> int:
+        """check_enough_kv_cache_memory's need: the spec's max_memory_usage_bytes summed over the layers."""
+        sw = (-(-self.sliding_tokens(length, batched) // BLOCK_SIZE) + 1) if self.sliding else 0
+        return (self.full * -(-length // BLOCK_SIZE) + self.sliding * sw) * self.page
+
+
+def hybrid_layout(llm: LlmSpec, s: Setup, start: int, layers: int) -> HybridLayout | None:
+    """The hybrid layout of a pipeline stage whose layers include sliding-window ones, under the V1 rules;
+    None where the rule does not apply here: the V0 engine (sliding layers kept whole), no sliding layer,
+    or layers of different page sizes (Gemma 4's wider global layers, MLA, linear or cross attention:
+    vLLM then resizes blocks per group, not modelled)."""
+    sw = llm.sliding_window
+    if s.era != "v1" or sw is None or llm.mla or llm.linear_attention or llm.global_attention or llm.cross_attention_layers:
+        return None
+    sliding = sum(1 for i in range(start, start + layers) if sw.is_sliding(i))
+    if not sliding:
+        return None
+    per_layer = sum(kv_per_token(llm, 1, s.tp, s.kv_elem, start))
+    return HybridLayout(full=layers - sliding, sliding=sliding, window=sw.size, page=BLOCK_SIZE * per_layer)
+
+
 def era_of(version: str) -> str:
     """'0.6.4' / '0.8.5' -> 'v0'; '0.9.0' and later -> 'v1' (the V1 engine became the default in 0.9 here;
     0.8.x could run either: its rows say which by their log wording)."""
@@ -189,20 +258,69 @@ class Vllm(ServingRuntime, Transformers):
     def pool_bytes(self, s: Setup, weights: int, non_torch: int, activation: int) -> int:
         return int(s.total * s.fraction) - weights - non_torch - activation
 
+    # --- the V1 hybrid KV cache manager (sliding-window layers; HybridLayout)
+
+    def _layout(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> HybridLayout | None:
+        return hybrid_layout(llm, s, stage_starts(llm.num_layers, s.pp)[g.stage], g.layers)
+
+    def pool_tokens(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        """_report_kv_cache_config: num_blocks // groups x block_size ("GPU KV cache size")."""
+        h = self._layout(llm, s, g)
+        if h is None:
+            return super().pool_tokens(llm, s, g)
+        return h.num_blocks(g.kv_cache_bytes) // (h.full_groups + h.sliding_groups) * BLOCK_SIZE
+
+    def request_bytes(self, llm: LlmSpec, s: Setup, g: ServingGpu, length: int) -> int:
+        h = self._layout(llm, s, g)
+        return super().request_bytes(llm, s, g, length) if h is None else h.request_bytes(length, s.max_num_batched_tokens)
+
+    def longest_request(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        h = self._layout(llm, s, g)
+        if h is None:
+            return super().longest_request(llm, s, g)
+        lo, hi = 0, 4 * max(s.max_model_len, llm.max_context)  # request_bytes grows with the length
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if h.request_bytes(mid, s.max_num_batched_tokens) <= g.kv_cache_bytes else (lo, mid - 1)
+        return lo
+
+    def concurrency_of(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> float:
+        """get_max_concurrency_for_kv_cache_config: num_blocks / blocks one request of max_model_len takes."""
+        h = self._layout(llm, s, g)
+        if h is None:
+            return super().concurrency_of(llm, s, g)
+        return h.num_blocks(g.kv_cache_bytes) / h.blocks_per_request(s.max_model_len, s.max_num_batched_tokens)
+
+    def sliding_note(self, llm: LlmSpec, s: Setup) -> str | None:
+        h = hybrid_layout(llm, s, 0, pp_layers(llm.num_layers, s.pp)[0])
+        if h is None:
+            if llm.sliding_window and s.era == "v1":
+                return (
+                    "Sliding-window layers are counted as full attention: with layers of different page sizes (MLA, linear, "
+                    "cross or wider global attention) vLLM resizes the blocks per group, not modelled; a lower bound."
+                )
+            return super().sliding_note(llm, s)
+        return (
+            f"Sliding-window layers (window {h.window}): vLLM V1's hybrid KV cache manager keeps {h.full} full-attention and "
+            f"{h.sliding} sliding-window layers in {h.full_groups + h.sliding_groups} groups of {h.group_size}; a request "
+            f"holds min(window - 1 + {s.max_num_batched_tokens}, its length) tokens of each sliding layer. The KV tokens "
+            "are vLLM's 'GPU KV cache size' (blocks / groups x 16); the concurrency counts the window's saving. "
+            "Rules recalled from v1/core/kv_cache_utils.py; no calibration row checks them."
+        )
+
     def pp_args(self, s: Setup, opts: Any) -> list[str]:
         out = ["--pipeline-parallel-size", str(s.pp)]
         if opts.nodes > 1:
             out += ["--distributed-executor-backend", "ray"]
         return out
 
-    def start_error(self, s: Setup, g: ServingGpu, max_len: int) -> str:
+    def start_error(self, s: Setup, g: ServingGpu, max_len: int, need: int) -> str:
         """vLLM's own words (v1/core/kv_cache_utils.py check_enough_kv_cache_memory)."""
         if g.kv_cache_bytes <= 0:
             return (
                 "ValueError: No available memory for the cache blocks. "
                 "Try increasing `gpu_memory_utilization` when initializing the engine."
             )
-        need = s.max_model_len * g.kv_bytes_per_token
         return (
             f"ValueError: To serve at least one request with the models's max seq len ({s.max_model_len}), "
             f"({need / GiB:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
