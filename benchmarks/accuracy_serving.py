@@ -149,7 +149,8 @@ VLLM_ROWS = [
 VLLM_NOT = {
     4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
-    7: "model not named (Llama-3.1-8B class only)",
+    7: "model not named (Llama-3.1-8B class only); its activation peak, 0.22 GiB, is far below the sort rule's 1.2 GiB "
+    "for 256 rows of 128,256 logits: a sampler without the sort (FlashInfer) or fewer sequences, not stated",
     11: "Qwen3-VL-30B-A3B is not in the catalog",
     12: "custom composed model",
     15: "model not named (Jetson VLM)",
