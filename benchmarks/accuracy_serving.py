@@ -25,11 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vramcalc import runtimes
 from vramcalc.catalog import load_catalog
 from vramcalc.runtimes import mlx as mlxrt
 from vramcalc.runtimes.serving import kv_per_token, stage_weight_bytes
-from vramcalc.runtimes.vllm import Setup, activation_peak
+from vramcalc.runtimes.vllm import LARGE_GPU, V1_DEFAULTS, Setup, activation_peak, era_of, for_era, v0_setup
 from vramcalc.units import GiB
 
 CAL = ROOT / "benchmarks" / "calibration"
@@ -61,12 +60,14 @@ class VRow:
     model: str
     precision: str
     tp: int = 1
-    era: str = "v0"  # 'the rest of the memory reserved for KV Cache' wording = V0 (0.6-0.8)
     max_model_len: int | None = None
     fraction: float = 0.9
     compare: tuple[str, ...] = ("weights", "activation", "kv", "tokens", "concurrency")
     block_size: int = 16
     note: str = ""
+    kv_elem: int = 2  # bytes per KV element (fp8 KV: 1)
+    compute_capability: str | None = None  # the row's GPU where kernels pad by architecture (MXFP4)
+    vlm: bool = False  # the model is a VLM: its weights include the vision tower (counted whole)
 
 
 VLLM_ROWS = [
@@ -79,10 +80,19 @@ VLLM_ROWS = [
         note="V0 dev build; max_model_len default 8192",
     ),
     VRow(3, "llama-3-8b", "bf16", tp=2, max_model_len=8192, compare=("weights", "activation"), note="TP2; KV truncated"),
-    VRow(5, "qwen3-235b-a22b", "fp8", tp=4, era="v1", compare=("tokens_from_kv",), note="KV GiB given: block sizing only"),
+    VRow(5, "qwen3-235b-a22b", "fp8", tp=4, compare=("tokens_from_kv",), note="KV GiB given: block sizing only"),
+    VRow(
+        8,
+        "qwen3.6-35b-a3b-text",
+        "bf16",
+        kv_elem=1,
+        compare=("tokens_from_kv",),
+        note="hybrid: 30 of 40 layers linear attention (no per-token KV); fp8 KV; NVFP4 weights not modelled. "
+        "The hybrid allocator's page alignment and per-request state are not modelled (the estimate is an upper bound)",
+    ),
     VRow(9, "qwen3-4b", "fp16", compare=("weights",), note="Strix Halo ROCm; other args unknown"),
-    VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), note="Marlin MXFP4 on H100"),
-    VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), note="A100 memory size not stated"),
+    VRow(10, "gpt-oss-120b", "mxfp4", compare=("weights",), compute_capability="9.0", note="Marlin MXFP4 on H100"),
+    VRow(13, "gpt-oss-20b", "mxfp4", compare=("weights",), compute_capability="8.0", note="A100: Marlin MXFP4"),
     VRow(14, "qwen2.5-1.5b", "bf16", max_model_len=32768, fraction=0.5, note="T4: fp16 compute; XFormers"),
     VRow(
         17,
@@ -95,12 +105,37 @@ VLLM_ROWS = [
         note="fine-tune of R1-Distill-Qwen-32B; ROCm blocks of 32",
     ),
     VRow(
+        18,
+        "phi-4-mini",
+        "bf16",
+        max_model_len=2048,
+        compare=("activation", "kv", "tokens", "concurrency"),
+        note="name inferred: a phi4-family merged fine-tune with 7.17 GiB of bf16 weights is Phi-4-mini (3.84B); "
+        "its weights are therefore not compared",
+    ),
+    VRow(
         19,
         "qwen2.5-1.5b",
         "bf16",
         max_model_len=4096,
         fraction=0.85,
         note="Qwen2.5-Math-1.5B: the Qwen2.5-1.5B architecture (weights 2.88 GiB agree)",
+    ),
+    VRow(
+        20,
+        "llama-3.2-3b",
+        "bf16",
+        max_model_len=10000,
+        compare=("activation", "tokens_from_kv"),
+        note="a GGUF Q8_0 file (weights not modelled under vLLM): activation and block sizing only",
+    ),
+    VRow(
+        42,
+        "qwen3-vl-2b",
+        "bf16",
+        vlm=True,
+        compare=("weights",),
+        note="VLM: text + vision tower on one GPU; V1's 'Model loading took' also counts buffers allocated at load",
     ),
     VRow(
         34,
@@ -114,14 +149,12 @@ VLLM_ROWS = [
 VLLM_NOT = {
     4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
-    7: "model not named (Llama-3.1-8B class only)",
-    8: "qwen3.6-35b-a3b (NVFP4, hybrid linear attention) is not in the catalog",
+    7: "model not named (Llama-3.1-8B class only); its activation peak, 0.22 GiB, is far below the sort rule's 1.2 GiB "
+    "for 256 rows of 128,256 logits: a sampler without the sort (FlashInfer) or fewer sequences, not stated",
     11: "Qwen3-VL-30B-A3B is not in the catalog",
     12: "custom composed model",
     15: "model not named (Jetson VLM)",
     16: "model not named (Jetson VLM)",
-    18: "model not named (phi4-family fine-tune)",
-    20: "GGUF checkpoint under vLLM not modelled",
     21: "DeepSeek-R1 is not in the catalog",
     22: "model not named; co-tenant processes",
     23: "Qwen2.5-Omni thinker is not in the catalog",
@@ -142,7 +175,6 @@ VLLM_NOT = {
     39: "OPT-6.7B is not in the catalog; --cpu-offload-gb",
     40: "OPT-6.7B is not in the catalog",
     41: "model not named",
-    42: "Qwen3-VL-2B is not in the catalog",
     43: "Qwen3.8-27B is not in the catalog",
     44: "Kimi-Linear is not in the catalog",
 }
@@ -189,12 +221,20 @@ def fit_vllm(vr: dict[int, dict[str, str]]) -> dict:
         }
 
     return {
+        "rules_not_fitted": "the profile run's activation peak (forward at an MLP's down projection; sampler sort 38 B/logit), "
+        "the V0/V1 defaults, KV block sizing and the MXFP4 Marlin padding are vLLM's own rules (runtimes/vllm.py), checked "
+        "against rows 2, 3, 10, 13, 14, 17, 18, 19, 20 in docs/accuracy_serving.md; nothing here is fitted to them",
         "cuda_reserved_gib": {
             **med(reserved),
             "about": "card size (GiB, binary HBM/GDDR sizes) minus the total vLLM prints (cudaMemGetInfo); cards of binary size only",
         },
         "non_torch_tp1_gib": {**med(single), "about": "non_torch_memory on one GPU (CUDA context beyond torch)", "excluded": excluded},
-        "non_torch_multi_gib": {**med(multi), "about": "non_torch_memory per GPU with TP/PP or several workers (+ NCCL buffers)"},
+        "non_torch_multi_gib": {
+            **med(multi),
+            "about": "non_torch_memory per GPU with TP/PP or several workers (+ NCCL/RCCL buffers, which grow with the channels "
+            "and peers of the topology: 0.24 GiB on a 16-GPU Ray cluster of 4090s, 1.78 on a ROCm TP8 node); pooled over CUDA "
+            "and ROCm: one ROCm multi-GPU row is too few to make it a property of the backend",
+        },
         "cuda_graph_gib": {**med(graphs), "about": "'Graph capturing finished ... took X GiB' (any model)"},
     }
 
@@ -218,27 +258,50 @@ class Metric:
         p90 = a[min(len(a) - 1, math.ceil(0.9 * len(a)) - 1)]
         return statistics.median(a), p90
 
+    def signed_median(self) -> float:
+        """The median of the signed errors (+: the estimate is high)."""
+        return statistics.median(e for *_, e in self.errs)
+
+
+def row_era(r: dict[str, str]) -> str:
+    """The vLLM rules a row's log follows: the V0 worker's memory_profiling wording ('PyTorch activation peak
+    memory', 'the rest of the memory reserved for KV Cache'; the V1 worker prints 'Available KV cache memory')
+    or a stated version before 0.9 -> 'v0'; otherwise the newest modelled ('v1')."""
+    if "PyTorch activation peak memory" in r["quote"] or "the rest of the memory reserved for KV Cache" in r["quote"]:
+        return "v0"
+    version = r["vllm_version"].split(" ")[0]
+    return era_of(version) if version[:1].isdigit() else "v1"
+
 
 def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
-    rt = runtimes.get("vllm")
+    from vramcalc.results import ServingOptions
+
     vr = rows("vllm_memory.csv")
     ms = {k: Metric(k) for k in ("weights", "activation peak", "KV GiB", "KV tokens", "KV tokens from the row's KV GiB", "max concurrency")}
     details = []
     for row in VLLM_ROWS:
         r = vr[row.line]
-        llm = cat.get("llms", row.model)
+        llm = cat.get("vlms", row.model) if row.vlm else cat.get("llms", row.model)
+        if row.vlm:
+            vlm, llm = llm, cat.get("llms", llm.llm)  # type: ignore[attr-defined]
         total = (fnum(r["total_gpu_gib"]) or 80) * GiB
         mml = row.max_model_len or llm.max_context
-        big = total >= 70 * GiB
-        if row.era == "v0":  # V0 (0.6-0.8): no chunked prefill up to 32K: the profile runs max(max_model_len, 2048) tokens, 256 seqs
-            batched, seqs = (max(mml, 2048) if mml <= 32768 else 2048), 256
-        else:
-            batched, seqs = (8192, 1024) if big else (2048, 256)
-        s = Setup(row.tp, 1, row.fraction, mml, seqs, batched, 2, "bf16", False, int(total))
-        g = rt.stages(llm, row.precision, s)[0]  # type: ignore[attr-defined]
-        per_tok = sum(kv_per_token(llm, llm.num_layers, row.tp, 2))
-        w = stage_weight_bytes(llm, row.precision, row.tp, 1)[0]
-        act = activation_peak(llm, batched, seqs, row.tp)
+        era = row_era(r)
+        seqs, batched = V1_DEFAULTS[total >= LARGE_GPU]
+        s = Setup(row.tp, 1, row.fraction, mml, seqs, batched, 2, "bf16", False, int(total), compute_capability=row.compute_capability)
+        if era == "v0":  # the V0 engine's defaults: 256 sequences, max(max_model_len, 2048) tokens up to 32K
+            s = v0_setup(s, ServingOptions(max_model_len=mml, tensor_parallel=row.tp, memory_fraction=row.fraction))
+        g = for_era(era).stages(llm, row.precision, s)[0]
+        per_tok = sum(kv_per_token(llm, llm.num_layers, row.tp, row.kv_elem))
+        w = stage_weight_bytes(llm, row.precision, row.tp, 1, for_era(era).expert_padding(row.precision, s))[0]
+        if row.vlm:  # the whole estimate: the vision tower sits on the first stage's GPUs
+            from vramcalc.estimate import estimate
+            from vramcalc.results import Workload
+
+            est = estimate(vlm, [cat.resolve_gpu("h100-sxm")] * row.tp, Workload(runtime="vllm", quant=row.precision), cat)
+            assert est.serving is not None
+            w = est.serving.gpus[0].weights_bytes
+        act = activation_peak(llm, s.max_num_batched_tokens, s.max_num_seqs, row.tp)
         got = []
         if "weights" in row.compare and fnum(r["weights_gib"]):
             ms["weights"].add(row.line, w / GiB, float(r["weights_gib"]))
@@ -261,7 +324,12 @@ def eval_vllm(cat) -> tuple[dict[str, Metric], list[str]]:  # noqa: ANN001
         if "concurrency" in row.compare and fnum(r["max_concurrency"]):
             pt = max(0, g.kv_cache_bytes) // (row.block_size * per_tok) * row.block_size
             ms["max concurrency"].add(row.line, pt / mml, float(r["max_concurrency"]))
-        details.append(f"| vllm_memory.csv:{row.line} | {row.model} {row.precision} TP{row.tp} | {'; '.join(got)} | {row.note} |")
+        profile = f"{era}: {s.max_num_batched_tokens} tok, {min(s.max_num_seqs, s.max_num_batched_tokens)} seqs"
+        if not {"activation", "kv", "tokens", "concurrency"} & set(row.compare):
+            profile = f"{era}: -"  # weights / block sizing only: the profile run plays no part
+        details.append(
+            f"| vllm_memory.csv:{row.line} | {row.model} {row.precision} TP{row.tp} | {profile} | {'; '.join(got)} | {row.note} |"
+        )
     return ms, details
 
 
@@ -433,11 +501,16 @@ def eval_mlx(cat) -> tuple[dict[str, Metric], list[str], dict[int, str]]:  # noq
 
 
 def table(title: str, ms: dict[str, Metric]) -> list[str]:
-    out = [f"### {title}", "", "| figure | rows | median abs. error | p90 abs. error |", "| --- | --- | --- | --- |"]
+    out = [
+        f"### {title}",
+        "",
+        "| figure | rows | median abs. error | p90 abs. error | signed median |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for k, m in ms.items():
         s = m.summary()
         if s:
-            out.append(f"| {k} | {len(m.errs)} | {s[0]:.1%} | {s[1]:.1%} |")
+            out.append(f"| {k} | {len(m.errs)} | {s[0]:.1%} | {s[1]:.1%} | {m.signed_median():+.1%} |")
     return [*out, ""]
 
 
@@ -484,13 +557,14 @@ def main() -> int:
         "# Accuracy: serving runtimes (vLLM, SGLang, MLX)",
         "",
         "Generated by `python benchmarks/accuracy_serving.py` from `benchmarks/calibration/{vllm,sglang,mlx}_memory.csv`; do not edit.",
-        "Errors are |predicted - measured| / measured over every row the catalog can express; the memory rules are the",
+        "Errors are |predicted - measured| / measured over every row the catalog can express (signed: + = the estimate is",
+        "high); the memory rules are the",
         "runtimes' own (vramcalc/runtimes/vllm.py, sglang.py, mlx.py); the fitted constants are in data/calibration.yaml `serving`.",
         "Targets: vLLM weights and KV tokens within 3% median, activation peak within 15%; MLX peak within 5%.",
         "",
         *table("vLLM", vm),
-        "| row | model | predicted vs measured | note |",
-        "| --- | --- | --- | --- |",
+        "| row | model | rules: profile run | predicted vs measured | note |",
+        "| --- | --- | --- | --- | --- |",
         *vd,
         "",
         "vLLM rows not expressed:",

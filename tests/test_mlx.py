@@ -16,11 +16,11 @@ from vramcalc.runtimes import mlx
 def test_four_bit_is_four_and_a_half_bits():
     # nn.quantize: 4-bit values + an fp16 scale and bias per group of 64 = 4 + 32/64 bits
     t = Tensor("blk.0.ffn_up.weight", (4096, 11008), 0)
-    assert mlx.weight_bytes_of(t, 4, 64) * 8 / t.numel == 4.5
-    assert mlx.weight_bytes_of(t, 8, 64) * 8 / t.numel == 8.5
-    assert mlx.weight_bytes_of(t, 4, 32) * 8 / t.numel == 5.0
+    assert mlx.tensor_bytes(t, 4, 64) * 8 / t.numel == 4.5
+    assert mlx.tensor_bytes(t, 8, 64) * 8 / t.numel == 8.5
+    assert mlx.tensor_bytes(t, 4, 32) * 8 / t.numel == 5.0
     # a width that is not a multiple of the group stays 16-bit (nn.quantize's class predicate)
-    assert mlx.weight_bytes_of(Tensor("x.weight", (100, 64), 0), 4, 64) == 2 * 6400
+    assert mlx.tensor_bytes(Tensor("x.weight", (100, 64), 0), 4, 64) == 2 * 6400
 
 
 def test_kv_cache_grows_in_steps_of_256():
@@ -105,3 +105,30 @@ def test_the_command_names_the_models_own_repo_not_a_finetune_listed_first():
     m = load_catalog(include_user=False).resolve_model("qwen3-30b-a3b")
     assert m.aliases[0] != "Qwen/Qwen3-30B-A3B"
     assert hub_repo(m) == "Qwen/Qwen3-30B-A3B"
+
+
+def test_the_moe_router_is_counted_one_way():
+    """Qwen3-30B-A3B's routers (48 layers x 128 experts x 2048, published config) at 8 bits + an fp16 scale and
+    bias per 64 (the model's quant_predicate) = 8.5 bits: 13,369,344 bytes, in the weights and in the bytes a
+    generated token reads alike (the first version read them at 4 bits there)."""
+    llm = load_catalog().get("llms", "qwen3-30b-a3b")
+    router = 48 * 128 * 2048
+    assert mlx.weight_bytes(llm, "4bit").by_type["q8"] == router * 17 // 16 == 13_369_344
+    from vramcalc.params import llm_tensors
+
+    others = sum(
+        mlx.tensor_bytes(t, 4, 64) * (8 if t.role.endswith("_exps") else 128) // 128
+        for t in llm_tensors(llm)
+        if t.role != "ffn_gate_inp" and not (t.role == "token_embd" and not llm.tied_embeddings)
+    )
+    assert mlx.active_read_bytes(llm, "4bit") - others == 13_369_344
+
+
+def test_linear_attention_layers_hold_a_state_not_a_kv_cache():
+    # Qwen3.6-35B-A3B (published config: 40 layers, full_attention_interval 4, 2 KV heads of 256): 10 layers cache
+    # K and V per token in 16-bit; the 30 Gated DeltaNet layers hold (kernel 4 - 1) x conv_dim + 32 x 128 x 128
+    # state elements each, in f32 (the catalog's state dtype)
+    llm = load_catalog().get("llms", "qwen3.6-35b-a3b-text")
+    la = llm.linear_attention
+    state = 30 * ((la.conv_kernel - 1) * la.conv_dim + la.num_value_heads * la.key_head_dim * la.value_head_dim) * 4
+    assert mlx.kv_bytes(llm, 256) == 256 * 10 * 2 * 2 * 256 * 2 + state

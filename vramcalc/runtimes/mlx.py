@@ -50,11 +50,22 @@ if TYPE_CHECKING:
     from vramcalc.schema import GpuSpec, LlmSpec
 
 VERSION = "mlx-lm 0.2x (MLX 0.2x-0.3x)"
+#: models/cache.py KVCache.step: the cache grows by this many tokens.
 KV_STEP = 256
+#: generate.py generate_step prefill_step_size default.
 PREFILL_STEP = 2048
+#: nn.quantize / mlx_lm.convert default q_group_size.
 DEFAULT_GROUP = 64
+#: mlx_lm.benchmark's default generation length (-g).
 DEFAULT_GEN = 128
+#: The MoE router's bits in the models' quant_predicate (``mlp.gate`` -> 8 bits, group 64).
 ROUTER_BITS = 8
+#: Headroom kept below the wired limit for "fits": a guess (the KV cache's next 256-token step, Metal's
+#: command buffers and the process's own memory), not a rule of mlx-lm.
+GUESS_MARGIN_BYTES = 1 * GiB
+#: RAM left to macOS when suggesting a higher iogpu.wired_limit_mb: a guess (the system and apps need
+#: some; Apple documents no floor), not a rule.
+GUESS_MACOS_RESERVE_BYTES = 8 * GiB
 
 
 def parse_quant(name: str) -> tuple[int, int]:
@@ -83,33 +94,56 @@ def quantizable(t: Tensor, group: int) -> bool:
     return t.ndim >= 2 and t.shape[0] % group == 0
 
 
+def tensor_format(t: Tensor, bits: int, group: int) -> tuple[int, int]:
+    """(bits, group) one tensor is stored at: 16 = unquantized (norms, biases, widths that do not divide
+    into groups); the MoE router at ROUTER_BITS in groups of DEFAULT_GROUP (the models' quant_predicate)."""
+    if bits == 16 or not quantizable(t, group):
+        return 16, 0
+    if t.role == "ffn_gate_inp":
+        return ROUTER_BITS, DEFAULT_GROUP
+    return bits, group
+
+
+def tensor_bytes(t: Tensor, bits: int, group: int) -> int:
+    """Bytes of one tensor in MLX's format: bits per weight + one 16-bit scale and bias per group."""
+    b, g = tensor_format(t, bits, group)
+    if b == 16:
+        return 2 * t.numel
+    return int(t.numel * b / 8) + t.numel // g * 4
+
+
 def weight_bytes(llm: LlmSpec, precision: str) -> WeightBytes:
     """Bytes of the model at an MLX precision (module docstring)."""
     bits, group = parse_quant(precision)
     out = WeightBytes(precision)
     for t in llm_tensors(llm):
-        if bits == 16 or not quantizable(t, group):
-            out.add("bf16/fp16", t.numel, 2 * t.numel)
-            continue
-        b = ROUTER_BITS if t.role == "ffn_gate_inp" else bits
-        g = DEFAULT_GROUP if t.role == "ffn_gate_inp" else group
-        out.add(f"q{b}", t.numel, int(t.numel * b / 8) + t.numel // g * 4)
+        b, _ = tensor_format(t, bits, group)
+        out.add("bf16/fp16" if b == 16 else f"q{b}", t.numel, tensor_bytes(t, bits, group))
     return out
 
 
 def kv_bytes(llm: LlmSpec, tokens: int) -> int:
-    """KVCache in steps of 256 tokens; RotatingKVCache (sliding-window layers) at most the window; 2 bytes."""
-    from vramcalc.placement import kv_dims
+    """KVCache in steps of 256 tokens; RotatingKVCache (sliding-window layers) at most the window; 2 bytes.
+    Layers without a per-token cache (serving.layer_kv_heads: linear-attention, cross-attention) hold a
+    fixed state instead: the linear-attention state (ArraysCache) at the config's state dtype is added."""
+    from vramcalc.placement import kv_dims, recurrent_state_bytes
+    from vramcalc.runtimes.serving import layer_kv_heads
 
-    k, v = kv_dims(llm)
     full = math.ceil(tokens / KV_STEP) * KV_STEP
     total = 0
     for i in range(llm.num_layers):
+        heads = layer_kv_heads(llm, i)
+        if heads is None:
+            continue
+        if llm.mla:
+            k, v = kv_dims(llm)  # as before this change (the cache layout of mlx-lm's MLA models is not re-checked)
+        else:
+            k = v = heads[0] * heads[1]
         n = full
         if llm.sliding_window and llm.sliding_window.is_sliding(i):
             n = min(full, llm.sliding_window.size)
         total += n * (k + v) * 2
-    return total
+    return total + recurrent_state_bytes(llm, 1)
 
 
 def prefill_bytes(llm: LlmSpec, prompt: int, step: int = PREFILL_STEP) -> int:
@@ -128,23 +162,18 @@ def peak_bytes(llm: LlmSpec, precision: str, prompt: int, gen: int, step: int = 
 
 
 def active_read_bytes(llm: LlmSpec, precision: str) -> int:
-    """Weight bytes one generated token reads: routed experts only; one embedding row (untied head read whole)."""
+    """Weight bytes one generated token reads: routed experts only; one embedding row (untied head read whole).
+    Each tensor at the bytes ``weight_bytes`` counts for it (the router at 8 bits, too)."""
     wb = 0
     bits, group = parse_quant(precision)
     for t in llm_tensors(llm):
-        one = weight_bytes_of(t, bits, group)
+        one = tensor_bytes(t, bits, group)
         if t.role == "token_embd" and not llm.tied_embeddings:
             continue
         if t.role.endswith("_exps") and llm.moe:
             one = one * llm.moe.experts_per_token // llm.moe.num_experts
         wb += one
     return wb
-
-
-def weight_bytes_of(t: Tensor, bits: int, group: int) -> int:
-    if bits == 16 or not quantizable(t, group):
-        return 2 * t.numel
-    return int(t.numel * bits / 8) + t.numel // group * 4
 
 
 def active_params(llm: LlmSpec) -> int:
@@ -158,8 +187,10 @@ class Mlx(Transformers):
 
     name: str = "mlx"
     margin_note: str = "kept below the wired limit (Metal's recommended working set)"
-    margin_bytes: int = 1 * GiB
-    guesses: Mapping[str, int] = MappingProxyType({})
+    margin_bytes: int = GUESS_MARGIN_BYTES
+    guesses: Mapping[str, int] = MappingProxyType(
+        {"GUESS_MARGIN_BYTES": GUESS_MARGIN_BYTES, "GUESS_MACOS_RESERVE_BYTES": GUESS_MACOS_RESERVE_BYTES}
+    )
     pytorch_kernels: bool = False
 
     def normalize_precision(self, name: str) -> str:
@@ -238,14 +269,17 @@ class Mlx(Transformers):
                 if opts.wired_limit_mb
                 else " (Metal's recommended working set; sudo sysctl iogpu.wired_limit_mb=N raises it)"
             )
-            + ".",
+            + f"; 'fits' keeps {gib(self.margin_bytes)} below it (a guess, not an mlx-lm rule).",
         ]
         sugg = None
         lower: list[str] = []
         if verdict == "no":
             need_mb = math.ceil((peak + self.margin_bytes) / MiB)
-            if peak + self.margin_bytes <= gpu.memory_bytes - 8 * GiB:
-                lower.append(f"--wired-limit-mb {need_mb} (sudo sysctl iogpu.wired_limit_mb={need_mb})")
+            if peak + self.margin_bytes <= gpu.memory_bytes - GUESS_MACOS_RESERVE_BYTES:
+                lower.append(
+                    f"--wired-limit-mb {need_mb} (sudo sysctl iogpu.wired_limit_mb={need_mb}; offered while it leaves "
+                    f"macOS {gib(GUESS_MACOS_RESERVE_BYTES)}, a guess)"
+                )
                 sugg = Suggestion(
                     change=f"raise the wired limit to {need_mb} MB",
                     flags=["--wired-limit-mb", str(need_mb)],

@@ -22,6 +22,9 @@ SGLang copies the same layers in ``srt/layers/``):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
@@ -31,7 +34,7 @@ from vramcalc.units import GiB
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
-    from vramcalc.results import Estimate, GpuInfo, Workload
+    from vramcalc.results import Estimate, GpuInfo, ServingGpu, Workload
     from vramcalc.schema import GpuSpec, LlmSpec
 
 #: vLLM DEFAULT_VOCAB_PADDING_SIZE (model_executor/layers/vocab_parallel_embedding.py).
@@ -80,8 +83,19 @@ def shard_fraction(t: Tensor, llm: LlmSpec, tp: int) -> float:
     return 1.0 / tp
 
 
-def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
-    """Weights on one GPU of each pipeline stage."""
+def expert_pad_ratio(llm: LlmSpec, tp: int, pad_to: tuple[int, int]) -> float:
+    """How much larger an MoE expert tensor is once the kernel pads hidden to a multiple of
+    ``pad_to[0]`` and the per-rank expert intermediate to a multiple of ``pad_to[1]``."""
+    if llm.moe is None or pad_to == (1, 1):
+        return 1.0
+    h, i = llm.hidden_size, llm.moe.expert_intermediate_size // tp
+    return pad(h, pad_to[0]) * pad(i, pad_to[1]) / (h * i)
+
+
+def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, expert_pad: tuple[int, int] = (1, 1)) -> list[int]:
+    """Weights on one GPU of each pipeline stage. ``expert_pad``: the (hidden, intermediate) multiples a
+    runtime's MoE kernel pads expert weights to (vLLM's MXFP4 Marlin path); (1, 1) = none."""
+    ratio = expert_pad_ratio(llm, tp, expert_pad)
     layers = pp_layers(llm.num_layers, pp)
     bounds, start = [], 0
     for n in layers:
@@ -89,7 +103,7 @@ def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
         start += n
     out = [0.0] * pp
     for t in llm_tensors(llm):
-        b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp)
+        b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp) * (ratio if t.role.endswith("_exps") else 1.0)
         if t.layer is not None:
             stage = next(i for i, (lo, hi) in enumerate(bounds) if lo <= t.layer < hi)
             out[stage] += b
@@ -102,14 +116,45 @@ def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int) -> list[int]:
     return [int(x) for x in out]
 
 
-def kv_per_token(llm: LlmSpec, layers: int, tp: int, elem_bytes: int) -> tuple[int, int]:
-    """(K, V) bytes per token on one TP rank for ``layers`` layers. GQA: ``max(1, kv_heads / tp)``
-    heads per rank; MLA (DeepSeek-V2/V3): one latent of kv_lora_rank + rope dims, the same on every
-    rank (vLLM MLAAttention, SGLang MLATokenToKVPool), counted as K."""
-    if llm.mla:
-        return layers * (llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim) * elem_bytes, 0
-    per = max(1, llm.num_kv_heads // tp) * llm.head_dim_ * elem_bytes * layers
-    return per, per
+def layer_kv_heads(llm: LlmSpec, i: int) -> tuple[int, int] | None:
+    """(KV heads, head size) layer ``i`` caches per token, or None for a layer without a per-token KV
+    cache: a linear-attention layer of a hybrid model (a fixed state per request instead) or a
+    cross-attention layer (the image's states, fixed per request). Gemma 4's full-attention layers
+    cache their own heads and head size (placement.layer_kv_dims)."""
+    la = llm.linear_attention
+    if (la is not None and la.is_linear(i)) or i in llm.cross_attention_layers:
+        return None
+    ga = llm.global_attention
+    if ga is not None and llm.sliding_window is not None and not llm.sliding_window.is_sliding(i):
+        return ga.num_kv_heads, ga.head_dim
+    return llm.num_kv_heads, llm.head_dim_
+
+
+def kv_per_token(llm: LlmSpec, layers: int, tp: int, elem_bytes: int, start: int = 0) -> tuple[int, int]:
+    """(K, V) bytes per token on one TP rank for the ``layers`` layers from ``start``. GQA:
+    ``max(1, kv_heads / tp)`` heads per rank (QKVParallelLinear replicates KV heads when tp > kv
+    heads); MLA (DeepSeek-V2/V3): one latent of kv_lora_rank + rope dims, the same on every rank
+    (vLLM MLAAttention, SGLang MLATokenToKVPool), counted as K. Layers without a per-token cache
+    (``layer_kv_heads``) count 0."""
+    k = 0
+    for i in range(start, start + layers):
+        heads = layer_kv_heads(llm, i)
+        if heads is None:
+            continue
+        if llm.mla:
+            k += (llm.mla.kv_lora_rank + llm.mla.qk_rope_head_dim) * elem_bytes
+            continue
+        k += max(1, heads[0] // tp) * heads[1] * elem_bytes
+    return (k, 0) if llm.mla else (k, k)
+
+
+def stage_starts(num_layers: int, pp: int) -> list[int]:
+    """The first layer of each pipeline stage."""
+    out, at = [], 0
+    for n in pp_layers(num_layers, pp):
+        out.append(at)
+        at += n
+    return out
 
 
 def gib(n: float) -> str:
@@ -171,12 +216,62 @@ def active_params(llm: LlmSpec) -> int:
 # ---------------------------------------------------------------------------------------------
 # The plumbing shared by vLLM and SGLang: a runtime's own accounting -> Estimate
 
+#: Precisions vLLM and SGLang load here (their --quantization choices that the catalog can express).
+PRECISIONS = ("bf16", "fp16", "fp8", "awq-int4", "gptq-int4", "gptq-int8", "nf4", "mxfp4")
+#: The largest memory fraction a suggestion names: a guess (neither runtime caps it below 1.0, but
+#: the CUDA context and CUDA graphs live outside the share, so a suggestion keeps 2% for them).
+GUESS_MAX_FRACTION = 0.98
+#: The larger fraction the "to start" alternatives try first: a guess (a common recipe value), not a rule.
+GUESS_ALT_FRACTION = 0.95
+#: The smaller --max-num-seqs the alternatives try: a guess (a quarter of vLLM's default 256).
+GUESS_ALT_SEQS = 64
+#: Suggested request lengths are rounded down to a multiple of this: a guess (a round number), not a rule.
+GUESS_LEN_ROUND = 256
+
+
+def normalize_serving_precision(name: str, runtime: str) -> str:
+    """A --quant spelling -> one of PRECISIONS (vLLM and SGLang take the same checkpoints)."""
+    from vramcalc.quant import normalize_torch_format
+
+    low = name.strip().lower()
+    if low == "mxfp4":
+        return "mxfp4"
+    if low in ("bnb", "bitsandbytes"):
+        return "nf4"
+    q = normalize_torch_format(name, runtime)
+    if q not in PRECISIONS:
+        raise InputError(f"{runtime} does not load '{name}' weights here. Known: {', '.join(PRECISIONS)}.")
+    return q
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The resolved settings of one vLLM/SGLang start."""
+
+    tp: int
+    pp: int
+    fraction: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    kv_elem: int
+    kv_name: str
+    eager: bool
+    total: int  # memory the runtime sees on one GPU
+    #: The runtime version whose rules apply (vLLM: "v0" for the 0.6-0.8 V0 engine, "v1" for the V1 engine).
+    era: str = "v1"
+    #: The GPU's CUDA compute capability ("9.0"), where the catalog has it: some kernels pad by architecture.
+    compute_capability: str | None = None
+
 
 class ServingRuntime:
-    """Mixin of vLLM and SGLang: ``estimate_own`` is the hook ``estimate.estimate()`` delegates to.
+    """Base of vLLM and SGLang: ``estimate_own`` is the hook ``estimate.estimate()`` delegates to.
 
-    The runtime class provides ``setup``, ``stages``, ``start_error``, ``command``, ``describe``,
-    ``cuda_graph_bytes``, ``version``, ``block_size`` and the flag names.
+    Shared here: precisions, ``setup`` (the resolved settings), ``stages`` (per-GPU accounting),
+    ``command`` (the launch line), the start check and the estimate. Each runtime module keeps only
+    its names (flags, launcher, quantization spellings) and rules: ``default_fraction``,
+    ``default_batch``, ``profile_peak`` (activations inside the budget), ``pool_bytes`` (what the KV
+    pool gets), ``start_error``, ``describe``, ``cuda_graph_bytes`` and ``non_torch_bytes``.
     """
 
     name: str
@@ -186,44 +281,203 @@ class ServingRuntime:
     len_flag: str
     seqs_flag: str
     tp_flag: str
+    #: The launcher, model flag included ("vllm serve", "python -m sglang.launch_server --model-path").
+    launch: str
+    #: --quantization spelling per precision (absent: the checkpoint's config says it).
+    quant_flags: Mapping[str, str]
+    #: --max-num-batched-tokens under its name; None when the runtime has no such flag.
+    batched_flag: str | None = None
+    #: --kv-cache-dtype's fp8 spelling.
+    kv_fp8_name: str = "fp8"
+    #: The flag that turns CUDA graphs off.
+    eager_flag: str = "--enforce-eager"
+    #: --limit-mm-per-prompt under its name; None when not taken.
+    mm_flag: str | None = None
     #: Serving runtimes do not place layers in system RAM, nor split layers the llama.cpp way.
     offloads_layers: bool = False
+    #: The runtime refuses to start unless one request of max_model_len fits (vLLM); SGLang only needs a token.
+    needs_full_request: bool = True
 
     def places_layers(self, n_gpus: int) -> bool:
         return False
 
-    #: Exact weights / derived weights of the checkpoint being estimated (a file's headers); 1 = derived.
-    _scale: float = 1.0
+    # --- precisions (the same for both)
 
-    def _run(self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str) -> tuple[Any, list[Any]]:
+    def normalize_precision(self, name: str) -> str:
+        return normalize_serving_precision(name, self.name)
+
+    def precisions(self, llm: LlmSpec) -> list[str]:
+        return [llm.dtype if llm.dtype != "fp32" else "bf16", "fp8", "awq-int4"]
+
+    def precision_label(self) -> list[str]:
+        return ["bf16/fp16", "fp8", "awq-int4"]
+
+    def smaller_precisions(self, current: str) -> list[str]:
+        order = ["fp8", "awq-int4"]
+        return order[order.index(current) + 1 :] if current in order else order
+
+    def smaller_precision_change(self, precision: str) -> tuple[str, list[str]]:
+        return f"serve a {precision} checkpoint", ["--quant", precision]
+
+    # --- the runtime's own rules (each runtime module overrides these)
+
+    def default_fraction(self, tp: int) -> float:
+        raise NotImplementedError
+
+    def default_batch(self, gpu: GpuSpec) -> tuple[int, int]:
+        """(max_num_seqs, max_num_batched_tokens) when not given; 0 = the runtime has none."""
+        return 0, 0
+
+    def total_bytes(self, gpu: GpuSpec) -> int:
+        """Memory the runtime sees on one GPU: the card less what the CUDA driver keeps (fitted)."""
+        return gpu.memory_bytes - int(serving_calibration()["vllm"]["cuda_reserved_gib"]["value"] * GiB)
+
+    def kv_name(self, opts: Any, model_dtype: str) -> str:
+        return self.kv_fp8_name if opts.kv_cache_dtype == "fp8" else model_dtype
+
+    def expert_padding(self, precision: str, s: Setup) -> tuple[int, int]:
+        """(hidden, intermediate) multiples the MoE kernel pads expert weights to; (1, 1) = none."""
+        return 1, 1
+
+    def profile_peak(self, llm: LlmSpec, s: Setup) -> int:
+        """Activation memory inside the budget (vLLM's profile run); 0 when outside it (SGLang)."""
+        return 0
+
+    def pool_bytes(self, s: Setup, weights: int, non_torch: int, activation: int) -> int:
+        """What the KV pool of one GPU gets."""
+        raise NotImplementedError
+
+    def non_torch_bytes(self, tp: int, pp: int) -> int:
+        """CUDA context and NCCL buffers outside PyTorch (vLLM's non_torch_memory, fitted)."""
+        cal = serving_calibration()["vllm"]
+        key = "non_torch_tp1_gib" if tp * pp == 1 else "non_torch_multi_gib"
+        return int(cal[key]["value"] * GiB)
+
+    def start_error(self, s: Setup, g: Any, max_len: int, need: int) -> str:
+        """The runtime's own error when it does not start (``need``: the bytes one request of max_model_len needs)."""
+        raise NotImplementedError
+
+    def describe(self, s: Setup, g: Any) -> list[str]:
+        """The per-GPU accounting in the runtime's terms (notes)."""
+        raise NotImplementedError
+
+    def cuda_graph_bytes(self, s: Setup) -> int:
+        """CUDA-graph memory, captured outside the share (0 under eager); fitted on vLLM's
+        "Graph capturing finished ... took X GiB" lines (a property of CUDA graphs, used for SGLang too)."""
+        return 0 if s.eager else int(serving_calibration()["vllm"]["cuda_graph_gib"]["value"] * GiB)
+
+    def pool_tokens(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        """Tokens the KV pool of stage GPU ``g`` holds, as the runtime reports them: whole blocks."""
+        return max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size
+
+    def request_bytes(self, llm: LlmSpec, s: Setup, g: ServingGpu, length: int) -> int:
+        """Pool bytes one request of ``length`` tokens needs on stage GPU ``g`` (the start check)."""
+        return length * g.kv_bytes_per_token
+
+    def longest_request(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
+        """The longest request the pool of stage GPU ``g`` holds."""
+        return max(0, g.kv_cache_bytes) // g.kv_bytes_per_token
+
+    def concurrency_of(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> float:
+        """Requests of max_model_len the pool of stage GPU ``g`` holds at once."""
+        return float(g.kv_cache_tokens / s.max_model_len)
+
+    def sliding_note(self, llm: LlmSpec, s: Setup) -> str | None:
+        """What the estimate says about sliding-window layers (None: the model has none)."""
+        if not llm.sliding_window:
+            return None
+        return (
+            "Sliding-window layers are counted as full attention (a hybrid KV manager frees blocks outside the window): "
+            "the token capacity shown is a lower bound."
+        )
+
+    # --- shared
+
+    def setup(self, llm: LlmSpec, gpu: GpuSpec, n_gpus: int, opts: Any, model_dtype: str) -> Setup:
+        tp = opts.tensor_parallel or n_gpus
+        seqs, batched = self.default_batch(gpu)
+        return Setup(
+            tp=tp,
+            pp=opts.pipeline_parallel or opts.nodes,
+            fraction=opts.memory_fraction or self.default_fraction(tp),
+            max_model_len=opts.max_model_len or llm.max_context,
+            max_num_seqs=opts.max_num_seqs or seqs,
+            max_num_batched_tokens=opts.max_num_batched_tokens or batched,
+            kv_elem=1 if opts.kv_cache_dtype == "fp8" else 2,
+            kv_name=self.kv_name(opts, model_dtype),
+            eager=opts.enforce_eager,
+            total=self.total_bytes(gpu),
+            compute_capability=gpu.compute_capability,
+        )
+
+    def stages(self, llm: LlmSpec, precision: str, s: Setup, scale: float = 1.0) -> list[Any]:
+        """One GPU of each pipeline stage. ``scale``: the checkpoint's exact bytes / the derived bytes
+        (1 = derived), applied to each GPU's share."""
         from dataclasses import replace
 
-        s = self.setup(llm, gpu, n_gpus, opts, llm.dtype)  # type: ignore[attr-defined]
+        from vramcalc.results import ServingGpu
+
+        out = []
+        padded = stage_weight_bytes(llm, precision, s.tp, s.pp, self.expert_padding(precision, s))
+        weights = [int(w * scale) for w in padded]
+        act = self.profile_peak(llm, s)
+        starts = stage_starts(llm.num_layers, s.pp)
+        for i, n in enumerate(pp_layers(llm.num_layers, s.pp)):
+            k, v = kv_per_token(llm, n, s.tp, s.kv_elem, starts[i])
+            non_torch = self.non_torch_bytes(s.tp, s.pp)
+            left = self.pool_bytes(s, weights[i], non_torch, act)
+            out.append(
+                ServingGpu(
+                    stage=i,
+                    layers=n,
+                    usable_bytes=int(s.total * s.fraction),
+                    weights_bytes=weights[i],
+                    non_torch_bytes=non_torch,
+                    activation_bytes=act,
+                    kv_cache_bytes=left,
+                    kv_bytes_per_token=k + v,
+                    kv_cache_tokens=0,
+                )
+            )
+        return [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)) for g in out]
+
+    def pp_args(self, s: Setup, opts: Any) -> list[str]:
+        """The pipeline-parallel flags (pp > 1)."""
+        raise NotImplementedError
+
+    def command(self, model_id: str, precision: str, s: Setup, opts: Any) -> str:
+        """The launch line that reproduces the estimate, in the runtime's own flags."""
+        parts = [self.launch, model_id]
+        if precision in self.quant_flags:
+            parts += ["--quantization", self.quant_flags[precision]]
+        if s.tp > 1:
+            parts += [self.tp_flag, str(s.tp)]
+        if s.pp > 1:
+            parts += self.pp_args(s, opts)
+        parts += [self.fraction_flag, f"{s.fraction:g}", self.len_flag, str(s.max_model_len)]
+        if opts.max_num_seqs:
+            parts += [self.seqs_flag, str(s.max_num_seqs)]
+        if opts.max_num_batched_tokens and self.batched_flag:
+            parts += [self.batched_flag, str(s.max_num_batched_tokens)]
+        if s.kv_elem == 1:
+            parts += ["--kv-cache-dtype", self.kv_fp8_name]
+        if s.eager:
+            parts.append(self.eager_flag)
+        if opts.mm_items is not None and self.mm_flag:
+            parts += [self.mm_flag, f"'{{\"image\": {opts.mm_items}}}'"]
+        return " ".join(parts)
+
+    def _run(self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str, scale: float = 1.0) -> tuple[Setup, list[Any]]:
+        s = self.setup(llm, gpu, n_gpus, opts, llm.dtype)
         if llm.num_heads % s.tp:
             raise InputError(f"Total number of attention heads ({llm.num_heads}) must be divisible by tensor parallel size ({s.tp}).")
         if s.pp > llm.num_layers:
             raise InputError(f"Pipeline parallel size {s.pp} exceeds the model's {llm.num_layers} layers.")
-        stages = self.stages(llm, precision, s)  # type: ignore[attr-defined]
-        if self._scale != 1.0:  # weights read from the checkpoint: the same split, the exact total
-            out = []
-            for g in stages:
-                extra = int(g.weights_bytes * (self._scale - 1))
-                kv = g.kv_cache_bytes - extra
-                step = self.block_size * g.kv_bytes_per_token
-                out.append(
-                    replace(
-                        g, weights_bytes=g.weights_bytes + extra, kv_cache_bytes=kv, kv_cache_tokens=max(0, kv) // step * self.block_size
-                    )
-                )
-            stages = out
-        return s, stages
+        return s, self.stages(llm, precision, s, scale)
 
-    #: The runtime refuses to start unless one request of max_model_len fits (vLLM); SGLang only needs a token.
-    needs_full_request: bool = True
-
-    def _starts(self, s: Any, stages: list[Any]) -> bool:
+    def _starts(self, llm: LlmSpec, s: Any, stages: list[Any]) -> bool:
         need = s.max_model_len if self.needs_full_request else 1
-        return all(g.kv_cache_bytes > 0 and g.kv_cache_bytes >= need * g.kv_bytes_per_token for g in stages)
+        return all(g.kv_cache_bytes > 0 and g.kv_cache_bytes >= self.request_bytes(llm, s, g, need) for g in stages)
 
     def estimate_own(
         self, model: Any, gpus: list[GpuSpec], w: Workload, catalog: Catalog | None, weights: Any = None, notes: list[str] | None = None
@@ -243,21 +497,18 @@ class ServingRuntime:
             raise InputError(f"{self.name} runs on NVIDIA/AMD GPUs, not Apple silicon; use --runtime mlx.")
         opts = w.serving or ServingOptions()
         n_node = len(gpus)
-        precision = self.normalize_precision(w.quant or llm.dtype)  # type: ignore[attr-defined]
+        precision = self.normalize_precision(w.quant or llm.dtype)
         out_notes: list[str] = []
         fixed = getattr(weights, "llm", None)
-        self._scale = 1.0
+        scale = 1.0
         if fixed is not None and fixed.bytes:
             derived = sum(tensor_bytes(t, precision) for t in llm_tensors(llm))
-            self._scale = fixed.bytes / derived
+            scale = fixed.bytes / derived
             out_notes.append(
                 f"Weights read from the checkpoint ({gib(fixed.bytes)} in all, {fixed.precision}), split over the GPUs by the "
-                f"sharding rules of {precision} ({self._scale:.3f} x the derived size)."
+                f"sharding rules of {precision} ({scale:.3f} x the derived size)."
             )
-        try:
-            return self._estimate(model, parts, llm, gpu, opts, n_node, precision, w, catalog, notes, out_notes)
-        finally:
-            self._scale = 1.0
+        return self._estimate(model, parts, llm, gpu, opts, n_node, precision, w, catalog, notes, out_notes, scale)
 
     def _estimate(
         self,
@@ -272,13 +523,14 @@ class ServingRuntime:
         catalog: Catalog | None,
         notes: list[str] | None,
         out_notes: list[str],
+        scale: float = 1.0,
     ) -> Estimate:
         from dataclasses import replace
 
         from vramcalc.params import count_params, encoder_tensors
         from vramcalc.results import ComponentBytes, Estimate, Inputs, Memory, Params, ServingAnswer, Suggestion
 
-        s, stages = self._run(llm, gpu, n_node, opts, precision)
+        s, stages = self._run(llm, gpu, n_node, opts, precision, scale)
         if s.tp * s.pp > n_node * opts.nodes:
             raise InputError(
                 f"{self.tp_flag} {s.tp} x pipeline {s.pp} = {s.tp * s.pp} GPUs, but {opts.nodes} node(s) x {n_node} GPU(s) were given."
@@ -293,29 +545,26 @@ class ServingRuntime:
                 replace(stages[0], weights_bytes=stages[0].weights_bytes + vis_bytes, kv_cache_bytes=stages[0].kv_cache_bytes - vis_bytes),
                 *stages[1:],
             ]
-            stages = [
-                replace(g, kv_cache_tokens=max(0, g.kv_cache_bytes) // (self.block_size * g.kv_bytes_per_token) * self.block_size)
-                for g in stages
-            ]
+            stages = [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)) for g in stages]
             out_notes.append(
                 f"Vision encoder + projector ({gib(vis_bytes)}) counted whole on each GPU of the first stage; the encoder's "
                 "profile run (largest image --limit-mm-per-prompt allows) is not modelled."
             )
-        starts = self._starts(s, stages)
+        starts = self._starts(llm, s, stages)
         tight = min(stages, key=lambda g: g.kv_cache_tokens)
-        est_len = min(max(0, g.kv_cache_bytes) // g.kv_bytes_per_token for g in stages)
-        error = None if starts else self.start_error(s, tight, est_len)  # type: ignore[attr-defined]
-        concurrency = tight.kv_cache_tokens / s.max_model_len
+        est_len = min(self.longest_request(llm, s, g) for g in stages)
+        error = None if starts else self.start_error(s, tight, est_len, self.request_bytes(llm, s, tight, s.max_model_len))
+        concurrency = min(self.concurrency_of(llm, s, g) for g in stages)
 
         smallest = None
         t = 1
         while t <= n_node:
             if llm.num_heads % t == 0:
                 try:
-                    s2, st2 = self._run(llm, gpu, n_node, replace(opts, tensor_parallel=t), precision)
+                    s2, st2 = self._run(llm, gpu, n_node, replace(opts, tensor_parallel=t), precision, scale)
                 except InputError:
                     st2 = []
-                if st2 and self._starts(s2, st2):
+                if st2 and self._starts(llm, s2, st2):
                     smallest = t
                     break
             t *= 2
@@ -326,18 +575,23 @@ class ServingRuntime:
             if est_len > 0:
                 lower.append(f"{self.len_flag} {est_len} (the longest request the KV pool holds)")
             need = max(
-                (g.weights_bytes + g.non_torch_bytes + g.activation_bytes + s.max_model_len * g.kv_bytes_per_token) / s.total
+                (g.weights_bytes + g.non_torch_bytes + g.activation_bytes + self.request_bytes(llm, s, g, s.max_model_len)) / s.total
                 for g in stages
             )
-            if need <= 0.98:
-                lower.append(f"{self.fraction_flag} {min(0.98, need + 0.005):.2f}")
+            if need <= GUESS_MAX_FRACTION:  # the share that fits, rounded up to the next 0.01
+                lower.append(f"{self.fraction_flag} {min(GUESS_MAX_FRACTION, math.ceil(need * 100) / 100):.2f}")
             if s.kv_elem == 2:
-                _, st_fp8 = self._run(llm, gpu, n_node, replace(opts, kv_cache_dtype="fp8"), precision)
-                if self._starts(s, st_fp8):
+                _, st_fp8 = self._run(llm, gpu, n_node, replace(opts, kv_cache_dtype="fp8"), precision, scale)
+                if self._starts(llm, s, st_fp8):
                     lower.append("--kv-cache-dtype fp8")
             if smallest is not None and smallest > s.tp:
                 lower.append(f"{self.tp_flag} {smallest}")
-            lower += self._alternatives(llm, gpu, n_node, opts, precision, est_len)
+            lower += self._alternatives(llm, gpu, n_node, opts, precision, est_len, s, scale)
+            out_notes.append(
+                f"The ways to start try {self.fraction_flag} {GUESS_ALT_FRACTION} (at most {GUESS_MAX_FRACTION})"
+                + (f", {self.seqs_flag} {GUESS_ALT_SEQS}" if self.needs_full_request else "")
+                + f" and round lengths down to {GUESS_LEN_ROUND} tokens: guesses (common values), not {self.name} rules."
+            )
             if est_len > 0:
                 sugg = Suggestion(
                     change=f"lower the maximum request length to {est_len} tokens",
@@ -345,18 +599,31 @@ class ServingRuntime:
                     total_bytes=tight.usable_bytes,
                     verdict="fits",
                 )
-        graphs = self.cuda_graph_bytes(s)  # type: ignore[attr-defined]
+        graphs = self.cuda_graph_bytes(s)
         outside = int(s.total * (1 - s.fraction))
         if graphs and graphs > outside:
             out_notes.append(
                 f"CUDA graphs (about {gib(graphs)}) are captured outside the {s.fraction:g} share, which leaves {gib(outside)}: "
                 f"capture may run out of memory (lower {self.fraction_flag} or --enforce-eager)."
             )
-        out_notes += self.describe(s, tight)  # type: ignore[attr-defined]
-        if llm.sliding_window:
+        out_notes += self.describe(s, tight)
+        sw_note = self.sliding_note(llm, s)
+        if sw_note:
+            out_notes.append(sw_note)
+        if llm.linear_attention is not None:
+            from vramcalc.placement import recurrent_state_bytes
+
+            n_lin = sum(1 for i in range(llm.num_layers) if llm.linear_attention.is_linear(i))
             out_notes.append(
-                "Sliding-window layers are counted as full attention (the hybrid KV manager frees blocks outside the window): "
-                "the token capacity shown is a lower bound."
+                f"{n_lin} of {llm.num_layers} layers are linear-attention layers: no per-token KV there; each running request "
+                f"holds their fixed state ({gib(recurrent_state_bytes(llm, 1) / s.tp)} per GPU at "
+                f"{llm.linear_attention.state_dtype}) in the same pool, and the hybrid allocator's page alignment is not "
+                "modelled: the token capacity shown is an upper bound."
+            )
+        if llm.cross_attention_layers:
+            out_notes.append(
+                f"{len(llm.cross_attention_layers)} cross-attention layers cache the image's states per request, not per token: "
+                "not in the per-token KV figure."
             )
         if s.pp > 1:
             out_notes.append(
@@ -366,8 +633,14 @@ class ServingRuntime:
                 )
                 + ". The pool is the smallest stage's."
             )
-        model_id = hub_repo(model)
-        cmd = self.command(model_id, precision, s, opts)  # type: ignore[attr-defined]
+        model_id = hub_repo(model, CHECKPOINT_TAGS.get(precision) if precision not in self.quant_flags else None)
+        cmd = self.command(model_id, precision, s, opts)
+        tag = CHECKPOINT_TAGS.get(precision)
+        if tag and precision not in self.quant_flags and tag.lower() not in model_id.lower():
+            out_notes.append(
+                f"{self.name} reads {precision} from the checkpoint's config: put a checkpoint of {model_id} quantized with "
+                f"{tag} in its place in the command (the catalog names none)."
+            )
 
         conc = opts.concurrency or max(1, min(s.max_num_seqs, int(concurrency)))
         ctx = min(w.context_tokens or 4096, s.max_model_len)
@@ -398,7 +671,7 @@ class ServingRuntime:
             notes=out_notes,
         )
         pc = count_params(model, catalog) if parts.kind == "vlm" else count_params(llm)
-        head = min(g.kv_cache_bytes - s.max_model_len * g.kv_bytes_per_token for g in stages)
+        head = min(g.kv_cache_bytes - self.request_bytes(llm, s, g, s.max_model_len) for g in stages)
         info = gpu_info_for(gpu, s.total, s.fraction)
         return Estimate(
             inputs=Inputs(
@@ -447,17 +720,19 @@ class ServingRuntime:
             serving=ans,
         )
 
-    def _alternatives(self, llm: LlmSpec, gpu: GpuSpec, n_node: int, opts: Any, precision: str, est_len: int) -> list[str]:
+    def _alternatives(
+        self, llm: LlmSpec, gpu: GpuSpec, n_node: int, opts: Any, precision: str, est_len: int, s: Setup, scale: float
+    ) -> list[str]:
         """Settings that make room for longer requests: a larger share, fewer sequences in the profile
         run (a smaller sampler peak), an fp8 KV cache; each with the longest request it then holds."""
         from dataclasses import replace
 
         out = []
         steps: list[tuple[str, dict[str, Any]]] = []
-        if (opts.memory_fraction or 0.9) < 0.95:
-            steps.append((f"{self.fraction_flag} 0.95", {"memory_fraction": 0.95}))
-        if self.needs_full_request and (opts.max_num_seqs or 256) > 64:
-            steps.append((f"{self.seqs_flag} 64", {"max_num_seqs": 64}))
+        if s.fraction < GUESS_ALT_FRACTION:
+            steps.append((f"{self.fraction_flag} {GUESS_ALT_FRACTION}", {"memory_fraction": GUESS_ALT_FRACTION}))
+        if self.needs_full_request and s.max_num_seqs > GUESS_ALT_SEQS:
+            steps.append((f"{self.seqs_flag} {GUESS_ALT_SEQS}", {"max_num_seqs": GUESS_ALT_SEQS}))
         if opts.kv_cache_dtype != "fp8":
             steps.append(("--kv-cache-dtype fp8", {"kv_cache_dtype": "fp8"}))
         flags: list[str] = []
@@ -465,14 +740,14 @@ class ServingRuntime:
         for flag, u in steps:
             flags.append(flag)
             upd.update(u)
-            _, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision)
-            longest = min(max(0, g.kv_cache_bytes) // g.kv_bytes_per_token for g in st)
+            s_alt, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision, scale)
+            longest = min(self.longest_request(llm, s_alt, g) for g in st)
             if longest > est_len:
-                out.append(f"{' '.join(flags)} {self.len_flag} {longest // 256 * 256 or longest}")
+                out.append(f"{' '.join(flags)} {self.len_flag} {longest // GUESS_LEN_ROUND * GUESS_LEN_ROUND or longest}")
         return out
 
     def _v_per_token(self, llm: LlmSpec, g: Any, s: Any) -> int:
-        return kv_per_token(llm, g.layers, s.tp, s.kv_elem)[1]
+        return kv_per_token(llm, g.layers, s.tp, s.kv_elem, stage_starts(llm.num_layers, s.pp)[g.stage])[1]
 
     def speeds(
         self, llm: LlmSpec, gpu: GpuSpec, precision: str, s: Any, stages: list[Any], conc: int, ctx: int
@@ -555,11 +830,19 @@ def gpu_info_for(gpu: GpuSpec, total: int, fraction: float) -> GpuInfo:
     )
 
 
-def hub_repo(model: Any) -> str:
-    """The Hugging Face repo a serving command names: the alias that is the catalog id spelled as a
-    repo (Qwen/Qwen3-30B-A3B for qwen3-30b-a3b), else the first repo-shaped alias, else the id. An
-    entry's aliases may list fine-tunes of the same architecture first (Qwen3-Coder-30B-A3B)."""
+#: Precisions a serving runtime takes from the checkpoint's own quantization_config (no --quantization
+#: flag needed) and that the catalog's repos are not published in: the tag such a checkpoint's repo
+#: name carries. (MXFP4 is gpt-oss's own published format, so its repo is already right.)
+CHECKPOINT_TAGS = {"awq-int4": "AWQ", "gptq-int4": "GPTQ", "gptq-int8": "GPTQ"}
+
+
+def hub_repo(model: Any, tag: str | None = None) -> str:
+    """The Hugging Face repo a serving command names: with ``tag`` (AWQ, GPTQ), an alias whose name
+    carries it; else the alias that is the catalog id spelled as a repo (Qwen/Qwen3-30B-A3B for
+    qwen3-30b-a3b), else the first repo-shaped alias, else the id. An entry's aliases may list
+    fine-tunes of the same architecture first (Qwen3-Coder-30B-A3B)."""
     model_id = str(model.id)
     repos = [str(a) for a in getattr(model, "aliases", []) if "/" in a]
+    tagged = [a for a in repos if tag and tag.lower() in a.split("/")[-1].lower()]
     same = [a for a in repos if a.split("/")[-1].lower() == model_id.lower()]
-    return (same or repos or [model_id])[0]
+    return (tagged or same or repos or [model_id])[0]
