@@ -51,3 +51,17 @@ def test_gemma4_extra_embedding_sized_tensor_in_both_counts(eid, hf_total, vocab
     gap as the Keras-Hub counts: the checkpoint holds one more embedding-sized table. Whether llama.cpp loads it
     is not shown by any file here (no Gemma 4 row in gguf_sizes.csv or llamacpp_buffers.csv), so it is not counted."""
     assert hf_total - count_params(CAT.get("vlms", eid), CAT).total == vocab * hidden
+
+
+@pytest.mark.parametrize(
+    ("alias", "kind", "eid"),
+    [
+        # GGUF repos named by shared/calibration/gguf_sizes.csv and mtmd_vision.csv rows
+        ("TheBloke/Llama-2-7B-GGUF", "llms", "llama-2-7b"),
+        ("TheBloke/Llama-2-13B-chat-GGUF", "llms", "llama-2-13b"),
+        ("TheBloke/Mistral-7B-v0.1-GGUF", "llms", "mistral-7b-v0.1"),
+        ("openbmb/MiniCPM-V-2_6-gguf", "vlms", "minicpm-v-2.6"),
+    ],
+)
+def test_gguf_repo_ids_from_calibration_rows_resolve(alias, kind, eid):
+    assert CAT.resolve([kind], alias, "model").id == eid
