@@ -65,3 +65,13 @@ def test_gemma4_extra_embedding_sized_tensor_in_both_counts(eid, hf_total, vocab
 )
 def test_gguf_repo_ids_from_calibration_rows_resolve(alias, kind, eid):
     assert CAT.resolve([kind], alias, "model").id == eid
+
+
+def test_minicpm_v_4_5_total_is_the_published_count_exactly():
+    """model_params.csv row MiniCPM-V-4_5 (HF safetensors total via llmfit): 8,695,895,280 = the Qwen3-8B-shaped LLM at
+    vocab 151,748 + MiniCPM-V 2.6's SigLIP tower + its 64-query resampler at width 4096, to the parameter."""
+    c = count_params(CAT.get("vlms", "minicpm-v-4.5"), CAT)
+    assert c.total == 8695895280
+    # the parts the count pins: the tower is 2.6's, the resampler grows with the LLM width (3584 -> 4096)
+    assert c.vision == count_params(CAT.get("vlms", "minicpm-v-2.6"), CAT).vision
+    assert CAT.resolve(["vlms"], "openbmb/MiniCPM-V-4_5", "model").id == "minicpm-v-4.5"
