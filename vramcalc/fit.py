@@ -20,13 +20,14 @@ Ranking, "what a person would pick" (``sort="quality"``, the default):
    QUANT_OPTIONS, Llama-3-8B perplexity increase; recalled, not re-checked here) puts Q4_K_M at
    about +0.18, Q3_K_M at +0.66 and Q2_K at +3.5: below 4 bits quality drops fast, so a bigger
    model squeezed into 2-3 bits is not ranked above a smaller one at 4+ bits;
-4. the model's quality score, higher first: ``quality_score`` = log2(size in billions: the LLM's
-   parameters; a mixture of experts sqrt(total x active), a chosen middle) + years from 2023-01 to its date, i.e. one year newer counts as twice the
-   parameters (``YEARS_PER_DOUBLING``, a chosen trade-off, not a measurement). The date is the
-   release month from a named source in ``data/quality.yaml`` (``released``: a date stamp in the
-   model's repo ids, or its own paper's arXiv id), else the labelled fallback ``not_before`` (the
-   model cannot predate the transformers release its published config.json was written with, dated
-   by PyPI; a lower bound). A model with neither comes after the dated ones (rule and sources:
+4. the model's quality score, higher first: ``quality_score`` = log2(size in billions: the
+   LLM's parameters; a mixture of experts sqrt(total x active), a chosen middle) + years from
+   2023-01 to its date: one year newer counts as twice the parameters (``YEARS_PER_DOUBLING``,
+   a chosen trade-off, not a measurement). The date is the release month from a named source in
+   ``data/quality.yaml`` (``released``: a date stamp in the model's repo ids, or its own paper's
+   arXiv id), else the labelled fallback ``not_before`` (the model cannot predate the
+   transformers release its published config.json was written with, dated by PyPI; a lower
+   bound). A model with neither comes after the dated ones (rule and sources:
    benchmarks/quality/generate.py);
 5. more LLM parameters first (ties of the score);
 6. faster decode first; then a higher-quality precision; then the id.

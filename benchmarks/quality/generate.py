@@ -151,7 +151,8 @@ def main() -> None:
             if m:
                 return (
                     f"20{m.group(1)}-{m.group(2)}",
-                    f"arXiv:{m.group(1)}{m.group(2)}.{m.group(3)}, the model's own paper cited by the entry's source (month of its first version)",
+                    f"arXiv:{m.group(1)}{m.group(2)}.{m.group(3)}, the model's own paper cited by the entry's source"
+                    " (month of its first version)",
                 )
         return None
 
