@@ -18,9 +18,11 @@ The date, in this order (the first that applies; every value names where it was 
    shared/reference/hf_configs/ the entry's source cites; a ``X.Y.0.devN`` build is after X.(Y-1).0),
    dated by the first PyPI upload of that release (benchmarks/quality/transformers_releases.csv).
    A lower bound, not a release date: DeepSeek-V3's config was written with transformers 4.33 (2023-09).
-   An entry whose config is not here takes the version of its VLM's language model or of a same-family,
-   same-generation sibling (``source`` says which). A VLM is also not older than its language model: its
-   bound is the later of the two.
+   The config, in this order: the entry's own (a cited file whose name contains the id; of several, the
+   earliest-written, as a later conversion would give a bound after the release); for a VLM, the version of its
+   language model; another config its source cites (InternVL3 cites InternVL2-8B's for the layout: a later model of
+   the family); a same-family, same-generation sibling's (``source`` says which). A VLM is also not older than its
+   language model: its bound is the later of the two.
 3. neither: no date (fit ranks it after the dated ones of its precision tier).
 
 Components: an LLM that a VLM names as its language stack and whose id says so ('-text', '-vl2'),
@@ -111,6 +113,7 @@ def main() -> None:
         for p in sorted((REPO / "data" / kind).glob("*.yaml")):
             entries[p.stem] = (kind, yaml.safe_load(p.read_text()))
     found: dict[str, tuple[str, str]] = {}
+    owned: set[str] = set()  # entries whose cited config is their own (its name contains the id)
     for eid, (_kind, d) in entries.items():
         cited = []
         for m in re.finditer(r"hf_configs/([a-z]+/[^ ,;)]+?\.json)", d.get("source", "")):
@@ -121,7 +124,9 @@ def main() -> None:
                 cfg = json.loads(f.read_text())
             except ValueError:
                 continue
-            v = cfg.get("transformers_version") or (cfg.get("text_config") or {}).get("transformers_version")
+            v = cfg.get("transformers_version") or next(
+                (sub.get("transformers_version") for k in ("text_config", "llm_config") if isinstance(sub := cfg.get(k), dict)), None
+            )
             if v:
                 stem = re.sub(r"(\.trimmed|\.nvidia-NVFP4|\.from_[^/]*)?\.json$", "", f.name)
                 cited.append((similarity(stem, eid), str(v), m.group(1)))
@@ -131,6 +136,8 @@ def main() -> None:
             own = [c for c in cited if c[0][0]]
             _, v, name = min(own, key=lambda c: version_key(c[1])) if own else max(cited)
             found[eid] = (v, f"transformers_version in shared/reference/hf_configs/{name} (cited by the entry's source)")
+            if own:
+                owned.add(eid)
     used_by_vlm = {d.get("llm"): eid for eid, (k, d) in entries.items() if k == "vlms"}
 
     def gen(eid: str) -> str:
@@ -158,18 +165,21 @@ def main() -> None:
 
     versions: dict[str, tuple[str, str]] = {}
     for eid, (kind, d) in entries.items():
-        if eid in found:
+        # its own config; a VLM's language model (LLMs come first, so their fallbacks are known); another
+        # config its source cites (InternVL3 cites InternVL2-8B's for the layout); a same-generation sibling
+        if eid in owned or (eid in found and not (kind == "vlms" and d.get("llm") in versions)):
             versions[eid] = found[eid]
             continue
         sib = None
-        if kind == "vlms" and d.get("llm") in found:
+        if kind == "vlms" and d.get("llm") in versions:
             sib = d["llm"]
         else:
             sibs = [o for o in found if gen(o) == gen(eid) and entries[o][1].get("family") == d.get("family")]
             sib = sibs[0] if sibs else None
         if sib:
             how = "its language model" if sib == d.get("llm") else "same family and generation"
-            versions[eid] = (found[sib][0], f"as {sib} ({how}): {found[sib][1]}")
+            base = versions[sib] if sib in versions else found[sib]
+            versions[eid] = (base[0], f"as {sib} ({how}): {base[1]}")
 
     def bound(eid: str) -> tuple[str, str] | None:
         if eid not in versions:
