@@ -34,6 +34,19 @@ PUBLISHED = [
     ("qwen3-vl-4b", "vlms", "Qwen3-VL-4B-Instruct", 4437815808),
     ("qwen3-vl-30b-a3b", "vlms", "Qwen3-VL-30B-A3B-Thinking", 31070754032),
     ("qwen3.5-27b", "vlms", "Qwen3.5-27B", 27781427952),
+    # round 2: rows of model_params.csv (HF safetensors totals scraped by llmfit) for entries that had no published count
+    ("internvl3-1b", "vlms", "InternVL3-1B", 938193024),
+    ("internvl3-2b", "vlms", "InternVL3-2B", 2088957440),
+    ("internvl3-8b", "vlms", "InternVL3-8B", 7944373760),
+    ("internvl3-38b", "vlms", "InternVL3-38B", 38388164992),
+    ("qwen2.5-vl-32b", "vlms", "Qwen2.5-VL-32B-Instruct", 33452718336),
+    ("qwen2.5-vl-72b", "vlms", "Qwen2.5-VL-72B-Instruct", 73410777344),
+    ("llava-onevision-qwen2-0.5b", "vlms", "llava-onevision-qwen2-0.5b-ov-hf", 893675552),
+    ("molmo-7b-d", "vlms", "Molmo-7B-D-0924", 8021025280),
+    ("kimi-vl-a3b", "vlms", "Kimi-VL-A3B-Instruct", 16407657776),
+    ("paligemma-2-3b-224", "vlms", "paligemma2-3b-mix-224", 3032242416),
+    ("paligemma-2-3b-448", "vlms", "paligemma2-3b-pt-448", 3033127152),
+    ("paligemma-2-10b-224", "vlms", "PaliGemma2-10B-224", 9662409456),
 ]
 
 

@@ -210,10 +210,11 @@ def test_reference_csv_rows_are_covered():
         "Jetson Orin NX 16GB",
         "NVIDIA Jetson AGX Thor (T5000)",
     }
-    # rows whose entries the speed-model issue (13) updates in parallel
-    issue_13 = {"Radeon 8060S (Ryzen AI Max+ 395, Strix Halo)", "NVIDIA DGX Spark (GB10 Grace Blackwell)"}
     assert "Apple M3 Ultra (128 GB)" in missing
-    assert set(missing) <= {"Apple M3 Ultra (128 GB)"} | no_memory_figures | issue_13, missing
+    assert set(missing) <= {"Apple M3 Ultra (128 GB)"} | no_memory_figures, missing
+    # the DGX Spark and Strix Halo rows (issue 15 round 2): every memory option of the row is an entry
+    for gid in ("dgx-spark", "strix-halo-64gb", "strix-halo-96gb", "strix-halo-128gb"):
+        assert "row '" in CAT.get("gpus", gid).source and "recalled" not in CAT.get("gpus", gid).source.split("row '")[0], gid
 
 
 # -- names that NVML / ROCm / Metal report ------------------------------------------------------

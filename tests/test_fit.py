@@ -45,7 +45,8 @@ def test_ranking_is_as_documented(rtx3060_fit):
             row.verdict not in ("fits", "tight"),
             row.meets_min_speed is False,
             QUALITY_TIER.get(row.quant, 0),
-            -row.generation,
+            row.quality_score is None,
+            -(row.quality_score or 0.0),
             -row.llm_params,
             -(row.decode_tokens_per_s or 0.0),
             order.index(row.quant) if row.quant in order else len(order),  # a model's own default (gpt-oss MXFP4_MOE)

@@ -159,7 +159,7 @@ def test_piped_output_has_a_fixed_width(runner):
     assert max(cell_len(line) for line in r.stdout.splitlines()) <= PIPE_WIDTH
     assert "max ctx" in r.stdout and "free" in r.stdout  # every column at the pipe width
     wide = runner.invoke(app, ["fit", "--gpu", "rtx3060", "--wide"], env={"COLUMNS": None})
-    assert "Not shown" not in wide.stdout and "gen" in wide.stdout
+    assert "Not shown" not in wide.stdout and "date" in wide.stdout
 
 
 def test_list_vlms_ids_whole_at_80(runner):
@@ -199,9 +199,14 @@ def test_fit_top_picks_are_what_a_person_would_pick(fits):
         assert odd not in top3060
     assert r["rtx5090"].rows[0].model != "mixtral-8x7b"
     assert r["m3-max-40c-128gb"].rows[0].model != "mixtral-8x22b"
-    # the top rows are of the newest generation known
-    best = max(row.generation for row in r["rtx3060"].rows if row.verdict in ("fits", "tight"))
-    assert r["rtx3060"].rows[0].generation == best
+    # the top row has the best quality score (release month + size) of the 4-bit-or-better models that run
+    runs = [row for row in r["rtx3060"].rows if row.verdict in ("fits", "tight") and row.quant not in ("Q3_K_M", "Q2_K")]
+    assert r["rtx3060"].rows[0].quality_score == max(row.quality_score or 0 for row in runs)
+    # current models: each card's top 3 are dated 2024-07 or later (release month or config bound), none a 2023 MoE
+    for g in ("rtx3060", "rtx5090", "m3-max-40c-128gb"):
+        for row in r[g].rows[:3]:
+            assert row.released and row.released >= "2024-07", (g, row.model, row.released)
+            assert not row.model.startswith("mixtral"), (g, row.model)
 
 
 def test_fit_hides_components(fits):
@@ -271,6 +276,10 @@ def test_quality_file_is_sourced_and_typed():
     for eid, rec in q.items():
         if rec.config_transformers:
             assert rec.source and "hf_configs/" in rec.source and "transformers_version" in rec.source, eid
+        if rec.released:
+            assert rec.released_source and ("date stamp" in rec.released_source or "arXiv:" in rec.released_source), eid
+        if rec.not_before:
+            assert rec.config_transformers and rec.not_before_basis and "PyPI" in rec.not_before_basis, eid
         if rec.component:
             vlm = cat.get("vlms", rec.component_of)
             assert vlm.llm == eid  # type: ignore[union-attr]

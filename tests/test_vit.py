@@ -121,6 +121,9 @@ NOT_BUILDABLE = {
     "siglip2-b-16-224",
     "siglip2-l-16-384",
     "siglip2-so400m-16-384",
+    # issue 15 round 2: EVA02-CLIP B/16 and E/14+ (no transformers class, as the L/14 entries)
+    "eva02-clip-b-16",
+    "eva02-clip-e-14-plus",
 }
 
 

@@ -20,10 +20,16 @@ Ranking, "what a person would pick" (``sort="quality"``, the default):
    QUANT_OPTIONS, Llama-3-8B perplexity increase; recalled, not re-checked here) puts Q4_K_M at
    about +0.18, Q3_K_M at +0.66 and Q2_K at +3.5: below 4 bits quality drops fast, so a bigger
    model squeezed into 2-3 bits is not ranked above a smaller one at 4+ bits;
-4. the model's generation (``data/quality.yaml``: the transformers version its published
-   config.json was written with, a release-time proxy read from the config the entry cites),
-   bucketed by ``GENERATION_BUCKETS`` (a chosen rule): a newer generation first;
-5. more LLM parameters first (total parameters: a mixture-of-experts model counts all experts);
+4. the model's quality score, higher first: ``quality_score`` = log2(size in billions: the
+   LLM's parameters; a mixture of experts sqrt(total x active), a chosen middle) + years from
+   2023-01 to its date: one year newer counts as twice the parameters (``YEARS_PER_DOUBLING``,
+   a chosen trade-off, not a measurement). The date is the release month from a named source in
+   ``data/quality.yaml`` (``released``: a date stamp in the model's repo ids, or its own paper's
+   arXiv id), else the labelled fallback ``not_before`` (the model cannot predate the
+   transformers release its published config.json was written with, dated by PyPI; a lower
+   bound). A model with neither comes after the dated ones (rule and sources:
+   benchmarks/quality/generate.py);
+5. more LLM parameters first (ties of the score);
 6. faster decode first; then a higher-quality precision; then the id.
 ``sort="speed"`` and ``sort="context"`` order the models that run by decode speed or largest
 context instead. Catalog entries that are only a VLM's language stack (``component`` in
@@ -60,7 +66,9 @@ QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
 
 RANKING = (
     "runs on the GPU (fits/tight) first; then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
-    "then newer generation (data/quality.yaml); then more LLM parameters (MoE: total); then faster; then higher-quality precision; then id"
+    "then higher quality score = log2(LLM params in B; MoE: sqrt(total x active)) + years since 2023-01 of its release month "
+    "(data/quality.yaml; else the not-before bound from its config; undated last); then more params; then faster; "
+    "then higher-quality precision; then id"
 )
 SORTS = {
     "quality": RANKING,
@@ -70,32 +78,59 @@ SORTS = {
 #: A decode speed a person can still use interactively: about reading pace. A chosen threshold
 #: (not a measurement) for picking an offload row's precision when no --min-speed is given.
 USABLE_TOKENS_PER_S = 5.0
-#: Generation tiers from the transformers version a model's config was written with (chosen cuts,
-#: about one library release cycle of models each): (lowest minor version of 4.x, tier).
-GENERATION_BUCKETS = ((48, 4), (42, 3), (36, 2), (0, 1))
+#: Years of release date worth a doubling of the parameters in ``quality_score`` (a chosen
+#: trade-off, not a measurement: a model a year newer ranks with one twice its size).
+YEARS_PER_DOUBLING = 1.0
+#: The origin of the date term of ``quality_score``.
+SCORE_EPOCH = (2023, 1)
+
+
+def _month(value: object, where: str) -> str | None:
+    import re
+
+    from vramcalc.errors import CatalogError
+
+    if value is None:
+        return None
+    text = str(value)
+    m = re.fullmatch(r"(\d{4})-(\d{2})", text)
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise CatalogError(f"{where}: expected a month 'YYYY-MM', got {text!r}")
+    return text
 
 
 @result
 class Quality(Jsonable):
-    """One model's entry of data/quality.yaml."""
+    """One model's entry of data/quality.yaml (written by benchmarks/quality/generate.py)."""
 
+    released: str | None = doc("Month of release 'YYYY-MM', from a named source.", default=None)
+    released_source: str | None = doc("Where the release month was read.", default=None)
     config_transformers: str | None = doc("transformers version its published config.json was written with.", default=None)
     source: str | None = doc("Where that version was read.", default=None)
+    not_before: str | None = doc("Fallback: the model is not older than this month (a lower bound from its config).", default=None)
+    not_before_basis: str | None = doc("How not_before was dated.", default=None)
     component: bool = doc("Only a VLM's language stack: fit leaves it out.", default=False)
     component_of: str | None = doc("The VLM it belongs to.", default=None)
 
     @property
-    def tier(self) -> int:
-        """Generation tier (0: unknown), see GENERATION_BUCKETS."""
-        import re
+    def date(self) -> str | None:
+        """The month fit ranks by: the release month, else the fallback lower bound."""
+        return self.released or self.not_before
 
-        m = re.match(r"(\d+)\.(\d+)", self.config_transformers or "")
-        if not m:
-            return 0
-        major, minor = int(m.group(1)), int(m.group(2))
-        if major > 4:
-            return GENERATION_BUCKETS[0][1] + 1
-        return next(t for low, t in GENERATION_BUCKETS if minor >= low)
+    @property
+    def basis(self) -> Literal["released", "not_before"] | None:
+        return "released" if self.released else "not_before" if self.not_before else None
+
+
+def quality_score(params: int, date: str | None) -> float | None:
+    """log2(parameters in billions) + years from SCORE_EPOCH to ``date`` / YEARS_PER_DOUBLING (None: no date)."""
+    import math
+
+    if date is None or params <= 0:
+        return None
+    year, month = (int(x) for x in date.split("-"))
+    years = (year - SCORE_EPOCH[0]) + (month - SCORE_EPOCH[1]) / 12
+    return round(math.log2(params / 1e9) + years / YEARS_PER_DOUBLING, 3)
 
 
 def load_quality(path: object = None) -> dict[str, Quality]:
@@ -115,17 +150,33 @@ def load_quality(path: object = None) -> dict[str, Quality]:
     if not isinstance(data, dict):
         raise CatalogError(f"{p}: expected a mapping of catalog ids")
     out: dict[str, Quality] = {}
-    fields = {"config_transformers", "source", "component", "component_of"}
+    fields = {f.name for f in dataclasses.fields(Quality)}
+    texts = fields - {"component"}
     for eid, rec in data.items():
+        where = f"{p} -> {eid}"
         if not isinstance(rec, dict) or set(rec) - fields:
-            raise CatalogError(f"{p} -> {eid}: expected a mapping with {sorted(fields)}")
-        ct = rec.get("config_transformers")
+            raise CatalogError(f"{where}: expected a mapping with {sorted(fields)}")
         comp = rec.get("component", False)
-        if (ct is not None and not isinstance(ct, str)) or not isinstance(comp, bool):
-            raise CatalogError(f"{p} -> {eid}: config_transformers must be a string, component true/false")
-        if ct is not None and not rec.get("source"):
-            raise CatalogError(f"{p} -> {eid}: config_transformers needs its source")
-        out[str(eid)] = Quality(config_transformers=ct, source=rec.get("source"), component=comp, component_of=rec.get("component_of"))
+        if not isinstance(comp, bool) or any(rec.get(k) is not None and not isinstance(rec[k], str) for k in texts):
+            raise CatalogError(f"{where}: component must be true/false, every other field a string")
+        for value, needs, what in (
+            ("released", "released_source", "a release month needs its source"),
+            ("config_transformers", "source", "config_transformers needs its source"),
+            ("not_before", "config_transformers", "not_before needs the config version it rests on"),
+            ("not_before", "not_before_basis", "not_before needs its basis"),
+        ):
+            if rec.get(value) is not None and not rec.get(needs):
+                raise CatalogError(f"{where}: {what}")
+        out[str(eid)] = Quality(
+            released=_month(rec.get("released"), where),
+            released_source=rec.get("released_source"),
+            config_transformers=rec.get("config_transformers"),
+            source=rec.get("source"),
+            not_before=_month(rec.get("not_before"), where),
+            not_before_basis=rec.get("not_before_basis"),
+            component=comp,
+            component_of=rec.get("component_of"),
+        )
     return out
 
 
@@ -145,7 +196,18 @@ class FitRow(Jsonable):
     verdict: Verdict = doc("fits | tight | offload | no.")
     decode_tokens_per_s: float | None = doc("Expected decode speed, where the speed model gives one.", default=None)
     meets_min_speed: bool | None = doc("None when no --min-speed was given or no speed is known.", default=None)
-    generation: int = doc("Generation tier from data/quality.yaml (0: unknown; higher is newer).", default=0)
+    released: str | None = doc(
+        "The month the ranking dates the model by (data/quality.yaml): its release month, or with released_basis "
+        "'not_before' a lower bound from its config; None: no date.",
+        default=None,
+    )
+    released_basis: Literal["released", "not_before"] | None = doc("How 'released' was found.", default=None)
+    quality_score: float | None = doc(
+        "log2(size in billions) + years from 2023-01 to 'released' (the quality order; None: no date). Size: the LLM's "
+        "parameters; a mixture-of-experts model sqrt(total x llm_active_params).",
+        default=None,
+    )
+    llm_active_params: int | None = doc("Mixture of experts: LLM parameters read per token (None: dense).", default=None)
     gpu_layers: str | None = doc("With offload: layers on the GPU as 'on GPU/total'.", default=None)
 
 
@@ -260,7 +322,7 @@ def fit(
                 continue
             try:
                 if k == "encoders":
-                    rows.append(_encoder_row(catalog.get(k, eid), gpus, catalog, base_work))  # type: ignore[arg-type]
+                    rows.append(_with_quality(_encoder_row(catalog.get(k, eid), gpus, catalog, base_work), q))  # type: ignore[arg-type]
                     continue
                 spec = catalog.get(k, eid)
                 assert isinstance(spec, (LlmSpec, VlmSpec))
@@ -276,7 +338,7 @@ def fit(
             except VramcalcError as e:  # an entry that does not validate or names a missing part: listed, not fatal
                 skipped.append(f"{eid}: {str(e).splitlines()[0]}")
                 continue
-            rows.append(dataclasses.replace(row, generation=q.tier))
+            rows.append(_with_quality(row, q, spec, catalog))
             ginfo = ginfo or info
             order = order or order_k
     if ginfo is None:
@@ -300,11 +362,66 @@ def fit(
     )
 
 
+def make_row(
+    spec: LlmSpec | VlmSpec | VisionEncoderSpec,
+    quant: str,
+    est: Estimate,
+    n_gpus: int,
+    speed: float | None = None,
+    meets: bool | None = None,
+    gpu_layers: str | None = None,
+    own_accounting: bool = False,
+) -> FitRow:
+    """The one way a FitRow is built from an estimate (LLM/VLM at its chosen precision, an encoder
+    alone, a serving runtime's own answer); the quality fields are added by ``_with_quality``.
+    Headroom: usable minus total on one GPU; a split's (or a serving runtime's) own headroom."""
+    kind: Literal["llm", "vlm", "encoder"] = (
+        "vlm" if isinstance(spec, VlmSpec) else "encoder" if isinstance(spec, VisionEncoderSpec) else "llm"
+    )
+    single = n_gpus == 1 and not own_accounting
+    return FitRow(
+        model=spec.id,
+        name=spec.name,
+        kind=kind,
+        llm_params=0 if kind == "encoder" else est.params.llm,
+        params=est.params.total,
+        quant=quant,
+        total_bytes=est.memory.total_bytes,
+        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if single else est.headroom_bytes,
+        max_context_tokens=None if kind == "encoder" else est.max_context_tokens,
+        decode_tokens_per_s=speed,
+        verdict=est.verdict,
+        meets_min_speed=meets,
+        gpu_layers=gpu_layers,
+    )
+
+
+def _with_quality(row: FitRow, q: Quality, spec: object = None, catalog: Catalog | None = None) -> FitRow:
+    """The row with its date and quality score from data/quality.yaml (outside the row cache). A
+    mixture-of-experts model is sized sqrt(total x active): a chosen middle, since it is neither as
+    capable as a dense model of its total size nor as weak as one of its active size."""
+    import math
+
+    from vramcalc.params import llm_active_params
+
+    active = None
+    llm = model_parts(spec, catalog).llm if isinstance(spec, (LlmSpec, VlmSpec)) and catalog is not None else None
+    if llm is not None and llm.moe is not None:
+        active = llm_active_params(llm)
+    size = row.llm_params or row.params
+    if active:
+        size = int(math.sqrt(size * active))
+    return dataclasses.replace(
+        row, released=q.date, released_basis=q.basis, quality_score=quality_score(size, q.date), llm_active_params=active
+    )
+
+
 def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     runs = r.verdict in ("fits", "tight")
     q = order.index(r.quant) if r.quant in order else len(order)
     speed = -(r.decode_tokens_per_s or 0.0)
-    quality = (QUALITY_TIER.get(r.quant, 0), -r.generation, -(r.llm_params or r.params), speed, q, r.model)
+    score = r.quality_score
+    quality = (QUALITY_TIER.get(r.quant, 0), score is None, -(score or 0.0), -(r.llm_params or r.params), speed, q, r.model)
     if sort == "speed":
         return (not runs, r.meets_min_speed is False, speed, *quality)
     if sort == "context":
@@ -430,39 +547,14 @@ def _fit_one(
     q, est, speed, meets = chosen
     off = est.offload
     layers = f"{off.gpu_layers}/{off.total_layers}" if off is not None and off.mode != "full" else None
-    row = FitRow(
-        model=spec.id,
-        name=spec.name,
-        kind="vlm" if isinstance(spec, VlmSpec) else "llm",
-        llm_params=est.params.llm,
-        params=est.params.total,
-        quant=q,
-        total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if len(gpus) == 1 else est.headroom_bytes,
-        max_context_tokens=est.max_context_tokens,
-        decode_tokens_per_s=speed,
-        verdict=est.verdict,
-        meets_min_speed=meets,
-        gpu_layers=layers,
-    )
+    row = make_row(spec, q, est, len(gpus), speed, meets, gpu_layers=layers)
     return row, est.gpu, order
 
 
 def _encoder_row(spec: VisionEncoderSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload) -> FitRow:
     """A vision encoder alone (image embedding) at the runtime's default precision: memory and verdict."""
     est = estimate(spec, gpus, work.with_(context_tokens=None, images=None), catalog)
-    return FitRow(
-        model=spec.id,
-        name=spec.name,
-        kind="encoder",
-        llm_params=0,
-        params=est.params.total,
-        quant=est.inputs.quant,
-        total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.gpu.usable_bytes - est.memory.total_bytes if len(gpus) == 1 else est.headroom_bytes,
-        max_context_tokens=None,
-        verdict=est.verdict,
-    )
+    return make_row(spec, est.inputs.quant, est, len(gpus))
 
 
 def _expert_offload(
@@ -523,18 +615,5 @@ def _fit_own(
         chosen = chosen if chosen[1].verdict in ("fits", "tight") else (q, est, speed, meets)
     assert chosen is not None
     q, est, speed, meets = chosen
-    row = FitRow(
-        model=spec.id,
-        name=spec.name,
-        kind="vlm" if isinstance(spec, VlmSpec) else "llm",
-        llm_params=est.params.llm,
-        params=est.params.total,
-        quant=q,
-        total_bytes=est.memory.total_bytes,
-        headroom_bytes=est.headroom_bytes,
-        max_context_tokens=est.max_context_tokens,
-        decode_tokens_per_s=speed,
-        verdict=est.verdict,
-        meets_min_speed=meets,
-    )
+    row = make_row(spec, q, est, len(gpus), speed, meets, own_accounting=True)
     return row, est.gpu, order

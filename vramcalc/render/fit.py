@@ -19,7 +19,12 @@ if TYPE_CHECKING:
 #: rows shown by default (``--all`` for every row; the JSON always has all)
 DEFAULT_ROWS = 15
 
-_GEN = {0: "?", 1: "1", 2: "2", 3: "3", 4: "4", 5: "5"}
+
+def _date(released: str | None, basis: str | None) -> str:
+    """The month fit dates a model by: '2025-04', '>=2025-04' for the not-before bound, '?' without one."""
+    if released is None:
+        return "?"
+    return released if basis == "released" else f">={released}"
 
 
 def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
@@ -45,7 +50,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
         Col("free", "right", drop=6),
         Col("max ctx", "right", drop=5, short="ctx"),
         Col("tok/s", "right", drop=1),
-        Col("gen", "right", drop=7),
+        Col("date", "right", drop=7),
         Col("verdict"),
     ]
     rows = r.rows if limit is None else r.rows[:limit]
@@ -66,7 +71,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
                 fmt_bytes(row.headroom_bytes, 1),
                 f"{row.max_context_tokens:,}" if row.max_context_tokens else "-",
                 f"{row.decode_tokens_per_s:.0f}" if row.decode_tokens_per_s is not None else "-",
-                _GEN.get(row.generation, str(row.generation)),
+                _date(row.released, row.released_basis),
                 Text(label, style=style),
             ]
         )
@@ -77,7 +82,8 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
     parts.append(Text(f"Best quantization that fits, from {' > '.join(r.precisions)}. Order: {r.ranking}.", style="dim"))
     parts.append(
         Text(
-            "gen: generation tier from the transformers version of the model's published config (data/quality.yaml; ? unknown). "
+            "date: release month from a named source (data/quality.yaml); >=: not older than the transformers release its "
+            "config was written with (a lower bound); ? none. "
             "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total.",
             style="dim",
         )
