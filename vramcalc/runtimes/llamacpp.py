@@ -89,16 +89,43 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     kv = 2 * u * llm.num_kv_heads * llm.head_dim_ * 4
     output = u * llm.vocab_size * 4 + act
     mask = n_ctx * u * (2 if flash_attention else 4)
+    # Without flash attention the V cache is stored transposed and llm_graph_input_attn_kv's
+    # ``self_v_idxs`` (llama-kv-cache.cpp build_input_v_idxs) holds one int64 index per stored element,
+    # u x n_embd_v_gqa x 8 bytes, alive from the first layer to the last (seen in ggml-alloc's live set,
+    # GGML_ALLOCATOR_DEBUG: 16 MiB for Llama-2 at u=512, 12 MiB for Phi-3)
+    v_idxs = 0 if flash_attention else u * llm.num_kv_heads * llm.head_dim_ * 8
     if flash_attention:
         attn = q + kv + mask + 3 * act  # no KQ matrix is materialized
     else:
-        attn = n_ctx * u * llm.num_heads * 4 + mask + q + kv + 3 * act
+        # build_attn_mha: the f32 KQ scores (kq-0) above the mask, v_idxs, the layer input (embd) and the
+        # roped Q (Qcur-0); with separate q/k/v projections a gap of two hidden states lies between embd
+        # and Qcur (ggml-alloc live sets: Llama-2 at 1024 cells 122.01 MiB, Mistral -np 2 176.01 MiB); a
+        # fused qkv projection (Phi-3) leaves none (96.01 MiB)
+        attn = n_ctx * u * llm.num_heads * 4 + mask + v_idxs + q + (0 if llm.fused_qkv else 2 * act) + act
+    if llm.mla:
+        # DeepSeek-V2 MLA (src/models/deepseek2.cpp, absorbed attention): the last layer frees the per-head
+        # latent query (q_nope x wk_b: n_head x kv_lora_rank f32 per token) and the final hidden state
+        # (ffn_moe_out) lands above that gap, the logits above it (ggml-alloc live set at the output:
+        # inp_embd, ffn_moe_out-26 at 20.02 MiB, result_output; 224.02 MiB at u=512)
+        output += u * llm.num_heads * llm.mla.kv_lora_rank * 4
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
         ff = llm.intermediate_size
-    widths = (4 if llm.fused_gate_up else 3) if llm.gated_mlp else 2
-    ffn = u * ff * 4 * widths + mask + 3 * act
+    if llm.fused_gate_up:
+        # llama-graph.cpp build_ffn with a fused up_gate (Phi-3, LLM_FFN_SWIGLU): ffn_up is 2 x n_ff wide
+        # and ggml_swiglu reads both halves of it, so the live set is up (2 n_ff) + swiglu (n_ff) and one
+        # hidden state fewer than the separate gate/up case (ggml-alloc live set at the peak: node, ffn_up-0,
+        # ffn_swiglu-0; Phi-3 at 16k with FA: 82.01 MiB)
+        ffn = u * ff * 4 * 3 + mask + v_idxs + 2 * act
+        if flash_attention:
+            # the last layer's ffn_down output (the final hidden state) is placed by ggml-alloc's best fit at
+            # the bottom of the freed ffn_up block, so the logits go above mask + 2 hidden states + it
+            # (live set at the output: inp_embd, node_110 at 22.01 MiB, result_output; Phi-3 at 4096 with FA)
+            output += mask + 2 * act
+    else:
+        widths = 3 if llm.gated_mlp else 2  # gate, up, their product (ggml-alloc: ffn_gate-0, ffn_up-0, ffn_swiglu-0)
+        ffn = u * ff * 4 * widths + mask + 3 * act
     return max(output, attn, ffn) + (act if backend == "cpu" else 0)
 
 
