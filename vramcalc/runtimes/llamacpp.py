@@ -231,7 +231,12 @@ def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | Non
     k_dim, v_dim = llamacpp_kv_dims(llm)
     tk, tv = _KV_GGML[type_k], _KV_GGML[type_v or type_k]
     total = 0
+    la = llm.linear_attention
     for i in range(llm.num_layers):
+        if la is not None and la.is_linear(i):
+            # a hybrid model's linear-attention layers have no KV cells: llama_memory_hybrid keeps their
+            # state in the separate recurrent ('RS') buffer (placement.recurrent_state_bytes)
+            continue
         n = lay.swa_cells if llamacpp_window(llm) and llm.sliding_window and llm.sliding_window.is_sliding(i) else lay.cells
         total += ggml_type_bytes(tk, k_dim * n) + ggml_type_bytes(tv, v_dim * n)
     return total
