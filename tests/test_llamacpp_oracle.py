@@ -313,7 +313,9 @@ def test_v_indices_without_flash_attention():
 def test_mla_compute_buffer():
     """DeepSeek-V2 (MLA): the logits sit above the gap of the per-head latent query (n_head x kv_lora_rank f32
     per token); was -7% to -8% at every setting, now within 5% at all 20."""
-    cs = _within(_rows(arch="deepseek-v2-lite", tool="llama-completion") + _rows(arch="deepseek-v2-lite", tool="llama-batched-bench"), "compute")
+    cs = _within(
+        _rows(arch="deepseek-v2-lite", tool="llama-completion") + _rows(arch="deepseek-v2-lite", tool="llama-batched-bench"), "compute"
+    )
     assert len(cs) >= 20 and all(c.ok for c in cs)
 
 
