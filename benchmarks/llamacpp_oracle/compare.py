@@ -79,6 +79,14 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
         for c, n in ((512, 1), (1000, 1), (4096, 2))
     ),
     (
+        "deepseek-v3-narrow",
+        "model",
+        "(quantize --dry-run)",
+        "DeepSeek-V3's MLA tensors (attn_q_a/q_b, attn_kv_a_mqa, the 3-D attn_k_b / attn_v_b) under the quantizer's "
+        "category and row-size fallback rules: vramcalc is 0.6-5.4% high for every mixture but Q8_0 (F16 exact); "
+        "at this model's 2048 width the attention is a larger share of each layer than in DeepSeek-V3 itself",
+    ),
+    (
         "qwen3-next-80b-a3b",
         "model",
         "(quantize --dry-run)",

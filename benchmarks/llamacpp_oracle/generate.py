@@ -69,6 +69,25 @@ ARCHS: dict[str, dict] = {
     "deepseek-v2-lite": dict(
         src="llm/DeepSeek-V2-Lite.json", layers=27, quants=[], overrides=dict(n_routed_experts=4, num_experts_per_tok=2)
     ),
+    # DeepSeek-V3's attention (MLA with q_lora, 128 heads, kv_lora_rank 512) at a narrower width (2048) and
+    # 8 routed experts: a second MLA point where n_head x kv_lora_rank (65,536) differs from 4 hidden states
+    # (DeepSeek-V2-Lite has both at 8,192); the real 129,280-token vocabulary; no MTP layer
+    "deepseek-v3-narrow": dict(
+        src="llm/DeepSeek-V3.json",
+        layers=2,
+        quants=[],
+        overrides=dict(
+            hidden_size=2048,
+            intermediate_size=4096,
+            moe_intermediate_size=512,
+            n_routed_experts=8,
+            n_group=1,
+            topk_group=1,
+            first_k_dense_replace=1,
+            num_nextn_predict_layers=0,
+        ),  # fmt: skip
+        drop=["auto_map"],
+    ),
     "gpt-oss-20b": dict(src="llm/gpt-oss-20b.json", layers=2, quants=[]),
     # VLMs: the language model keeps 2 layers, the vision tower keeps its full depth
     "qwen2-vl-7b": dict(src="vlm/Qwen2-VL-7B-Instruct.json", layers=2, quants=[], vlm=True),
@@ -90,6 +109,8 @@ def reduced_config(spec: dict) -> dict:
     else:
         cfg = json.loads((HF / spec["src"]).read_text())
     cfg = copy.deepcopy(cfg)
+    for k in spec.get("drop", []):  # remote-code pointers: the converter and transformers use their own class
+        cfg.pop(k, None)
     cfg.pop("quantization_config", None)  # gpt-oss: mxfp4 needs GPU kernels in transformers; llama-quantize makes MXFP4
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     n = spec["layers"]

@@ -70,13 +70,18 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     for every token) and reuses memory between ops, so the buffer is the largest of three live sets
     (f32 activations, ``act`` = u x n_embd x 4 bytes):
 
-    - output: the logits (u x n_vocab) + one hidden state;
+    - output: the logits (u x n_vocab) + the final hidden state, and below it whatever gap the last
+      layer left (fused gate_up with FA: the mask + 2 hidden states; MLA: 4 hidden states);
     - attention without flash attention: the KQ scores (one stream's cells x u x n_head: with
       non-unified sequences each stream's scores cover its own cells) + the f32 KQ mask (cells x u) +
-      q, k, v + 3 hidden states;
-    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide)
-      + the KQ mask, alive through every layer (f16 with flash attention, f32 without) + 3 hidden states.
+      the V indices (no FA: u x n_embd_v_gqa int64) + q + hidden states; MLA (absorbed): the per-head
+      q, q_pe, absorbed q and Qcur, with or without flash attention;
+    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide
+      and its swiglu reads it whole: 3 widths) + the KQ mask, alive through every layer (f16 with flash
+      attention, f32 without) + 3 hidden states.
 
+    Each term names the live set it comes from: ggml-alloc's own debug output (GGML_ALLOCATOR_DEBUG,
+    benchmarks/llamacpp_oracle/liveset.py) of the recorded runs at its peak.
     A CPU build also keeps the input embedding rows (one more act) in this buffer; CUDA moves them to a
     CUDA_Host buffer (``backend="cpu"`` adds it back). Fitted to llama.cpp 0c1e57098 runs recorded in
     tests/fixtures/llamacpp_oracle/runs.csv (Llama-2/Mistral/Phi-3: FFN set; Qwen/Llama-3/Gemma: output
@@ -103,11 +108,29 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
         # fused qkv projection (Phi-3) leaves none (96.01 MiB)
         attn = n_ctx * u * llm.num_heads * 4 + mask + v_idxs + q + (0 if llm.fused_qkv else 2 * act) + act
     if llm.mla:
-        # DeepSeek-V2 MLA (src/models/deepseek2.cpp, absorbed attention): the last layer frees the per-head
-        # latent query (q_nope x wk_b: n_head x kv_lora_rank f32 per token) and the final hidden state
-        # (ffn_moe_out) lands above that gap, the logits above it (ggml-alloc live set at the output:
-        # inp_embd, ffn_moe_out-26 at 20.02 MiB, result_output; 224.02 MiB at u=512)
-        output += u * llm.num_heads * llm.mla.kv_lora_rank * 4
+        # MLA, absorbed attention (src/models/deepseek2.cpp at 0c1e57098): per head and token, q (nope + rope),
+        # its roped q_pe, q_nope_absorbed = wk_b x q_nope (kv_lora_rank) and Qcur = concat(absorbed, q_pe)
+        # (kv_lora_rank + rope) are f32 tensors; they stay allocated together because each is too large for
+        # the gap the previous one leaves (ggml-alloc live set, DeepSeek-V3 attention at 2048 wide, u=512, FA:
+        # inp_embd, mask, norm, q_pe 16, ffn_out, [q 48 freed], q_nope_absorbed 128, Qcur 144 = 360.01 MiB;
+        # without FA the KQ scores above them and the f16 V view copied out of the K cache, v_cont, cells x
+        # kv_lora_rank: 1388.01 MiB at 4096 cells)
+        m = llm.mla
+        head = u * llm.num_heads * 4
+        q_mla = head * (2 * m.qk_rope_head_dim + m.qk_nope_head_dim + 2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        kq_mla = n_ctx * u * llm.num_heads * 4
+        if flash_attention:
+            attn = q_mla + mask + 4 * act
+        elif kq_mla <= head * m.kv_lora_rank:
+            # the KQ scores fit in the block of the absorbed q, freed once Qcur is built: no growth above
+            # (live set at 512 cells without FA: embd, norm, q_nope_absorbed, q_pe, Qcur = 352.01 MiB)
+            attn = q_mla + mask + 3 * act
+        else:
+            attn = n_ctx * u * llm.num_heads * 4 + q_mla + mask + n_ctx * m.kv_lora_rank * 2 + 3 * act
+        # the final hidden state (ffn_moe_out of the last layer) sits above a gap of 4 hidden states, the
+        # logits above it (DeepSeek-V2-Lite, 27 layers: inp_embd, ffn_moe_out-26 at 20.02 MiB, result_output;
+        # 224.02 MiB at u=512). Observed on that model only: DeepSeek-V3's attention set is larger anyway
+        output += 4 * act
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
