@@ -85,7 +85,7 @@ ARCHS: dict[str, dict] = {
             topk_group=1,
             first_k_dense_replace=1,
             num_nextn_predict_layers=0,
-        ),  # fmt: skip
+        ),
         drop=["auto_map"],
     ),
     "gpt-oss-20b": dict(src="llm/gpt-oss-20b.json", layers=2, quants=[]),
