@@ -348,3 +348,19 @@ def test_hybrid_recurrent_state_and_kv():
     r = next(r for r in rows if r["n_ctx"] == "4096" and r["np"] == "1" and r["ctk"] == "f16" and r["fa"] == "on")
     assert float(r["kv_mib"]) == 8.0  # 1 of 4 layers: 4096 cells x 2 x 2 heads x 256 x 2 bytes
     assert all(c.ok for c in _within(rows, "compute"))
+
+
+def test_hybrid_kv_figure_of_the_pipeline_is_kv_plus_recurrent_state():
+    """What `check` reports as the KV cache of a hybrid model (placement.kv_cache_bytes) is llama.cpp's KV buffer
+    plus its RS buffer, for one and four sequences."""
+    from vramcalc.placement import kv_cache_bytes
+    from vramcalc.results import Workload
+    from vramcalc.runtimes.llamacpp import LlamaCpp
+
+    llm = compare.specs("qwen3-next-80b-a3b")[0]
+    for np_, c in (("1", "4096"), ("4", "16384")):
+        r = next(iter(_rows(arch="qwen3-next-80b-a3b", np=np_, n_ctx=c, kvu="0", fa="on", ctk="f16", ctv="f16", ub="512")))
+        n = int(np_)
+        got, _cells = kv_cache_bytes(llm, int(c) // n, Workload(batch=n), LlamaCpp())
+        want = (float(r["kv_mib"]) + float(r["rs_mib"])) * MiB
+        assert abs(got / want - 1) < 0.005, (np_, got / MiB, want / MiB)
