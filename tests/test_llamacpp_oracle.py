@@ -50,6 +50,8 @@ def test_recording_covers_the_architectures_and_settings():
     assert any(s.moe for s in fam.values()), "an MoE"
     assert any(s.sliding_window for s in fam.values()), "a sliding-window model"
     assert any(s.mla for s in fam.values()), "an MLA model"
+    assert any(s.linear_attention for s in fam.values()), "a hybrid linear-attention model"
+    assert any(s.moe and s.moe.num_experts == 8 and s.moe.experts_per_token == 2 for s in fam.values()), "Mixtral-style MoE"
     vlms = {r["arch"] for r in ROWS if r["tool"] == "llama-mtmd-cli"} - set(compare.UNSUPPORTED)
     assert len(vlms) >= 4, sorted(vlms)
     # every setting the issue names was varied
@@ -282,3 +284,84 @@ def test_multi_crop_images_reserve_one_crop():
     e = estimate(vlm, cat.resolve_gpu("rtx4090"), Workload(image_size=(672, 672)), catalog=cat)
     proj = clip_projector_outputs(vlm, enc, cat.llm(vlm.llm))  # type: ignore[arg-type,union-attr]  # one crop's projector too
     assert e.memory.compute_bytes.vision == clip_compute_bytes(enc, native_tokens(enc), 1, True, proj)
+
+
+# --------------------------------------------------------------------------------------------
+# Round 2: the compute buffer from ggml-alloc's live sets, Mixtral-style MoE, a hybrid model
+
+
+def test_fused_gate_up_ffn_is_up_plus_swiglu():
+    """Phi-3 (fused gate_up): ffn_up is 2 x n_ff wide and ggml_swiglu reads both halves, so the FFN live set is
+    3 n_ff wide, not 4 (was +12% to +27% outside 16k)."""
+    rows = [r for r in _rows(arch="phi-3-mini", tool="llama-completion") if r["n_ctx"] != "16384"]
+    cs = _within(rows, "compute")
+    assert len(cs) >= 20 and all(c.ok for c in cs)
+    # 512 cells, no FA (ggml-alloc live set: inp_embd 6, v_idxs 12, mask 1, gap 6, node 6, ffn_up 32, swiglu 16)
+    r = next(iter(_rows(arch="phi-3-mini", n_ctx="512", fa="off", tool="llama-completion")))
+    assert float(r["compute_mib"]) == pytest.approx(79.01)
+    assert _check(r, "compute").predicted == 79 * MiB
+
+
+def test_v_indices_without_flash_attention():
+    """Without FA the transposed V store's int64 index tensor (n_ubatch x n_embd_v_gqa x 8 bytes) stays alive
+    in the attention live set: Mistral -np 2 at 2048 cells was -6.8%."""
+    r = next(iter(_rows(arch="mistral-7b-v0.1", n_ctx="4096", np="2", fa="off", tool="llama-completion")))
+    c = _check(r, "compute")
+    assert float(r["compute_mib"]) == pytest.approx(176.01)
+    assert c.ok, c.error
+
+
+def test_mla_compute_buffer():
+    """MLA with absorbed attention: the per-head q, q_pe, absorbed q and Qcur are alive together (DeepSeek-V3's
+    attention at 2048 wide: 360.01 MiB with FA at u=512, 1388.01 MiB without at 4096 cells), and the logits sit
+    above a gap of 4 hidden states (DeepSeek-V2-Lite: was -7% to -8% at every setting)."""
+    for arch in ("deepseek-v2-lite", "deepseek-v3-narrow"):
+        rows = [r for r in ROWS if r["arch"] == arch and r["tool"] in ("llama-completion", "llama-batched-bench")]
+        cs = _within(rows, "compute")
+        assert len(cs) >= 20 and all(c.ok for c in cs), arch
+    r = next(iter(_rows(arch="deepseek-v3-narrow", n_ctx="4096", np="1", ub="512", fa="on", ctk="f16", tool="llama-completion")))
+    assert float(r["compute_mib"]) == pytest.approx(360.01)
+    assert abs(_check(r, "compute").error) < 0.001
+
+
+def test_mixtral_style_moe_recorded_and_within_tolerance():
+    """8 experts, top-2, no shared expert (Mixtral's rules at a quarter of the width): weights, KV and compute."""
+    rows = [r for r in ROWS if r["arch"] == "mixtral-8x7b-narrow" and r["tool"] != "llama-quantize --dry-run"]
+    assert len(rows) >= 25
+    spec = compare.specs("mixtral-8x7b-narrow")[0]
+    assert spec.moe and spec.moe.num_experts == 8 and spec.moe.experts_per_token == 2
+    for what in ("model", "kv", "compute"):
+        assert all(c.ok for c in _within(rows, what)), what
+
+
+def test_hybrid_recurrent_state_and_kv():
+    """Qwen3-Next (3 Gated DeltaNet layers : 1 attention layer): llama.cpp's KV buffer holds the attention
+    layer only, and the recurrent state is its own RS buffer, one cell per sequence (6.28 MiB for one
+    sequence: R 0.28 + S 6.00 MiB; 25.12 MiB for -np 4)."""
+    rows = [r for r in ROWS if r["arch"] == "qwen3-next-80b-a3b" and r["tool"] != "llama-quantize --dry-run"]
+    assert len(rows) >= 25
+    rs = _within(rows, "rs")
+    assert all(c.ok for c in rs)
+    one = next(r for r in rows if r["np"] == "1")
+    four = next(r for r in rows if r["np"] == "4")
+    assert float(one["rs_mib"]) == pytest.approx(6.28) and float(four["rs_mib"]) == pytest.approx(25.12)
+    assert all(c.ok for c in _within(rows, "kv"))
+    r = next(r for r in rows if r["n_ctx"] == "4096" and r["np"] == "1" and r["ctk"] == "f16" and r["fa"] == "on")
+    assert float(r["kv_mib"]) == 8.0  # 1 of 4 layers: 4096 cells x 2 x 2 heads x 256 x 2 bytes
+    assert all(c.ok for c in _within(rows, "compute"))
+
+
+def test_hybrid_kv_figure_of_the_pipeline_is_kv_plus_recurrent_state():
+    """What `check` reports as the KV cache of a hybrid model (placement.kv_cache_bytes) is llama.cpp's KV buffer
+    plus its RS buffer, for one and four sequences."""
+    from vramcalc.placement import kv_cache_bytes
+    from vramcalc.results import Workload
+    from vramcalc.runtimes.llamacpp import LlamaCpp
+
+    llm = compare.specs("qwen3-next-80b-a3b")[0]
+    for np_, c in (("1", "4096"), ("4", "16384")):
+        r = next(iter(_rows(arch="qwen3-next-80b-a3b", np=np_, n_ctx=c, kvu="0", fa="on", ctk="f16", ctv="f16", ub="512")))
+        n = int(np_)
+        got, _cells = kv_cache_bytes(llm, int(c) // n, Workload(batch=n), LlamaCpp())
+        want = (float(r["kv_mib"]) + float(r["rs_mib"])) * MiB
+        assert abs(got / want - 1) < 0.005, (np_, got / MiB, want / MiB)

@@ -44,11 +44,49 @@ ARCHS: dict[str, dict] = {
     "gemma-2-2b": dict(src="llm/gemma-2-2b.json", layers=4),
     "phi-3-mini": dict(src="llm/Phi-3-mini-4k-instruct.json", layers=4),
     "qwen3-30b-a3b": dict(src="llm/Qwen3-30B-A3B.json", layers=2, quants=[]),
-    "mixtral-8x7b": dict(src="llm/Mixtral-8x7B-v0.1.json", layers=1, quants=[]),
+    # Mixtral's MoE rules (8 experts, top-2, no shared expert) at a quarter of the width: the full 4096 x
+    # 14336 experts made a 2.8 GB layer, too slow to generate here; per-layer memory rules do not depend on
+    # the width's value, and the tests read the spec from this reduced config
+    "mixtral-8x7b-narrow": dict(
+        src="llm/Mixtral-8x7B-v0.1.json",
+        layers=2,
+        quants=[],
+        overrides=dict(hidden_size=1024, intermediate_size=3584, num_attention_heads=8, num_key_value_heads=2),
+    ),
+    # A hybrid (Gated DeltaNet + full attention, 3:1) MoE model: Qwen3-Next-80B-A3B, whose published
+    # configuration is transformers 4.57.6's Qwen3NextConfig defaults (no config.json is in
+    # shared/reference; Qwen3.5 has no transformers class at 4.57). 4 layers = one 3:1 group; 16 of the
+    # 512 routed experts keep the file small (top-10 and the shared expert unchanged)
+    "qwen3-next-80b-a3b": dict(
+        src="transformers:Qwen3NextConfig",
+        layers=4,
+        quants=[],
+        overrides=dict(num_experts=16, architectures=["Qwen3NextForCausalLM"], model_type="qwen3_next"),
+        convert_args=["--no-mtp"],  # the transformers model has no MTP block (the converter would look for one)
+    ),
     # llama.cpp recognises the Lite variant (no q_lora) by its 26/27 layers (src/models/deepseek2.cpp
     # is_lite), so the depth stays; 4 routed experts instead of 64 keep the file small (MLA unchanged)
     "deepseek-v2-lite": dict(
         src="llm/DeepSeek-V2-Lite.json", layers=27, quants=[], overrides=dict(n_routed_experts=4, num_experts_per_tok=2)
+    ),
+    # DeepSeek-V3's attention (MLA with q_lora, 128 heads, kv_lora_rank 512) at a narrower width (2048) and
+    # 8 routed experts: a second MLA point where n_head x kv_lora_rank (65,536) differs from 4 hidden states
+    # (DeepSeek-V2-Lite has both at 8,192); the real 129,280-token vocabulary; no MTP layer
+    "deepseek-v3-narrow": dict(
+        src="llm/DeepSeek-V3.json",
+        layers=2,
+        quants=[],
+        overrides=dict(
+            hidden_size=2048,
+            intermediate_size=4096,
+            moe_intermediate_size=512,
+            n_routed_experts=8,
+            n_group=1,
+            topk_group=1,
+            first_k_dense_replace=1,
+            num_nextn_predict_layers=0,
+        ),
+        drop=["auto_map"],
     ),
     "gpt-oss-20b": dict(src="llm/gpt-oss-20b.json", layers=2, quants=[]),
     # VLMs: the language model keeps 2 layers, the vision tower keeps its full depth
@@ -63,8 +101,16 @@ ARCHS: dict[str, dict] = {
 
 
 def reduced_config(spec: dict) -> dict:
-    cfg = json.loads((HF / spec["src"]).read_text())
+    if spec["src"].startswith("transformers:"):  # the class defaults are the published model's configuration
+        import transformers
+
+        cfg = getattr(transformers, spec["src"].split(":", 1)[1])().to_dict()
+        cfg["layer_types"] = cfg.get("layer_types") or []
+    else:
+        cfg = json.loads((HF / spec["src"]).read_text())
     cfg = copy.deepcopy(cfg)
+    for k in spec.get("drop", []):  # remote-code pointers: the converter and transformers use their own class
+        cfg.pop(k, None)
     cfg.pop("quantization_config", None)  # gpt-oss: mxfp4 needs GPU kernels in transformers; llama-quantize makes MXFP4
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     n = spec["layers"]
@@ -232,7 +278,7 @@ def one(a: argparse.Namespace, name: str, quantize: Path) -> None:
                 build_model(hf, vlm)
             conv = [sys.executable, str(HERE / "convert.py"), str(a.llama_cpp), str(hf)]
             if not f16.exists():
-                subprocess.run([*conv, str(f16)], check=True)
+                subprocess.run([*conv, str(f16), *spec.get("convert_args", [])], check=True)
             if vlm and not (d / f"mmproj-{name}-F16.gguf").exists():
                 subprocess.run([*conv, str(d / f"mmproj-{name}-F16.gguf"), "--mmproj"], check=True)
         if not quantize.exists():

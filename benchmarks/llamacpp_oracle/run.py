@@ -34,12 +34,14 @@ FIELDS = [
     "run", "arch", "tool", "quant", "n_ctx", "np", "kvu", "ub", "b", "fa", "ctk", "ctv", "image_w", "image_h", "warmup",
     "model_mib", "kv_mib", "kv_cells", "kv_swa_cells", "kv_streams", "n_ctx_seq", "n_outputs_max", "output_mib", "compute_mib",
     "clip_model_mib", "clip_compute_mib", "image_nx", "image_ny", "image_batch",
-    "llama_cpp_commit", "date", "command",
+    "llama_cpp_commit", "date", "command", "rs_mib",
 ]  # fmt: skip
 
 RE = {
     "model": re.compile(r"model buffer size =\s*([\d.]+) MiB"),
     "kv": re.compile(r"KV buffer size =\s*([\d.]+) MiB"),
+    # a hybrid / recurrent model's recurrent-state buffer (llama-memory-recurrent.cpp: "RS buffer size")
+    "rs": re.compile(r"RS buffer size =\s*([\d.]+) MiB"),
     "kvsize": re.compile(r"llama_kv_cache: size =.*\(\s*(\d+) cells,\s*(\d+) layers,\s*(\d+)/(\d+) seqs\)"),
     "output": re.compile(r"output buffer size =\s*([\d.]+) MiB"),
     "compute": re.compile(r"sched_reserve:\s+\S+ compute buffer size =\s*([\d.]+) MiB"),
@@ -66,6 +68,8 @@ def run_one(cmd: list[str], mtmd: bool, warmup: bool, timeout: float = 300.0) ->
                 got["model_mib"] = float(got["model_mib"]) + float(m.group(1))  # type: ignore[arg-type]
             elif m := RE["kv"].search(line):
                 got["kv_mib"] = float(got["kv_mib"]) + float(m.group(1))  # type: ignore[arg-type]
+            elif m := RE["rs"].search(line):
+                got["rs_mib"] = float(got.get("rs_mib", 0.0)) + float(m.group(1))  # type: ignore[arg-type]
             elif m := RE["kvsize"].search(line):
                 got["kv_cells"].append((int(m.group(1)), int(m.group(4))))  # type: ignore[union-attr]
             elif m := RE["output"].search(line):

@@ -70,13 +70,18 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     for every token) and reuses memory between ops, so the buffer is the largest of three live sets
     (f32 activations, ``act`` = u x n_embd x 4 bytes):
 
-    - output: the logits (u x n_vocab) + one hidden state;
+    - output: the logits (u x n_vocab) + the final hidden state, and below it whatever gap the last
+      layer left (fused gate_up with FA: the mask + 2 hidden states; MLA: 4 hidden states);
     - attention without flash attention: the KQ scores (one stream's cells x u x n_head: with
       non-unified sequences each stream's scores cover its own cells) + the f32 KQ mask (cells x u) +
-      q, k, v + 3 hidden states;
-    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide)
-      + the KQ mask, alive through every layer (f16 with flash attention, f32 without) + 3 hidden states.
+      the V indices (no FA: u x n_embd_v_gqa int64) + q + hidden states; MLA (absorbed): the per-head
+      q, q_pe, absorbed q and Qcur, with or without flash attention;
+    - FFN: up, gate and their product (u x n_ff each; a fused gate_up tensor, Phi-3, is twice as wide
+      and its swiglu reads it whole: 3 widths) + the KQ mask, alive through every layer (f16 with flash
+      attention, f32 without) + 3 hidden states.
 
+    Each term names the live set it comes from: ggml-alloc's own debug output (GGML_ALLOCATOR_DEBUG,
+    benchmarks/llamacpp_oracle/liveset.py) of the recorded runs at its peak.
     A CPU build also keeps the input embedding rows (one more act) in this buffer; CUDA moves them to a
     CUDA_Host buffer (``backend="cpu"`` adds it back). Fitted to llama.cpp 0c1e57098 runs recorded in
     tests/fixtures/llamacpp_oracle/runs.csv (Llama-2/Mistral/Phi-3: FFN set; Qwen/Llama-3/Gemma: output
@@ -89,16 +94,61 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     kv = 2 * u * llm.num_kv_heads * llm.head_dim_ * 4
     output = u * llm.vocab_size * 4 + act
     mask = n_ctx * u * (2 if flash_attention else 4)
+    # Without flash attention the V cache is stored transposed and llm_graph_input_attn_kv's
+    # ``self_v_idxs`` (llama-kv-cache.cpp build_input_v_idxs) holds one int64 index per stored element,
+    # u x n_embd_v_gqa x 8 bytes, alive from the first layer to the last (seen in ggml-alloc's live set,
+    # GGML_ALLOCATOR_DEBUG: 16 MiB for Llama-2 at u=512, 12 MiB for Phi-3)
+    v_idxs = 0 if flash_attention else u * llm.num_kv_heads * llm.head_dim_ * 8
     if flash_attention:
         attn = q + kv + mask + 3 * act  # no KQ matrix is materialized
     else:
-        attn = n_ctx * u * llm.num_heads * 4 + mask + q + kv + 3 * act
+        # build_attn_mha: the f32 KQ scores (kq-0) above the mask, v_idxs, the layer input (embd) and the
+        # roped Q (Qcur-0); with separate q/k/v projections a gap of two hidden states lies between embd
+        # and Qcur (ggml-alloc live sets: Llama-2 at 1024 cells 122.01 MiB, Mistral -np 2 176.01 MiB); a
+        # fused qkv projection (Phi-3) leaves none (96.01 MiB)
+        attn = n_ctx * u * llm.num_heads * 4 + mask + v_idxs + q + (0 if llm.fused_qkv else 2 * act) + act
+    if llm.mla:
+        # MLA, absorbed attention (src/models/deepseek2.cpp at 0c1e57098): per head and token, q (nope + rope),
+        # its roped q_pe, q_nope_absorbed = wk_b x q_nope (kv_lora_rank) and Qcur = concat(absorbed, q_pe)
+        # (kv_lora_rank + rope) are f32 tensors; they stay allocated together because each is too large for
+        # the gap the previous one leaves (ggml-alloc live set, DeepSeek-V3 attention at 2048 wide, u=512, FA:
+        # inp_embd, mask, norm, q_pe 16, ffn_out, [q 48 freed], q_nope_absorbed 128, Qcur 144 = 360.01 MiB;
+        # without FA the KQ scores above them and the f16 V view copied out of the K cache, v_cont, cells x
+        # kv_lora_rank: 1388.01 MiB at 4096 cells)
+        m = llm.mla
+        head = u * llm.num_heads * 4
+        q_mla = head * (2 * m.qk_rope_head_dim + m.qk_nope_head_dim + 2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        kq_mla = n_ctx * u * llm.num_heads * 4
+        if flash_attention:
+            attn = q_mla + mask + 4 * act
+        elif kq_mla <= head * m.kv_lora_rank:
+            # the KQ scores fit in the block of the absorbed q, freed once Qcur is built: no growth above
+            # (live set at 512 cells without FA: embd, norm, q_nope_absorbed, q_pe, Qcur = 352.01 MiB)
+            attn = q_mla + mask + 3 * act
+        else:
+            attn = n_ctx * u * llm.num_heads * 4 + q_mla + mask + n_ctx * m.kv_lora_rank * 2 + 3 * act
+        # the final hidden state (ffn_moe_out of the last layer) sits above a gap of 4 hidden states, the
+        # logits above it (DeepSeek-V2-Lite, 27 layers: inp_embd, ffn_moe_out-26 at 20.02 MiB, result_output;
+        # 224.02 MiB at u=512). Observed on that model only: DeepSeek-V3's attention set is larger anyway
+        output += 4 * act
     if llm.moe:
         ff = llm.moe.expert_intermediate_size * llm.moe.experts_per_token
     else:
         ff = llm.intermediate_size
-    widths = (4 if llm.fused_gate_up else 3) if llm.gated_mlp else 2
-    ffn = u * ff * 4 * widths + mask + 3 * act
+    if llm.fused_gate_up:
+        # llama-graph.cpp build_ffn with a fused up_gate (Phi-3, LLM_FFN_SWIGLU): ffn_up is 2 x n_ff wide
+        # and ggml_swiglu reads both halves of it, so the live set is up (2 n_ff) + swiglu (n_ff) and one
+        # hidden state fewer than the separate gate/up case (ggml-alloc live set at the peak: node, ffn_up-0,
+        # ffn_swiglu-0; Phi-3 at 16k with FA: 82.01 MiB)
+        ffn = u * ff * 4 * 3 + mask + v_idxs + 2 * act
+        if flash_attention:
+            # the last layer's ffn_down output (the final hidden state) is placed by ggml-alloc's best fit at
+            # the bottom of the freed ffn_up block, so the logits go above mask + 2 hidden states + it
+            # (live set at the output: inp_embd, node_110 at 22.01 MiB, result_output; Phi-3 at 4096 with FA)
+            output += mask + 2 * act
+    else:
+        widths = 3 if llm.gated_mlp else 2  # gate, up, their product (ggml-alloc: ffn_gate-0, ffn_up-0, ffn_swiglu-0)
+        ffn = u * ff * 4 * widths + mask + 3 * act
     return max(output, attn, ffn) + (act if backend == "cpu" else 0)
 
 
@@ -294,7 +344,12 @@ def kv_bytes(llm: LlmSpec, lay: KvLayout, type_k: str = "f16", type_v: str | Non
     k_dim, v_dim = llamacpp_kv_dims(llm)
     tk, tv = _KV_GGML[type_k], _KV_GGML[type_v or type_k]
     total = 0
+    la = llm.linear_attention
     for i in range(llm.num_layers):
+        if la is not None and la.is_linear(i):
+            # a hybrid model's linear-attention layers have no KV cells: llama_memory_hybrid keeps their
+            # state in the separate recurrent ('RS') buffer (placement.recurrent_state_bytes)
+            continue
         n = lay.swa_cells if llamacpp_window(llm) and llm.sliding_window and llm.sliding_window.is_sliding(i) else lay.cells
         total += ggml_type_bytes(tk, k_dim * n) + ggml_type_bytes(tv, v_dim * n)
     return total
