@@ -28,13 +28,42 @@ def pytest_collectreport(report):
         report.outcome = "failed"
 
 
+@pytest.fixture(scope="session")
+def _builtin_catalog_cache(tmp_path_factory) -> dict[str, bytes]:
+    """The files a first run writes to ``<home>/cache`` for the built-in catalog (validated entries), built
+    once per session: name -> bytes."""
+    from vramcalc.catalog import load_catalog
+
+    home = tmp_path_factory.mktemp("catalog-cache-seed") / "vramcalc-home"
+    with pytest.MonkeyPatch.context() as mp:
+        for k in list(os.environ):
+            if k.startswith("VRAMCALC_"):
+                mp.delenv(k)
+        mp.setenv("VRAMCALC_HOME", str(home))
+        load_catalog.cache_clear()
+        load_catalog()
+        load_catalog.cache_clear()
+    return {p.name: p.read_bytes() for p in (home / "cache").glob("catalog-*.pickle")}
+
+
 @pytest.fixture(autouse=True)
-def _hermetic(tmp_path, monkeypatch):
-    """No VRAMCALC_* from the caller; the user data dir is a fresh temp dir."""
+def _hermetic(request, tmp_path, monkeypatch):
+    """No VRAMCALC_* from the caller; the user data dir is a fresh temp dir.
+
+    Its ``cache/`` starts with the built-in catalog's cache file, as on a user's second run: a cold load
+    validates all ~430 entries (~0.2 s of CPU), and about 40% of the tests load the catalog. The cold path
+    keeps its own tests (test_catalog_cache.py, and any test marked ``cold_catalog_cache``, whose home starts
+    empty); a test with a user catalog loads other roots, so its cache file is another and starts cold."""
     for k in list(os.environ):
         if k.startswith("VRAMCALC_"):
             monkeypatch.delenv(k)
-    monkeypatch.setenv("VRAMCALC_HOME", str(tmp_path / "vramcalc-home"))
+    home = tmp_path / "vramcalc-home"
+    monkeypatch.setenv("VRAMCALC_HOME", str(home))
+    if request.node.get_closest_marker("cold_catalog_cache") is None:
+        seed = request.getfixturevalue("_builtin_catalog_cache")
+        (home / "cache").mkdir(parents=True)
+        for name, blob in seed.items():
+            (home / "cache" / name).write_bytes(blob)
     # no test reaches the internet: a name that looks like a Hub repo or an Ollama tag is answered
     # offline (the loopback fake Hub/registry fixtures of test_hub.py / test_ollama.py undo these)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
