@@ -93,6 +93,33 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def _memoize_typer_get_command() -> None:
+    """typer's CliRunner.invoke rebuilds the click command from the Typer app on every call (inspecting every
+    command's signature and type hints): ~60% of a `check` case's CPU time. Build it once per app and per
+    set of registered commands; the click command is stateless between invocations (each gets a new
+    Context), so every test still runs the same command code. typer >=0.12,<0.29 (pyproject) has
+    typer.testing._get_command; without it nothing changes."""
+    import typer.testing
+
+    build = getattr(typer.testing, "_get_command", None)
+    if build is None or getattr(build, "vramcalc_memo", False):
+        return
+    built: dict[tuple, object] = {}
+
+    def get_command(app):
+        infos = (*app.registered_commands, *app.registered_groups, app.registered_callback)
+        key = (id(app), *(id(i) for i in infos))
+        if key not in built:
+            built[key] = (app, build(app))  # keeps app alive, so its id is not reused
+        return built[key][1]
+
+    get_command.vramcalc_memo = True  # type: ignore[attr-defined]
+    typer.testing._get_command = get_command
+
+
+_memoize_typer_get_command()
+
+
 @pytest.fixture(scope="session")
 def runner():
     from typer.testing import CliRunner
