@@ -22,10 +22,17 @@ def pytest_runtest_makereport(item, call):
     return rep
 
 
-def pytest_collectreport(report):
-    """A whole module skipped at collection (importorskip at the top) fails under strict skips too."""
-    if STRICT_SKIPS and report.skipped:
-        report.outcome = "failed"
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A whole module skipped at collection (importorskip at the top) fails under strict skips too. Changed
+    where the report is made, before any pytest_collectreport hook (the terminal's, or pytest-xdist's,
+    which sends it from a worker) sees it as a skip."""
+    rep = yield
+    if STRICT_SKIPS and rep.skipped:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else rep.longrepr
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped at collection under VRAMCALC_STRICT_SKIPS=1 (CI installs every extra): {reason}"
+    return rep
 
 
 @pytest.fixture(scope="session")
