@@ -69,7 +69,7 @@ _COMMANDS: dict[int, object] = {}
 
 def _memoize_get_command() -> None:
     """typer's CliRunner.invoke rebuilds the click command from the app on every call (~2/3 of a check
-    case's time); one command per process runs the same code. (typer <0.29 has typer.testing._get_command;
+    case's time); one command per process runs the same code. (typer 0.28 has typer.testing._get_command;
     without it nothing changes.)"""
     import typer.testing
 
