@@ -19,6 +19,9 @@ from vramcalc.catalog import Catalog, builtin_catalog_dir, load_catalog
 from vramcalc.errors import CatalogError
 from vramcalc.schema import GpuSpec, LlmSpec, to_dict
 
+# the cache's own tests: each home starts empty (conftest seeds the others with the built-in catalog's cache)
+pytestmark = pytest.mark.cold_catalog_cache
+
 GPU = "gpus/rtx3060-12gb.yaml"
 LLM = "llms/llama-2-7b.yaml"
 

@@ -231,6 +231,7 @@ def test_fit_rows_come_from_the_store_and_follow_the_catalog(tmp_path, monkeypat
     assert len(calls) == len(uses) >= 1  # only the models built on the edited entry were computed again
 
 
+@pytest.mark.cold_catalog_cache  # lists tmp_path, where conftest would make the seeded home
 def test_a_save_removes_other_code_versions_only(tmp_path):
     (tmp_path / "derived-0ld7a9-fit_row.marshal").write_bytes(b"old")
     (tmp_path / "derived-5a3e7a9-calibration_yaml.marshal").write_bytes(b"same version, other namespace")

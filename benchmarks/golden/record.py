@@ -64,12 +64,35 @@ def catalog_ids() -> dict[str, list[str]]:
     return {k: cat.ids(k) for k in ("llms", "vlms", "encoders")}
 
 
+_COMMANDS: dict[int, object] = {}
+
+
+def _memoize_get_command() -> None:
+    """typer's CliRunner.invoke rebuilds the click command from the app on every call (~2/3 of a check
+    case's time); one command per process runs the same code. (typer 0.28 has typer.testing._get_command;
+    without it nothing changes.)"""
+    import typer.testing
+
+    build = getattr(typer.testing, "_get_command", None)
+    if build is None or getattr(build, "vramcalc_memo", False):
+        return
+
+    def get_command(app):  # one app, built once: the Typer object is kept alive by the CLI module
+        if id(app) not in _COMMANDS:
+            _COMMANDS[id(app)] = build(app)
+        return _COMMANDS[id(app)]
+
+    get_command.vramcalc_memo = True  # type: ignore[attr-defined]
+    typer.testing._get_command = get_command
+
+
 def run_case(args: list[str]) -> dict:
     """One CLI invocation in-process (built-in catalog only): its exit code and output."""
     from typer.testing import CliRunner
 
     from vramcalc.cli import app
 
+    _memoize_get_command()
     r = CliRunner().invoke(app, args)
     rec: dict = {"args": args, "exit": r.exit_code}
     if r.exit_code == 0:
