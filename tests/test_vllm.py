@@ -155,6 +155,8 @@ def test_done_when_72b_awq_on_two_3090s(runner):
     assert any("quantized with AWQ" in n for n in s["notes"])
     table = runner.invoke(app, args)
     assert table.exit_code == 0 and "DOES NOT START" in table.stdout and "vllm serve" in table.stdout
+    # issue 12: no speed is printed as if it were an answer when the server cannot start (JSON keeps the figures)
+    assert "No speed shown" in table.stdout and "decode, one request" not in table.stdout
     ok = runner.invoke(app, [*args[:-1], "4096", "--gpu-memory-utilization", "0.95", "--json"])
     s2 = json.loads(ok.stdout)["serving"]
     assert s2["starts"] and s2["kv_cache_tokens"] >= 4096 and s2["max_concurrency"] == round(s2["kv_cache_tokens"] / 4096, 2)

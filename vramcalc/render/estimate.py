@@ -166,7 +166,7 @@ def render_estimate(est: Estimate) -> Group:
     if est.verdict == "no" and est.throughput is not None:
         lines += [
             Text(""),
-            Text("No speed shown: it does not run with these settings (speeds would describe a run that cannot happen).", style="dim"),
+            Text(NO_SPEED, style="dim"),
         ]
     else:
         lines += render_speed(est)
@@ -185,6 +185,10 @@ def _secs(x: float) -> str:
 
 
 BACKEND_NAMES = {"cuda": "CUDA", "rocm": "ROCm", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL", "cpu": "CPU"}
+
+
+#: What ``check`` prints instead of speeds when the verdict says it does not run (llama.cpp, serving, MLX).
+NO_SPEED = "No speed shown: it does not run with these settings (speeds would describe a run that cannot happen)."
 
 
 def render_speed(est: Estimate) -> list[Any]:

@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from vramcalc.render.estimate import NO_SPEED
 from vramcalc.units import GiB
 
 if TYPE_CHECKING:
@@ -98,7 +99,10 @@ def render_serving(est: Estimate) -> Group:
         out.append(Text(s.error, style="red"))
     if s.lower:
         out.append(Text("To start: " + " | ".join(s.lower)))
-    if s.speeds:
+    runs = (verdict != "no") if mlx else s.starts
+    if s.speeds and not runs:
+        out.append(Text(NO_SPEED, style="dim"))
+    elif s.speeds:
         sp = Table(box=None, pad_edge=False, show_header=False)
         sp.add_column("")
         sp.add_column("", justify="right")
