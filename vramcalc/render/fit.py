@@ -27,6 +27,11 @@ def _date(released: str | None, basis: str | None) -> str:
     return released if basis == "released" else f">={released}"
 
 
+def _usable(r: FitResult) -> str:
+    """The usable-speed threshold the rows were picked at: --min-speed, else USABLE_TOKENS_PER_S."""
+    return f"{r.usable_tokens_per_s:g}"
+
+
 def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
     """The header line, one row per model (the first ``limit``), and how the rows were chosen.
     Columns that do not fit the width are dropped least important first; ids are never cut."""
@@ -59,7 +64,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
         label, style = VERDICT_TEXT[row.verdict]
         if row.verdict == "offload" and row.gpu_layers:
             label += f" {row.gpu_layers}"
-        if row.meets_min_speed is False:
+        if row.meets_min_speed is False or row.usable_speed is False:  # below --min-speed / the usable speed
             label += " (slow)"
         body.append(
             [
@@ -79,12 +84,18 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
     parts: list = [head, table, DroppedNote(table)] if r.rows else [head, Text("No results found.")]
     if limit is not None and len(r.rows) > limit:
         parts.append(Text(f"... {len(r.rows) - limit} more (--all, --limit N, or --json for all).", style="dim"))
-    parts.append(Text(f"Best quantization that fits, from {' > '.join(r.precisions)}. Order: {r.ranking}.", style="dim"))
+    parts.append(
+        Text(
+            f"Best quantization that fits and decodes at {_usable(r)} tok/s or more, from {' > '.join(r.precisions)}. Order: {r.ranking}.",
+            style="dim",
+        )
+    )
     parts.append(
         Text(
             "date: release month from a named source (data/quality.yaml); >=: not older than the transformers release its "
             "config was written with (a lower bound); ? none. "
-            "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total.",
+            "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total. "
+            f"(slow): no precision that runs reaches {_usable(r)} tok/s; the best that runs, ranked after the others.",
             style="dim",
         )
     )
