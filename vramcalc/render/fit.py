@@ -27,6 +27,13 @@ def _date(released: str | None, basis: str | None) -> str:
     return released if basis == "released" else f">={released}"
 
 
+def _speed(tokens_per_s: float | None) -> str:
+    """Decode tokens/s: one decimal below 10 (4.6 beside a 5 tok/s threshold is not '5'), else whole."""
+    if tokens_per_s is None:
+        return "-"
+    return f"{tokens_per_s:.1f}" if tokens_per_s < 9.95 else f"{tokens_per_s:.0f}"
+
+
 def _usable(r: FitResult) -> str:
     """The usable-speed threshold the rows were picked at: --min-speed, else USABLE_TOKENS_PER_S."""
     return f"{r.usable_tokens_per_s:g}"
@@ -75,7 +82,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
                 fmt_bytes(row.total_bytes, 1),
                 fmt_bytes(row.headroom_bytes, 1),
                 f"{row.max_context_tokens:,}" if row.max_context_tokens else "-",
-                f"{row.decode_tokens_per_s:.0f}" if row.decode_tokens_per_s is not None else "-",
+                _speed(row.decode_tokens_per_s),
                 _date(row.released, row.released_basis),
                 Text(label, style=style),
             ]
