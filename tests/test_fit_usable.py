@@ -135,3 +135,10 @@ def test_the_row_cache_is_keyed_on_the_usable_speed(cat, monkeypatch):
     at3, _, _ = fitmod._fit_one_cached(spec, gpu, cat, Workload(), rt, None, {})
     assert again == at5 and at5.quant != "Q8_0"
     assert at3.quant == "Q8_0" and at3.usable_speed is True, at3  # ~4 tok/s clears a 3 tok/s bar
+
+
+def test_a_model_that_does_not_run_is_not_usable(cat):
+    """Verdict no (405B on a 128 GB Mac: not even Q2_K with layers in RAM): ``usable_speed`` False, so it
+    ranks with the slow rows, after every usable one, whatever speed the formula would give."""
+    row, _ = _row(cat, M3_MAX, "llama-3.1-405b")
+    assert row.verdict == "no" and row.usable_speed is False, row

@@ -222,7 +222,8 @@ class FitRow(Jsonable):
     gpu_layers: str | None = doc("With offload: layers on the GPU as 'on GPU/total'.", default=None)
     usable_speed: bool | None = doc(
         "Decodes at a usable speed: at least --min-speed, else USABLE_TOKENS_PER_S (5 tok/s). False: no precision "
-        "that runs reaches it (the table marks it '(slow)'; ranked after the rows that do); None: no speed known.",
+        "that runs reaches it (the table marks it '(slow)'; ranked after the rows that do), or verdict no; None: no "
+        "speed known.",
         default=None,
     )
 
@@ -417,7 +418,7 @@ def make_row(
         verdict=est.verdict,
         meets_min_speed=meets,
         gpu_layers=gpu_layers,
-        usable_speed=None if speed is None or usable_speed is None else est.verdict != "no" and speed >= usable_speed,
+        usable_speed=None if usable_speed is None else False if est.verdict == "no" else None if speed is None else speed >= usable_speed,
     )
 
 

@@ -71,7 +71,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
         label, style = VERDICT_TEXT[row.verdict]
         if row.verdict == "offload" and row.gpu_layers:
             label += f" {row.gpu_layers}"
-        if row.meets_min_speed is False or row.usable_speed is False:  # below --min-speed / the usable speed
+        if row.verdict != "no" and (row.meets_min_speed is False or row.usable_speed is False):  # below the usable speed
             label += " (slow)"
         body.append(
             [
