@@ -553,11 +553,11 @@ def _fit_one(
 
     # a split's placement is decided by estimate(): the sum above only orders the candidates
     on_gpu = runs_on_gpu()
-    first = next(on_gpu, None)
+    top = next(on_gpu, None)
     expert: list[str] = []
-    if first is None or QUALITY_TIER.get(first, 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
+    if top is None or QUALITY_TIER.get(top, 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
         expert = _expert_offload(spec, gpus, catalog, work, rt, llm, order, fixed)
-    candidates = itertools.chain(expert, [first] if first is not None else [], on_gpu)  # then the sub-4-bit ones that fit
+    candidates = itertools.chain(expert, [top] if top is not None else [], on_gpu)  # then the sub-4-bit ones that fit
 
     # the best precision that runs at a usable speed; if none does, the best that runs (flagged)
     usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S

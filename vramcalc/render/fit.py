@@ -1,4 +1,4 @@
-"""The ``fit`` table: every catalog model at the best precision that fits, most capable first."""
+"""The ``fit`` table: every catalog model at the best precision that fits at a usable speed, most capable first."""
 
 from __future__ import annotations
 
