@@ -465,3 +465,29 @@ def test_expert_offload_reads_true(runner):
     verdict = next(line for line in text.splitlines() if line.startswith("Verdict"))
     assert "headroom" not in verdict and f"experts of {off['n_cpu_moe']} layers" in verdict
     assert "In system RAM (expert weights)" in text
+
+
+def test_fit_top3_at_80_columns_run_at_a_usable_speed(fits):
+    """Issue 12 section 3, what a person would run: on the issue's three cards the top 3 rows shown at 80
+    columns fit, at 4 bits or more, and decode at the usable speed (fit.USABLE_TOKENS_PER_S); the table
+    prints each id whole with its precision and speed (rtx3060: qwen3-14b, phi-4, gemma-3-12b; rtx5090:
+    gemma-4-31b, qwen3-vl-32b, qwen3.5-27b; M3 Max 128 GB: gemma-4-31b F16, llama-3.2-90b-vision Q5_K_M,
+    llama-3.3-70b Q6_K, no longer the 70-90B models at Q8_0 and ~4 tok/s)."""
+    from rich.console import Console
+
+    from vramcalc.fit import USABLE_TOKENS_PER_S
+    from vramcalc.render.fit import render_fit
+
+    r, _ = fits
+    for g in ("rtx3060", "rtx5090", "m3-max-40c-128gb"):
+        top = r[g].rows[:3]
+        for row in top:
+            assert row.verdict == "fits" and row.quant not in ("Q3_K_M", "Q2_K"), (g, row)
+            assert row.usable_speed is True and row.decode_tokens_per_s >= USABLE_TOKENS_PER_S, (g, row)
+        con = Console(width=80, record=True, color_system=None)
+        con.print(render_fit(r[g]))
+        shown = [line.split()[:5] for line in con.export_text().splitlines()[3:6]]
+        assert [s[0] for s in shown] == [row.model for row in top] and [s[4] for s in shown] == [row.quant for row in top], (g, shown)
+    m3 = {row.model: row for row in r["m3-max-40c-128gb"].rows}
+    for dense in ("llama-3.3-70b", "qwen2.5-72b", "llama-3.2-90b-vision"):
+        assert m3[dense].quant != "Q8_0" and m3[dense].usable_speed is True, m3[dense]

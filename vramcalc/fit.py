@@ -1,10 +1,14 @@
-"""'What can I run on this GPU?': every catalog model at the best precision that fits.
+"""'What can I run on this GPU?': every catalog model at the precision a person would run.
 
 For each LLM and VLM of the catalog, ``fit()`` walks the precisions from the highest quality down
 (llama.cpp: F16 > Q8_0 > Q6_K > Q5_K_M > Q4_K_M > IQ4_XS > Q3_K_M > Q2_K; transformers: the
 checkpoint dtype > int8 > nf4) and keeps the first one that *fits* (at least the 1 GiB margin
-llama.cpp's --fit keeps free); failing that, the first that is *tight* (fits with less margin);
-failing that, the smallest one, with verdict offload (llama.cpp) or no.
+llama.cpp's --fit keeps free; failing that, *tight*: fits with less margin) **and decodes at a
+usable speed** (``min_speed``, else ``USABLE_TOKENS_PER_S``): a larger file that fits but decodes
+below it is passed over for a smaller one (a 70B model on a 128 GB Mac: Q6_K at ~5.6 tok/s, not
+Q8_0 at ~4). When no precision that fits reaches the usable speed, the best that fits, flagged
+``usable_speed`` False and ranked after the rows that are usable. Failing all, the offload rule
+below, verdict offload (llama.cpp) or no.
 
 Only the weights change with the precision: the KV cache, compute buffers, vision encoder and
 runtime overhead do not. So each model is estimated once for those parts, the weights of every
@@ -13,6 +17,8 @@ precision are summed tensor by tensor (shared between a VLM and its LLM), and th
 at that precision (a test checks it).
 
 Ranking, "what a person would pick" (``sort="quality"``, the default):
+0. rows at a usable decode speed before those below it (``usable_speed`` False: no precision that
+   runs reaches it; unknown speed counts as usable);
 1. models that run on the GPU (fits or tight) before those that do not (offload, no);
 2. with ``min_speed``, those meeting it first;
 3. the precision's quality tier: 4 bits and up (F16 .. IQ4_XS; transformers: all) before 3-bit
@@ -32,7 +38,7 @@ Ranking, "what a person would pick" (``sort="quality"``, the default):
 5. more LLM parameters first (ties of the score);
 6. faster decode first; then a higher-quality precision; then the id.
 ``sort="speed"`` and ``sort="context"`` order the models that run by decode speed or largest
-context instead. Catalog entries that are only a VLM's language stack (``component`` in
+context instead (after 0-2). Catalog entries that are only a VLM's language stack (``component`` in
 data/quality.yaml) are left out (``hidden``).
 
 A model that does not fit at any precision shows the best precision, from the runtime's default
@@ -43,7 +49,8 @@ or ``USABLE_TOKENS_PER_S``) with layers offloaded to system RAM; the smallest on
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from vramcalc import runtimes
@@ -65,18 +72,19 @@ if TYPE_CHECKING:
 QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
 
 RANKING = (
-    "runs on the GPU (fits/tight) first; then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
+    "usable speed first; then runs on the GPU (fits/tight); then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
     "then higher quality score = log2(LLM params in B; MoE: sqrt(total x active)) + years since 2023-01 of its release month "
     "(data/quality.yaml; else the not-before bound from its config; undated last); then more params; then faster; "
     "then higher-quality precision; then id"
 )
 SORTS = {
     "quality": RANKING,
-    "speed": "runs on the GPU (fits/tight) first; then meets --min-speed; then faster decode; then the quality order",
-    "context": "runs on the GPU (fits/tight) first; then meets --min-speed; then larger context; then the quality order",
+    "speed": "usable speed first; then runs on the GPU (fits/tight); then meets --min-speed; then faster decode; then the quality order",
+    "context": "usable speed first; then runs on the GPU (fits/tight); then meets --min-speed; then larger context; then the quality order",
 }
 #: A decode speed a person can still use interactively: about reading pace. A chosen threshold
-#: (not a measurement) for picking an offload row's precision when no --min-speed is given.
+#: (not a measurement) for picking every row's precision (fitting or offloaded) when no
+#: --min-speed is given, and for ranking rows below it last.
 USABLE_TOKENS_PER_S = 5.0
 #: Years of release date worth a doubling of the parameters in ``quality_score`` (a chosen
 #: trade-off, not a measurement: a model a year newer ranks with one twice its size).
@@ -182,14 +190,17 @@ def load_quality(path: object = None) -> dict[str, Quality]:
 
 @result
 class FitRow(Jsonable):
-    """One catalog model at the best precision that fits."""
+    """One catalog model at the best precision that fits and decodes at a usable speed."""
 
     model: str = doc("Catalog id.")
     name: str = doc("The model's name.")
     kind: Literal["llm", "vlm", "encoder"] = doc("llm | vlm | encoder (a vision encoder alone, at its default precision).")
     llm_params: int = doc("Parameters of the language model (all experts of an MoE).")
     params: int = doc("All parameters (LLM + vision encoder + projector).")
-    quant: str = doc("The best precision that fits (the smallest one tried if none does).")
+    quant: str = doc(
+        "The best precision that fits and decodes at the usable speed (else the best that fits; with offload the "
+        "best still usable, else the smallest tried)."
+    )
     total_bytes: int = doc("GPU memory needed at the requested context.")
     headroom_bytes: int = doc("Usable GPU memory minus total_bytes (negative: short by this much; llama.cpp offloads layers to the CPU).")
     max_context_tokens: int | None = doc("Largest context per sequence that fits at this precision.")
@@ -209,6 +220,12 @@ class FitRow(Jsonable):
     )
     llm_active_params: int | None = doc("Mixture of experts: LLM parameters read per token (None: dense).", default=None)
     gpu_layers: str | None = doc("With offload: layers on the GPU as 'on GPU/total'.", default=None)
+    usable_speed: bool | None = doc(
+        "Decodes at a usable speed: at least --min-speed, else USABLE_TOKENS_PER_S (5 tok/s). False: no precision "
+        "that runs reaches it (the table marks it '(slow)'; ranked after the rows that do), or verdict no; None: no "
+        "speed known.",
+        default=None,
+    )
 
 
 @result
@@ -231,6 +248,10 @@ class FitResult(Jsonable):
     sort: Literal["quality", "speed", "context"] = doc("The --sort order.", default="quality")
     min_context_tokens: int | None = doc("--min-ctx: only models whose context reaches this.", default=None)
     gpus: list[str] = doc("Every GPU of a split (ids, main first).", default_factory=list)
+    usable_tokens_per_s: float = doc(
+        "The usable decode speed rows are picked at: --min-speed, else USABLE_TOKENS_PER_S (a chosen threshold).",
+        default=USABLE_TOKENS_PER_S,
+    )
 
 
 def decode_speed(est: Estimate) -> float | None:
@@ -255,7 +276,7 @@ def fit(
     serving: ServingOptions | None = None,
     ram_bytes: int | None = None,
 ) -> FitResult:
-    """Every catalog LLM/VLM at the best precision that fits ``gpu``, most capable first.
+    """Every catalog LLM/VLM at the best precision that fits ``gpu`` at a usable speed, most capable first.
 
     Args:
         gpu: the GPU.
@@ -263,7 +284,8 @@ def fit(
         ctx: text tokens per sequence (None: 4096).
         images: images per sequence for VLMs (None: 1).
         kind: 'llm', 'vlm' or 'all'.
-        min_speed: keep only precisions whose decode speed reaches this many tokens/s (when known).
+        min_speed: the usable speed, tokens/s (None: USABLE_TOKENS_PER_S): a row takes the best precision
+            reaching it (when known); rows that cannot are flagged and ranked last.
         runtime: 'llama.cpp' (GGUF quantizations) or 'transformers'.
         headless: the GPU drives no display.
         sort: 'quality' (the ranking above), 'speed' or 'context'.
@@ -359,6 +381,7 @@ def fit(
         sort=sort,
         min_context_tokens=min_ctx,
         gpus=all_ids,
+        usable_tokens_per_s=min_speed if min_speed is not None else USABLE_TOKENS_PER_S,
     )
 
 
@@ -371,10 +394,12 @@ def make_row(
     meets: bool | None = None,
     gpu_layers: str | None = None,
     own_accounting: bool = False,
+    usable_speed: float | None = None,
 ) -> FitRow:
     """The one way a FitRow is built from an estimate (LLM/VLM at its chosen precision, an encoder
     alone, a serving runtime's own answer); the quality fields are added by ``_with_quality``.
-    Headroom: usable minus total on one GPU; a split's (or a serving runtime's) own headroom."""
+    Headroom: usable minus total on one GPU; a split's (or a serving runtime's) own headroom.
+    ``usable_speed``: the tokens/s threshold the row's ``usable_speed`` flag is judged against."""
     kind: Literal["llm", "vlm", "encoder"] = (
         "vlm" if isinstance(spec, VlmSpec) else "encoder" if isinstance(spec, VisionEncoderSpec) else "llm"
     )
@@ -393,6 +418,7 @@ def make_row(
         verdict=est.verdict,
         meets_min_speed=meets,
         gpu_layers=gpu_layers,
+        usable_speed=None if usable_speed is None else False if est.verdict == "no" else None if speed is None else speed >= usable_speed,
     )
 
 
@@ -422,11 +448,12 @@ def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     speed = -(r.decode_tokens_per_s or 0.0)
     score = r.quality_score
     quality = (QUALITY_TIER.get(r.quant, 0), score is None, -(score or 0.0), -(r.llm_params or r.params), speed, q, r.model)
+    first = (r.usable_speed is False, not runs, r.meets_min_speed is False)
     if sort == "speed":
-        return (not runs, r.meets_min_speed is False, speed, *quality)
+        return (*first, speed, *quality)
     if sort == "context":
-        return (not runs, r.meets_min_speed is False, -(r.max_context_tokens or 0), *quality)
-    return (not runs, r.meets_min_speed is False, *quality)
+        return (*first, -(r.max_context_tokens or 0), *quality)
+    return (*first, *quality)
 
 
 def _fit_one_cached(
@@ -447,7 +474,17 @@ def _fit_one_cached(
     from vramcalc import diskmemo
 
     parts = model_parts(spec, catalog)
-    key = (repr(spec), repr(parts.llm), repr(parts.encoder), repr(parts.projector), repr(gpus), repr(work), rt.name, min_speed)
+    key = (
+        repr(spec),
+        repr(parts.llm),
+        repr(parts.encoder),
+        repr(parts.projector),
+        repr(gpus),
+        repr(work),
+        rt.name,
+        min_speed,
+        ("usable tok/s", USABLE_TOKENS_PER_S),
+    )
 
     def encode(value: tuple[FitRow, GpuInfo, list[str]]) -> list[object]:
         row, info, order = value
@@ -498,40 +535,46 @@ def _fit_one(
     base = account(parts, gpu, work.with_(quant=first), rt, fixed(first), catalog)
     rest = base.memory.total_bytes - on_device(weights(first))
     usable = sum(devices_for(gpus, work).usable)  # as the verdict counts it: display on GPU 0, --reserve
-    fitting: list[str] = []
-    tight: list[str] = []
     floor = rt.weight_floor(llm)
-    for q in order:  # best first; the weights of lower precisions are summed only while needed
-        if floor is not None and usable - rest - floor(q) < 0:
-            continue  # cannot fit even at the file type's base bit width: skip the exact sum
-        v = verdict_for(usable - rest - on_device(weights(q)), rt)
-        if v == "fits":
-            fitting.append(q)
-            if min_speed is None:
-                break
-        elif v == "tight":
-            tight.append(q)
-    # a split's placement is decided by estimate(): the sum above only orders the candidates
-    candidates = fitting + tight
-    expert: list[str] = []
-    if not candidates or QUALITY_TIER.get(candidates[0], 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
-        expert = _expert_offload(spec, gpus, catalog, work, rt, llm, order, fixed)
-        candidates = expert + candidates  # then the sub-4-bit precisions that fit
 
-    chosen = None
+    def runs_on_gpu() -> Iterator[str]:
+        """The precisions that fit, best first, then those that are tight; the weights of lower
+        precisions are summed only while needed."""
+        tight: list[str] = []
+        for q in order:
+            if floor is not None and usable - rest - floor(q) < 0:
+                continue  # cannot fit even at the file type's base bit width: skip the exact sum
+            v = verdict_for(usable - rest - on_device(weights(q)), rt)
+            if v == "fits":
+                yield q
+            elif v == "tight":
+                tight.append(q)
+        yield from tight
+
+    # a split's placement is decided by estimate(): the sum above only orders the candidates
+    on_gpu = runs_on_gpu()
+    top = next(on_gpu, None)
+    expert: list[str] = []
+    if top is None or QUALITY_TIER.get(top, 0) > 0:  # none, or only below 4 bits: MoE experts in RAM first
+        expert = _expert_offload(spec, gpus, catalog, work, rt, llm, order, fixed)
+    candidates = itertools.chain(expert, [top] if top is not None else [], on_gpu)  # then the sub-4-bit ones that fit
+
+    # the best precision that runs at a usable speed; if none does, the best that runs (flagged)
+    usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+    chosen = slow = None
     for q in candidates:
         est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
         speed = decode_speed(est)
-        if est.verdict not in ("fits", "tight"):  # expert offload (every layer on the GPU) only at a usable speed
-            usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
-            if q not in expert or speed is None or speed < usable_speed:
-                continue
+        offloaded = est.verdict not in ("fits", "tight")
+        if offloaded and (q not in expert or speed is None or speed < usable_speed):
+            continue  # expert offload (every layer on the GPU) only at a usable speed
         meets = None if min_speed is None or speed is None else speed >= min_speed
-        chosen = (q, est, speed, meets)
-        if meets is not False:
+        if speed is None or speed >= usable_speed:
+            chosen = (q, est, speed, meets)
             break
+        slow = slow or (q, est, speed, meets)
+    chosen = chosen or slow
     if chosen is None:  # it does not run on the GPU: the best precision that still runs at a usable speed
-        usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
         # from the precision people download (the runtime's default) down: a higher one offloaded
         # needs its whole weights in system RAM for the same speed
         default = rt.normalize_precision(rt.default_precision(spec, llm))
@@ -547,7 +590,7 @@ def _fit_one(
     q, est, speed, meets = chosen
     off = est.offload
     layers = f"{off.gpu_layers}/{off.total_layers}" if off is not None and off.mode != "full" else None
-    row = make_row(spec, q, est, len(gpus), speed, meets, gpu_layers=layers)
+    row = make_row(spec, q, est, len(gpus), speed, meets, gpu_layers=layers, usable_speed=usable_speed)
     return row, est.gpu, order
 
 
@@ -598,10 +641,12 @@ def _vision_weights(spec: VlmSpec, parts: Parts, work: Workload, rt: Runtime) ->
 def _fit_own(
     spec: LlmSpec | VlmSpec, gpus: list[GpuSpec], catalog: Catalog, work: Workload, rt: Runtime, min_speed: float | None
 ) -> tuple[FitRow, GpuInfo, list[str]]:
-    """A runtime with its own accounting: the full estimate at each precision, best first, until one starts."""
+    """A runtime with its own accounting: the full estimate at each precision, best first, until one starts
+    at a usable speed (--min-speed, else USABLE_TOKENS_PER_S); else the best one that starts; else the last."""
     parts = model_parts(spec, catalog)
     assert parts.llm is not None
     order = rt.precisions(parts.llm)
+    usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
     chosen = None
     for q in order:
         est = estimate(spec, gpus, work.with_(quant=q), catalog)
@@ -609,11 +654,11 @@ def _fit_own(
         meets = None if min_speed is None or speed is None else speed >= min_speed
         if chosen is None or (est.verdict in ("fits", "tight") and chosen[1].verdict not in ("fits", "tight")):
             chosen = (q, est, speed, meets)
-        if est.verdict in ("fits", "tight") and meets is not False:
+        if est.verdict in ("fits", "tight") and (speed is None or speed >= usable_speed):
             chosen = (q, est, speed, meets)
             break
         chosen = chosen if chosen[1].verdict in ("fits", "tight") else (q, est, speed, meets)
     assert chosen is not None
     q, est, speed, meets = chosen
-    row = make_row(spec, q, est, len(gpus), speed, meets, own_accounting=True)
+    row = make_row(spec, q, est, len(gpus), speed, meets, own_accounting=True, usable_speed=usable_speed)
     return row, est.gpu, order

@@ -1,4 +1,4 @@
-"""The ``fit`` table: every catalog model at the best precision that fits, most capable first."""
+"""The ``fit`` table: every catalog model at the best precision that fits at a usable speed, most capable first."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ def _date(released: str | None, basis: str | None) -> str:
     if released is None:
         return "?"
     return released if basis == "released" else f">={released}"
+
+
+def _speed(tokens_per_s: float | None) -> str:
+    """Decode tokens/s: one decimal below 10 (4.6 beside a 5 tok/s threshold is not '5'), else whole."""
+    if tokens_per_s is None:
+        return "-"
+    return f"{tokens_per_s:.1f}" if tokens_per_s < 9.95 else f"{tokens_per_s:.0f}"
+
+
+def _usable(r: FitResult) -> str:
+    """The usable-speed threshold the rows were picked at: --min-speed, else USABLE_TOKENS_PER_S."""
+    return f"{r.usable_tokens_per_s:g}"
 
 
 def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
@@ -59,7 +71,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
         label, style = VERDICT_TEXT[row.verdict]
         if row.verdict == "offload" and row.gpu_layers:
             label += f" {row.gpu_layers}"
-        if row.meets_min_speed is False:
+        if row.verdict != "no" and (row.meets_min_speed is False or row.usable_speed is False):  # below the usable speed
             label += " (slow)"
         body.append(
             [
@@ -70,7 +82,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
                 fmt_bytes(row.total_bytes, 1),
                 fmt_bytes(row.headroom_bytes, 1),
                 f"{row.max_context_tokens:,}" if row.max_context_tokens else "-",
-                f"{row.decode_tokens_per_s:.0f}" if row.decode_tokens_per_s is not None else "-",
+                _speed(row.decode_tokens_per_s),
                 _date(row.released, row.released_basis),
                 Text(label, style=style),
             ]
@@ -79,12 +91,18 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
     parts: list = [head, table, DroppedNote(table)] if r.rows else [head, Text("No results found.")]
     if limit is not None and len(r.rows) > limit:
         parts.append(Text(f"... {len(r.rows) - limit} more (--all, --limit N, or --json for all).", style="dim"))
-    parts.append(Text(f"Best quantization that fits, from {' > '.join(r.precisions)}. Order: {r.ranking}.", style="dim"))
+    parts.append(
+        Text(
+            f"Best quantization that fits and decodes at {_usable(r)} tok/s or more, from {' > '.join(r.precisions)}. Order: {r.ranking}.",
+            style="dim",
+        )
+    )
     parts.append(
         Text(
             "date: release month from a named source (data/quality.yaml); >=: not older than the transformers release its "
             "config was written with (a lower bound); ? none. "
-            "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total.",
+            "offload rows: the best precision still decoding at a usable speed, with layers on GPU/total. "
+            f"(slow): no precision that runs reaches {_usable(r)} tok/s; the best that runs, ranked after the others.",
             style="dim",
         )
     )
