@@ -4,8 +4,11 @@ PyTorch-side formats (fp16/bf16/fp8/int8, bitsandbytes NF4/LLM.int8, GPTQ/AWQ 4-
 GGUF file types such as Q4_K_M are not one bit-width: llama.cpp's ``llama_tensor_get_type``
 (src/llama-quant.cpp) picks a type per tensor. ``gguf_tensor_type`` follows that function for the
 tensors our catalog models have (llama.cpp at b4000-b6000, 2024-11 .. 2025-10; the rules for these
-tensors were unchanged over that range). Block layouts: ggml/src/ggml.c ``type_traits`` (bytes per
-block / weights per block), as listed in shared/reference/field.md.
+tensors were unchanged over that range; checked tensor by tensor against ``llama-quantize --dry-run`` at
+0c1e57098, tests/test_quant_round2.py). ``gguf_typed_tensors`` adds what a single tensor does not show:
+the converter's splits (MLA attn_kv_b, Gated DeltaNet ssm_in) and the quantizer's running counters.
+Block layouts: ggml/src/ggml.c ``type_traits`` (bytes per block / weights per block), as listed in
+shared/reference/field.md.
 """
 
 from __future__ import annotations
@@ -198,19 +201,20 @@ def _category(role: str) -> str:
         return "output"
     if role == "token_embd":
         return "token_embd"
-    if role in ("attn_qkv", "attn_kv_b", "attn_v"):
+    # name.find("attn_qkv.weight") etc.: a suffix match on the role (mllama's cross_attn_v is an attn_v, while
+    # attn_kv_a_mqa, attn_q_a / attn_q_b and MLA's attn_k_b / attn_v_b match none)
+    if role.endswith(("attn_qkv", "attn_kv_b", "attn_v")):
         return "attn_v"  # category_is_attn_v(): ATTENTION_V, ATTENTION_QKV and ATTENTION_KV_B share the rules
-    if role in ("attn_k", "attn_q", "attn_output"):
-        return role
+    for part in ("attn_k", "attn_q", "attn_output"):
+        if role.endswith(part):
+            return part
     for part in ("ffn_up", "ffn_gate", "ffn_down"):
         if part in role:
             return part
     return "other"
 
 
-def gguf_tensor_type(
-    t: Tensor, q: QuantContext, *, i_wv: int | None = None, n_wv: int | None = None, i_ffn_down: int | None = None
-) -> str:
+def gguf_tensor_type(t: Tensor, q: QuantContext, *, i_wv: int | None = None, n_wv: int | None = None, i_ffn_down: int | None = None) -> str:
     """The GGML type llama.cpp's quantizer gives tensor ``t`` for file type ``q.ftype``.
 
     Follows ``llama_tensor_get_type_impl`` (src/llama-quant.cpp at llama.cpp 0c1e57098, the commit the
@@ -227,7 +231,10 @@ def gguf_tensor_type(
     """
     ft = q.ftype
     default = GGUF_FILE_TYPES[ft]
-    if t.ndim < 2:  # norms, biases, scalars: never quantized (quantize &= ggml_n_dims(tensor) >= 2)
+    if t.ndim < 2 or not t.name.endswith(".weight"):
+        # norms, biases, scalars: never quantized (tensor_allows_quantization: ggml_n_dims(tensor) >= 2 and
+        # the name ends with "weight"); the converter writes them in F32 (conversion/base.py prepare_tensors:
+        # n_dims <= 1, or a name not ending in ".weight" -> F32), e.g. gpt-oss's 2-D ffn_*_exps.bias
         return "F32"
     role = t.role
     if role.startswith("ffn_gate_inp") or role == "ssm_conv1d":
