@@ -116,3 +116,22 @@ def test_attn_v_counter_skips_linear_attention_layers():
     ours, _ = _typed("qwen3-next-80b-a3b", "Q3_K_M")
     assert [ours[f"blk.{i}.attn_qkv.weight"] for i in range(3)] + [ours["blk.3.attn_v.weight"]] == ["Q5_K", "Q5_K", "Q4_K", "Q4_K"]
     assert ours["blk.0.ssm_conv1d.weight"] == rec["blk.0.ssm_conv1d.weight"] == "F32"  # never quantized
+
+
+def test_non_weight_tensors_stay_f32():
+    """gpt-oss's 2-D expert biases [n_ff, n_expert]: the converter writes every tensor whose name does not
+    end in ".weight" in F32 and the quantizer only touches names ending in "weight"
+    (tensor_allows_quantization); dry-run of the oracle's gpt-oss-20b as MXFP4_MOE logs
+    ``blk.0.ffn_down_exps.bias - [2880, 32, 1, 1], type = f32`` (no conversion)."""
+    q = QuantContext("MXFP4_MOE", n_layers=24, n_expert=32)
+    (parts,) = gguf_typed_tensors([Tensor("blk.0.ffn_down_exps.bias", (2880, 32), 0)], q)
+    assert parts == (("F32", 2880 * 32, 4 * 2880 * 32),)
+
+
+def test_category_is_a_name_match():
+    """tensor_get_category tests ``name.find("attn_v.weight")`` etc.: a cross-attention V projection
+    (blk.N.cross_attn_v.weight) gets the attn_v rules, attn_q_a / attn_kv_a_mqa none (Q3_K_M: attn_v-like
+    tensors are Q5_K for the first two, ``qs.i_attention_wv < 2``)."""
+    q = QuantContext("Q3_K_M", n_layers=8)
+    ts = [Tensor("blk.0.cross_attn_v.weight", (4096, 1024), 0), Tensor("blk.0.attn_q_a.weight", (4096, 1536), 0)]
+    assert [p[0][0] for p in gguf_typed_tensors(ts, q)] == ["Q5_K", "Q3_K"]
