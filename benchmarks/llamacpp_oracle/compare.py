@@ -79,30 +79,6 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
         for c, n in ((512, 1), (1000, 1), (4096, 2))
     ),
     (
-        "deepseek-v3-narrow",
-        "model",
-        "(quantize --dry-run)",
-        "DeepSeek-V3's MLA tensors (attn_q_a/q_b, attn_kv_a_mqa, the 3-D attn_k_b / attn_v_b) under the quantizer's "
-        "category and row-size fallback rules: vramcalc is 0.6-5.4% high for every mixture but Q8_0 (F16 exact); "
-        "at this model's 2048 width the attention is a larger share of each layer than in DeepSeek-V3 itself",
-    ),
-    (
-        "qwen3-next-80b-a3b",
-        "model",
-        "(quantize --dry-run)",
-        "Qwen3-Next (Gated DeltaNet) mixtures: the quantizer's rules for the ssm_* / attn_gate / fused attn_qkv "
-        "tensors of the linear-attention layers are not in vramcalc.quant: IQ1/IQ2/IQ3/Q2_K/Q3_K/Q4_K_S/IQ4 "
-        "mixtures are 1.0-4.6% small (F16, Q8_0, Q6_K, Q5_K, Q4_K_M, Q4_0/1, Q5_0, MXFP4 exact)",
-    ),
-    (
-        "deepseek-v2-lite",
-        "model",
-        "(quantize --dry-run)",
-        "DeepSeek-V2 GGUFs at this commit store attn_kv_b split into "
-        "3-D attn_k_b / attn_v_b, which the quantizer's category rules treat differently: the IQ1/IQ2/Q2_K_S/Q3_K_L/MXFP4 "
-        "mixtures are up to 1.6% off (F16, Q4_K_M, Q8_0 and the others exact)",
-    ),
-    (
         "qwen2.5-vl-7b",
         "clip_compute",
         "-fa on -ctk f16 -ctv f16 image 336x336 warmup off",

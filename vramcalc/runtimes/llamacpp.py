@@ -23,7 +23,7 @@ from vramcalc.quant import (
     QuantContext,
     WeightBytes,
     ggml_type_bytes,
-    gguf_tensor_type,
+    gguf_typed_tensors,
     mmproj_weight_bytes,
     normalize_gguf_type,
 )
@@ -59,6 +59,8 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
         n_expert=llm.moe.num_experts if llm.moe else 0,
         is_70b=llm.num_layers == 80 and llm.family.startswith("llama"),
         has_output=not llm.tied_embeddings,
+        mla_kv_b=(llm.mla.qk_nope_head_dim, llm.mla.v_head_dim) if llm.mla else (0, 0),
+        gdn_value_dim=llm.linear_attention.num_value_heads * llm.linear_attention.value_head_dim if llm.linear_attention else 0,
     )
 
 
@@ -562,21 +564,25 @@ class LlamaCpp:
 
 @spec_memo
 def _typed(llm: LlmSpec, precision: str) -> tuple[tuple[str, int], ...]:
-    """(ggml type, bytes) of each tensor of ``llm_tensors(llm)`` in the file type ``precision``."""
-    q = quant_context(llm, precision)
-    out = []
-    for t in llm_tensors(llm):
-        ttype = gguf_tensor_type(t, q)
-        out.append((ttype, ggml_type_bytes(ttype, t.numel)))
-    return tuple(out)
+    """(ggml type, bytes) of each tensor of ``llm_tensors(llm)`` in the file type ``precision`` (a tensor
+    the converter splits in two, :func:`vramcalc.quant.gguf_file_tensors`: the type of its larger part
+    and the bytes of both; :func:`_llm_weights` counts each part under its own type)."""
+    return tuple((max(parts, key=lambda p: p[2])[0], sum(p[2] for p in parts)) for parts in _typed_parts(llm, precision))
+
+
+@spec_memo
+def _typed_parts(llm: LlmSpec, precision: str) -> tuple[tuple[tuple[str, int, int], ...], ...]:
+    return tuple(gguf_typed_tensors(llm_tensors(llm), quant_context(llm, precision)))
 
 
 @spec_memo
 def _llm_weights(llm: LlmSpec, precision: str) -> WeightBytes:
     """Bytes of every tensor at the type llama.cpp's quantizer assigns (the file's tensor data), by type."""
     out = WeightBytes(precision)
-    for t, (ttype, nb) in zip(llm_tensors(llm), _typed(llm, precision), strict=True):
-        out.add(ttype, t.numel, nb)
+    for t, parts in zip(llm_tensors(llm), _typed_parts(llm, precision), strict=True):
+        for ttype, numel, part_bytes in parts:
+            out.add(ttype, numel, part_bytes)
+        nb = sum(p[2] for p in parts)
         if t.role == "token_embd" and not llm.tied_embeddings:
             # llama.cpp keeps the input embedding on the CPU (llama-model.cpp: tok_embd is assigned
             # to the input layer's buffer type, the host), whatever -ngl is. With tied embeddings it
