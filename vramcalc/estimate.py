@@ -545,13 +545,19 @@ def _check_llama_options(rt: Runtime, w: Workload) -> None:
 
 
 def _split_mode_gpus(gpus: list[GpuSpec], w: Workload) -> list[GpuSpec]:
-    """llama.cpp -sm none: the model on the main GPU (-mg) only; -sm row is not modelled."""
+    """llama.cpp -sm none: the model on the main GPU (-mg) only; -sm row: refused where llama.cpp
+    itself cannot run it (placement.py ``row_split_refusal``: every GPU backend at 0c1e57098)."""
     from vramcalc.errors import InputError
 
     if w.main_gpu >= len(gpus):
         raise InputError(f"--main-gpu {w.main_gpu}: only {len(gpus)} GPU(s) given (0 .. {len(gpus) - 1}).")
-    if w.split_mode == "row" and len(gpus) > 1:
-        raise InputError("--split-mode row is not modelled yet (each matrix split by rows, KV on the main GPU); use layer.")
+    if w.split_mode == "row":
+        from vramcalc.placement import row_split_refusal
+        from vramcalc.speed import backend_for
+
+        why = row_split_refusal([backend_for(g, w.backend) for g in gpus])
+        if why is not None:
+            raise InputError(why)
     if w.split_mode == "none":
         return [gpus[w.main_gpu]]
     return gpus

@@ -998,3 +998,60 @@ def _decide_moved(
 def _first_after_context(notes: list[str]) -> int:
     """The 'does not fit' note follows the context-exceeds-maximum note, as the pipeline orders them."""
     return 1 if notes and notes[0].startswith("Context ") else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# --split-mode row (llama.cpp at 0c1e57098)
+#
+# In this llama.cpp, row split is not a placement vramcalc can model: it does not run on any GPU
+# backend vramcalc knows. src/llama-model.cpp ``make_gpu_buft_list``: with LLAMA_SPLIT_MODE_ROW each
+# GPU's buffer list starts with the buffer type the backend exports as
+# "ggml_backend_split_buffer_type", and
+#     } else {
+#         throw std::runtime_error(format("device %s does not support split buffers", ggml_backend_dev_name(dev)));
+# when it exports none. ``load_tensors`` builds this list for every device (``for (const auto & dev
+# : devices)``), whatever -ngl or the number of GPUs. Who exports it at 0c1e57098: only ggml-sycl.cpp
+# and ggml-hexagon.cpp. ggml-cuda.cu's ``ggml_backend_cuda_reg_get_proc_address`` (also built for
+# ROCm, ggml-hip/CMakeLists.txt globs ../ggml-cuda/*.cu) and ggml-metal.cpp's answer other names
+# only; ggml-vulkan.cpp's registry has ``get_proc_address = NULL``. SYCL exports one, but
+# ``ggml_backend_sycl_device_supports_buft`` accepts only its plain buffer type
+# (``buft->iface.get_name != ggml_backend_sycl_buffer_type_get_name`` → false), and the CPU device
+# only host buffers, so ggml-backend.cpp ``ggml_backend_sched_backend_id_from_cur`` finds no backend
+# for a weight in a SYCL_Split buffer and stops:
+#     GGML_ABORT("pre-allocated tensor (%s) in a buffer (%s) that cannot run the operation (%s)", ...)
+# (read from the source; no SYCL device here to run it). A CPU-only build never builds the GPU lists
+# (no GPU devices): -sm has no effect there (common/arg.cpp: "Setting the split mode has no effect").
+
+#: llama.cpp device-name prefix per backend (GGML_CUDA_NAME "CUDA"/"ROCm", GGML_METAL_NAME "MTL",
+#: GGML_VK_NAME "Vulkan", GGML_SYCL_NAME "SYCL").
+_DEVICE_PREFIX = {"cuda": "CUDA", "rocm": "ROCm", "metal": "MTL", "vulkan": "Vulkan", "sycl": "SYCL"}
+_BACKEND_NAME = {"cuda": "CUDA", "rocm": "ROCm", "metal": "Metal", "vulkan": "Vulkan"}
+#: Where each backend's row-split refusal comes from (file of llama.cpp at 0c1e57098).
+_NO_SPLIT_BUFFER = {
+    "cuda": "ggml-cuda.cu exports no split buffer type",
+    "rocm": "the ROCm build of ggml-cuda.cu exports no split buffer type",
+    "metal": "ggml-metal.cpp exports no split buffer type",
+    "vulkan": "ggml-vulkan.cpp exports no split buffer type",
+}
+
+
+def row_split_refusal(backends: list[str]) -> str | None:
+    """Why llama.cpp (0c1e57098) cannot run ``--split-mode row`` on GPUs running ``backends`` (one per
+    GPU, in order), as one line; None when it has no effect (CPU backend only: no GPU device)."""
+    for k, b in enumerate(backends):  # load_tensors stops first (before any context or scheduler)
+        if b in _NO_SPLIT_BUFFER:
+            name = f"{_DEVICE_PREFIX[b]}{backends[:k].count(b)}"  # device names count per backend: CUDA0, CUDA1, ...
+            return (
+                f"--split-mode row: llama.cpp (0c1e57098) cannot load a model this way on {_BACKEND_NAME[b]}: "
+                f"{_NO_SPLIT_BUFFER[b]}, so load_tensors stops with 'device {name} does not support "
+                "split buffers'. Use --split-mode layer."
+            )
+    for b in backends:
+        if b == "sycl":
+            return (
+                "--split-mode row: llama.cpp (0c1e57098) cannot run this way on SYCL: its devices do not accept "
+                "their own split buffer (ggml_backend_sycl_device_supports_buft), so the scheduler aborts on the "
+                "first weight ('pre-allocated tensor ... cannot run the operation'; read from the source, not run). "
+                "Use --split-mode layer."
+            )
+    return None
