@@ -67,7 +67,7 @@ class VRow:
     note: str = ""
     kv_elem: int = 2  # bytes per KV element (fp8 KV: 1)
     compute_capability: str | None = None  # the row's GPU where kernels pad by architecture (MXFP4)
-    vlm: bool = False  # the model is a VLM: its weights include the vision tower (counted whole)
+    vlm: bool = False  # the model is a VLM: its weights include the vision tower (split under TP as vLLM does)
 
 
 VLLM_ROWS = [
@@ -130,6 +130,16 @@ VLLM_ROWS = [
         note="a GGUF Q8_0 file (weights not modelled under vLLM): activation and block sizing only",
     ),
     VRow(
+        4,
+        "llama-3.2-11b-vision",
+        "bf16",
+        tp=2,
+        vlm=True,
+        compare=("weights",),
+        note="VLM under TP2 (vLLM 0.6.1, A10s): text and vision-tower matrices split over the ranks "
+        "(runtimes/vllm.py vision_shard), tile/position embeddings, patch embedding and norms whole",
+    ),
+    VRow(
         42,
         "qwen3-vl-2b",
         "bf16",
@@ -147,11 +157,12 @@ VLLM_ROWS = [
     ),
 ]
 VLLM_NOT = {
-    4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
     7: "model not named (Llama-3.1-8B class only); its activation peak, 0.22 GiB, is far below the sort rule's 1.2 GiB "
     "for 256 rows of 128,256 logits: a sampler without the sort (FlashInfer) or fewer sequences, not stated",
-    11: "Qwen3-VL-30B-A3B is not in the catalog",
+    11: "Qwen3-VL-30B-A3B (in the catalog now) but the row states no settings: dtype or quantization, max_num_seqs and "
+    "max_model_len unknown, and the server failed afterwards (bf16 at V1's A100-80 defaults gives 8.02 GiB of KV vs "
+    "13.69: not compared)",
     12: "custom composed model",
     15: "model not named (Jetson VLM)",
     16: "model not named (Jetson VLM)",
