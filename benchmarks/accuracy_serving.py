@@ -164,8 +164,10 @@ VLLM_NOT = {
     "max_model_len unknown, and the server failed afterwards (bf16 at V1's A100-80 defaults gives 8.02 GiB of KV vs "
     "13.69: not compared)",
     12: "custom composed model",
-    15: "model not named (Jetson VLM)",
-    16: "model not named (Jetson VLM)",
+    15: "model not named (Jetson VLM; its 6.59 GiB of weights match no catalog entry: Qwen2.5-VL-3B is 6.99); V0 wording: "
+    "the V0 engine's VLM profile (the encoder inside the dummy forward) is not modelled. For scale only: 2.47 GiB "
+    "activation peak vs 2.84 GiB that vit.py gives the Qwen2/2.5-VL tower on one 16,384-token image",
+    16: "model not named (Jetson VLM, video unbounded: 32,768 worst-case multimodal tokens); V0 VLM profile not modelled",
     21: "DeepSeek-R1 is not in the catalog",
     22: "model not named; co-tenant processes",
     23: "Qwen2.5-Omni thinker is not in the catalog",
@@ -177,10 +179,13 @@ VLLM_NOT = {
     29: "DeepSeek-V4 is not in the catalog; values approximate",
     30: "Nemotron hybrid is not in the catalog",
     31: "qwen3.6-27b is not in the catalog",
-    32: "model not named",
+    32: "model not named (Qwen2-VL-7B size: 15.51 GiB vs the catalog's 15.44); V0 wording: V0 VLM profile not modelled; "
+    "its 1.16 GiB activation peak is below what one 16,384-token Qwen-VL image's encoder takes (2.84 GiB under vit.py): "
+    "a lower max_pixels, not stated",
     33: "model not named",
     35: "model not named; --cpu-offload-gb",
-    36: "model not named",
+    36: "model not named (multimodal, 53,248 tokens per item: V0's 'Computed max_num_seqs (min(256, 8192 // 53248))' "
+    "profile, not modelled)",
     37: "model not named (LoRA)",
     38: "OPT-6.7B is not in the catalog; --cpu-offload-gb",
     39: "OPT-6.7B is not in the catalog; --cpu-offload-gb",
