@@ -53,6 +53,14 @@ def test_encoder_phase_of_qwen25_vl_7b(cat):
     assert p.peak(0) == p.encoder_bytes and p.peak(10 * GiB) == 10 * GiB + p.cache_bytes
 
 
+def test_qwen3_vl_cache_holds_the_deepstack_features(cat):
+    # Qwen3-VL-8B: 16,384 tokens (max_pixels 16,777,216 / 32^2) x hidden 4,096 x (1 + 3 DeepStack levels) x 2 bytes
+    v = cat.get("vlms", "qwen3-vl-8b")
+    p = encoder_profile(v, cat.get("encoders", v.encoder), cat.get("llms", v.llm), _setup(), None)
+    assert p is not None and p.tokens_per_item == 16384
+    assert p.cache_bytes == 16384 * 4096 * 4 * 2
+
+
 def test_limit_mm_per_prompt_bounds_the_profiled_images(cat):
     from vramcalc.estimate import estimate
 

@@ -169,7 +169,7 @@ class EncoderProfile:
     budget: int  # encoder cache size / compute budget in tokens: max(max_num_batched_tokens, tokens_per_item)
     items: int  # dummy images encoded in one batch
     encoder_bytes: int  # the vision encoder's activation peak on them (vit.activation_bytes)
-    cache_bytes: int  # their outputs kept in the encoder cache: items x tokens x LLM hidden x 2
+    cache_bytes: int  # their outputs kept in the encoder cache: items x tokens x LLM hidden (x DeepStack levels + 1) x 2
 
     def peak(self, llm_phase: int) -> int:
         """The profile's torch peak: the encoder phase, or the LLM forward / sampler with the cache still held
@@ -205,7 +205,8 @@ def encoder_profile(vlm: Any, enc: Any, llm: LlmSpec, s: Setup, limit: int | Non
     - items = max(1, min(budget // tokens per item, max_num_seqs x max(1, min(limit, max_model_len // tokens per
       item)))) (chunked prefill on, V1's default);
     - the encoder runs once on all of them; its outputs stay in the encoder cache through the LLM's dummy forward
-      and the sampler.
+      and the sampler: tokens x LLM hidden x 2 bytes, x (1 + DeepStack levels) for Qwen3-VL, whose vLLM model
+      concatenates the DeepStack features to the embeddings it returns (recalled).
 
     None when no image is profiled: --limit-mm-per-prompt image=0 (the modality is dropped)."""
     from vramcalc.runtimes.transformers import vit_activation_bytes
@@ -224,7 +225,7 @@ def encoder_profile(vlm: Any, enc: Any, llm: LlmSpec, s: Setup, limit: int | Non
         budget=budget,
         items=items,
         encoder_bytes=vit_activation_bytes(enc, patches, items * crops),
-        cache_bytes=items * tokens * llm.hidden_size * ACT_BYTES,
+        cache_bytes=items * tokens * llm.hidden_size * (1 + len(vlm.projector.deepstack_layers)) * ACT_BYTES,
     )
 
 
