@@ -160,7 +160,7 @@ VLLM_NOT = {
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
     7: "model not named (Llama-3.1-8B class only); its activation peak, 0.22 GiB, is far below the sort rule's 1.2 GiB "
     "for 256 rows of 128,256 logits: a sampler without the sort (FlashInfer) or fewer sequences, not stated",
-    11: "Qwen3-VL-30B-A3B (in the catalog now) but the row states no settings: dtype or quantization, max_num_seqs and "
+    11: "Qwen3-VL-30B-A3B is in the catalog now, but the row states no settings: dtype or quantization, max_num_seqs and "
     "max_model_len unknown, and the server failed afterwards (bf16 at V1's A100-80 defaults gives 8.02 GiB of KV vs "
     "13.69: not compared)",
     12: "custom composed model",
