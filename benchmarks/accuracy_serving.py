@@ -67,7 +67,7 @@ class VRow:
     note: str = ""
     kv_elem: int = 2  # bytes per KV element (fp8 KV: 1)
     compute_capability: str | None = None  # the row's GPU where kernels pad by architecture (MXFP4)
-    vlm: bool = False  # the model is a VLM: its weights include the vision tower (counted whole)
+    vlm: bool = False  # the model is a VLM: its weights include the vision tower (split under TP as vLLM does)
 
 
 VLLM_ROWS = [
@@ -130,6 +130,16 @@ VLLM_ROWS = [
         note="a GGUF Q8_0 file (weights not modelled under vLLM): activation and block sizing only",
     ),
     VRow(
+        4,
+        "llama-3.2-11b-vision",
+        "bf16",
+        tp=2,
+        vlm=True,
+        compare=("weights",),
+        note="VLM under TP2 (vLLM 0.6.1, A10s): text and vision-tower matrices split over the ranks "
+        "(runtimes/vllm.py vision_shard), tile/position embeddings, patch embedding and norms whole",
+    ),
+    VRow(
         42,
         "qwen3-vl-2b",
         "bf16",
@@ -147,14 +157,17 @@ VLLM_ROWS = [
     ),
 ]
 VLLM_NOT = {
-    4: "Llama-3.2-11B-Vision under TP2: the vision tower's sharding is not modelled",
     6: "DeepSeek-V2.5 is not in the catalog (fits constants: yes)",
     7: "model not named (Llama-3.1-8B class only); its activation peak, 0.22 GiB, is far below the sort rule's 1.2 GiB "
     "for 256 rows of 128,256 logits: a sampler without the sort (FlashInfer) or fewer sequences, not stated",
-    11: "Qwen3-VL-30B-A3B is not in the catalog",
+    11: "Qwen3-VL-30B-A3B is in the catalog now, but the row states no settings: dtype or quantization, max_num_seqs and "
+    "max_model_len unknown, and the server failed afterwards (bf16 at V1's A100-80 defaults gives 8.02 GiB of KV vs "
+    "13.69: not compared)",
     12: "custom composed model",
-    15: "model not named (Jetson VLM)",
-    16: "model not named (Jetson VLM)",
+    15: "model not named (Jetson VLM; its 6.59 GiB of weights match no catalog entry: Qwen2.5-VL-3B is 6.99); V0 wording: "
+    "the V0 engine's VLM profile (the encoder inside the dummy forward) is not modelled. For scale only: 2.47 GiB "
+    "activation peak vs 2.84 GiB that vit.py gives the Qwen2/2.5-VL tower on one 16,384-token image",
+    16: "model not named (Jetson VLM, video unbounded: 32,768 worst-case multimodal tokens); V0 VLM profile not modelled",
     21: "DeepSeek-R1 is not in the catalog",
     22: "model not named; co-tenant processes",
     23: "Qwen2.5-Omni thinker is not in the catalog",
@@ -166,10 +179,13 @@ VLLM_NOT = {
     29: "DeepSeek-V4 is not in the catalog; values approximate",
     30: "Nemotron hybrid is not in the catalog",
     31: "qwen3.6-27b is not in the catalog",
-    32: "model not named",
+    32: "model not named (Qwen2-VL-7B size: 15.51 GiB vs the catalog's 15.44); V0 wording: V0 VLM profile not modelled; "
+    "its 1.16 GiB activation peak is below what one 16,384-token Qwen-VL image's encoder takes (2.84 GiB under vit.py): "
+    "a lower max_pixels, not stated",
     33: "model not named",
     35: "model not named; --cpu-offload-gb",
-    36: "model not named",
+    36: "model not named (multimodal, 53,248 tokens per item: V0's 'Computed max_num_seqs (min(256, 8192 // 53248))' "
+    "profile, not modelled)",
     37: "model not named (LoRA)",
     38: "OPT-6.7B is not in the catalog; --cpu-offload-gb",
     39: "OPT-6.7B is not in the catalog; --cpu-offload-gb",

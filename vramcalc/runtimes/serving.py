@@ -467,13 +467,60 @@ class ServingRuntime:
             parts += [self.mm_flag, f"'{{\"image\": {opts.mm_items}}}'"]
         return " ".join(parts)
 
-    def _run(self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str, scale: float = 1.0) -> tuple[Setup, list[Any]]:
+    def _run(
+        self, llm: LlmSpec, gpu: Any, n_gpus: int, opts: Any, precision: str, scale: float = 1.0, parts: Any = None
+    ) -> tuple[Setup, list[Any]]:
         s = self.setup(llm, gpu, n_gpus, opts, llm.dtype)
         if llm.num_heads % s.tp:
             raise InputError(f"Total number of attention heads ({llm.num_heads}) must be divisible by tensor parallel size ({s.tp}).")
         if s.pp > llm.num_layers:
             raise InputError(f"Pipeline parallel size {s.pp} exceeds the model's {llm.num_layers} layers.")
-        return s, self.stages(llm, precision, s, scale)
+        stages = self.stages(llm, precision, s, scale)
+        if parts is not None and parts.encoder is not None:
+            stages = self._with_vision(llm, parts, precision, s, opts, stages)
+        return s, stages
+
+    # --- vision-language models: the first stage holds the vision tower and runs the encoder's profile
+
+    def vision_format(self, precision: str) -> str:
+        """The vision tower's precision: bf16, fp16 with an fp16 LLM (quantized LLM weights leave the tower in 16 bits)."""
+        return "fp16" if precision == "fp16" else "bf16"
+
+    def vision_weights_bytes(self, tensors: Any, fmt: str, s: Setup) -> int:
+        """Vision tower + projector bytes on one GPU of the first stage; here whole on each GPU (a runtime that
+        shards them overrides this)."""
+        return sum(tensor_bytes(t, fmt) for t in tensors)
+
+    def encoder_profile(self, parts: Any, llm: LlmSpec, s: Setup, opts: Any) -> Any:
+        """The encoder's share of the runtime's profile run: an object whose ``peak(llm_phase)`` is the run's
+        activation peak with it; None when the runtime has none (or it is not modelled)."""
+        return None
+
+    def vision_note(self, parts: Any, s: Setup, vis_bytes: int, prof: Any) -> str:
+        return (
+            f"Vision encoder + projector ({gib(vis_bytes)}) counted whole on each GPU of the first stage; the encoder's "
+            "profile run (largest image --limit-mm-per-prompt allows) is not modelled."
+        )
+
+    def _vision(self, llm: LlmSpec, parts: Any, precision: str, s: Setup, opts: Any) -> tuple[int, Any]:
+        from vramcalc.params import encoder_tensors
+
+        tensors = (*encoder_tensors(parts.encoder), *parts.projector)
+        return self.vision_weights_bytes(tensors, self.vision_format(precision), s), self.encoder_profile(parts, llm, s, opts)
+
+    def _with_vision(self, llm: LlmSpec, parts: Any, precision: str, s: Setup, opts: Any, stages: list[Any]) -> list[Any]:
+        from dataclasses import replace
+
+        vis, prof = self._vision(llm, parts, precision, s, opts)
+        g = stages[0]
+        act = prof.peak(g.activation_bytes) if prof is not None else g.activation_bytes
+        g = replace(
+            g,
+            weights_bytes=g.weights_bytes + vis,
+            activation_bytes=act,
+            kv_cache_bytes=g.kv_cache_bytes - vis - (act - g.activation_bytes),
+        )
+        return [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)), *stages[1:]]
 
     def _starts(self, llm: LlmSpec, s: Any, stages: list[Any]) -> bool:
         need = s.max_model_len if self.needs_full_request else 1
@@ -527,10 +574,10 @@ class ServingRuntime:
     ) -> Estimate:
         from dataclasses import replace
 
-        from vramcalc.params import count_params, encoder_tensors
+        from vramcalc.params import count_params
         from vramcalc.results import ComponentBytes, Estimate, Inputs, Memory, Params, ServingAnswer, Suggestion
 
-        s, stages = self._run(llm, gpu, n_node, opts, precision, scale)
+        s, stages = self._run(llm, gpu, n_node, opts, precision, scale, parts)
         if s.tp * s.pp > n_node * opts.nodes:
             raise InputError(
                 f"{self.tp_flag} {s.tp} x pipeline {s.pp} = {s.tp * s.pp} GPUs, but {opts.nodes} node(s) x {n_node} GPU(s) were given."
@@ -539,17 +586,8 @@ class ServingRuntime:
             raise InputError(f"tensor parallelism stays inside a node: {self.tp_flag} {s.tp} > {n_node} GPUs per node.")
         vis_bytes = 0
         if parts.encoder is not None:
-            vq = "bf16" if precision not in ("fp16",) else "fp16"
-            vis_bytes = sum(tensor_bytes(t, vq) for t in (*encoder_tensors(parts.encoder), *parts.projector))
-            stages = [
-                replace(stages[0], weights_bytes=stages[0].weights_bytes + vis_bytes, kv_cache_bytes=stages[0].kv_cache_bytes - vis_bytes),
-                *stages[1:],
-            ]
-            stages = [replace(g, kv_cache_tokens=self.pool_tokens(llm, s, g)) for g in stages]
-            out_notes.append(
-                f"Vision encoder + projector ({gib(vis_bytes)}) counted whole on each GPU of the first stage; the encoder's "
-                "profile run (largest image --limit-mm-per-prompt allows) is not modelled."
-            )
+            vis_bytes, prof = self._vision(llm, parts, precision, s, opts)
+            out_notes.append(self.vision_note(parts, s, vis_bytes, prof))
         starts = self._starts(llm, s, stages)
         tight = min(stages, key=lambda g: g.kv_cache_tokens)
         est_len = min(self.longest_request(llm, s, g) for g in stages)
@@ -561,7 +599,7 @@ class ServingRuntime:
         while t <= n_node:
             if llm.num_heads % t == 0:
                 try:
-                    s2, st2 = self._run(llm, gpu, n_node, replace(opts, tensor_parallel=t), precision, scale)
+                    s2, st2 = self._run(llm, gpu, n_node, replace(opts, tensor_parallel=t), precision, scale, parts)
                 except InputError:
                     st2 = []
                 if st2 and self._starts(llm, s2, st2):
@@ -581,12 +619,12 @@ class ServingRuntime:
             if need <= GUESS_MAX_FRACTION:  # the share that fits, rounded up to the next 0.01
                 lower.append(f"{self.fraction_flag} {min(GUESS_MAX_FRACTION, math.ceil(need * 100) / 100):.2f}")
             if s.kv_elem == 2:
-                _, st_fp8 = self._run(llm, gpu, n_node, replace(opts, kv_cache_dtype="fp8"), precision, scale)
+                _, st_fp8 = self._run(llm, gpu, n_node, replace(opts, kv_cache_dtype="fp8"), precision, scale, parts)
                 if self._starts(llm, s, st_fp8):
                     lower.append("--kv-cache-dtype fp8")
             if smallest is not None and smallest > s.tp:
                 lower.append(f"{self.tp_flag} {smallest}")
-            lower += self._alternatives(llm, gpu, n_node, opts, precision, est_len, s, scale)
+            lower += self._alternatives(llm, gpu, n_node, opts, precision, est_len, s, scale, parts)
             out_notes.append(
                 f"The ways to start try {self.fraction_flag} {GUESS_ALT_FRACTION} (at most {GUESS_MAX_FRACTION})"
                 + (f", {self.seqs_flag} {GUESS_ALT_SEQS}" if self.needs_full_request else "")
@@ -721,7 +759,7 @@ class ServingRuntime:
         )
 
     def _alternatives(
-        self, llm: LlmSpec, gpu: GpuSpec, n_node: int, opts: Any, precision: str, est_len: int, s: Setup, scale: float
+        self, llm: LlmSpec, gpu: GpuSpec, n_node: int, opts: Any, precision: str, est_len: int, s: Setup, scale: float, parts: Any = None
     ) -> list[str]:
         """Settings that make room for longer requests: a larger share, fewer sequences in the profile
         run (a smaller sampler peak), an fp8 KV cache; each with the longest request it then holds."""
@@ -740,7 +778,7 @@ class ServingRuntime:
         for flag, u in steps:
             flags.append(flag)
             upd.update(u)
-            s_alt, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision, scale)
+            s_alt, st = self._run(llm, gpu, n_node, replace(opts, **upd), precision, scale, parts)
             longest = min(self.longest_request(llm, s_alt, g) for g in st)
             if longest > est_len:
                 out.append(f"{' '.join(flags)} {self.len_flag} {longest // GUESS_LEN_ROUND * GUESS_LEN_ROUND or longest}")

@@ -81,7 +81,7 @@ if TYPE_CHECKING:
     from vramcalc.results import ServingGpu
     from vramcalc.schema import GpuSpec, LlmSpec
 
-__all__ = ["Setup", "Vllm", "activation_peak", "forward_peak", "sampler_peak"]
+__all__ = ["EncoderProfile", "Setup", "Vllm", "activation_peak", "encoder_profile", "forward_peak", "largest_image", "sampler_peak"]
 
 VERSION = "vLLM V1 0.9-0.20 (memory rules; the V0 engine 0.6.4-0.8 where a row says so)"
 #: The eras whose rules differ here (Setup.era): "v0" = the V0 engine (0.6.4-0.8), "v1" = V1 (0.9-0.20).
@@ -143,6 +143,102 @@ def sampler_peak(llm: LlmSpec, tokens: int, seqs: int) -> int:
 def activation_peak(llm: LlmSpec, tokens: int, seqs: int, tp: int) -> int:
     """The profile run's torch peak increase: the larger of the forward and the sampler."""
     return max(forward_peak(llm, tokens, tp), sampler_peak(llm, tokens, seqs))
+
+
+# --- vision-language models: the encoder's profile run (V1) and the vision tower under TP
+
+#: V1 ``MultiModalConfig.limit_per_prompt`` default per modality when --limit-mm-per-prompt is not given
+#: (the V0 engine's default was 1). Recalled from vLLM's ``--limit-mm-per-prompt`` help ("Defaults to 1 (V0)
+#: or 999 (V1) for each modality"), not re-checked here.
+V1_MM_LIMIT = 999
+#: The side vLLM's Qwen2-VL processing info feeds ``smart_resize`` to find the image with the most features
+#: (``Qwen2VLProcessingInfo.get_image_size_with_most_features``: image_width = image_height = 9999999; recalled).
+HUGE_SIDE = 9999999
+#: Vision tensors (vramcalc's names, params.py) whose matrices vision_shard splits: the tower's blocks, Qwen3-VL's
+#: DeepStack mergers and the projector.
+SHARDED_VISION = ("v.blk.", "v.deepstack.", "mm.")
+
+
+@dataclass(frozen=True)
+class EncoderProfile:
+    """The V1 profile run's multimodal part on one GPU of the first stage (``gpu_model_runner.profile_run``)."""
+
+    tokens_per_item: int  # LLM tokens of the largest image the processor allows
+    crops: int  # encoder crops of one such image
+    patches: int  # patches per crop (class/register tokens included)
+    budget: int  # encoder cache size / compute budget in tokens: max(max_num_batched_tokens, tokens_per_item)
+    items: int  # dummy images encoded in one batch
+    encoder_bytes: int  # the vision encoder's activation peak on them (vit.activation_bytes)
+    cache_bytes: int  # their outputs kept in the encoder cache: items x tokens x LLM hidden (x DeepStack levels + 1) x 2
+
+    def peak(self, llm_phase: int) -> int:
+        """The profile's torch peak: the encoder phase, or the LLM forward / sampler with the cache still held
+        (``self.encoder_cache["tmp"]`` is cleared only after ``_dummy_sampler_run``)."""
+        return max(self.encoder_bytes, self.cache_bytes + llm_phase)
+
+
+def largest_image(vlm: Any, enc: Any) -> tuple[int, int, int]:
+    """(LLM tokens, encoder crops, patches per crop) of the image with the most features the processor allows,
+    as vLLM's ``get_max_image_tokens`` / ``get_image_size_with_most_features`` pick it (recalled): fixed-token
+    models one native crop (LLaVA-1.5 576, Gemma 3 256, pan-and-scan off); Qwen-VL ``smart_resize`` of a
+    9999999-pixel square to max_pixels (Qwen2/2.5-VL's 12,845,056 -> 16,384 tokens); anyres the richest grid
+    pinpoint; tiles the richest tile grid (+ thumbnail). The counts are vramcalc's images.image_tokens."""
+    from vramcalc.images import image_tokens, tile_grids
+    from vramcalc.schema import AnyresTokens, DynamicResolutionTokens, TileTokens
+
+    pol = vlm.image_tokens
+    sizes: list[tuple[int, int] | None] = [None]
+    if isinstance(pol, DynamicResolutionTokens):
+        sizes = [(HUGE_SIDE, HUGE_SIDE)]
+    elif isinstance(pol, AnyresTokens):
+        sizes = [(w, h) for w, h in pol.grid_pinpoints]
+    elif isinstance(pol, TileTokens):
+        sizes = [(c * pol.tile_size, r * pol.tile_size) for c, r in tile_grids(pol.min_tiles, pol.max_tiles)]
+    return max(image_tokens(vlm, enc, size) for size in sizes)
+
+
+def encoder_profile(vlm: Any, enc: Any, llm: LlmSpec, s: Setup, limit: int | None) -> EncoderProfile | None:
+    """The V1 encoder profile (``v1/worker/utils.py MultiModalBudget`` / ``compute_mm_encoder_budget``, recalled):
+
+    - budget = max(max_num_batched_tokens, tokens per item) (``max_num_encoder_input_tokens`` and
+      ``encoder_cache_size`` both default to max_num_batched_tokens);
+    - items = max(1, min(budget // tokens per item, max_num_seqs x max(1, min(limit, max_model_len // tokens per
+      item)))) (chunked prefill on, V1's default);
+    - the encoder runs once on all of them; its outputs stay in the encoder cache through the LLM's dummy forward
+      and the sampler: tokens x LLM hidden x 2 bytes, x (1 + DeepStack levels) for Qwen3-VL, whose vLLM model
+      concatenates the DeepStack features to the embeddings it returns (recalled).
+
+    None when no image is profiled: --limit-mm-per-prompt image=0 (the modality is dropped)."""
+    from vramcalc.runtimes.transformers import vit_activation_bytes
+
+    limit = V1_MM_LIMIT if limit is None else limit
+    if limit <= 0:
+        return None
+    tokens, crops, patches = largest_image(vlm, enc)
+    budget = max(s.max_num_batched_tokens, tokens)
+    per_prompt = max(1, min(limit, s.max_model_len // tokens))
+    items = max(1, min(budget // tokens, s.max_num_seqs * per_prompt))
+    return EncoderProfile(
+        tokens_per_item=tokens,
+        crops=crops,
+        patches=patches,
+        budget=budget,
+        items=items,
+        encoder_bytes=vit_activation_bytes(enc, patches, items * crops),
+        cache_bytes=items * tokens * llm.hidden_size * (1 + len(vlm.projector.deepstack_layers)) * ACT_BYTES,
+    )
+
+
+def vision_shard(t: Any, tp: int) -> float:
+    """Share of a vision tower / projector tensor one TP rank holds. vLLM's ViTs (clip.py, siglip.py,
+    qwen2_vl.py / qwen2_5_vl.py, mllama.py, intern_vit.py; recalled) build attention from QKVParallelLinear /
+    ColumnParallelLinear + RowParallelLinear and the MLP from ColumnParallelLinear + RowParallelLinear, and the
+    projectors (LLaVA's, Qwen's merger, mllama's) from the same layers: their matrices are split over the ranks.
+    Patch embedding (a convolution), position and tile embeddings, class token, norms and biases stay whole.
+    ``--mm-encoder-tp-mode data`` (newer versions, some models: the tower replicated) is not modelled."""
+    if tp > 1 and t.ndim >= 2 and t.name.startswith(SHARDED_VISION) and t.name != "mm.query":
+        return 1.0 / tp
+    return 1.0
 
 
 @dataclass(frozen=True)
@@ -257,6 +353,38 @@ class Vllm(ServingRuntime, Transformers):
 
     def pool_bytes(self, s: Setup, weights: int, non_torch: int, activation: int) -> int:
         return int(s.total * s.fraction) - weights - non_torch - activation
+
+    # --- vision-language models (EncoderProfile, vision_shard)
+
+    def vision_weights_bytes(self, tensors: Any, fmt: str, s: Setup) -> int:
+        from vramcalc.runtimes.serving import tensor_bytes
+
+        return int(sum(tensor_bytes(t, fmt) * vision_shard(t, s.tp) for t in tensors))
+
+    def encoder_profile(self, parts: Any, llm: LlmSpec, s: Setup, opts: Any) -> EncoderProfile | None:
+        if s.era != "v1" or parts.model.projector.kind == "cross_attention":
+            return None
+        return encoder_profile(parts.model, parts.encoder, llm, s, opts.mm_items)
+
+    def vision_note(self, parts: Any, s: Setup, vis_bytes: int, prof: Any) -> str:
+        tp = f", its matrices split over the {s.tp} TP ranks (vLLM's parallel linear layers; norms and embeddings whole)"
+        head = f"Vision encoder + projector: {gib(vis_bytes)} on each GPU of the first stage" + (tp if s.tp > 1 else "") + ". "
+        if prof is None:
+            why = (
+                "the V0 engine runs the encoder inside its dummy forward"
+                if s.era != "v1"
+                else "a cross-attention VLM caches image states per request"
+            )
+            return head + f"The encoder's profile run is not modelled here ({why})."
+        return head + (
+            f"Encoder profile (V1): the largest image the processor allows is {prof.tokens_per_item:,} tokens "
+            f"({prof.crops} crop(s) of {prof.patches:,} patches); budget max({s.max_num_batched_tokens}, {prof.tokens_per_item:,}) "
+            f"= {prof.budget:,} tokens -> {prof.items} image(s) encoded at once: encoder peak {gib(prof.encoder_bytes)}"
+            + (" (the whole tower's activations: an upper bound under TP)" if s.tp > 1 else "")
+            + f", then {gib(prof.cache_bytes)} of encoder cache held through the LLM forward and sampler. "
+            "The activation peak is the larger phase. Rules recalled from v1/worker/gpu_model_runner.py profile_run "
+            "and MultiModalBudget, not re-checked; the encoder's live set is transformers' (vit.py), not vLLM's own ViT code."
+        )
 
     # --- the V1 hybrid KV cache manager (sliding-window layers; HybridLayout)
 
