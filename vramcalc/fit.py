@@ -145,16 +145,25 @@ def load_quality(path: object = None) -> dict[str, Quality]:
     """data/quality.yaml, typed; unknown fields or a malformed file are a CatalogError."""
     from pathlib import Path
 
-    import yaml
-
     from vramcalc.catalog import builtin_catalog_dir
     from vramcalc.errors import CatalogError
 
     p = Path(str(path)) if path is not None else builtin_catalog_dir() / "quality.yaml"
-    try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise CatalogError(f"{p}: {e}") from None
+
+    def parse() -> object:
+        import yaml
+
+        try:
+            return yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise CatalogError(f"{p}: {e}") from None
+
+    if path is None:  # the built-in file is part of the derived cache's code tag: its parse is kept there
+        from vramcalc import diskmemo
+
+        data = diskmemo.cached("quality.yaml", (), parse)
+    else:
+        data = parse()
     if not isinstance(data, dict):
         raise CatalogError(f"{p}: expected a mapping of catalog ids")
     out: dict[str, Quality] = {}
@@ -433,7 +442,9 @@ def _with_quality(row: FitRow, q: Quality, spec: object = None, catalog: Catalog
     active = None
     llm = model_parts(spec, catalog).llm if isinstance(spec, (LlmSpec, VlmSpec)) and catalog is not None else None
     if llm is not None and llm.moe is not None:
-        active = llm_active_params(llm)
+        from vramcalc import diskmemo
+
+        active = diskmemo.cached("active params", (repr(llm),), lambda: llm_active_params(llm))
     size = row.llm_params or row.params
     if active:
         size = int(math.sqrt(size * active))
