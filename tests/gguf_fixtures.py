@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,19 @@ def nbytes(ggml_type: str, shape: tuple[int, ...]) -> int:
     n = int(np.prod(shape))
     assert shape[0] % block == 0
     return n // block * size
+
+
+def write_tensor_infos(w: Any, tensors: Iterable[tuple[str, tuple[int, ...], str]]) -> Any:
+    """Add the tensor infos to a ``gguf.GGUFWriter`` (GGML types by name, shapes with ne0 first), write the header,
+    KV and tensor-info sections, and return the open file (positioned at the end of the tensor infos)."""
+    import gguf
+
+    for name, shape, t in tensors:
+        w.add_tensor_info(name, tuple(reversed(shape)), np.float32, nbytes(t, shape), raw_dtype=gguf.GGMLQuantizationType[t])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    return w.fout[0]
 
 
 def write_gguf(
@@ -72,12 +87,7 @@ def write_gguf(
         w.add_file_type(file_type)
     if vocab:
         w.add_token_list([f"t{i}" for i in range(vocab)])
-    for name, shape, t in tensors:
-        w.add_tensor_info(name, tuple(reversed(shape)), np.float32, nbytes(t, shape), raw_dtype=gguf.GGMLQuantizationType[t])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    f = w.fout[0]
+    f = write_tensor_infos(w, tensors)
     pos = f.tell()
     if data:
         start = -(-pos // 32) * 32

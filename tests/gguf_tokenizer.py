@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gguf_fixtures import nbytes
+from gguf_fixtures import nbytes, write_tensor_infos
 
 _LETTERS = "etaoinshrdlcumwfgypbvkjxqz"
 _CJK = "的一是不了人我在有他这中大来上"
@@ -87,12 +87,7 @@ def write_gguf_with_tokenizer(
         (w.add_string if isinstance(val, str) else w.add_uint32)(key, val)
     w.add_quantization_version(2)
     w.add_file_type(file_type)
-    for name, shape, t in tensors:
-        w.add_tensor_info(name, tuple(reversed(shape)), np.float32, nbytes(t, shape), raw_dtype=gguf.GGMLQuantizationType[t])
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    f = w.fout[0]
+    f = write_tensor_infos(w, tensors)
     start = -(-f.tell() // 32) * 32
     f.truncate(start + sum(-(-nbytes(t, s) // 32) * 32 for _, s, t in tensors))
     w.close()

@@ -78,10 +78,17 @@ def encoder_tokens(enc: VisionEncoderSpec, size: tuple[int, int] | None) -> int:
     return gx * gy + int(enc.class_token) + enc.register_tokens
 
 
-def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple[int, int]:
-    """Qwen2-VL image processor ``smart_resize`` (transformers models/qwen2_vl/image_processing_qwen2_vl.py)."""
-    hb = max(factor, round(h / factor) * factor)
-    wb = max(factor, round(w / factor) * factor)
+def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int, half_up: bool = False) -> tuple[int, int]:
+    """Qwen2-VL image processor ``smart_resize`` (transformers models/qwen2_vl/image_processing_qwen2_vl.py).
+    ``half_up``: llama.cpp's version (tools/mtmd/mtmd-image.cpp ``calc_size_preserved_ratio``): the same steps,
+    but sides are rounded with C's ``std::round``, which takes halves away from zero where Python's ``round``
+    takes them to even (a 336-pixel side at factor 32 is 11 blocks in llama.cpp, 10 in transformers)."""
+
+    def blocks(x: float) -> int:
+        return math.floor(x + 0.5) if half_up else round(x)
+
+    hb = max(factor, blocks(h / factor) * factor)
+    wb = max(factor, blocks(w / factor) * factor)
     if hb * wb > max_px:
         beta = math.sqrt(h * w / max_px)
         hb = max(factor, math.floor(h / beta / factor) * factor)
@@ -94,24 +101,8 @@ def smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple
 
 
 def llamacpp_smart_resize(h: int, w: int, factor: int, min_px: int, max_px: int) -> tuple[int, int]:
-    """llama.cpp's version of ``smart_resize`` (tools/mtmd/mtmd-image.cpp ``calc_size_preserved_ratio``): the
-    same steps, but sides are rounded with C's ``std::round``, which takes halves away from zero where Python's
-    ``round`` takes them to even (a 336-pixel side at factor 32 is 11 blocks in llama.cpp, 10 in transformers)."""
-
-    def round_half_up(x: float) -> int:
-        return math.floor(x + 0.5)
-
-    hb = max(factor, round_half_up(h / factor) * factor)
-    wb = max(factor, round_half_up(w / factor) * factor)
-    if hb * wb > max_px:
-        beta = math.sqrt(h * w / max_px)
-        hb = max(factor, math.floor(h / beta / factor) * factor)
-        wb = max(factor, math.floor(w / beta / factor) * factor)
-    elif hb * wb < min_px:
-        beta = math.sqrt(min_px / (h * w))
-        hb = math.ceil(h * beta / factor) * factor
-        wb = math.ceil(w * beta / factor) * factor
-    return hb, wb
+    """llama.cpp's ``smart_resize`` (halves rounded up: see ``smart_resize``)."""
+    return smart_resize(h, w, factor, min_px, max_px, half_up=True)
 
 
 @functools.lru_cache(maxsize=64)
