@@ -168,13 +168,13 @@ VLLM_NOT = {
     "the V0 engine's VLM profile (the encoder inside the dummy forward) is not modelled. For scale only: 2.47 GiB "
     "activation peak vs 2.84 GiB that vit.py gives the Qwen2/2.5-VL tower on one 16,384-token image",
     16: "model not named (Jetson VLM, video unbounded: 32,768 worst-case multimodal tokens); V0 VLM profile not modelled",
-    21: "DeepSeek-R1 is not in the catalog",
+    21: "DeepSeek-R1 is in the catalog, but this AWQ checkpoint's 16-GPU layout (TP x PP over 2 nodes) is not in the excerpt",
     22: "model not named; co-tenant processes",
     23: "Qwen2.5-Omni thinker is not in the catalog",
     24: "qwen3.6-27b is not in the catalog",
     25: "qwen3.6-27b is not in the catalog",
     26: "qwen3.6-27b is not in the catalog",
-    27: "MiniMax-M2 is not in the catalog",
+    27: "MiniMax-M2 is not in the catalog (only M2.7); gpu_memory_utilization and max_model_len are not in the excerpt",
     28: "Lvllm fork with CPU-resident experts; model not named",
     29: "DeepSeek-V4 is not in the catalog; values approximate",
     30: "Nemotron hybrid is not in the catalog",
@@ -403,9 +403,22 @@ MLX_MODELS = {
 MLX_DEVICES = {"Apple M3 Ultra": "m3-ultra-60c-256gb", "Apple M2 Max": "m2-max-38c-32gb", "M4 Max": "m4-max-40c-64gb"}
 
 
+#: MLX rows whose model is in the catalog but which cannot be expressed, and why.
+MLX_NOT_EXPRESSED = {
+    30: "Qwen3.5-35B-A3B-4bit is in the catalog, but mlx-swift-lm's memoryUsedGB may be process memory, not MLX's peak",
+    **{
+        n: "Qwen3.6-35B-A3B is in the catalog, but this is an Unsloth dynamic (UD) mixed-bit recipe on a device the excerpt does not name"
+        for n in (31, 32, 33, 34)
+    },
+}
+
+
 def mlx_rows(cat) -> tuple[list[tuple[int, object, str, int, int, dict]], dict[int, str]]:  # noqa: ANN001
     out, nots = [], {}
     for line, r in rows("mlx_memory.csv").items():
+        if line in MLX_NOT_EXPRESSED:
+            nots[line] = MLX_NOT_EXPRESSED[line]
+            continue
         name = r["model"].split("/")[-1].split(" ")[0]
         base = name
         for suf in ("-4bit-g32", "-5bit-g32", "-4bit", "-5bit", "-6bit", "-8bit"):
