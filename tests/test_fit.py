@@ -36,6 +36,8 @@ def test_rtx3060_sensible_picks(rtx3060_fit):
 
 
 def test_ranking_is_as_documented(rtx3060_fit):
+    import math
+
     from vramcalc.fit import QUALITY_TIER
 
     r, _ = rtx3060_fit
@@ -47,6 +49,9 @@ def test_ranking_is_as_documented(rtx3060_fit):
             row.meets_min_speed is False,
             QUALITY_TIER.get(row.quant, 0),
             row.quality_score is None,
+            -math.floor(row.quality_score or 0.0),  # the quality tier: one per doubling of the size-equivalent
+            # within a tier, a faster speed class (doublings of tok/s) first ("a quality tier, then speed")
+            -math.floor(math.log2(row.decode_tokens_per_s)) if row.decode_tokens_per_s else 0,
             -(row.quality_score or 0.0),
             -row.llm_params,
             -(row.decode_tokens_per_s or 0.0),

@@ -142,3 +142,19 @@ def test_a_model_that_does_not_run_is_not_usable(cat):
     ranks with the slow rows, after every usable one, whatever speed the formula would give."""
     row, _ = _row(cat, M3_MAX, "llama-3.1-405b")
     assert row.verdict == "no" and row.usable_speed is False, row
+
+
+def test_within_a_quality_tier_the_faster_model_ranks_first(cat):
+    """Issue 12: "a quality tier per model, then speed". On the 128 GB M3 Max, Qwen3.5-122B-A10B (MoE:
+    ~36 tok/s) and Qwen2.5-72B (dense: ~5 tok/s) have quality scores 7.6 and 7.7, one tier (7); the MoE
+    now ranks first (before, the 0.05 higher score put the 5 tok/s model ahead of it)."""
+    import math
+
+    from vramcalc.fit import _rank, _with_quality, load_quality
+
+    q = load_quality()
+    moe, dense = (_with_quality(_row(cat, M3_MAX, m)[0], q[m], cat.resolve_model(m), cat) for m in ("qwen3.5-122b-a10b", "qwen2.5-72b"))
+    assert moe.quality_score is not None and dense.quality_score is not None
+    assert math.floor(moe.quality_score) == math.floor(dense.quality_score) == 7
+    assert moe.quality_score < dense.quality_score and moe.decode_tokens_per_s > 5 * dense.decode_tokens_per_s
+    assert _rank(moe, ["Q5_K_M", "Q6_K"]) < _rank(dense, ["Q5_K_M", "Q6_K"])

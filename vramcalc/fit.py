@@ -34,9 +34,13 @@ Ranking, "what a person would pick" (``sort="quality"``, the default):
    arXiv id), else the labelled fallback ``not_before`` (the model cannot predate the
    transformers release its published config.json was written with, dated by PyPI; a lower
    bound). A model with neither comes after the dated ones (rule and sources:
-   benchmarks/quality/generate.py);
-5. more LLM parameters first (ties of the score);
-6. faster decode first; then a higher-quality precision; then the id.
+   benchmarks/quality/generate.py). Models are grouped in quality tiers, the whole part of the
+   score (one tier per doubling of the size-equivalent), higher tier first: the issue's "a quality
+   tier per model, then speed" (a 122B-A10B MoE at 36 tok/s is not ranked below a dense 72B at
+   5 tok/s whose score differs by 0.05);
+5. within a tier, a faster speed class first: the whole part of log2(decode tok/s), one class per
+   doubling (so 27 and 29 tok/s are one class and the score decides between them);
+6. then the higher score; more LLM parameters; faster decode; a higher-quality precision; the id.
 ``sort="speed"`` and ``sort="context"`` order the models that run by decode speed or largest
 context instead (after 0-2). Catalog entries that are only a VLM's language stack (``component`` in
 data/quality.yaml) are left out (``hidden``).
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,8 +78,9 @@ QUALITY_TIER = {"Q3_K_M": 1, "Q2_K": 2}
 
 RANKING = (
     "usable speed first; then runs on the GPU (fits/tight); then meets --min-speed; then 4+ bit precisions before Q3_K_M before Q2_K; "
-    "then higher quality score = log2(LLM params in B; MoE: sqrt(total x active)) + years since 2023-01 of its release month "
-    "(data/quality.yaml; else the not-before bound from its config; undated last); then more params; then faster; "
+    "then higher quality tier = whole part of the quality score, log2(LLM params in B; MoE: sqrt(total x active)) + years since "
+    "2023-01 of its release month (data/quality.yaml; else the not-before bound from its config; undated last); within a tier, "
+    "a faster speed class first (doublings of tok/s: 4-8, 8-16, 16-32 ...); then the higher score; then more params; then faster; "
     "then higher-quality precision; then id"
 )
 SORTS = {
@@ -458,7 +464,11 @@ def _rank(r: FitRow, order: list[str], sort: str = "quality") -> tuple:
     q = order.index(r.quant) if r.quant in order else len(order)
     speed = -(r.decode_tokens_per_s or 0.0)
     score = r.quality_score
-    quality = (QUALITY_TIER.get(r.quant, 0), score is None, -(score or 0.0), -(r.llm_params or r.params), speed, q, r.model)
+    tier = -math.floor(score) if score is not None else 0  # one tier per doubling of the size-equivalent
+    sp = r.decode_tokens_per_s
+    speed_class = -math.floor(math.log2(sp)) if sp and sp > 0 else 0  # one class per doubling of tok/s
+    params = -(r.llm_params or r.params)
+    quality = (QUALITY_TIER.get(r.quant, 0), score is None, tier, speed_class, -(score or 0.0), params, speed, q, r.model)
     first = (r.usable_speed is False, not runs, r.meets_min_speed is False)
     if sort == "speed":
         return (*first, speed, *quality)
