@@ -94,6 +94,11 @@ ARCHS: dict[str, dict] = {
     "qwen2.5-vl-7b": dict(src="vlm/Qwen2.5-VL-7B-Instruct.json", layers=2, quants=[], vlm=True),
     "gemma-3-4b": dict(src="vlm/gemma-3-4b-it.json", layers=2, quants=[], vlm=True),
     "qwen3-vl-2b": dict(src="vlm/Qwen3-VL-2B-Instruct.json", layers=2, quants=[], vlm=True),
+    # the same with 6 decoder layers: Qwen3-VL-2B injects its 3 DeepStack slices into decoder layers 0-2
+    # (src/models/qwen3vl.cpp: il < n_deepstack_layers), so with 2 layers the (1 + 3) x hidden input
+    # embedding stays alive to the last layer; here it is dead before the last three. LLM runs only: the
+    # mmproj does not depend on the language model's depth (mmproj=False)
+    "qwen3-vl-2b-deep": dict(src="vlm/Qwen3-VL-2B-Instruct.json", layers=6, quants=[], vlm=True, mmproj=False),
     # LLaVA-1.5: convert_hf_to_gguf.py --mmproj handles only Pixtral-type LLaVA; the legacy
     # tools/mtmd/legacy-models/convert_image_encoder_to_gguf.py makes its mmproj (as llama.cpp's docs say)
     "llava-1.5-7b": dict(src="vlm/llava-1.5-7b-hf.json", layers=2, quants=[], vlm=True, legacy=True),
@@ -254,12 +259,13 @@ def one(a: argparse.Namespace, name: str, quantize: Path) -> None:
     if True:
         spec = ARCHS[name]
         vlm = bool(spec.get("vlm"))
+        want_mm = vlm and spec.get("mmproj", True)
         d = a.out / name
         hf = d / "hf"
         f16 = d / f"{name}-F16.gguf"
         quants = spec.get("quants", LLM_QUANTS)
         todo = [q for q in quants if not (d / f"{name}-{q}.gguf").exists()]
-        if f16.exists() and not todo and (not vlm or (d / f"mmproj-{name}-F16.gguf").exists()):
+        if f16.exists() and not todo and (not want_mm or (d / f"mmproj-{name}-F16.gguf").exists()):
             print(f"{name}: done")
             return
         hf.mkdir(parents=True, exist_ok=True)
@@ -270,7 +276,7 @@ def one(a: argparse.Namespace, name: str, quantize: Path) -> None:
         # Gemma's converter trims token_embd to the tokenizer.json's entries: a stub with vocab_size of them
         stub = {"model": {"vocab": {f"t{i}": i for i in range(int(text["vocab_size"]))}}, "added_tokens": []}
         (hf / "tokenizer.json").write_text(json.dumps(stub))
-        if not f16.exists() or (vlm and not (d / f"mmproj-{name}-F16.gguf").exists()):
+        if not f16.exists() or (want_mm and not (d / f"mmproj-{name}-F16.gguf").exists()):
             if vlm:
                 image_processor(cfg, hf)
             if not (hf / "model.safetensors").exists() and not (hf / "model.safetensors.index.json").exists():
@@ -279,7 +285,7 @@ def one(a: argparse.Namespace, name: str, quantize: Path) -> None:
             conv = [sys.executable, str(HERE / "convert.py"), str(a.llama_cpp), str(hf)]
             if not f16.exists():
                 subprocess.run([*conv, str(f16), *spec.get("convert_args", [])], check=True)
-            if vlm and not (d / f"mmproj-{name}-F16.gguf").exists():
+            if want_mm and not (d / f"mmproj-{name}-F16.gguf").exists():
                 subprocess.run([*conv, str(d / f"mmproj-{name}-F16.gguf"), "--mmproj"], check=True)
         if not quantize.exists():
             print(f"{name}: llama-quantize not built yet, F16 only")
