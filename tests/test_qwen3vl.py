@@ -268,7 +268,8 @@ def test_two_layer_deepstack_gaps_are_an_artefact_of_the_shallow_model(shallow: 
     hidden state is placed above them (live sets in compare.KNOWN_GAPS)."""
     a, b = RUNS[shallow], RUNS[deep]
     assert (a["arch"], b["arch"]) == ("qwen3-vl-2b", "qwen3-vl-2b-deep")
-    assert [a[k] for k in ("n_ctx", "np", "kvu", "ub", "fa", "ctk", "ctv")] == [b[k] for k in ("n_ctx", "np", "kvu", "ub", "fa", "ctk", "ctv")]
+    keys = ("n_ctx", "np", "kvu", "ub", "fa", "ctk", "ctv")
+    assert [a[k] for k in keys] == [b[k] for k in keys]
     pa, pb = _llm_compute("qwen3-vl-2b", a), _llm_compute("qwen3-vl-2b-deep", b)
     assert pa == pytest.approx(pb, abs=0.01)
     ma, mb = float(a["compute_mib"]), float(b["compute_mib"])
