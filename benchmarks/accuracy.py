@@ -1009,7 +1009,8 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
             "Speed-model factors fitted by benchmarks/accuracy.py --fit on benchmarks/calibration (copies of "
             "../shared/calibration: llamacpp_bench.csv and llamacpp_bench_models.csv llama-bench rows; timm_vit_bench.csv "
             "pt240 nchw; transformers_peak_mem.csv Qwen2 speeds). llama.cpp decode: bandwidth efficiency by GPU memory class "
-            "(decode_bandwidth), per-layer cost by backend (decode), fitted jointly over all model sizes; prefill: compute "
+            "(decode_bandwidth; Intel GPUs under upstream Vulkan/SYCL: their own kernel group, decode_bandwidth.llama.cpp.intel), "
+            "per-layer cost by backend (decode), fitted jointly over all model sizes; prefill: compute "
             "efficiency by backend and weight class over the kernels' ceiling (speed.mmq_tflops / peak_tflops). Each group "
             "lists the csv rows (file:line) it was fitted on; held-out GPUs are not fitted. spread_log = 90th percentile of "
             "|ln(predicted/measured)| on the training rows: the band is value x/÷ exp(spread_log). Do not edit by hand."
@@ -1220,7 +1221,8 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         "model, weights of a sweep), with all its rows, is left out of the fit; transformers and ViT rows: every fourth row.",
         "Nothing is looked up per GPU or per",
         "model: a GPU enters through its catalog bandwidth, memory class (HBM / GDDR / LPDDR), FP16 rates and architecture;",
-        "the factors belong to a backend, a weight class (quantized / F16) and a build era.",
+        "the factors belong to a backend, a weight class (quantized / F16) and a build era. One decode group belongs to a",
+        "backend's kernels on a vendor's GPUs (upstream Vulkan/SYCL on Intel, fitted on one GPU: see its section below).",
         "",
         "## Targets",
         "",
