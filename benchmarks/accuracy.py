@@ -138,6 +138,7 @@ def gpu_feats(gpu: GpuSpec, backend: str) -> dict:
         "backend": backend,
         "vendor": gpu.vendor,
         "mc": speed.memory_class(gpu),
+        "bwg": speed.decode_bandwidth_group(gpu.vendor, backend, speed.memory_class(gpu)),
         "gpu_id": gpu.id,
         "bw": gpu.memory_bandwidth_gbs,
     }
@@ -196,6 +197,11 @@ OLD_BUILD_MARKERS = ("early Jan 2024", "2024-03", "2023-")
 ARCH_GROUPS = {("cuda", "turing")}
 
 
+#: the report subset of fork builds of llama.cpp (Intel's IPEX-LLM): predicted with the upstream
+#: factors and shown, never fitted (another runtime's kernels; not in the targets)
+FORK_SUBSET = "IPEX-LLM fork, not fitted"
+
+
 def prefill_group(x: dict) -> str:
     """The factor group of a prompt row: backend.weights, with the architecture generation where
     ARCH_GROUPS names it; the dequantize-then-GEMM path is the backend's F16 group."""
@@ -213,16 +219,14 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             src = f"llamacpp_bench.csv:{line}"
             label = f"{r['device']} | {r['backend']} | {r['quant']} | {r['test']} | build {r['build'] or 'ref 8e672ef'}"
             notes = r["notes"]
-            if "IPEX" in r["backend"]:
-                skips.append(Skip(src, label, "IPEX-LLM fork, not upstream llama.cpp"))
-                continue
+            fork = "IPEX" in r["backend"]  # Intel's IPEX-LLM fork: predicted with the upstream factors, reported, not fitted
             if "PR" in r["build"] and "branch" in r["build"]:
                 skips.append(Skip(src, label, "unmerged PR branch (the master column of the same table is used)"))
                 continue
             if "ngl 1" in notes:
                 skips.append(Skip(src, label, "run with -ngl 1 (one layer on the GPU), not a GPU run"))
                 continue
-            backend = BACKENDS.get(r["backend"].split(",")[0].strip())
+            backend = "sycl" if fork else BACKENDS.get(r["backend"].split(",")[0].strip())
             if backend == "cpu":
                 skips.append(Skip(src, label, "CPU-only run: the catalog has no CPU entries (CPU layers enter only through offload)"))
                 continue
@@ -251,7 +255,7 @@ def llamacpp_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
             feats["build"] = r["build"] or "ref 8e672ef"
             metric = "decode" if tg else "prefill"
             group = f"decode/llama.cpp/{backend}" if tg else f"prefill/llama.cpp/{prefill_group(feats)}"
-            rows.append(Row(metric, src, label, group, meas, feats))
+            rows.append(Row(metric, src, label, group, meas, feats, subset=FORK_SUBSET if fork else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,10 +551,13 @@ def mtmd_rows(cat, rows: list[Row], skips: list[Skip]) -> None:
 
 def _llamacpp_decode_factors(cal: dict, x: dict) -> dict | None:
     """The decode factors of a llama.cpp row: its backend's per-layer cost (+ the old-build term
-    for old builds) and its GPU memory class's bandwidth efficiency."""
+    for old builds) and the bandwidth efficiency of its decode_bandwidth group (the (vendor,
+    backend) kernel group where speed.DECODE_BANDWIDTH_GROUPS names one and it is fitted, else the
+    GPU memory class), as speed.decode_factors looks them up."""
+    bw = cal["decode_bandwidth"]["llama.cpp"]
     try:
         tau = cal["decode"]["llama.cpp"][x["backend"]]["per_layer_s"]
-        eta = cal["decode_bandwidth"]["llama.cpp"][x["mc"]]["bandwidth_efficiency"]
+        eta = (bw.get(x.get("bwg", x["mc"])) or bw[x["mc"]])["bandwidth_efficiency"]
     except KeyError:
         return None
     if x.get("era") == "old":
@@ -748,7 +755,7 @@ def fit_llamacpp_decode(train: list[Row]) -> dict:
     layers x (tau_backend + tau_old for pre-mid-2024 builds). eta by memory class (HBM / GDDR /
     LPDDR), tau by backend; relative least squares, weighted per cluster; a negative tau is fixed
     at 0 and the rest refitted."""
-    mcs = sorted({r.feats["mc"] for r in train})
+    mcs = sorted({r.feats["bwg"] for r in train})
     bks = sorted({TAU_GROUPS.get(r.feats["backend"], r.feats["backend"]) for r in train})
     olds = sorted({r.feats["backend"] for r in train if r.feats.get("era") == "old"})
     cols = [("mc", m) for m in mcs] + [("tau", b) for b in bks] + [("old", b) for b in olds]
@@ -758,7 +765,7 @@ def fit_llamacpp_decode(train: list[Row]) -> dict:
 
         def design(r: Row, free: list = free) -> list[float]:
             x, t = r.feats, 1.0 / r.measured
-            v = {("mc", x["mc"]): x["bytes"] / (x["bw"] * 1e9), ("tau", TAU_GROUPS.get(x["backend"], x["backend"])): x["layers"]}
+            v = {("mc", x["bwg"]): x["bytes"] / (x["bw"] * 1e9), ("tau", TAU_GROUPS.get(x["backend"], x["backend"])): x["layers"]}
             if x.get("era") == "old":
                 v[("old", x["backend"])] = x["layers"]
             return [v.get(c, 0.0) / t for c in free]
@@ -771,12 +778,26 @@ def fit_llamacpp_decode(train: list[Row]) -> dict:
     theta.update({c: 0.0 for c in fixed})
     doc: dict = {"decode": {}, "decode_bandwidth": {}, "decode_era": {}}
     for m in mcs:
-        rows_m = [r for r in train if r.feats["mc"] == m]
+        rows_m = [r for r in train if r.feats["bwg"] == m]
         doc["decode_bandwidth"][m] = {
             "bandwidth_efficiency": round(1 / theta[("mc", m)], 4),
             "rows": [r.source for r in rows_m],
             "n_train": len(rows_m),
+            "n_gpus": len({r.feats["gpu_id"] for r in rows_m}),
         }
+        kernel = [(v, b) for (v, b), g in speed.DECODE_BANDWIDTH_GROUPS.items() if g == m]
+        if kernel:  # a (vendor, backend) kernel group rather than a memory class
+            gpus = sorted({r.feats["gpu_id"] for r in rows_m})
+            doc["decode_bandwidth"][m].update(
+                kernels=[f"{v} x {b}" for v, b in kernel],
+                gpus=gpus,
+                about=(
+                    f"upstream llama.cpp's {' and '.join(b for _, b in kernel)} decode kernels on {kernel[0][0]} GPUs, "
+                    f"fitted on {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: {', '.join(gpus)}"
+                    + (f"; not validated on a second {kernel[0][0]} GPU" if len(gpus) < 2 else "")
+                    + "; fork builds (Intel's IPEX-LLM) are another runtime: reported, not fitted"
+                ),
+            )
     for b in sorted({r.feats["backend"] for r in train}):
         rows_b = [r for r in train if TAU_GROUPS.get(r.feats["backend"], r.feats["backend"]) == TAU_GROUPS.get(b, b)]
         doc["decode"][b] = {
@@ -988,7 +1009,8 @@ def write_calibration(doc: dict, rows: list[Row]) -> None:
             "Speed-model factors fitted by benchmarks/accuracy.py --fit on benchmarks/calibration (copies of "
             "../shared/calibration: llamacpp_bench.csv and llamacpp_bench_models.csv llama-bench rows; timm_vit_bench.csv "
             "pt240 nchw; transformers_peak_mem.csv Qwen2 speeds). llama.cpp decode: bandwidth efficiency by GPU memory class "
-            "(decode_bandwidth), per-layer cost by backend (decode), fitted jointly over all model sizes; prefill: compute "
+            "(decode_bandwidth; Intel GPUs under upstream Vulkan/SYCL: their own kernel group, decode_bandwidth.llama.cpp.intel), "
+            "per-layer cost by backend (decode), fitted jointly over all model sizes; prefill: compute "
             "efficiency by backend and weight class over the kernels' ceiling (speed.mmq_tflops / peak_tflops). Each group "
             "lists the csv rows (file:line) it was fitted on; held-out GPUs are not fitted. spread_log = 90th percentile of "
             "|ln(predicted/measured)| on the training rows: the band is value x/÷ exp(spread_log). Do not edit by hand."
@@ -1097,7 +1119,9 @@ def target_results(rows: list[Row]) -> list[tuple[str, str, bool | None]]:
                 vn, _, _, vs = _stats(vsel)
                 gpus = len({r.feats.get("gpu_id") for r in vsel})
                 if gpus < 2:  # one GPU's bias cannot be told from that GPU's own error: shown, not enforced
-                    worst.append(f"{v} {vs:+.1%} ({vn} rows, 1 GPU: not enforced)")
+                    own = sorted({r.feats["bwg"] for r in vsel if r.feats.get("bwg", r.feats.get("mc")) != r.feats.get("mc")})
+                    why = f", fitted on these rows (decode_bandwidth.{'/'.join(own)}): near 0 by construction" if own else ""
+                    worst.append(f"{v} {vs:+.1%} ({vn} rows, 1 GPU{why}: not enforced)")
                     continue
                 worst.append(f"{v} {vs:+.1%} ({vn} rows, {gpus} GPUs)")
                 ok = ok and abs(vs) <= bt
@@ -1138,6 +1162,47 @@ def _breakdown(rows: list[Row], key, title: str) -> list[str]:  # noqa: ANN001
     return [*lines, ""]
 
 
+def vendor_group_section(rows: list[Row]) -> list[str]:
+    """The decode rows of each (vendor, backend) kernel group (speed.DECODE_BANDWIDTH_GROUPS) and of the
+    fork builds on the same GPUs, row by row: a group fitted on one GPU has no validation here."""
+    out: list[str] = []
+    for g in sorted(set(speed.DECODE_BANDWIDTH_GROUPS.values())):
+        fit = [r for r in rows if r.metric == "decode" and r.feats.get("bwg") == g and not r.subset]
+        gpu_ids = {r.feats["gpu_id"] for r in fit}
+        fork = [r for r in rows if r.subset == FORK_SUBSET and r.metric == "decode" and r.feats.get("gpu_id") in gpu_ids]
+        if not fit:
+            continue
+        gpus = sorted({r.feats["gpu_id"] for r in fit})
+        n, med, _, sg = _stats(fit)
+        out += [
+            f"### decode_bandwidth.{g}: upstream llama.cpp's "
+            + ", ".join(sorted({b for (v, b), gg in speed.DECODE_BANDWIDTH_GROUPS.items() if gg == g}))
+            + " kernels on "
+            + ", ".join(sorted({v for (v, b), gg in speed.DECODE_BANDWIDTH_GROUPS.items() if gg == g}))
+            + " GPUs",
+            "",
+            f"Fitted on {n} rows of {len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({', '.join(gpus)}): median {med:.1%}, signed "
+            f"{sg:+.1%}."
+            + (
+                " With one GPU the bias is near 0 by construction and is not a validation: --check shows it and does not "
+                "enforce it; not validated on a second GPU of this vendor."
+                if len(gpus) < 2
+                else ""
+            ),
+            "Fork builds on the same GPUs are another runtime: predicted with the upstream factors, shown, not fitted.",
+            "",
+            "| source | row | measured | predicted | error | set |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for r in [*fit, *fork]:
+            err = f"{r.predicted / r.measured - 1:+.1%}" if r.predicted else "n/a"
+            pred_s = f"{r.predicted:.1f}" if r.predicted else "n/a"
+            kind = r.subset or ("held out" if r.held_out else "fit")
+            out.append(f"| {r.source} | {r.label} | {r.measured:.4g} | {pred_s} | {err} | {kind} |")
+        out.append("")
+    return out
+
+
 def _ubatch_class(r: Row) -> str:
     u = r.feats.get("ubatch_tokens", 512)
     if u <= 8:
@@ -1156,7 +1221,8 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         "model, weights of a sweep), with all its rows, is left out of the fit; transformers and ViT rows: every fourth row.",
         "Nothing is looked up per GPU or per",
         "model: a GPU enters through its catalog bandwidth, memory class (HBM / GDDR / LPDDR), FP16 rates and architecture;",
-        "the factors belong to a backend, a weight class (quantized / F16) and a build era.",
+        "the factors belong to a backend, a weight class (quantized / F16) and a build era. One decode group belongs to a",
+        "backend's kernels on a vendor's GPUs (upstream Vulkan/SYCL on Intel, fitted on one GPU: see its section below).",
         "",
         "## Targets",
         "",
@@ -1176,6 +1242,7 @@ def write_report(rows: list[Row], skips: list[Skip]) -> str:
         if key == "prefill":
             lines += _breakdown(sel, _ubatch_class, "micro-batch (-ub)")
         lines += _breakdown(sel, lambda r: r.source.split(":")[0], "file")
+    lines += ["", *vendor_group_section(rows)]
     lines += [
         "",
         "## Largest misses",
@@ -1225,10 +1292,14 @@ MISS_NOTES = """Causes, as far as the rows show them:
   bandwidth bound while a 1B on an RTX 3060 behind a Pi CM5 is not: not a resident-in-VRAM run. Reported, not fitted.
 - Intel Arc A770 under Vulkan and SYCL (2024 builds): decode reaches 26-39% of the card's 512 GB/s (tg128 34.7-52.6
   t/s for 3.8 GB of weights per token), where the same card under Intel's IPEX-LLM build of llama.cpp reaches 54%
-  (llamacpp_bench.csv:157, 72.7 t/s; not upstream, so not fitted): the upstream Intel kernels of that time, not the
-  card's memory, set the rate. The Vulkan pp512 of build 3999 (158 t/s, :152) is 7x below build a69d54f's (1074 t/s,
-  :142) on the same card: a broken or fallback path in that build. One Intel GPU only: a factor for it would be a
-  per-GPU answer, so it is not fitted (and its decode bias is shown, not enforced, in --check).
+  (llamacpp_bench.csv:157, 72.7 t/s): the upstream Intel kernels of that time, not the card's memory, set the rate.
+  That is a property of upstream llama.cpp's Vulkan/SYCL kernels on Intel GPUs, fitted as its own decode bandwidth
+  group (decode_bandwidth.intel, speed.DECODE_BANDWIDTH_GROUPS) on the three upstream rows of the one Intel GPU in
+  the data: its bias is near 0 by construction, shown and not enforced, and not validated on a second Intel GPU (see
+  the section above). The two Vulkan builds differ by 1.5x on the same card (a69d54f 52.6 t/s, 3999 34.7 t/s), so
+  one factor leaves them at about -14% and +31%. The IPEX-LLM rows are a fork (another runtime's kernels): predicted
+  with the upstream factors (-42% decode, -58% prefill), not fitted. The Vulkan pp512 of build 3999 (158 t/s, :152)
+  is 7x below build a69d54f's (1074 t/s, :142) on the same card: a broken or fallback path in that build.
 - Micro-batches of 64 tokens of a 1B model on ROCm (RX 7900 XTX, PR 18537 master, Q2_K +91%, IQ4_XS +25% at 128):
   the sweep's time per micro-batch has a fixed part of about 4.7 ms (17 layers, about 0.28 ms each); the shared
   prompt cost per layer per micro-batch (prompt_per_layer_s, fitted on all backends) covers part of it; one per

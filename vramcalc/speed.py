@@ -165,6 +165,21 @@ def memory_class(gpu: GpuSpec) -> str:
     return "gddr"
 
 
+#: (vendor, llama.cpp backend) pairs whose decode bandwidth efficiency is a group of its own in
+#: data/calibration.yaml ``decode_bandwidth`` instead of the memory class's: upstream llama.cpp's
+#: Vulkan and SYCL matrix-vector kernels on Intel Xe GPUs reach a far lower fraction of the memory
+#: peak than the same backends' kernels on NVIDIA/AMD GDDR (the A770 rows: 26-39% of 512 GB/s, where
+#: Intel's IPEX-LLM fork reaches 54% on the same card). Fitted by benchmarks/accuracy.py --fit; the
+#: calibration records the rows and GPUs it rests on.
+DECODE_BANDWIDTH_GROUPS = {("intel", "vulkan"): "intel", ("intel", "sycl"): "intel"}
+
+
+def decode_bandwidth_group(vendor: str, backend: str, mc: str) -> str:
+    """The ``decode_bandwidth`` group of a llama.cpp decode: a (vendor, backend) kernel group where
+    DECODE_BANDWIDTH_GROUPS names one, else the GPU's memory class."""
+    return DECODE_BANDWIDTH_GROUPS.get((vendor, backend), mc)
+
+
 #: llama.cpp backends (--backend) and the one each vendor normally runs.
 BACKENDS = ("cuda", "rocm", "vulkan", "metal", "sycl", "cpu")
 VENDOR_BACKENDS = {
@@ -530,9 +545,12 @@ def decode_factors(runtime: Runtime, backend: str, precision: str, gpu: GpuSpec 
         by_rt = calibration()["decode_bandwidth"]
         group = by_rt.get(runtime.name) if key.startswith(f"decode.{runtime.name}.") else None
         group = group or by_rt["llama.cpp"]
-        bwf = group.get(mc) or group["gddr"]
+        kg = decode_bandwidth_group(gpu.vendor, backend, mc) if gpu is not None else mc
+        if kg not in group:
+            kg = mc if mc in group else "gddr"
+        bwf = group[kg]
         f = {**f, "bandwidth_efficiency": bwf["bandwidth_efficiency"]}
-        key = f"{key} + decode_bandwidth.{mc}"
+        key = f"{key} + decode_bandwidth.{kg}"
         cal = cal and bool(bwf.get("rows"))
     return f, key, cal
 
