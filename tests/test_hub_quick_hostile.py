@@ -10,11 +10,12 @@ so the quick read locates its end, and cheap to write.
 from __future__ import annotations
 
 import struct
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from gguf_tokenizer import bpe_vocab, kv_bytes, tokenizer_kvs, write_gguf_fast
+from gguf_tokenizer import bpe_vocab, kv_bytes, tokenizer_kvs
 
 from gguf_fixtures import llama_tensors, nbytes
 from vramcalc.errors import InputError
@@ -102,7 +103,7 @@ def test_a_huge_alignment_does_not_fetch_its_padding(vocab, tmp_path):
 def test_an_alignment_that_is_not_a_power_of_two_is_refused_by_both_reads(vocab, tmp_path, align):
     """A bool is not a number (it read as alignment 1 before); 0, odd and non-integer values too."""
     p = _file(tmp_path, vocab, tail={"general.alignment": align})
-    with pytest.raises(InputError, match="general.alignment .* is not a power of two") as full:
+    with pytest.raises(InputError, match=r"general\.alignment .* is not a power of two") as full:
         read_gguf_header(p)
     with pytest.raises(InputError) as quick:
         _quick(p)
@@ -142,7 +143,7 @@ def test_a_size_larger_than_the_content_falls_back(vocab, tmp_path, delta):
     """The server's listed size is larger than the file: the tensors do not end the file, the full read
     answers (it checks only that the data fits)."""
     p = _file(tmp_path, vocab)
-    h, way, reads = _quick(p, p.stat().st_size + delta)
+    h, way, _ = _quick(p, p.stat().st_size + delta)
     assert way == "fallback" and h.tensors == read_gguf_header(p).tensors
 
 
@@ -166,3 +167,163 @@ def test_a_fetch_of_the_wrong_length_is_a_network_error_not_a_fallback(vocab, tm
     with pytest.raises(InputError, match=r"the server sent \d+ bytes for a range of \d+ \(a truncated body\)"):
         read_gguf_header_quick(RecordingFile(fetch, p.stat().st_size, p.name), p.name, GGUF_READ_BYTES)
     assert len(calls) == 2
+
+
+# --- hostile servers: the loopback fake Hub and Ollama registry, their file answers switched -------------
+
+
+def _hostile_file(self, path: Path, extra: dict[str, str]) -> None:
+    """hub_fakes' file answer, or the fault ``self.owner.mode`` names (for range reads past offset 0)."""
+    import re as _re
+
+    self.owner.auth.append((self.path, self.headers.get("Authorization")))
+    mode = self.owner.mode
+    m = _re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range") or "")
+    if not mode or m is None or (mode != "ignore_range" and int(m.group(1)) == 0):
+        return type(self).__mro__[2]._file(self, path, extra)
+    start, end = int(m.group(1)), int(m.group(2))
+    size = path.stat().st_size
+    if mode == "ignore_range":  # 200 and the whole file
+        start, end, status = 0, size - 1, 200
+    elif mode == "wrong_start":  # 206, but bytes from the start of the file
+        start, end, status = 0, end - start, 206
+    else:  # "drip": 206 with the right headers, then one byte every 50 ms
+        status = 206
+    with open(path, "rb") as f:
+        f.seek(start)
+        body = f.read(min(end - start + 1, 1 << 20))
+    self.send_response(status)
+    self.send_header("Content-Type", "application/octet-stream")
+    self.send_header("Content-Length", str(end - start + 1))
+    if status == 206:
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+    self.end_headers()
+    if mode == "drip":
+        for i in range(len(body)):
+            self.wfile.write(body[i : i + 1])
+            self.wfile.flush()
+            time.sleep(0.05)
+    else:
+        self.wfile.write(body)
+    self.close_connection = True
+
+
+@pytest.fixture()
+def servers(vocab, tmp_path, monkeypatch):
+    """Start, on demand, a fake Hub or a fake Ollama registry serving a 20k-vocabulary GGUF (quick
+    read) and a 1,000-token one (whole header in the first read); HF_TOKEN is set and the Hub's CDN
+    is on another host name ('localhost' for '127.0.0.1')."""
+    import contextlib
+
+    import huggingface_hub.constants
+    import huggingface_hub.utils._detect_agent as detect
+    from hub_fakes import FakeHub, FakeOllama, FakeServer, _HubHandler, _OllamaHandler, ollama_model
+
+    import vramcalc.readers.hub as hubmod
+
+    monkeypatch.setattr(detect, "_registry", {"standardEnvVars": [], "harnesses": {}})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(hubmod, "_CLIENT_SET", False)
+    monkeypatch.setenv("VRAMCALC_HTTP_TIMEOUT", "0.5")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_for_the_hub_only")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "no-store"))
+
+    class HubH(_HubHandler):
+        _file = _hostile_file
+
+        def _redirect(self, location: str, extra: dict[str, str]) -> None:
+            port = self.owner.httpd.server_address[1]
+            super()._redirect(f"http://localhost:{port}{location}" if location.startswith("/cdn/") else location, extra)
+
+    class OllamaH(_OllamaHandler):
+        _file = _hostile_file
+
+    class Hub(FakeHub):
+        def __init__(self) -> None:
+            self.repos, self.mode, self.auth = {}, "", []
+            FakeServer.__init__(self, HubH)
+            self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)  # a quick shutdown
+
+    class Registry(FakeOllama):
+        def __init__(self) -> None:
+            self.manifests, self.blobs, self.mode, self.auth = {}, {}, "", []
+            FakeServer.__init__(self, OllamaH)
+            self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)  # a quick shutdown
+
+    big = _file(tmp_path, vocab, "big-Q4_K_M.gguf")
+    small = _file(tmp_path, (vocab[0][:1000], vocab[1][:100]), "small-Q4_K_M.gguf")
+    with contextlib.ExitStack() as stack:
+
+        def start(kind: str):
+            if kind == "hf":
+                hub = stack.enter_context(Hub())
+                hub.add("someone/big-GGUF", {big.name: big})
+                hub.add("someone/small-GGUF", {small.name: small})
+                monkeypatch.setenv("HF_ENDPOINT", hub.url)
+                return hub
+            reg = stack.enter_context(Registry())
+            for tag, p in (("big", big), ("small", small)):
+                m = ollama_model(p)
+                reg.manifests[("library", "tiny", tag)] = m.manifest
+                reg.blobs.update(m.blobs)
+            monkeypatch.setenv("VRAMCALC_OLLAMA_REGISTRY", reg.url)
+            return reg
+
+        yield start
+
+
+def _run(*args: str) -> tuple[int, str, float]:
+    from typer.testing import CliRunner
+
+    from vramcalc.cli import app
+
+    t = time.monotonic()
+    r = CliRunner().invoke(app, ["check", *args, "--gpu", "rtx3060", "--json"])
+    return r.exit_code, r.output, time.monotonic() - t
+
+
+def _one_line_error(code: int, out: str, says: str) -> None:
+    assert code == 2 and says in out and "Traceback" not in out and len(out.strip().splitlines()) <= 3, out
+
+
+HF_BIG, HF_SMALL = ("someone/big-GGUF", "--source", "hf"), ("someone/small-GGUF", "--source", "hf")
+OL_BIG, OL_SMALL = ("tiny:big", "--source", "ollama"), ("tiny:small", "--source", "ollama")
+
+
+@pytest.mark.parametrize("model", [HF_BIG, OL_BIG])
+def test_a_body_that_trickles_is_a_one_line_error_in_bounded_time(servers, model, monkeypatch):
+    """Headers at once, then one byte every 50 ms: each byte is within the read timeout (0.5 s here),
+    so only a deadline on the whole body ends it (a 64 KiB range read took 55 min before)."""
+    servers(model[-1]).mode = "drip"
+    monkeypatch.setenv("VRAMCALC_HTTP_TIMEOUT", "0.3")  # a 64 KiB body then has 0.6 s
+    code, out, took = _run(*model)
+    _one_line_error(code, out, "too slowly (a stalled body)")
+    assert took < 5, took
+
+
+@pytest.mark.parametrize("model", [HF_BIG, OL_BIG])
+def test_a_range_answered_from_another_offset_is_refused(servers, model):
+    servers(model[-1]).mode = "wrong_start"
+    code, out, _ = _run(*model)
+    _one_line_error(code, out, "answered bytes from 0")
+
+
+@pytest.mark.parametrize(("model", "answers"), [(HF_SMALL, True), (OL_SMALL, True), (HF_BIG, False), (OL_BIG, False)])
+def test_a_server_that_ignores_ranges(servers, model, answers):
+    """200 and the whole file: a header in the first 64 KiB is read from its start (the Ollama reader
+    refused the body as too large before); one that needs a later range is a one-line error."""
+    servers(model[-1]).mode = "ignore_range"
+    code, out, _ = _run(*model)
+    if answers:
+        assert code == 0, out
+    else:
+        _one_line_error(code, out, "ignored the range request")
+
+
+def test_the_hub_token_never_reaches_another_host(servers):
+    hub = servers("hf")
+    code, out, _ = _run(*HF_BIG)
+    assert code == 0, out
+    cdn = [a for path, a in hub.auth if path.startswith("/cdn/")]
+    assert len(cdn) >= 3 and cdn == [None] * len(cdn)

@@ -30,6 +30,14 @@ tensor's padding). Any failure, or more than ``MAX_PROBES`` windows, falls back 
 (and says so). Residual: a file whose token strings embed a forged header continuation (keys,
 tensor infos and padding) whose tensors also tile to the file's end would pass; a full read of the
 same file would give the real header. That file is built to deceive; no accidental content is.
+
+Bounds against hostile files (tests/test_hub_quick_hostile.py): at most ``MAX_PROBES`` windows,
+at most ``_MAX_STEPS`` chain steps and entry checks per window (else the full read), padding over
+a window never fetched (a huge ``general.alignment``: the full read never reads it). A located end
+cannot count the items before it: the arrays with one item per token (token_type, scores) must
+declare the tokens' count, so a wrong count of tokens is the full read's error; a wrong count of
+*merges* (no array to compare it with) is not seen: the quick read answers (every key and tensor
+is the file's), where the full read refuses the file.
 """
 
 from __future__ import annotations
