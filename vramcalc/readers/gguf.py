@@ -363,7 +363,7 @@ def read_tensor_infos(cur: Cursor, path: Path, size: int, version: int, meta: di
             raise InputError(f"{path}: corrupt GGUF file: tensor '{name}' rows of {shape[0]} are not whole {gtype.name} blocks of {block}.")
         tensors.append(GgufTensorInfo(name, shape, gtype.name, offset, numel // block * type_size))
     alignment = meta.get("general.alignment", 32)
-    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
+    if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
         raise InputError(f"{path}: corrupt GGUF file: general.alignment {alignment!r} is not a power of two.")
     data_offset = -(-cur.pos // alignment) * alignment
     end = max((t.offset + t.nbytes for t in tensors), default=0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,9 @@ from vramcalc.readers.remote import (
     RecordingFile,
     RemoteNotFound,
     Traffic,
+    body_deadline,
     combine_header_reads,
+    range_start,
     timeout_s,
 )
 
@@ -390,11 +393,17 @@ def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f:
             raise InputError(f"{f}: the server answered an HTML page, not the file.")
         if r.status_code != 206 and off > 0:
             raise InputError(f"{f}: the server ignored the range request (HTTP {r.status_code}); vramcalc reads headers by range only.")
+        start = range_start(r.headers.get("content-range")) if r.status_code == 206 else None
+        if start is not None and start != off:
+            raise InputError(f"{f}: the server answered bytes from {start} for a range from {off}.")
         out = bytearray()
+        deadline = body_deadline(n)
         for chunk in r.iter_bytes():
             out += chunk
             if len(out) >= n:
                 break
+            if time.monotonic() > deadline:
+                raise InputError(f"{f}: the server sent {len(out):,} of {n:,} bytes too slowly (a stalled body); try again.")
         final = str(r.url)
     return bytes(out[:n]), final
 

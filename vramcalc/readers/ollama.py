@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -31,7 +32,9 @@ from vramcalc.readers.remote import (
     RecordingFile,
     RemoteNotFound,
     Traffic,
+    body_deadline,
     combine_header_reads,
+    range_start,
     timeout_s,
 )
 
@@ -209,15 +212,20 @@ class _Http:
         status, body, _ = self.get_final(url, headers, limit, what)
         return status, body
 
-    def get_final(self, url: str, headers: dict[str, str], limit: int, what: str) -> tuple[int, bytes, str]:
-        """``get``, and the URL that answered (after redirects)."""
+    def get_final(self, url: str, headers: dict[str, str], limit: int, what: str, cut: bool = False) -> tuple[int, bytes, str]:
+        """``get``, and the URL that answered (after redirects). ``cut``: a body longer than
+        ``limit`` is cut there, not refused (a range read from a server that sends the whole file)."""
         req = urllib.request.Request(url, headers={"User-Agent": "vramcalc", **headers})
         try:
             with self.opener.open(req, timeout=timeout_s()) as r:  # https, or the tests' loopback
                 ctype = r.headers.get("Content-Type", "")
                 declared = r.headers.get("Content-Length")
-                body = r.read(limit + 1)
                 status = r.status
+                start = range_start(r.headers.get("Content-Range")) if status == 206 else None
+                if start is not None and "Range" in headers and f"bytes={start}-" not in headers["Range"]:
+                    self.traffic.add(0)
+                    raise InputError(f"{self.ref.label}: the Ollama registry answered bytes from {start} for {what} ({headers['Range']}).")
+                body = self._body(r, limit + 1, what)
                 final = r.geturl()
         except urllib.error.HTTPError as e:
             self.traffic.add(0)
@@ -242,8 +250,27 @@ class _Http:
         if declared is not None and declared.isdigit() and len(body) < int(declared) and len(body) <= limit:
             raise InputError(f"{self.ref.label}: the Ollama registry's answer for {what} is truncated ({len(body)} of {declared} bytes).")
         if len(body) > limit:
+            if cut:
+                return status, body[:limit], final
             raise InputError(f"{self.ref.label}: the Ollama registry's answer for {what} is larger than {limit:,} bytes.")
         return status, body, final
+
+    def _body(self, r: Any, n: int, what: str) -> bytes:
+        """Up to ``n`` bytes of the body, by the time ``body_deadline`` allows (a trickle is an error)."""
+        deadline = body_deadline(n)
+        parts: list[bytes] = []
+        got = 0
+        while got < n:
+            chunk = r.read1(min(n - got, 1 << 16))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+            if got < n and time.monotonic() > deadline:
+                raise InputError(
+                    f"{self.ref.label}: the Ollama registry sent {got:,} bytes of {what} too slowly (a stalled body); try again."
+                )
+        return b"".join(parts)
 
 
 def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelSource, dict[str, Any]]:
@@ -296,7 +323,7 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
         target = [f"{base}/blobs/{d}"]
 
         def fetch(off: int, n: int) -> bytes:
-            status, body, final = http.get_final(target[0], {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob")
+            status, body, final = http.get_final(target[0], {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob", cut=True)
             if status != 206 and off > 0:
                 raise InputError(f"{ref.label}: the Ollama registry ignored the range request (HTTP {status}).")
             target[0] = final  # the registry redirects blobs to its CDN: later reads go there directly

@@ -51,6 +51,26 @@ def timeout_s() -> float:
         return DEFAULT_TIMEOUT_S
 
 
+#: The slowest body a remote read waits for: ``timeout_s()`` per 64 KiB asked, plus one (a choice:
+#: 6.5 KB/s at the default 10 s). The timeout alone bounds each wait for a byte, not the whole body:
+#: a server that sends one byte every few seconds would hold a 64 KiB read for days.
+BODY_BYTES_PER_TIMEOUT = 64 * 1024
+
+
+def body_deadline(n: int) -> float:
+    """The ``time.monotonic()`` by which a body of ``n`` bytes must have arrived."""
+    return time.monotonic() + timeout_s() * (1 + n / BODY_BYTES_PER_TIMEOUT)
+
+
+def range_start(content_range: str | None) -> int | None:
+    """The first byte of a 206 answer's ``Content-Range: bytes START-END/SIZE`` (None: absent or unreadable)."""
+    if not content_range:
+        return None
+    unit, _, spec = content_range.strip().partition(" ")
+    first = spec.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
+
+
 def offline_env() -> bool:
     """``HF_HUB_OFFLINE=1`` (huggingface_hub's switch; also honoured for Ollama's registry)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
