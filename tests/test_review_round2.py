@@ -1,0 +1,82 @@
+"""Round-2 review (user-facing output and honest notes): each test pins one finding of
+/work/notes/r2/review2.md. Cheap: a few in-process CLI calls, no subprocess."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vramcalc.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _eighty(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def _json(runner, *args: str) -> dict:
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+def test_vllm_longest_request_is_the_pools_whole_blocks(runner):
+    # vLLM sizes a request in whole blocks (max_memory_usage_bytes = cdiv(length, block_size) x page, the rule the
+    # hybrid layout already used): the longest request the pool holds is its KV tokens (whole blocks), not the
+    # pool's bytes / bytes per token. Before: "KV tokens 40,640" and "--max-model-len 40655" on one screen.
+    d = _json(runner, "check", "llama-3.1-8b", "--gpu", "rtx4090", "--runtime", "vllm")
+    s = d["serving"]
+    assert not s["starts"] and s["kv_cache_tokens"] % 16 == 0
+    assert d["max_context_tokens"] == s["kv_cache_tokens"]
+    assert s["lower"][0].startswith(f"--max-model-len {s['kv_cache_tokens']} ")
+    assert f"the estimated maximum model length is {s['kv_cache_tokens']}." in s["error"]
+
+
+def test_bar_line_fits_80_columns_with_experts_in_ram(runner):
+    # the bar + "22.41 GiB of 23.50 GiB (95%) on GPU" was 86 columns: the suffix wrapped onto its own line
+    from vramcalc.render.estimate import bar_width, memory_bar
+
+    suffix = " 222.41 GiB of 223.50 GiB (100%) on GPU"
+    for over in (False, True):
+        bar = memory_bar([10, 5, 3, 2], 18 if over else 30, bar_width(suffix, over=over))
+        assert len(bar.plain) + len(suffix) <= 80
+    assert bar_width(" 5.50 GiB of 23.50 GiB (23%)") == 48  # the common case keeps its 48 cells
+    r = runner.invoke(app, ["check", "qwen3-next-80b-a3b", "--gpu", "rtx4090", "--ram", "64"])
+    assert r.exit_code == 0, r.output
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("[")]
+    assert line.endswith("on GPU") and len(line) <= 80
+
+
+def test_laptop_estimated_rate_says_which_rate(runner):
+    # the Prefill line showed "of 51 TFLOPS (estimated FP16 rate)" and the note "12.77 TFLOPS = ...": the note's
+    # figure is the FP16 shader rate, the line's the matrix peak derived from it (4x on Ampere, speed.peak_tflops);
+    # the line must stay within 80 columns (it wrapped with a longer label)
+    d = _json(runner, "check", "llama-3.1-8b", "--gpu", "rtx3060-laptop")
+    thr = d["throughput"]
+    assert thr["prefill_rate_basis"].startswith("FP16 shader rate ")
+    shader = float(thr["prefill_rate_basis"].split()[3])
+    assert thr["prefill_tokens_per_s"]["basis"]["peak_tflops"] == pytest.approx(4 * shader, rel=1e-3)
+    out = runner.invoke(app, ["check", "llama-3.1-8b", "--gpu", "rtx3060-laptop"]).stdout
+    assert "of 51 TFLOPS (estimated, see Note)" in out and "Note: Prefill from an estimated FP16 rate" in out
+
+
+def test_serving_verdict_words_match_check(runner):
+    # compare / gpus / fit said FITS / DOES NOT FIT where check says STARTS / DOES NOT START (vLLM, SGLang)
+    out = runner.invoke(app, ["compare", "llama-3.1-8b", "--gpu", "rtx4090", "--gpu", "h100-sxm", "--runtime", "vllm"]).stdout
+    assert "DOES NOT START" in out and "STARTS" in out and "FITS" not in out
+    assert "1st token (TTFT)" in out
+    fit = runner.invoke(app, ["fit", "--runtime", "vllm", "--gpu", "2xrtx3090", "--limit", "2"]).stdout
+    assert "vllm: memory is per GPU, the whole share" in " ".join(fit.split())
+    plain = runner.invoke(app, ["fit", "--gpu", "rtx4090", "--limit", "2"]).stdout
+    assert "memory is per GPU" not in " ".join(plain.split())
+
+
+@pytest.mark.parametrize(
+    ("runtime", "gpu", "word"),
+    [("vllm", "h100-sxm", "These vLLM rules are recalled"), ("sglang", "h100-sxm", "These SGLang rules"), ("mlx", "m3-max-40c-128gb", "recalled from mlx-lm's")],
+)
+def test_one_note_says_the_serving_rules_are_recalled(runner, runtime, gpu, word):
+    notes = _json(runner, "check", "llama-3.1-8b", "--gpu", gpu, "--runtime", runtime)["notes"]
+    hits = [n for n in notes if "docs/accuracy_serving.md" in n]
+    assert len(hits) == 1 and word in hits[0]
