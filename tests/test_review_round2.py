@@ -74,9 +74,28 @@ def test_serving_verdict_words_match_check(runner):
 
 @pytest.mark.parametrize(
     ("runtime", "gpu", "word"),
-    [("vllm", "h100-sxm", "These vLLM rules are recalled"), ("sglang", "h100-sxm", "These SGLang rules"), ("mlx", "m3-max-40c-128gb", "recalled from mlx-lm's")],
+    [
+        ("vllm", "h100-sxm", "These vLLM rules are recalled"),
+        ("sglang", "h100-sxm", "These SGLang rules"),
+        ("mlx", "m3-max-40c-128gb", "recalled from mlx-lm's"),
+    ],
 )
 def test_one_note_says_the_serving_rules_are_recalled(runner, runtime, gpu, word):
     notes = _json(runner, "check", "llama-3.1-8b", "--gpu", gpu, "--runtime", runtime)["notes"]
     hits = [n for n in notes if "docs/accuracy_serving.md" in n]
     assert len(hits) == 1 and word in hits[0]
+
+
+def test_serving_title_counts_the_gpus(runner):
+    # the title named one card for a TP 8 x PP 2 run ("on NVIDIA H100 SXM5 80 GB"): it is TP x PP cards
+    d = _json(runner, "check", "llama-3.1-70b", "--gpu", "8xh100", "--nodes", "2", "--runtime", "vllm")
+    n = d["serving"]["tensor_parallel"] * d["serving"]["pipeline_parallel"]
+    out = runner.invoke(app, ["check", "llama-3.1-70b", "--gpu", "8xh100", "--nodes", "2", "--runtime", "vllm"]).stdout
+    assert n == 16 and out.splitlines()[0].startswith(f"Llama 3.1 70B  [llama-3.1-70b]  on  {n} x NVIDIA H100")
+
+
+def test_sglang_aggregate_decode_uses_the_pools_concurrency(runner):
+    # SGLang has no max_num_seqs here (0 = none): min(0, pool concurrency) made every aggregate figure 1 request
+    s = _json(runner, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--runtime", "sglang")["serving"]
+    assert s["max_num_seqs"] == 0 and s["concurrency"] == int(s["max_concurrency"]) > 1
+    assert s["speeds"]["decode_aggregate"]["value"] > s["speeds"]["decode_per_request"]["value"]

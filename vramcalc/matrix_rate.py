@@ -84,7 +84,7 @@ def estimate_fp16_rate(gpu: GpuSpec, catalog_gpus: Iterable[GpuSpec]) -> RateEst
     value = round(gpu.memory_bandwidth_gbs * med, 2)
     basis = (
         f"FP16 shader rate {value:g} TFLOPS = {gpu.memory_bandwidth_gbs:g} GB/s x the median FP16 TFLOPS per GB/s ({med:.4f}) "
-        f"of {len(refs)} {gpu.architecture} {kind} cards in the catalog (the matrix peak is derived from it as for those cards)"
+        f"of {len(refs)} {gpu.architecture} {kind} cards in the catalog (the matrix peak follows from it)"
     )
     return RateEstimate(
         gpu=gpu.id,

@@ -43,7 +43,9 @@ def render_serving(est: Estimate) -> Group:
     assert s is not None
     i = est.inputs
     mlx = s.peak_bytes is not None
-    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (est.gpu.name, "bold"), f"  [{est.gpu.id}]")
+    n_gpus = 1 if mlx else s.tensor_parallel * s.pipeline_parallel  # every GPU the server runs on (TP x PP)
+    cards = est.gpu.name if n_gpus == 1 else f"{n_gpus} x {est.gpu.name}"
+    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (cards, "bold"), f"  [{est.gpu.id}]")
     if mlx:
         gen = i.context_tokens - i.text_tokens
         setting = (

@@ -57,7 +57,7 @@ _COLS = [
     Col("tok/s", "right", drop=1),
     Col("1st token", "right", drop=4, short="TTFT"),
 ]
-_FOOT = "tok/s: decode at the context asked; 1st token (TTFT): a 512-token question plus the images; '-': unknown, or it does not run."
+_FOOT = "tok/s: decode at the context asked; 1st token (TTFT): a 512-token question + images; '-': unknown, or it does not run."
 
 
 def render_compare(c: Comparison) -> Group:

@@ -680,7 +680,8 @@ class ServingRuntime:
                 f"{tag} in its place in the command (the catalog names none)."
             )
 
-        conc = opts.concurrency or max(1, min(s.max_num_seqs, int(concurrency)))
+        # max_num_seqs 0: the runtime has no such cap (SGLang here), the pool alone bounds the requests
+        conc = opts.concurrency or max(1, min(s.max_num_seqs or int(concurrency), int(concurrency)))
         ctx = min(w.context_tokens or 4096, s.max_model_len)
         speeds, thr = self.speeds(llm, gpu, precision, s, stages, conc, ctx)
         ans = ServingAnswer(
