@@ -99,3 +99,14 @@ def test_sglang_aggregate_decode_uses_the_pools_concurrency(runner):
     s = _json(runner, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--runtime", "sglang")["serving"]
     assert s["max_num_seqs"] == 0 and s["concurrency"] == int(s["max_concurrency"]) > 1
     assert s["speeds"]["decode_aggregate"]["value"] > s["speeds"]["decode_per_request"]["value"]
+
+
+def test_serving_decode_uses_the_cards_memory_class(runner):
+    # speeds() called decode_factors without the GPU: every card got the GDDR bandwidth efficiency (an H100's
+    # figure said "decode_bandwidth.gddr"), and the note called llama.cpp's CUDA factors "PyTorch-kernel factors"
+    d = _json(runner, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--runtime", "vllm")
+    assert d["serving"]["speeds"]["decode_per_request"]["basis"]["factors"].endswith("decode_bandwidth.hbm (uncalibrated for vllm)")
+    (note,) = [n for n in d["throughput"]["notes"] if n.startswith("Speeds:")]
+    assert "borrowed factors (decode decode.llama.cpp.cuda" in note and "4,096-token prompt" in note
+    out = " ".join(runner.invoke(app, ["check", "llama-3.1-8b", "--gpu", "h100-sxm", "--runtime", "vllm"]).stdout.split())
+    assert "• Speeds: the roofline with borrowed factors" in out  # the table shows the JSON's throughput notes

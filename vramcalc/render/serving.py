@@ -114,6 +114,8 @@ def render_serving(est: Estimate) -> Group:
                 label += f" ({s.concurrency})"
             sp.add_row(label, _speed(f))
         out += [Text("Speed (band in brackets)", style="bold"), sp]
+        if est.throughput is not None:  # what the figures are for and how sure (the JSON's throughput.notes)
+            out += [Text("• " + n, style="dim") for n in est.throughput.notes]
     out.append(Text.assemble(("Command: ", "bold"), s.command))
     for n in est.notes:
         if n != s.error:
