@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -66,10 +67,25 @@ def test_serving_verdict_words_match_check(runner):
     out = runner.invoke(app, ["compare", "llama-3.1-8b", "--gpu", "rtx4090", "--gpu", "h100-sxm", "--runtime", "vllm"]).stdout
     assert "DOES NOT START" in out and "STARTS" in out and "FITS" not in out
     assert "1st token (TTFT)" in out
-    fit = runner.invoke(app, ["fit", "--runtime", "vllm", "--gpu", "2xrtx3090", "--limit", "2"]).stdout
-    assert "vllm: memory is per GPU, the whole share" in " ".join(fit.split())
-    plain = runner.invoke(app, ["fit", "--gpu", "rtx4090", "--limit", "2"]).stdout
-    assert "memory is per GPU" not in " ".join(plain.split())
+    # fit: the same words, and one line on what memory / free / max ctx mean for a server (a whole fit run is ~6 s:
+    # the render is checked on an empty result instead)
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from vramcalc.render.fit import render_fit
+    from vramcalc.render.views import verdict_label
+
+    assert verdict_label("no", "sglang")[0] == "DOES NOT START" and verdict_label("no", "llama.cpp")[0] == "DOES NOT FIT"
+    gpu = SimpleNamespace(name="GeForce RTX 3090", id="rtx3090", usable_bytes=1 << 34, memory_bytes=1 << 34)
+    for runtime, shown in (("vllm", True), ("llama.cpp", False)):
+        r = SimpleNamespace(
+            gpu=gpu, gpus=["rtx3090"], context_tokens=4096, runtime=runtime, images=None, rows=[], precisions=["bf16"],
+            ranking="id", usable_tokens_per_s=5.0, hidden=[], skipped=[],
+        )  # fmt: skip
+        con = Console(width=80, record=True, file=io.StringIO())
+        con.print(render_fit(r))  # type: ignore[arg-type]
+        assert ("memory is per GPU, the whole share" in " ".join(con.export_text().split())) is shown
 
 
 @pytest.mark.parametrize(
@@ -110,3 +126,14 @@ def test_serving_decode_uses_the_cards_memory_class(runner):
     assert "borrowed factors (decode decode.llama.cpp.cuda" in note and "4,096-token prompt" in note
     out = " ".join(runner.invoke(app, ["check", "llama-3.1-8b", "--gpu", "h100-sxm", "--runtime", "vllm"]).stdout.split())
     assert "• Speeds: the roofline with borrowed factors" in out  # the table shows the JSON's throughput notes
+
+
+def test_serving_pairs_are_shown_as_pairs(runner):
+    # gpus/compare showed a vLLM TP-2 pair as one card ("rtx4090 ... STARTS 131,072" while check on one RTX 4090
+    # says DOES NOT START): row_of took one GPU id and the per-GPU memory for serving estimates
+    d = _json(runner, "compare", "llama-3.1-8b", "--gpu", "rtx4090", "--gpu", "2xrtx4090", "--runtime", "vllm")
+    one, two = d["rows"]
+    assert one["gpus"] == ["rtx4090"] and one["verdict"] == "no"
+    assert two["gpus"] == ["rtx4090", "rtx4090"] and two["verdict"] == "fits"
+    assert two["usable_bytes"] == 2 * one["usable_bytes"]  # the pair's two shares, as llama.cpp pairs sum theirs
+    # gpus uses the same row_of (views.gpus_for); a run over every card is ~2 s, so compare stands for it
