@@ -137,3 +137,23 @@ def test_serving_pairs_are_shown_as_pairs(runner):
     assert two["gpus"] == ["rtx4090", "rtx4090"] and two["verdict"] == "fits"
     assert two["usable_bytes"] == 2 * one["usable_bytes"]  # the pair's two shares, as llama.cpp pairs sum theirs
     # gpus uses the same row_of (views.gpus_for); a run over every card is ~2 s, so compare stands for it
+
+
+def test_wrapped_commands_still_run_when_copied():
+    # rich wrapped "Command: vllm serve ... \n--max-model-len 131072" at a space: pasted, the shell ran `vllm serve`
+    # without the flag and then `--max-model-len` as a command. Now: whole words, continuation backslashes.
+    import shlex
+
+    from vramcalc.render.table import command_lines
+
+    line = (
+        "vllm serve meta-llama/Llama-3.1-70B --tensor-parallel-size 8 --pipeline-parallel-size 2 "
+        "--distributed-executor-backend ray --gpu-memory-utilization 0.9 --max-model-len 131072 --limit-mm-per-prompt '{\"image\": 1}'"
+    )
+    out = command_lines(line, len("Command: "))
+    assert len("Command: ") + len(out[0]) <= 80 and all(len(x) <= 80 for x in out) and len(out) > 1
+    assert all(x.endswith(" \\") for x in out[:-1]) and not out[-1].endswith("\\")
+    # what a POSIX shell reads from the copied lines: backslash-newline is removed (a line continuation)
+    assert shlex.split("\n".join(out).replace("\\\n", "")) == shlex.split(line)
+    assert "--max-model-len 131072" in " ".join(out)  # a flag stays on the line of its value
+    assert command_lines("llama-server -m a.gguf -c 4096", 9) == ["llama-server -m a.gguf -c 4096"]

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc import runtimes
-from vramcalc.render.table import Col, FitTable
+from vramcalc.render.table import Col, FitTable, command_lines
 from vramcalc.units import fmt_bytes, fmt_count
 
 if TYPE_CHECKING:
@@ -358,7 +358,8 @@ def render_devices(est: Estimate) -> list[Any]:
             head += f", --fit keeps {fmt_bytes(off.fit_target_bytes)} free"
         lines += [Text(""), Text(head + ")", style="bold"), t]
     if est.llama_server:
-        lines += [Text(""), Text.assemble(("Command: ", "bold"), (shell_line(est.llama_server), "cyan"))]
+        first, *more = command_lines(shell_line(est.llama_server), len("Command: "))
+        lines += [Text(""), Text.assemble(("Command: ", "bold"), (first, "cyan")), *[Text(x, style="cyan") for x in more]]
     if est.llama_fit_context_tokens:
         lines.append(
             Text(

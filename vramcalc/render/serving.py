@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc.render.estimate import NO_SPEED
+from vramcalc.render.table import command_lines
 from vramcalc.units import GiB
 
 if TYPE_CHECKING:
@@ -116,7 +117,8 @@ def render_serving(est: Estimate) -> Group:
         out += [Text("Speed (band in brackets)", style="bold"), sp]
         if est.throughput is not None:  # what the figures are for and how sure (the JSON's throughput.notes)
             out += [Text("• " + n, style="dim") for n in est.throughput.notes]
-    out.append(Text.assemble(("Command: ", "bold"), s.command))
+    first, *more = command_lines(s.command, len("Command: "))  # whole words, continuation backslashes
+    out += [Text.assemble(("Command: ", "bold"), first), *[Text(x) for x in more]]
     for n in est.notes:
         if n != s.error:
             out.append(Text("• " + n, style="dim"))
