@@ -95,7 +95,8 @@ USABLE_TOKENS_PER_S = 5.0
 #: Years of release date worth a doubling of the parameters in ``quality_score`` (a chosen
 #: trade-off, not a measurement: a model a year newer ranks with one twice its size).
 YEARS_PER_DOUBLING = 1.0
-#: The origin of the date term of ``quality_score``.
+#: The origin of the date term of ``quality_score``: a chosen month (not a measurement). With tiers the
+#: whole part of the score, it sets where the tier boundaries fall (the ranking text names it).
 SCORE_EPOCH = (2023, 1)
 
 

@@ -24,7 +24,8 @@ from vramcalc.jsonable import Jsonable, result
 if TYPE_CHECKING:  # pragma: no cover
     from vramcalc.schema import GpuSpec
 
-#: Fewest same-category reference cards for their ratio to be used instead of the desktop cards'.
+#: Fewest same-category reference cards for their ratio to be used instead of the desktop cards': a
+#: chosen threshold (a median of fewer than three is one card's balance), not a measurement.
 MIN_REFERENCES = 3
 
 
@@ -82,8 +83,8 @@ def estimate_fp16_rate(gpu: GpuSpec, catalog_gpus: Iterable[GpuSpec]) -> RateEst
     kind = "laptop" if refs[0].category == "laptop" else "desktop"
     value = round(gpu.memory_bandwidth_gbs * med, 2)
     basis = (
-        f"{value:g} TFLOPS = {gpu.memory_bandwidth_gbs:g} GB/s x the median FP16 TFLOPS per GB/s ({med:.4f}) "
-        f"of {len(refs)} {gpu.architecture} {kind} cards in the catalog"
+        f"FP16 shader rate {value:g} TFLOPS = {gpu.memory_bandwidth_gbs:g} GB/s x the median FP16 TFLOPS per GB/s ({med:.4f}) "
+        f"of {len(refs)} {gpu.architecture} {kind} cards in the catalog (the matrix peak follows from it)"
     )
     return RateEstimate(
         gpu=gpu.id,

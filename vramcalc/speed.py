@@ -392,7 +392,8 @@ SMALL_BATCH_TOKENS = 8
 #: line 386: MMQ's dp4a path only below MMQ_DP4A_MAX_BATCH_SIZE = 64 tokens, mmq.cuh line 8, where FP16
 #: MMA hardware exists).
 DEQUANT_GEMM_MIN_TOKENS = 64
-#: Builds before llama.cpp's int8-MMA quantized kernels (PR 7676, June 2024) did the same on every
+#: Builds before llama.cpp's int8-MMA quantized kernels (PR 7676, June 2024: number and date recalled, not
+#: re-read; the Jan-2024 RTX 3090 rows of llamacpp_bench.csv agree with the rule) did the same on every
 #: tensor-core GPU above MMQ_MAX_BATCH_SIZE = 32 tokens (only the accuracy report uses it: the
 #: estimate is for current builds).
 OLD_DEQUANT_MIN_TOKENS = 33

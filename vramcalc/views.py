@@ -88,11 +88,15 @@ def row_of(est: Estimate) -> ViewRow:
     q = thr.time_to_first_token_question_s if thr is not None else None
     ttft = q.value if runs and q is not None else None
     layers = f"{off.gpu_layers}/{off.total_layers}" if off is not None and off.mode != "full" else None
+    memory = est.memory.total_bytes
+    if est.serving is not None and est.serving.peak_bytes is None:  # vLLM / SGLang: per-GPU figures, TP x PP cards
+        n = est.serving.tensor_parallel * est.serving.pipeline_parallel
+        gpus, memory, usable = [est.gpu.id] * n, memory * n, usable * n
     return ViewRow(
         gpus=gpus,
         gpu_name=est.gpu.name,
         quant=est.inputs.quant,
-        memory_bytes=est.memory.total_bytes,
+        memory_bytes=memory,
         usable_bytes=usable,
         verdict=est.verdict,
         max_context_tokens=est.max_context_tokens,

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc import runtimes
-from vramcalc.render.table import Col, FitTable
+from vramcalc.render.table import Col, FitTable, command_lines
 from vramcalc.units import fmt_bytes, fmt_count
 
 if TYPE_CHECKING:
@@ -28,6 +28,12 @@ VERDICT_TEXT = {
     "offload": ("OFFLOAD", "bold dark_orange"),
     "no": ("DOES NOT FIT", "bold red"),
 }
+
+
+def bar_width(suffix: str, over: bool = False, columns: int = 80) -> int:
+    """Cells of the memory bar so that '[bar] !' and its suffix stay on one line of ``columns``
+    (48 at most; at least 16). The segments' rounding can add a cell, hence one spare column."""
+    return max(16, min(48, columns - 1 - 2 - (2 if over else 0) - len(suffix)))
 
 
 def memory_bar(parts: list[int], capacity: int, width: int = 48) -> Text:
@@ -124,9 +130,10 @@ def render_estimate(est: Estimate) -> Group:
             sum(d.compute_bytes for d in gpu_shares_),
             sum(d.overhead_bytes for d in gpu_shares_),
         ]
-    bar = memory_bar(parts, cap)
     pct = 100 * on_gpu / cap
-    bar.append(f" {fmt_bytes(on_gpu)} of {fmt_bytes(cap)} ({pct:.0f}%)" + (" on GPU" if cpu_share is not None else ""))
+    suffix = f" {fmt_bytes(on_gpu)} of {fmt_bytes(cap)} ({pct:.0f}%)" + (" on GPU" if cpu_share is not None else "")
+    bar = memory_bar(parts, cap, bar_width(suffix, over=sum(parts) > cap))
+    bar.append(suffix)
     legend = Text("  ")
     for label, glyph, style in _SEGMENTS:
         legend.append(glyph, style=style)
@@ -229,7 +236,7 @@ def render_speed(est: Estimate) -> list[Any]:
         if f:
             band = f"{_secs(f.low)}-{_secs(f.high)}" if label == "Image encode" else f"{_rate(f.low)}-{_rate(f.high)}"
             est_rate = thr.prefill_rate_estimated and label in (prefill_label, "Image encode", "Images")
-            rows.append([label, fmt(f.value), band, basis(f) + (" (estimated FP16 rate)" if est_rate else "")])
+            rows.append([label, fmt(f.value), band, basis(f) + (" (estimated, see Note)" if est_rate else "")])
     imgs = est.inputs.images
     plus = f" + {imgs} img" if thr.image_encode_s and imgs else ""
     q = thr.time_to_first_token_question_s
@@ -351,7 +358,8 @@ def render_devices(est: Estimate) -> list[Any]:
             head += f", --fit keeps {fmt_bytes(off.fit_target_bytes)} free"
         lines += [Text(""), Text(head + ")", style="bold"), t]
     if est.llama_server:
-        lines += [Text(""), Text.assemble(("Command: ", "bold"), (shell_line(est.llama_server), "cyan"))]
+        first, *more = command_lines(shell_line(est.llama_server), len("Command: "))
+        lines += [Text(""), Text.assemble(("Command: ", "bold"), (first, "cyan")), *[Text(x, style="cyan") for x in more]]
     if est.llama_fit_context_tokens:
         lines.append(
             Text(

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from rich.console import Group
 from rich.text import Text
 
-from vramcalc.render.estimate import VERDICT_TEXT
 from vramcalc.render.table import Col, DroppedNote, FitTable
+from vramcalc.render.views import STARTS_RUNTIMES, verdict_label
 from vramcalc.results import DEFAULT_TEXT_CONTEXT
 from vramcalc.units import fmt_bytes, fmt_count
 
@@ -68,7 +68,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
     rows = r.rows if limit is None else r.rows[:limit]
     body = []
     for row in rows:
-        label, style = VERDICT_TEXT[row.verdict]
+        label, style = verdict_label(row.verdict, r.runtime)
         if row.verdict == "offload" and row.gpu_layers:
             label += f" {row.gpu_layers}"
         if row.verdict != "no" and (row.meets_min_speed is False or row.usable_speed is False):  # below the usable speed
@@ -106,6 +106,14 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
             style="dim",
         )
     )
+    if r.runtime in STARTS_RUNTIMES:
+        parts.append(
+            Text(
+                f"{r.runtime}: memory is per GPU, the whole share the server takes (total x its memory fraction); free: the "
+                "KV pool left after one request of the context; max ctx: the longest request the pool holds.",
+                style="dim",
+            )
+        )
     if r.hidden:
         parts.append(
             Text(

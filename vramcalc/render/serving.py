@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vramcalc.render.estimate import NO_SPEED
+from vramcalc.render.table import command_lines
 from vramcalc.units import GiB
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def render_serving(est: Estimate) -> Group:
     assert s is not None
     i = est.inputs
     mlx = s.peak_bytes is not None
-    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (est.gpu.name, "bold"), f"  [{est.gpu.id}]")
+    n_gpus = 1 if mlx else s.tensor_parallel * s.pipeline_parallel  # every GPU the server runs on (TP x PP)
+    cards = est.gpu.name if n_gpus == 1 else f"{n_gpus} x {est.gpu.name}"
+    title = Text.assemble((i.model_name, "bold"), f"  [{i.model}]  on  ", (cards, "bold"), f"  [{est.gpu.id}]")
     if mlx:
         gen = i.context_tokens - i.text_tokens
         setting = (
@@ -112,7 +115,10 @@ def render_serving(est: Estimate) -> Group:
                 label += f" ({s.concurrency})"
             sp.add_row(label, _speed(f))
         out += [Text("Speed (band in brackets)", style="bold"), sp]
-    out.append(Text.assemble(("Command: ", "bold"), s.command))
+        if est.throughput is not None:  # what the figures are for and how sure (the JSON's throughput.notes)
+            out += [Text("• " + n, style="dim") for n in est.throughput.notes]
+    first, *more = command_lines(s.command, len("Command: "))  # whole words, continuation backslashes
+    out += [Text.assemble(("Command: ", "bold"), first), *[Text(x) for x in more]]
     for n in est.notes:
         if n != s.error:
             out.append(Text("• " + n, style="dim"))

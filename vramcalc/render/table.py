@@ -112,3 +112,55 @@ class DroppedNote:
         self.t.layout(options.max_width)
         if self.t.dropped:
             yield Text(f"Not shown at this width: {', '.join(self.t.dropped)} ({self.hint}).", style="dim")
+
+
+def shell_words(line: str) -> list[str]:
+    """A shell line's words as written: spaces inside quotes or a ``<placeholder>`` do not split."""
+    words: list[str] = []
+    cur = ""
+    quote = ""
+    for ch in line:
+        if quote:
+            cur += ch
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"<":
+            quote = ">" if ch == "<" else ch
+            cur += ch
+        elif ch == " ":
+            if cur:
+                words.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        words.append(cur)
+    return words
+
+
+def command_lines(line: str, lead: int, width: int = 80) -> list[str]:
+    """``line`` broken at words into shell lines of at most ``width`` columns (the first after ``lead``
+    columns of label), each but the last ending in a continuation backslash, so that a copy of the
+    wrapped command (a terminal, a pipe, a log) still runs. A flag stays with its value; a word longer
+    than a line gets a line of its own."""
+    words = shell_words(line)
+    groups: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w.startswith("-") and i + 1 < len(words) and not words[i + 1].startswith("-"):
+            w = f"{w} {words[i + 1]}"
+            i += 1
+        groups.append(w)
+        i += 1
+    out: list[str] = []
+    cur = ""
+    room = width - lead
+    for g in groups:
+        if cur and len(cur) + 1 + len(g) + 2 > room:
+            out.append(cur + " \\")
+            cur, room = "  " + g, width
+        else:
+            cur = f"{cur} {g}" if cur else g
+    out.append(cur)
+    return out

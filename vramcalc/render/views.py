@@ -22,8 +22,21 @@ def _setup(r: ViewRow) -> str:
     return "+".join(ids)
 
 
-def _cells(r: ViewRow) -> list[Any]:
-    label, style = VERDICT_TEXT[r.verdict]
+#: runtimes whose 'no' means the server refuses to start (its KV pool check), the word their ``check`` uses
+STARTS_RUNTIMES = ("vllm", "sglang")
+
+
+def verdict_label(verdict: str, runtime: str) -> tuple[str, str]:
+    """The verdict word and style; a serving runtime's 'fits' / 'no' read as its ``check`` says them
+    (STARTS / DOES NOT START: the server's own start check on its KV pool)."""
+    label, style = VERDICT_TEXT[verdict]
+    if runtime in STARTS_RUNTIMES and verdict in ("fits", "no"):
+        label = "STARTS" if verdict == "fits" else "DOES NOT START"
+    return label, style
+
+
+def _cells(r: ViewRow, runtime: str = "") -> list[Any]:
+    label, style = verdict_label(r.verdict, runtime)
     if r.gpu_layers and r.verdict == "offload":
         label += f" {r.gpu_layers}"
     return [
@@ -44,7 +57,7 @@ _COLS = [
     Col("tok/s", "right", drop=1),
     Col("1st token", "right", drop=4, short="TTFT"),
 ]
-_FOOT = "tok/s: decode at the context asked; 1st token: a 512-token question plus the images; '-': unknown, or it does not run."
+_FOOT = "tok/s: decode at the context asked; 1st token (TTFT): a 512-token question + images; '-': unknown, or it does not run."
 
 
 def render_compare(c: Comparison) -> Group:
@@ -52,7 +65,7 @@ def render_compare(c: Comparison) -> Group:
     many_gpus = len({tuple(r.gpus) for r in c.rows}) > 1
     many_quants = len({r.quant for r in c.rows}) > 1 or not many_gpus
     cols = ([Col("GPU")] if many_gpus else []) + ([Col("quant")] if many_quants else []) + _COLS
-    body = [([_setup(r)] if many_gpus else []) + ([r.quant] if many_quants else []) + _cells(r) for r in c.rows]
+    body = [([_setup(r)] if many_gpus else []) + ([r.quant] if many_quants else []) + _cells(r, c.runtime) for r in c.rows]
     table = FitTable(cols, body)
     parts: list[Any] = [head]
     if not many_gpus and c.rows:
@@ -71,7 +84,7 @@ def render_gpus(g: GpuChoice, limit: int | None = None) -> Group:
     )
     cols = [Col("GPU"), Col("name", drop=5, flexible=12), *_COLS]
     shown = g.rows if limit is None else g.rows[:limit]
-    body = [[_setup(r), r.gpu_name if len(r.gpus) == 1 else f"{len(r.gpus)} x {r.gpu_name}", *_cells(r)] for r in shown]
+    body = [[_setup(r), r.gpu_name if len(r.gpus) == 1 else f"{len(r.gpus)} x {r.gpu_name}", *_cells(r, g.runtime)] for r in shown]
     table = FitTable(cols, body)
     if not g.rows:
         return Group(head, Text("No card or pair in the catalog runs it on the GPU with these settings."))

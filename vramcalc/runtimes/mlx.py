@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from vramcalc.schema import GpuSpec, LlmSpec
 
 VERSION = "mlx-lm 0.2x (MLX 0.2x-0.3x)"
+#: The names and defaults below are recalled from mlx-lm's source (module docstring), not re-read here.
 #: models/cache.py KVCache.step: the cache grows by this many tokens.
 KV_STEP = 256
 #: generate.py generate_step prefill_step_size default.
@@ -262,7 +263,8 @@ class Mlx(Transformers):
         verdict = "fits" if head >= self.margin_bytes else "tight" if head >= 0 else "no"
         out_notes = [
             f"mlx-lm peak = weights {peak_gb(wbytes)} + max(KV at the prompt + last prompt chunk {peak_gb(act)}, KV at "
-            f"{prompt + gen} tokens {peak_gb(kv_end)}) = {peak_gb(peak)} (mlx-lm prints GB = 1e9 bytes).",
+            f"{prompt + gen} tokens {peak_gb(kv_end)}) = {peak_gb(peak)} (mlx-lm prints GB = 1e9 bytes); a rule recalled from mlx-lm's "
+            "source, checked against published runs: docs/accuracy_serving.md.",
             f"Wired limit {gib(limit)}"
             + (
                 " (iogpu.wired_limit_mb)"

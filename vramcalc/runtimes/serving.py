@@ -173,7 +173,8 @@ def serving_calibration() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Speed: the roofline with the PyTorch-kernel factors (no vLLM/SGLang timing rows to fit on)
+# Speed: the roofline with borrowed factors: llama.cpp CUDA decode factors with the card's memory class,
+# the timm-fitted PyTorch GEMM efficiency for prefill (no vLLM/SGLang timing rows to fit on)
 
 
 def active_stage_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, concurrency: int) -> list[float]:
@@ -680,7 +681,8 @@ class ServingRuntime:
                 f"{tag} in its place in the command (the catalog names none)."
             )
 
-        conc = opts.concurrency or max(1, min(s.max_num_seqs, int(concurrency)))
+        # max_num_seqs 0: the runtime has no such cap (SGLang here), the pool alone bounds the requests
+        conc = opts.concurrency or max(1, min(s.max_num_seqs or int(concurrency), int(concurrency)))
         ctx = min(w.context_tokens or 4096, s.max_model_len)
         speeds, thr = self.speeds(llm, gpu, precision, s, stages, conc, ctx)
         ans = ServingAnswer(
@@ -797,7 +799,8 @@ class ServingRuntime:
         from vramcalc.speed import calibration, decode_factors, decode_time, peak_tflops, prefill_factors
 
         spread = calibration()["uncalibrated_spread_log"]
-        fd, dkey, _ = decode_factors(self, gpu.backend, precision)  # type: ignore[arg-type]
+        # the GPU's memory class picks the bandwidth efficiency (without it every card read as GDDR, an H100 too)
+        fd, dkey, _ = decode_factors(self, gpu.backend, precision, gpu)  # type: ignore[arg-type]
         fp, pkey, _ = prefill_factors(self, gpu.backend, precision)  # type: ignore[arg-type]
         bw = gpu.memory_bandwidth_gbs
 
@@ -833,8 +836,10 @@ class ServingRuntime:
             out["ttft"] = ttft
             thr = Throughput(decode_tokens_per_s=per_req, prefill_tokens_per_s=pf, time_to_first_token_s=ttft, notes=[])
         notes = [
-            f"Speeds: the roofline with the PyTorch-kernel factors ({dkey}); no {self.name} timings to calibrate on, so the band is "
-            f"x/÷{math.exp(spread):.1f}. Decode at {ctx} tokens of context; TP all-reduce and PP bubbles are not modelled."
+            f"Speeds: the roofline with borrowed factors (decode {dkey}; prefill {pkey}); "
+            f"no {self.name} timings to calibrate on, so the band is "
+            f"x/÷{math.exp(spread):.1f}. Decode at {ctx:,} tokens of context; prefill and time to first token for a {ctx:,}-token "
+            "prompt; TP all-reduce and PP bubbles are not modelled."
         ]
         return out, Throughput(
             decode_tokens_per_s=thr.decode_tokens_per_s,

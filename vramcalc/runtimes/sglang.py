@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from vramcalc.results import ServingGpu
 
 VERSION = "SGLang 0.4-0.5 (ModelRunner.profile_max_num_token)"
-#: server_args.py default mem_fraction_static by TP size (largest TP first).
+#: server_args.py default mem_fraction_static by TP size (largest TP first): recalled (module docstring),
+#: SGLang 0.3-0.4's table; newer versions also scale it by GPU memory (the describe note says so).
 DEFAULT_FRACTION = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
 #: ``--quantization`` spellings per vramcalc precision.
 QUANT_FLAG = MappingProxyType(
@@ -83,7 +84,9 @@ class Sglang(ServingRuntime, Transformers):
             f"SGLang per GPU: total {gib(s.total)}; after weights {gib(g.weights_bytes)} and the CUDA/NCCL context "
             f"{gib(g.non_torch_bytes)}, the pool gets what exceeds {gib(s.total * (1 - s.fraction))} "
             f"(1 - mem_fraction_static {s.fraction:g}): {gib(max(0, g.kv_cache_bytes))} = max_total_num_tokens "
-            f"{g.kv_cache_tokens:,} x {g.kv_bytes_per_token} bytes."
+            f"{g.kv_cache_tokens:,} x {g.kv_bytes_per_token} bytes. These SGLang rules (and the default fraction, its "
+            "0.3-0.4 table by TP size) are recalled from its source (not re-read here) and checked against published "
+            "start-up lines: docs/accuracy_serving.md."
         ]
         if 0 < g.kv_cache_tokens < s.max_model_len:
             notes.append(

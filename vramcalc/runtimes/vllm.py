@@ -83,6 +83,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EncoderProfile", "Setup", "Vllm", "activation_peak", "encoder_profile", "forward_peak", "largest_image", "sampler_peak"]
 
+#: The names and defaults below are recalled from vLLM's source (module docstring), not re-read here; the
+#: user-visible notes say so once (``describe``) and point at docs/accuracy_serving.md.
 VERSION = "vLLM V1 0.9-0.20 (memory rules; the V0 engine 0.6.4-0.8 where a row says so)"
 #: The eras whose rules differ here (Setup.era): "v0" = the V0 engine (0.6.4-0.8), "v1" = V1 (0.9-0.20).
 ERAS = ("v0", "v1")
@@ -405,7 +407,10 @@ class Vllm(ServingRuntime, Transformers):
     def longest_request(self, llm: LlmSpec, s: Setup, g: ServingGpu) -> int:
         h = self._layout(llm, s, g)
         if h is None:
-            return super().longest_request(llm, s, g)
+            # The same need as the hybrid case, one attention type: cdiv(length, block) blocks per layer
+            # (max_memory_usage_bytes), so the longest request is the pool's whole blocks, the "KV tokens"
+            # row (was the pool's bytes / bytes per token: up to 15 tokens more than the blocks hold).
+            return self.pool_tokens(llm, s, g)
         lo, hi = 0, 4 * max(s.max_model_len, llm.max_context)  # request_bytes grows with the length
         while lo < hi:
             mid = (lo + hi + 1) // 2
@@ -462,7 +467,8 @@ class Vllm(ServingRuntime, Transformers):
             f"weights {gib(g.weights_bytes)}, non_torch {gib(g.non_torch_bytes)}, activation peak {gib(g.activation_bytes)} "
             f"(profile run: {s.max_num_batched_tokens} tokens, {min(s.max_num_seqs, s.max_num_batched_tokens)} sampled rows); "
             f"the rest, {gib(max(0, g.kv_cache_bytes))}, is KV cache in blocks of {self.block_size} tokens x "
-            f"{g.kv_bytes_per_token} bytes.",
+            f"{g.kv_bytes_per_token} bytes per token. These vLLM rules are recalled from its source (not re-read here) "
+            "and checked against published start-up lines: docs/accuracy_serving.md.",
         ]
 
 
