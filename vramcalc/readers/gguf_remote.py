@@ -39,8 +39,9 @@ declare the tokens' count, so a wrong count of tokens is the full read's error. 
 items hold is not read, so a corruption there (a wrong count of *merges*, which no array repeats; a
 broken item length in the middle of the tokens) is not seen: the quick read answers with every key
 and tensor of the file, where the full read refuses it (``benchmarks/fuzz.py --cli 0 --files 0
---quick 2000 --seed 14``: 228 of 2,000 corrupted headers; none answered differently, no traceback). A Hub or registry file is content-addressed (LFS
-sha256, blob digest): such a file was uploaded broken, not damaged on the way.
+--quick 2000 --seed 14``: 228 of 2,000 corrupted headers; none answered differently, no traceback).
+A Hub or registry file is content-addressed (LFS sha256, blob digest): such a file was uploaded
+broken, not damaged on the way.
 """
 
 from __future__ import annotations
