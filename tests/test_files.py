@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from tiny_llama import TINY, TINY_META, tiny_llama
 
 from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
 from vramcalc.cli import app
@@ -22,27 +23,10 @@ from vramcalc.schema import to_dict
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"  # copied from shared/reference
 
-# tiny llama: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
-TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
-TINY_META = {
-    "block_count": 2,
-    "context_length": 2048,
-    "embedding_length": 256,
-    "feed_forward_length": 512,
-    "attention.head_count": 4,
-    "attention.head_count_kv": 2,
-    "general.name": "Tiny Llama",
-}
-
-
-def _tiny_llama(path: Path, **kw) -> Path:
-    tensors = llama_tensors(**TINY, types={}, **kw)
-    return write_gguf(path, "llama", TINY_META, tensors, file_type=15)  # 15 = LlamaFileType.MOSTLY_Q4_K_M
-
 
 @pytest.fixture()
 def tiny_gguf(tmp_path):
-    return _tiny_llama(tmp_path / "tiny-Q4_K_M.gguf")
+    return tiny_llama(tmp_path / "tiny-Q4_K_M.gguf")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +73,7 @@ def test_reader_agrees_with_the_gguf_package_reader(tmp_path):
 
     from vramcalc.readers import read_gguf_header
 
-    p = _tiny_llama(tmp_path / "t.gguf", qkv_bias=True)
+    p = tiny_llama(tmp_path / "t.gguf", qkv_bias=True)
     ours = read_gguf_header(p)
     ref = gguf.GGUFReader(p)
     assert [(t.name, t.ggml_type, t.shape, t.nbytes, t.offset + ours.data_offset) for t in ours.tensors] == [
@@ -207,7 +191,7 @@ def test_mmproj_makes_a_vlm(tmp_path, runner):
     """A LLaVA-style clip mmproj (2 tiny CLIP layers + a 2-layer MLP projector) with a llama GGUF."""
     from vramcalc.readers import load_model_files
 
-    llm = _tiny_llama(tmp_path / "llm.gguf")
+    llm = tiny_llama(tmp_path / "llm.gguf")
     h, ff = 64, 128
     tensors = [
         ("v.patch_embd.weight", (14, 14, 3, h), "F16"),
@@ -791,7 +775,7 @@ def test_mmproj_projector_types(case, tmp_path):
     }
     vis = _clip_tensors(cls=case != "gemma3", n_pos=0 if case == "qwen2vl" else 577)
     mm = write_gguf(tmp_path / "mmproj.gguf", "clip", meta, vis + proj)
-    fm = load_model_files(_tiny_llama(tmp_path / "llm.gguf"), mm)
+    fm = load_model_files(tiny_llama(tmp_path / "llm.gguf"), mm)
     assert fm.model.image_tokens.kind == kind
     from vramcalc.catalog import load_catalog
 

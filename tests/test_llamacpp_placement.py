@@ -21,6 +21,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
+from nvml_fakes import FakeNvml
 
 from vramcalc.catalog import load_catalog
 from vramcalc.cli import app
@@ -302,43 +303,14 @@ def test_reserve_lowers_usable_memory(cat):
     assert a.headroom_bytes - b.headroom_bytes == 2048 * MiB
 
 
-class FreeNvml:
+class FreeNvml(FakeNvml):
     """pynvml stand-in: one RTX 3060 12 GB of which 3 GiB are in use by other processes."""
-
-    NVML_CLOCK_GRAPHICS, NVML_CLOCK_MEM = 0, 2
-
-    def nvmlInit(self):
-        pass
-
-    def nvmlShutdown(self):
-        pass
-
-    def nvmlSystemGetDriverVersion(self):
-        return "550.54"
-
-    def nvmlSystemGetCudaDriverVersion(self):
-        return 12040
-
-    def nvmlDeviceGetCount(self):
-        return 1
-
-    def nvmlDeviceGetHandleByIndex(self, i):
-        return i
-
-    def nvmlDeviceGetName(self, h):
-        return b"NVIDIA GeForce RTX 3060"
 
     def nvmlDeviceGetMemoryInfo(self, h):
         return SimpleNamespace(total=12 * GiB, free=9 * GiB, used=3 * GiB)
 
-    def nvmlDeviceGetMemoryBusWidth(self, h):
-        return 192
-
     def nvmlDeviceGetMaxClockInfo(self, h, which):
         return 1867
-
-    def nvmlDeviceGetCudaComputeCapability(self, h):
-        return (8, 6)
 
     def nvmlDeviceGetComputeRunningProcesses(self, h):
         return []
@@ -418,9 +390,9 @@ def test_bad_placement_options_are_one_line_usage_errors(runner, args):
 
 
 def test_command_names_the_users_gguf(runner, tmp_path):
-    from test_files import _tiny_llama
+    from tiny_llama import tiny_llama
 
-    path = str(_tiny_llama(tmp_path / "tiny-Q4_K_M.gguf"))
+    path = str(tiny_llama(tmp_path / "tiny-Q4_K_M.gguf"))
     d = run(runner, path, "--gpu", "rtx4090")
     cmd = d["llama_server"]
     assert cmd[cmd.index("-m") + 1] == path

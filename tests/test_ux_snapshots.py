@@ -18,7 +18,7 @@ import pytest
 from rich.cells import cell_len
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gguf_fixtures import llama_tensors, write_gguf
+from tiny_llama import tiny_llama
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("VRAMCALC_UPDATE_SNAPSHOTS") == "1"
@@ -52,17 +52,7 @@ IDS = {
 
 @pytest.fixture()
 def in_tmp(tmp_path, monkeypatch):
-    tensors = llama_tensors(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000, types={})
-    meta = {
-        "block_count": 2,
-        "context_length": 2048,
-        "embedding_length": 256,
-        "feed_forward_length": 512,
-        "attention.head_count": 4,
-        "attention.head_count_kv": 2,
-        "general.name": "Tiny Llama",
-    }
-    write_gguf(tmp_path / "tiny-Q4_K_M.gguf", "llama", meta, tensors, file_type=15)
+    tiny_llama(tmp_path / "tiny-Q4_K_M.gguf")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
