@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from hub_fakes import FakeHub
+from test_hub_quick_hostile import servers, vocab  # noqa: F401  (the loopback Hub and registry with faults)
 
 from gguf_fixtures import llama_tensors, write_gguf, write_safetensors
 from vramcalc.cli import app
@@ -515,3 +516,16 @@ def test_a_cached_file_list_of_another_shape_is_a_miss(junk, monkeypatch, runner
     hits[0].write_text(junk, encoding="utf-8")
     r = runner.invoke(app, ["check", "org/name", "--gpu", "rtx3060", "--offline"])
     assert r.exit_code == 2 and "nothing is cached" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("model", [("someone/small-GGUF", "--source", "hf"), ("tiny:small", "--source", "ollama")])
+def test_a_server_that_ignores_ranges_is_counted_by_the_bytes_read(request, model):
+    """A server that answers a range with 200 and the whole file (a Content-Length of 7.85 MB): the
+    bytes read are those taken from the body (the first 64 KiB read), not the size it declared; the
+    Hub reader counted the declared size."""
+    from test_hub_quick_hostile import _run
+
+    request.getfixturevalue("servers")(model[-1]).mode = "ignore_range"
+    code, out, _ = _run(*model)
+    assert code == 0, out
+    assert json.loads(out)["source"]["bytes_read"] < 200_000, out

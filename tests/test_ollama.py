@@ -56,21 +56,9 @@ def qwen3moe_tensors() -> list:
     return [*t, ("output_norm.weight", (c["hidden"],), "F32"), ("output.weight", (c["hidden"], c["vocab"]), "Q6_K")]
 
 
-TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
-TINY_META = {
-    "context_length": 2048,
-    "block_count": 2,
-    "embedding_length": 256,
-    "feed_forward_length": 512,
-    "attention.head_count": 4,
-    "attention.head_count_kv": 2,
-    "general.name": "Tiny Llava",
-}
-
-
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
-    from test_hub import CLIP_META, clip_tensors
+    from test_hub import CLIP_META, TINY, TINY_META, clip_tensors
 
     d = tmp_path_factory.mktemp("ollama-files")
     # with Qwen3's tokenizer in the header (151,936 tokens, 151,387 merges: generated BPE-like strings)

@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
 from vramcalc.readers.remote import (
-    GGUF_READ_BYTES,
     REF_TTL_S,
     Cache,
     ModelSource,
-    RecordingFile,
     RemoteNotFound,
     Traffic,
     body_deadline,
+    cached_gguf_header,
     combine_header_reads,
     range_start,
     timeout_s,
@@ -247,7 +246,6 @@ class HubRepo:
         self.revision = ref.revision or "main"
         self.requests_before = _TRAFFIC.requests
         self.bytes_before = _TRAFFIC.bytes
-        self.read_from_network = False
         self.header_reads: list[str] = []
         is_commit = re.fullmatch(r"[0-9a-f]{40}", self.revision) is not None
         info = self.cache.get_json(ref.repo, "refs", self.revision, ttl=None if (offline or is_commit) else REF_TTL_S)
@@ -266,7 +264,6 @@ class HubRepo:
                 files_metadata=True,
                 timeout=timeout_s(),
             )
-            self.read_from_network = True
             try:
                 files = {s.rfilename: int(s.size or 0) for s in (mi.siblings or [])}
                 commit = str(mi.sha)
@@ -309,7 +306,6 @@ class HubRepo:
             endpoint=_endpoint(),
             etag_timeout=timeout_s(),
         )
-        self.read_from_network = True
         try:
             text = Path(local).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -327,7 +323,6 @@ class HubRepo:
             raise InputError(f"{self.ref.repo}: offline, and the header of {f} is not cached.")
         api = _hub().HfApi(endpoint=_endpoint())
         meta = _call(self.ref.repo, f, api.parse_safetensors_file_metadata, self.ref.repo, f, revision=self.commit, timeout=timeout_s())
-        self.read_from_network = True
         header: dict[str, Any] = {
             name: {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": list(t.data_offsets)} for name, t in meta.tensors.items()
         }
@@ -339,40 +334,28 @@ class HubRepo:
 
     def gguf_header(self, f: str) -> Any:
         """The GGUF header of a file in the repo, by range reads (or from the cache)."""
-        from vramcalc.readers.gguf_remote import read_gguf_header_quick
-
         size = self.need(f)
-        cached = self.cache.get_segments(self.ref.repo, self.commit, "gguf", f)
-        if cached is not None:
-            try:  # the same reads as the first time, from the bytes they got
-                h, way = read_gguf_header_quick(cached, Path(f).name, GGUF_READ_BYTES)
-                self.header_reads.append(way)
-                return h
-            except (InputError, OSError):
-                pass  # a cache that does not hold the whole header: read it again
-        if self.offline:
-            raise InputError(f"{self.ref.repo}: offline, and the header of {f} is not cached.")
-        hub = _hub()
-        url = hub.hf_hub_url(self.ref.repo, f, revision=self.commit, endpoint=_endpoint())
-        headers = hub.utils.build_hf_headers()
         repo = self.ref.repo
-        target = [url, headers]
 
-        def fetch(off: int, n: int) -> bytes:
-            data, final = _call(repo, f, _range_get, hub, target[0], target[1], off, n, f"{repo}/{f}")
-            if final != target[0]:
-                # resolve/ redirects LFS files to the CDN: later reads go there directly (one request
-                # each, not two); the Hub's token stays with the Hub's host (as the redirect does)
-                same_host = _host(final) == _host(url)
-                target[:] = [final, headers if same_host else {k: v for k, v in headers.items() if k.lower() != "authorization"}]
-            return data
+        def fetcher() -> Any:
+            hub = _hub()
+            url = hub.hf_hub_url(repo, f, revision=self.commit, endpoint=_endpoint())
+            headers = hub.utils.build_hf_headers()
+            target = [url, headers]
 
-        rf = RecordingFile(fetch, size, Path(f).name)
-        h, way = read_gguf_header_quick(rf, Path(f).name, GGUF_READ_BYTES)
-        self.header_reads.append(way)
-        self.read_from_network = True
-        self.cache.put_segments(rf, self.ref.repo, self.commit, "gguf", f)
-        return h
+            def fetch(off: int, n: int) -> bytes:
+                data, final = _call(repo, f, _range_get, hub, target[0], target[1], off, n, f"{repo}/{f}")
+                if final != target[0]:
+                    # resolve/ redirects LFS files to the CDN: later reads go there directly (one request
+                    # each, not two); the Hub's token stays with the Hub's host (as the redirect does)
+                    same_host = _host(final) == _host(url)
+                    target[:] = [final, headers if same_host else {k: v for k, v in headers.items() if k.lower() != "authorization"}]
+                return data
+
+            return fetch
+
+        offline = f"{repo}: offline, and the header of {f} is not cached." if self.offline else None
+        return cached_gguf_header(self.cache, (repo, self.commit, "gguf", f), Path(f).name, size, self.header_reads, offline, fetcher)
 
 
 def _host(url: str) -> str:
@@ -398,12 +381,17 @@ def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f:
             raise InputError(f"{f}: the server answered bytes from {start} for a range from {off}.")
         out = bytearray()
         deadline = body_deadline(n)
-        for chunk in r.iter_bytes():
-            out += chunk
-            if len(out) >= n:
-                break
-            if time.monotonic() > deadline:
-                raise InputError(f"{f}: the server sent {len(out):,} of {n:,} bytes too slowly (a stalled body); try again.")
+        # counted: the bytes taken from the body, not the Content-Length the response hook counted (a
+        # server that ignores the range declares the whole file, of which only the first n bytes are read)
+        try:
+            for chunk in r.iter_bytes():
+                out += chunk
+                if len(out) >= n:
+                    break
+                if time.monotonic() > deadline:
+                    raise InputError(f"{f}: the server sent {len(out):,} of {n:,} bytes too slowly (a stalled body); try again.")
+        finally:
+            _TRAFFIC.bytes += len(out) - int(r.headers.get("content-length") or 0)
         final = str(r.url)
     return bytes(out[:n]), final
 

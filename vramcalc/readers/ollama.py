@@ -25,20 +25,21 @@ from typing import TYPE_CHECKING, Any
 from vramcalc.errors import InputError
 from vramcalc.readers.common import MAX_TOKENS
 from vramcalc.readers.remote import (
-    GGUF_READ_BYTES,
     REF_TTL_S,
     Cache,
     ModelSource,
-    RecordingFile,
     RemoteNotFound,
     Traffic,
     body_deadline,
+    cached_gguf_header,
     combine_header_reads,
     range_start,
     timeout_s,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from vramcalc.readers.gguf import GgufHeader
     from vramcalc.readers.load import FileModel
 
@@ -129,7 +130,6 @@ def find_in_store(ref: OllamaRef) -> tuple[Path, Path] | None:
 
 def load_from_store(ref: OllamaRef, root: Path, manifest_path: Path) -> tuple[FileModel, ModelSource, dict[str, Any]]:
     from vramcalc.readers.gguf import read_gguf_header
-    from vramcalc.readers.load import checked_model, gguf_file_model
 
     raw = _read_small(manifest_path)
     layers = _layers(_json(raw, str(manifest_path)), str(manifest_path))
@@ -142,23 +142,30 @@ def load_from_store(ref: OllamaRef, root: Path, manifest_path: Path) -> tuple[Fi
 
     params = _params(_read_small(blob("params")), ref.label) if "params" in layers else {}
 
+    def header(kind: str, name: str) -> GgufHeader:
+        return read_gguf_header(blob(kind), name=name)
+
+    fm = _file_model(ref, layers, header)
+    src = _source(ref, raw, [blob(k).name for k in ("model", "projector") if k in layers], cached=True, store=str(root))
+    return fm, src, params
+
+
+def _file_model(ref: OllamaRef, layers: dict[str, dict[str, Any]], header: Callable[[str, str], GgufHeader]) -> FileModel:
+    """The model of a manifest's model layer and (a VLM's) projector layer, from ``header(kind, name)``."""
+    from vramcalc.readers.load import checked_model, gguf_file_model
+
     def read() -> FileModel:
-        h = read_gguf_header(blob("model"), name=f"{ref.model}-{ref.tag}.gguf")
-        mh = read_gguf_header(blob("projector"), name=f"{ref.model}-{ref.tag}-mmproj.gguf") if "projector" in layers else None
+        h = header("model", f"{ref.model}-{ref.tag}.gguf")
+        mh = header("projector", f"{ref.model}-{ref.tag}-mmproj.gguf") if "projector" in layers else None
         return gguf_file_model(h, [], mh)
 
-    fm = checked_model(read, ref.label)
-    src = ModelSource(
-        kind="ollama",
-        name=ref.label,
-        repo=ref.label,
-        revision=ref.tag,
-        commit="sha256:" + hashlib.sha256(raw).hexdigest(),
-        files=[blob(k).name for k in ("model", "projector") if k in layers],
-        cached=True,
-        store=str(root),
-    )
-    return fm, src, params
+    return checked_model(read, ref.label)
+
+
+def _source(ref: OllamaRef, manifest: bytes, files: list[str], **kw: Any) -> ModelSource:
+    """Where an Ollama model came from: its tag, and the manifest's digest as its commit."""
+    commit = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    return ModelSource(kind="ollama", name=ref.label, repo=ref.label, revision=ref.tag, commit=commit, files=files, **kw)
 
 
 def _read_small(p: Path) -> bytes:
@@ -274,9 +281,6 @@ class _Http:
 
 
 def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelSource, dict[str, Any]]:
-    from vramcalc.readers.gguf_remote import read_gguf_header_quick
-    from vramcalc.readers.load import checked_model, gguf_file_model
-
     cache = Cache("ollama")
     http = _Http(ref)
     base = f"{registry_url()}/v2/{ref.namespace}/{ref.model}"
@@ -309,45 +313,28 @@ def load_from_registry(ref: OllamaRef, offline: bool) -> tuple[FileModel, ModelS
         d, size = layer["digest"], layer.get("size")
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"{ref.label}: the manifest gives no size for the {kind} layer.")
-        cached = cache.get_segments("blobs", d + ".gguf")
-        if cached is not None:
-            try:  # the same reads as the first time, from the bytes they got
-                h, way = read_gguf_header_quick(cached, name, GGUF_READ_BYTES)
-                header_reads.append(way)
-                return h
-            except (InputError, OSError):
-                pass
-        if offline:
-            raise InputError(f"{ref.label}: offline, and the header of its {kind} layer is not cached.")
+        url = f"{base}/blobs/{d}"
 
-        target = [f"{base}/blobs/{d}"]
+        def fetcher() -> Callable[[int, int], bytes]:
+            target = [url]
 
-        def fetch(off: int, n: int) -> bytes:
-            status, body, final = http.get_final(target[0], {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob", cut=True)
-            if status != 206 and off > 0:
-                raise InputError(f"{ref.label}: the Ollama registry ignored the range request (HTTP {status}).")
-            target[0] = final  # the registry redirects blobs to its CDN: later reads go there directly
-            return body[:n]
+            def fetch(off: int, n: int) -> bytes:
+                status, body, final = http.get_final(target[0], {"Range": f"bytes={off}-{off + n - 1}"}, n, f"the {kind} blob", cut=True)
+                if status != 206 and off > 0:
+                    raise InputError(f"{ref.label}: the Ollama registry ignored the range request (HTTP {status}).")
+                target[0] = final  # the registry redirects blobs to its CDN: later reads go there directly
+                return body[:n]
 
-        rf = RecordingFile(fetch, size, name)
-        h, way = read_gguf_header_quick(rf, name, GGUF_READ_BYTES)
-        header_reads.append(way)
-        cache.put_segments(rf, "blobs", d + ".gguf")
-        return h
+            return fetch
 
-    def read() -> FileModel:
-        h = header("model", f"{ref.model}-{ref.tag}.gguf")
-        mh = header("projector", f"{ref.model}-{ref.tag}-mmproj.gguf") if "projector" in layers else None
-        return gguf_file_model(h, [], mh)
+        offline_error = f"{ref.label}: offline, and the header of its {kind} layer is not cached." if offline else None
+        return cached_gguf_header(cache, ("blobs", d + ".gguf"), name, size, header_reads, offline_error, fetcher)
 
-    fm = checked_model(read, ref.label)
-    src = ModelSource(
-        kind="ollama",
-        name=ref.label,
-        repo=ref.label,
-        revision=ref.tag,
-        commit="sha256:" + hashlib.sha256(raw.encode()).hexdigest(),
-        files=[f"{k} {layers[k]['digest'][:19]}" for k in ("model", "projector") if k in layers],
+    fm = _file_model(ref, layers, header)
+    src = _source(
+        ref,
+        raw.encode(),
+        [f"{k} {layers[k]['digest'][:19]}" for k in ("model", "projector") if k in layers],
         bytes_read=http.traffic.bytes,
         requests=http.traffic.requests,
         cached=http.traffic.requests == 0,

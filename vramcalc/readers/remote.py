@@ -14,11 +14,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from vramcalc.errors import InputError
 from vramcalc.jsonable import Jsonable, doc, kw_result
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vramcalc.readers.gguf import GgufHeader
 
 #: How long a branch or tag name (``main``, ``latest``) is trusted to point at the commit or manifest
 #: read last time before it is asked again: a choice (a day), so that a second check makes no
@@ -199,6 +204,37 @@ class RecordingFile(io.RawIOBase):
 
     def segments(self) -> list[tuple[int, bytes]]:
         return sorted(self._got.items())
+
+
+def cached_gguf_header(
+    cache: Cache,
+    key: tuple[str, ...],
+    name: str,
+    size: int,
+    ways: list[str],
+    offline: str | None,
+    fetcher: Callable[[], Callable[[int, int], bytes]],
+) -> GgufHeader:
+    """A GGUF header by range reads (``fetcher()`` gives the range-read function, only when the
+    network is used), or from the bytes cached under ``key`` by the same reads the first time; how
+    it was read is appended to ``ways``. ``offline``: the error when it is not cached (None: online)."""
+    from vramcalc.readers.gguf_remote import read_gguf_header_quick
+
+    cached = cache.get_segments(*key)
+    if cached is not None:
+        try:  # the same reads as the first time, from the bytes they got
+            h, way = read_gguf_header_quick(cached, name, GGUF_READ_BYTES)
+            ways.append(way)
+            return h
+        except (InputError, OSError):
+            pass  # a cache that does not hold the whole header: read it again
+    if offline is not None:
+        raise InputError(offline)
+    rf = RecordingFile(fetcher(), size, name)
+    h, way = read_gguf_header_quick(rf, name, GGUF_READ_BYTES)
+    ways.append(way)
+    cache.put_segments(rf, *key)
+    return h
 
 
 class SegmentFile(RecordingFile):
