@@ -508,9 +508,8 @@ def quick_case(r: random.Random, base: bytes, size: int, regions: dict[str, tupl
 def quick_campaign(r: random.Random, n: int, timeout: int) -> dict:
     """``--quick N``: N corrupted 20,000-token GGUF headers (tests/gguf_tokenizer.py), each read by the
     quick remote read and by the full read."""
-    from gguf_tokenizer import bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs
-
     from gguf_fixtures import llama_tensors
+    from gguf_tokenizer import bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs
 
     tokens, merges = bpe_vocab(20000, 19000)
     meta = {"context_length": 2048, "block_count": 2, "embedding_length": 256, "feed_forward_length": 512}

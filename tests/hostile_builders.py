@@ -82,7 +82,7 @@ def raw_gguf(
     return path
 
 
-#: the tiny llama of tests/test_files.py: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
+#: the tiny llama of tests/tiny_llama.py: 2 layers, hidden 256, 4 heads of 64, 2 KV heads, FFN 512, vocab 1000
 TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
 
 

@@ -14,9 +14,9 @@ import struct
 from pathlib import Path
 
 import pytest
-from tiny_llama import TINY, TINY_META, tiny_llama
 
 from gguf_fixtures import llama_tensors, nbytes, write_gguf, write_safetensors
+from tiny_llama import TINY, TINY_META, tiny_llama
 from vramcalc.cli import app
 from vramcalc.errors import InputError
 from vramcalc.schema import to_dict

@@ -14,9 +14,9 @@ import struct
 from pathlib import Path
 
 import pytest
-from gguf_tokenizer import _kv, bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs, write_gguf_fast
 
 from gguf_fixtures import llama_tensors, write_gguf
+from gguf_tokenizer import _kv, bpe_vocab, kv_bytes, tensor_infos, tokenizer_kvs, write_gguf_fast
 from vramcalc.errors import InputError
 from vramcalc.readers.gguf import read_gguf_header
 from vramcalc.readers.gguf_remote import read_gguf_header_quick

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from gguf_tokenizer import bpe_vocab, kv_bytes, tokenizer_kvs
 
 from gguf_fixtures import llama_tensors, nbytes
+from gguf_tokenizer import bpe_vocab, kv_bytes, tokenizer_kvs
 from vramcalc.errors import InputError
 from vramcalc.readers.gguf import read_gguf_header
 from vramcalc.readers.gguf_remote import read_gguf_header_quick

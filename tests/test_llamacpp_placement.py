@@ -21,8 +21,8 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from nvml_fakes import FakeNvml
 
+from nvml_fakes import FakeNvml
 from vramcalc.catalog import load_catalog
 from vramcalc.cli import app
 from vramcalc.errors import InputError
@@ -183,7 +183,8 @@ def test_fit_dense_keeps_the_target(cat):
 
 
 def test_fit_context_without_c(cat):
-    """llama-server without -c: --fit lowers the training context to keep 1 GiB free, not below 4096."""
+    """llama-server without -c: --fit lowers the training context to keep 1 GiB free, not below 4096 (llama.cpp
+    common/common.h ``fit_params_min_ctx = 4096`` at 0c1e57098)."""
     g = cat.resolve_gpu("rtx3060")
     e = estimate(cat.resolve_model("llama-3.1-8b"), g, Workload(), cat)
     assert 4096 <= e.llama_fit_context_tokens < 131072 and e.llama_fit_context_tokens % 256 == 0

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
 from hub_fakes import FakeHub, FakeOllama, ollama_model
 
 from gguf_fixtures import llama_tensors, write_gguf
+from gguf_tokenizer import bpe_vocab, tokenizer_kvs, write_gguf_fast
 from vramcalc.cli import app
 
 # Qwen3-30B-A3B's hyper-parameters (tests/fixtures/reference/hf_configs/llm/Qwen3-30B-A3B.json):

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from nvml_fakes import FakeNvml
 
+from nvml_fakes import FakeNvml
 from vramcalc.probe.results import Compared, ProbeRow, summarize
 
 
