@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from vramcalc.errors import InputError
 from vramcalc.params import Tensor, llm_tensors
 from vramcalc.quant import WeightBytes
-from vramcalc.runtimes.serving import gib, hub_repo, serving_calibration
+from vramcalc.runtimes.serving import gib, hub_repo, serving_calibration, serving_inputs
 from vramcalc.runtimes.transformers import Transformers
 from vramcalc.units import GiB, MiB
 
@@ -224,12 +224,11 @@ class Mlx(Transformers):
     ) -> Estimate:
         from vramcalc.estimate import model_parts
         from vramcalc.params import count_params
-        from vramcalc.placement import gpu_info
+        from vramcalc.placement import gpu_info, verdict_for
         from vramcalc.results import (
             ComponentBytes,
             Estimate,
             GpuInfo,
-            Inputs,
             Memory,
             Params,
             ServingAnswer,
@@ -260,7 +259,7 @@ class Mlx(Transformers):
         if limit > gpu.memory_bytes:
             raise InputError(f"--wired-limit-mb {opts.wired_limit_mb} is more than the {gpu.memory_bytes // MiB} MB of RAM.")
         head = limit - peak
-        verdict = "fits" if head >= self.margin_bytes else "tight" if head >= 0 else "no"
+        verdict = verdict_for(head, self)
         out_notes = [
             f"mlx-lm peak = weights {peak_gb(wbytes)} + max(KV at the prompt + last prompt chunk {peak_gb(act)}, KV at "
             f"{prompt + gen} tokens {peak_gb(kv_end)}) = {peak_gb(peak)} (mlx-lm prints GB = 1e9 bytes); a rule recalled from mlx-lm's "
@@ -380,27 +379,19 @@ class Mlx(Transformers):
         pc = count_params(llm)
         wb = weight_bytes(llm, precision)
         return Estimate(
-            inputs=Inputs(
-                model=model.id,
-                model_name=model.name,
-                model_kind=parts.kind,
-                llm=llm.id,
+            inputs=serving_inputs(
+                model,
+                parts,
+                gpu,
+                self.name,
+                precision,
                 encoder=None,
-                gpu=gpu.id,
-                gpu_name=gpu.name,
-                runtime=self.name,
-                quant=precision,
-                vision_quant=None,
                 text_tokens=prompt,
                 images=0,
-                image_size=None,
-                image_tokens_per_image=0,
                 context_tokens=prompt + gen,
                 batch=1,
                 kv_cache="f16",
-                flash_attention=True,
                 n_ubatch=step,
-                headless=True,
             ),
             params=Params(llm=pc.llm, vision=0, projector=0),
             memory=Memory(
@@ -421,7 +412,7 @@ class Mlx(Transformers):
                 unified_memory=True,
                 memory_bandwidth_gbs=gpu.memory_bandwidth_gbs,
             ),
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             headroom_bytes=head,
             max_context_tokens=None,
             suggestion=sugg,

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vramcalc.errors import InputError
-from vramcalc.params import Tensor, llm_tensors
+from vramcalc.params import Tensor, llm_active_params, llm_tensors
 from vramcalc.quant import torch_weight_bytes
 from vramcalc.units import GiB
 
 if TYPE_CHECKING:
     from vramcalc.catalog import Catalog
-    from vramcalc.results import Estimate, GpuInfo, ServingGpu, Workload
+    from vramcalc.results import Estimate, GpuInfo, Inputs, ServingGpu, Workload
     from vramcalc.schema import GpuSpec, LlmSpec
 
 #: vLLM DEFAULT_VOCAB_PADDING_SIZE (model_executor/layers/vocab_parallel_embedding.py).
@@ -55,6 +55,11 @@ def pp_layers(num_layers: int, pp: int) -> list[int]:
     for i in range(2, num_layers % pp + 2):
         parts[-i] += 1
     return parts
+
+
+def layer_stages(num_layers: int, pp: int) -> list[int]:
+    """The pipeline stage of each decoder layer (``pp_layers``' split, in order)."""
+    return [i for i, n in enumerate(pp_layers(num_layers, pp)) for _ in range(n)]
 
 
 def tensor_bytes(t: Tensor, fmt: str) -> int:
@@ -96,17 +101,12 @@ def stage_weight_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, expert_pad: tup
     """Weights on one GPU of each pipeline stage. ``expert_pad``: the (hidden, intermediate) multiples a
     runtime's MoE kernel pads expert weights to (vLLM's MXFP4 Marlin path); (1, 1) = none."""
     ratio = expert_pad_ratio(llm, tp, expert_pad)
-    layers = pp_layers(llm.num_layers, pp)
-    bounds, start = [], 0
-    for n in layers:
-        bounds.append((start, start + n))
-        start += n
+    stage_of = layer_stages(llm.num_layers, pp)
     out = [0.0] * pp
     for t in llm_tensors(llm):
         b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp) * (ratio if t.role.endswith("_exps") else 1.0)
         if t.layer is not None:
-            stage = next(i for i, (lo, hi) in enumerate(bounds) if lo <= t.layer < hi)
-            out[stage] += b
+            out[stage_of[t.layer]] += b
         elif t.role == "token_embd":
             out[0] += b
             if llm.tied_embeddings and pp > 1:
@@ -157,6 +157,30 @@ def stage_starts(num_layers: int, pp: int) -> list[int]:
     return out
 
 
+def serving_inputs(model: Any, parts: Any, gpu: GpuSpec, runtime: str, quant: str, **workload: Any) -> Inputs:
+    """The ``Inputs`` of a serving runtime's own estimate (vLLM, SGLang, MLX): the model, its LLM, the
+    (main) GPU, runtime and precision; no vision precision, image size or per-image tokens; flash
+    attention on, headless. ``workload``: the fields each runtime resolves its own way."""
+    from vramcalc.results import Inputs
+
+    return Inputs(
+        model=model.id,
+        model_name=model.name,
+        model_kind=parts.kind,
+        llm=parts.llm.id,
+        gpu=gpu.id,
+        gpu_name=gpu.name,
+        runtime=runtime,
+        quant=quant,
+        vision_quant=None,
+        image_size=None,
+        image_tokens_per_image=0,
+        flash_attention=True,
+        headless=True,
+        **workload,
+    )
+
+
 def gib(n: float) -> str:
     return f"{n / GiB:.2f} GiB"
 
@@ -180,11 +204,7 @@ def serving_calibration() -> dict[str, Any]:
 def active_stage_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, concurrency: int) -> list[float]:
     """Weight bytes one decode step reads per GPU of each stage: MoE experts only where some of
     ``concurrency`` tokens route (expected distinct experts n(1 - (1 - k/n)^c)); embeddings one row."""
-    layers = pp_layers(llm.num_layers, pp)
-    bounds, start = [], 0
-    for n in layers:
-        bounds.append((start, start + n))
-        start += n
+    stage_of = layer_stages(llm.num_layers, pp)
     out = [0.0] * pp
     frac = 1.0
     if llm.moe:
@@ -195,23 +215,17 @@ def active_stage_bytes(llm: LlmSpec, fmt: str, tp: int, pp: int, concurrency: in
             continue  # one row per token
         b = tensor_bytes(t, fmt) * shard_fraction(t, llm, tp) * (frac if t.role.endswith("_exps") else 1.0)
         if t.layer is not None:
-            out[next(i for i, (lo, hi) in enumerate(bounds) if lo <= t.layer < hi)] += b
+            out[stage_of[t.layer]] += b
         else:
             out[-1] += b
     return out
 
 
 def active_params(llm: LlmSpec) -> int:
-    """Parameters one token multiplies by (MoE: the routed experts only)."""
-    total = 0
-    for t in llm_tensors(llm):
-        if t.role == "token_embd" and not llm.tied_embeddings:
-            continue
-        if t.role.endswith("_exps") and llm.moe:
-            total += t.numel * llm.moe.experts_per_token // llm.moe.num_experts
-        else:
-            total += t.numel
-    return total
+    """Parameters one token multiplies by (MoE: the routed experts only): ``llm_active_params``, plus a
+    tied token embedding (it is the LM head too)."""
+    tied = sum(t.numel for t in llm_tensors(llm) if t.role == "token_embd") if llm.tied_embeddings else 0
+    return llm_active_params(llm) + tied
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,7 +590,7 @@ class ServingRuntime:
         from dataclasses import replace
 
         from vramcalc.params import count_params
-        from vramcalc.results import ComponentBytes, Estimate, Inputs, Memory, Params, ServingAnswer, Suggestion
+        from vramcalc.results import ComponentBytes, Estimate, Memory, Params, ServingAnswer, Suggestion
 
         s, stages = self._run(llm, gpu, n_node, opts, precision, scale, parts)
         if s.tp * s.pp > n_node * opts.nodes:
@@ -714,27 +728,19 @@ class ServingRuntime:
         head = min(g.kv_cache_bytes - self.request_bytes(llm, s, g, s.max_model_len) for g in stages)
         info = gpu_info_for(gpu, s.total, s.fraction)
         return Estimate(
-            inputs=Inputs(
-                model=model.id,
-                model_name=model.name,
-                model_kind=parts.kind,
-                llm=llm.id,
+            inputs=serving_inputs(
+                model,
+                parts,
+                gpu,
+                self.name,
+                precision,
                 encoder=parts.encoder.id if parts.encoder else None,
-                gpu=gpu.id,
-                gpu_name=gpu.name,
-                runtime=self.name,
-                quant=precision,
-                vision_quant=None,
                 text_tokens=s.max_model_len,
                 images=opts.mm_items or 0,
-                image_size=None,
-                image_tokens_per_image=0,
                 context_tokens=s.max_model_len,
                 batch=s.max_num_seqs,
                 kv_cache=s.kv_name,
-                flash_attention=True,
                 n_ubatch=s.max_num_batched_tokens,
-                headless=True,
             ),
             params=Params(llm=pc.llm, vision=pc.vision, projector=pc.projector),
             memory=Memory(
