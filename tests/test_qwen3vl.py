@@ -110,13 +110,13 @@ def test_llamacpp_rounds_halves_up_where_transformers_rounds_to_even():
     assert smart_resize(336, 336, 32, 65536, 16777216) == (320, 320)  # HF: 10 x 10 blocks (102400 px, above min_pixels)
     vlm, enc, _ = _oracle("qwen3-vl-2b")
     r = RUNS[621]
-    assert image_tokens(vlm, enc, (336, 336), runtime="llama.cpp")[0] == int(r["image_nx"]) * int(r["image_ny"]) == 121  # type: ignore[arg-type]
+    assert image_tokens(vlm, enc, (336, 336), mtmd=True)[0] == int(r["image_nx"]) * int(r["image_ny"]) == 121  # type: ignore[arg-type]
 
 
 def test_llamacpp_caps_qwen_images_at_4096_tokens():
     """clip.cpp set_limit_image_tokens(8, 4096) for the Qwen-VL projectors, whatever the preprocessor config says."""
     vlm, enc, _ = _oracle("qwen3-vl-2b")
-    tok_llama = image_tokens(vlm, enc, (4096, 4096), runtime="llama.cpp")[0]  # type: ignore[arg-type]
+    tok_llama = image_tokens(vlm, enc, (4096, 4096), mtmd=True)[0]  # type: ignore[arg-type]
     tok_hf = image_tokens(vlm, enc, (4096, 4096))[0]  # type: ignore[arg-type]
     assert tok_llama == 4096 and tok_hf == 128 * 128
 

@@ -128,7 +128,7 @@ def account(
     if enc is not None:
         size = image_size(model, enc, w.image_size)  # type: ignore[arg-type]
         if isinstance(model, VlmSpec):
-            tok_per_image, crops, patches = image_tokens(model, enc, w.image_size, runtime=rt.name)
+            tok_per_image, crops, patches = image_tokens(model, enc, w.image_size, mtmd=getattr(rt, "mtmd_images", False))
         else:
             crops, patches = 1, encoder_tokens(enc, size)
     text = w.context_tokens or (DEFAULT_TEXT_CONTEXT if llm else 0)

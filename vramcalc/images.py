@@ -38,11 +38,11 @@ LLAMACPP_QWEN_TOKEN_LIMITS = (8, 4096)
 QWEN_VIT_FAMILIES = ("qwen2_vit", "qwen25_vit", "qwen3_vit")
 
 
-def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, runtime: str | None = None) -> tuple[int, int, int]:
+def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, mtmd: bool = False) -> tuple[int, int, int]:
     """LLM tokens one image takes, and what the encoder runs: (tokens, encoder images, patches each).
 
-    ``size`` is (width, height); None means the VLM's default image size. ``runtime`` "llama.cpp" applies
-    llama.cpp's own preprocessing where it differs from the Hugging Face processor (Qwen-VL: see
+    ``size`` is (width, height); None means the VLM's default image size. ``mtmd`` (a runtime whose
+    ``mtmd_images`` is set: llama.cpp) applies llama.cpp's own preprocessing where it differs from the Hugging Face processor (Qwen-VL: see
     :func:`llamacpp_smart_resize`).
     """
     w, h = image_size(vlm, enc, size)
@@ -53,7 +53,7 @@ def image_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | N
     if isinstance(pol, AnyresTokens):
         return anyres_tokens(pol, enc, w, h)
     if isinstance(pol, DynamicResolutionTokens):
-        if runtime == "llama.cpp" and enc.family in QWEN_VIT_FAMILIES:
+        if mtmd and enc.family in QWEN_VIT_FAMILIES:
             lo, hi = LLAMACPP_QWEN_TOKEN_LIMITS
             rh, rw = llamacpp_smart_resize(h, w, pol.factor, lo * pol.factor**2, hi * pol.factor**2)
         else:

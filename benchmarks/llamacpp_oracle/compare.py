@@ -229,7 +229,7 @@ def predict(r: dict[str, str]) -> list[Check]:
     else:
         assert vlm is not None and enc is not None
         w, h = _i(r, "image_w"), _i(r, "image_h")
-        tok, _crops, _patches = image_tokens(vlm, enc, (w, h), runtime="llama.cpp")
+        tok, _crops, _patches = image_tokens(vlm, enc, (w, h), mtmd=True)
         extra = f" image {w}x{h} warmup {'on' if r['warmup'] == '1' else 'off'}"
         if r.get("image_nx"):
             nx, ny = _i(r, "image_nx"), _i(r, "image_ny", 1)

@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.text import Text
 
 from vramcalc.render.table import Col, DroppedNote, FitTable
-from vramcalc.render.views import STARTS_RUNTIMES, verdict_label
+from vramcalc.render.views import verdict_label, verdict_words
 from vramcalc.results import DEFAULT_TEXT_CONTEXT
 from vramcalc.units import fmt_bytes, fmt_count
 
@@ -106,7 +106,7 @@ def render_fit(r: FitResult, limit: int | None = DEFAULT_ROWS) -> Group:
             style="dim",
         )
     )
-    if r.runtime in STARTS_RUNTIMES:
+    if verdict_words(r.runtime):  # a serving runtime (STARTS / DOES NOT START): its columns explained
         parts.append(
             Text(
                 f"{r.runtime}: memory is per GPU, the whole share the server takes (total x its memory fraction); free: the "

@@ -22,17 +22,22 @@ def _setup(r: ViewRow) -> str:
     return "+".join(ids)
 
 
-#: runtimes whose 'no' means the server refuses to start (its KV pool check), the word their ``check`` uses
-STARTS_RUNTIMES = ("vllm", "sglang")
+def verdict_words(runtime: str) -> dict[str, str]:
+    """The runtime plugin's own words for verdicts (``verdict_words``: a serving runtime's STARTS /
+    DOES NOT START, the server's start check on its KV pool); {} for the others or an unknown name."""
+    from vramcalc import runtimes
+    from vramcalc.errors import InputError
+
+    try:
+        return dict(getattr(runtimes.get(runtime), "verdict_words", None) or {})
+    except InputError:
+        return {}
 
 
 def verdict_label(verdict: str, runtime: str) -> tuple[str, str]:
-    """The verdict word and style; a serving runtime's 'fits' / 'no' read as its ``check`` says them
-    (STARTS / DOES NOT START: the server's own start check on its KV pool)."""
+    """The verdict word and style; a runtime's own words (``verdict_words``) where it has them."""
     label, style = VERDICT_TEXT[verdict]
-    if runtime in STARTS_RUNTIMES and verdict in ("fits", "no"):
-        label = "STARTS" if verdict == "fits" else "DOES NOT START"
-    return label, style
+    return verdict_words(runtime).get(verdict, label), style
 
 
 def _cells(r: ViewRow, runtime: str = "") -> list[Any]:

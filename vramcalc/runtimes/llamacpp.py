@@ -376,11 +376,11 @@ def clip_reserved_tokens(vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, 
     from vramcalc.images import image_tokens
     from vramcalc.schema import DynamicResolutionTokens
 
-    tok, _crops, patches = image_tokens(vlm, enc, size, runtime=LlamaCpp.name)
+    tok, _crops, patches = image_tokens(vlm, enc, size, mtmd=True)
     if warmup:
         pol = vlm.image_tokens
         side = CLIP_WARMUP_TOKENS_PER_SIDE * pol.factor if isinstance(pol, DynamicResolutionTokens) else enc.image_size
-        wtok, _wc, wpatches = image_tokens(vlm, enc, (side, side), runtime=LlamaCpp.name)
+        wtok, _wc, wpatches = image_tokens(vlm, enc, (side, side), mtmd=True)
         if wpatches >= patches:  # a larger image later grows the buffer (ggml_backend_sched reallocates)
             return wtok, 1, wpatches
     return tok, 1, patches
@@ -414,6 +414,8 @@ class LlamaCpp:
 
     name: str = "llama.cpp"
     kv_pad: int = KV_PAD
+    #: Images go through llama.cpp's own preprocessing (tools/mtmd), not the Hugging Face processor.
+    mtmd_images: bool = True
     embeddings_on_host: bool = True
     offloads_layers: bool = True
     pytorch_kernels: bool = False

@@ -292,6 +292,8 @@ class ServingRuntime:
     name: str
     version: str
     block_size: int
+    #: The words its ``check`` uses for 'fits' / 'no': the server's own start check on its KV pool.
+    verdict_words: dict[str, str] = {"fits": "STARTS", "no": "DOES NOT START"}  # noqa: RUF012 (read-only class data)
     fraction_flag: str
     len_flag: str
     seqs_flag: str
