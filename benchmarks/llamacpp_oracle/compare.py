@@ -78,15 +78,6 @@ KNOWN_GAPS: list[tuple[str, str, str, str]] = [
         )
         for c, n in ((512, 1), (1000, 1), (4096, 2))
     ),
-    (
-        "qwen2.5-vl-7b",
-        "clip_compute",
-        "-fa on -ctk f16 -ctv f16 image 336x336 warmup off",
-        "Qwen2.5-VL with flash attention at the smallest image (576 patches): +22% (7 MiB). Beside the FFN the "
-        "buffer holds 2 N^2 + 6.3 hidden-size tensors at 1024-8464 patches but 1.7 tensors fewer at 576: where "
-        "the f16 window mask and the window-reordered states land depends on ggml-alloc's free blocks, which the "
-        "live-set model does not simulate (without flash attention the f32 window mask is exact at every size)",
-    ),
     *(
         (
             "qwen3-vl-2b",

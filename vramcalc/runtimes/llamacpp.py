@@ -186,6 +186,7 @@ def clip_compute_bytes(
     flash_attention: bool,
     projector: tuple[int, int] | None = None,
     deepstack: tuple[int, int, int] | None = None,
+    llm_hidden: int | None = None,
 ) -> int:
     """llama.cpp mtmd/clip compute buffer for encoding ``images`` crops of ``patches`` tokens each.
 
@@ -201,9 +202,12 @@ def clip_compute_bytes(
     position ids), and Qwen3-VL's concatenated DeepStack features (``deepstack`` = (features, width, merge):
     features x N / merge^2 x width f32, alive from the last DeepStack layer to the end, see :func:`clip_extras`).
     The live counts per family are in ``CLIP_LIVE``. Qwen2.5-VL's window attention adds its f32 N x N window mask
-    (an input) without flash attention; with it, the f16 mask and the window reordering keep more alive, which the
-    first round fitted: 2·N^2 + 7.75 act beside the FFN (705 MiB at the 8464-patch warm-up,
-    the published figure too; within 6% from 1024 patches up, +22% at 576 patches: a known gap).
+    (an input) without flash attention. With flash attention, where a tensor lands in Qwen2.5-VL's buffer depends on
+    the sizes (the f16 window mask, its per-layer copies, the f16 K/V copies and the window reordering leave holes that
+    ggml-alloc's best fit reuses or not), so the buffer is ggml-alloc replayed over the graph's allocation order
+    (:mod:`vramcalc.runtimes.clip_alloc`), with the merger's output ``llm_hidden`` wide (the LLM's width; the tower's
+    when not given); llama.cpp's layer pattern is ``full_attention_layers[0] + 1`` (conversion/qwenvl.py
+    ``n_wa_pattern``).
     """
     n = patches
     act = n * enc.hidden_size * 4
@@ -217,8 +221,20 @@ def clip_compute_bytes(
         inputs += feats * (n // (merge * merge)) * width * 4
     ffn = n * enc.intermediate_size * 4 * (2 if enc.gated_mlp else 1)
     if flash_attention:
-        if enc.family == "qwen25_vit" and enc.window_attention is not None:
-            per = ffn + 2 * n * n + int(7.75 * act)  # the first round's fit, see the docstring
+        if enc.family == "qwen25_vit" and enc.window_attention is not None and enc.gated_mlp:
+            from vramcalc.runtimes.clip_alloc import qwen25_flash_bytes
+
+            wa = enc.window_attention
+            per = qwen25_flash_bytes(
+                n,
+                enc.hidden_size,
+                enc.intermediate_size,
+                enc.patch_size,
+                enc.num_channels,
+                llm_hidden or enc.hidden_size,
+                enc.num_layers,
+                wa.full_attention_layers[0] + 1 if wa.full_attention_layers else enc.num_layers + 1,
+            )
         else:
             per = ffn + int(k_ffn * act) + inputs
     else:
@@ -247,12 +263,13 @@ def deepstack_input_bytes(llm: LlmSpec, n_deepstack: int, n_ubatch: int) -> int:
     return n_deepstack * n_ubatch * llm.hidden_size * 4
 
 
-def clip_extras(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> dict[str, tuple[int, ...] | None]:
+def clip_extras(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> dict[str, tuple[int, ...] | int | None]:
     """The VLM parts of the clip graph :func:`clip_compute_bytes` counts beside the tower: ``projector`` (see
-    :func:`clip_projector_outputs`) and ``deepstack`` (Qwen3-VL: (DeepStack features, LLM width, merge))."""
+    :func:`clip_projector_outputs`), ``deepstack`` (Qwen3-VL: (DeepStack features, LLM width, merge)) and
+    ``llm_hidden`` (the width of a merger's output, Qwen2.5-VL)."""
     proj = vlm.projector
     ds = (len(proj.deepstack_layers), llm.hidden_size, proj.merge) if proj.kind == "merger" and proj.deepstack_layers else None
-    return {"projector": clip_projector_outputs(vlm, enc, llm), "deepstack": ds}
+    return {"projector": clip_projector_outputs(vlm, enc, llm), "deepstack": ds, "llm_hidden": llm.hidden_size}
 
 
 def clip_projector_outputs(vlm: VlmSpec, enc: VisionEncoderSpec, llm: LlmSpec) -> tuple[int, int] | None:
