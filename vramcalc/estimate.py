@@ -311,6 +311,8 @@ def estimate(
     def memory_for(update: dict[str, object]) -> tuple[int, Verdict]:
         changed = w.with_(**update)
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
+        if llm is not None and w.expert_overrides and _llama_like(rt) and rt.places_layers(len(gpus)):
+            return _expert_memory(llm, gpus, changed, rt, a)  # the user's experts stay in RAM under the change
         if len(gpus) > 1 and llm is not None and rt.places_layers(len(gpus)):
             return _split_memory(llm, gpus, changed, rt, a)
         return a.memory.total_bytes, verdict_for(
@@ -415,7 +417,7 @@ def estimate(
         single_ctx,
         lambda: (
             None
-            if not with_suggestions
+            if not with_suggestions or (w.expert_overrides and memory_for({})[1] == "fits")  # runs as placed
             else _first(
                 alternatives,
                 suggestions(
@@ -483,6 +485,31 @@ def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a
     cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
     off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, _fixed(a, rt, w))
     on_gpu = sum(d.total_bytes for d in off.gpus)
+    if off.cpu.layers or off.cpu.output_layer:
+        return on_gpu, "offload"
+    return on_gpu, verdict_for(off.min_gpu_headroom, rt)
+
+
+def _expert_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
+    """(bytes on the GPUs, verdict) of workload ``w`` (a suggestion's change) with the user's expert placement
+    (--cpu-moe, --n-cpu-moe, -ot) kept: a suggestion's flags are added to the user's, so its figure is what the
+    combined command places on the GPUs. Experts in system RAM as asked are not an offload here; layers are."""
+    i = a.inputs
+    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
+    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
+    n_gpus = len(gpus)
+    off, _ = place_layers(
+        lb,
+        devices_for(gpus, w),
+        w.with_(fit=False),
+        cells,
+        swa_cells,
+        _fixed(a, rt, w),
+        lambda n: moved_bytes(llm, rt, i.quant, w, n_gpus, n),
+    )
+    on_gpu = sum(d.total_bytes for d in off.gpus)
+    if off.fits_in_ram is False:
+        return on_gpu, "no"
     if off.cpu.layers or off.cpu.output_layer:
         return on_gpu, "offload"
     return on_gpu, verdict_for(off.min_gpu_headroom, rt)
