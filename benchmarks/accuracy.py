@@ -1454,7 +1454,8 @@ def offload_section(rows: list[Row]) -> list[str]:
     for sweep, a in sorted(OFFLOAD_ANCHORS.items()):
         srows = [r for r in sel if r.feats["sweep"] == sweep]
         hn, hmed, _, hsg = _stats([r for r in srows if r.held_out])
-        dn, dmed, _, dsg = _stats_of([r.feats["pred_default"] / r.measured - 1 for r in srows if r.feats["n_cpu_moe"] and r.subset != OVERFLOW_SUBSET])
+        with_ram = [r for r in srows if r.feats["n_cpu_moe"] and r.subset != OVERFLOW_SUBSET]
+        dn, dmed, _, dsg = _stats_of([r.feats["pred_default"] / r.measured - 1 for r in with_ram])
         host = a["host_gbs"]
         out += [
             f"**{sweep} sweep.** {OFFLOAD_SWEEPS[sweep]['about']}.",
