@@ -1263,6 +1263,38 @@ def evaluate(rows: list[Row]) -> None:
 OFFLOAD_ANCHORS: dict[str, dict] = {}
 
 
+def write_offload_hosts(rows: list[Row]) -> None:
+    """data/calibration.yaml ``offload_hosts``: per --n-cpu-moe sweep, the host rate its anchor row implies and how
+    far vramcalc's default host rate lands from its rows. Not a factor (a host is the user's machine): `check`
+    quotes it in a note when system RAM is read at the default rate (speed.ram_rate_note)."""
+    import yaml
+
+    doc = yaml.safe_load(CAL_YAML.read_text(encoding="utf-8"))
+    sweeps = {}
+    for sweep, a in sorted(OFFLOAD_ANCHORS.items()):
+        if not a["host_gbs"]:
+            continue
+        srows = [r for r in rows if r.metric == "moe-offload" and r.feats["sweep"] == sweep]
+        with_ram = [r for r in srows if r.feats["n_cpu_moe"] and r.subset != OVERFLOW_SUBSET]
+        _, _, _, dsg = _stats_of([r.feats["pred_default"] / r.measured - 1 for r in with_ram])
+        sweeps[sweep] = {
+            "anchor": a["anchor"],
+            "host_gbs": round(a["host_gbs"], 1),
+            "read_gbs": round(a["host_effective_gbs"], 1),
+            "default_signed_median": round(dsg, 3),
+            "rows": [r.source for r in with_ram],
+        }
+    doc["offload_hosts"] = {
+        "about": (
+            "host RAM rate (GB/s: nominal, and read = nominal x the CPU efficiency) that each --n-cpu-moe sweep's anchor row "
+            "implies (benchmarks/accuracy.py evaluate_offload), and the signed median error of its rows at vramcalc's default "
+            "host rate; not used for predictions (a host is the user's machine): check quotes it when RAM is read at the default"
+        ),
+        "sweeps": sweeps,
+    }
+    CAL_YAML.write_text(yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True), encoding="utf-8")
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 
@@ -1711,6 +1743,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["VRAMCALC_NO_DISK_CACHE"] = "1"
         speed.calibration.cache_clear()
     evaluate(rows)
+    if args.fit:
+        write_offload_hosts(rows)
     if not args.check:  # CI checks the targets; docs/accuracy.md is rewritten only on request
         write_report(rows, skips)
     for s_ in summary_lines(rows):

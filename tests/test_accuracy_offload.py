@@ -114,3 +114,23 @@ def test_the_accuracy_figure_is_the_one_check_prints(offload, runner):
     assert res.exit_code == 0, res.output
     value = json.loads(res.output)["throughput"]["decode_tokens_per_s"]["value"]
     assert value == pytest.approx(rows["224"].predicted, rel=2e-3)
+
+
+def test_check_says_the_default_ram_rate_is_a_guess():
+    """With experts in system RAM and no --ram-bandwidth, `check` reads RAM at the default DDR5 rate, which the two
+    published sweeps put 70-85% too fast (docs/accuracy.md): a note says so and names --ram-bandwidth. With a rate
+    given, or with nothing in RAM, there is no such note."""
+    from vramcalc.catalog import load_catalog
+    from vramcalc.estimate import Workload, estimate
+
+    cat = load_catalog(include_user=False)
+    llm, gpu = cat.llm("gemma-4-26b-a4b-text"), cat.resolve_gpu("radeon-pro-v620")
+
+    def notes(**kw):
+        est = estimate(llm, [gpu], Workload(quant="Q4_K_M", context_tokens=640, headless=True, **kw), cat, with_suggestions=False)
+        return [n for n in est.throughput.notes if "--ram-bandwidth" in n]
+
+    default = notes(n_cpu_moe=12)
+    assert len(default) == 1 and "89.6 GB/s" in default[0] and "a guess" in default[0]
+    assert notes(n_cpu_moe=12, ram_bandwidth_gbs=30.0) == []
+    assert notes() == []  # all on the GPU
