@@ -1667,8 +1667,11 @@ MISS_NOTES = """Causes, as far as the rows show them:
   of its 139 ms per 32-token micro-batch on the per-expert cost (moe_expert_s 16.0 us x 48 layers x 112 experts
   touched), fitted on the one CUDA MoE sweep (DeepSeek-V2-Lite, RTX 3090); the W7800 takes 43 ms for the whole
   micro-batch, so on this ROCm build each routed expert costs at most 8 us. A per-backend moe_expert_s needs more
-  than one GPU's MoE rows. The decode miss (-15%, MoE on ROCm; the M2 Ultra's Qwen3-30B-A3B decode is -5%) is not
-  explained by the rows.
+  than one GPU's MoE rows. Decode (-15%): every fitted ROCm row is a 33-layer 7-8B model, so ROCm's per-layer
+  cost (108 us) is told from its bandwidth efficiency only through the shared fit. On this 49-layer MoE with 1.9 GB
+  per token it is 5.3 ms of the 9.7 ms predicted; the measured 8.2 ms leaves 78 us per layer at the GDDR
+  efficiency. This build (PR 24546 master, 2026) may launch layers more cheaply than the ROCm rows the cost was fitted
+  on, but the rows do not say. The M2 Ultra's Qwen3-30B-A3B decode (Metal) is -5%.
 - Intel Arc A770 under Vulkan and SYCL (2024 builds): decode reaches 26-39% of the card's 512 GB/s (tg128 34.7-52.6
   t/s for 3.8 GB of weights per token), where the same card under Intel's IPEX-LLM build of llama.cpp reaches 54%
   (llamacpp_bench.csv:157, 72.7 t/s): the upstream Intel kernels of that time, not the card's memory, set the rate.
