@@ -446,6 +446,7 @@ OFFLOAD_SWEEPS = {
 ANCHOR_SUBSET = "anchor: host rate fitted on this row"
 NO_OFFLOAD_SUBSET = "n_cpu_moe 0: GPU-only decode (checks the GPU part)"
 OVERFLOW_SUBSET = "VRAM overflow: the row says thrashing"
+PP_OFFLOAD_SUBSET = "prompt with experts in RAM: reported, not a target"
 _OFFLOAD_TEST_RE = re.compile(r"decode \(ctx=(\d+), (q8_0|q4_0|f16) KV\)")
 
 
@@ -460,19 +461,15 @@ def offload_row(cat, r: dict, src: str, label: str, rows: list[Row], skips: list
     sw = OFFLOAD_SWEEPS[sweep]
     test = r["test"]
     m = _OFFLOAD_TEST_RE.match(test)
+    metric = "moe-offload"
     if test == "tg128":
         ctx, kv = 512 + 128, "f16"  # llama-bench's context: the prompt and generation tests' tokens
+    elif test == "pp512":
+        ctx, kv, metric = 512, "f16", "moe-offload-pp"  # prompt processing: reported, not a target
     elif m:
         ctx, kv = int(m.group(1)), m.group(2)
     else:
-        skips.append(
-            Skip(
-                src,
-                label,
-                "prompt processing with experts in system RAM: not the offload target (decode); its PCIe rate is a guess "
-                "(speed.GUESS_PCIE_GBS)",
-            )
-        )
+        skips.append(Skip(src, label, f"test {test!r} is not a decode or pp512 test"))
         return
     n = int(r["n_cpu_moe"])
     gpu = cat.resolve_gpu(sw["gpu"])
@@ -491,8 +488,10 @@ def offload_row(cat, r: dict, src: str, label: str, rows: list[Row], skips: list
         "bw": gpu.memory_bandwidth_gbs,
         "build": build_era(r["build"], r["source"]) if r["build"] else "fork (not stated)",
     }
-    row = Row("moe-offload", src, label, f"moe-offload/llama.cpp/{sw['backend']}", float(r["tps"]), feats)
-    if "thrashing" in r["notes"].lower():
+    row = Row(metric, src, label, f"{metric}/llama.cpp/{sw['backend']}", float(r["tps"]), feats)
+    if metric == "moe-offload-pp":
+        row.subset = PP_OFFLOAD_SUBSET
+    elif "thrashing" in r["notes"].lower():
         row.subset = OVERFLOW_SUBSET
     elif n == 0:
         row.subset = NO_OFFLOAD_SUBSET
@@ -567,7 +566,25 @@ def evaluate_offload(rows: list[Row]) -> dict[str, dict]:
             "per_cpu_layer_s": per_layer,
             "worst_other_anchor": worst,
         }
+    for r in rows:  # prompt processing with experts in RAM: the PCIe copy guess, no host rate involved
+        if r.metric == "moe-offload-pp":
+            r.predicted = offload_prompt_rate(cat, r.feats)
     return out
+
+
+def offload_prompt_rate(cat, x: dict) -> float:
+    """Prompt tokens/s of a pp512 row with the experts of the first N layers in RAM, by estimate(): llama.cpp copies
+    them to the GPU per micro-batch (speed._prefill, at the speed.GUESS_PCIE_GBS guess)."""
+    from vramcalc.estimate import Workload, estimate
+
+    w = Workload(
+        quant=x["quant"], context_tokens=x["ctx"], n_cpu_moe=x["n_cpu_moe"] or None, backend=x["backend"], headless=True, fit=False
+    )
+    est = estimate(cat.llm(x["model_id"]), [cat.resolve_gpu(x["gpu_id"])], w, cat, with_suggestions=False)
+    p = est.throughput.prefill_tokens_per_s if est.throughput else None
+    if p is None:
+        raise ValueError(f"no prefill estimate for {x}")
+    return p.value
 
 
 def anchor_host(cat, anchor: Row) -> tuple[float | None, float]:
@@ -771,7 +788,7 @@ def predict(row: Row, cal: dict) -> float | None:
     """Predicted tokens/s (images/s) of a row from a calibration document, through vramcalc.speed."""
     x = row.feats
     metric, runtime, sub = row.group.split("/")
-    if metric == "moe-offload":  # predicted by evaluate_offload (a host rate anchored per sweep), not from factors
+    if metric in ("moe-offload", "moe-offload-pp"):  # predicted by evaluate_offload through estimate(), not from factors
         return None
     if metric == "encode":  # FLOPs and peak as estimate() reported them when the row was read
         f = cal.get("encode", {}).get("llama.cpp", {}).get(x["backend"])
@@ -921,7 +938,11 @@ def split_rows(rows: list[Row]) -> None:
     fourth row of a group."""
     by_backend: dict[str, set[str]] = {}
     for r in rows:
-        if r.group.split("/")[1] == "llama.cpp" and r.metric not in ("encode", "moe-offload") and not r.feats.get("new_gpu"):
+        if (
+            r.group.split("/")[1] == "llama.cpp"
+            and r.metric not in ("encode", "moe-offload", "moe-offload-pp")
+            and not r.feats.get("new_gpu")
+        ):
             by_backend.setdefault(r.feats["backend"], set()).add(_holdout_key(r))
     held = set()
     for b, ids in by_backend.items():
@@ -929,7 +950,7 @@ def split_rows(rows: list[Row]) -> None:
             held |= {(b, g) for i, g in enumerate(sorted(ids)) if i % 3 == 2}
     groups: dict[str, list[Row]] = {}
     for r in rows:
-        if r.metric == "moe-offload":
+        if r.metric in ("moe-offload", "moe-offload-pp"):
             continue  # evaluate_offload holds out every row of a sweep but its anchor
         if r.feats.get("new_gpu"):
             r.held_out = True  # NEW_HELD_OUT_GPUS: never fitted
@@ -1522,6 +1543,29 @@ def offload_section(rows: list[Row]) -> list[str]:
                 f"{x['pred_default'] / r.measured - 1:+.1%} | {kind} |"
             )
         out.append("")
+    pp = sorted((r for r in rows if r.metric == "moe-offload-pp" and r.predicted), key=lambda r: r.feats["n_cpu_moe"])
+    if len(pp) >= 2 and pp[0].feats["n_cpu_moe"] == 0:
+        lo, hi = pp[0], pp[-1]
+        n = hi.feats["n_cpu_moe"]
+        tok = hi.feats["ctx"]
+        meas = (tok / hi.measured - tok / lo.measured) / n
+        pred = (tok / hi.predicted - tok / lo.predicted) / n
+        out += [
+            f"**Prompt processing with experts in RAM ({lo.feats['sweep']} sweep, pp512; not a target).** llama.cpp copies "
+            f"the experts kept in RAM to the GPU for each micro-batch; vramcalc prices the copy at {speed.GUESS_PCIE_GBS:g} GB/s "
+            f"(speed.GUESS_PCIE_GBS, a guess). Each CPU layer adds {meas * 1e3:.1f} ms to the 512-token prompt in the rows and "
+            f"{pred * 1e3:.1f} ms in the model (0 to {n} layers), so the copy runs at about "
+            f"{speed.GUESS_PCIE_GBS * pred / meas:.0f} GB/s here, if nothing else grows with the CPU layers. The "
+            f"all-GPU prompt is {lo.predicted / lo.measured - 1:+.0%} on this fork build (its RDNA2 kernel port).",
+            "",
+            "| source | n_cpu_moe | measured | predicted | error |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {r.source} | {r.feats['n_cpu_moe']} | {r.measured:.4g} | {r.predicted:.4g} | {r.predicted / r.measured - 1:+.1%} |"
+                for r in pp
+            ),
+            "",
+        ]
     return [*out, OFFLOAD_NOTES, ""]
 
 
@@ -1715,8 +1759,9 @@ SEE_ALSO = """Related reports: serving runtimes (vLLM, SGLang, MLX) are measured
 the llama.cpp memory comparison is in docs/accuracy_llamacpp.md."""
 
 NOT_COVERED_NOTES = """Also not covered by a published row here: a host RAM rate (the two n_cpu_moe sweeps state none: each anchors its
-own, see the offload section; the default --ram-bandwidth stays a guess), prompt processing with experts in system RAM
-(the sweeps' pp512 rows: it copies the CPU experts over PCIe at a guessed rate), VLM image encode beyond
+own, see the offload section; the default --ram-bandwidth stays a guess), the PCIe copy rate of prompt processing with
+experts in system RAM (a guess; the gfx1030 sweep's pp512 rows are reported in the offload section, not fitted), VLM
+image encode beyond
 mtmd_vision.csv:10 (every other timed row names no GPU, runs on the CPU, is a bug report, or times the whole prompt: see
 the table above), partial CPU offload and multi-GPU layer split speeds (composed from the per-device model plus guessed
 RAM and PCIe efficiencies), and ViTs on GPUs other than the RTX 3090."""
