@@ -712,6 +712,8 @@ def mtmd_skip_reason(r: dict) -> str:
             "model not in the catalog (Qwen3.5-9B), and a bug report: llama-cli encodes the same image almost instantly, so "
             "the 82 s is the bug's time, not the encoder's"
         )
+    if "not stated" in backend:
+        return "no GPU named and the backend not stated (the source says likely the CPU)"
     if "CPU" in backend:
         return "encoded on the CPU (no CPU entries in the catalog)" + (", in a fork (ik_llama.cpp)" if "ik_llama" in build else "")
     why = "GPU not named in the log"
