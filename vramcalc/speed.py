@@ -646,6 +646,9 @@ def throughput(
     aggregate = None
     if llm is not None and lb is not None and pl is not None:
         decode = _decode(llm, lb, pl, gpus, s, ram_bw)
+        ram_note = ram_rate_note(ram_bw) if CPU_DECODE_KEY in decode.basis.factors else None
+        if ram_note:
+            thr_notes.append(ram_note)
         if s.batch > 1:
             r = _round_sig
             aggregate = SpeedFigure(
@@ -702,6 +705,29 @@ def throughput(
         prefill_rate_basis="; ".join(e.basis for e in s.rate_estimates) if estimated else None,
     )
     return thr, notes
+
+
+#: the calibration key of decode parts read from system RAM (cpu_decode_factors)
+CPU_DECODE_KEY = "decode.llama.cpp.cpu"
+
+
+def ram_rate_note(ram_bw: float) -> str | None:
+    """For a decode that reads system RAM (CPU layers, experts in RAM) at vramcalc's default rate (no
+    --ram-bandwidth): what the published --n-cpu-moe runs say of that default (data/calibration.yaml
+    ``offload_hosts``, written by benchmarks/accuracy.py from the host rate each sweep implies). None otherwise."""
+    from vramcalc.placement import DEFAULT_RAM, RAM_BANDWIDTH_GBS
+
+    hosts = calibration().get("offload_hosts", {}).get("sweeps", {})
+    if ram_bw != RAM_BANDWIDTH_GBS[DEFAULT_RAM] or not hosts:
+        return None
+    reads = sorted(h["read_gbs"] for h in hosts.values())
+    fast = sorted(h["default_signed_median"] for h in hosts.values())
+    eta = cpu_decode_factors()[0]["bandwidth_efficiency"]
+    return (
+        f"System RAM is read at {ram_bw:g} GB/s x {eta:g} (dual-channel DDR5, the default; a guess). The hosts of the "
+        f"{len(hosts)} published --n-cpu-moe runs read {reads[0]:.0f}-{reads[-1]:.0f} GB/s, and at this default their decode "
+        f"came out {fast[0]:.0%}-{fast[-1]:.0%} too fast (docs/accuracy.md): --ram-bandwidth sets your machine's rate."
+    )
 
 
 #: A typical question: 512 text tokens (llama.cpp's default micro-batch, one prefill step), plus the images.
