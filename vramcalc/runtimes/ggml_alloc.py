@@ -1,0 +1,183 @@
+"""A port of ggml-alloc's graph allocator (llama.cpp 0c1e57098, ggml/src/ggml-alloc.c), for the compute buffer.
+
+llama.cpp sizes its compute buffer by running ggml-alloc over the worst-case graph without allocating
+(``ggml_gallocr_reserve_n_size``): the buffer is the high-water mark (``max_size``) of a best-fit allocator
+that frees each tensor after its last consumer and lets some ops write over their input. Where in the buffer
+a tensor lands decides what can sit below the next big one, so the buffer is not a plain sum of live tensors.
+This module is a line-by-line port of the parts that decide the size, on one chunk (a CPU or CUDA buffer type
+has no maximum size short of SIZE_MAX, so ggml_dyn_tallocr never opens a second chunk):
+
+- :class:`DynTallocr`: ``ggml_dyn_tallocr`` -- sizes padded to the buffer's alignment, a free-block list sorted
+  by offset, best fit among every block *but the last* (the smallest block that fits; on ties the later
+  one, ``block->size <= best_fit_size``), else the last block (which grows ``max_size``), merge with the
+  neighbours on free;
+- :func:`allocate_graph`: ``ggml_gallocr_alloc_graph_impl`` -- leafs first, then graph inputs, then the nodes
+  in order; a node whose op may work in place (``ggml_op_can_inplace``) takes over a parent's memory when the
+  parent is its own allocation, not an output, of the same layout (so of the same size:
+  ``ggml_gallocr_free_extra_space`` has nothing to free), and this node is its only consumer; views (``view_src``) never
+  allocate, and keep their source alive; a tensor is freed when its last consumer and view are done.
+
+The port is checked against llama.cpp itself: the allocator's own trace (``AT_PRINTF``, see
+benchmarks/llamacpp_oracle/README.md "Allocator traces") replayed event by event through :class:`DynTallocr`
+reproduces every offset and the recorded compute buffer (tests/test_ggml_alloc.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: ggml_op_can_inplace (ggml-alloc.c): ops that may write their result over a source
+INPLACE_OPS = frozenset(
+    {
+        "FILL", "SCALE", "DIAG_MASK_ZERO", "DIAG_MASK_INF", "ADD", "ADD_ID", "ADD1", "SUB", "MUL", "DIV", "SQR",
+        "SQRT", "LOG", "UNARY", "ROPE", "ROPE_BACK", "SILU_BACK", "RMS_NORM", "RMS_NORM_BACK", "CLAMP", "SOFT_MAX",
+        "SOFT_MAX_BACK",
+    }
+)  # fmt: skip
+
+
+def _pad(size: int, alignment: int) -> int:
+    return (size + alignment - 1) // alignment * alignment
+
+
+class DynTallocr:
+    """ggml_dyn_tallocr on one chunk: ``blocks`` is the free list [offset, size], sorted by offset."""
+
+    __slots__ = ("alignment", "blocks", "max_size")
+
+    def __init__(self, alignment: int) -> None:
+        self.alignment = alignment
+        # ggml_dyn_tallocr_new_chunk: one free block from 0, as large as the buffer type allows
+        self.blocks: list[list[int]] = [[0, 1 << 62]]
+        self.max_size = 0
+
+    def alloc(self, size: int) -> int:
+        size = _pad(size, self.alignment)
+        blocks = self.blocks
+        best = -1
+        best_size = 1 << 63
+        # the best fitting free block besides the last block (``<=``: a later block of the same size wins)
+        for i in range(len(blocks) - 1):
+            bs = blocks[i][1]
+            if size <= bs <= best_size:
+                best, best_size = i, bs
+        if best == -1:
+            # the last block (its size is effectively unbounded: it is the end of the chunk)
+            best = len(blocks) - 1
+        block = blocks[best]
+        offset = block[0]
+        block[0] += size
+        block[1] -= size
+        if block[1] == 0:
+            del blocks[best]
+        self.max_size = max(self.max_size, offset + size)
+        return offset
+
+    def free(self, offset: int, size: int) -> None:
+        """ggml_dyn_tallocr_free_bytes: merge with the block that ends here or starts right after, else insert."""
+        size = _pad(size, self.alignment)
+        blocks = self.blocks
+        for i, block in enumerate(blocks):
+            if block[0] + block[1] == offset:
+                block[1] += size
+                if i < len(blocks) - 1 and block[0] + block[1] == blocks[i + 1][0]:
+                    block[1] += blocks[i + 1][1]
+                    del blocks[i + 1]
+                return
+            if offset + size == block[0]:
+                block[0] = offset
+                block[1] += size
+                if i > 0 and blocks[i - 1][0] + blocks[i - 1][1] == block[0]:
+                    blocks[i - 1][1] += block[1]
+                    del blocks[i]
+                return
+        i = 0
+        while i < len(blocks) and blocks[i][0] < offset:
+            i += 1
+        blocks.insert(i, [offset, size])
+
+
+@dataclass(eq=False)
+class Tensor:
+    """A ggml tensor as the allocator sees it. ``layout`` stands for (type, ne, nb): ggml_are_same_layout."""
+
+    name: str
+    op: str
+    nbytes: int = 0
+    srcs: tuple[Tensor, ...] = ()
+    view_src: Tensor | None = None
+    layout: tuple[object, ...] = ()
+    external: bool = False  # data set outside this buffer (weights, the KV cache): never allocated here
+    is_input: bool = False  # GGML_TENSOR_FLAG_INPUT
+    is_output: bool = False  # GGML_TENSOR_FLAG_OUTPUT
+    # allocator state (hash_node)
+    n_children: int = field(default=0, repr=False)
+    n_views: int = field(default=0, repr=False)
+    allocated: bool = field(default=False, repr=False)
+    offset: int = field(default=-1, repr=False)
+
+
+def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32, trace: list[str] | None = None) -> int:
+    """ggml_gallocr_reserve: the compute buffer size (``max_size``) for ``nodes`` in execution order."""
+    talloc = DynTallocr(alignment)
+
+    def is_allocated(t: Tensor) -> bool:
+        return t.external or t.allocated
+
+    def allocate(t: Tensor) -> None:
+        if is_allocated(t) or t.view_src is not None:
+            return
+        t.allocated = True
+        if t.op in INPLACE_OPS:
+            for p in t.srcs:
+                if not p.allocated:  # external, a view, or not own
+                    continue
+                if p.is_output or (p.view_src is not None and p.view_src.is_output):
+                    continue
+                if p.layout != t.layout:  # ggml_are_same_layout: type, ne, nb
+                    continue
+                if p.n_children == 1 and p.n_views == 0:
+                    # (a view parent is never own here: views are not allocated by this port either)
+                    t.offset = p.offset
+                    p.allocated = False
+                    if trace is not None:
+                        trace.append(f"reuse {p.name} -> {t.name} @{t.offset}")
+                    return
+        t.offset = talloc.alloc(t.nbytes)
+        if trace is not None:
+            trace.append(f"alloc {t.name} {_pad(t.nbytes, alignment)} @{t.offset}")
+
+    def free(t: Tensor) -> None:
+        if t.is_output:
+            return
+        talloc.free(t.offset, t.nbytes)
+        t.allocated = False
+        if trace is not None:
+            trace.append(f"free {t.name} @{t.offset}")
+
+    for t in leafs:
+        allocate(t)
+    for node in nodes:
+        if node.view_src is not None and node.op != "NONE":
+            node.view_src.n_views += 1
+        if node.is_input:
+            allocate(node)
+        for s in node.srcs:
+            s.n_children += 1
+            if s.is_input:
+                allocate(s)
+    for node in nodes:
+        for p in node.srcs:
+            allocate(p)
+        allocate(node)
+        for p in node.srcs:
+            p.n_children -= 1
+            if p.n_children == 0 and p.n_views == 0:
+                v = p.view_src
+                if v is not None:
+                    v.n_views -= 1
+                    if v.n_views == 0 and v.n_children == 0 and v.allocated:
+                        free(v)
+                elif p.allocated:
+                    free(p)
+    return talloc.max_size

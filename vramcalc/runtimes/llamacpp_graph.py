@@ -1,0 +1,264 @@
+"""llama.cpp's worst-case LLM graph (llama.cpp 0c1e57098), node by node, for the allocator port in ggml_alloc.py.
+
+``sched_reserve`` sizes the compute buffer by allocating the graph of one full micro-batch (``u`` tokens,
+every token an output) against the whole KV cache. This module rebuilds that graph the way llama.cpp does --
+the tensors each ``src/models/<arch>.cpp`` creates, in the order ``ggml_build_forward_expand`` visits them (a
+depth-first walk over the sources, left to right: ggml.c ``ggml_visit_parents_graph``; llama-graph.cpp
+``build_attn`` expands q, v, k and the two KV stores first) -- for the graph families whose code is ported:
+
+- ``src/models/llama.cpp`` (Llama, Mistral, LLaVA's language model), ``qwen2.cpp`` (q/k/v biases, Qwen2-VL's
+  M-RoPE uses the same ops), ``qwen3.cpp`` (per-head q/k RMSNorm), ``qwen3vl.cpp`` (Qwen3 + the DeepStack input:
+  build_inp_embd's ``ggml_pad`` to ``(1 + n_deepstack) x n_embd`` and its slices added after the first layers),
+  ``phi3.cpp`` (fused qkv, fused gate_up, residual order ``residual + cur``);
+- llama-graph.cpp ``build_inp_embd`` / ``build_attn`` / ``build_attn_mha`` (flash attention: FLASH_ATTN_EXT;
+  without: KQ MUL_MAT, SOFT_MAX in place, KQV MUL_MAT, CONT), ``build_ffn`` (SWIGLU), the KV stores
+  (llama-kv-cache.cpp ``cpy_k`` / ``cpy_v``: SET_ROWS into views of the cache; the transposed V store without flash
+  attention needs a contiguous V: CONT for a fused qkv view) and the inputs: ``inp_tokens``, ``inp_embd`` (the
+  unused embeddings input, n_embd_inp wide), ``inp_pos``, ``attn_inp_k_idxs`` / ``attn_inp_v_idxs`` (i64; without
+  flash attention one per stored V element), ``attn_inp_kq_mask`` (f16 with flash attention, else f32),
+  ``out_ids`` (the last layer gathers the output rows: two GET_ROWS).
+
+Each builder was checked against ggml-alloc's own trace of the recorded runs (tests/test_ggml_alloc.py): same
+nodes in the same order, every allocation at the same offset. Other graphs (MoE, sliding window, MLA, linear
+attention, Gemma, gpt-oss) are not ported: :func:`supported` says which specs this module can build.
+"""
+
+from __future__ import annotations
+
+from vramcalc.runtimes.ggml_alloc import Tensor
+from vramcalc.schema import LlmSpec
+
+F32, F16, I32, I64 = ("f32", 4), ("f16", 2), ("i32", 4), ("i64", 8)
+_VIEWS = frozenset({"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"})
+
+
+def supported(llm: LlmSpec, window: int | None) -> bool:
+    """Whether :func:`build` reproduces llama.cpp's graph for this spec (a dense, full-attention, RMSNorm, SwiGLU
+    decoder of one of the ported model files)."""
+    plain = (
+        llm.moe is None
+        and llm.mla is None
+        and llm.linear_attention is None
+        and not window
+        and not llm.attention_sinks
+        and llm.extra_norms_per_layer == 0
+        and llm.norm == "rmsnorm"
+        and llm.gated_mlp
+        and llm.activation == "silu"
+        and not llm.cross_attention_layers
+        and not llm.attn_output_gate
+        and not llm.attn_out_bias
+        and not llm.mlp_bias
+    )
+    if not plain:
+        return False
+    if llm.family == "phi3":
+        return llm.fused_qkv and llm.fused_gate_up and not llm.qk_norm and not llm.qkv_bias
+    if llm.fused_qkv or llm.fused_gate_up:
+        return False
+    if llm.family in ("llama", "mistral", "qwen2"):
+        return not llm.qk_norm
+    return llm.family == "qwen3" and llm.qk_norm and not llm.qkv_bias
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[Tensor] = []
+        self.leafs: list[Tensor] = []
+        self._seen: set[int] = set()
+
+    def expand(self, t: Tensor) -> None:
+        """ggml_build_forward_expand: depth-first over the sources, left to right; leafs (op NONE) apart."""
+        stack: list[tuple[Tensor, int]] = [(t, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                if id(node) in self._seen:
+                    continue
+                self._seen.add(id(node))
+            if i < len(node.srcs):
+                stack.append((node, i + 1))
+                stack.append((node.srcs[i], 0))
+                continue
+            (self.leafs if node.op == "NONE" else self.nodes).append(node)
+
+
+def _t(name: str, op: str, dt: tuple[str, int], ne: tuple[int, ...], *srcs: Tensor, **kw: object) -> Tensor:
+    n = 1
+    for d in ne:
+        n *= d
+    return Tensor(name, op, n * dt[1], tuple(srcs), layout=(dt[0], ne), **kw)  # type: ignore[arg-type]
+
+
+def _view(name: str, src: Tensor, op: str = "VIEW") -> Tensor:
+    base = src.view_src or src
+    return Tensor(name, op, 0, (src,), view_src=base, external=base.external)
+
+
+def _weight(name: str) -> Tensor:
+    return Tensor(name, "NONE", external=True)
+
+
+#: ggml_is_quantized for the KV cache types llama.cpp accepts (``-ctk`` / ``-ctv``)
+QUANTIZED_KV = frozenset({"q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl"})
+
+
+def _rot_size(head_dim: int, is_k: bool) -> int:
+    """llama-kv-cache.cpp build_input_k_rot / build_input_v_rot: the Hadamard matrix's side (V: always 64; K: the
+    largest power of two from 64 up dividing the head size)."""
+    if not is_k:
+        return 64
+    n = 64
+    while head_dim % (n * 2) == 0:
+        n *= 2
+    return n
+
+
+def build(
+    llm: LlmSpec,
+    n_kv: int,
+    u: int,
+    flash_attention: bool,
+    n_stream: int = 1,
+    n_deepstack: int = 0,
+    type_k: str = "f16",
+    type_v: str = "f16",
+    n_pos: int = 1,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """(nodes, leafs) of the worst-case graph: ``u`` tokens and outputs, ``n_kv`` cells per stream, ``n_pos``
+    position ids per token.
+
+    A quantized K (V) cache adds llama.cpp's Hadamard rotation (llama-kv-cache.cpp ``attn_rot_k`` / ``attn_rot_v``:
+    a quantized type and a head size that is a multiple of 64; llama-graph.cpp ``build_attn`` /
+    llama-impl.h ``llama_mul_mat_hadamard``): q and k (v, and the attention output) are multiplied by an f32
+    input matrix before the store, each product a new f32 tensor of the same size."""
+    g = _Graph()
+    e = llm.hidden_size
+    hd = llm.head_dim_
+    nh, nkv = llm.num_heads, llm.num_kv_heads
+    ff = llm.intermediate_size
+    phi3 = llm.family == "phi3"
+    e_inp = e * (1 + n_deepstack)
+
+    inp_tokens = _t("inp_tokens", "NONE", I32, (u,), is_input=True)
+    inp_embd = _t("inp_embd", "NONE", F32, (e_inp, u), is_input=True)
+    # M-RoPE (the Qwen2-VL / Qwen3-VL language models: llama-hparams n_pos_per_embd() = 4) feeds 4 positions a token
+    inp_pos = _t("inp_pos", "NONE", I32, (u * n_pos,), is_input=True)
+    k_idxs = _t("attn_inp_k_idxs", "NONE", I64, (u,), is_input=True)
+    v_idxs = _t("attn_inp_v_idxs", "NONE", I64, (u,) if flash_attention else (u * nkv * hd,), is_input=True)
+    mask = _t("attn_inp_kq_mask", "NONE", F16 if flash_attention else F32, (n_kv, u // n_stream, 1, n_stream), is_input=True)
+    out_ids = _t("out_ids", "NONE", I32, (u,), is_input=True)
+    rot_k = rot_v = None
+    if type_k in QUANTIZED_KV and hd % 64 == 0:
+        n = _rot_size(hd, True)
+        rot_k = _t("attn_inp_k_rot", "NONE", F32, (n, n), is_input=True)
+    if type_v in QUANTIZED_KV and hd % 64 == 0:
+        n = _rot_size(hd, False)
+        rot_v = _t("attn_inp_v_rot", "NONE", F32, (n, n), is_input=True)
+
+    def hadamard(t: Tensor, rot: Tensor | None, heads: int, contiguous: bool = True) -> Tensor:
+        if rot is None:
+            return t
+        n = rot.layout[1][0]  # type: ignore[index]
+        # a non-contiguous input (the V view of a fused qkv) is copied out first: ggml_cont_2d
+        src = _view("(reshaped)", t, "RESHAPE") if contiguous else _t("(cont)", "CONT", F32, (n, hd * heads * u // n), t)
+        m = _t("hadamard", "MUL_MAT", F32, (n, hd * heads * u // n), rot, src)
+        return _view("(reshaped)", m, "RESHAPE")
+
+    # build_inp_embd: get_rows of the token embeddings; DeepStack pads the rows to n_embd_inp and views the first
+    # n_embd; ggml_build_forward_select keeps the (unused) float input in the graph too
+    x = _t("embd", "GET_ROWS", F32, (e, u), _weight("token_embd.weight"), inp_tokens)
+    padded = None
+    if n_deepstack:
+        padded = _t("node_1", "PAD", F32, (e_inp, u), x)
+        x = _view("embd", padded)
+    g.expand(padded or x)
+    g.expand(inp_embd)
+    inp_l = x
+
+    for il in range(llm.num_layers):
+        inp_sa = inp_l
+        cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), inp_l)
+        cur = _t(f"attn_norm-{il}", "MUL", F32, (e, u), cur, _weight("attn_norm"))
+        if phi3:
+            qkv = _t(f"wqkv-{il}", "MUL_MAT", F32, (nh * hd + 2 * nkv * hd, u), _weight("attn_qkv"), cur)
+            q = _t(f"Qcur-{il}", "ROPE", F32, (hd, nh, u), _view(f"Qcur-{il}", qkv), inp_pos)
+            q = _t(f"Qcur-{il}", "SCALE", F32, (hd, nh, u), q)
+            v_view = _view(f"Vcur-{il}", qkv)
+            k = _t(f"Kcur-{il}", "ROPE", F32, (hd, nkv, u), _view(f"Kcur-{il}", qkv), inp_pos)
+            v: Tensor = v_view
+        else:
+
+            def proj(name: str, heads: int, il: int = il, cur: Tensor = cur) -> Tensor:
+                p = _t(f"{name}-{il}", "MUL_MAT", F32, (heads * hd, u), _weight(name), cur)
+                if llm.qkv_bias:
+                    p = _t(f"{name}-{il}", "ADD", F32, (heads * hd, u), p, _weight(name + ".bias"))
+                return _view(f"{name}-{il}", p, "RESHAPE")
+
+            def normed(t: Tensor, heads: int, name: str, il: int = il) -> Tensor:
+                if not llm.qk_norm:
+                    return t
+                n = _t(f"norm-{il}", "RMS_NORM", F32, (hd, heads, u), t)
+                return _t(f"{name}_normed-{il}", "MUL", F32, (hd, heads, u), n, _weight(name + "_norm"))
+
+            q = _t(f"Qcur-{il}", "ROPE", F32, (hd, nh, u), normed(proj("Qcur", nh), nh, "Qcur"), inp_pos)
+            v = proj("Vcur", nkv)
+            k = _t(f"Kcur-{il}", "ROPE", F32, (hd, nkv, u), normed(proj("Kcur", nkv), nkv, "Kcur"), inp_pos)
+        # build_attn: the Hadamard rotations, then q, v, k expanded in that order, then the K and V stores
+        q, k = hadamard(q, rot_k, nh), hadamard(k, rot_k, nkv)
+        v_strided = phi3 and rot_v is None  # still the V view of the fused qkv projection
+        v = hadamard(v, rot_v, nkv, contiguous=not phi3)
+        for t in (q, v, k):
+            g.expand(t)
+        cache_k, cache_v = _weight(f"cache_k_l{il}"), _weight(f"cache_v_l{il}")
+        k_store = (_view(f"Kcur-{il} (view)", k), k_idxs, cache_k)
+        g.expand(Tensor(f"cache_k_l{il} (view)", "SET_ROWS", 0, k_store, view_src=cache_k, external=True))
+        if flash_attention:
+            vs = _view(f"Vcur-{il} (view)", v)
+            cv = cache_v
+        else:
+            if v_strided:  # the V view of the fused qkv is not contiguous: cpy_v conts it before the transposed store
+                v = _t(f"Vcur-{il} (cont)", "CONT", F32, (hd, nkv, u), v)
+            vs = _view(f"Vcur-{il} (reshaped) (reshaped)", _view(f"Vcur-{il} (reshaped)", v, "RESHAPE"), "RESHAPE")
+            cv = _view(f"cache_v_l{il} (reshaped)", cache_v, "RESHAPE")
+        g.expand(Tensor(f"cache_v_l{il} (view)", "SET_ROWS", 0, (vs, v_idxs, cv), view_src=cache_v, external=True))
+        # build_attn_mha
+        qp = _view("q (permuted)", _view("q (view)", q), "PERMUTE")
+        kp = _view("k (permuted)", _view("k (view)", cache_k), "PERMUTE")
+        vp = _view("v (permuted)", _view("v (view)", cache_v), "PERMUTE")
+        if flash_attention:
+            fa = _t(f"fattn-{il}", "FLASH_ATTN_EXT", F32, (hd, nh, u), qp, kp, vp, mask)
+            cur = _view(f"kqv_out-{il}", fa, "RESHAPE")
+        else:
+            kq = _t(f"kq-{il}", "MUL_MAT", F32, (n_kv, u // n_stream, nh, n_stream), kp, qp)
+            kq = _t(f"kq_soft_max-{il}", "SOFT_MAX", F32, (n_kv, u // n_stream, nh, n_stream), kq, mask)
+            kqv = _t(f"kqv-{il}", "MUL_MAT", F32, (hd, u // n_stream, nh, n_stream), vp, kq)
+            cur = _t(f"kqv_out-{il}", "CONT", F32, (hd * nh, u), _view(f"kqv-{il} (permuted)", kqv, "PERMUTE"))
+        cur = hadamard(cur, rot_v, nh)
+        cur = _t(f"attn_out-{il}", "MUL_MAT", F32, (e, u), _weight("attn_output"), cur)
+        if il == llm.num_layers - 1:
+            # the last layer keeps the output rows only (out_ids): both the attention output and the residual
+            cur = _t("attn_rows", "GET_ROWS", F32, (e, u), cur, out_ids)
+            inp_sa = _t("res_rows", "GET_ROWS", F32, (e, u), inp_sa, out_ids)
+        ffn_inp = _t(f"ffn_inp-{il}", "ADD", F32, (e, u), cur, inp_sa)
+        cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), ffn_inp)
+        cur = _t(f"ffn_norm-{il}", "MUL", F32, (e, u), cur, _weight("ffn_norm"))
+        if phi3:
+            up = _t(f"ffn_up-{il}", "MUL_MAT", F32, (2 * ff, u), _weight("ffn_up"), cur)
+            act = _t(f"ffn_swiglu-{il}", "GLU", F32, (ff, u), up)
+        else:
+            gate = _t(f"ffn_gate-{il}", "MUL_MAT", F32, (ff, u), _weight("ffn_gate"), cur)
+            up = _t(f"ffn_up-{il}", "MUL_MAT", F32, (ff, u), _weight("ffn_up"), cur)
+            act = _t(f"ffn_swiglu-{il}", "GLU", F32, (ff, u), gate, up)
+        out = _t(f"ffn_out-{il}", "MUL_MAT", F32, (e, u), _weight("ffn_down"), act)
+        if phi3:
+            cur = _t(f"l_out-{il}", "ADD", F32, (e, u), ffn_inp, out)
+        else:
+            cur = _t(f"l_out-{il}", "ADD", F32, (e, u), out, ffn_inp)
+        if padded is not None and il < n_deepstack:
+            cur = _t(f"deepstack_out-{il}", "ADD", F32, (e, u), cur, _view(f"ds-{il}", padded))
+        inp_l = cur
+    cur = _t("norm", "RMS_NORM", F32, (e, u), inp_l)
+    cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"))
+    g.expand(_t("result_output", "MUL_MAT", F32, (llm.vocab_size, u), _weight("output"), cur, is_output=True))
+    return g.nodes, g.leafs
