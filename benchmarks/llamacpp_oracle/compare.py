@@ -38,17 +38,6 @@ _ALLOC = (
     "model does not simulate"
 )
 KNOWN_GAPS: list[tuple[str, str, str, str]] = [
-    *(
-        (
-            "gpt-oss-20b",
-            "compute",
-            f"-c {c} -np {n} -ub 512 -fa off",
-            "gpt-oss without flash attention: -6.6% to -7.3%; the final hidden state (node_119) sits at 34.14 MiB "
-            "above a 22.89 MiB gap left by the last layer's attention (sinks, biases, both masks), the logits above it "
-            "(432.51 MiB at 512 cells); " + _ALLOC,
-        )
-        for c, n in ((512, 1), (1000, 1), (4096, 2))
-    ),
     (
         "qwen2.5-vl-7b",
         "clip_compute",
@@ -162,7 +151,8 @@ def predict(r: dict[str, str]) -> list[Check]:
             add("rs", float(r["rs_mib"]), recurrent_state_bytes(llm, n_seq))
         ub = min(_i(r, "ub"), _i(r, "b"))
         types = {"type_k": r["ctk"], "type_v": r["ctv"]}
-        cpu = lc.compute_buffer_bytes(llm, lay.stream_cells, ub, fa, n_seq=n_seq, backend="cpu", **types)
+        cells = {"swa_cells": lay.stream_swa_cells}
+        cpu = lc.compute_buffer_bytes(llm, lay.stream_cells, ub, fa, n_seq=n_seq, backend="cpu", **types, **cells)
         if vlm is not None and vlm.projector.kind == "merger":  # Qwen-VL: M-RoPE positions; Qwen3-VL's wider input
             n_ds = len(vlm.projector.deepstack_layers)
             cpu += lc.deepstack_input_bytes(llm, n_ds, ub, lay.stream_cells, fa, **types, n_pos=lc.MROPE_POSITIONS)

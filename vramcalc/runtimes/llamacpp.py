@@ -82,6 +82,7 @@ def simulated_compute_bytes(
     type_v: str = "f16",
     n_deepstack: int = 0,
     n_pos: int = 1,
+    swa_cells: int | None = None,
 ) -> int | None:
     """The CPU compute buffer from llama.cpp's own allocator run over its own graph (ggml_alloc.py, a port of
     ggml-alloc.c, over llamacpp_graph.py, the graph of the ported model files), or None where the graph is not
@@ -90,10 +91,13 @@ def simulated_compute_bytes(
     from vramcalc.runtimes import llamacpp_graph
     from vramcalc.runtimes.ggml_alloc import allocate_graph
 
-    if not llamacpp_graph.supported(llm, llamacpp_window(llm)):
+    window = llamacpp_window(llm)
+    if not llamacpp_graph.supported(llm, window):
         return None
     u = min(n_ubatch, n_ctx)
-    nodes, leafs = llamacpp_graph.build(llm, n_ctx, u, flash_attention, 1, n_deepstack, type_k, type_v, n_pos)
+    if window and swa_cells is None:  # one stream's sliding-window cells (kv_layout, not unified)
+        swa_cells = _pad(min(n_ctx, window + u), KV_PAD)
+    nodes, leafs = llamacpp_graph.build(llm, n_ctx, u, flash_attention, 1, n_deepstack, type_k, type_v, n_pos, swa_cells)
     return allocate_graph(nodes, leafs, CPU_TENSOR_ALIGNMENT)
 
 
@@ -106,8 +110,10 @@ def compute_buffer_bytes(
     backend: str = "cuda",
     type_k: str = "f16",
     type_v: str = "f16",
+    swa_cells: int | None = None,
 ) -> int:
-    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream.
+    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream
+    (``swa_cells``: a sliding-window layer's cells per stream, :class:`KvLayout`).
 
     Where llamacpp_graph.py ports the model's graph (dense full-attention Llama / Mistral / Qwen2 / Qwen3 / Phi-3
     decoders), the buffer is :func:`simulated_compute_bytes`: ggml-alloc's best fit replayed over the graph,
@@ -140,7 +146,7 @@ def compute_buffer_bytes(
     """
     u = min(n_ubatch, n_ctx)
     act = u * llm.hidden_size * 4
-    sim = simulated_compute_bytes(llm, n_ctx, n_ubatch, flash_attention, type_k, type_v)
+    sim = simulated_compute_bytes(llm, n_ctx, n_ubatch, flash_attention, type_k, type_v, swa_cells=swa_cells)
     if sim is not None:
         return sim - (0 if backend == "cpu" else act)
     q = u * llm.num_heads * llm.head_dim_ * 4
@@ -576,7 +582,8 @@ class LlamaCpp:
 
     def llm_compute_bytes(self, llm: LlmSpec, context: int, cells: int, w: Workload) -> int:
         lay = self.kv_layout(llm, context, w)
-        return compute_buffer_bytes(llm, lay.stream_cells, w.n_ubatch, w.flash_attention, n_seq=w.batch, type_k=w.k_type, type_v=w.v_type)
+        kw = {"type_k": w.k_type, "type_v": w.v_type, "swa_cells": lay.stream_swa_cells}
+        return compute_buffer_bytes(llm, lay.stream_cells, w.n_ubatch, w.flash_attention, n_seq=w.batch, **kw)  # type: ignore[arg-type]
 
     def vision_compute_bytes(self, enc: VisionEncoderSpec, patches: int, crops: int, w: Workload) -> int:
         # llama.cpp encodes one crop at a time (clip-graph.h support_batch() is false for every

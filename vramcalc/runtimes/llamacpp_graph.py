@@ -50,6 +50,8 @@ def supported(llm: LlmSpec, window: int | None) -> bool:
         and not llm.attn_out_bias
         and not llm.mlp_bias
     )
+    if llm.family == "gpt-oss":
+        return _gpt_oss_supported(llm, window)
     if not plain:
         return False
     if llm.family == "phi3":
@@ -59,6 +61,29 @@ def supported(llm: LlmSpec, window: int | None) -> bool:
     if llm.family in ("llama", "mistral", "qwen2"):
         return not llm.qk_norm
     return llm.family == "qwen3" and llm.qk_norm and not llm.qkv_bias
+
+
+def _gpt_oss_supported(llm: LlmSpec, window: int | None) -> bool:
+    """src/models/openai-moe.cpp: q/k/v and output biases, sinks, alternating sliding-window layers, an MoE FFN
+    (biased router and experts, softmax over the chosen experts' logits, SWIGLU_OAI) and no dense FFN."""
+    moe = llm.moe
+    return (
+        moe is not None
+        and window is not None
+        and llm.sliding_window is not None
+        and llm.attention_sinks
+        and llm.qkv_bias
+        and llm.attn_out_bias
+        and llm.activation == "swiglu_oai"
+        and moe.expert_bias
+        and moe.router_bias
+        and moe.shared_experts == 0
+        and not moe.dense_layers
+        and llm.mla is None
+        and llm.linear_attention is None
+        and not llm.qk_norm
+        and llm.extra_norms_per_layer == 0
+    )
 
 
 class _Graph:
@@ -124,6 +149,7 @@ def build(
     type_k: str = "f16",
     type_v: str = "f16",
     n_pos: int = 1,
+    n_kv_swa: int | None = None,
 ) -> tuple[list[Tensor], list[Tensor]]:
     """(nodes, leafs) of the worst-case graph: ``u`` tokens and outputs, ``n_kv`` cells per stream, ``n_pos``
     position ids per token.
@@ -132,6 +158,8 @@ def build(
     a quantized type and a head size that is a multiple of 64; llama-graph.cpp ``build_attn`` /
     llama-impl.h ``llama_mul_mat_hadamard``): q and k (v, and the attention output) are multiplied by an f32
     input matrix before the store, each product a new f32 tensor of the same size."""
+    if llm.family == "gpt-oss":
+        return _build_gpt_oss(llm, n_kv, n_kv if n_kv_swa is None else n_kv_swa, u, flash_attention, type_k, type_v)
     g = _Graph()
     e = llm.hidden_size
     hd = llm.head_dim_
@@ -259,6 +287,127 @@ def build(
             cur = _t(f"deepstack_out-{il}", "ADD", F32, (e, u), cur, _view(f"ds-{il}", padded))
         inp_l = cur
     cur = _t("norm", "RMS_NORM", F32, (e, u), inp_l)
-    cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"))
+    cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"), is_output=True)  # res->t_embd
+    g.expand(_t("result_output", "MUL_MAT", F32, (llm.vocab_size, u), _weight("output"), cur, is_output=True))
+    return g.nodes, g.leafs
+
+
+def _build_gpt_oss(llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, type_k: str, type_v: str) -> tuple[list[Tensor], list[Tensor]]:
+    """src/models/openai-moe.cpp with llama-graph.cpp ``build_attn`` (the iswa variant: q, k, v expanded in that
+    order; a sliding-window layer uses the SWA cache's cells, indices and mask) and ``build_moe_ffn``
+    (LLM_FFN_SWIGLU_OAI_MOE, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT: the router's biased logits are the
+    probabilities, top-k by ARGSORT and a view, GET_ROWS of the chosen logits and a SOFT_MAX over them, expanded
+    first; then MUL_MAT_ID gate and up with ADD_ID biases, SWIGLU_OAI, MUL_MAT_ID down + bias, MUL by the weights,
+    and the k expert rows summed by ADDs over views). The output rows are gathered after the last layer (one
+    GET_ROWS: ``embeddings_nextn_masked`` is off)."""
+    assert llm.moe is not None and llm.sliding_window is not None
+    g = _Graph()
+    e, hd, nh, nkv = llm.hidden_size, llm.head_dim_, llm.num_heads, llm.num_kv_heads
+    n_exp, k_used, ff = llm.moe.num_experts, llm.moe.experts_per_token, llm.moe.expert_intermediate_size
+
+    inp_tokens = _t("inp_tokens", "NONE", I32, (u,), is_input=True)
+    inp_embd = _t("inp_embd", "NONE", F32, (e, u), is_input=True)
+    inp_pos = _t("inp_pos", "NONE", I32, (u,), is_input=True)
+    out_ids = _t("out_ids", "NONE", I32, (u,), is_input=True)
+    sets = {}
+    for swa, cells in ((False, n_kv), (True, n_kv_swa)):
+        sets[swa] = (
+            _t("attn_inp_k_idxs", "NONE", I64, (u,), is_input=True),
+            _t("attn_inp_v_idxs", "NONE", I64, (u,) if fa else (u * nkv * hd,), is_input=True),
+            _t("attn_inp_kq_mask", "NONE", F16 if fa else F32, (cells, u, 1, 1), is_input=True),
+            cells,
+            _t("attn_inp_k_rot", "NONE", F32, (_rot_size(hd, True),) * 2, is_input=True)
+            if type_k in QUANTIZED_KV and hd % 64 == 0
+            else None,
+            _t("attn_inp_v_rot", "NONE", F32, (64, 64), is_input=True) if type_v in QUANTIZED_KV and hd % 64 == 0 else None,
+        )
+
+    def hadamard(t: Tensor, rot: Tensor | None, heads: int) -> Tensor:
+        if rot is None:
+            return t
+        n = rot.layout[1][0]  # type: ignore[index]
+        m = _t("hadamard", "MUL_MAT", F32, (n, hd * heads * u // n), rot, _view("(reshaped)", t, "RESHAPE"))
+        return _view("(reshaped)", m, "RESHAPE")
+
+    x = _t("embd", "GET_ROWS", F32, (e, u), _weight("token_embd.weight"), inp_tokens)
+    g.expand(x)
+    g.expand(inp_embd)
+    inp_l = x
+    for il in range(llm.num_layers):
+        k_idxs, v_idxs, mask, cells, rot_k, rot_v = sets[llm.sliding_window.is_sliding(il)]
+        inp_sa = inp_l
+        cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), inp_l)
+        cur = _t(f"attn_norm-{il}", "MUL", F32, (e, u), cur, _weight("attn_norm"))
+
+        def proj(name: str, heads: int, il: int = il, cur: Tensor = cur) -> Tensor:
+            p = _t(f"{name}-{il}", "MUL_MAT", F32, (heads * hd, u), _weight(name), cur)
+            p = _t(f"{name}-{il}", "ADD", F32, (heads * hd, u), p, _weight(name + ".bias"))
+            return _view(f"{name}-{il}", p, "RESHAPE")
+
+        q = _t(f"Qcur-{il}", "ROPE", F32, (hd, nh, u), proj("Qcur", nh), inp_pos)
+        k = _t(f"Kcur-{il}", "ROPE", F32, (hd, nkv, u), proj("Kcur", nkv), inp_pos)
+        v = proj("Vcur", nkv)
+        q, k, v = hadamard(q, rot_k, nh), hadamard(k, rot_k, nkv), hadamard(v, rot_v, nkv)
+        for t in (q, k, v):
+            g.expand(t)
+        cache_k, cache_v = _weight(f"cache_k_l{il}"), _weight(f"cache_v_l{il}")
+        k_store = (_view("k (view)", k), k_idxs, cache_k)
+        g.expand(Tensor(f"cache_k_l{il} (view)", "SET_ROWS", 0, k_store, view_src=cache_k, external=True))
+        if fa:
+            v_store = (_view("v (view)", v), v_idxs, cache_v)
+        else:
+            v_store = (_view("v (r)(r)", _view("v (r)", v, "RESHAPE"), "RESHAPE"), v_idxs, _view("cv (r)", cache_v, "RESHAPE"))
+        g.expand(Tensor(f"cache_v_l{il} (view)", "SET_ROWS", 0, v_store, view_src=cache_v, external=True))
+        qp = _view("q (permuted)", _view("q (view)", q), "PERMUTE")
+        kp = _view("k (permuted)", _view("k (view)", cache_k), "PERMUTE")
+        vp = _view("v (permuted)", _view("v (view)", cache_v), "PERMUTE")
+        sinks = _weight("attn_sinks")
+        if fa:
+            att = _t(f"fattn-{il}", "FLASH_ATTN_EXT", F32, (hd, nh, u), qp, kp, vp, mask, sinks)
+            cur = _view(f"kqv_out-{il}", att, "RESHAPE")
+        else:
+            kq = _t(f"kq-{il}", "MUL_MAT", F32, (cells, u, nh), kp, qp)
+            kq = _t(f"kq_soft_max-{il}", "SOFT_MAX", F32, (cells, u, nh), kq, mask, sinks)
+            kqv = _t(f"kqv-{il}", "MUL_MAT", F32, (hd, u, nh), vp, kq)
+            cur = _t(f"kqv_out-{il}", "CONT", F32, (hd * nh, u), _view("kqv (permuted)", kqv, "PERMUTE"))
+        cur = hadamard(cur, rot_v, nh)
+        cur = _t(f"attn_out-{il}", "MUL_MAT", F32, (e, u), _weight("attn_output"), cur)
+        cur = _t(f"attn_out-{il}", "ADD", F32, (e, u), cur, _weight("attn_output.bias"))
+        ffn_inp = _t(f"ffn_inp-{il}", "ADD", F32, (e, u), cur, inp_sa)
+        cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), ffn_inp)
+        cur = _t(f"attn_post_norm-{il}", "MUL", F32, (e, u), cur, _weight("post_attention_norm"))
+        # build_moe_ffn
+        logits = _t("ffn_moe_logits", "MUL_MAT", F32, (n_exp, u), _weight("ffn_gate_inp"), cur)
+        probs = _t("ffn_moe_probs", "ADD", F32, (n_exp, u), logits, _weight("ffn_gate_inp.bias"))
+        argsort = _t("ffn_moe_argsort", "ARGSORT", I32, (n_exp, u), probs)
+        topk = _view("ffn_moe_topk", argsort)
+        weights = _t("ffn_moe_weights", "GET_ROWS", F32, (1, k_used, u), _view("probs (reshaped)", probs, "RESHAPE"), topk)
+        weights = _t("ffn_moe_weights_softmax", "SOFT_MAX", F32, (k_used, u), _view("w (reshaped)", weights, "RESHAPE"))
+        weights = _view("ffn_moe_weights_softmax", weights, "RESHAPE")
+        g.expand(weights)
+        cur_r = _view("attn_post_norm (reshaped)", cur, "RESHAPE")
+        up = _t("ffn_moe_up", "MUL_MAT_ID", F32, (ff, k_used, u), _weight("ffn_up_exps"), cur_r, topk)
+        up = _t("ffn_moe_up_biased", "ADD_ID", F32, (ff, k_used, u), up, _weight("ffn_up_exps.bias"), topk)
+        gate = _t("ffn_moe_gate", "MUL_MAT_ID", F32, (ff, k_used, u), _weight("ffn_gate_exps"), cur_r, topk)
+        gate = _t("ffn_moe_gate_biased", "ADD_ID", F32, (ff, k_used, u), gate, _weight("ffn_gate_exps.bias"), topk)
+        act = _t("ffn_moe_swiglu_oai", "GLU", F32, (ff, k_used, u), gate, up)
+        experts = _t("ffn_moe_down", "MUL_MAT_ID", F32, (e, k_used, u), _weight("ffn_down_exps"), act, topk)
+        experts = _t("ffn_moe_down_biased", "ADD_ID", F32, (e, k_used, u), experts, _weight("ffn_down_exps.bias"), topk)
+        experts = _t("ffn_moe_weighted", "MUL", F32, (e, k_used, u), experts, weights)
+        g.expand(experts)
+        views = [_view(f"expert {i}", experts) for i in range(k_used)]
+        for t in views:
+            g.expand(t)
+        moe_out = views[0]
+        for t in views[1:]:
+            moe_out = _t("ffn_moe_out", "ADD", F32, (e, u), moe_out, t)
+            g.expand(moe_out)
+        inp_l = _t(f"l_out-{il}", "ADD", F32, (e, u), moe_out, ffn_inp)
+    # res->t_h_nextn = the final hidden state, an output (llm_graph_result::set_outputs): never freed, so the
+    # logits go above it
+    inp_l.is_output = True
+    cur = _t("out rows", "GET_ROWS", F32, (e, u), inp_l, out_ids)
+    cur = _t("norm", "RMS_NORM", F32, (e, u), cur)
+    cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"), is_output=True)  # res->t_embd
     g.expand(_t("result_output", "MUL_MAT", F32, (llm.vocab_size, u), _weight("output"), cur, is_output=True))
     return g.nodes, g.leafs
