@@ -97,7 +97,7 @@ class DynTallocr:
         blocks.insert(i, [offset, size])
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Tensor:
     """A ggml tensor as the allocator sees it. ``layout`` stands for (type, ne, nb): ggml_are_same_layout."""
 
@@ -121,11 +121,8 @@ def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32
     """ggml_gallocr_reserve: the compute buffer size (``max_size``) for ``nodes`` in execution order."""
     talloc = DynTallocr(alignment)
 
-    def is_allocated(t: Tensor) -> bool:
-        return t.external or t.allocated
-
     def allocate(t: Tensor) -> None:
-        if is_allocated(t) or t.view_src is not None:
+        if t.external or t.allocated or t.view_src is not None:  # ggml_gallocr_is_allocated, or a view
             return
         t.allocated = True
         if t.op in INPLACE_OPS:

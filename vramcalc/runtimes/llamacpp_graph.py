@@ -108,11 +108,11 @@ class _Graph:
             (self.leafs if node.op == "NONE" else self.nodes).append(node)
 
 
-def _t(name: str, op: str, dt: tuple[str, int], ne: tuple[int, ...], *srcs: Tensor, **kw: object) -> Tensor:
+def _t(name: str, op: str, dt: tuple[str, int], ne: tuple[int, ...], *srcs: Tensor | None, **kw: object) -> Tensor:
     n = 1
     for d in ne:
         n *= d
-    return Tensor(name, op, n * dt[1], tuple(srcs), layout=(dt[0], ne), **kw)  # type: ignore[arg-type]
+    return Tensor(name, op, n * dt[1], tuple(s for s in srcs if s is not None), layout=(dt[0], ne), **kw)  # type: ignore[arg-type]
 
 
 def _view(name: str, src: Tensor, op: str = "VIEW") -> Tensor:
@@ -120,8 +120,15 @@ def _view(name: str, src: Tensor, op: str = "VIEW") -> Tensor:
     return Tensor(name, op, 0, (src,), view_src=base, external=base.external)
 
 
-def _weight(name: str) -> Tensor:
+def _cache(name: str) -> Tensor:
+    """A layer's K or V cache: allocated in the KV buffer; the stores (SET_ROWS) and the attention read views of it."""
     return Tensor(name, "NONE", external=True)
+
+
+def _weight(name: str) -> Tensor | None:
+    """A weight: in a buffer of its own (external to the compute buffer), never allocated, freed or reused in place
+    (``ggml_gallocr_is_own`` is false), so it changes no allocation: left out of the sources."""
+    return None
 
 
 #: ggml_is_quantized for the KV cache types llama.cpp accepts (``-ctk`` / ``-ctv``)
@@ -238,7 +245,7 @@ def build(
         v = hadamard(v, rot_v, nkv, contiguous=not phi3)
         for t in (q, v, k):
             g.expand(t)
-        cache_k, cache_v = _weight(f"cache_k_l{il}"), _weight(f"cache_v_l{il}")
+        cache_k, cache_v = _cache(f"cache_k_l{il}"), _cache(f"cache_v_l{il}")
         k_store = (_view(f"Kcur-{il} (view)", k), k_idxs, cache_k)
         g.expand(Tensor(f"cache_k_l{il} (view)", "SET_ROWS", 0, k_store, view_src=cache_k, external=True))
         if flash_attention:
@@ -350,7 +357,7 @@ def _build_gpt_oss(llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, typ
         q, k, v = hadamard(q, rot_k, nh), hadamard(k, rot_k, nkv), hadamard(v, rot_v, nkv)
         for t in (q, k, v):
             g.expand(t)
-        cache_k, cache_v = _weight(f"cache_k_l{il}"), _weight(f"cache_v_l{il}")
+        cache_k, cache_v = _cache(f"cache_k_l{il}"), _cache(f"cache_v_l{il}")
         k_store = (_view("k (view)", k), k_idxs, cache_k)
         g.expand(Tensor(f"cache_k_l{il} (view)", "SET_ROWS", 0, k_store, view_src=cache_k, external=True))
         if fa:
