@@ -148,10 +148,14 @@ def test_cuda_figure_is_the_cpu_one_less_the_unused_embedding_input():
     """The backend semantics are kept: a CUDA build holds the f32 ``inp_embd`` input (u x n_embd, allocated first
     and never freed in the CPU trace) in its CUDA_Host buffer, so CUDA0's buffer is the CPU figure less it
     (published Llama-3.1-8B: 266.5 MiB CPU here, 258.5 MiB CUDA0, README 'CPU build vs CUDA')."""
-    llm, _v, _e, _p = compare.specs("llama-3.1-8b")
+    from vramcalc.catalog import Catalog, builtin_catalog_dir
+
+    llm = Catalog.load([builtin_catalog_dir()]).llm("llama-3.1-8b")  # the full 32 layers
     cpu = lc.compute_buffer_bytes(llm, 4096, 512, True, backend="cpu")
     assert cpu / MiB == pytest.approx(266.5, abs=0.01)
-    assert cpu - lc.compute_buffer_bytes(llm, 4096, 512, True) == 512 * 4096 * 4
+    cuda = lc.compute_buffer_bytes(llm, 4096, 512, True)
+    assert cpu - cuda == 512 * 4096 * 4
+    assert cuda / MiB == pytest.approx(258.5, abs=0.01)  # shared/reference/llamacpp_oracle_notes.md, published
 
 
 def test_unported_graphs_keep_the_live_set_model():
@@ -159,3 +163,28 @@ def test_unported_graphs_keep_the_live_set_model():
     for arch in ("qwen3-30b-a3b", "gemma-3-1b", "deepseek-v2-lite", "qwen3-next-80b-a3b", "mixtral-8x7b-narrow"):
         llm, _v, _e, _p = compare.specs(arch)
         assert lc.simulated_compute_bytes(llm, 4096, 512, True) is None, arch
+
+
+@pytest.mark.parametrize(
+    ("model", "n_ds", "n_pos", "setting"),
+    [
+        ("llama-3.1-70b", 0, 1, (8192, 512, False, "f16", "f16")),
+        ("qwen3-0.6b", 0, 1, (32768, 512, True, "q8_0", "q8_0")),  # quantized KV: the Hadamard products
+        ("gpt-oss-120b", 0, 1, (4096, 512, False, "f16", "f16")),  # sliding-window pattern: period 2
+        ("qwen3-8b", 3, 4, (16384, 512, True, "f16", "f16")),  # as Qwen3-VL-8B's language model: DeepStack layers first
+    ],
+)
+def test_simulate_skips_repeated_layers_exactly(model: str, n_ds: int, n_pos: int, setting: tuple):
+    """simulate() builds a few layers, finds the boundary where the allocator's whole state repeats and simulates
+    a shallower graph that ends in the same state: the same buffer as allocating the full-depth graph."""
+    from vramcalc.catalog import Catalog, builtin_catalog_dir
+
+    llm = Catalog.load([builtin_catalog_dir()]).llm(model)
+    cells, u, fa, tk, tv = setting
+    window = lc.llamacpp_window(llm)
+    swa = min(cells, (window or 0) + u + 255) // 256 * 256 if window else None
+    nodes, leafs = lg.build(llm, cells, u, fa, 1, n_ds, tk, tv, n_pos, swa)
+    assert llm.num_layers >= 28
+    lg._graphs.clear()
+    assert lg.simulate(llm, cells, u, fa, n_ds, tk, tv, n_pos, swa) == allocate_graph(nodes, leafs)
+    assert max(key[1] for key in lg._graphs) < llm.num_layers  # it did not build the full depth

@@ -110,6 +110,9 @@ class Tensor:
     external: bool = False  # data set outside this buffer (weights, the KV cache): never allocated here
     is_input: bool = False  # GGML_TENSOR_FLAG_INPUT
     is_output: bool = False  # GGML_TENSOR_FLAG_OUTPUT
+    # a size proportional to a quantity set per run (llamacpp_graph: KV cells): nbytes = unit_bytes x that quantity
+    scale: str | None = None
+    unit_bytes: int = 0
     # allocator state (hash_node)
     n_children: int = field(default=0, repr=False)
     n_views: int = field(default=0, repr=False)
@@ -117,9 +120,40 @@ class Tensor:
     offset: int = field(default=-1, repr=False)
 
 
-def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32, trace: list[str] | None = None) -> int:
-    """ggml_gallocr_reserve: the compute buffer size (``max_size``) for ``nodes`` in execution order."""
+def reset(nodes: list[Tensor], leafs: list[Tensor], sizes: dict[str, int]) -> None:
+    """Make a graph ready for another :func:`allocate_graph` run: clear the allocator state of every tensor and
+    size the scaled ones (``scale``) from ``sizes``."""
+    for t in nodes:
+        t.n_children = t.n_views = 0
+        t.allocated = False
+        t.offset = -1
+        if t.scale is not None:
+            t.nbytes = t.unit_bytes * sizes[t.scale]
+    for t in leafs:
+        t.n_children = t.n_views = 0
+        t.allocated = False
+        t.offset = -1
+        if t.scale is not None:
+            t.nbytes = t.unit_bytes * sizes[t.scale]
+
+
+def allocate_graph(
+    nodes: list[Tensor],
+    leafs: list[Tensor],
+    alignment: int = 32,
+    trace: list[str] | None = None,
+    marks: list[int] | None = None,
+    states: list[tuple[object, ...]] | None = None,
+) -> int:
+    """ggml_gallocr_reserve: the compute buffer size (``max_size``) for ``nodes`` in execution order.
+
+    ``marks`` (node indices) with ``states``: before each marked node, the allocator's whole state is appended to
+    ``states``: the free blocks, ``max_size`` and the (offset, size) of every tensor allocated at that point. What
+    happens after a mark depends on that state and on the nodes that follow only (the allocator is deterministic),
+    which llamacpp_graph.simulate uses to skip repeated layers."""
     talloc = DynTallocr(alignment)
+    live: dict[int, Tensor] = {}
+    marked = set(marks or ())
 
     def allocate(t: Tensor) -> None:
         if t.external or t.allocated or t.view_src is not None:  # ggml_gallocr_is_allocated, or a view
@@ -137,10 +171,13 @@ def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32
                     # (a view parent is never own here: views are not allocated by this port either)
                     t.offset = p.offset
                     p.allocated = False
+                    del live[id(p)]
+                    live[id(t)] = t
                     if trace is not None:
                         trace.append(f"reuse {p.name} -> {t.name} @{t.offset}")
                     return
         t.offset = talloc.alloc(t.nbytes)
+        live[id(t)] = t
         if trace is not None:
             trace.append(f"alloc {t.name} {_pad(t.nbytes, alignment)} @{t.offset}")
 
@@ -149,6 +186,7 @@ def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32
             return
         talloc.free(t.offset, t.nbytes)
         t.allocated = False
+        del live[id(t)]
         if trace is not None:
             trace.append(f"free {t.name} @{t.offset}")
 
@@ -163,7 +201,10 @@ def allocate_graph(nodes: list[Tensor], leafs: list[Tensor], alignment: int = 32
             s.n_children += 1
             if s.is_input:
                 allocate(s)
-    for node in nodes:
+    for i, node in enumerate(nodes):
+        if i in marked and states is not None:
+            held = tuple(sorted((t.offset, t.nbytes) for t in live.values()))
+            states.append((tuple(tuple(b) for b in talloc.blocks), talloc.max_size, held))
         for p in node.srcs:
             allocate(p)
         allocate(node)

@@ -89,7 +89,6 @@ def simulated_compute_bytes(
     ported. Exact (to the MiB rounding of the log) on every recorded run of a ported family
     (tests/test_ggml_alloc.py)."""
     from vramcalc.runtimes import llamacpp_graph
-    from vramcalc.runtimes.ggml_alloc import allocate_graph
 
     window = llamacpp_window(llm)
     if not llamacpp_graph.supported(llm, window):
@@ -97,8 +96,8 @@ def simulated_compute_bytes(
     u = min(n_ubatch, n_ctx)
     if window and swa_cells is None:  # one stream's sliding-window cells (kv_layout, not unified)
         swa_cells = _pad(min(n_ctx, window + u), KV_PAD)
-    nodes, leafs = llamacpp_graph.build(llm, n_ctx, u, flash_attention, 1, n_deepstack, type_k, type_v, n_pos, swa_cells)
-    return allocate_graph(nodes, leafs, CPU_TENSOR_ALIGNMENT)
+    fa = flash_attention
+    return llamacpp_graph.simulate(llm, n_ctx, u, fa, n_deepstack, type_k, type_v, n_pos, swa_cells, CPU_TENSOR_ALIGNMENT)
 
 
 def compute_buffer_bytes(

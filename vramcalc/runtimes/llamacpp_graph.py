@@ -25,7 +25,9 @@ attention, Gemma, gpt-oss) are not ported: :func:`supported` says which specs th
 
 from __future__ import annotations
 
-from vramcalc.runtimes.ggml_alloc import Tensor
+from dataclasses import replace
+
+from vramcalc.runtimes.ggml_alloc import Tensor, allocate_graph, reset
 from vramcalc.schema import LlmSpec
 
 F32, F16, I32, I64 = ("f32", 4), ("f16", 2), ("i32", 4), ("i64", 8)
@@ -108,11 +110,19 @@ class _Graph:
             (self.leafs if node.op == "NONE" else self.nodes).append(node)
 
 
-def _t(name: str, op: str, dt: tuple[str, int], ne: tuple[int, ...], *srcs: Tensor | None, **kw: object) -> Tensor:
+def _t(name: str, op: str, dt: tuple[str, int], ne: tuple[int | str, ...], *srcs: Tensor | None, **kw: object) -> Tensor:
+    """A new tensor of type ``dt`` and shape ``ne``; a named dimension (a str, see :func:`simulate`) is sized per run."""
     n = 1
+    scale = None
     for d in ne:
-        n *= d
-    return Tensor(name, op, n * dt[1], tuple(s for s in srcs if s is not None), layout=(dt[0], ne), **kw)  # type: ignore[arg-type]
+        if isinstance(d, str):
+            scale = d
+        else:
+            n *= d
+    t = Tensor(name, op, n * dt[1], tuple(s for s in srcs if s is not None), layout=(dt[0], ne), **kw)  # type: ignore[arg-type]
+    if scale is not None:
+        t.scale, t.unit_bytes = scale, n * dt[1]
+    return t
 
 
 def _view(name: str, src: Tensor, op: str = "VIEW") -> Tensor:
@@ -157,6 +167,7 @@ def build(
     type_v: str = "f16",
     n_pos: int = 1,
     n_kv_swa: int | None = None,
+    marks: list[int] | None = None,
 ) -> tuple[list[Tensor], list[Tensor]]:
     """(nodes, leafs) of the worst-case graph: ``u`` tokens and outputs, ``n_kv`` cells per stream, ``n_pos``
     position ids per token.
@@ -166,7 +177,7 @@ def build(
     llama-impl.h ``llama_mul_mat_hadamard``): q and k (v, and the attention output) are multiplied by an f32
     input matrix before the store, each product a new f32 tensor of the same size."""
     if llm.family == "gpt-oss":
-        return _build_gpt_oss(llm, n_kv, n_kv if n_kv_swa is None else n_kv_swa, u, flash_attention, type_k, type_v)
+        return _build_gpt_oss(llm, n_kv, n_kv if n_kv_swa is None else n_kv_swa, u, flash_attention, type_k, type_v, marks)
     g = _Graph()
     e = llm.hidden_size
     hd = llm.head_dim_
@@ -212,6 +223,8 @@ def build(
     inp_l = x
 
     for il in range(llm.num_layers):
+        if marks is not None:  # a layer boundary for simulate(): the nodes expanded so far
+            marks.append(len(g.nodes))
         inp_sa = inp_l
         cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), inp_l)
         cur = _t(f"attn_norm-{il}", "MUL", F32, (e, u), cur, _weight("attn_norm"))
@@ -299,7 +312,9 @@ def build(
     return g.nodes, g.leafs
 
 
-def _build_gpt_oss(llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, type_k: str, type_v: str) -> tuple[list[Tensor], list[Tensor]]:
+def _build_gpt_oss(
+    llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, type_k: str, type_v: str, marks: list[int] | None = None
+) -> tuple[list[Tensor], list[Tensor]]:
     """src/models/openai-moe.cpp with llama-graph.cpp ``build_attn`` (the iswa variant: q, k, v expanded in that
     order; a sliding-window layer uses the SWA cache's cells, indices and mask) and ``build_moe_ffn``
     (LLM_FFN_SWIGLU_OAI_MOE, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT: the router's biased logits are the
@@ -341,6 +356,8 @@ def _build_gpt_oss(llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, typ
     g.expand(inp_embd)
     inp_l = x
     for il in range(llm.num_layers):
+        if marks is not None:  # a layer boundary for simulate(): the nodes expanded so far
+            marks.append(len(g.nodes))
         k_idxs, v_idxs, mask, cells, rot_k, rot_v = sets[llm.sliding_window.is_sliding(il)]
         inp_sa = inp_l
         cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), inp_l)
@@ -418,3 +435,71 @@ def _build_gpt_oss(llm: LlmSpec, n_kv: int, n_kv_swa: int, u: int, fa: bool, typ
     cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"), is_output=True)  # res->t_embd
     g.expand(_t("result_output", "MUL_MAT", F32, (llm.vocab_size, u), _weight("output"), cur, is_output=True))
     return g.nodes, g.leafs
+
+
+#: layers built beyond the first comparable one when looking for the allocator's repeating state (see simulate)
+PROBE_LAYERS = 6
+#: graphs kept for reuse (one per spec, depth and setting; the KV cells are sized per run)
+GRAPH_CACHE = 64
+_graphs: dict[tuple[object, ...], tuple[list[Tensor], list[Tensor], list[int]]] = {}
+
+
+def _graph(llm: LlmSpec, layers: int, key: tuple[object, ...], args: tuple[object, ...]) -> tuple[list[Tensor], list[Tensor], list[int]]:
+    """build() at ``layers`` deep with the KV cells as named dimensions ("cells", "swa_cells"), cached."""
+    k = (repr(llm), layers, *key)
+    g = _graphs.get(k)
+    if g is None:
+        if len(_graphs) >= GRAPH_CACHE:
+            _graphs.clear()
+        marks: list[int] = []
+        deep = llm if layers == llm.num_layers else replace(llm, num_layers=layers)
+        nodes, leafs = build(deep, "cells", *args, n_kv_swa="swa_cells", marks=marks)  # type: ignore[arg-type, misc]
+        g = _graphs[k] = (nodes, leafs, marks)
+    return g
+
+
+def simulate(
+    llm: LlmSpec,
+    n_kv: int,
+    u: int,
+    flash_attention: bool,
+    n_deepstack: int = 0,
+    type_k: str = "f16",
+    type_v: str = "f16",
+    n_pos: int = 1,
+    n_kv_swa: int | None = None,
+    alignment: int = 32,
+) -> int:
+    """The compute buffer of :func:`build`'s graph under ggml-alloc (:func:`allocate_graph`), exactly, without
+    building all of a deep model's layers, and without rebuilding a graph for another number of KV cells.
+
+    Between two layer boundaries the graph repeats (every middle layer is built by the same code; a sliding-window
+    model repeats its pattern; DeepStack models after their last DeepStack layer). The allocator is deterministic,
+    so once its whole state at a boundary (free blocks, high-water mark, every allocated tensor's place) equals its
+    state at an earlier boundary of the same kind, the layers in between repeat with that state forever: the
+    model's buffer is the buffer of a shallower model whose last layer starts in the same state. A probe graph of
+    a few layers finds the repetition; a model too shallow for it, or where none shows up, is simulated whole.
+    Graphs are built once with the KV cells as a named dimension and sized per run (the mask and KQ tensors)."""
+    args = (u, flash_attention, 1, n_deepstack, type_k, type_v, n_pos)
+    sizes = {"cells": n_kv, "swa_cells": n_kv if n_kv_swa is None else n_kv_swa}
+    layers = llm.num_layers
+    period = len(llm.sliding_window.pattern) if llm.family == "gpt-oss" and llm.sliding_window else 1
+    first = max(1, n_deepstack + 1)  # the first boundary after which every layer but the last is alike
+    probe = first + PROBE_LAYERS * period
+    if layers > probe + 1:
+        nodes, leafs, marks = _graph(llm, probe, args, args)
+        states: list[tuple[object, ...]] = []
+        reset(nodes, leafs, sizes)
+        allocate_graph(nodes, leafs, alignment, marks=marks, states=states)
+        for i in range(first + 1, probe):
+            for j in range(first, i):
+                if (i - j) % period == 0 and states[i] == states[j]:
+                    # the boundary before the last layer is in the state of boundary m (j <= m < i)
+                    layers = j + (layers - 1 - j) % (i - j) + 1
+                    break
+            else:
+                continue
+            break
+    nodes, leafs, _marks = _graph(llm, layers, args, args)
+    reset(nodes, leafs, sizes)
+    return allocate_graph(nodes, leafs, alignment)
