@@ -188,3 +188,23 @@ def test_simulate_skips_repeated_layers_exactly(model: str, n_ds: int, n_pos: in
     lg._graphs.clear()
     assert lg.simulate(llm, cells, u, fa, n_ds, tk, tv, n_pos, swa) == allocate_graph(nodes, leafs)
     assert max(key[1] for key in lg._graphs) < llm.num_layers  # it did not build the full depth
+
+
+def test_unrecorded_architectures_are_exact_too():
+    """Mistral-Nemo-12B (query width 4096 under a 5120 hidden size) and Phi-4 (phi3 graph at 5120 wide, 100k
+    vocabulary), run on llama.cpp 0c1e57098 for this check only (fixtures/llamacpp_oracle/sim_check_runs.json,
+    8 settings each: 512-32768 cells, flash attention on/off, f16 and q8_0 KV): the simulated buffer is llama.cpp's
+    to the log's rounding, where the live-set model was -13.2% to +24.1% off."""
+    from vramcalc.readers.hf_config import model_from_hf_config
+
+    doc = json.loads((FIX / "sim_check_runs.json").read_text())
+    assert doc["llama_cpp_commit"] == "0c1e57098" and len(doc["runs"]) == 16
+    worst = 0.0
+    for r in doc["runs"]:
+        path = FIX / "configs" / f"{r['arch']}.json"
+        llm = model_from_hf_config(json.loads(path.read_text()), path, r["arch"], r["arch"]).llm
+        lay = lc.kv_layout(llm, r["n_ctx"], 1, False, 512)
+        cpu = lc.compute_buffer_bytes(llm, lay.stream_cells, 512, r["fa"] == "on", backend="cpu", type_k=r["ctk"], type_v=r["ctv"])
+        assert cpu / MiB == pytest.approx(r["measured"], abs=0.0051), r["command"]
+        worst = max(worst, abs(r["live_set_model"] / r["measured"] - 1))
+    assert worst > 0.2  # the recorded live-set predictions (main at f011b5f): these runs tell the two apart
