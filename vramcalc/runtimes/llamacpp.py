@@ -86,8 +86,8 @@ def simulated_compute_bytes(
 ) -> int | None:
     """The CPU compute buffer from llama.cpp's own allocator run over its own graph (ggml_alloc.py, a port of
     ggml-alloc.c, over llamacpp_graph.py, the graph of the ported model files), or None where the graph is not
-    ported. Exact (to the 0.01 MiB rounding of the log) on every recorded run of a ported family: 283 runs of
-    14 architectures (tests/test_ggml_alloc.py). ``n_ctx``: KV cells per stream; ``swa_cells``: a sliding-window
+    ported. Exact (to the 0.01 MiB rounding of the log) on every recorded run of a ported family: 335 runs of
+    16 architectures (tests/test_ggml_alloc.py). ``n_ctx``: KV cells per stream; ``swa_cells``: a sliding-window
     layer's (default: one stream's, ``kv_layout``); ``n_deepstack`` / ``n_pos``: a Qwen-VL language model's
     DeepStack input and M-RoPE positions (:func:`deepstack_input_bytes`)."""
     from vramcalc.runtimes import llamacpp_graph
@@ -116,8 +116,8 @@ def compute_buffer_bytes(
     """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream
     (``swa_cells``: a sliding-window layer's cells per stream, :class:`KvLayout`).
 
-    Where llamacpp_graph.py ports the model's graph (dense full-attention Llama / Mistral / Qwen2 / Qwen3 / Phi-3
-    decoders and gpt-oss), the buffer is :func:`simulated_compute_bytes`: ggml-alloc's best fit replayed over the
+    Where llamacpp_graph.py ports the model's graph (full-attention Llama / Mistral / Mixtral / Qwen2 / Qwen3 /
+    Qwen3-MoE / Phi-3 decoders and gpt-oss), the buffer is :func:`simulated_compute_bytes`: ggml-alloc's best fit replayed over the
     graph, which also places the final hidden state and the logits where llama.cpp does (the gaps the live sets
     below could not express: the 14 LLM runs they missed are exact). Streams (``n_seq``) do not change the bytes
     of any tensor (each stream's rows are a slice of the same u tokens). ``type_k`` / ``type_v``: a quantized

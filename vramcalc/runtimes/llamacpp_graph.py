@@ -6,21 +6,25 @@ the tensors each ``src/models/<arch>.cpp`` creates, in the order ``ggml_build_fo
 depth-first walk over the sources, left to right: ggml.c ``ggml_visit_parents_graph``; llama-graph.cpp
 ``build_attn`` expands q, v, k and the two KV stores first) -- for the graph families whose code is ported:
 
-- ``src/models/llama.cpp`` (Llama, Mistral, LLaVA's language model), ``qwen2.cpp`` (q/k/v biases, Qwen2-VL's
-  M-RoPE uses the same ops), ``qwen3.cpp`` (per-head q/k RMSNorm), ``qwen3vl.cpp`` (Qwen3 + the DeepStack input:
-  build_inp_embd's ``ggml_pad`` to ``(1 + n_deepstack) x n_embd`` and its slices added after the first layers),
-  ``phi3.cpp`` (fused qkv, fused gate_up, residual order ``residual + cur``);
+- ``src/models/llama.cpp`` (Llama, Mistral, LLaVA's language model; with its MoE branch, Mixtral),
+  ``qwen2.cpp`` (q/k/v biases, Qwen2-VL's M-RoPE uses the same ops), ``qwen3.cpp`` (per-head q/k RMSNorm),
+  ``qwen3moe.cpp`` (Qwen3 attention, MoE FFN), ``qwen3vl.cpp`` / ``qwen3vlmoe.cpp`` (the same + the DeepStack
+  input: build_inp_embd's ``ggml_pad`` to ``(1 + n_deepstack) x n_embd`` and its slices added after the first
+  layers), ``phi3.cpp`` (fused qkv, fused gate_up, residual order ``residual + cur``), ``openai-moe.cpp``
+  (gpt-oss, :func:`_build_gpt_oss`);
 - llama-graph.cpp ``build_inp_embd`` / ``build_attn`` / ``build_attn_mha`` (flash attention: FLASH_ATTN_EXT;
-  without: KQ MUL_MAT, SOFT_MAX in place, KQV MUL_MAT, CONT), ``build_ffn`` (SWIGLU), the KV stores
+  without: KQ MUL_MAT, SOFT_MAX in place, KQV MUL_MAT, CONT), ``build_ffn`` (SWIGLU), ``build_moe_ffn``
+  (:func:`_moe_softmax`), the KV stores
   (llama-kv-cache.cpp ``cpy_k`` / ``cpy_v``: SET_ROWS into views of the cache; the transposed V store without flash
   attention needs a contiguous V: CONT for a fused qkv view) and the inputs: ``inp_tokens``, ``inp_embd`` (the
   unused embeddings input, n_embd_inp wide), ``inp_pos``, ``attn_inp_k_idxs`` / ``attn_inp_v_idxs`` (i64; without
   flash attention one per stored V element), ``attn_inp_kq_mask`` (f16 with flash attention, else f32),
   ``out_ids`` (the last layer gathers the output rows: two GET_ROWS).
 
-Each builder was checked against ggml-alloc's own trace of the recorded runs (tests/test_ggml_alloc.py): same
-nodes in the same order, every allocation at the same offset. Other graphs (MoE, sliding window, MLA, linear
-attention, Gemma, gpt-oss) are not ported: :func:`supported` says which specs this module can build.
+Each builder was checked against ggml-alloc's own trace of the recorded runs (tests/test_ggml_alloc.py): every
+allocation in the same order at the same offset on all 328 traces of these families. Other graphs (Gemma's
+sliding window and extra norms, MLA, linear attention, shared-expert MoE) are not ported: :func:`supported`
+says which specs this module can build.
 """
 
 from __future__ import annotations
@@ -35,10 +39,20 @@ _VIEWS = frozenset({"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE"})
 
 
 def supported(llm: LlmSpec, window: int | None) -> bool:
-    """Whether :func:`build` reproduces llama.cpp's graph for this spec (a dense, full-attention, RMSNorm, SwiGLU
-    decoder of one of the ported model files)."""
+    """Whether :func:`build` reproduces llama.cpp's graph for this spec (a full-attention, RMSNorm, SwiGLU decoder of
+    one of the ported model files, dense or with the plain softmax-routed MoE FFN; or gpt-oss)."""
+    moe = llm.moe
+    # the MoE FFN of src/models/llama.cpp (Mixtral converts to the llama architecture) and qwen3moe.cpp: softmax
+    # router, normalized top-k weights, SwiGLU experts, no shared expert, no biases, every layer sparse
+    plain_moe = moe is None or (
+        llm.family in ("mixtral", "qwen3_moe")
+        and moe.shared_experts == 0
+        and not moe.dense_layers
+        and not moe.expert_bias
+        and not moe.router_bias
+    )
     plain = (
-        llm.moe is None
+        plain_moe
         and llm.mla is None
         and llm.linear_attention is None
         and not window
@@ -60,9 +74,9 @@ def supported(llm: LlmSpec, window: int | None) -> bool:
         return llm.fused_qkv and llm.fused_gate_up and not llm.qk_norm and not llm.qkv_bias
     if llm.fused_qkv or llm.fused_gate_up:
         return False
-    if llm.family in ("llama", "mistral", "qwen2"):
-        return not llm.qk_norm
-    return llm.family == "qwen3" and llm.qk_norm and not llm.qkv_bias
+    if llm.family in ("llama", "mistral", "qwen2", "mixtral"):
+        return not llm.qk_norm and (moe is None) == (llm.family != "mixtral")
+    return llm.family in ("qwen3", "qwen3_moe") and llm.qk_norm and not llm.qkv_bias and (moe is None) == (llm.family == "qwen3")
 
 
 def _gpt_oss_supported(llm: LlmSpec, window: int | None) -> bool:
@@ -291,14 +305,17 @@ def build(
         ffn_inp = _t(f"ffn_inp-{il}", "ADD", F32, (e, u), cur, inp_sa)
         cur = _t(f"norm-{il}", "RMS_NORM", F32, (e, u), ffn_inp)
         cur = _t(f"ffn_norm-{il}", "MUL", F32, (e, u), cur, _weight("ffn_norm"))
-        if phi3:
+        if llm.moe is not None:
+            out = _moe_softmax(g, cur, llm.moe.num_experts, llm.moe.experts_per_token, llm.moe.expert_intermediate_size, e, u)
+        elif phi3:
             up = _t(f"ffn_up-{il}", "MUL_MAT", F32, (2 * ff, u), _weight("ffn_up"), cur)
             act = _t(f"ffn_swiglu-{il}", "GLU", F32, (ff, u), up)
         else:
             gate = _t(f"ffn_gate-{il}", "MUL_MAT", F32, (ff, u), _weight("ffn_gate"), cur)
             up = _t(f"ffn_up-{il}", "MUL_MAT", F32, (ff, u), _weight("ffn_up"), cur)
             act = _t(f"ffn_swiglu-{il}", "GLU", F32, (ff, u), gate, up)
-        out = _t(f"ffn_out-{il}", "MUL_MAT", F32, (e, u), _weight("ffn_down"), act)
+        if llm.moe is None:
+            out = _t(f"ffn_out-{il}", "MUL_MAT", F32, (e, u), _weight("ffn_down"), act)
         if phi3:
             cur = _t(f"l_out-{il}", "ADD", F32, (e, u), ffn_inp, out)
         else:
@@ -310,6 +327,42 @@ def build(
     cur = _t("result_norm", "MUL", F32, (e, u), cur, _weight("output_norm"), is_output=True)  # res->t_embd
     g.expand(_t("result_output", "MUL_MAT", F32, (llm.vocab_size, u), _weight("output"), cur, is_output=True))
     return g.nodes, g.leafs
+
+
+def _moe_softmax(g: _Graph, cur: Tensor, n_exp: int, k_used: int, ff: int, e: int, u: int) -> Tensor:
+    """llama-graph.cpp build_moe_ffn with LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, norm_w, LLM_FFN_SILU and no biases
+    or weight scale (Mixtral, Qwen3-MoE): SOFT_MAX of the router logits in place, top-k by ARGSORT and a view, the
+    chosen probabilities by GET_ROWS, normalized (SUM_ROWS, CLAMP in place, DIV into a new tensor) and expanded
+    first; then MUL_MAT_ID gate and up, SWIGLU, MUL_MAT_ID down, MUL by the weights in place, and the k expert rows
+    summed by ADDs over views (each view and sum expanded in turn)."""
+    logits = _t("ffn_moe_logits", "MUL_MAT", F32, (n_exp, u), _weight("ffn_gate_inp"), cur)
+    probs = _t("ffn_moe_probs", "SOFT_MAX", F32, (n_exp, u), logits)
+    argsort = _t("ffn_moe_argsort", "ARGSORT", I32, (n_exp, u), probs)
+    topk = _view("ffn_moe_topk", argsort)
+    weights = _t("ffn_moe_weights", "GET_ROWS", F32, (1, k_used, u), _view("probs (reshaped)", probs, "RESHAPE"), topk)
+    w2d = _view("ffn_moe_weights (reshaped)", weights, "RESHAPE")
+    wsum = _t("ffn_moe_weights_sum", "SUM_ROWS", F32, (1, u), w2d)
+    wsum = _t("ffn_moe_weights_sum_clamped", "CLAMP", F32, (1, u), wsum)
+    wnorm = _t("ffn_moe_weights_norm", "DIV", F32, (k_used, u), w2d, wsum)
+    weights = _view("ffn_moe_weights_norm (reshaped)", wnorm, "RESHAPE")
+    g.expand(weights)
+    cur_r = _view("ffn_norm (reshaped)", cur, "RESHAPE")
+    up = _t("ffn_moe_up", "MUL_MAT_ID", F32, (ff, k_used, u), _weight("ffn_up_exps"), cur_r, topk)
+    gate = _t("ffn_moe_gate", "MUL_MAT_ID", F32, (ff, k_used, u), _weight("ffn_gate_exps"), cur_r, topk)
+    act = _t("ffn_moe_swiglu", "GLU", F32, (ff, k_used, u), gate, up)
+    experts = _t("ffn_moe_down", "MUL_MAT_ID", F32, (e, k_used, u), _weight("ffn_down_exps"), act, topk)
+    experts = _t("ffn_moe_weighted", "MUL", F32, (e, k_used, u), experts, weights)
+    g.expand(experts)
+    views = [_view(f"expert {i}", experts) for i in range(k_used)]
+    for t in views:
+        g.expand(t)
+    moe_out = views[0]
+    for t in views[1:]:
+        moe_out = _t("ffn_moe_out", "ADD", F32, (e, u), moe_out, t)
+        g.expand(moe_out)
+    if k_used == 1:  # avoid returning a non-contiguous tensor
+        moe_out = _t("ffn_moe_out", "CONT", F32, (e, u), moe_out)
+    return moe_out
 
 
 def _build_gpt_oss(
