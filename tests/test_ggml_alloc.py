@@ -191,8 +191,9 @@ def test_simulate_skips_repeated_layers_exactly(model: str, n_ds: int, n_pos: in
     nodes, leafs = lg.build(llm, cells, u, fa, 1, n_ds, tk, tv, n_pos, swa)
     assert llm.num_layers >= 28
     lg._graphs.clear()
+    lg._results.clear()
     assert lg.simulate(llm, cells, u, fa, n_ds, tk, tv, n_pos, swa) == allocate_graph(nodes, leafs)
-    assert max(key[1] for key in lg._graphs) < llm.num_layers  # it did not build the full depth
+    assert max(key[0] for key in lg._graphs) < llm.num_layers  # it did not build the full depth
 
 
 def test_unrecorded_architectures_are_exact_too():

@@ -72,7 +72,6 @@ MROPE_POSITIONS = 4
 CPU_TENSOR_ALIGNMENT = 32
 
 
-@spec_memo
 def simulated_compute_bytes(
     llm: LlmSpec,
     n_ctx: int,
