@@ -299,7 +299,8 @@ def test_fused_gate_up_ffn_is_up_plus_swiglu():
     # 512 cells, no FA (ggml-alloc live set: inp_embd 6, v_idxs 12, mask 1, gap 6, node 6, ffn_up 32, swiglu 16)
     r = next(iter(_rows(arch="phi-3-mini", n_ctx="512", fa="off", tool="llama-completion")))
     assert float(r["compute_mib"]) == pytest.approx(79.01)
-    assert _check(r, "compute").predicted == 79 * MiB
+    # the simulated allocator (ggml_alloc.py) gives the same live set, with its small inputs: 79.0098 MiB
+    assert _check(r, "compute").predicted == pytest.approx(79.01 * MiB, abs=0.005 * MiB)
 
 
 def test_v_indices_without_flash_attention():

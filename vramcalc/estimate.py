@@ -172,7 +172,7 @@ def account(
         compute_llm = rt.llm_compute_bytes(llm, ctx, cells, w)
         vlm_extra = getattr(rt, "vlm_llm_compute_extra", None)  # llama.cpp: a DeepStack LLM's wider input embedding
         if vlm_extra is not None and isinstance(model, VlmSpec):
-            compute_llm += vlm_extra(model, llm, w)
+            compute_llm += vlm_extra(model, llm, w, ctx)
         if llm.linear_attention is not None:
             notes.append(recurrent_state_note(llm, w.batch))
     vis_crops, vis_patches = crops * (w.batch if kind == "encoder" else 1), patches

@@ -32,86 +32,7 @@ TOLERANCE = {"model": 0.005, "kv": 0.005, "rs": 0.005, "compute": 0.05, "clip_mo
 
 #: Runs vramcalc cannot express yet, and why: (arch, quantity, a part of the settings, reason). They are
 #: listed in docs/accuracy_llamacpp.md and the tests check that each is still outside the tolerance.
-_ALLOC = (
-    "ggml-alloc (best fit into freed blocks, the tail grows) places the final hidden state in a gap left by the "
-    "last layer, and the logits above it; where that gap lies depends on the order of frees, which the live-set "
-    "model does not simulate"
-)
-KNOWN_GAPS: list[tuple[str, str, str, str]] = [
-    *(
-        (
-            "phi-3-mini",
-            "compute",
-            f"-c 16384 -np {n} -ub 512 -fa on",
-            "Phi-3 at 16k with FA: +25%; the FFN live set is the peak (82.01 MiB: inp_embd, the 16 MiB mask, "
-            "node_22, ffn_up-0, ffn_swiglu-0) because the freed mask leaves a gap low enough for the final "
-            "hidden state, while at 512-4096 cells it sits above mask + 2 hidden states (modelled); " + _ALLOC,
-        )
-        for n in ("1", "4 -kvu")
-    ),
-    (
-        "llama-2-7b",
-        "compute",
-        "-c 512 -np 1 -ub 512 -fa off",
-        "-7.6%: the live set at the peak is inp_embd, attn_inp_v_idxs (16 MiB), the mask, an 8 MiB gap, "
-        "attn_out-0, ffn_gate/up/swiglu (105.51 MiB); with a GQA model (Mistral) the same gap is 3 hidden states "
-        "above v_idxs, so no one count of hidden states fits both; " + _ALLOC,
-    ),
-    *(
-        (
-            "qwen3-0.6b",
-            "compute",
-            f"-c 16384 -np {n} -ub 512 -fa on",
-            "-6.2%: the final hidden state (ffn_out-3) sits at 22.00 MiB, above the freed 16 MiB f16 mask and "
-            "two more hidden states, the logits above it (320.75 MiB); Qwen3-8B (2 layers) has no such gap; " + _ALLOC,
-        )
-        for n in ("1", "4 -kvu")
-    ),
-    *(
-        (
-            "gpt-oss-20b",
-            "compute",
-            f"-c {c} -np {n} -ub 512 -fa off",
-            "gpt-oss without flash attention: -6.6% to -7.3%; the final hidden state (node_119) sits at 34.14 MiB "
-            "above a 22.89 MiB gap left by the last layer's attention (sinks, biases, both masks), the logits above it "
-            "(432.51 MiB at 512 cells); " + _ALLOC,
-        )
-        for c, n in ((512, 1), (1000, 1), (4096, 2))
-    ),
-    *(
-        (
-            "qwen3-vl-2b",
-            "compute",
-            part,
-            "an artefact of the 2-layer oracle model (Qwen3-VL-2B has 3 DeepStack layers): the token rows padded to "
-            "the 4-wide input (node_1, 16 MiB: build_inp_embd's ggml_pad) stay alive until the DeepStack add of the "
-            "last layer, so the final hidden state (ffn_out-1) is placed right above node_1, at 52.02 / 48.02 / 38.02 "
-            "MiB in runs 607 / 606 / 610 instead of 20 MiB; the peak live set is inp_embd 16 MiB (= vramcalc's "
-            "DeepStack term) + ffn_out-1 4 MiB + logits 296.75 MiB over that gap. The 6-layer qwen3-vl-2b-deep "
-            "runs with the same settings (941, 942, 945, 947) are within 5% except 16k with flash attention "
-            "(ggml-alloc live sets, README 'Live sets')",
-        )
-        for part in (
-            "-c 16384 -np 1 -ub 512 -fa on",
-            "-c 4096 -np 1 -ub 512 -fa off",
-            "-c 16384 -np 4 -ub 512 -fa off",
-            "-c 4096 -np 2 -ub 512 -fa on",
-        )
-    ),
-    *(
-        (
-            "qwen3-vl-2b-deep",
-            "compute",
-            f"-c 16384 -np {n} -ub 512 -fa on",
-            "-5.9%, the Qwen3-0.6B 16k gap again, not DeepStack: the peak live set is inp_embd 0-16 MiB (the 4-wide "
-            "DeepStack input, as modelled), ffn_out-5 36.02-40.02, result_output 40.02-336.77; the final hidden state "
-            "lands in the freed padded token rows (node_1, 36.02-52.02, 16 MiB) rather than in the lower freed block "
-            "of the 16 MiB f16 mask and one hidden state (16.02-36.02, 20 MiB; best fit takes the smaller block); at "
-            "4096 cells that lower block is 8 MiB and takes it (-1.25%); " + _ALLOC,
-        )
-        for n in ("1", "4 -kvu")
-    ),
-]
+KNOWN_GAPS: list[tuple[str, str, str, str]] = []
 
 
 #: Recorded architectures vramcalc cannot read yet: their runs are kept in the recording (ground truth for
@@ -213,9 +134,13 @@ def predict(r: dict[str, str]) -> list[Check]:
             from vramcalc.placement import recurrent_state_bytes
 
             add("rs", float(r["rs_mib"]), recurrent_state_bytes(llm, n_seq))
-        cpu = lc.compute_buffer_bytes(llm, lay.stream_cells, min(_i(r, "ub"), _i(r, "b")), fa, n_seq=n_seq, backend="cpu")
-        if vlm is not None and vlm.projector.deepstack_layers:  # Qwen3-VL's wider input embedding
-            cpu += lc.deepstack_input_bytes(llm, len(vlm.projector.deepstack_layers), min(_i(r, "ub"), _i(r, "b")))
+        ub = min(_i(r, "ub"), _i(r, "b"))
+        types = {"type_k": r["ctk"], "type_v": r["ctv"]}
+        cells = {"swa_cells": lay.stream_swa_cells}
+        cpu = lc.compute_buffer_bytes(llm, lay.stream_cells, ub, fa, n_seq=n_seq, backend="cpu", **types, **cells)
+        if vlm is not None and vlm.projector.kind == "merger":  # Qwen-VL: M-RoPE positions; Qwen3-VL's wider input
+            n_ds = len(vlm.projector.deepstack_layers)
+            cpu += lc.deepstack_input_bytes(llm, n_ds, ub, lay.stream_cells, fa, **types, n_pos=lc.MROPE_POSITIONS)
         add("compute", float(r["compute_mib"]), cpu)
     else:
         assert vlm is not None and enc is not None

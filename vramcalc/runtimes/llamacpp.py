@@ -64,8 +64,63 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
     )
 
 
-def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attention: bool, n_seq: int = 1, backend: str = "cuda") -> int:
-    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream.
+#: position ids per token of an M-RoPE language model (llama-hparams.cpp ``n_pos_per_embd``: 4 for the MROPE / IMROPE
+#: rope types of Qwen2-VL, Qwen2.5-VL and Qwen3-VL, whose projector vramcalc calls a ``merger``)
+MROPE_POSITIONS = 4
+
+#: ggml-impl.h TENSOR_ALIGNMENT: the CPU buffer type's alignment, what the recorded (CPU) runs were allocated with
+CPU_TENSOR_ALIGNMENT = 32
+
+
+def simulated_compute_bytes(
+    llm: LlmSpec,
+    n_ctx: int,
+    n_ubatch: int,
+    flash_attention: bool,
+    type_k: str = "f16",
+    type_v: str = "f16",
+    n_deepstack: int = 0,
+    n_pos: int = 1,
+    swa_cells: int | None = None,
+) -> int | None:
+    """The CPU compute buffer from llama.cpp's own allocator run over its own graph (ggml_alloc.py, a port of
+    ggml-alloc.c, over llamacpp_graph.py, the graph of the ported model files), or None where the graph is not
+    ported. Exact (to the 0.01 MiB rounding of the log) on every recorded run of a ported family: 335 runs of
+    16 architectures (tests/test_ggml_alloc.py). ``n_ctx``: KV cells per stream; ``swa_cells``: a sliding-window
+    layer's (default: one stream's, ``kv_layout``); ``n_deepstack`` / ``n_pos``: a Qwen-VL language model's
+    DeepStack input and M-RoPE positions (:func:`deepstack_input_bytes`)."""
+    from vramcalc.runtimes import llamacpp_graph
+
+    window = llamacpp_window(llm)
+    if not llamacpp_graph.supported(llm, window):
+        return None
+    u = min(n_ubatch, n_ctx)
+    if window and swa_cells is None:  # one stream's sliding-window cells (kv_layout, not unified)
+        swa_cells = _pad(min(n_ctx, window + u), KV_PAD)
+    fa = flash_attention
+    return llamacpp_graph.simulate(llm, n_ctx, u, fa, n_deepstack, type_k, type_v, n_pos, swa_cells, CPU_TENSOR_ALIGNMENT)
+
+
+def compute_buffer_bytes(
+    llm: LlmSpec,
+    n_ctx: int,
+    n_ubatch: int,
+    flash_attention: bool,
+    n_seq: int = 1,
+    backend: str = "cuda",
+    type_k: str = "f16",
+    type_v: str = "f16",
+    swa_cells: int | None = None,
+) -> int:
+    """llama.cpp's LLM compute buffer (``CUDA0 compute buffer size``) for ``n_ctx`` KV cells per stream
+    (``swa_cells``: a sliding-window layer's cells per stream, :class:`KvLayout`).
+
+    Where llamacpp_graph.py ports the model's graph (full-attention Llama / Mistral / Mixtral / Qwen2 / Qwen3 /
+    Qwen3-MoE / Phi-3 decoders and gpt-oss), the buffer is :func:`simulated_compute_bytes`: ggml-alloc's best fit replayed over the
+    graph, which also places the final hidden state and the logits where llama.cpp does (the gaps the live sets
+    below could not express: the 14 LLM runs they missed are exact). Streams (``n_seq``) do not change the bytes
+    of any tensor (each stream's rows are a slice of the same u tokens). ``type_k`` / ``type_v``: a quantized
+    cache adds llama.cpp's Hadamard rotation tensors. Otherwise the live-set model below applies.
 
     ggml-alloc reserves the worst-case graph (a full micro-batch of ``u`` tokens against the full
     cache; llama-context.cpp ``sched_reserve``: ``n_outputs = min(n_ubatch, n_outputs_max)``, i.e. logits
@@ -92,6 +147,9 @@ def compute_buffer_bytes(llm: LlmSpec, n_ctx: int, n_ubatch: int, flash_attentio
     """
     u = min(n_ubatch, n_ctx)
     act = u * llm.hidden_size * 4
+    sim = simulated_compute_bytes(llm, n_ctx, n_ubatch, flash_attention, type_k, type_v, swa_cells=swa_cells)
+    if sim is not None:
+        return sim - (0 if backend == "cpu" else act)
     q = u * llm.num_heads * llm.head_dim_ * 4
     kv = 2 * u * llm.num_kv_heads * llm.head_dim_ * 4
     output = u * llm.vocab_size * 4 + act
@@ -248,7 +306,16 @@ def clip_compute_bytes(
     return per * images
 
 
-def deepstack_input_bytes(llm: LlmSpec, n_deepstack: int, n_ubatch: int) -> int:
+def deepstack_input_bytes(
+    llm: LlmSpec,
+    n_deepstack: int,
+    n_ubatch: int,
+    n_ctx: int | None = None,
+    flash_attention: bool = True,
+    type_k: str = "f16",
+    type_v: str = "f16",
+    n_pos: int = 1,
+) -> int:
     """What a DeepStack language model (Qwen3-VL, ``qwen3vl.n_deepstack_layers``) adds to the LLM compute buffer:
     its input embedding is ``n_embd_inp = (1 + n_deepstack) x n_embd`` wide (llama-hparams.cpp ``n_embd_inp``;
     llama-graph.cpp ``build_inp_embd`` pads the token rows to that width, and src/models/qwen3vl.cpp adds slice
@@ -259,7 +326,20 @@ def deepstack_input_bytes(llm: LlmSpec, n_deepstack: int, n_ubatch: int) -> int:
     hidden state + the 4-wide input embedding, with flash attention at 4096 cells); that the CUDA buffer grows
     by the same n_deepstack tensors (the padded input is copied to the device for those additions) is read from
     the graph, not measured.
+
+    Given ``n_ctx`` (cells per stream) and a ported graph, it is the simulated buffer with the DeepStack input less
+    the one without (:func:`simulated_compute_bytes`): the padded token rows (build_inp_embd's ``ggml_pad``) are
+    viewed by the DeepStack additions of the first n_deepstack layers, so in a model with no more layers than
+    that they stay allocated to the last layer and the final hidden state is placed above them (the 2-layer
+    qwen3-vl-2b oracle runs 606, 607, 610, 611: 16-32 MiB more than the wider input alone).
+
+    ``n_pos`` = 4 (M-RoPE: Qwen2-VL, Qwen2.5-VL and Qwen3-VL language models) adds the 3 more int32 position ids a
+    token, also simulated (runs.csv qwen2-vl-7b: 6 KiB at u=512).
     """
+    if n_ctx is not None and (n_deepstack or n_pos > 1):
+        with_ds = simulated_compute_bytes(llm, n_ctx, n_ubatch, flash_attention, type_k, type_v, n_deepstack, n_pos)
+        if with_ds is not None:
+            return with_ds - simulated_compute_bytes(llm, n_ctx, n_ubatch, flash_attention, type_k, type_v)  # type: ignore[operator]
     return n_deepstack * n_ubatch * llm.hidden_size * 4
 
 
@@ -520,7 +600,8 @@ class LlamaCpp:
 
     def llm_compute_bytes(self, llm: LlmSpec, context: int, cells: int, w: Workload) -> int:
         lay = self.kv_layout(llm, context, w)
-        return compute_buffer_bytes(llm, lay.stream_cells, w.n_ubatch, w.flash_attention, n_seq=w.batch)
+        kw = {"type_k": w.k_type, "type_v": w.v_type, "swa_cells": lay.stream_swa_cells}
+        return compute_buffer_bytes(llm, lay.stream_cells, w.n_ubatch, w.flash_attention, n_seq=w.batch, **kw)  # type: ignore[arg-type]
 
     def vision_compute_bytes(self, enc: VisionEncoderSpec, patches: int, crops: int, w: Workload) -> int:
         # llama.cpp encodes one crop at a time (clip-graph.h support_batch() is false for every
@@ -532,10 +613,14 @@ class LlamaCpp:
         peak (the clip graph includes the projector), see :func:`clip_compute_bytes`; one crop at a time."""
         return clip_compute_bytes(enc, patches, 1, w.flash_attention, **clip_extras(vlm, enc, llm))  # type: ignore[arg-type]
 
-    def vlm_llm_compute_extra(self, vlm: VlmSpec, llm: LlmSpec, w: Workload) -> int:
-        """LLM compute bytes a VLM's language model adds under llama.cpp (DeepStack input, see :func:`deepstack_input_bytes`)."""
-        n = len(vlm.projector.deepstack_layers) if vlm.projector.kind == "merger" else 0
-        return deepstack_input_bytes(llm, n, w.n_ubatch) if n else 0
+    def vlm_llm_compute_extra(self, vlm: VlmSpec, llm: LlmSpec, w: Workload, context: int | None = None) -> int:
+        """LLM compute bytes a VLM's language model adds under llama.cpp (DeepStack input, see :func:`deepstack_input_bytes`;
+        given the context per sequence, simulated with the graph)."""
+        if vlm.projector.kind != "merger":
+            return 0
+        n = len(vlm.projector.deepstack_layers)
+        cells = self.kv_layout(llm, context, w).stream_cells if context is not None else None
+        return deepstack_input_bytes(llm, n, w.n_ubatch, cells, w.flash_attention, w.k_type, w.v_type, n_pos=MROPE_POSITIONS)
 
     def vision_reserved(self, vlm: VlmSpec, enc: VisionEncoderSpec, size: tuple[int, int] | None, w: Workload) -> tuple[int, int]:
         """(crops, patches) the clip compute buffer is reserved for: the warm-up image unless
