@@ -6,7 +6,7 @@ constant: which freed block a tensor lands in (the allocator's best fit) depends
 its per-layer copies, the f16 K/V copies and the window reordering leave holes whose reuse changes with the image.
 Instead of fitting that, this module replays the allocator itself:
 
-- ``_Tallocr`` is ``ggml_dyn_tallocr`` for one chunk (a CPU compute buffer is one chunk): ``alloc`` takes the smallest
+- ``ggml_alloc.DynTallocr`` is ``ggml_dyn_tallocr`` for one chunk (a CPU compute buffer is one chunk): ``alloc`` takes the smallest
   free block that fits among all but the last (``best_fit_size``), else the last block, which grows the buffer;
   ``free`` merges with the neighbouring free blocks; sizes are rounded up to the buffer alignment (32 bytes on the CPU
   backend).
@@ -37,6 +37,8 @@ out      the merger's output and its window reordering (LLM width)        N / 4 
 """
 
 from __future__ import annotations
+
+from vramcalc.runtimes.ggml_alloc import DynTallocr
 
 #: ggml-cpu buffer alignment (TENSOR_ALIGNMENT); ggml_dyn_tallocr rounds every size up to it
 ALIGN = 32
@@ -81,55 +83,10 @@ def qwen25_flash_program(n_layer: int, n_wa_pattern: int) -> list[str]:
     return prog + _EPILOGUE.split()
 
 
-class _Tallocr:
-    """ggml_dyn_tallocr for a single chunk (ggml-alloc.c ``ggml_dyn_tallocr_alloc`` / ``_free_bytes``)."""
-
-    def __init__(self) -> None:
-        self.blocks: list[list[int]] = [[0, 1 << 62]]  # free blocks [offset, size], sorted by offset
-        self.max_size = 0
-
-    def alloc(self, size: int) -> int:
-        size = -(-size // ALIGN) * ALIGN
-        b = self.blocks
-        best, best_size = len(b) - 1, None  # the last block (it may grow the buffer) unless another fits
-        for i in range(len(b) - 1):
-            if b[i][1] >= size and (best_size is None or b[i][1] <= best_size):
-                best, best_size = i, b[i][1]
-        off = b[best][0]
-        b[best][0] += size
-        b[best][1] -= size
-        if b[best][1] == 0:
-            del b[best]
-        self.max_size = max(self.max_size, off + size)
-        return off
-
-    def free(self, off: int, size: int) -> None:
-        size = -(-size // ALIGN) * ALIGN
-        b = self.blocks
-        for i, blk in enumerate(b):
-            if blk[0] + blk[1] == off:  # the freed range follows this block
-                blk[1] += size
-                if i < len(b) - 1 and blk[0] + blk[1] == b[i + 1][0]:
-                    blk[1] += b[i + 1][1]
-                    del b[i + 1]
-                return
-            if off + size == blk[0]:  # it precedes this block
-                blk[0] = off
-                blk[1] += size
-                if i > 0 and b[i - 1][0] + b[i - 1][1] == blk[0]:
-                    b[i - 1][1] += blk[1]
-                    del b[i]
-                return
-        j = 0
-        while j < len(b) and b[j][0] < off:
-            j += 1
-        b.insert(j, [off, size])
-
-
 def replay(program: list[str], sizes: dict[str, int], offsets: list[int] | None = None) -> int:
     """The buffer size ggml-alloc reaches running ``program`` (see ``qwen25_flash_program``) with these class sizes;
     ``offsets``, when given, receives the offset of each allocation in order (to compare with ggml-alloc's trace)."""
-    t = _Tallocr()
+    t = DynTallocr(ALIGN)
     live: dict[str, list[tuple[int, int]]] = {}
     for step in program:
         if step[0] == "-":
