@@ -329,6 +329,19 @@ def build(
     return g.nodes, g.leafs
 
 
+def _sum_experts(g: _Graph, experts: Tensor, k_used: int, e: int, u: int) -> Tensor:
+    """build_moe_ffn's sum over the chosen experts: a view per expert, added one by one (llama-graph.cpp)."""
+    g.expand(experts)
+    views = [_view(f"expert {i}", experts) for i in range(k_used)]
+    for t in views:
+        g.expand(t)
+    moe_out = views[0]
+    for t in views[1:]:
+        moe_out = _t("ffn_moe_out", "ADD", F32, (e, u), moe_out, t)
+        g.expand(moe_out)
+    return moe_out
+
+
 def _moe_softmax(g: _Graph, cur: Tensor, n_exp: int, k_used: int, ff: int, e: int, u: int) -> Tensor:
     """llama-graph.cpp build_moe_ffn with LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, norm_w, LLM_FFN_SILU and no biases
     or weight scale (Mixtral, Qwen3-MoE): SOFT_MAX of the router logits in place, top-k by ARGSORT and a view, the
@@ -352,14 +365,7 @@ def _moe_softmax(g: _Graph, cur: Tensor, n_exp: int, k_used: int, ff: int, e: in
     act = _t("ffn_moe_swiglu", "GLU", F32, (ff, k_used, u), gate, up)
     experts = _t("ffn_moe_down", "MUL_MAT_ID", F32, (e, k_used, u), _weight("ffn_down_exps"), act, topk)
     experts = _t("ffn_moe_weighted", "MUL", F32, (e, k_used, u), experts, weights)
-    g.expand(experts)
-    views = [_view(f"expert {i}", experts) for i in range(k_used)]
-    for t in views:
-        g.expand(t)
-    moe_out = views[0]
-    for t in views[1:]:
-        moe_out = _t("ffn_moe_out", "ADD", F32, (e, u), moe_out, t)
-        g.expand(moe_out)
+    moe_out = _sum_experts(g, experts, k_used, e, u)
     if k_used == 1:  # avoid returning a non-contiguous tensor
         moe_out = _t("ffn_moe_out", "CONT", F32, (e, u), moe_out)
     return moe_out
@@ -471,14 +477,7 @@ def _build_gpt_oss(
         experts = _t("ffn_moe_down", "MUL_MAT_ID", F32, (e, k_used, u), _weight("ffn_down_exps"), act, topk)
         experts = _t("ffn_moe_down_biased", "ADD_ID", F32, (e, k_used, u), experts, _weight("ffn_down_exps.bias"), topk)
         experts = _t("ffn_moe_weighted", "MUL", F32, (e, k_used, u), experts, weights)
-        g.expand(experts)
-        views = [_view(f"expert {i}", experts) for i in range(k_used)]
-        for t in views:
-            g.expand(t)
-        moe_out = views[0]
-        for t in views[1:]:
-            moe_out = _t("ffn_moe_out", "ADD", F32, (e, u), moe_out, t)
-            g.expand(moe_out)
+        moe_out = _sum_experts(g, experts, k_used, e, u)
         inp_l = _t(f"l_out-{il}", "ADD", F32, (e, u), moe_out, ffn_inp)
     # res->t_h_nextn = the final hidden state, an output (llm_graph_result::set_outputs): never freed, so the
     # logits go above it
