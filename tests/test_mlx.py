@@ -132,3 +132,14 @@ def test_linear_attention_layers_hold_a_state_not_a_kv_cache():
     la = llm.linear_attention
     state = 30 * ((la.conv_kernel - 1) * la.conv_dim + la.num_value_heads * la.key_head_dim * la.value_head_dim) * 4
     assert mlx.kv_bytes(llm, 256) == 256 * 10 * 2 * 2 * 256 * 2 + state
+
+
+def test_the_per_token_kv_figure_leaves_out_the_linear_attention_state(runner):
+    """Qwen3.6-35B-A3B (published config above): a token adds K and V of 2 heads x 256 in 16 bits on its 10
+    full-attention layers; the DeltaNet state is one request's, not a token's (it was spread over 256 tokens)."""
+    from vramcalc.cli import app
+
+    args = ["check", "qwen3.6-35b-a3b-text", "--runtime", "mlx", "--gpu", "m4-max-40c-128gb", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["serving"]["gpus"][0]["kv_bytes_per_token"] == 10 * 2 * 2 * 256 * 2

@@ -233,6 +233,19 @@ def test_per_token_kv_skips_layers_without_one(cat):
     assert kv_per_token(q, 20, 1, 1, start=0)[0] == 5 * 2 * 256
 
 
+@pytest.mark.parametrize("runtime", ["vllm", "sglang"])
+def test_a_pipeline_stage_without_per_token_kv_is_a_usage_error(runner, runtime):
+    """Qwen3-Next's published layer_types: 3 linear-attention layers, then 1 full-attention (48 layers). Split
+    16 ways, stage 0 holds layers 0-2 only, none with a per-token KV cache: an error, not a division by zero."""
+    from vramcalc.cli import app
+
+    r = runner.invoke(app, ["check", "qwen3-next-80b-a3b", "--runtime", runtime, "--gpu", "h100", "--pp", "16", "--nodes", "16"])
+    assert r.exit_code == 2 and "layers 0-2, none with a per-token KV cache" in r.output and "Traceback" not in r.output
+    # 12 stages of 4 layers each hold one full-attention layer: estimated as before
+    r = runner.invoke(app, ["check", "qwen3-next-80b-a3b", "--runtime", runtime, "--gpu", "h100", "--pp", "12", "--nodes", "12"])
+    assert r.exit_code == 0, r.output
+
+
 def test_one_command_builder_speaks_each_runtimes_flags():
     from vramcalc.results import ServingOptions
     from vramcalc.runtimes.sglang import Sglang

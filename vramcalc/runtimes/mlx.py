@@ -224,7 +224,7 @@ class Mlx(Transformers):
     ) -> Estimate:
         from vramcalc.estimate import model_parts
         from vramcalc.params import count_params
-        from vramcalc.placement import gpu_info, verdict_for
+        from vramcalc.placement import gpu_info, recurrent_state_bytes, verdict_for
         from vramcalc.results import (
             ComponentBytes,
             Estimate,
@@ -347,7 +347,8 @@ class Mlx(Transformers):
             non_torch_bytes=0,
             activation_bytes=act,
             kv_cache_bytes=kv_end,
-            kv_bytes_per_token=kv_bytes(llm, KV_STEP) // KV_STEP,
+            # per token: kv_bytes less the linear-attention layers' fixed state (one request's, not a token's)
+            kv_bytes_per_token=(kv_bytes(llm, KV_STEP) - recurrent_state_bytes(llm, 1)) // KV_STEP,
             kv_cache_tokens=math.ceil((prompt + gen) / KV_STEP) * KV_STEP,
         )
         ans = ServingAnswer(

@@ -439,9 +439,14 @@ class ServingRuntime:
         weights = [int(w * scale) for w in padded]
         act = self.profile_peak(llm, s)
         starts = stage_starts(llm.num_layers, s.pp)
+        non_torch = self.non_torch_bytes(s.tp, s.pp)  # the same on every GPU
         for i, n in enumerate(pp_layers(llm.num_layers, s.pp)):
             k, v = kv_per_token(llm, n, s.tp, s.kv_elem, starts[i])
-            non_torch = self.non_torch_bytes(s.tp, s.pp)
+            if k + v == 0:  # every pool figure is per token (pool_tokens, longest_request): refuse, do not divide by 0
+                raise InputError(
+                    f"Pipeline stage {i} holds layers {starts[i]}-{starts[i] + n - 1}, none with a per-token KV cache "
+                    "(linear- or cross-attention layers only): a split not modelled here; use fewer pipeline stages (--pp)."
+                )
             left = self.pool_bytes(s, weights[i], non_torch, act)
             out.append(
                 ServingGpu(

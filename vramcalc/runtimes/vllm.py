@@ -70,7 +70,6 @@ from vramcalc.runtimes.serving import (
     Setup,
     gib,
     kv_per_token,
-    normalize_serving_precision,
     pp_layers,
     stage_starts,
 )
@@ -117,10 +116,6 @@ MXFP4_PAD_MARLIN = (256, 128)
 MXFP4_PAD_SM100 = (256, 256)
 #: ``vllm serve --quantization`` spellings per vramcalc precision (None: from the checkpoint's config).
 QUANT_FLAG = MappingProxyType({"fp8": "fp8", "int8": "bitsandbytes", "nf4": "bitsandbytes"})
-
-
-def _normalize(name: str, runtime: str) -> str:
-    return normalize_serving_precision(name, runtime)
 
 
 def forward_peak(llm: LlmSpec, tokens: int, tp: int) -> int:
