@@ -23,6 +23,8 @@ from hub_fakes import FakeHub
 from test_hub_quick_hostile import servers, vocab  # noqa: F401  (the loopback Hub and registry with faults)
 
 from gguf_fixtures import llama_tensors, write_gguf, write_safetensors
+from tiny_llama import TINY
+from tiny_llama import TINY_META as TINY_LLAMA_META
 from vramcalc.cli import app
 
 REF = Path(__file__).resolve().parent / "fixtures" / "reference" / "hf_configs"
@@ -62,16 +64,7 @@ def write_qwen3_with_tokenizer(path: Path, types: dict, file_type: int) -> Path:
     return write_gguf_fast(path, tokenizer_kvs("qwen3", QWEN3_8B_META, file_type, tokens, merges), qwen3_tensors(types))
 
 
-TINY = dict(n_layers=2, hidden=256, heads=4, kv_heads=2, ff=512, vocab=1000)
-TINY_META = {
-    "context_length": 2048,
-    "block_count": 2,
-    "embedding_length": 256,
-    "feed_forward_length": 512,
-    "attention.head_count": 4,
-    "attention.head_count_kv": 2,
-    "general.name": "Tiny Llava",
-}
+TINY_META = {**TINY_LLAMA_META, "general.name": "Tiny Llava"}
 
 
 def clip_tensors(h: int = 64, ff: int = 128) -> list:

@@ -100,6 +100,11 @@ YEARS_PER_DOUBLING = 1.0
 SCORE_EPOCH = (2023, 1)
 
 
+def usable_tokens_per_s(min_speed: float | None) -> float:
+    """The decode speed rows are picked at: ``min_speed`` (--min-speed), else USABLE_TOKENS_PER_S."""
+    return USABLE_TOKENS_PER_S if min_speed is None else min_speed
+
+
 def _month(value: object, where: str) -> str | None:
     import re
 
@@ -139,8 +144,6 @@ class Quality(Jsonable):
 
 def quality_score(params: int, date: str | None) -> float | None:
     """log2(parameters in billions) + years from SCORE_EPOCH to ``date`` / YEARS_PER_DOUBLING (None: no date)."""
-    import math
-
     if date is None or params <= 0:
         return None
     year, month = (int(x) for x in date.split("-"))
@@ -314,8 +317,6 @@ def fit(
     Returns:
         FitResult with one row per model, sorted as described in the module docstring.
     """
-    import math
-
     if min_speed is not None and (not math.isfinite(min_speed) or min_speed <= 0):
         raise InputError("--min-speed must be a positive number of tokens per second.")
     if sort not in SORTS:
@@ -397,7 +398,7 @@ def fit(
         sort=sort,
         min_context_tokens=min_ctx,
         gpus=all_ids,
-        usable_tokens_per_s=min_speed if min_speed is not None else USABLE_TOKENS_PER_S,
+        usable_tokens_per_s=usable_tokens_per_s(min_speed),
     )
 
 
@@ -442,8 +443,6 @@ def _with_quality(row: FitRow, q: Quality, spec: object = None, catalog: Catalog
     """The row with its date and quality score from data/quality.yaml (outside the row cache). A
     mixture-of-experts model is sized sqrt(total x active): a chosen middle, since it is neither as
     capable as a dense model of its total size nor as weak as one of its active size."""
-    import math
-
     from vramcalc.params import llm_active_params
 
     active = None
@@ -582,7 +581,7 @@ def _fit_one(
     candidates = itertools.chain(expert, [top] if top is not None else [], on_gpu)  # then the sub-4-bit ones that fit
 
     # the best precision that runs at a usable speed; if none does, the best that runs (flagged)
-    usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+    usable_speed = usable_tokens_per_s(min_speed)
     chosen = slow = None
     for q in candidates:
         est = estimate(spec, gpus, work.with_(quant=q), catalog, fixed(q), with_suggestions=False)
@@ -668,7 +667,7 @@ def _fit_own(
     parts = model_parts(spec, catalog)
     assert parts.llm is not None
     order = rt.precisions(parts.llm)
-    usable_speed = min_speed if min_speed is not None else USABLE_TOKENS_PER_S
+    usable_speed = usable_tokens_per_s(min_speed)
     chosen = None
     for q in order:
         est = estimate(spec, gpus, work.with_(quant=q), catalog)

@@ -214,6 +214,13 @@ def _category(role: str) -> str:
     return "other"
 
 
+def _quantizable(t: Tensor) -> bool:
+    """Norms, biases, scalars are never quantized (tensor_allows_quantization: ggml_n_dims(tensor) >= 2 and
+    the name ends with "weight"); the converter writes them in F32 (conversion/base.py prepare_tensors:
+    n_dims <= 1, or a name not ending in ".weight" -> F32), e.g. gpt-oss's 2-D ffn_*_exps.bias."""
+    return t.ndim >= 2 and t.name.endswith(".weight")
+
+
 def gguf_tensor_type(t: Tensor, q: QuantContext, *, i_wv: int | None = None, n_wv: int | None = None, i_ffn_down: int | None = None) -> str:
     """The GGML type llama.cpp's quantizer gives tensor ``t`` for file type ``q.ftype``.
 
@@ -231,10 +238,7 @@ def gguf_tensor_type(t: Tensor, q: QuantContext, *, i_wv: int | None = None, n_w
     """
     ft = q.ftype
     default = GGUF_FILE_TYPES[ft]
-    if t.ndim < 2 or not t.name.endswith(".weight"):
-        # norms, biases, scalars: never quantized (tensor_allows_quantization: ggml_n_dims(tensor) >= 2 and
-        # the name ends with "weight"); the converter writes them in F32 (conversion/base.py prepare_tensors:
-        # n_dims <= 1, or a name not ending in ".weight" -> F32), e.g. gpt-oss's 2-D ffn_*_exps.bias
+    if not _quantizable(t):
         return "F32"
     role = t.role
     if role.startswith("ffn_gate_inp") or role == "ssm_conv1d":
@@ -421,14 +425,11 @@ def gguf_typed_tensors(tensors: Iterable[Tensor], q: QuantContext) -> list[tuple
     flat = [(k, j, ft) for k, parts in enumerate(files) for j, ft in enumerate(parts)]
     flat.sort(key=lambda x: _file_order(x[2].name))
 
-    def quantized_weight(ft: Tensor) -> bool:
-        return ft.ndim >= 2 and ft.name.endswith(".weight")
-
-    n_wv = sum(1 for _, _, ft in flat if quantized_weight(ft) and _category(ft.role) == "attn_v")
+    n_wv = sum(1 for _, _, ft in flat if _quantizable(ft) and _category(ft.role) == "attn_v")
     i_wv = i_fd = 0
     types: dict[tuple[int, int], str] = {}
     for k, j, ft in flat:
-        cat = _category(ft.role) if quantized_weight(ft) else ""
+        cat = _category(ft.role) if _quantizable(ft) else ""
         if cat == "attn_v":
             types[k, j] = gguf_tensor_type(ft, q, i_wv=i_wv, n_wv=n_wv)
             i_wv += 1

@@ -29,6 +29,7 @@ from vramcalc.readers.remote import (
     body_deadline,
     cached_gguf_header,
     combine_header_reads,
+    header_int,
     range_start,
     timeout_s,
 )
@@ -175,7 +176,7 @@ def _hub() -> Any:
     if not _CLIENT_SET:
 
         def count(response: Any) -> None:
-            n = 0 if response.request.method == "HEAD" else int(response.headers.get("content-length") or 0)
+            n = 0 if response.request.method == "HEAD" else (header_int(response.headers.get("content-length")) or 0)
             _TRAFFIC.add(n)
 
         t = timeout_s()
@@ -391,7 +392,7 @@ def _range_get(hub: Any, url: str, headers: dict[str, str], off: int, n: int, f:
                 if time.monotonic() > deadline:
                     raise InputError(f"{f}: the server sent {len(out):,} of {n:,} bytes too slowly (a stalled body); try again.")
         finally:
-            _TRAFFIC.bytes += len(out) - int(r.headers.get("content-length") or 0)
+            _TRAFFIC.bytes += len(out) - (header_int(r.headers.get("content-length")) or 0)
         final = str(r.url)
     return bytes(out[:n]), final
 

@@ -33,6 +33,7 @@ from vramcalc.readers.remote import (
     body_deadline,
     cached_gguf_header,
     combine_header_reads,
+    header_int,
     range_start,
     timeout_s,
 )
@@ -254,7 +255,8 @@ class _Http:
         self.traffic.add(len(body))
         if "html" in ctype.lower():
             raise InputError(f"{self.ref.label}: the Ollama registry answered an HTML page for {what}, not the {what}.")
-        if declared is not None and declared.isdigit() and len(body) < int(declared) and len(body) <= limit:
+        n_declared = header_int(declared)
+        if n_declared is not None and len(body) < n_declared and len(body) <= limit:
             raise InputError(f"{self.ref.label}: the Ollama registry's answer for {what} is truncated ({len(body)} of {declared} bytes).")
         if len(body) > limit:
             if cut:

@@ -67,13 +67,19 @@ def body_deadline(n: int) -> float:
     return time.monotonic() + timeout_s() * (1 + n / BODY_BYTES_PER_TIMEOUT)
 
 
+def header_int(value: str | None) -> int | None:
+    """A response header's non-negative integer (Content-Length, a range bound); None: absent or not
+    ASCII digits. Headers are Latin-1 text, where '\u00b2' passes ``str.isdigit`` and fails ``int``."""
+    v = (value or "").strip()
+    return int(v) if v.isascii() and v.isdigit() else None
+
+
 def range_start(content_range: str | None) -> int | None:
     """The first byte of a 206 answer's ``Content-Range: bytes START-END/SIZE`` (None: absent or unreadable)."""
     if not content_range:
         return None
     unit, _, spec = content_range.strip().partition(" ")
-    first = spec.partition("-")[0]
-    return int(first) if unit == "bytes" and first.isdigit() else None
+    return header_int(spec.partition("-")[0]) if unit == "bytes" else None
 
 
 def offline_env() -> bool:
