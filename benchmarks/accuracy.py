@@ -821,7 +821,7 @@ def prefill_group_factors(cal: dict, x: dict) -> dict | None:
     fc = groups.get(prefill_group(x)) or groups.get(f"{x['backend']}.{x['fkey']}")
     if fc is None:
         return None
-    fc = {**{k: v for k, v in cal.get("prefill_kernels", {}).get("llama.cpp", {}).items() if not k.endswith("_rows")}, **fc}
+    fc = {**speed.kernel_factors(cal.get("prefill_kernels", {}).get("llama.cpp", {})), **fc}
     extra = cal.get("prefill_era", {}).get("llama.cpp", {}).get("before_2024_06", {}).get("extra_inverse_efficiency", 0.0)
     if x.get("era") == "old" and x.get("kernel") == "mmq" and extra:
         fc["compute_efficiency"] = 1 / (1 / fc["compute_efficiency"] + extra)

@@ -12,7 +12,7 @@ import dataclasses
 
 import pytest
 
-from vramcalc import speed
+from vramcalc import runtimes, speed
 from vramcalc.catalog import load_catalog
 from vramcalc.estimate import Workload, estimate
 from vramcalc.matrix_rate import estimate_fp16_rate, needs_estimate
@@ -115,3 +115,24 @@ def test_no_reference_card_keeps_no_prefill(cat):
     assert not needs_estimate(m40)
     est = estimate(cat.llm("llama-3.1-8b"), m40, Workload(quant="Q4_K_M", context_tokens=4096), cat)
     assert est.throughput.prefill_tokens_per_s is None and not est.throughput.prefill_rate_estimated
+
+
+def test_runtime_speed_notes_do_not_depend_on_an_estimated_rate(cat):
+    """The runtime's speed caveats (transformers on Apple MPS runs on the llama.cpp Metal factors) come
+    with every LLM speed estimate, not only with one whose FP16 rate was estimated (the M2 Max has a
+    published rate: no estimate)."""
+    gpu = cat.resolve_gpu("m2-max-38c-64gb")
+    assert not needs_estimate(gpu)
+    est = estimate(cat.llm("llama-3.1-8b"), gpu, Workload(quant="fp16", runtime="transformers", context_tokens=4096), cat)
+    assert "transformers on Apple (MPS) is not calibrated; speeds use the llama.cpp Metal factors." in est.notes
+
+
+def test_check_applies_the_fitted_prompt_costs_per_layer_and_routed_expert(cat):
+    """llamacpp_bench_models.csv:36: DeepSeek-V2-Lite Q4_0 on an RTX 3090, -ub 256, pp512 3280.19 t/s (PR 15525
+    master). estimate() (what `check` runs) must apply prefill_kernels' fitted fixed costs (moe_expert_s,
+    prompt_per_layer_s) as benchmarks/accuracy.py does: without them it said about 5,400 t/s (+66%)."""
+    f, _, _ = speed.prefill_factors(runtimes.get("llama.cpp"), "cuda", "quant", cat.resolve_gpu("rtx3090"))
+    assert f["moe_expert_s"] > 0 and f["prompt_per_layer_s"] > 0
+    w = Workload(quant="Q4_0", context_tokens=512, n_ubatch=256, depth=0)
+    est = estimate(cat.llm("deepseek-v2-lite"), cat.resolve_gpu("rtx3090"), w, cat)
+    assert est.throughput.prefill_tokens_per_s.value == pytest.approx(3280.19, rel=0.15)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from vramcalc.jsonable import Jsonable, result
+from vramcalc.speed import memory_class, nvidia_cc
 
 if TYPE_CHECKING:  # pragma: no cover
     from vramcalc.schema import GpuSpec
@@ -47,17 +48,8 @@ def needs_estimate(gpu: GpuSpec) -> bool:
     if gpu.fp16_tflops or gpu.fp16_tensor_tflops or gpu.bf16_tensor_tflops:
         return False
     if gpu.vendor == "nvidia":
-        try:
-            return float(gpu.compute_capability or 0) >= 7.0
-        except ValueError:
-            return False
+        return nvidia_cc(gpu) >= 7.0
     return True
-
-
-def _memory_class(gpu: GpuSpec) -> str:
-    from vramcalc.speed import memory_class
-
-    return memory_class(gpu)
 
 
 def estimate_fp16_rate(gpu: GpuSpec, catalog_gpus: Iterable[GpuSpec]) -> RateEstimate | None:
@@ -67,11 +59,11 @@ def estimate_fp16_rate(gpu: GpuSpec, catalog_gpus: Iterable[GpuSpec]) -> RateEst
 
     if not needs_estimate(gpu):
         return None
-    mc = _memory_class(gpu)
+    mc = memory_class(gpu)
     like = [
         g
         for g in catalog_gpus
-        if g.id != gpu.id and g.fp16_tflops and g.vendor == gpu.vendor and g.architecture == gpu.architecture and _memory_class(g) == mc
+        if g.id != gpu.id and g.fp16_tflops and g.vendor == gpu.vendor and g.architecture == gpu.architecture and memory_class(g) == mc
     ]
     same = [g for g in like if g.category == gpu.category]
     refs = same if len(same) >= MIN_REFERENCES else [g for g in like if g.category == "consumer"]

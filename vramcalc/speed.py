@@ -87,7 +87,7 @@ def peak_tflops(gpu: GpuSpec) -> float:
     above that peak (efficiency 1.15 on an RTX 3090), and carried to an A100 it would predict more
     than the A100's 312 TFLOPS; the FP16-accumulate convention gives 0.57 and sane transfers.
     """
-    cc = float(gpu.compute_capability) if gpu.vendor == "nvidia" and gpu.compute_capability else 0.0
+    cc = nvidia_cc(gpu)
     if gpu.vendor == "nvidia" and cc >= 9.0 and gpu.category == "datacenter" and gpu.fp16_tensor_tflops:
         return gpu.fp16_tensor_tflops
     if gpu.vendor == "nvidia" and cc >= 7.0 and gpu.fp16_tflops:
@@ -128,12 +128,8 @@ def mmq_tflops(gpu: GpuSpec) -> float:
     figure only): a quarter of the dense FP16 matrix rate (the packed FP16 vector rate: MI100
     184.6 matrix vs 46.1 vector). Others: the FP16 shader rate (Apple, Intel, older AMD).
     """
-    cc_s = gpu.compute_capability or ""
     if gpu.vendor == "nvidia":
-        try:
-            cc = float(cc_s)
-        except ValueError:
-            cc = 0.0
+        cc = nvidia_cc(gpu)
         if cc and cc < 7.0:
             return 0.0  # Maxwell/Pascal: dp4a kernels, rate not in the catalog (as peak_tflops)
         shader = gpu.fp16_tflops
@@ -145,7 +141,7 @@ def mmq_tflops(gpu: GpuSpec) -> float:
             return 0.0
         return 4 * shader / (2 if cc in DOUBLE_RATE_FP16_CC else 1)
     if gpu.vendor == "amd":
-        if cc_s.startswith(("gfx11", "gfx12")) and gpu.fp16_tflops:
+        if (gpu.compute_capability or "").startswith(("gfx11", "gfx12")) and gpu.fp16_tflops:
             return gpu.fp16_tflops / 2
         if gpu.fp16_tflops:
             return gpu.fp16_tflops
@@ -399,7 +395,8 @@ DEQUANT_GEMM_MIN_TOKENS = 64
 OLD_DEQUANT_MIN_TOKENS = 33
 
 
-def _nvidia_cc(gpu: GpuSpec) -> float:
+def nvidia_cc(gpu: GpuSpec) -> float:
+    """An NVIDIA GPU's compute capability as a number (8.6); 0 for other vendors or an unreadable one."""
     if gpu.vendor != "nvidia":
         return 0.0
     try:
@@ -417,7 +414,7 @@ def prefill_kernel(gpu: GpuSpec, backend: str, qkey: str, ubatch_tokens: int, er
     if qkey != "quant":
         return "f16"
     if backend == "cuda":
-        cc = _nvidia_cc(gpu)
+        cc = nvidia_cc(gpu)
         if era == "old" and cc >= 7.0 and ubatch_tokens >= OLD_DEQUANT_MIN_TOKENS:
             return "dequant"
         if 7.0 <= cc < 7.5 and ubatch_tokens >= DEQUANT_GEMM_MIN_TOKENS:
@@ -443,7 +440,7 @@ def arch_generation(gpu: GpuSpec) -> str:
     data/calibration.yaml, where fitted, replaces the backend's group for that generation: llama.cpp's
     quantized CUDA kernels run a different instruction mix per generation (Turing's int8 MMA is a
     smaller shape than Ampere's)."""
-    cc = _nvidia_cc(gpu)
+    cc = nvidia_cc(gpu)
     for lo, name in _NVIDIA_GENERATIONS:
         if cc >= lo:
             return name
@@ -462,6 +459,12 @@ def dequant_pass_bytes(lb: LlmBytes, weight_bytes: float) -> float:
     return weight_bytes * 4 * params_per_byte
 
 
+def _touched_fraction(k: float, tokens: int) -> float:
+    """Share of a layer's experts at least one of ``tokens`` tokens routes to, with uniform routing of
+    ``k`` = active / all experts per token: 1 - (1 - k)^tokens (all of them where k >= 1)."""
+    return 1.0 if k >= 1 else 1 - (1 - k) ** max(tokens, 1)
+
+
 def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
     """Weight bytes one micro-batch of ``tokens`` tokens reads on layers ``idx``: dense tensors
     once; MoE expert tensors for the experts at least one token routes to, with uniform routing
@@ -475,8 +478,7 @@ def ubatch_weight_bytes(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, toke
     if k >= 1:
         return float(stored)
     experts = (stored - read) / (1 - k)  # stored = dense + experts, read = dense + k x experts
-    touched = 1 - (1 - k) ** max(tokens, 1)
-    return stored - experts * (1 - touched)
+    return stored - experts * (1 - _touched_fraction(k, tokens))
 
 
 def ubatch_expert_layers(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tokens: int) -> float:
@@ -486,9 +488,8 @@ def ubatch_expert_layers(llm: LlmSpec, lb: LlmBytes, idx: list[int] | range, tok
     if not llm.moe:
         return 0.0
     e = llm.moe.num_experts
-    k = llm.moe.experts_per_token / e
     moe_layers = sum(1 for i in idx if lb.layer_stored[i] > lb.layer_read[i])
-    return moe_layers * e * (1 - (1 - k) ** max(tokens, 1)) if k < 1 else moe_layers * e
+    return moe_layers * e * _touched_fraction(llm.moe.experts_per_token / e, tokens)
 
 
 def vit_time(flops: float, ew_bytes: float, peak: float, bw_gbs: float, f: dict) -> float:
@@ -523,7 +524,7 @@ CPU_DECODE = ("llama.cpp", "cpu", "quant")
 
 def _lookup(section: str, runtime: str, backend: str, qkey: str, arch: str = "") -> tuple[dict[str, Any], str, bool] | None:
     group = calibration()[section].get(runtime, {})
-    for key in (*([f"{backend}.{qkey}.{arch}"] if arch else []), f"{backend}.{qkey}", backend):
+    for key in ([f"{backend}.{qkey}.{arch}"] if arch else []) + [f"{backend}.{qkey}", backend]:
         if key in group:
             return group[key], f"{section}.{runtime}.{key}", bool(group[key].get("rows"))
     return None
@@ -574,9 +575,15 @@ def prefill_factors(runtime: Runtime, backend: str, qkey: str, gpu: GpuSpec | No
         hit = calibration()["prefill"]["llama.cpp"]["cuda.quant"], "prefill.llama.cpp.cuda.quant", False
     kernels = calibration().get("prefill_kernels", {}).get(runtime.name if hit[1].startswith(f"prefill.{runtime.name}.") else "llama.cpp")
     if kernels:
-        extra = {k: v for k, v in kernels.items() if k.endswith("_efficiency")}
-        return {**extra, **hit[0]}, hit[1] + " + prefill_kernels", hit[2]
+        return {**kernel_factors(kernels), **hit[0]}, hit[1] + " + prefill_kernels", hit[2]
     return hit
+
+
+def kernel_factors(kernels: dict[str, Any]) -> dict[str, Any]:
+    """The factors of a ``prefill_kernels`` entry that ``prefill_time`` reads: efficiencies and the fixed
+    costs in seconds (``prompt_per_layer_s``, ``moe_expert_s``), not its row lists or prose. The one
+    selection for the estimate and benchmarks/accuracy.py, so `check` runs the model the report validates."""
+    return {k: v for k, v in kernels.items() if k.endswith(("_efficiency", "_s"))}
 
 
 def prefill_peak(runtime: Runtime, gpu: GpuSpec, qkey: str) -> float:
@@ -667,6 +674,7 @@ def throughput(
                 _, t_prefill = _prefill(llm, lb, pl, gpus, dataclasses.replace(s, depth=None))
         else:
             thr_notes.append("No prefill or time-to-first-token estimate: the catalog has no matrix (FP16/FP32) rate for this GPU.")
+        notes += s.runtime.speed_notes(gpu0)
     estimated = bool(s.rate_estimates) and backend != "cpu"
     if estimated:
         thr_notes += [
@@ -674,7 +682,6 @@ def throughput(
             f"by x{math.exp(e.spread_log):.2f}."
             for e in s.rate_estimates
         ]
-        notes += s.runtime.speed_notes(gpu0)
     if enc is not None and peak_tflops(gpu0) > 0:
         fig, per_image = _image_encode(enc, gpu0, s)
         if s.kind == "encoder":
