@@ -312,7 +312,7 @@ def estimate(
         changed = w.with_(**update)
         a = account(parts, main, changed, rt, _requant(acc.weights, update), catalog)
         if llm is not None and w.expert_overrides and _llama_like(rt) and rt.places_layers(len(gpus)):
-            return _expert_memory(llm, gpus, changed, rt, a)  # the user's experts stay in RAM under the change
+            return _split_memory(llm, gpus, changed, rt, a, experts=True)  # the user's experts stay in RAM under the change
         if len(gpus) > 1 and llm is not None and rt.places_layers(len(gpus)):
             return _split_memory(llm, gpus, changed, rt, a)
         return a.memory.total_bytes, verdict_for(
@@ -478,37 +478,20 @@ def _fixed(acc: Accounting, rt: Runtime, w: Workload) -> Fixed:
     )
 
 
-def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
-    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change)."""
-    i = a.inputs
-    lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
-    cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
-    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, _fixed(a, rt, w))
-    on_gpu = sum(d.total_bytes for d in off.gpus)
-    if off.cpu.layers or off.cpu.output_layer:
-        return on_gpu, "offload"
-    return on_gpu, verdict_for(off.min_gpu_headroom, rt)
+def _split_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting, experts: bool = False) -> tuple[int, Verdict]:
+    """(bytes on the GPUs, verdict) of a layer split under workload ``w`` (a suggestion's change).
 
-
-def _expert_memory(llm: LlmSpec, gpus: list[GpuSpec], w: Workload, rt: Runtime, a: Accounting) -> tuple[int, Verdict]:
-    """(bytes on the GPUs, verdict) of workload ``w`` (a suggestion's change) with the user's expert placement
-    (--cpu-moe, --n-cpu-moe, -ot) kept: a suggestion's flags are added to the user's, so its figure is what the
-    combined command places on the GPUs. Experts in system RAM as asked are not an offload here; layers are."""
+    ``experts``: with the user's expert placement (--cpu-moe, --n-cpu-moe, -ot) kept: a suggestion's flags are
+    added to the user's, so its figure is what the combined command places on the GPUs. Experts in system RAM as
+    asked are not an offload here; layers are."""
     i = a.inputs
     lb = llm_bytes(llm, rt, i.quant, w.k_type, w.v_type)
     cells, swa_cells = kv_cells(llm, i.context_tokens, w, rt)
     n_gpus = len(gpus)
-    off, _ = place_layers(
-        lb,
-        devices_for(gpus, w),
-        w.with_(fit=False),
-        cells,
-        swa_cells,
-        _fixed(a, rt, w),
-        lambda n: moved_bytes(llm, rt, i.quant, w, n_gpus, n),
-    )
+    moves = (lambda n: moved_bytes(llm, rt, i.quant, w, n_gpus, n)) if experts else None
+    off, _ = place_layers(lb, devices_for(gpus, w), w.with_(fit=False), cells, swa_cells, _fixed(a, rt, w), moves)
     on_gpu = sum(d.total_bytes for d in off.gpus)
-    if off.fits_in_ram is False:
+    if experts and off.fits_in_ram is False:
         return on_gpu, "no"
     if off.cpu.layers or off.cpu.output_layer:
         return on_gpu, "offload"

@@ -1022,9 +1022,9 @@ def _first_after_context(notes: list[str]) -> int:
 # (read from the source; no SYCL device here to run it). A CPU-only build never builds the GPU lists
 # (no GPU devices): -sm has no effect there (common/arg.cpp: "Setting the split mode has no effect").
 
-#: llama.cpp device-name prefix per backend (GGML_CUDA_NAME "CUDA"/"ROCm", GGML_METAL_NAME "MTL",
-#: GGML_VK_NAME "Vulkan", GGML_SYCL_NAME "SYCL").
-_DEVICE_PREFIX = {"cuda": "CUDA", "rocm": "ROCm", "metal": "MTL", "vulkan": "Vulkan", "sycl": "SYCL"}
+#: llama.cpp device-name prefix per backend that refuses at load (GGML_CUDA_NAME "CUDA"/"ROCm", GGML_METAL_NAME "MTL",
+#: GGML_VK_NAME "Vulkan")
+_DEVICE_PREFIX = {"cuda": "CUDA", "rocm": "ROCm", "metal": "MTL", "vulkan": "Vulkan"}
 _BACKEND_NAME = {"cuda": "CUDA", "rocm": "ROCm", "metal": "Metal", "vulkan": "Vulkan"}
 #: Where each backend's row-split refusal comes from (file of llama.cpp at 0c1e57098).
 _NO_SPLIT_BUFFER = {
@@ -1046,12 +1046,11 @@ def row_split_refusal(backends: list[str]) -> str | None:
                 f"{_NO_SPLIT_BUFFER[b]}, so load_tensors stops with 'device {name} does not support "
                 "split buffers'. Use --split-mode layer."
             )
-    for b in backends:
-        if b == "sycl":
-            return (
-                "--split-mode row: llama.cpp (0c1e57098) cannot run this way on SYCL: its devices do not accept "
-                "their own split buffer (ggml_backend_sycl_device_supports_buft), so the scheduler aborts on the "
-                "first weight ('pre-allocated tensor ... cannot run the operation'; read from the source, not run). "
-                "Use --split-mode layer."
-            )
+    if "sycl" in backends:
+        return (
+            "--split-mode row: llama.cpp (0c1e57098) cannot run this way on SYCL: its devices do not accept "
+            "their own split buffer (ggml_backend_sycl_device_supports_buft), so the scheduler aborts on the "
+            "first weight ('pre-allocated tensor ... cannot run the operation'; read from the source, not run). "
+            "Use --split-mode layer."
+        )
     return None

@@ -38,10 +38,7 @@ out      the merger's output and its window reordering (LLM width)        N / 4 
 
 from __future__ import annotations
 
-from vramcalc.runtimes.ggml_alloc import DynTallocr
-
-#: ggml-cpu buffer alignment (TENSOR_ALIGNMENT); ggml_dyn_tallocr rounds every size up to it
-ALIGN = 32
+from vramcalc.runtimes.ggml_alloc import TENSOR_ALIGNMENT, DynTallocr
 
 # The program: "CLASS:name" allocates a tensor of that size class and names it; "-name" frees it. Names are local
 # to one block except the graph inputs (img, pos, iw, widx, m32, m16) and ``res``, the residual stream a layer hands to
@@ -86,7 +83,7 @@ def qwen25_flash_program(n_layer: int, n_wa_pattern: int) -> list[str]:
 def replay(program: list[str], sizes: dict[str, int], offsets: list[int] | None = None) -> int:
     """The buffer size ggml-alloc reaches running ``program`` (see ``qwen25_flash_program``) with these class sizes;
     ``offsets``, when given, receives the offset of each allocation in order (to compare with ggml-alloc's trace)."""
-    t = DynTallocr(ALIGN)
+    t = DynTallocr(TENSOR_ALIGNMENT)
     live: dict[str, list[tuple[int, int]]] = {}
     for step in program:
         if step[0] == "-":

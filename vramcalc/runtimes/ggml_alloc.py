@@ -27,6 +27,10 @@ reproduces every offset and the recorded compute buffer (tests/test_ggml_alloc.p
 
 from __future__ import annotations
 
+#: ggml-impl.h TENSOR_ALIGNMENT: the CPU buffer type's alignment (what the recorded runs, on the CPU backend, used);
+#: ggml_dyn_tallocr rounds every size up to the buffer's alignment
+TENSOR_ALIGNMENT = 32
+
 #: ggml_op_can_inplace (ggml-alloc.c): ops that may write their result over a source
 INPLACE_OPS = frozenset(
     {
@@ -161,7 +165,7 @@ class Tensor:
 def allocate_graph(
     nodes: list[Tensor],
     leafs: list[Tensor],
-    alignment: int = 32,
+    alignment: int = TENSOR_ALIGNMENT,
     trace: list[str] | None = None,
     marks: list[int] | None = None,
     states: list[tuple[object, ...]] | None = None,
@@ -298,7 +302,7 @@ class Program:
             else:
                 self.ops.append((code, ix(a), ix(b) if b is not None else 0))
 
-    def run(self, units: dict[str, int], alignment: int = 32, states: list[tuple[object, ...]] | None = None) -> int:
+    def run(self, units: dict[str, int], alignment: int = TENSOR_ALIGNMENT, states: list[tuple[object, ...]] | None = None) -> int:
         """The buffer size with the scaled tensors sized by ``units``; ``states`` as in :func:`allocate_graph`."""
         size = [n if scale is None else n * units[scale] for n, scale in self.sizes]
         offset = [0] * len(size)

@@ -68,9 +68,6 @@ def quant_context(llm: LlmSpec, ftype: str) -> QuantContext:
 #: rope types of Qwen2-VL, Qwen2.5-VL and Qwen3-VL, whose projector vramcalc calls a ``merger``)
 MROPE_POSITIONS = 4
 
-#: ggml-impl.h TENSOR_ALIGNMENT: the CPU buffer type's alignment, what the recorded (CPU) runs were allocated with
-CPU_TENSOR_ALIGNMENT = 32
-
 
 def simulated_compute_bytes(
     llm: LlmSpec,
@@ -90,6 +87,7 @@ def simulated_compute_bytes(
     layer's (default: one stream's, ``kv_layout``); ``n_deepstack`` / ``n_pos``: a Qwen-VL language model's
     DeepStack input and M-RoPE positions (:func:`deepstack_input_bytes`)."""
     from vramcalc.runtimes import llamacpp_graph
+    from vramcalc.runtimes.ggml_alloc import TENSOR_ALIGNMENT  # the CPU buffer type's, as the recorded runs
 
     window = llamacpp_window(llm)
     if not llamacpp_graph.supported(llm, window):
@@ -98,7 +96,7 @@ def simulated_compute_bytes(
     if window and swa_cells is None:  # one stream's sliding-window cells (kv_layout, not unified)
         swa_cells = _pad(min(n_ctx, window + u), KV_PAD)
     fa = flash_attention
-    return llamacpp_graph.simulate(llm, n_ctx, u, fa, n_deepstack, type_k, type_v, n_pos, swa_cells, CPU_TENSOR_ALIGNMENT)
+    return llamacpp_graph.simulate(llm, n_ctx, u, fa, n_deepstack, type_k, type_v, n_pos, swa_cells, TENSOR_ALIGNMENT)
 
 
 def compute_buffer_bytes(
@@ -667,15 +665,9 @@ class LlamaCpp:
 
 
 @spec_memo
-def _typed(llm: LlmSpec, precision: str) -> tuple[tuple[str, int], ...]:
-    """(ggml type, bytes) of each tensor of ``llm_tensors(llm)`` in the file type ``precision`` (a tensor
-    the converter splits in two, :func:`vramcalc.quant.gguf_file_tensors`: the type of its larger part
-    and the bytes of both; :func:`_llm_weights` counts each part under its own type)."""
-    return tuple((max(parts, key=lambda p: p[2])[0], sum(p[2] for p in parts)) for parts in _typed_parts(llm, precision))
-
-
-@spec_memo
 def _typed_parts(llm: LlmSpec, precision: str) -> tuple[tuple[tuple[str, int, int], ...], ...]:
+    """(ggml type, elements, bytes) of the parts of each tensor of ``llm_tensors(llm)`` in the file type
+    ``precision``: one part, or two where the converter splits the tensor (:func:`vramcalc.quant.gguf_file_tensors`)."""
     return tuple(gguf_typed_tensors(llm_tensors(llm), quant_context(llm, precision)))
 
 
@@ -699,7 +691,7 @@ def _llm_weights(llm: LlmSpec, precision: str) -> WeightBytes:
 
 @spec_memo
 def _tensor_bytes(llm: LlmSpec, precision: str) -> tuple[int, ...]:
-    return tuple(nb for _, nb in _typed(llm, precision))
+    return tuple(sum(p[2] for p in parts) for parts in _typed_parts(llm, precision))
 
 
 @spec_memo
